@@ -1,0 +1,232 @@
+"""One typed spec per stage: pretrain, tickets, transfer, evaluate.
+
+Every value a stage uses comes from its spec; the spec's content hash (see hashing.py) names
+the stage's directory in the run store. Units: ε and step sizes are in [0,1] pixel units
+(write ``8/255``); sparsities and data fractions are fractions, not percent.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from doublewin.errors import UserError
+from doublewin.experiments.typed import (
+    Range,
+    apply_override,
+    checked,
+    from_dict,
+    parse_overrides,
+)
+
+POSITIVE = Range(0.0, None, low_open=True)
+NON_NEGATIVE = Range(0.0, None)
+UNIT_OPEN_CLOSED = Range(0.0, 1.0, low_open=True)  # (0, 1]
+UNIT_CLOSED_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
+UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)
+AT_LEAST_ONE = Range(1, None)
+
+Regime = Literal["std", "fat", "at"]
+TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which images a stage sees and how they are prepared.
+
+    ``name``: a dataset from ``doublewin datasets`` (``folder:/path`` for an ImageFolder tree).
+    ``fraction``: share of the training split kept, in (0, 1] (the paper's 1, 0.1, 0.01).
+    ``subset``: ``balanced`` keeps a seeded class-balanced subset (every class keeps at least
+    one image); ``first`` keeps the first images in file order (the official scripts).
+    ``resolution``: side in pixels the model sees; None = the architecture's default.
+    ``val_size``: images held out of the training files for validation; None = the dataset's
+    official split (CIFAR: last 5,000).
+    """
+
+    name: str = "digits"
+    fraction: float = checked(1.0, range=UNIT_OPEN_CLOSED)
+    subset: Literal["balanced", "first"] = "balanced"
+    subset_seed: int = 0
+    resolution: int | None = checked(None, range=Range(4, 1024))
+    val_size: int | None = checked(None, range=Range(1, None))
+    augment: Literal["none", "flip", "crop-flip", "rrc-flip"] = "crop-flip"
+    test_transform: Literal["resize", "resize-center-crop"] = "resize"
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A PGD (or FGSM, steps=1) threat model in [0,1] pixel space.
+
+    ``eps`` and ``step`` are in pixel units (8/255 ≈ 0.0314). ``bn_mode`` is the BatchNorm mode
+    while the attack runs during training: ``train`` as in the official Double-Win code, or
+    ``eval`` as in robustness/torchattacks. Evaluation attacks always run in eval mode.
+    """
+
+    norm: Literal["linf", "l2"] = "linf"
+    eps: float = checked(8 / 255, range=NON_NEGATIVE)
+    step: float = checked(2 / 255, range=NON_NEGATIVE)
+    steps: int = checked(10, range=AT_LEAST_ONE)
+    random_start: bool = True
+    restarts: int = checked(1, range=AT_LEAST_ONE)
+    bn_mode: Literal["train", "eval"] = "train"
+
+
+def _eval_attack() -> AttackSpec:
+    return AttackSpec(steps=20, bn_mode="eval")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The one training engine's settings (pre-training, IMP rounds and transfer alike).
+
+    ``regime``: ``std`` clean training, ``fat`` FGSM with random start (fast adversarial
+    training, step = ``fat_alpha`` × ε), ``at`` PGD adversarial training with ``attack``.
+    ``milestones`` are epochs where the learning rate is multiplied by ``gamma``.
+    ``val_attack`` measures validation RA each epoch (to keep the best-RA checkpoint).
+    """
+
+    regime: Regime = "std"
+    epochs: int = checked(10, range=AT_LEAST_ONE)
+    batch_size: int = checked(128, range=AT_LEAST_ONE)
+    lr: float = checked(0.1, range=POSITIVE)
+    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
+    nesterov: bool = False
+    weight_decay: float = checked(5e-4, range=NON_NEGATIVE)
+    schedule: Literal["multistep", "cosine", "cyclic", "constant"] = "multistep"
+    milestones: tuple[int, ...] = checked((), range=Range(0, None))
+    gamma: float = checked(0.1, range=POSITIVE)
+    warmup_epochs: float = checked(0.0, range=NON_NEGATIVE)
+    attack: AttackSpec = field(default_factory=AttackSpec)
+    fat_alpha: float = checked(1.25, range=POSITIVE)
+    overfit_guard: bool = True
+    val_attack: AttackSpec = field(default_factory=_eval_attack)
+    val_every: int = checked(1, range=AT_LEAST_ONE)
+
+    def __post_init__(self) -> None:
+        if self.regime == "std":
+            return
+        if self.attack.eps <= 0:
+            raise UserError(f"attack.eps must be > 0 for regime {self.regime}; set e.g. 8/255")
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Train θp from scratch on a source dataset."""
+
+    arch: str = "resnet8"
+    data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
+    train: TrainSpec = field(default_factory=TrainSpec)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MaskScope:
+    """Which parameters a ticket prunes. Default (the paper): every Conv2d weight, the first
+    conv included; Linear layers, BatchNorm and biases stay dense."""
+
+    include_linear: bool = False
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TicketSpec:
+    """Draw masks from the pre-trained weights θp (referenced by content hash).
+
+    ``sparsities``: the ladder of target sparsities (fractions pruned, in [0, 1)); empty = the
+    IMP ladder 1 − (1 − prune_rate)^k for k = 1 … rounds.
+    ``rewind_to``: ``pretrained`` (θp, the paper) or ``step`` (θ after ``rewind_steps`` steps).
+    ``order``: ``train-first`` trains, prunes, rewinds; ``official`` prunes θp by magnitude once
+    before the first training round, as the official script does.
+    """
+
+    weights: str = ""
+    method: TicketMethod = "imp"
+    sparsities: tuple[float, ...] = checked((), range=UNIT_CLOSED_OPEN)
+    prune_rate: float = checked(0.2, range=UNIT_OPEN)
+    rounds: int = checked(10, range=AT_LEAST_ONE)
+    scope: MaskScope = field(default_factory=MaskScope)
+    data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
+    train: TrainSpec = field(default_factory=TrainSpec)
+    rewind_to: Literal["pretrained", "step"] = "pretrained"
+    rewind_steps: int = checked(0, range=Range(0, None))
+    order: Literal["train-first", "official"] = "train-first"
+    score_batches: int = checked(1, range=AT_LEAST_ONE)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Fine-tune m ⊙ θp on a downstream task with a new head; mask fixed.
+
+    ``weights``/``ticket`` are content hashes; an empty ``ticket`` is the dense baseline.
+    ``train.regime`` is ``std`` (the paper's ST) or ``at`` (AT).
+    """
+
+    weights: str = ""
+    ticket: str = ""
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    eval_attack: AttackSpec = field(default_factory=_eval_attack)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.train.regime == "fat":
+            raise UserError("transfer.train.regime: use std (ST) or at (AT) for transfer")
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """SA and RA of given weights on a dataset's test split."""
+
+    weights: str = ""
+    data: DataSpec = field(default_factory=DataSpec)
+    attack: AttackSpec = field(default_factory=_eval_attack)
+    autoattack: int = checked(0, range=Range(0, None))
+    split: Literal["test", "val"] = "test"
+
+
+STAGES: dict[str, type] = {
+    "pretrain": PretrainSpec,
+    "tickets": TicketSpec,
+    "transfer": TransferSpec,
+    "evaluate": EvaluateSpec,
+}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; pass the path of an experiment YAML")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def load_spec(stage: str, source: str | Path | Mapping[str, Any] | None = None,
+              overrides: Iterable[str] = ()) -> Any:
+    """The typed spec of ``stage`` from a YAML file or mapping, then ``key=value`` overrides."""
+    if stage not in STAGES:
+        raise UserError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    if source is None:
+        data: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        data = copy.deepcopy(dict(source))
+    else:
+        data = load_yaml(source)
+    for key, value in parse_overrides(overrides):
+        apply_override(data, key, value)
+    return from_dict(STAGES[stage], data, path="")

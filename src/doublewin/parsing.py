@@ -1,0 +1,52 @@
+"""Parsing of user-typed values: fractions such as ``8/255`` and device names."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import torch
+
+from doublewin.errors import UserError
+
+_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def parse_number(value: str | float | int, *, name: str = "value") -> float:
+    """Return a float from ``0.03``, ``8/255`` or ``2e-4``; raise UserError naming ``name``."""
+    if isinstance(value, bool):
+        raise UserError(f"{name}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    if "/" in text:
+        num, _, den = text.partition("/")
+        if _NUMBER.match(num) and _NUMBER.match(den):
+            denominator = float(den)
+            if denominator == 0:
+                raise UserError(f"{name}: division by zero in {text!r}; write e.g. 8/255")
+            return float(Fraction(num.strip()) / Fraction(den.strip()))
+    elif _NUMBER.match(text):
+        return float(text)
+    raise UserError(f"{name}: {text!r} is not a number; write e.g. 0.03 or 8/255")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is the first CUDA device when present, else the CPU; ``cuda:N`` must exist."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if not match:
+        raise UserError(f"--device {name!r} is not understood; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible; "
+            f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}"
+        )
+    return torch.device("cuda", index)
