@@ -1,0 +1,36 @@
+"""The typer application and the options shared by every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="doublewin",
+    help="Find and certify double-win lottery tickets: sparse subnetworks of pre-trained "
+    "models that keep standard and robust accuracy under standard and adversarial transfer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DataRoot = Annotated[
+    str | None,
+    typer.Option("--data-root", envvar="DOUBLEWIN_DATA",
+                 help="Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data)."),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+]
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output for --json."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
