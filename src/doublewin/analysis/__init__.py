@@ -1,0 +1,1 @@
+"""Double-win verdicts, extreme sparsity, tables, figures and the report."""
