@@ -1,0 +1,93 @@
+"""Global pruning by scores: the one place that turns scores into a mask.
+
+Scores are a mapping parameter name → tensor of the parameter's shape (higher = more
+important). Pruning is global across every tensor of the mask and only ever considers weights
+that are still kept, exactly as ``torch.nn.utils.prune.global_unstructured`` with
+``L1Unstructured`` does: the kept scores are concatenated in mask order, the ``k`` lowest are
+found with ``torch.topk(largest=False)`` (so ties break the same way) and ``k`` is
+``round(amount × remaining)`` with Python's rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from doublewin.errors import UserError
+from doublewin.tickets.mask import Mask
+
+
+def imp_ladder(prune_rate: float, rounds: int) -> list[float]:
+    """Nominal sparsities 1 − (1 − prune_rate)^k for k = 1 … rounds (fractions)."""
+    return [1.0 - (1.0 - prune_rate) ** k for k in range(1, rounds + 1)]
+
+
+def ladder_counts(total: int, prune_rate: float, rounds: int) -> list[int]:
+    """Exact numbers of pruned weights after each IMP round on ``total`` weights, pruning
+    ``round(prune_rate × remaining)`` per round (what `prune_fraction_of_remaining` does)."""
+    remaining, out = total, []
+    for _ in range(rounds):
+        remaining -= round(prune_rate * remaining)
+        out.append(total - remaining)
+    return out
+
+
+def target_pruned_count(total: int, sparsity: float) -> int:
+    """How many of ``total`` weights a ticket at ``sparsity`` prunes: ``round(sparsity × total)``."""
+    return round(sparsity * total)
+
+
+def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, count: int) -> Mask:
+    """A new mask with the ``count`` lowest-scoring *kept* weights also pruned (global).
+
+    ``scores`` must cover every tensor of ``mask`` with the same shapes; pruned weights keep
+    their state whatever their score.
+    """
+    if count < 0:
+        raise ValueError(f"cannot prune a negative number of weights ({count})")
+    names = list(mask)
+    missing = [n for n in names if n not in scores]
+    if missing:
+        raise ValueError(f"no scores for {missing[0]}")
+    if count == 0:
+        return mask.clone()
+    device = scores[names[0]].device
+    flat_scores = torch.cat([scores[n].detach().reshape(-1).to(device) for n in names])
+    flat_mask = torch.cat([mask[n].reshape(-1).to(device) for n in names])
+    kept_positions = flat_mask.nonzero().squeeze(1)
+    if count > kept_positions.numel():
+        raise UserError(f"cannot prune {count} weights: only {kept_positions.numel()} are left")
+    lowest = torch.topk(flat_scores[kept_positions], k=count, largest=False).indices
+    new_flat = flat_mask.clone()
+    new_flat[kept_positions[lowest]] = False
+    out, pointer = Mask(), 0
+    for n in names:
+        size = mask[n].numel()
+        out[n] = new_flat[pointer:pointer + size].reshape(mask[n].shape).to(mask[n].device)
+        pointer += size
+    return out
+
+
+def prune_fraction_of_remaining(scores: Mapping[str, torch.Tensor], mask: Mask,
+                                amount: float) -> Mask:
+    """One pruning round: remove ``amount`` (a fraction in [0, 1]) of the still-kept weights."""
+    if not 0.0 <= amount <= 1.0:
+        raise UserError(f"prune amount {amount:g} is outside [0, 1]; use e.g. 0.2")
+    return prune_lowest(scores, mask, round(amount * mask.num_kept))
+
+
+def prune_to_sparsity(scores: Mapping[str, torch.Tensor], mask: Mask, sparsity: float) -> Mask:
+    """Prune the lowest-scoring kept weights until exactly ``target_pruned_count`` are pruned."""
+    if not 0.0 <= sparsity < 1.0:
+        raise UserError(f"sparsity {sparsity:g} is outside [0, 1); use e.g. 0.8")
+    count = target_pruned_count(mask.num_total, sparsity) - mask.num_pruned
+    if count < 0:
+        raise UserError(f"the mask is already sparser ({mask.sparsity:.4f}) than the target "
+                        f"{sparsity:.4f}; ask for a higher sparsity")
+    return prune_lowest(scores, mask, count)
+
+
+def magnitude_scores(weights: Mapping[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
+    """|w| for every masked tensor (L1 magnitude, what L1Unstructured ranks by)."""
+    return {n: weights[n].detach().abs() for n in mask}
