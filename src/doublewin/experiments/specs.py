@@ -134,6 +134,33 @@ class MaskScope:
 
 
 @dataclass(frozen=True)
+class SynFlowSpec:
+    """SynFlow options. ``iterations``: score-and-prune rounds with the exponential schedule
+    (100 in Tanaka et al.). ``bn``: how pre-trained BatchNorm enters the positive linearised
+    network: ``fold`` = the per-channel gain |γ|/√(σ²+ε) of the running statistics, no shift;
+    ``identity`` = ignored (see doublewin/tickets/synflow.py)."""
+
+    iterations: int = checked(100, range=AT_LEAST_ONE)
+    bn: Literal["fold", "identity"] = "fold"
+
+
+@dataclass(frozen=True)
+class GemMinerSpec:
+    """Gem-Miner options: scores s ∈ [0,1] trained on frozen θp for ``epochs`` epochs with SGD
+    (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam`` × ‖s‖². Every ``period``
+    epochs the lowest-scoring fraction of still-active weights is frozen out, sized so the
+    target density is reached exactly at the last epoch. ``score_init``: ``uniform`` in [0,1]
+    (seeded) or ``ones`` (start from the dense θp)."""
+
+    epochs: int = checked(10, range=AT_LEAST_ONE)
+    period: int = checked(1, range=AT_LEAST_ONE)
+    lr: float = checked(0.1, range=POSITIVE)
+    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
+    lam: float = checked(1e-4, range=NON_NEGATIVE)
+    score_init: Literal["uniform", "ones"] = "uniform"
+
+
+@dataclass(frozen=True)
 class TicketSpec:
     """Draw masks from the pre-trained weights θp (referenced by content hash).
 
@@ -142,6 +169,9 @@ class TicketSpec:
     ``rewind_to``: ``pretrained`` (θp, the paper) or ``step`` (θ after ``rewind_steps`` steps).
     ``order``: ``train-first`` trains, prunes, rewinds; ``official`` prunes θp by magnitude once
     before the first training round, as the official script does.
+    ``score_batches``: batches SNIP and GraSP score on; ``grasp_temperature`` divides the
+    logits in GraSP (200 in Wang et al.); ``synflow`` and ``gem_miner`` hold those methods'
+    options.
     """
 
     weights: str = ""
@@ -157,6 +187,9 @@ class TicketSpec:
     order: Literal["train-first", "official"] = "train-first"
     score_batches: int = checked(1, range=AT_LEAST_ONE)
     seed: int = 0
+    grasp_temperature: float = checked(200.0, range=POSITIVE)
+    synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
+    gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
 
 
 @dataclass(frozen=True)
