@@ -5,7 +5,11 @@ Each module under ``doublewin.cli`` registers its commands on the one typer ``ap
 
 from __future__ import annotations
 
-from doublewin.cli import catalog  # noqa: F401  (registers commands)
+from doublewin.cli import (
+    catalog,  # noqa: F401  (registers commands)
+    experiments,  # noqa: F401
+    stages,  # noqa: F401
+)
 from doublewin.cli.app import app, err_console
 from doublewin.errors import DoublewinError
 

@@ -122,6 +122,8 @@ class PretrainSpec:
     data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
     train: TrainSpec = field(default_factory=TrainSpec)
     seed: int = 0
+    # Source SA/RA recorded in the weights' metadata are measured with this attack.
+    eval_attack: AttackSpec = field(default_factory=_eval_attack)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""`doublewin run`, `doublewin report` and `doublewin demo`: the experiment grid end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
+from doublewin.errors import RunFailure, UserError
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a key of the experiment: --set transfer.regimes.at."
+                 "epochs=5 (repeatable)."),
+]
+JobsOption = Annotated[int, typer.Option("--jobs", min=1,
+                                         help="Independent stages run in N processes "
+                                         "(one per GPU when there are several).")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory "
+                                                "(default: runs/<experiment name>).")]
+SearchOption = Annotated[str | None, typer.Option(
+    "--search", help="extreme: find each ladder's extreme double-win sparsity by bisection "
+    "over its rungs (confirmed at the neighbours) instead of the full grid.")]
+
+
+@app.command("run")
+def run_command(experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+                overrides: SetOption = None, dry_run: Annotated[bool, typer.Option(
+                    "--dry-run", help="Print the plan and its estimated cost; run nothing.")]
+                = False, jobs: JobsOption = 1, search: SearchOption = None,
+                out: OutOption = None, device: DeviceOption = "auto",
+                data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+    """Run every stage of an experiment through the store; killed and restarted, it resumes."""
+    from doublewin.experiments.run import make_plan
+
+    plan = make_plan(experiment, overrides or (), run_dir=out)
+    if dry_run:
+        _print_plan(plan, device, search, as_json)
+        return
+    _execute(plan, jobs=jobs, device=device, data_root=data_root, search=search,
+             as_json=as_json)
+
+
+@app.command("demo")
+def demo_command(quick: Annotated[bool, typer.Option(
+                     "--quick", help="Toy size: the same pipeline in about a minute.")] = False,
+                 out: OutOption = None, jobs: Annotated[int | None, typer.Option(
+                     "--jobs", min=1, help="Worker processes (default: 2 on CPU).")] = None,
+                 overrides: SetOption = None, device: DeviceOption = "auto",
+                 as_json: JsonFlag = False) -> None:
+    """Run the shipped demo experiment on the embedded data, then write its report."""
+    from doublewin.experiments.demo import demo_config, demo_jobs
+    from doublewin.experiments.run import make_plan
+
+    config = demo_config(quick)
+    plan = make_plan(config, overrides or (), run_dir=out)
+    _execute(plan, jobs=jobs or demo_jobs(device), device=device, data_root=None,
+             search=None, as_json=as_json)
+
+
+@app.command("report")
+def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+                   as_json: JsonFlag = False) -> None:
+    """Write results.csv, report.md and report.html (with figures) for a run directory."""
+    from doublewin.analysis.report import write_results_csv
+    from doublewin.experiments.results import collect_rows
+    from doublewin.experiments.run import RESULTS_FILE, make_plan, write_run_report
+
+    resolved = run_dir / "experiment.yaml"
+    if not resolved.is_file():
+        raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
+    plan = make_plan(resolved, run_dir=run_dir)
+    rows = collect_rows(plan.jobs, plan.store)
+    write_results_csv(rows, run_dir / RESULTS_FILE)
+    paths = write_run_report(run_dir, rows, plan)
+    if as_json:
+        print_json({"rows": len(rows), "results": str(run_dir / RESULTS_FILE),
+                    **{k: str(v) for k, v in vars(paths).items()}})
+        return
+    console.print(f"{len(rows)} transfer runs → {run_dir / RESULTS_FILE}")
+    console.print(f"report: {paths.markdown}  {paths.html}")
+
+
+def _execute(plan, *, jobs: int, device: str, data_root: str | None, search: str | None,
+             as_json: bool) -> None:
+    from doublewin.cli.progress import RichProgress
+    from doublewin.experiments.run import execute
+
+    counts = plan.counts()
+    if not as_json:
+        todo = ", ".join(f"{c['to_run']} {stage}" for stage, c in counts.items())
+        console.print(f"[bold]{plan.experiment.name}[/]: {todo} to run "
+                      f"({len(plan.done)} of {len(plan.jobs)} jobs already done) → "
+                      f"{plan.run_dir}")
+    with RichProgress(enabled=not as_json) as progress:
+        outcome = execute(plan, workers=jobs, device=device, data_root=data_root,
+                          progress=progress, search=search)
+    summary = outcome.summary
+    result = {"run_dir": str(plan.run_dir), "computed": summary.computed,
+              "reused": summary.done_before, "failed": summary.failed,
+              "seconds": round(summary.seconds, 1), "transfer_runs": len(outcome.rows)}
+    if outcome.search is not None:
+        result["search"] = {
+            "transfer_runs": outcome.search.transfer_runs,
+            "full_grid_transfer_runs": outcome.search.full_grid_transfer_runs,
+            "extreme": {" / ".join(str(k) for k in s.key): s.extreme
+                        for s in outcome.search.ladders},
+        }
+    if outcome.report is not None:
+        result["report"] = str(outcome.report.html)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
+                      f"{summary.done_before} reused; results: "
+                      f"{plan.run_dir / 'results.csv'}")
+        if outcome.search is not None:
+            s = outcome.search
+            console.print(f"extreme search: {s.transfer_runs} transfer runs instead of "
+                          f"{s.full_grid_transfer_runs} for the full grid")
+            for ladder in s.ladders:
+                extreme = "none" if ladder.extreme is None else f"{ladder.extreme:.2%}"
+                console.print(f"  {' / '.join(str(k) for k in ladder.key if k != '')}: "
+                              f"extreme double-win sparsity {extreme}"
+                              + "".join(f"; {n}" for n in ladder.notes))
+        if outcome.report is not None:
+            console.print(f"report: {outcome.report.html}")
+    if summary.failed:
+        first_id, message = summary.failed[0]
+        raise RunFailure(f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
+                         "fix it and run again (finished work is kept)")
+
+
+def _print_plan(plan, device: str, search: str | None, as_json: bool) -> None:
+    from doublewin.experiments.cost import estimate
+    from doublewin.parsing import resolve_device
+
+    dev = str(resolve_device(device))
+    pending = plan.pending()
+    cost = estimate(pending, plan.experiment.arch, dev)
+    counts = plan.counts()
+    per_stage = {stage: estimate([j for j in pending if j.stage == stage],
+                                 plan.experiment.arch, dev) for stage in counts}
+    result = {
+        "experiment": plan.experiment.name, "run_dir": str(plan.run_dir), "device": dev,
+        "stages": {stage: {**c, "passes": round(per_stage[stage].passes),
+                           "hours": round(per_stage[stage].seconds / 3600, 3)}
+                   for stage, c in counts.items()},
+        "total_passes": round(cost.passes), "total_hours": round(cost.seconds / 3600, 3),
+        "measured_rates": cost.rates,
+    }
+    if search == "extreme":
+        result["search_note"] = ("--search extreme runs a subset of the transfer jobs "
+                                 "(bisection per ladder); the transfer cost above is the "
+                                 "full grid's upper bound")
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"plan: {plan.experiment.name} → {plan.run_dir}")
+    for column in ("stage", "jobs", "done", "to run", "image passes", "est. time"):
+        table.add_column(column, justify="right")
+    for stage, c in result["stages"].items():
+        table.add_row(stage, str(c["total"]), str(c["done"]), str(c["to_run"]),
+                      f"{c['passes']:.3g}", _duration(c["hours"] * 3600))
+    console.print(table)
+    rates = ", ".join(f"{k}: {v:,.0f} img/s" for k, v in cost.rates.items())
+    console.print(f"estimated {_duration(cost.seconds)} on {dev} "
+                  f"(measured forward+backward rates: {rates or 'none needed'})")
+    if search == "extreme":
+        console.print(result["search_note"])
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,0 +1,139 @@
+"""Cost of a plan before it runs, for ``doublewin run --dry-run``.
+
+A job's cost is counted in image passes: one forward and backward pass of one image through
+the model at the job's resolution (an attack step costs about one pass as well: it needs the
+input gradient). Seconds follow from the pass rate of the model measured on this machine's
+device in a short micro-benchmark, so the estimate is for the hardware at hand. Dataset sizes
+come from the registry, so a plan is costed with no data files present.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from doublewin.experiments.experiment import Job
+from doublewin.experiments.specs import AttackSpec, TrainSpec
+
+EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
+
+
+def attack_passes(regime: str, attack: AttackSpec) -> int:
+    """Passes per training image: the update itself plus the attack's gradient steps."""
+    if regime == "std":
+        return 1
+    if regime == "fat":
+        return 2
+    return 1 + attack.steps * attack.restarts
+
+
+def eval_passes(attack: AttackSpec | None) -> float:
+    """Passes per evaluated image: a clean forward plus the attack's steps."""
+    return EVAL_FORWARD_SHARE + (attack.steps * attack.restarts if attack else 0)
+
+
+def split_sizes(dataset: str, fraction: float = 1.0) -> tuple[int, int, int]:
+    """(train images after ``fraction``, val images, test images) from the registry."""
+    from doublewin.data import dataset_info
+
+    info = dataset_info(dataset)
+    splits = info.splits
+    train = max(info.num_classes, round(splits["train"] * fraction))
+    return train, splits["val"], splits["test"]
+
+
+def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
+    per_epoch = n_train * attack_passes(train.regime, train.attack)
+    validations = train.epochs / train.val_every
+    return train.epochs * per_epoch + validations * n_val * eval_passes(train.val_attack)
+
+
+def job_passes(job: Job) -> float:
+    """Image passes of one job (0 for the ones that cost next to nothing)."""
+    spec = job.spec
+    if job.stage == "pretrain":
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        return (training_passes(spec.train, n_train, n_val)
+                + n_val * eval_passes(spec.eval_attack))
+    if job.stage == "tickets":
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        if spec.method == "imp":
+            return spec.rounds * training_passes(spec.train, n_train, n_val)
+        if spec.method == "gem-miner":
+            return spec.gem_miner.epochs * n_train
+        if spec.method in ("snip", "grasp"):
+            return spec.score_batches * spec.train.batch_size * (3 if spec.method == "grasp"
+                                                                 else 1)
+        if spec.method == "synflow":
+            return spec.synflow.iterations
+        return 0.0
+    if job.stage == "transfer":
+        n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction)
+        # Test SA/RA at two checkpoints.
+        return (training_passes(spec.train, n_train, n_val)
+                + 2 * n_test * eval_passes(spec.eval_attack))
+    return 0.0
+
+
+def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
+    from doublewin.models import arch_info
+
+    spec = job.spec
+    arch = getattr(spec, "arch", default_arch)
+    resolution = spec.data.resolution if hasattr(spec, "data") else None
+    return arch, int(resolution or arch_info(arch).input_size)
+
+
+@lru_cache(maxsize=32)
+def pass_rate(arch: str, resolution: int, device: str) -> float:
+    """Measured forward+backward images per second of ``arch`` at ``resolution`` on ``device``
+    (a short micro-benchmark: about a second)."""
+    from doublewin.models import build_model
+
+    dev = torch.device(device)
+    model = build_model(arch, 10).to(dev).train()
+    batch = max(2, min(64, int(64 * (32 / resolution) ** 2)))
+    x = torch.rand(batch, 3, resolution, resolution, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+
+    step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    start, count = time.perf_counter(), 0
+    while count < 2 or (time.perf_counter() - start < 1.0 and count < 50):
+        step()
+        count += 1
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return batch * count / (time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    passes: float
+    seconds: float
+    rates: dict[str, float]  # "arch@resolution" -> measured passes per second
+
+
+def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimate:
+    """Total image passes and seconds of ``jobs`` on ``device``."""
+    passes = seconds = 0.0
+    rates: dict[str, float] = {}
+    for job in jobs:
+        n = job_passes(job)
+        if n <= 0:
+            continue
+        arch, resolution = job_resolution(job, default_arch)
+        rate = pass_rate(arch, resolution, device)
+        rates[f"{arch}@{resolution}px"] = round(rate, 1)
+        passes += n
+        seconds += n / rate
+    return CostEstimate(passes, seconds, rates)

@@ -1,0 +1,30 @@
+"""The shipped demo experiments: ``configs/demo.yaml`` and ``configs/demo-quick.yaml``.
+
+The configs live inside the package (``doublewin/configs``, linked as ``configs/`` at the
+repository root) so an installed ``doublewin demo`` finds them.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    return Path(str(resources.files("doublewin") / "configs"))
+
+
+def demo_config(quick: bool = False) -> Path:
+    """Path of the demo experiment file (the toy-size one with ``quick``)."""
+    return config_dir() / ("demo-quick.yaml" if quick else "demo.yaml")
+
+
+def demo_jobs(device: str = "auto") -> int:
+    """Worker processes for the demo: one per GPU, else one per pair of CPU cores' worth of
+    small jobs (the demo's tiny models use a core each better than two cores share one)."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return max(1, torch.cuda.device_count())
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,65 @@
+"""One results row per finished transfer job: its grid labels, every spec field, its metrics.
+
+Rows are what the verdict and the report read (columns in analysis/verdict.py). Timing
+columns change from run to run; everything else is a function of the spec alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from doublewin.experiments.experiment import Job
+from doublewin.experiments.store import Store
+from doublewin.experiments.typed import to_dict
+
+LABEL_COLUMNS = ("pretraining", "dataset", "fraction", "method", "imp_regime", "sparsity",
+                 "rung", "regime", "seed")
+TIMING_COLUMNS = ("seconds", "images_per_second", "finished_at", "job_seconds")
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping → dotted keys (``train.attack.eps``); sequences become strings."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = " ".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def result_row(job: Job, metrics: Mapping[str, Any], job_id: str | None = None
+               ) -> dict[str, Any]:
+    """The results.csv row of one finished transfer job."""
+    row: dict[str, Any] = {column: job.labels.get(column, "") for column in LABEL_COLUMNS}
+    row["sparsity_target"] = row["sparsity"]
+    for key, value in metrics.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            row[key] = value
+    # The verdict groups tickets by their ladder rung; the achieved sparsity is kept aside.
+    row["sparsity_achieved"] = metrics.get("sparsity", row["sparsity"])
+    row["sparsity"] = job.labels.get("sparsity", 0.0)
+    row["job"] = job_id or job.id
+    row.update({f"spec.{k}": v for k, v in flatten(to_dict(job.spec)).items()})
+    return row
+
+
+def collect_rows(jobs: Iterable[Job], store: Store) -> list[dict[str, Any]]:
+    """Rows of every finished transfer job among ``jobs``, in plan order."""
+    rows = []
+    for job in jobs:
+        if job.stage != "transfer":
+            continue
+        entry = store.entry(job.stage, job.spec)
+        if entry.done:
+            rows.append(result_row(job, entry.metrics(), job.id))
+    return rows
+
+
+def without_timing(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the timing columns dropped (to compare two runs of the same grid)."""
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]

@@ -1,0 +1,231 @@
+"""``doublewin run``: an experiment file → its run directory, resumably.
+
+Layout (see docs/experiments.md)::
+
+    runs/<name>/experiment.yaml      the resolved experiment (overrides applied)
+    runs/<name>/store/<stage>-<hash>/ spec.json, artifacts, metrics.json, log.jsonl, DONE
+    runs/<name>/results.csv          one row per finished transfer run
+    runs/<name>/report/              report.md, report.html, figures/
+
+results.csv is rewritten (atomically) after every finished transfer, so a killed run never
+loses a finished result and the table always matches the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from doublewin.errors import UserError
+from doublewin.experiments.experiment import Experiment, Job, expand, load_experiment
+from doublewin.experiments.results import collect_rows
+from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
+from doublewin.experiments.store import Store, atomic_write_text
+from doublewin.experiments.typed import to_dict
+from doublewin.progress import NULL_PROGRESS, Progress
+
+RESULTS_FILE = "results.csv"
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do: every job of the grid and which are already finished."""
+
+    experiment: Experiment
+    run_dir: Path
+    jobs: tuple[Job, ...]
+    done: frozenset[str]
+
+    @property
+    def store(self) -> Store:
+        return Store(self.run_dir / "store")
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        total = Counter(j.stage for j in self.jobs)
+        done = Counter(j.stage for j in self.jobs if j.id in self.done)
+        return {stage: {"total": total[stage], "done": done[stage],
+                        "to_run": total[stage] - done[stage]} for stage in total}
+
+    def pending(self) -> list[Job]:
+        return [j for j in self.jobs if j.id not in self.done]
+
+
+@dataclass
+class RunOutcome:
+    plan: Plan
+    summary: RunSummary
+    rows: list[dict[str, Any]]
+    search: Any = None  # SearchOutcome when --search extreme ran
+    report: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def default_run_dir(experiment: Experiment, base: str | Path = "runs") -> Path:
+    return Path(base) / experiment.name
+
+
+def make_plan(source: str | Path | Mapping[str, Any], overrides: Iterable[str] = (), *,
+              run_dir: str | Path | None = None) -> Plan:
+    """Parse the experiment and expand its grid; reads the store, writes nothing."""
+    experiment = load_experiment(source, overrides)
+    folder = Path(run_dir) if run_dir else default_run_dir(experiment)
+    jobs = tuple(_unique(expand(experiment)))
+    store = Store(folder / "store")
+    done = frozenset(j.id for j in jobs if store.entry(j.stage, j.spec).done)
+    return Plan(experiment, folder, jobs, done)
+
+
+def context_for(plan: Plan, *, device: str = "auto", data_root: str | None = None,
+                threads: int | None = None) -> RunContext:
+    imports = {}
+    for p in plan.experiment.pretrainings:
+        if p.path is None:
+            continue
+        if not p.path.is_file():
+            raise UserError(f"pretrain.runs.{p.label}.weights: {p.path} not found; pass a "
+                            "weights file from doublewin import-weights or doublewin pretrain")
+        if not p.weights_hash:
+            raise UserError(f"pretrain.runs.{p.label}.weights: {p.path} is not a doublewin "
+                            "weights file; convert it with doublewin import-weights")
+        imports[p.ref] = str(p.path.resolve())
+    return RunContext(store_root=plan.run_dir / "store", device=device, data_root=data_root,
+                      imports=imports, threads=threads)
+
+
+def write_resolved(plan: Plan) -> None:
+    """runs/<name>/experiment.yaml: the experiment as it ran (overrides applied)."""
+    text = yaml.safe_dump(json.loads(json.dumps(plan.experiment.raw, default=str)),
+                          sort_keys=False)
+    atomic_write_text(plan.run_dir / "experiment.yaml", text)
+
+
+def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
+            data_root: str | None = None, progress: Progress = NULL_PROGRESS,
+            search: str | None = None, threads: int | None = None,
+            report: bool = True) -> RunOutcome:
+    """Run the plan (or the adaptive search over it), refresh results.csv, write the report."""
+    from doublewin.analysis.report import write_results_csv
+    from doublewin.experiments.cost import job_passes
+
+    context = context_for(plan, device=device, data_root=data_root, threads=threads)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    write_resolved(plan)
+    store = plan.store
+    results_path = plan.run_dir / RESULTS_FILE
+
+    def refresh(job: Job | None = None, metrics: Any = None) -> list[dict[str, Any]]:
+        if job is not None and job.stage != "transfer":
+            return []
+        rows = collect_rows(plan.jobs, store)
+        write_results_csv(rows, results_path)
+        return rows
+
+    def cost(job: Job) -> float:
+        try:
+            return max(1.0, job_passes(job))
+        except UserError:
+            return 1.0
+
+    total = RunSummary()
+
+    def run_some(jobs: list[Job]) -> list[dict[str, Any]]:
+        wanted = _with_dependencies(jobs, plan.jobs)
+        summary = run_jobs(wanted, context, workers=workers, progress=progress,
+                           on_done=refresh, cost=cost)
+        total.done_before += summary.done_before
+        total.computed += summary.computed
+        total.failed.extend(summary.failed)
+        total.seconds += summary.seconds
+        return collect_rows(plan.jobs, store)
+
+    outcome_search = None
+    if search == "extreme":
+        from doublewin.experiments.search import search_extreme
+
+        outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
+    elif search is None:
+        run_some(list(plan.jobs))
+    else:
+        raise UserError(f"--search {search}: unknown search; use --search extreme")
+    rows = refresh()
+    outcome = RunOutcome(plan, total, rows, outcome_search)
+    if report:
+        outcome.report = write_run_report(plan.run_dir, rows, plan, search=outcome_search)
+    return outcome
+
+
+def write_run_report(run_dir: Path, rows: list[dict[str, Any]], plan: Plan | None = None,
+                     search: Any = None) -> Any:
+    """report/ from the rows and what the plan knows about the pre-trainings."""
+    from doublewin.analysis.report import write_report
+
+    experiment = plan.experiment if plan else load_experiment(run_dir / "experiment.yaml")
+    meta = run_meta(experiment, Store(run_dir / "store"), search)
+    return write_report(rows, run_dir / REPORT_DIR, meta=meta,
+                        verdict_config=experiment.verdict)
+
+
+def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[str, Any]:
+    """What the report says about the run besides the rows."""
+    pretrainings = []
+    for p in experiment.pretrainings:
+        item: dict[str, Any] = {"label": p.label, "ref": p.ref}
+        if p.spec is not None:
+            item["regime"] = p.spec.train.regime
+            item["spec"] = to_dict(p.spec)
+            entry = store.entry("pretrain", p.spec)
+            if entry.done:
+                metrics = entry.metrics()
+                item.update({k: metrics.get(k) for k in ("source_sa", "source_ra",
+                                                         "collapsed", "content_hash")})
+        else:
+            item["weights"] = str(p.path)
+        pretrainings.append(item)
+    meta: dict[str, Any] = {"name": experiment.name, "arch": experiment.arch,
+                            "seeds": list(experiment.seeds), "pretrainings": pretrainings,
+                            "datasets": list(experiment.datasets),
+                            "fractions": list(experiment.fractions),
+                            "verdict": to_dict(experiment.verdict)}
+    if search is not None:
+        meta["search"] = {
+            "transfer_runs": search.transfer_runs,
+            "full_grid_transfer_runs": search.full_grid_transfer_runs,
+            "ladders": [{"key": list(s.key), "extreme": s.extreme, "notes": s.notes,
+                         "evaluated": {f"{s.sparsities[r]:.6f}": v
+                                       for r, v in sorted(s.results.items())}}
+                        for s in search.ladders],
+        }
+    return meta
+
+
+def _unique(jobs: Iterable[Job]) -> list[Job]:
+    # Two grid cells can map to the same spec (e.g. identical pre-trainings); run it once.
+    seen: set[str] = set()
+    out = []
+    for job in jobs:
+        if job.id not in seen:
+            seen.add(job.id)
+            out.append(job)
+    return out
+
+
+def _with_dependencies(jobs: Iterable[Job], universe: Iterable[Job]) -> list[Job]:
+    by_id = {j.id: j for j in universe}
+    wanted: dict[str, Job] = {}
+    stack = list(jobs)
+    while stack:
+        job = stack.pop()
+        if job.id in wanted:
+            continue
+        wanted[job.id] = job
+        stack.extend(by_id[d] for d in job.deps if d in by_id)
+    # Keep plan order so upstream stages come first.
+    order = {j.id: i for i, j in enumerate(universe)}
+    return sorted(wanted.values(), key=lambda j: order.get(j.id, 0))
