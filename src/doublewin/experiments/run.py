@@ -14,6 +14,7 @@ loses a finished result and the table always matches the store.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import yaml
 
 from doublewin.errors import UserError
 from doublewin.experiments.experiment import Experiment, Job, expand, load_experiment
-from doublewin.experiments.results import collect_rows
+from doublewin.experiments.results import collect_rows, result_row
 from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
 from doublewin.experiments.store import Store, atomic_write_text
 from doublewin.experiments.typed import to_dict
@@ -32,6 +33,7 @@ from doublewin.progress import NULL_PROGRESS, Progress
 
 RESULTS_FILE = "results.csv"
 REPORT_DIR = "report"
+RESULTS_WRITE_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,25 @@ def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
     store = plan.store
     results_path = plan.run_dir / RESULTS_FILE
 
+    rows_by_job: dict[str, dict[str, Any]] = {}
+    last_write = [0.0]
+
     def refresh(job: Job | None = None, metrics: Any = None) -> list[dict[str, Any]]:
-        if job is not None and job.stage != "transfer":
-            return []
-        rows = collect_rows(plan.jobs, store)
+        """Add a finished transfer's row; rewrite results.csv at most every few seconds (the
+        store holds every result, so the table can always be rebuilt from it)."""
+        if job is not None:
+            if job.stage != "transfer":
+                return []
+            rows_by_job[job.id] = result_row(job, metrics, job.id)
+            if time.monotonic() - last_write[0] < RESULTS_WRITE_INTERVAL_S:
+                return []
+        else:
+            rows_by_job.clear()
+            rows_by_job.update({r["job"]: r for r in collect_rows(plan.jobs, store)})
+        order = {j.id: i for i, j in enumerate(plan.jobs)}
+        rows = sorted(rows_by_job.values(), key=lambda r: order.get(r["job"], 0))
         write_results_csv(rows, results_path)
+        last_write[0] = time.monotonic()
         return rows
 
     def cost(job: Job) -> float:
@@ -143,7 +159,7 @@ def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
         total.computed += summary.computed
         total.failed.extend(summary.failed)
         total.seconds += summary.seconds
-        return collect_rows(plan.jobs, store)
+        return refresh()
 
     outcome_search = None
     if search == "extreme":

@@ -208,6 +208,9 @@ class TransferSpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     eval_attack: AttackSpec = field(default_factory=_eval_attack)
     seed: int = 0
+    # The model's built-in normalization during transfer: the downstream dataset's mean/std
+    # (the official recipe) or the one θp was pre-trained with.
+    normalization: Literal["downstream", "pretrained"] = "downstream"
 
     def __post_init__(self) -> None:
         if self.train.regime == "fat":

@@ -40,7 +40,7 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
     ``save_models``, receives ``best_sa.safetensors`` and ``best_ra.safetensors``.
     """
     from doublewin.data import prepare_data
-    from doublewin.models import load_model, replace_head, save_weights
+    from doublewin.models import load_model, replace_head, save_weights, set_normalization
     from doublewin.tickets import load_ticket
     from doublewin.train import evaluate, train
 
@@ -51,8 +51,10 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
     train_loader, val_loader, test_loader, info = prepare_data(
         spec.data, resolution_default=resolution, batch_size=spec.train.batch_size,
         device=device, seed=spec.seed, root=data_root)
-    # θp keeps the normalization it was trained with; only the head is new.
     replace_head(model, info.num_classes, seed=spec.seed)
+    if spec.normalization == "downstream":
+        # The official recipe normalizes with the downstream dataset's statistics.
+        set_normalization(model, info.mean, info.std)
     model.to(device)
 
     mask = None
@@ -74,10 +76,16 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
                                "num_classes": info.num_classes,
                                "train_images": train_loader.num_samples}
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    same_checkpoint = (result.metrics.get("best_val_sa_epoch") is not None and
+                       result.metrics.get("best_val_sa_epoch")
+                       == result.metrics.get("best_val_ra_epoch"))
+    test: dict[str, Any] = {}
     for which in ("sa", "ra"):
         state = result.best_states.get(which) or final_state
         model.load_state_dict(state)
-        test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
+        if not (which == "ra" and same_checkpoint):
+            # One checkpoint is best on both: its test numbers are measured once.
+            test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
         if save_models:
