@@ -35,7 +35,7 @@ from doublewin.experiments.specs import (
 from doublewin.experiments.typed import apply_override, from_dict, parse_overrides
 
 TOP_LEVEL_KEYS = ("name", "arch", "seeds", "pretrain", "tickets", "transfer", "verdict",
-                  "description")
+                  "description", "store")
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
@@ -90,6 +90,9 @@ class Experiment:
     eval_attack: AttackSpec
     verdict: VerdictConfig
     raw: Mapping[str, Any]
+    # A store shared by several experiments (e.g. the paper configs share their IMP tickets);
+    # None = <run dir>/store.
+    store: str | None = None
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,8 +160,11 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(f"transfer.{unknown[0]}: unknown key; known keys: "
                         f"{', '.join(TRANSFER_GRID_KEYS)}")
     verdict = from_dict(VerdictConfig, raw.get("verdict") or {}, path="verdict")
+    store = raw.get("store")
+    if store is not None and not isinstance(store, str):
+        raise UserError(f"store: expected a folder path, got {store!r}")
     return Experiment(name, arch, tuple(seeds), pretrainings, ticket_specs, rungs, datasets,
-                      fractions, regimes, transfer_data, eval_attack, verdict, dict(raw))
+                      fractions, regimes, transfer_data, eval_attack, verdict, dict(raw), store)
 
 
 def expand(experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | None = None

@@ -46,8 +46,12 @@ class Plan:
     done: frozenset[str]
 
     @property
+    def store_root(self) -> Path:
+        return store_root(self.experiment, self.run_dir)
+
+    @property
     def store(self) -> Store:
-        return Store(self.run_dir / "store")
+        return Store(self.store_root)
 
     def counts(self) -> dict[str, dict[str, int]]:
         total = Counter(j.stage for j in self.jobs)
@@ -69,6 +73,10 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+def store_root(experiment: Experiment, run_dir: Path) -> Path:
+    return Path(experiment.store).expanduser() if experiment.store else run_dir / "store"
+
+
 def default_run_dir(experiment: Experiment, base: str | Path = "runs") -> Path:
     return Path(base) / experiment.name
 
@@ -79,7 +87,7 @@ def make_plan(source: str | Path | Mapping[str, Any], overrides: Iterable[str] =
     experiment = load_experiment(source, overrides)
     folder = Path(run_dir) if run_dir else default_run_dir(experiment)
     jobs = tuple(_unique(expand(experiment)))
-    store = Store(folder / "store")
+    store = Store(store_root(experiment, folder))
     done = frozenset(j.id for j in jobs if store.entry(j.stage, j.spec).done)
     return Plan(experiment, folder, jobs, done)
 
@@ -97,7 +105,7 @@ def context_for(plan: Plan, *, device: str = "auto", data_root: str | None = Non
             raise UserError(f"pretrain.runs.{p.label}.weights: {p.path} is not a doublewin "
                             "weights file; convert it with doublewin import-weights")
         imports[p.ref] = str(p.path.resolve())
-    return RunContext(store_root=plan.run_dir / "store", device=device, data_root=data_root,
+    return RunContext(store_root=plan.store_root, device=device, data_root=data_root,
                       imports=imports, threads=threads)
 
 
@@ -183,7 +191,7 @@ def write_run_report(run_dir: Path, rows: list[dict[str, Any]], plan: Plan | Non
     from doublewin.analysis.report import write_report
 
     experiment = plan.experiment if plan else load_experiment(run_dir / "experiment.yaml")
-    meta = run_meta(experiment, Store(run_dir / "store"), search)
+    meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search)
     return write_report(rows, run_dir / REPORT_DIR, meta=meta,
                         verdict_config=experiment.verdict)
 
