@@ -1,0 +1,174 @@
+"""The report of a double-win experiment: report.md, a self-contained report.html, figures.
+
+``write_report`` reads the result rows (one per transfer run, the columns of results.csv) and
+the experiment's metadata, judges every ticket with the double-win verdict, checks the paper's
+findings by explicit rules (findings.py) and writes, each file atomically::
+
+    out_dir/report.md          Markdown; figures linked as figures/*.png
+    out_dir/report.html        one file: inline CSS, the same PNGs embedded as data URIs
+    out_dir/figures/*.png
+
+Metadata (all keys optional): ``name``, ``arch``, ``description``, ``pretrainings`` (a list of
+dicts with ``label`` and optionally ``regime`` std|fat|at, ``source_sa``, ``source_ra`` in
+points, ``weights``, ``collapsed``; or a mapping label → such a dict), ``verdict`` (the fields
+of ``VerdictConfig``, used when no ``verdict_config`` is passed) and ``search`` (what the
+adaptive extreme-sparsity search did). docs/report.md describes every section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doublewin.analysis import sections
+from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
+from doublewin.analysis.findings import FindingsInput, findings
+from doublewin.analysis.results_table import (  # re-exported: the report's file interface
+    read_results_csv,
+    write_results_csv,
+)
+from doublewin.analysis.summaries import (
+    REQUIRED_COLUMNS,
+    aggregate,
+    meta_pretrainings,
+    pretraining_kinds,
+    primary_ladder,
+)
+from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdicts
+from doublewin.errors import UserError
+from doublewin.experiments.store import atomic_write_bytes, atomic_write_text
+
+__all__ = ["ReportPaths", "analyse", "build_report", "read_results_csv", "write_report",
+           "write_results_csv"]
+
+FIGURES_DIR = "figures"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report went."""
+
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
+                 meta: Mapping[str, Any] | None = None,
+                 verdict_config: VerdictConfig | None = None) -> ReportPaths:
+    """Analyse ``rows`` and write report.md, report.html and figures/*.png under ``out_dir``.
+
+    Figures from an earlier report that this one no longer draws are removed, so the folder
+    always matches the report. Raises ``UserError`` when a row lacks a verdict column."""
+    document = build_report(rows, meta=meta, verdict_config=verdict_config)
+    out_dir = Path(out_dir)
+    figure_dir = out_dir / FIGURES_DIR
+    written = []
+    for figure in document.figures:
+        path = figure_dir / figure.name
+        atomic_write_bytes(path, figure.png)
+        written.append(path)
+    markdown = out_dir / "report.md"
+    html = out_dir / "report.html"
+    atomic_write_text(markdown, to_markdown(document, FIGURES_DIR))
+    atomic_write_text(html, to_html(document))
+    if figure_dir.is_dir():
+        keep = {p.name for p in written}
+        for stale in figure_dir.glob("*.png"):
+            if stale.name not in keep:
+                stale.unlink()
+    return ReportPaths(markdown, html, tuple(written))
+
+
+def build_report(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] | None = None,
+                 verdict_config: VerdictConfig | None = None) -> Document:
+    """The report as a ``Document`` (sections of text, tables and PNG figures), unwritten."""
+    data = analyse(rows, meta=meta, verdict_config=verdict_config)
+    accuracy, accuracy_figures = sections.accuracy_section(data)
+    efficiency, efficiency_figures = sections.data_efficiency_section(data)
+    name = (meta or {}).get("name")
+    document = Document(f"Double-win report: {name}" if name else "Double-win report", [
+        sections.run_section(data),
+        sections.findings_section(data),
+        sections.dense_section(data),
+        sections.double_win_section(data),
+        accuracy,
+        efficiency,
+        sections.methods_section(data),
+        sections.compute_section(data),
+    ])
+    if not rows:
+        document.sections[0].blocks.insert(0, Paragraph(
+            "**No transfer run has finished yet**: every section below is empty. Run the "
+            "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."))
+    _check_names(accuracy_figures + efficiency_figures)
+    return document
+
+
+def analyse(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] | None = None,
+            verdict_config: VerdictConfig | None = None) -> sections.ReportData:
+    """Verdicts, extremes, per-cell means and findings of ``rows`` (see ``ReportData``)."""
+    meta = meta or {}
+    rows = list(rows)
+    _check_rows(rows)
+    config = verdict_config or _config_from_meta(meta)
+    cells = aggregate(rows, config)
+    ticket_verdicts = verdicts(rows, config)
+    extremes = extreme_sparsities(ticket_verdicts)
+    ordered = [str(p.get("label")) for p in meta_pretrainings(meta)]
+    seen = {str(r["pretraining"]) for r in rows}
+    pretrainings = [p for p in ordered if p in seen] + sorted(seen - set(ordered))
+    kinds = pretraining_kinds(pretrainings, meta)
+    ladders = sorted({k.ladder for k in cells if k.method != "dense"},
+                     key=lambda ladder: (ladder[0] != "imp", ladder))
+    primary = primary_ladder(ladders)
+    if primary in ladders:  # the headline ladder first in every table
+        ladders.remove(primary)
+        ladders.insert(0, primary)
+    return sections.ReportData(
+        rows=rows, meta=meta, config=config, cells=cells, verdicts=ticket_verdicts,
+        extremes=extremes, kinds=kinds, pretrainings=pretrainings,
+        datasets=sorted({str(r["dataset"]) for r in rows}),
+        fractions=sorted({float(r["fraction"]) for r in rows}, reverse=True),
+        ladders=ladders, primary=primary,
+        findings=findings(FindingsInput(cells, extremes, kinds)),
+    )
+
+
+def _check_rows(rows: Sequence[Mapping[str, Any]]) -> None:
+    for index, row in enumerate(rows, start=1):
+        for column in REQUIRED_COLUMNS:
+            if row.get(column) is None or row.get(column) == "":
+                raise UserError(f"results row {index} has no {column!r}; every row needs "
+                                f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)")
+        try:
+            float(row["fraction"]), float(row["sparsity"]), int(row["seed"])
+        except (TypeError, ValueError):
+            raise UserError(f"results row {index}: fraction, sparsity and seed must be numbers "
+                            f"(got {row['fraction']!r}, {row['sparsity']!r}, {row['seed']!r})"
+                            ) from None
+        if str(row["regime"]).lower() not in ("st", "at"):
+            raise UserError(f"results row {index}: regime {row['regime']!r} is not st or at; "
+                            "transfer regimes are st (standard) and at (adversarial)")
+
+
+def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:
+    raw = meta.get("verdict")
+    if not isinstance(raw, Mapping):
+        return VerdictConfig()
+    fields = {f.name for f in dataclasses.fields(VerdictConfig)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise UserError(f"verdict.{unknown[0]}: unknown verdict option; use "
+                        f"{', '.join(sorted(fields))}")
+    return VerdictConfig(**dict(raw))
+
+
+def _check_names(made: Sequence[Figure]) -> None:
+    names = [f.name for f in made]
+    if len(names) != len(set(names)):  # two datasets whose names differ only in punctuation
+        raise UserError("two figures would share a file name; give the datasets names that "
+                        "differ in letters or digits")
