@@ -69,13 +69,19 @@ def accuracy_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fractio
                 sparsities.update(s for s, _ in points)
                 ax.errorbar(xs, ys, yerr=errors, color=color, linewidth=1.3, capsize=2,
                             marker="none", label=label if (row, col) == (0, 0) else None)
+                # One marker artist per verdict kind, not per point: drawing stays fast.
+                groups: dict[bool | None, list[tuple[float, float]]] = {True: [], False: [],
+                                                                        None: []}
                 for (sparsity, _), x, y in zip(points, xs, ys, strict=True):
-                    verdict = double_win.get((label, round(sparsity, 6)))
-                    if verdict is None:
-                        ax.plot(x, y, marker=".", color=color, markersize=4)
-                    else:
-                        ax.plot(x, y, marker="o", markersize=6, color=color,
-                                markerfacecolor=color if verdict else "white")
+                    groups[double_win.get((label, round(sparsity, 6)))].append((x, y))
+                for verdict, xy in groups.items():
+                    if not xy:
+                        continue
+                    style = ({"marker": ".", "markersize": 4} if verdict is None else
+                             {"marker": "o", "markersize": 6,
+                              "markerfacecolor": color if verdict else "white"})
+                    ax.plot([x for x, _ in xy], [y for _, y in xy], linestyle="none",
+                            color=color, **style)
             ax.set_title(f"{_REGIME_NAMES[regime]} — {metric.upper()}", fontsize=10)
             ax.set_ylabel(_METRIC_NAMES[metric], fontsize=9)
             ax.grid(alpha=0.3, linewidth=0.5)
@@ -83,14 +89,16 @@ def accuracy_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fractio
     _sparsity_ticks(axes[1][0], sparsities)
     _sparsity_ticks(axes[1][1], sparsities)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
-                      fontsize=8, frameon=False)
     figure.suptitle(f"{dataset}, {fraction_text(fraction)} of the training data, "
-                    f"{ladder_label(*ladder)} tickets", fontsize=11, y=0.995)
+                    f"{ladder_label(*ladder)} tickets", fontsize=11, y=0.99)
+    if handles:
+        figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.95),
+                      ncol=min(len(labels), 6), fontsize=8, frameon=False)
     figure.text(0.5, 0.005, "filled: double-win rung · hollow: not double-win · dot: "
                 "undetermined · band: dense mean ± std", ha="center", fontsize=8, color="#555")
-    figure.tight_layout(rect=(0, 0.03, 1, 0.93))
+    # Fixed margins instead of tight_layout: a third of the drawing time, same look.
+    figure.subplots_adjust(left=0.08, right=0.985, top=0.86, bottom=0.14, hspace=0.3,
+                           wspace=0.22)
     return _png(figure)
 
 

@@ -220,8 +220,8 @@ def _robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Find
                 continue
             (r_label, r), (s_label, s) = robust, standard
             outcome, wins, losses = _outcome(r - s, 0.0, wins, losses)
-            evidence.append(f"{where}: robust {percent(r)} ({r_label}) vs standard "
-                            f"{percent(s)} ({s_label}) — {outcome}")
+            evidence.append(f"{where}: robust {_extreme(r)} ({r_label}) vs standard "
+                            f"{_extreme(s)} ({s_label}) — {outcome}")
     return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence),
                    "" if evidence else "no ladder of both kinds was transferred.")
 
@@ -252,7 +252,7 @@ def _order(data, ladders, primary, full) -> Finding:
                     evidence.append(f"{pair}: an extreme sparsity is undetermined — neither")
                     continue
                 outcome, wins, losses = _outcome(a[1] - b[1], 0.0, wins, losses)
-                evidence.append(f"{pair}: {percent(a[1])} vs {percent(b[1])} — {outcome}")
+                evidence.append(f"{pair}: {_extreme(a[1])} vs {_extreme(b[1])} — {outcome}")
     return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
 
 
@@ -366,7 +366,7 @@ def _imp_regime(data, ladders) -> Finding:
             wins, outcome = wins + 1, "for"
         else:
             losses, outcome = losses + 1, "against"
-        evidence.append(f"{where}: IMP (ST) {percent(a)} vs IMP (AT) {percent(b)}, {apart} "
+        evidence.append(f"{where}: IMP (ST) {_extreme(a)} vs IMP (AT) {_extreme(b)}, {apart} "
                         f"rung(s) apart{spread} — {outcome}")
     return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
 
@@ -464,6 +464,11 @@ def _missing_kinds(kinds, *groups) -> str:
             return (f"no {names} pre-training is known in this run; label a pre-training {names} "
                     "or give its regime.")
     return ""
+
+
+def _extreme(sparsity: float) -> str:
+    """A known extreme sparsity in words: 0 is a ladder judged with no double-win rung."""
+    return "no double-win rung" if sparsity == 0.0 else percent(sparsity)
 
 
 def _ladder_text(ladder) -> str:

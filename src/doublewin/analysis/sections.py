@@ -109,9 +109,9 @@ def verdict_rule(config: VerdictConfig) -> str:
     if config.tolerance == "std":
         multiplier = "" if config.std_multiplier == 1 else f"{config.std_multiplier:g} × "
         tolerance = (f"{multiplier}the standard deviation of the dense runs over the same seeds "
-                     f"({config.points:g} points when only one seed ran)")
+                     f"({_points(config.points)} when only one seed ran)")
     else:
-        tolerance = f"{config.points:g} points"
+        tolerance = _points(config.points)
     selection = {
         "per-metric": "SA at the best-validation-SA checkpoint and RA at the best-validation-RA "
                       "checkpoint",
@@ -282,34 +282,53 @@ def methods_section(data: ReportData) -> Section:
             + "Add methods under `tickets.methods` (e.g. `[imp, omp, random]`); one-shot methods "
             "are drawn at the IMP ladder's sparsities so they meet IMP rung for rung."))
         return section
+    ladders = [ladder for ladder in data.ladders
+               if any(ladder in meeting[p] for p in points)]
     section.blocks.append(Paragraph(
-        "Tickets of different methods at the same sparsity in the same setting. Accuracies are "
-        "means over seeds (points); *score* is the mean of the four, used to rank methods in "
-        "the findings; the best score at each sparsity is in bold."))
+        "Tickets of different methods at the same sparsity in the same setting. Each cell is "
+        "the ticket's *score*, the mean of its four accuracies (ST SA, ST RA, AT SA, AT RA; "
+        "means over seeds, points), and its verdict (✓ double-win, ✗ not, ? undetermined); the "
+        "best score at each sparsity is in bold. The findings rank methods by this score."))
     double_win = data.double_win
     rows = []
+    totals: dict[tuple[str, str], list[float]] = defaultdict(list)
+    # The headline ladder's scores at the same points, so the method means are comparable.
+    reference: dict[tuple[str, str], list[float]] = defaultdict(list)
+    wins: dict[tuple[str, str], int] = defaultdict(int)
     for setting, sparsity in points:
-        ladders = sorted(meeting[(setting, sparsity)], key=_ladder_order(data))
         scores = {ladder: ticket_score(data.cells, setting, ladder, sparsity)
-                  for ladder in ladders}
+                  for ladder in meeting[(setting, sparsity)]}
         best = max((s for s in scores.values() if s is not None), default=None)
+        cells = []
         for ladder in ladders:
-            values = []
-            for regime in ("st", "at"):
-                cell = data.cells.get(CellKey(*setting, *ladder, sparsity, regime))
-                for metric in ("sa", "ra"):
-                    value = cell.metric(metric) if cell else None
-                    values.append(f"{value.mean:.2f}" if value else "—")
+            if ladder not in scores:
+                cells.append("")
+                continue
             score = scores[ladder]
-            score_text = "—" if score is None else f"{score:.2f}"
-            if score is not None and score == best:
-                score_text = f"**{score_text}**"
-            rows.append((setting[0], setting[1], fraction_text(setting[2]), percent(sparsity),
-                         ladder_label(*ladder), *values, score_text,
-                         _MARK[double_win.get((*setting, *ladder, sparsity))]))
-    section.blocks.append(Table(("pre-training", "dataset", "data", "sparsity", "method",
-                                 "ST SA", "ST RA", "AT SA", "AT RA", "score", "double-win"),
-                                tuple(rows)))
+            verdict = double_win.get((*setting, *ladder, sparsity))
+            wins[ladder] += verdict is True
+            if score is None:
+                cells.append(f"— {_MARK[verdict]}")
+                continue
+            totals[ladder].append(score)
+            if scores.get(data.primary) is not None:
+                reference[ladder].append(scores[data.primary])
+            text = f"{score:.2f}"
+            cells.append((f"**{text}**" if score == best else text) + f" {_MARK[verdict]}")
+        rows.append((setting[0], setting[1], fraction_text(setting[2]), percent(sparsity),
+                     *cells))
+    primary = ladder_label(*data.primary) if data.primary else "the main ladder"
+    section.blocks.append(Table(
+        ("method", "tickets compared", "double-win", "mean score", f"{primary} at the same "
+         "sparsities"),
+        tuple((ladder_label(*ladder), str(len(totals[ladder])), str(wins[ladder]),
+               _mean(totals[ladder]),
+               _mean(reference[ladder]) if len(reference[ladder]) == len(totals[ladder])
+               else "—")
+              for ladder in ladders),
+        "Per method, over the sparsities where at least two methods meet."))
+    section.blocks.append(Table(("pre-training", "dataset", "data", "sparsity",
+                                 *[ladder_label(*ladder) for ladder in ladders]), tuple(rows)))
     return section
 
 
@@ -384,6 +403,14 @@ def _extreme_text(e: ExtremeSparsity | None) -> str:
     if e.extreme is None:
         return "none" if known_extreme(e) == 0.0 else "?"
     return percent(e.extreme) + ("" if e.all_lower_double_win else " †")
+
+
+def _mean(values: Sequence[float]) -> str:
+    return f"{statistics.fmean(values):.2f}" if values else "—"
+
+
+def _points(value: float) -> str:
+    return f"{value:g} point" + ("" if value == 1 else "s")
 
 
 def _stat(value: Stat | None) -> str:

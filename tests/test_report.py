@@ -1,0 +1,302 @@
+"""The experiment report on hand-made result tables: files, tables and the findings' rules."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from doublewin.analysis.report import analyse, build_report, write_report
+from doublewin.analysis.summaries import pretraining_kinds
+from doublewin.analysis.verdict import VerdictConfig
+from doublewin.errors import UserError
+
+LADDER = (0.2, 0.36, 0.488, 0.5904, 0.67232)
+META = {"name": "hand-made", "arch": "resnet18",
+        "pretrainings": [{"label": "STD", "regime": "std", "source_sa": 70.0},
+                         {"label": "FAT", "regime": "fat"}, {"label": "AT", "regime": "at"}]}
+
+
+def rows_for(pretraining, method, sparsity, *, st=(90.0, 10.0), at=(80.0, 40.0),
+             imp_regime="std", fraction=1.0, dataset="cifar10", seeds=(0, 1), seconds=None):
+    """Rows of one ticket (or the dense model) under ST and AT; seeds spread ±1 point around
+    the given means (SA, RA), so two seeds have a standard deviation of √2 ≈ 1.41."""
+    out = []
+    for regime, (sa, ra) in (("st", st), ("at", at)):
+        for i, seed in enumerate(seeds):
+            offset = 0.0 if len(seeds) == 1 else (-1.0 if i % 2 == 0 else 1.0)
+            row = {"pretraining": pretraining, "dataset": dataset, "fraction": fraction,
+                   "method": method, "imp_regime": "" if method == "dense" else imp_regime,
+                   "sparsity": sparsity, "regime": regime, "seed": seed,
+                   "sa_best_sa": sa + offset, "ra_best_sa": ra + offset - 3,
+                   "sa_best_ra": sa + offset - 3, "ra_best_ra": ra + offset}
+            if seconds is not None:
+                row["seconds"] = seconds
+            out.append(row)
+    return out
+
+
+def ladder(pretraining, last_double_win, *, method="imp", imp_regime="std", drop=10.0,
+           **kwargs):
+    """Dense rows and a ladder whose rungs up to ``last_double_win`` equal the dense model and
+    whose higher rungs lose ``drop`` points on every metric (None: no rung is double-win)."""
+    rows = rows_for(pretraining, "dense", 0.0, **kwargs)
+    for sparsity in LADDER:
+        good = last_double_win is not None and sparsity <= last_double_win
+        loss = 0.0 if good else drop
+        rows += rows_for(pretraining, method, sparsity, st=(90.0 - loss, 10.0 - loss),
+                         at=(80.0 - loss, 40.0 - loss), imp_regime=imp_regime, **kwargs)
+    return rows
+
+
+def tickets_only(pretraining, last_double_win, **kwargs):
+    return [r for r in ladder(pretraining, last_double_win, **kwargs) if r["method"] != "dense"]
+
+
+def finding(data, key):
+    return next(f for f in data.findings if f.key == key)
+
+
+def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
+    rows = ladder("STD", 0.36) + ladder("AT", 0.5904)
+    paths = write_report(rows, tmp_path / "report", meta=META)
+    assert paths.markdown.is_file() and paths.html.is_file()
+    assert paths.figures and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths.figures)
+    html = paths.html.read_text()
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//)", html, re.I)
+    assert "http://" not in html and "https://" not in html
+    sources = re.findall(r"<img[^>]*\ssrc=\"([^\"]+)\"", html)
+    assert len(sources) == len(paths.figures)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in html and "<script" not in html
+    markdown = paths.markdown.read_text()
+    for path in paths.figures:
+        assert f"](figures/{path.name})" in markdown
+    # No temporary files are left next to the outputs.
+    assert not [p for p in (tmp_path / "report").rglob("*.tmp")]
+
+
+def test_every_section_is_present_even_with_only_dense_rows(tmp_path):
+    rows = rows_for("STD", "dense", 0.0)
+    paths = write_report(rows, tmp_path, meta=META)
+    markdown = paths.markdown.read_text()
+    for title in ("Run", "Findings of the paper", "Dense baselines", "Double-win tickets",
+                  "Accuracy against sparsity", "Data efficiency",
+                  "Ticket methods at equal sparsity", "Compute"):
+        assert f"## {title}" in markdown
+    assert "No ticket has been transferred yet" in markdown
+    assert "data efficiency cannot be assessed" in markdown
+    assert "no timing column" in markdown
+    assert paths.figures == ()
+
+
+def test_an_empty_table_still_gives_a_report_that_says_so(tmp_path):
+    paths = write_report([], tmp_path, meta={"name": "nothing yet"})
+    assert "No transfer run has finished yet" in paths.markdown.read_text()
+    assert "No dense baseline has finished" in paths.html.read_text()
+
+
+def test_the_double_win_table_holds_the_extreme_sparsity():
+    rows = ladder("STD", 0.36) + ladder("AT", 0.5904)
+    data = analyse(rows, meta=META)
+    extremes = {e.pretraining: e.extreme for e in data.extremes}
+    assert extremes == {"STD": 0.36, "AT": 0.5904}
+    markdown = build_report(rows, meta=META)
+    table = next(b for s in markdown.sections if s.title == "Double-win tickets"
+                 for b in s.blocks if getattr(b, "headers", None) == ("pre-training",
+                                                                        "cifar10 · 100%"))
+    assert dict(table.rows) == {"STD": "36.00%", "AT": "59.04%"}
+
+
+def test_an_extreme_above_a_failing_rung_is_marked():
+    rows = ladder("AT", 0.2)
+    # Make the 48.8% rung double-win again although 36% is not.
+    rows = [r for r in rows if r["sparsity"] != 0.488]
+    rows += rows_for("AT", "imp", 0.488)
+    (extreme,) = analyse(rows, meta=META).extremes
+    assert extreme.extreme == 0.488 and extreme.all_lower_double_win is False
+    text = "\n".join(str(b) for s in build_report(rows, meta=META).sections for b in s.blocks)
+    assert "48.80% †" in text
+
+
+def test_robust_pretraining_sparser_than_standard_supports_the_paper():
+    data = analyse(ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904),
+                   meta=META)
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "supports" and (robust.wins, robust.losses) == (1, 0)
+    assert "59.04%" in robust.evidence[0] and "36.00%" in robust.evidence[0]
+    order = finding(data, "order")
+    assert order.status == "supports" and (order.wins, order.losses) == (3, 0)
+    assert finding(data, "exist").status == "supports"
+
+
+def test_standard_pretraining_sparser_than_robust_contradicts_the_paper():
+    data = analyse(ladder("STD", 0.5904) + ladder("AT", 0.2), meta=META)
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "contradicts"
+    assert "disagrees with the paper" in robust.summary
+    assert finding(data, "order").status == "contradicts"
+
+
+def test_equal_extremes_cannot_tell():
+    data = analyse(ladder("STD", 0.488) + ladder("AT", 0.488), meta=META)
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "cannot tell" and (robust.wins, robust.losses) == (0, 0)
+
+
+def test_no_matching_ticket_contradicts_existence_and_reads_as_no_rung():
+    data = analyse(ladder("STD", None) + ladder("AT", None), meta=META)
+    assert all(e.extreme is None for e in data.extremes)
+    exist = finding(data, "exist")
+    assert exist.status == "contradicts" and exist.losses == 1
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "cannot tell"
+    assert "no double-win rung" in robust.evidence[0]
+    text = "\n".join(str(b) for s in build_report(ladder("AT", None), meta=META).sections
+                     for b in s.blocks)
+    assert "'none'" in text  # the double-win table says none, not a number
+
+
+def test_ladders_below_the_nontrivial_sparsity_cannot_tell_existence():
+    rows = [r for r in ladder("AT", None) if r["sparsity"] < 0.5]
+    exist = finding(analyse(rows, meta=META), "exist")
+    assert exist.status == "cannot tell"
+    assert "untested or undetermined" in exist.evidence[0]
+
+
+def test_missing_kinds_cannot_tell_and_say_what_to_add():
+    data = analyse(ladder("AT", 0.5904), meta=META)
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "cannot tell" and "STD" in robust.note
+    assert finding(data, "order").status == "cannot tell"
+    assert finding(data, "imp-beats-omp").status == "cannot tell"
+    assert finding(data, "landscape").status == "cannot tell"
+
+
+def test_at_transfer_ra_far_above_st_supports_and_a_reversal_contradicts():
+    good = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 5.0), at=(80.0, 40.0)), meta=META)
+    assert finding(good, "at-ra").status == "supports"
+    bad = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 30.0), at=(80.0, 25.0)), meta=META)
+    assert finding(bad, "at-ra").status == "contradicts"
+    close = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 30.0), at=(80.0, 33.0)), meta=META)
+    assert finding(close, "at-ra").status == "cannot tell"
+
+
+def test_imp_beating_omp_and_random_at_equal_sparsity():
+    rows = ladder("AT", 0.5904)
+    rows += tickets_only("AT", None, method="omp", imp_regime="", drop=3.0)
+    rows += tickets_only("AT", 0.67232, method="random", imp_regime="", drop=3.0)
+    data = analyse(rows, meta=META)
+    omp = finding(data, "imp-beats-omp")
+    # IMP equals dense up to 59.04%, OMP is 3 points below everywhere: IMP wins at 4 rungs
+    # and loses the last one (IMP 10 points below dense there, OMP only 3).
+    assert (omp.wins, omp.losses) == (4, 1) and omp.status == "supports"
+    random = finding(data, "imp-beats-random")
+    # random equals dense everywhere: ties at 4 rungs, IMP behind at the last.
+    assert (random.wins, random.losses) == (0, 1) and random.status == "contradicts"
+
+
+def test_st_and_at_inside_imp_agreeing_supports_no_difference():
+    rows = ladder("AT", 0.5904) + tickets_only("AT", 0.488, imp_regime="at")
+    regime = finding(analyse(rows, meta=META), "imp-regime")
+    assert regime.status == "supports" and "1 rung(s) apart" in regime.evidence[0]
+    far = ladder("AT", 0.67232) + tickets_only("AT", 0.2, imp_regime="at")
+    assert finding(analyse(far, meta=META), "imp-regime").status == "contradicts"
+    alone = finding(analyse(ladder("AT", 0.5904), meta=META), "imp-regime")
+    assert alone.status == "cannot tell" and "imp_regimes" in alone.note
+
+
+def test_limited_data_findings_read_the_smaller_fractions():
+    rows = []
+    for fraction, (std, at) in ((1.0, (0.36, 0.488)), (0.1, (0.2, 0.5904)),
+                                (0.01, (None, 0.5904))):
+        rows += ladder("STD", std, fraction=fraction) + ladder("AT", at, fraction=fraction)
+    data = analyse(rows, meta=META)
+    limited = finding(data, "robust-sparser-limited")
+    assert limited.status == "supports" and (limited.wins, limited.losses) == (2, 0)
+    assert finding(data, "exist-limited").status == "supports"
+    single = analyse(ladder("STD", 0.2) + ladder("AT", 0.36), meta=META)
+    assert finding(single, "robust-sparser-limited").status == "cannot tell"
+    assert "single data fraction" in finding(single, "exist-limited").summary
+
+
+def test_fat_ahead_at_low_and_at_ahead_at_high_sparsity_supports():
+    rows = []
+    for sparsity in LADDER:
+        low = sparsity < 0.488
+        fat, at = (85.0, 80.0) if low else (60.0, 70.0)
+        rows += rows_for("FAT", "imp", sparsity, st=(fat, fat), at=(fat, fat), fraction=0.1)
+        rows += rows_for("AT", "imp", sparsity, st=(at, at), at=(at, at), fraction=0.1)
+    rows += rows_for("FAT", "dense", 0.0) + rows_for("AT", "dense", 0.0)
+    result = finding(analyse(rows, meta=META), "fat-low-at-high")
+    # Median rung 48.8% is skipped: 2 low rungs with FAT ahead, 2 high rungs with AT ahead.
+    assert (result.wins, result.losses) == (4, 0) and result.status == "supports"
+
+
+def test_one_seed_uses_the_fixed_tolerance_and_shows_no_spread(tmp_path):
+    rows = rows_for("AT", "dense", 0.0, seeds=(0,))
+    rows += rows_for("AT", "imp", 0.2, st=(89.5, 9.5), at=(79.5, 39.5), seeds=(0,))
+    rows += rows_for("AT", "imp", 0.36, st=(88.0, 9.5), at=(79.5, 39.5), seeds=(0,))
+    data = analyse(rows, meta=META, verdict_config=VerdictConfig(points=1.0))
+    (extreme,) = data.extremes
+    assert extreme.extreme == 0.2
+    markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
+    assert "(1 point when only one seed ran)" in markdown
+    assert "| AT | cifar10 | 100% | ST | 1 | 90.00 | 10.00 |" in markdown
+
+
+def test_the_verdict_config_comes_from_the_metadata_when_not_passed():
+    rows = rows_for("AT", "dense", 0.0, seeds=(0,))
+    rows += rows_for("AT", "imp", 0.2, st=(88.0, 10.0), seeds=(0,))
+    strict = analyse(rows, meta={**META, "verdict": {"points": 1.0}})
+    loose = analyse(rows, meta={**META, "verdict": {"points": 3.0}})
+    assert strict.extremes[0].extreme is None and loose.extremes[0].extreme == 0.2
+    with pytest.raises(UserError, match="verdict.tolerence"):
+        analyse(rows, meta={"verdict": {"tolerence": "std"}})
+
+
+def test_methods_meet_at_equal_sparsity_in_one_table():
+    rows = ladder("AT", 0.5904) + tickets_only("AT", None, method="omp", imp_regime="")
+    section = next(s for s in build_report(rows, meta=META).sections
+                   if s.title == "Ticket methods at equal sparsity")
+    table = section.blocks[-1]
+    assert table.headers[-2:] == ("IMP (ST)", "OMP")
+    first = table.rows[0]
+    # Score = mean of ST SA 90, ST RA 10, AT SA 80, AT RA 40; OMP is 10 points lower.
+    assert first[3] == "20.00%" and first[4] == "**55.00** ✓" and first[5] == "45.00 ✗"
+    alone = next(s for s in build_report(ladder("AT", 0.2), meta=META).sections
+                 if s.title == "Ticket methods at equal sparsity")
+    assert "single ticket method" in alone.blocks[0].text
+
+
+def test_stale_figures_are_removed_on_rewrite(tmp_path):
+    rows = ladder("AT", 0.2) + ladder("AT", 0.2, dataset="svhn")
+    first = write_report(rows, tmp_path, meta=META)
+    assert len(first.figures) == 2
+    second = write_report(ladder("AT", 0.2), tmp_path, meta=META)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == \
+        sorted(p.name for p in second.figures)
+
+
+def test_compute_section_sums_the_seconds():
+    rows = rows_for("AT", "dense", 0.0, seconds=1800.0)
+    text = "\n".join(str(b) for s in build_report(rows, meta=META).sections for b in s.blocks)
+    assert "2.00 hours of device time" in text
+
+
+def test_a_row_without_a_verdict_column_is_a_user_error():
+    rows = rows_for("AT", "dense", 0.0)
+    del rows[1]["regime"]
+    with pytest.raises(UserError, match="row 2 has no 'regime'"):
+        analyse(rows)
+    rows = rows_for("AT", "dense", 0.0)
+    rows[0]["regime"] = "fat"
+    with pytest.raises(UserError, match="not st or at"):
+        analyse(rows)
+
+
+def test_pretraining_kinds_come_from_metadata_then_from_the_label():
+    kinds = pretraining_kinds(["AT-eps4", "fat_2/255", "torchvision", "mine", "X"],
+                              {"pretrainings": {"X": {"regime": "at"}}})
+    assert kinds == {"AT-eps4": "at", "fat_2/255": "fat", "torchvision": "std", "mine": None,
+                     "X": "at"}
