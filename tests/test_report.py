@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from doublewin.analysis.document import Figure
 from doublewin.analysis.report import analyse, build_report, write_report
 from doublewin.analysis.summaries import pretraining_kinds
 from doublewin.analysis.verdict import VerdictConfig
@@ -264,6 +265,7 @@ def test_methods_meet_at_equal_sparsity_in_one_table():
     first = table.rows[0]
     # Score = mean of ST SA 90, ST RA 10, AT SA 80, AT RA 40; OMP is 10 points lower.
     assert first[3] == "20.00%" and first[4] == "**55.00** ✓" and first[5] == "45.00 ✗"
+    assert [b.name for b in section.blocks if isinstance(b, Figure)] == ["methods-cifar10.png"]
     alone = next(s for s in build_report(ladder("AT", 0.2), meta=META).sections
                  if s.title == "Ticket methods at equal sparsity")
     assert "single ticket method" in alone.blocks[0].text

@@ -22,6 +22,7 @@ from doublewin.analysis.summaries import (
     fraction_text,
     known_extreme,
     ladder_label,
+    ticket_score,
 )
 from doublewin.analysis.verdict import ExtremeSparsity
 
@@ -136,6 +137,63 @@ def extreme_vs_fraction(extremes: Sequence[ExtremeSparsity], *, ladder: tuple[st
     for index in range(len(datasets), rows * columns):
         axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(f"Data efficiency, {ladder_label(*ladder)} tickets", fontsize=11)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def methods_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction: float,
+                        ladders: Sequence[tuple[str, str]], pretrainings: Sequence[str],
+                        double_win: Mapping[tuple[str, str, str, float], bool | None]) -> bytes:
+    """Ticket score (mean of ST SA, ST RA, AT SA, AT RA; points) against sparsity, one panel
+    per pre-training and one line per ticket method. ``double_win`` maps (pre-training,
+    method, IMP regime, sparsity) → the rung's verdict (filled marker: double-win)."""
+    shown = [p for p in pretrainings
+             if any(k.pretraining == p and k.dataset == dataset and k.fraction == fraction
+                    and k.method != "dense" for k in cells)]
+    columns = max(1, min(3, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    figure = Figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, label in enumerate(shown):
+        ax = axes[index // columns][index % columns]
+        setting = (label, dataset, fraction)
+        sparsities: set[float] = set()
+        dense = [dense_cell(cells, setting, r) for r in ("st", "at")]
+        if all(c is not None and c.sa is not None and c.ra is not None for c in dense):
+            ax.axhline(sum(c.sa.mean + c.ra.mean for c in dense) / 4, color="black",
+                       linestyle="--", linewidth=0.9, label="dense")
+        for l_index, ladder in enumerate(ladders):
+            color = _COLORS[l_index % len(_COLORS)]
+            points = []
+            for sparsity in sorted({k.sparsity for k in cells
+                                    if k.setting == setting and k.ladder == ladder}):
+                score = ticket_score(cells, setting, ladder, sparsity)
+                if score is not None:
+                    points.append((sparsity, score))
+            if not points:
+                continue
+            sparsities.update(s for s, _ in points)
+            xs = [_position(s) for s, _ in points]
+            ax.plot(xs, [v for _, v in points], color=color, linewidth=1.2,
+                    label=ladder_label(*ladder))
+            filled = [(x, v) for (s, v), x in zip(points, xs, strict=True)
+                      if double_win.get((label, *ladder, round(s, 6)))]
+            hollow = [(x, v) for (s, v), x in zip(points, xs, strict=True)
+                      if not double_win.get((label, *ladder, round(s, 6)))]
+            for xy, face in ((filled, color), (hollow, "white")):
+                if xy:
+                    ax.plot([x for x, _ in xy], [y for _, y in xy], linestyle="none",
+                            marker="o", markersize=5, color=color, markerfacecolor=face)
+        _sparsity_ticks(ax, sparsities)
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("score: mean of 4 accuracies (%)", fontsize=8)
+        ax.grid(alpha=0.3, linewidth=0.5)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7, frameon=False)
+    for index in range(len(shown), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    figure.suptitle(f"Ticket methods on {dataset}, {fraction_text(fraction)} of the training "
+                    "data (filled: double-win)", fontsize=11)
     figure.tight_layout()
     return _png(figure)
 

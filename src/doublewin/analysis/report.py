@@ -89,6 +89,7 @@ def build_report(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] |
     data = analyse(rows, meta=meta, verdict_config=verdict_config)
     accuracy, accuracy_figures = sections.accuracy_section(data)
     efficiency, efficiency_figures = sections.data_efficiency_section(data)
+    methods, methods_figures = sections.methods_section(data)
     name = (meta or {}).get("name")
     document = Document(f"Double-win report: {name}" if name else "Double-win report", [
         sections.run_section(data),
@@ -97,14 +98,14 @@ def build_report(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] |
         sections.double_win_section(data),
         accuracy,
         efficiency,
-        sections.methods_section(data),
+        methods,
         sections.compute_section(data),
     ])
     if not rows:
         document.sections[0].blocks.insert(0, Paragraph(
             "**No transfer run has finished yet**: every section below is empty. Run the "
             "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."))
-    _check_names(accuracy_figures + efficiency_figures)
+    _check_names(accuracy_figures + efficiency_figures + methods_figures)
     return document
 
 

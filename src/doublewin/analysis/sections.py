@@ -265,7 +265,7 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
     return section, made
 
 
-def methods_section(data: ReportData) -> Section:
+def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
     section = Section("Ticket methods at equal sparsity")
     meeting: dict[tuple[tuple[str, str, float], float], set[tuple[str, str]]] = defaultdict(set)
     for key in data.cells:
@@ -281,7 +281,7 @@ def methods_section(data: ReportData) -> Section:
              "No two ticket methods were transferred at the same sparsity in the same setting. ")
             + "Add methods under `tickets.methods` (e.g. `[imp, omp, random]`); one-shot methods "
             "are drawn at the IMP ladder's sparsities so they meet IMP rung for rung."))
-        return section
+        return section, []
     ladders = [ladder for ladder in data.ladders
                if any(ladder in meeting[p] for p in points)]
     section.blocks.append(Paragraph(
@@ -327,9 +327,23 @@ def methods_section(data: ReportData) -> Section:
                else "—")
               for ladder in ladders),
         "Per method, over the sparsities where at least two methods meet."))
+    made = []
+    full = data.fractions[0]
+    for dataset in data.datasets:
+        if not any(p[0][1:] == (dataset, full) for p in points):
+            continue
+        png = figures.methods_vs_sparsity(data.cells, dataset=dataset, fraction=full,
+                                          ladders=ladders, pretrainings=data.pretrainings,
+                                          double_win={(k[0], k[3], k[4], k[5]): dw
+                                                      for k, dw in double_win.items()
+                                                      if k[1:3] == (dataset, full)})
+        made.append(Figure(f"methods-{_slug(dataset)}.png", png,
+                           f"{dataset}, {fraction_text(full)} of the training data: ticket score "
+                           "of each method against sparsity (dashed: dense)."))
+    section.blocks += made
     section.blocks.append(Table(("pre-training", "dataset", "data", "sparsity",
                                  *[ladder_label(*ladder) for ladder in ladders]), tuple(rows)))
-    return section
+    return section, made
 
 
 def findings_section(data: ReportData) -> Section:
