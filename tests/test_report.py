@@ -70,6 +70,8 @@ def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     assert len(sources) == len(paths.figures)
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in html and "<script" not in html
+    # Markdown emphasis is rendered, not shown as asterisks.
+    assert "**" not in html and "<em>matches</em>" in html
     markdown = paths.markdown.read_text()
     for path in paths.figures:
         assert f"](figures/{path.name})" in markdown

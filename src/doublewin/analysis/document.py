@@ -3,7 +3,7 @@
 The report is built once as sections of paragraphs, bullet lists, tables and figures, then
 written twice: Markdown that links ``figures/*.png``, and HTML with inline CSS and the same
 PNGs embedded as base64 data URIs (no external link of any kind, so the file can be mailed or
-archived alone). Inline markup is limited to ``**bold**`` and ```code```.
+archived alone). Inline markup is limited to ``**bold**``, ``*italic*`` and ```code```.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![*\w])\*([^*\s](?:[^*]*[^*\s])?)\*(?![*\w])")
 _CODE = re.compile(r"`([^`]+)`")
 
 
@@ -127,7 +128,8 @@ def to_html(doc: Document) -> str:
 def _inline(text: str) -> str:
     escaped = html.escape(text, quote=False)
     escaped = _CODE.sub(r"<code>\1</code>", escaped)
-    return _BOLD.sub(r"<strong>\1</strong>", escaped)
+    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
+    return _ITALIC.sub(r"<em>\1</em>", escaped)
 
 
 def _md_cell(text: str) -> str:
