@@ -216,7 +216,7 @@ def _robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Find
             standard = _best_of(data.kinds, by_setting, dataset, fraction, ("std",))
             where = f"{dataset} at {fraction_text(fraction)} data"
             if robust is None or standard is None:
-                evidence.append(f"{where}: an extreme sparsity is undetermined — neither")
+                evidence.append(f"{where}: an extreme sparsity is undetermined or not transferred — neither")
                 continue
             (r_label, r), (s_label, s) = robust, standard
             outcome, wins, losses = _outcome(r - s, 0.0, wins, losses)
@@ -249,7 +249,7 @@ def _order(data, ladders, primary, full) -> Finding:
                 b = _best_of(data.kinds, by_setting, dataset, full, (low,))
                 pair = f"{dataset}: {high.upper()} vs {low.upper()}"
                 if a is None or b is None:
-                    evidence.append(f"{pair}: an extreme sparsity is undetermined — neither")
+                    evidence.append(f"{pair}: an extreme sparsity is undetermined or not transferred — neither")
                     continue
                 outcome, wins, losses = _outcome(a[1] - b[1], 0.0, wins, losses)
                 evidence.append(f"{pair}: {_extreme(a[1])} vs {_extreme(b[1])} — {outcome}")
@@ -359,7 +359,7 @@ def _imp_regime(data, ladders) -> Finding:
         spread = (f"; mean |Δscore| {statistics.fmean(diffs):.2f} points over {len(diffs)} "
                   "rung(s)") if diffs else ""
         if a is None or b is None:
-            evidence.append(f"{where}: an extreme sparsity is undetermined{spread} — neither")
+            evidence.append(f"{where}: an extreme sparsity is undetermined or not transferred{spread} — neither")
             continue
         apart = abs(rungs.index(a) - rungs.index(b))
         if apart <= SAME_RUNGS:
