@@ -1,0 +1,28 @@
+"""Architectures (normalization inside, head ``fc``), weights files and importers."""
+
+from doublewin.models.architectures import (
+    ARCHITECTURES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ArchInfo,
+    arch_info,
+    build_model,
+    get_normalization,
+    list_architectures,
+    replace_head,
+    set_normalization,
+)
+from doublewin.models.weights import (
+    WeightsMeta,
+    content_hash,
+    load_model,
+    load_strict,
+    load_weights,
+    save_weights,
+)
+
+__all__ = [
+    "ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "ArchInfo", "WeightsMeta", "arch_info",
+    "build_model", "content_hash", "get_normalization", "list_architectures", "load_model",
+    "load_strict", "load_weights", "replace_head", "save_weights", "set_normalization",
+]

@@ -1,0 +1,154 @@
+"""Weights files: safetensors with doublewin metadata and a content hash.
+
+The content hash is what ticket and transfer specs refer to: SHA-256 over the sorted
+(name, dtype, shape, bytes) of the state dict, first 16 hex digits. Metadata values are
+JSON-encoded strings (safetensors metadata is string → string).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from doublewin.errors import UserError
+from doublewin.experiments.store import atomic_path
+from doublewin.models.architectures import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_model,
+    set_normalization,
+)
+
+FORMAT = "doublewin-weights-1"
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """What a weights file says about itself. Accuracies in points (0–100) on the source
+    dataset's validation split; ``eps`` in [0,1] pixel units."""
+
+    arch: str
+    num_classes: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_size: int = 224
+    dataset: str = ""
+    regime: str = "unknown"  # std | fat | at | unknown
+    eps: float | None = None
+    attack_steps: int | None = None
+    source: str = "pretrain"  # pretrain | torchvision | robustness | fast-adversarial | transfer
+    source_sa: float | None = None
+    source_ra: float | None = None
+    content_hash: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def content_hash(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """16 hex digits of SHA-256 over the sorted (name, dtype, shape, bytes)."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes()
+                      if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def _state(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = (model_or_state.state_dict() if isinstance(model_or_state, nn.Module)
+             else dict(model_or_state))
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_weights(path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor],
+                 meta: WeightsMeta) -> str:
+    """Write weights and metadata atomically; returns the content hash."""
+    from safetensors.torch import save_file
+
+    state = _state(model_or_state)
+    digest = content_hash(state)
+    meta = dataclasses.replace(meta, content_hash=digest)
+    header = {key: json.dumps(value) for key, value in meta.as_dict().items()}
+    header["format"] = FORMAT
+    with atomic_path(Path(path)) as tmp:
+        save_file(state, str(tmp), metadata=header)
+    return digest
+
+
+def _read_meta(raw: Mapping[str, str], path: Path) -> WeightsMeta:
+    if raw.get("format") != FORMAT:
+        raise UserError(f"{path}: a safetensors file without doublewin metadata; convert it "
+                        "with doublewin import-weights")
+    values = {}
+    for f in dataclasses.fields(WeightsMeta):
+        if f.name in raw:
+            values[f.name] = json.loads(raw[f.name])
+    for key in ("mean", "std"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return WeightsMeta(**values)
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """The state dict and metadata of a doublewin weights file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: weights file not found; pass a file from doublewin "
+                        "pretrain or doublewin import-weights")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a safetensors weights file ({exc}); import foreign "
+                        "checkpoints with doublewin import-weights") from None
+    return state, _read_meta(raw, path)
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu"
+               ) -> tuple[nn.Module, WeightsMeta]:
+    """Build ``meta.arch``, load the weights strictly, set the normalization."""
+    state, meta = load_weights(path)
+    model = build_model(meta.arch, meta.num_classes, mean=meta.mean, std=meta.std)
+    load_strict(model, state, source=str(path))
+    set_normalization(model, meta.mean, meta.std)
+    return model.to(device), meta
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str,
+                hint: str = "wrong --arch?") -> None:
+    """load_state_dict(strict=True) with one clear error listing what does not fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape)
+              != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]}: "
+                         f"{tuple(state[shapes[0]].shape)} vs {tuple(expected[shapes[0]].shape)})")
+        raise UserError(f"{source} does not fit the model: {'; '.join(parts)}; {hint}")
+    model.load_state_dict(dict(state), strict=True)
