@@ -73,6 +73,9 @@ def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     # Markdown emphasis is rendered, not shown as asterisks.
     assert "**" not in html and "<em>matches</em>" in html
     markdown = paths.markdown.read_text()
+    # Two seeds: the tolerance is √2 everywhere, and the report warns it is a rough estimate.
+    assert "Matching tolerances used: 1.41–1.41 points" in markdown
+    assert "rough estimate" in markdown
     for path in paths.figures:
         assert f"](figures/{path.name})" in markdown
     # No temporary files are left next to the outputs.
@@ -245,6 +248,7 @@ def test_one_seed_uses_the_fixed_tolerance_and_shows_no_spread(tmp_path):
     assert extreme.extreme == 0.2
     markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
     assert "(1 point when only one seed ran)" in markdown
+    assert "Matching tolerances used: 1.00–1.00 points" in markdown
     assert "| AT | cifar10 | 100% | ST | 1 | 90.00 | 10.00 |" in markdown
 
 

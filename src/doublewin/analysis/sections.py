@@ -75,6 +75,16 @@ def run_section(data: ReportData) -> Section:
         facts.insert(1, str(meta["description"]))
     section.blocks.append(Bullets(tuple(facts)))
     section.blocks.append(Paragraph(verdict_rule(data.config)))
+    tolerances = sorted(c.tolerance for v in data.verdicts for c in v.comparisons
+                        if c.tolerance is not None)
+    if tolerances:
+        text = (f"Matching tolerances used: {tolerances[0]:.2f}–{tolerances[-1]:.2f} points "
+                f"(median {statistics.median(tolerances):.2f}).")
+        if data.config.tolerance == "std" and 1 < len(transfer_seeds) < 3:
+            text += (f" With {len(transfer_seeds)} seeds the dense standard deviation, and so "
+                     "the tolerance, is itself a rough estimate: verdicts near the bar can flip "
+                     "with another seed.")
+        section.blocks.append(Paragraph(text))
     given = {str(p.get("label")): p for p in meta_pretrainings(meta)}
     table_rows = []
     for label in data.pretrainings:
