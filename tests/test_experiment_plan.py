@@ -1,0 +1,84 @@
+"""Experiment files expand into the full grid, dense baselines included, addressed by hash."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from doublewin.errors import UserError
+from doublewin.experiments.demo import config_dir, demo_config
+from doublewin.experiments.experiment import load_experiment, ticket_ladder
+from doublewin.experiments.run import make_plan
+
+
+def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None:
+    plan = make_plan(demo_config(), run_dir="/nonexistent/run")
+    experiment = plan.experiment
+    counts = Counter(j.stage for j in plan.jobs)
+    assert counts["pretrain"] == 3
+    # imp × {std, at} + omp + random, per pre-training.
+    assert counts["tickets"] == 3 * 4
+    settings = 3 * len(experiment.datasets) * len(experiment.fractions) * 2 * len(
+        experiment.seeds)
+    rungs = len(experiment.transfer_rungs)
+    assert counts["transfer"] == settings * (4 * rungs + 1)
+    dense = [j for j in plan.jobs if j.stage == "transfer" and j.labels["method"] == "dense"]
+    assert len(dense) == settings
+    assert all(j.spec.ticket == "" for j in dense)
+
+
+def test_every_transfer_names_a_ticket_of_a_job_in_the_plan() -> None:
+    plan = make_plan(demo_config(quick=True), run_dir="/nonexistent/run")
+    ids = {j.id for j in plan.jobs}
+    ladders = {j.id: ticket_ladder(j.spec) for j in plan.jobs if j.stage == "tickets"}
+    for job in plan.jobs:
+        assert all(dep in ids for dep in job.deps)
+        if job.stage == "transfer" and job.spec.ticket:
+            tickets_id, _, sparsity = job.spec.ticket.partition("@")
+            assert tickets_id in ladders
+            assert any(abs(float(sparsity) - s) < 1e-6 for s in ladders[tickets_id])
+
+
+def test_one_shot_methods_are_drawn_at_the_imp_ladder() -> None:
+    experiment = load_experiment(demo_config())
+    ladders = {spec.method: ticket_ladder(spec) for _, spec in experiment.ticket_specs}
+    assert ladders["omp"] == ladders["random"] == ladders["imp"]
+
+
+def test_overrides_change_the_grid_and_the_hashes() -> None:
+    base = make_plan(demo_config(quick=True), run_dir="/x")
+    more = make_plan(demo_config(quick=True), ["seeds=[0,1,2]"], run_dir="/x")
+    assert len(more.jobs) > len(base.jobs)
+    changed = make_plan(demo_config(quick=True), ["transfer.regimes.at.epochs=2"], run_dir="/x")
+    at_ids = {j.id for j in base.jobs if j.stage == "transfer" and j.labels["regime"] == "at"}
+    assert not at_ids & {j.id for j in changed.jobs}
+    # Upstream stages are untouched by a transfer override: their work is reused.
+    upstream = {j.id for j in base.jobs if j.stage != "transfer"}
+    assert upstream <= {j.id for j in changed.jobs}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("transfer.regimes.at.epochs=0", "transfer.regimes.at.epochs"),
+    ("tickets.prune_rate=1.5", "tickets.prune_rate"),
+    ("transfer.fractions=[0]", "transfer.fractions[0]"),
+    ("bogus=1", "bogus"),
+])
+def test_bad_values_are_errors_naming_the_key(override: str, key: str) -> None:
+    with pytest.raises(UserError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_experiment(demo_config(quick=True), [override])
+
+
+def test_the_paper_configs_expand_without_data_or_weights_present() -> None:
+    files = sorted((config_dir() / "paper").glob("*.yaml"))
+    assert len(files) >= 5
+    for path in files:
+        plan = make_plan(path, run_dir=Path("/nonexistent"))
+        assert plan.counts()["tickets"]["total"] > 0
+    cifar10 = make_plan(config_dir() / "paper" / "transfer-cifar10.yaml", run_dir="/x")
+    spec = next(j.spec for j in cifar10.jobs if j.stage == "tickets")
+    assert (spec.prune_rate, spec.rounds, spec.order, spec.train.lr) == (0.2, 19, "official",
+                                                                          5e-4)
+    fractions = {j.labels["fraction"] for j in cifar10.jobs if j.stage == "transfer"}
+    assert fractions == {1.0, 0.1, 0.01}
