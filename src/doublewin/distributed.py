@@ -1,0 +1,138 @@
+"""Multi-process training with torch.distributed (``torchrun --nproc-per-node N -m doublewin``).
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `init` reads them and
+starts the process group (NCCL on CUDA, gloo on CPU). Every rank iterates the same global
+batches in the same order (the loaders are seeded by (seed, epoch), not by rank) and trains on
+its contiguous slice of each batch (`shard`), so the global batch size, the learning-rate
+schedule and the sequence of updates are those of a single-process run; gradients are averaged
+across ranks by DistributedDataParallel. On CUDA, BatchNorm is synchronised across ranks
+(SyncBatchNorm) so its statistics are those of the global batch; gloo has no SyncBatchNorm, so
+on CPU each rank normalises with its own slice — the usual data-parallel approximation.
+Only rank 0 writes files (checkpoints, weights, tickets, logs, metrics).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def launched() -> bool:
+    """True when started by torchrun (or any launcher that sets WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: str | torch.device | None = None) -> World:
+    """Join the process group torchrun prepared (no-op for a single process)."""
+    import torch.distributed as dist
+
+    if not launched():
+        return World()
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and (device is None
+                                                  or torch.device(device).type == "cuda")
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return world()
+
+
+def world() -> World:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(),
+                 int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+
+
+def is_main() -> bool:
+    return world().main
+
+
+def local_device(requested: str | torch.device) -> torch.device:
+    """The device this rank uses: its own GPU (LOCAL_RANK) when CUDA is asked for."""
+    device = torch.device(requested)
+    w = world()
+    if w.distributed and device.type == "cuda":
+        return torch.device("cuda", w.local_rank)
+    return device
+
+
+def shard(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """This rank's contiguous slice of each tensor along dim 0 (a global batch)."""
+    w = world()
+    if not w.distributed:
+        return tensors
+    n = tensors[0].shape[0]
+    bounds = [n * r // w.size for r in range(w.size + 1)]
+    start, stop = bounds[w.rank], bounds[w.rank + 1]
+    return tuple(t[start:stop] for t in tensors)
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel around ``model`` (SyncBatchNorm first on CUDA)."""
+    w = world()
+    if not w.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    return DistributedDataParallel(model)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum of ``tensor`` over ranks (in place; returned for chaining)."""
+    import torch.distributed as dist
+
+    if world().distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if world().distributed:
+        dist.barrier()
+
+
+def broadcast_state(model: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (e.g. after rank 0 resumed a file)."""
+    import torch.distributed as dist
+
+    if not world().distributed:
+        return
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def shutdown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
