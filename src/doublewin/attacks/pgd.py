@@ -1,0 +1,126 @@
+"""Projected gradient descent under L∞ or L2, and FGSM with random start (fast AT).
+
+Inputs and outputs are pixels in [0,1]; ε and step sizes are in the same units (8/255 ≈ 0.031).
+Gradients are taken with ``torch.autograd.grad`` with respect to the input only, so an attack
+never computes or touches parameter gradients (``p.grad`` is left as it was).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from doublewin.attacks.modes import BnMode, model_mode
+from doublewin.errors import UserError
+from doublewin.experiments.specs import AttackSpec
+
+Norm = Literal["linf", "l2"]
+_TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class PGD:
+    """PGD with ``steps`` steps of size ``step`` inside the ``norm`` ball of radius ``eps``.
+
+    ``random_start``: start from a uniform point of the L∞ ball (L2: a random direction at a
+    uniform radius). ``restarts`` > 1 runs the attack again from fresh random starts and keeps,
+    per example, the first restart that fools the model (else the last one). ``bn_mode``: the
+    mode the model is put in while attacking (``train``: BatchNorm uses batch statistics and
+    updates its running statistics, as in the official Double-Win code; ``eval``: running
+    statistics, as in robustness/torchattacks; ``None``: the model's current mode). The model's
+    modes are restored afterwards. The returned ``x_adv`` is detached, in [0,1].
+    """
+
+    eps: float
+    step: float
+    steps: int
+    norm: Norm = "linf"
+    random_start: bool = True
+    restarts: int = 1
+    bn_mode: BnMode | None = None
+
+    def __post_init__(self) -> None:
+        if self.norm not in ("linf", "l2"):
+            raise UserError(f"attack norm {self.norm!r} is not supported; use linf or l2")
+        if self.eps < 0 or self.step < 0:
+            raise UserError("attack eps and step must be >= 0; write e.g. eps=8/255 step=2/255")
+        if self.steps < 1 or self.restarts < 1:
+            raise UserError("attack steps and restarts must be >= 1")
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.detach()
+        if self.eps == 0:
+            return x.clone()
+        with model_mode(model, self.bn_mode), torch.enable_grad():
+            best = self._run(model, x, y)
+            for _ in range(self.restarts - 1):
+                with torch.no_grad():
+                    fooled = model(best).argmax(1) != y
+                if bool(fooled.all()):
+                    break
+                candidate = self._run(model, x, y)
+                keep = fooled.view(-1, *([1] * (x.dim() - 1)))
+                best = torch.where(keep, best, candidate)
+        return best
+
+    def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        delta = self._start(x)
+        for _ in range(self.steps):
+            delta.requires_grad_(True)
+            logits = model(x + delta)
+            # Sum, not mean: the step direction must not depend on the batch size.
+            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta = self._ascend(delta.detach(), grad)
+                delta = self._project(delta)
+                delta = (x + delta).clamp_(0.0, 1.0) - x
+        return (x + delta).detach()
+
+    def _start(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.random_start:
+            return torch.zeros_like(x)
+        if self.norm == "linf":
+            delta = torch.empty_like(x).uniform_(-self.eps, self.eps)
+        else:
+            direction = torch.randn_like(x)
+            norms = _l2(direction).clamp_min(_TINY)
+            radius = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
+            delta = direction / norms * (radius * self.eps).view(-1, *([1] * (x.dim() - 1)))
+        return (x + delta).clamp_(0.0, 1.0) - x
+
+    def _ascend(self, delta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        if self.norm == "linf":
+            return delta + self.step * grad.sign()
+        return delta + self.step * grad / _l2(grad).clamp_min(_TINY)
+
+    def _project(self, delta: torch.Tensor) -> torch.Tensor:
+        if self.norm == "linf":
+            return delta.clamp(-self.eps, self.eps)
+        factor = (self.eps / _l2(delta).clamp_min(_TINY)).clamp(max=1.0)
+        return delta * factor
+
+
+def _l2(t: torch.Tensor) -> torch.Tensor:
+    """Per-example L2 norm, shaped to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def make_attack(spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = "spec") -> PGD:
+    """The PGD attack an `AttackSpec` describes. ``bn_mode`` overrides ``spec.bn_mode``
+    (evaluation passes ``"eval"``)."""
+    mode = spec.bn_mode if bn_mode == "spec" else bn_mode
+    return PGD(eps=spec.eps, step=spec.step, steps=spec.steps, norm=spec.norm,
+               random_start=spec.random_start, restarts=spec.restarts, bn_mode=mode)
+
+
+def fgsm_rs(spec: AttackSpec, alpha: float = 1.25) -> PGD:
+    """FGSM with random start (Wong et al. 2020, fast adversarial training): one step of size
+    ``alpha`` × ε from a uniform random point of the ε-ball, then projected back onto it.
+    ``alpha`` is ``TrainSpec.fat_alpha`` (1.25 by default)."""
+    return PGD(eps=spec.eps, step=alpha * spec.eps, steps=1, norm=spec.norm, random_start=True,
+               restarts=1, bn_mode=spec.bn_mode)

@@ -1,0 +1,61 @@
+"""Standard accuracy (SA) and robust accuracy (RA) of a model on a loader.
+
+Accuracies are in percentage points (0–100). The model runs in eval mode (restored afterwards)
+and attacks run with the model in eval mode, whatever ``AttackSpec.bn_mode`` says (that field
+is the BatchNorm mode of attacks *during training*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from doublewin.attacks import make_attack, model_mode
+from doublewin.experiments.specs import AttackSpec
+from doublewin.train.precision import autocast, resolve_precision
+
+
+def evaluate(model: nn.Module, loader: Iterable, *, attack: AttackSpec | None = None,
+             device: torch.device | str | None = None, max_batches: int | None = None,
+             precision: str = "fp32") -> dict[str, Any]:
+    """SA and RA of ``model`` on the batches of ``loader`` (pixels in [0,1]).
+
+    Returns ``{"sa": points, "ra": points or None (no attack), "n": examples}``. RA is the
+    accuracy on the attacked version of every example (an example wrong when clean counts as
+    not robust). ``max_batches`` stops after that many batches. ``precision``: ``fp32``
+    (default: reported numbers should not depend on reduced precision), ``bf16`` or ``auto``.
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    precision = resolve_precision(precision, device)
+    pgd = make_attack(attack, bn_mode="eval") if attack is not None else None
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    robust = torch.zeros((), dtype=torch.long, device=device)
+    n = 0
+    with model_mode(model, "eval"):
+        for index, (x, y) in enumerate(loader):
+            if max_batches is not None and index >= max_batches:
+                break
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with torch.no_grad(), autocast(precision, device):
+                correct += (model(x).argmax(1) == y).sum()
+            if pgd is not None:
+                with autocast(precision, device):
+                    x_adv = pgd(model, x, y)
+                with torch.no_grad(), autocast(precision, device):
+                    robust += (model(x_adv).argmax(1) == y).sum()
+            n += int(y.shape[0])
+    if n == 0:
+        return {"sa": float("nan"), "ra": None if pgd is None else float("nan"), "n": 0}
+    sa = 100.0 * correct.item() / n
+    ra = None if pgd is None else 100.0 * robust.item() / n
+    return {"sa": sa, "ra": ra, "n": n}
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for param in model.parameters():
+        return param.device
+    return torch.device("cpu")

@@ -1,0 +1,48 @@
+"""Learning-rate schedules as a multiplier of ``TrainSpec.lr`` per optimizer step.
+
+The scheduler steps once per iteration, so a run of a few hundred steps still follows its
+schedule. Epoch positions (milestones, warmup) are converted to steps with the number of
+batches per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from doublewin.experiments.specs import TrainSpec
+
+# The fast-AT one-cycle schedule (Wong et al. 2020) peaks at 2/5 of the run.
+CYCLIC_PEAK = 0.4
+
+
+def lr_multiplier(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], float]:
+    """A function ``step -> factor`` (``step`` = optimizer steps taken so far, from 0).
+
+    - ``multistep``: × ``gamma`` at each milestone epoch (``milestones`` in epochs);
+    - ``cosine``: half a cosine from 1 to 0 over the run;
+    - ``cyclic``: linear 0 → 1 over the first 2/5 of the run, then linear back to 0;
+    - ``constant``: 1.
+    A linear warmup over ``warmup_epochs`` (fractions allowed) multiplies any of them.
+    """
+    total = max(1, spec.epochs * steps_per_epoch)
+    milestones = sorted(round(m * steps_per_epoch) for m in spec.milestones)
+    warmup = round(spec.warmup_epochs * steps_per_epoch)
+    peak = max(1, round(CYCLIC_PEAK * total))
+
+    def schedule(step: int) -> float:
+        if spec.schedule == "multistep":
+            factor = spec.gamma ** sum(step >= m for m in milestones)
+        elif spec.schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        elif spec.schedule == "cyclic":
+            # The step that is about to be taken is step + 1 of total (never a zero lr at 0).
+            t = step + 1
+            factor = t / peak if t <= peak else max(0.0, (total - t) / max(1, total - peak))
+        else:
+            factor = 1.0
+        if warmup > 0 and step < warmup:
+            factor *= (step + 1) / warmup
+        return factor
+
+    return schedule
