@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from doublewin.cli import (
     catalog,  # noqa: F401  (registers commands)
+    evaluate,  # noqa: F401
     experiments,  # noqa: F401
     stages,  # noqa: F401
 )

@@ -1,8 +1,15 @@
 """The training engine (regimes std | fat | at, schedules, mask enforcement, checkpoint and
-resume) and SA/RA evaluation."""
+resume) and SA/RA evaluation with gradient-masking checks."""
 
 from doublewin.train.callbacks import Callback, TrainState
 from doublewin.train.engine import TrainResult, train
 from doublewin.train.evaluation import evaluate
+from doublewin.train.robustness import (
+    Check,
+    RobustnessReport,
+    evaluate_weights,
+    robustness_report,
+)
 
-__all__ = ["Callback", "TrainResult", "TrainState", "evaluate", "train"]
+__all__ = ["Callback", "Check", "RobustnessReport", "TrainResult", "TrainState", "evaluate",
+           "evaluate_weights", "robustness_report", "train"]

@@ -1,0 +1,232 @@
+"""A robustness report: SA and RA under PGD, optional AutoAttack on the first N points, and
+three gradient-masking checks, each stated in words.
+
+Checks (the conventions of Carlini et al. 2019 and RobustBench):
+- ``autoattack-gap``: AutoAttack RA more than ``MAX_AA_GAP`` points below PGD RA on the same
+  points — PGD is being fooled by the model's gradients.
+- ``eps-ladder``: RA must fall as ε grows. Flagged when RA rises by more than ``LADDER_SLACK``
+  points from one ε to the next larger one, or is not lower at the largest ε than at the
+  smallest (when that is above zero).
+- ``large-eps``: at a very large ε (64/255 under L∞) every image can be turned into another
+  class; RA above zero there means the attack cannot find its way.
+The ladder and the large-ε attack run on the first ``check_points`` test points (dataset
+order), with the step scaled like ε (ladder) or 2.5·ε/steps (large ε), the same number of steps.
+Accuracies are points 0–100; ε in [0,1] pixel units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from doublewin.attacks import autoattack, make_attack, model_mode
+from doublewin.errors import UserError
+from doublewin.experiments.specs import AttackSpec, EvaluateSpec
+from doublewin.progress import NULL_PROGRESS, Progress
+
+MAX_AA_GAP = 10.0
+LADDER_SLACK = 1.0
+LADDER = (0.5, 1.0, 2.0, 4.0)
+LARGE_EPS = {"linf": 64 / 255, "l2": 16.0}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gradient-masking check: ``flagged`` is True when it found a warning sign."""
+
+    name: str
+    flagged: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """SA/RA on ``n`` points, the ε ladder, the large-ε RA, AutoAttack next to PGD on the
+    first ``autoattack_n`` points, and the checks. Points 0–100; ε in pixel units."""
+
+    sa: float
+    ra: float
+    n: int
+    attack: dict[str, Any]
+    ladder: tuple[tuple[float, float], ...]
+    large_eps: float
+    large_eps_ra: float
+    check_points: int
+    autoattack_n: int = 0
+    autoattack_ra: float | None = None
+    pgd_ra_autoattack_points: float | None = None
+    sa_autoattack_points: float | None = None
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def flagged(self) -> list[Check]:
+        return [c for c in self.checks if c.flagged]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ladder"] = [{"eps": e, "ra": r} for e, r in self.ladder]
+        out["gradient_masking_suspected"] = bool(self.flagged)
+        return out
+
+
+def robustness_report(model: nn.Module, loader: Iterable, *, attack: AttackSpec,
+                      num_classes: int, autoattack_n: int = 0,
+                      ladder: Sequence[float] = LADDER, large_eps: float | None = None,
+                      check_points: int = 1000, device: torch.device | str = "cpu",
+                      seed: int = 0, progress: Progress = NULL_PROGRESS) -> RobustnessReport:
+    """Evaluate ``model`` on every batch of ``loader`` (in dataset order; pixels in [0,1]).
+
+    ``attack`` is the PGD threat model (run in eval mode). ``autoattack_n`` > 0 runs standard
+    AutoAttack on the first N points and reports PGD on the same points. ``ladder`` lists
+    multiples of ``attack.eps``; ``large_eps`` defaults to 64/255 (L∞) or 16 (L2).
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    pgd = make_attack(attack, bn_mode="eval")
+    keep = max(check_points, autoattack_n)
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    clean_flags: list[torch.Tensor] = []
+    robust_flags: list[torch.Tensor] = []
+    kept = 0
+    task = progress.task(f"PGD-{attack.steps} ε={attack.eps:.4g}", _length(loader))
+    with model_mode(model, "eval"):
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            clean, robust = _correct(model, pgd, x, y)
+            clean_flags.append(clean)
+            robust_flags.append(robust)
+            if kept < keep:
+                take = min(keep - kept, x.shape[0])
+                xs.append(x[:take])
+                ys.append(y[:take])
+                kept += take
+            task.advance(1)
+        task.close()
+        clean_all, robust_all = torch.cat(clean_flags), torch.cat(robust_flags)
+        n = int(clean_all.numel())
+        x_keep, y_keep = torch.cat(xs), torch.cat(ys)
+
+        x_check, y_check = x_keep[:check_points], y_keep[:check_points]
+        m = int(y_check.numel())
+        ladder_ra = []
+        for factor in sorted(ladder):
+            rung = replace(attack, eps=attack.eps * factor, step=attack.step * factor)
+            _, robust = _correct(model, make_attack(rung, bn_mode="eval"), x_check, y_check)
+            ladder_ra.append((attack.eps * factor, _points(robust)))
+        big = LARGE_EPS[attack.norm] if large_eps is None else large_eps
+        wide = replace(attack, eps=big, step=2.5 * big / attack.steps)
+        _, robust = _correct(model, make_attack(wide, bn_mode="eval"), x_check, y_check)
+        large_ra = _points(robust)
+
+        aa_ra = pgd_aa = sa_aa = None
+        if autoattack_n > 0:
+            k = int(min(autoattack_n, y_keep.numel()))
+            x_aa = autoattack(model, x_keep[:k], y_keep[:k], eps=attack.eps,
+                              num_classes=num_classes, norm=attack.norm, seed=seed)
+            with torch.no_grad():
+                aa_ra = _points(model(x_aa).argmax(1) == y_keep[:k])
+            pgd_aa = _points(robust_all[:k])
+            sa_aa = _points(clean_all[:k])
+            autoattack_n = k
+
+    checks = _checks(aa_ra, pgd_aa, ladder_ra, big, large_ra, attack)
+    return RobustnessReport(
+        sa=_points(clean_all), ra=_points(robust_all), n=n,
+        attack={"norm": attack.norm, "eps": attack.eps, "step": attack.step,
+                "steps": attack.steps, "random_start": attack.random_start,
+                "restarts": attack.restarts},
+        ladder=tuple(ladder_ra), large_eps=big, large_eps_ra=large_ra, check_points=m,
+        autoattack_n=autoattack_n, autoattack_ra=aa_ra, pgd_ra_autoattack_points=pgd_aa,
+        sa_autoattack_points=sa_aa, checks=checks)
+
+
+def _checks(aa_ra: float | None, pgd_aa: float | None, ladder: list[tuple[float, float]],
+            big: float, large_ra: float, attack: AttackSpec) -> tuple[Check, ...]:
+    checks = []
+    if aa_ra is not None and pgd_aa is not None:
+        gap = pgd_aa - aa_ra
+        checks.append(Check(
+            "autoattack-gap", gap > MAX_AA_GAP,
+            f"AutoAttack RA {aa_ra:.2f} is {gap:.2f} points below PGD RA {pgd_aa:.2f} on the "
+            f"same points" + (f" (over {MAX_AA_GAP:g}: PGD overestimates robustness)"
+                              if gap > MAX_AA_GAP else f" (within {MAX_AA_GAP:g})")))
+    rises = [(a, b) for a, b in zip(ladder, ladder[1:], strict=False) if b[1] > a[1] + LADDER_SLACK]
+    flat = len(ladder) > 1 and ladder[0][1] > 0 and ladder[-1][1] >= ladder[0][1]
+    unit = 255 if attack.norm == "linf" else 1
+    rungs = ", ".join(f"ε={_eps(e, unit)}: {r:.1f}" for e, r in ladder)
+    if rises or flat:
+        detail = f"RA does not fall as ε grows ({rungs})"
+    else:
+        detail = f"RA falls as ε grows ({rungs})"
+    checks.append(Check("eps-ladder", bool(rises or flat), detail))
+    checks.append(Check(
+        "large-eps", large_ra > 0,
+        f"RA at ε={_eps(big, unit)} is {large_ra:.2f}"
+        + (" (above zero: the attack is not finding adversarial examples)"
+           if large_ra > 0 else " (zero, as expected)")))
+    return tuple(checks)
+
+
+def _correct(model: nn.Module, pgd: Any, x: torch.Tensor,
+             y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+    x_adv = pgd(model, x, y)
+    with torch.no_grad():
+        robust = model(x_adv).argmax(1) == y
+    return clean, robust
+
+
+def _points(flags: torch.Tensor) -> float:
+    return 100.0 * float(flags.float().mean()) if flags.numel() else float("nan")
+
+
+def _eps(eps: float, unit: int) -> str:
+    if unit == 255:
+        return f"{eps * 255:g}/255"
+    return f"{eps:g}"
+
+
+def _length(loader: Iterable) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def evaluate_weights(spec: EvaluateSpec, weights_path: str | Path, *,
+                     device: torch.device | str = "cpu", data_root: str | Path | None = None,
+                     batch_size: int = 256, check_points: int = 1000, seed: int = 0,
+                     progress: Progress = NULL_PROGRESS) -> tuple[RobustnessReport, Any, Any]:
+    """`robustness_report` of a doublewin weights file on ``spec.data``'s ``spec.split``.
+
+    The images are resized to ``spec.data.resolution``, else the weights' ``input_size``.
+    Returns ``(report, weights_meta, dataset_info)``. A dataset whose number of classes differs
+    from the weights' is a UserError.
+    """
+    from doublewin.data import load_dataset, make_loader
+    from doublewin.models import load_model
+
+    device = torch.device(device)
+    model, meta = load_model(weights_path, device=device)
+    splits = load_dataset(spec.data.name, data_root, val_size=spec.data.val_size)
+    info = splits.info
+    if int(info.num_classes) != int(meta.num_classes):
+        raise UserError(f"{weights_path} has {meta.num_classes} classes but {spec.data.name} "
+                        f"has {info.num_classes}; evaluate on the dataset the weights were "
+                        "trained or transferred on")
+    images = splits.test if spec.split == "test" else splits.val
+    resolution = int(spec.data.resolution or meta.input_size)
+    loader = make_loader(images, batch_size=batch_size, train=False, resolution=resolution,
+                         test_transform=spec.data.test_transform, device=device, seed=seed)
+    report = robustness_report(model, loader, attack=spec.attack,
+                               num_classes=int(info.num_classes),
+                               autoattack_n=spec.autoattack, check_points=check_points,
+                               device=device, seed=seed, progress=progress)
+    return report, meta, info
