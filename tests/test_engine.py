@@ -237,3 +237,46 @@ def test_lr_schedules_follow_their_definition_per_step(schedule, checks):
 def test_fractional_warmup_ramps_linearly_over_its_steps():
     f = lr_multiplier(TrainSpec(epochs=4, schedule="constant", warmup_epochs=0.5), 10)
     assert [f(i) for i in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+
+
+class Sabotage:
+    """Flips the classifier at the last step of epoch 2 (a collapse the guard must see) and
+    records the weights at the end of epoch 1."""
+
+    def __init__(self):
+        self.epoch1: dict[str, torch.Tensor] = {}
+
+    def on_step_end(self, state) -> None:
+        if state.step == 2 * state.steps_per_epoch:
+            with torch.no_grad():
+                state.model[-1].weight.neg_()
+
+    def on_epoch_end(self, state) -> None:
+        if state.epoch == 0:
+            self.epoch1 = {k: v.clone() for k, v in state.model.state_dict().items()}
+
+
+def test_fat_guard_restores_the_last_good_weights_and_stops_on_a_collapse(tmp_path):
+    s = spec(regime="fat", epochs=4, attack=AttackSpec(eps=2 / 255), lr=0.02)
+    sabotage = Sabotage()
+    model = tiny_net()
+    result = train(model, s, TinyLoader(), TinyLoader(train=False), callbacks=[sabotage],
+                   workdir=tmp_path)
+    assert result.metrics["collapsed"] is True and result.metrics["collapse_epoch"] == 2
+    assert result.metrics["epochs_run"] == 2
+    assert result.history[0]["guard_ra"] >= 10 and result.history[1]["guard_ra"] < 5
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, sabotage.epoch1[name]), name
+    # The collapsed epoch is never a best state.
+    assert result.metrics["best_val_sa_epoch"] == 1
+    # Rerunning returns the stopped run instead of training on.
+    again = train(tiny_net(), s, TinyLoader(), TinyLoader(train=False), workdir=tmp_path)
+    assert again.metrics["collapsed"] is True and again.metrics["epochs_run"] == 2
+
+
+def test_fat_guard_is_off_for_other_regimes_and_when_disabled():
+    s = spec(regime="fat", epochs=3, attack=AttackSpec(eps=2 / 255), lr=0.02,
+             overfit_guard=False)
+    result = train(tiny_net(), s, TinyLoader(), TinyLoader(train=False), callbacks=[Sabotage()])
+    assert result.metrics["collapsed"] is False and result.metrics["epochs_run"] == 3
+    assert "guard_ra" not in result.history[0]
