@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from doublewin import distributed
 from doublewin.attacks import PGD, fgsm_rs, make_attack
 from doublewin.errors import RunFailure, UserError
 from doublewin.experiments.specs import TrainSpec
@@ -140,7 +141,12 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
     if guard is not None and run.last_good is None:
         run.last_good = cpu_state_dict(model)
 
-    net = torch.compile(model) if compile else model
+    # Under torchrun every rank trains on its slice of each global batch; DDP averages the
+    # gradients (see doublewin/distributed.py). Only rank 0 writes checkpoints and logs.
+    net = distributed.wrap(model, device)
+    net = torch.compile(net) if compile else net
+    if not distributed.is_main():
+        log, progress = None, NULL_PROGRESS
     task = progress.task(f"train {spec.regime}", spec.epochs * steps_per_epoch)
     if run.step:
         task.advance(run.step)
@@ -157,7 +163,7 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
             for callback in callbacks:
                 callback.on_epoch_end(TrainState(model, optimizer, run.epoch - 1, run.step,
                                                  steps_per_epoch, record))
-            if ckpt_path is not None:
+            if ckpt_path is not None and distributed.is_main():
                 _save(ckpt_path, identity, model, optimizer, scheduler, run,
                       run.seconds + time.perf_counter() - started)
     finally:
@@ -178,6 +184,7 @@ def _train_epoch(net: nn.Module, model: nn.Module, spec: TrainSpec, loader: Iter
         loader.set_epoch(epoch)
     model.train()
     on_cpu = device.type != "cuda"
+    sharded = distributed.world().distributed
     # Running sums stay on the device; they are read every `log_every` steps and at the end
     # of the epoch, so CUDA never waits for the host inside the loop.
     loss_sum = torch.zeros((), device=device)
@@ -190,11 +197,14 @@ def _train_epoch(net: nn.Module, model: nn.Module, spec: TrainSpec, loader: Iter
     for index, (x, y) in enumerate(loader):
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
+        x, y = distributed.shard(x, y)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if attack is not None:
             with autocast(precision, device):
-                x = attack(net, x, y)
+                # The attack runs on the bare module: it takes input gradients only, which
+                # DDP's gradient hooks must not see.
+                x = attack(model if sharded else net, x, y)
         with autocast(precision, device):
             logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
