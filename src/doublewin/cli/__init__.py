@@ -17,7 +17,11 @@ from doublewin.errors import DoublewinError
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one line on stderr and their exit code."""
+    from doublewin import distributed
+
     try:
+        if distributed.launched():  # torchrun --nproc-per-node N -m doublewin ...
+            distributed.init()
         app(args=argv, standalone_mode=False)
     except DoublewinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

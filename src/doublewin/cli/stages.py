@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from doublewin import distributed
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
@@ -73,13 +74,16 @@ def pretrain_command(
         "data.resolution": resolution, "seed": seed}, overrides))
     out = _weights_path(out)
     workdir = out.with_name(out.name + ".work")
-    log = JsonlLog(workdir / "log.jsonl")
+    log = JsonlLog(workdir / "log.jsonl") if distributed.is_main() else None
     try:
         with RichProgress(enabled=not as_json) as progress:
             result = pretrain(spec, out, workdir=workdir / "train", device=resolve_device(device),
                               data_root=data_root, progress=progress, log=log)
     finally:
-        log.close()
+        if log is not None:
+            log.close()
+    if not distributed.is_main():
+        return
     shutil.copyfile(workdir / "log.jsonl", out.with_name(out.name + ".log.jsonl"))
     shutil.rmtree(workdir, ignore_errors=True)
     summary = {"weights": str(out), "content_hash": result.content_hash,
@@ -138,7 +142,7 @@ def transfer_command(
         "data.fraction": fraction, "train.regime": regimes[regime], "seed": seed,
         "train.epochs": epochs, "train.lr": lr, "data.resolution": resolution}, overrides))
     out.mkdir(parents=True, exist_ok=True)
-    log = JsonlLog(out / "log.jsonl")
+    log = JsonlLog(out / "log.jsonl") if distributed.is_main() else None
     try:
         with RichProgress(enabled=not as_json) as progress, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ticket warnings come back in the result
@@ -146,7 +150,10 @@ def transfer_command(
                               device=resolve_device(device), data_root=data_root,
                               progress=progress, log=log)
     finally:
-        log.close()
+        if log is not None:
+            log.close()
+    if not distributed.is_main():
+        return
     atomic_write_json(out / "metrics.json", {"spec": to_dict(spec), **result.metrics})
     for message in result.warnings:
         err_console.print(f"warning: {message}", highlight=False)

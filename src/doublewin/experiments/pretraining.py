@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from doublewin import distributed
 from doublewin.experiments.specs import PretrainSpec
 from doublewin.experiments.typed import to_dict
 from doublewin.logs import JsonlLog
@@ -50,7 +51,7 @@ def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
     from doublewin.models import WeightsMeta, build_model, save_weights
     from doublewin.train import evaluate, train
 
-    device = torch.device(device)
+    device = distributed.local_device(device)
     resolution = resolution_for(spec.arch, spec.data.resolution)
     train_loader, val_loader, _, info = prepare_data(
         spec.data, resolution_default=resolution, batch_size=spec.train.batch_size,
@@ -73,7 +74,13 @@ def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
         extra={"spec": to_dict(spec), "collapsed": bool(result.metrics.get("collapsed")),
                "eval_attack": to_dict(spec.eval_attack)},
     )
-    digest = save_weights(out, model, meta)
+    if distributed.is_main():
+        digest = save_weights(out, model, meta)
+    else:
+        from doublewin.models import content_hash
+
+        digest = content_hash(model.state_dict())
+    distributed.barrier()
     metrics = {**{k: v for k, v in result.metrics.items() if _plain(v)},
                "source_sa": meta.source_sa, "source_ra": meta.source_ra,
                "content_hash": digest}

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from doublewin import distributed
 from doublewin.experiments.specs import TransferSpec
 from doublewin.logs import JsonlLog
 from doublewin.progress import NULL_PROGRESS, Progress
@@ -44,7 +45,7 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
     from doublewin.tickets import load_ticket
     from doublewin.train import evaluate, train
 
-    device = torch.device(device)
+    device = distributed.local_device(device)
     workdir = Path(workdir)
     model, meta = load_model(weights_path, device=device)
     resolution = int(spec.data.resolution or meta.input_size)
@@ -88,7 +89,7 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
             test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
-        if save_models:
+        if save_models and distributed.is_main():
             fine_tuned = _replace(meta, num_classes=info.num_classes, dataset=spec.data.name,
                                   source="transfer", regime=spec.train.regime)
             save_weights(workdir / f"best_{which}.safetensors", model, fine_tuned)
