@@ -280,3 +280,48 @@ def test_fat_guard_is_off_for_other_regimes_and_when_disabled():
     result = train(tiny_net(), s, TinyLoader(), TinyLoader(train=False), callbacks=[Sabotage()])
     assert result.metrics["collapsed"] is False and result.metrics["epochs_run"] == 3
     assert "guard_ra" not in result.history[0]
+
+
+def test_masks_are_enforced_without_any_hook_on_the_model():
+    model = tiny_net()
+    train(model, spec(epochs=1), TinyLoader(), mask=half_mask(model))
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    assert all(not name.endswith("_orig") for name, _ in model.named_parameters())
+
+
+def test_epoch_records_go_to_the_jsonl_log_with_validation_numbers(tmp_path):
+    from doublewin.logs import JsonlLog, read_jsonl
+
+    log = JsonlLog(tmp_path / "log.jsonl", tensorboard=False)
+    train(tiny_net(), spec(epochs=2), TinyLoader(), TinyLoader(train=False), log=log,
+          log_every=2)
+    records = read_jsonl(tmp_path / "log.jsonl")
+    epochs = [r for r in records if r["event"] == "epoch"]
+    steps = [r for r in records if r["event"] == "step"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and [r["step"] for r in epochs] == [6, 12]
+    assert all("val_sa" in r and "val_ra" in r and "train_loss" in r for r in epochs)
+    assert [r["step"] for r in steps] == [2, 4, 6, 8, 10, 12]
+
+
+def test_progress_task_advances_to_the_total_number_of_steps():
+    class Recorder:
+        def __init__(self):
+            self.total, self.done, self.closed = None, 0, False
+
+        def task(self, description, total):
+            self.total = total
+            return self
+
+        def advance(self, n=1, **metrics):
+            self.done += n
+
+        def close(self):
+            self.closed = True
+
+        def note(self, message):
+            pass
+
+    recorder = Recorder()
+    train(tiny_net(), spec(epochs=2), TinyLoader(), progress=recorder, log_every=4)
+    assert recorder.total == 12 and recorder.done == 12 and recorder.closed
