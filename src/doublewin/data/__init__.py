@@ -1,0 +1,57 @@
+"""Datasets (embedded and real), splits, data fractions and the batch loaders.
+
+``prepare_data(spec, ...)`` is what the stages call: the dataset's train (with the data
+fraction applied), val and test loaders for a `DataSpec`, and the dataset's `DatasetInfo`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from doublewin.data.imageset import ImageSet
+from doublewin.data.loader import BatchLoader, FolderLoader, make_loader
+from doublewin.data.registry import (
+    DatasetInfo,
+    Splits,
+    data_root,
+    dataset_info,
+    describe_datasets,
+    list_datasets,
+    load_dataset,
+)
+from doublewin.data.splits import stratified_holdout, take_fraction
+
+# Evaluation batches need no gradient through the weights, so they can be larger.
+EVAL_BATCH_FACTOR = 2
+
+
+def prepare_data(spec, *, resolution_default: int, batch_size: int,
+                 device: torch.device | str = "cpu", seed: int = 0,
+                 root: str | Path | None = None
+                 ) -> tuple[BatchLoader | FolderLoader, BatchLoader | FolderLoader,
+                            BatchLoader | FolderLoader, DatasetInfo]:
+    """(train, val, test loaders, info) for a `DataSpec`.
+
+    The training split keeps ``spec.fraction`` of its images (``spec.subset``: seeded
+    class-balanced, or the first ones), chosen with ``spec.subset_seed`` so every transfer seed
+    sees the same subset; ``seed`` drives shuffling and augmentation.
+    """
+    splits = load_dataset(spec.name, root, val_size=spec.val_size)
+    train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed,
+                              mode=spec.subset)
+    resolution = int(spec.resolution or resolution_default)
+    common = {"resolution": resolution, "device": device, "augment": spec.augment,
+              "test_transform": spec.test_transform}
+    train = make_loader(train_set, batch_size=batch_size, train=True, seed=seed, **common)
+    val = make_loader(splits.val, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
+                      seed=seed, **common)
+    test = make_loader(splits.test, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
+                       seed=seed, **common)
+    return train, val, test, splits.info
+
+
+__all__ = ["BatchLoader", "DatasetInfo", "FolderLoader", "ImageSet", "Splits", "data_root",
+           "dataset_info", "describe_datasets", "list_datasets", "load_dataset", "make_loader",
+           "prepare_data", "stratified_holdout", "take_fraction"]

@@ -1,0 +1,213 @@
+"""The dataset registry: what each dataset is, where its files are, and its train/val/test.
+
+Validation is held out of the training files: CIFAR keeps the first 45,000 training images for
+training and the last 5,000 for validation, SVHN the first 68,257 (the official split);
+ImageNet holds out a seeded, class-stratified 10,000, a ``folder:`` tree 10%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from doublewin.data.imageset import ImageSet
+from doublewin.data.splits import channel_stats, stratified_holdout
+from doublewin.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One dataset. ``image_size``: native side in pixels; ``splits``: images per split with the
+    default validation split; ``mean``/``std``: per-channel statistics of the training split in
+    [0,1] units (None until the embedded set is generated)."""
+
+    name: str
+    kind: str  # embedded | real
+    num_classes: int
+    image_size: int
+    splits: dict[str, int]
+    description: str
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    files: str = ""  # where the files go, relative to the data root
+
+    def with_stats(self, mean: tuple[float, ...], std: tuple[float, ...]) -> DatasetInfo:
+        return dataclasses.replace(self, mean=tuple(mean), std=tuple(std))
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    info: DatasetInfo
+
+
+_REGISTRY: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("shapes", "embedded", 10, 32, {"train": 10000, "val": 2000, "test": 2000},
+                "procedural source task: 10 shape classes on textured backgrounds"),
+    DatasetInfo("digits", "embedded", 10, 8, {"train": 1078, "val": 180, "test": 539},
+                "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB"),
+    DatasetInfo("textures", "embedded", 10, 32, {"train": 1500, "val": 250, "test": 500},
+                "procedural downstream task: gratings, checkerboards, dots, rings, noise"),
+    DatasetInfo("cifar10", "real", 10, 32, {"train": 45000, "val": 5000, "test": 10000},
+                "CIFAR-10 python batches", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                "cifar-10-batches-py/"),
+    DatasetInfo("cifar100", "real", 100, 32, {"train": 45000, "val": 5000, "test": 10000},
+                "CIFAR-100 python batches", (0.5071, 0.4865, 0.4409),
+                (0.2673, 0.2564, 0.2762), "cifar-100-python/"),
+    DatasetInfo("svhn", "real", 10, 32, {"train": 68257, "val": 5000, "test": 26032},
+                "SVHN cropped digits (.mat)", (0.4377, 0.4438, 0.4728),
+                (0.1980, 0.2010, 0.1970), "svhn/train_32x32.mat, svhn/test_32x32.mat"),
+    DatasetInfo("imagenet", "real", 1000, 224,
+                {"train": 1271167, "val": 10000, "test": 50000},
+                "ImageNet ILSVRC-2012 as an ImageFolder tree (val/ is the test split)",
+                IMAGENET_MEAN, IMAGENET_STD, "imagenet/train/<wnid>/, imagenet/val/<wnid>/"),
+)}
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The explicit root, else $DOUBLEWIN_DATA, else ./data."""
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("DOUBLEWIN_DATA")
+    return Path(env).expanduser() if env else Path("data")
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return list(_REGISTRY.values())
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Registry entry of ``name``; ``folder:/path`` describes an ImageFolder tree."""
+    if name.startswith("folder:"):
+        path = name.partition(":")[2]
+        return DatasetInfo(name, "real", 0, 224, {"train": 0, "val": 0, "test": 0},
+                           f"ImageFolder tree at {path}", IMAGENET_MEAN, IMAGENET_STD, path)
+    if name not in _REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or "
+                        "folder:/path/to/imagefolder (doublewin datasets)")
+    return _REGISTRY[name]
+
+
+def _status(info: DatasetInfo, root: Path) -> tuple[str, str]:
+    if info.kind == "embedded":
+        return "built in", "generated; cache: $DOUBLEWIN_CACHE"
+    expected = {
+        "cifar10": [root / "cifar-10-batches-py" / "data_batch_1",
+                    root / "cifar-10-batches-py" / "test_batch"],
+        "cifar100": [root / "cifar-100-python" / "train", root / "cifar-100-python" / "test"],
+        "svhn": [root / "svhn" / "train_32x32.mat", root / "svhn" / "test_32x32.mat"],
+        "imagenet": [root / "imagenet" / "train", root / "imagenet" / "val"],
+    }[info.name]
+    found = all(p.exists() for p in expected)
+    if info.name == "svhn" and not found:
+        alternative = [root / "train_32x32.mat", root / "test_32x32.mat"]
+        if all(p.exists() for p in alternative):
+            return "found", str(root)
+    return ("found" if found else "missing"), str(expected[0].parent)
+
+
+def describe_datasets(root: str | Path | None = None) -> list[dict[str, object]]:
+    """One dict per dataset for `doublewin datasets`."""
+    base = data_root(root)
+    rows = []
+    for info in list_datasets():
+        status, location = _status(info, base)
+        rows.append({"name": info.name, "kind": info.kind, "num_classes": info.num_classes,
+                     "image_size": info.image_size, "splits": dict(info.splits),
+                     "status": status, "location": location,
+                     "description": info.description})
+    return rows
+
+
+def load_dataset(name: str, root: str | Path | None = None, *, val_size: int | None = None
+                 ) -> Splits:
+    """Train/val/test of ``name``; ``val_size`` overrides the held-out validation size."""
+    info = dataset_info(name)
+    base = data_root(root)
+    if info.kind == "embedded":
+        return _embedded(info, val_size)
+    if name in ("cifar10", "cifar100"):
+        from doublewin.data.real import read_cifar
+
+        parts = read_cifar(base, name)
+        train_images, train_labels = parts["train"]
+        return _tail_split(info, train_images, train_labels, *parts["test"],
+                           val_size or 5000, source=str(base / info.files))
+    if name == "svhn":
+        from doublewin.data.real import read_svhn_mat, svhn_file
+
+        train_images, train_labels = read_svhn_mat(svhn_file(base, "train"))
+        test = read_svhn_mat(svhn_file(base, "test"))
+        default = max(1, len(train_labels) - 68257) if len(train_labels) > 68257 else None
+        return _tail_split(info, train_images, train_labels, *test, val_size or default
+                           or max(1, len(train_labels) // 10), source=str(base / "svhn"))
+    return _folder(info, base, val_size)
+
+
+def _tail_split(info: DatasetInfo, images: torch.Tensor, labels: torch.Tensor,
+                test_images: torch.Tensor, test_labels: torch.Tensor, val_size: int, *,
+                source: str) -> Splits:
+    n = len(labels)
+    if not 0 < val_size < n:
+        raise UserError(f"{info.name}: val_size {val_size} must be smaller than the "
+                        f"{n} training images in {source}")
+    k = info.num_classes
+    train = ImageSet(labels[: n - val_size], k, images=images[: n - val_size])
+    val = ImageSet(labels[n - val_size:], k, images=images[n - val_size:])
+    test = ImageSet(test_labels, k, images=test_images)
+    sized = dataclasses.replace(info, splits={"train": len(train), "val": len(val),
+                                              "test": len(test)})
+    return Splits(train, val, test, sized)
+
+
+def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
+    from doublewin.data.embedded import load_embedded
+
+    data = load_embedded(info.name)
+    k = info.num_classes
+    sets = {s: ImageSet(data[f"{s}_labels"].to(torch.int64), k, images=data[f"{s}_images"])
+            for s in ("train", "val", "test")}
+    if val_size is not None:
+        # Re-split the training and validation images together with the requested size.
+        images = torch.cat([sets["train"].images, sets["val"].images])
+        labels = torch.cat([sets["train"].labels, sets["val"].labels])
+        keep, held = stratified_holdout(labels, val_size, seed=0)
+        sets["train"] = ImageSet(labels[keep], k, images=images[keep])
+        sets["val"] = ImageSet(labels[held], k, images=images[held])
+    mean, std = channel_stats(sets["train"].images)
+    sized = dataclasses.replace(info.with_stats(mean, std),
+                                splits={s: len(v) for s, v in sets.items()})
+    return Splits(sets["train"], sets["val"], sets["test"], sized)
+
+
+def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
+    from doublewin.data.real import folder_classes, read_folder
+
+    if info.name == "imagenet":
+        top, default_val = base / "imagenet", 10000
+        test_dir = top / "val"
+    else:
+        top = Path(info.files).expanduser()
+        test_dir = top / "val" if (top / "val").is_dir() else top / "test"
+        default_val = None
+    classes = folder_classes(top / "train")
+    full = read_folder(top / "train", classes)
+    test = read_folder(test_dir, classes)
+    count = val_size or default_val or max(1, len(full) // 10)
+    if count >= len(full):
+        raise UserError(f"{info.name}: val_size {count} must be smaller than the {len(full)} "
+                        f"training images in {top / 'train'}")
+    keep, held = stratified_holdout(full.labels, count, seed=0)
+    sized = dataclasses.replace(info, num_classes=len(classes),
+                                splits={"train": len(keep), "val": len(held),
+                                        "test": len(test)})
+    return Splits(full.subset(keep), full.subset(held), test, sized)
