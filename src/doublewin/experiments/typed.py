@@ -70,6 +70,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     for name, value in data.items():
         key = _join(path, name)
         f = fields[name]
+        # A partial mapping for a nested spec fills in over the field's own default (e.g.
+        # PretrainSpec.data defaults to shapes), not over the nested class's defaults.
+        if (isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING
+                and dataclasses.is_dataclass(hints[name])):
+            value = _merged(to_dict(f.default_factory()), value)
         kwargs[name] = _coerce(hints[name], value, key, f.metadata.get("range"))
     missing = [
         n for n, f in fields.items()
@@ -84,6 +89,16 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         raise
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path or cls.__name__}: {exc}") from None
+
+
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def to_dict(spec: Any) -> dict[str, Any]:
