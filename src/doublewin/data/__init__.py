@@ -47,7 +47,10 @@ def prepare_data(spec, *, resolution_default: int, batch_size: int,
     train = make_loader(train_set, batch_size=batch_size, train=True, seed=seed, **common)
     val = make_loader(splits.val, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
                       seed=seed, **common)
-    test = make_loader(splits.test, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
+    test_set = splits.test
+    if spec.test_limit is not None and spec.test_limit < len(test_set):
+        test_set = test_set.subset(torch.arange(spec.test_limit))
+    test = make_loader(test_set, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
                        seed=seed, **common)
     return train, val, test, splits.info
 

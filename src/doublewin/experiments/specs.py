@@ -56,6 +56,9 @@ class DataSpec:
     val_size: int | None = checked(None, range=Range(1, None))
     augment: Literal["none", "flip", "crop-flip", "rrc-flip"] = "crop-flip"
     test_transform: Literal["resize", "resize-center-crop"] = "resize"
+    # Evaluate on the first ``test_limit`` test images only (RobustBench convention); None =
+    # the whole test split.
+    test_limit: int | None = checked(None, range=Range(1, None))
 
 
 @dataclass(frozen=True)

@@ -90,13 +90,17 @@ def run_pretrain(job: Job, context: RunContext, entry: Entry, progress: Progress
 @register_stage("tickets", resumable=True)
 def run_tickets(job: Job, context: RunContext, entry: Entry, progress: Progress
                 ) -> dict[str, Any]:
-    from doublewin.tickets import find_tickets, load_ticket
+    from doublewin.tickets import find_tickets, load_ticket, trunk_key
 
     log = JsonlLog(entry.path / "log.jsonl")
+    # IMP rungs live in a trunk shared by every ladder length of the same IMP run, so asking
+    # for more rounds later continues from the rungs already found.
+    trunk = context.store_root / "imp-trunks" / trunk_key(job.spec)
     try:
         paths = find_tickets(job.spec, weights_file(job.spec.weights, context),
                              workdir=entry.path, device=stage_device(context),
-                             progress=progress, data_root=context.data_root, log=log)
+                             progress=progress, data_root=context.data_root, log=log,
+                             trunk=trunk)
     finally:
         log.close()
     index: dict[str, str] = {}

@@ -16,6 +16,7 @@ from doublewin.tickets.files import (
     make_info,
     save_ticket,
 )
+from doublewin.tickets.find import find_tickets, target_sparsities, trunk_key
 from doublewin.tickets.mask import LayerSparsity, Mask, prunable_parameters
 
 __all__ = [
@@ -25,8 +26,11 @@ __all__ = [
     "Ticket",
     "TicketInfo",
     "TicketWeightsWarning",
+    "find_tickets",
     "load_ticket",
     "make_info",
     "prunable_parameters",
     "save_ticket",
+    "target_sparsities",
+    "trunk_key",
 ]
