@@ -22,7 +22,7 @@ import torch
 from doublewin.data.cache import cached_tensors
 
 SIZE = 32
-CACHE_VERSION = "1"  # bump when a generator changes, so stale caches are not read
+CACHE_VERSION = "2"  # bump when a generator changes, so stale caches are not read
 
 
 # ---------------------------------------------------------------- shapes (source task)
@@ -71,23 +71,23 @@ def render_shapes(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, to
     background = c0 * (1 - t) + c1 * t
     stripes = (torch.sin((x * torch.cos(angle + 1) + y * torch.sin(angle + 1))
                          * uniform(4, 14, n, 1, 1) + uniform(0, 6.3, n, 1, 1)) > 0)
-    stripe_on = (torch.rand(n, 1, 1, generator=g) < 0.4)
+    stripe_on = (torch.rand(n, 1, 1, generator=g) < 0.25)
     background = background + 0.15 * (stripes & stripe_on).unsqueeze(1).float()
     # Distractor strokes: a thin line at a random place and angle.
     lx, ly, la = uniform(-1, 1, n, 1, 1), uniform(-1, 1, n, 1, 1), uniform(0, 3.2, n, 1, 1)
     dist = ((x - lx) * torch.sin(la) - (y - ly) * torch.cos(la)).abs()
-    stroke = (dist < 0.05).unsqueeze(1) & (torch.rand(n, 1, 1, 1, generator=g) < 0.6)
+    stroke = (dist < 0.05).unsqueeze(1) & (torch.rand(n, 1, 1, 1, generator=g) < 0.35)
     stroke_colour = uniform(0, 1, n, 3, 1, 1)
     # The shape: position, scale, rotation (±25°, so rotated classes stay distinct), colour
     # that contrasts with the local background.
-    cx, cy = uniform(-0.35, 0.35, n, 1, 1), uniform(-0.35, 0.35, n, 1, 1)
-    scale = uniform(0.35, 0.65, n, 1, 1)
+    cx, cy = uniform(-0.25, 0.25, n, 1, 1), uniform(-0.25, 0.25, n, 1, 1)
+    scale = uniform(0.5, 0.75, n, 1, 1)
     rot = uniform(-0.44, 0.44, n, 1, 1)
     xr, yr = (x - cx) / scale, (y - cy) / scale
     u = xr * torch.cos(rot) + yr * torch.sin(rot)
     v = -xr * torch.sin(rot) + yr * torch.cos(rot)
     inside = _shape_mask(labels, u, v).unsqueeze(1)
-    fg = (1.0 - (c0 + c1) / 2 + uniform(-0.25, 0.25, n, 3, 1, 1)).clamp(0, 1)
+    fg = (1.0 - (c0 + c1) / 2 + uniform(-0.15, 0.15, n, 3, 1, 1)).clamp(0, 1)
     image = torch.where(stroke, stroke_colour.expand_as(background), background)
     image = torch.where(inside, fg.expand_as(image), image)
     image = torch.nn.functional.avg_pool2d(image, 2)
