@@ -21,6 +21,8 @@ JobsOption = Annotated[int, typer.Option("--jobs", min=1,
                                          "(one per GPU when there are several).")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory "
                                                 "(default: runs/<experiment name>).")]
+CompileOption = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the training forward (pays off on GPUs for long runs).")]
 SearchOption = Annotated[str | None, typer.Option(
     "--search", help="extreme: find each ladder's extreme double-win sparsity by bisection "
     "over its rungs (confirmed at the neighbours) instead of the full grid.")]
@@ -32,7 +34,8 @@ def run_command(experiment: Annotated[Path, typer.Argument(help="Experiment YAML
                     "--dry-run", help="Print the plan and its estimated cost; run nothing.")]
                 = False, jobs: JobsOption = 1, search: SearchOption = None,
                 out: OutOption = None, device: DeviceOption = "auto",
-                data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+                data_root: DataRoot = None, compile: CompileOption = False,
+                as_json: JsonFlag = False) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     from doublewin.experiments.run import make_plan
 
@@ -41,7 +44,7 @@ def run_command(experiment: Annotated[Path, typer.Argument(help="Experiment YAML
         _print_plan(plan, device, search, as_json)
         return
     _execute(plan, jobs=jobs, device=device, data_root=data_root, search=search,
-             as_json=as_json)
+             as_json=as_json, compile=compile)
 
 
 @app.command("demo")
@@ -50,7 +53,7 @@ def demo_command(quick: Annotated[bool, typer.Option(
                  out: OutOption = None, jobs: Annotated[int | None, typer.Option(
                      "--jobs", min=1, help="Worker processes (default: 2 on CPU).")] = None,
                  overrides: SetOption = None, device: DeviceOption = "auto",
-                 as_json: JsonFlag = False) -> None:
+                 compile: CompileOption = False, as_json: JsonFlag = False) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     from doublewin.experiments.demo import demo_config, demo_jobs
     from doublewin.experiments.run import make_plan
@@ -58,7 +61,7 @@ def demo_command(quick: Annotated[bool, typer.Option(
     config = demo_config(quick)
     plan = make_plan(config, overrides or (), run_dir=out)
     _execute(plan, jobs=jobs or demo_jobs(device), device=device, data_root=None,
-             search=None, as_json=as_json)
+             search=None, as_json=as_json, compile=compile)
 
 
 @app.command("report")
@@ -85,7 +88,7 @@ def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory
 
 
 def _execute(plan, *, jobs: int, device: str, data_root: str | None, search: str | None,
-             as_json: bool) -> None:
+             as_json: bool, compile: bool = False) -> None:
     from doublewin.cli.progress import RichProgress
     from doublewin.experiments.run import execute
 
@@ -97,7 +100,7 @@ def _execute(plan, *, jobs: int, device: str, data_root: str | None, search: str
                       f"{plan.run_dir}")
     with RichProgress(enabled=not as_json) as progress:
         outcome = execute(plan, workers=jobs, device=device, data_root=data_root,
-                          progress=progress, search=search)
+                          progress=progress, search=search, compile=compile)
     summary = outcome.summary
     result = {"run_dir": str(plan.run_dir), "computed": summary.computed,
               "reused": summary.done_before, "failed": summary.failed,

@@ -28,6 +28,8 @@ from doublewin.errors import UserError
 
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", help="YAML with the stage's spec fields (docs/specs.md).")]
+CompileOption = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the training forward (pays off on GPUs for long runs).")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any spec field: --set train.milestones=[50,75] (repeatable).")]
 
@@ -58,7 +60,7 @@ def pretrain_command(
     = None,
     seed: Annotated[int | None, typer.Option("--seed", help="seed")] = None,
     config: ConfigOption = None, overrides: SetOption = None, device: DeviceOption = "auto",
-    data_root: DataRoot = None, as_json: JsonFlag = False,
+    data_root: DataRoot = None, compile: CompileOption = False, as_json: JsonFlag = False,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
     from doublewin.cli.progress import RichProgress
@@ -78,7 +80,8 @@ def pretrain_command(
     try:
         with RichProgress(enabled=not as_json) as progress:
             result = pretrain(spec, out, workdir=workdir / "train", device=resolve_device(device),
-                              data_root=data_root, progress=progress, log=log)
+                              data_root=data_root, progress=progress, log=log,
+                              compile=compile)
     finally:
         if log is not None:
             log.close()
@@ -117,7 +120,7 @@ def transfer_command(
     resolution: Annotated[int | None, typer.Option("--resolution", help="data.resolution")]
     = None,
     config: ConfigOption = None, overrides: SetOption = None, device: DeviceOption = "auto",
-    data_root: DataRoot = None, as_json: JsonFlag = False,
+    data_root: DataRoot = None, compile: CompileOption = False, as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
     from doublewin.cli.progress import RichProgress
@@ -148,7 +151,7 @@ def transfer_command(
             warnings.simplefilter("ignore")  # ticket warnings come back in the result
             result = transfer(spec, weights, ticket, workdir=out,
                               device=resolve_device(device), data_root=data_root,
-                              progress=progress, log=log)
+                              progress=progress, log=log, compile=compile)
     finally:
         if log is not None:
             log.close()

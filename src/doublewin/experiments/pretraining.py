@@ -41,7 +41,8 @@ def resolution_for(arch: str, requested: int | None) -> int:
 
 def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
              device: str | torch.device = "cpu", data_root: str | Path | None = None,
-             progress: Progress = NULL_PROGRESS, log: JsonlLog | None = None) -> PretrainResult:
+             progress: Progress = NULL_PROGRESS, log: JsonlLog | None = None,
+             compile: bool = False) -> PretrainResult:
     """Train ``spec.arch`` on ``spec.data`` with ``spec.train`` and save θp to ``out``.
 
     ``workdir`` keeps the per-epoch checkpoint, so an interrupted call resumes. The file at
@@ -59,7 +60,7 @@ def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, info.num_classes, mean=info.mean, std=info.std).to(device)
     result = train(model, spec.train, train_loader, val_loader, workdir=Path(workdir),
-                   device=device, seed=spec.seed, progress=progress, log=log)
+                   device=device, seed=spec.seed, progress=progress, log=log, compile=compile)
     # θp is the final weights (the FAT guard has already restored the last good ones on a
     # collapse); source SA/RA are measured on the held-out validation split.
     source = evaluate(model, val_loader, attack=spec.eval_attack, device=device)

@@ -93,7 +93,7 @@ def make_plan(source: str | Path | Mapping[str, Any], overrides: Iterable[str] =
 
 
 def context_for(plan: Plan, *, device: str = "auto", data_root: str | None = None,
-                threads: int | None = None) -> RunContext:
+                threads: int | None = None, compile: bool = False) -> RunContext:
     imports = {}
     for p in plan.experiment.pretrainings:
         if p.path is None:
@@ -106,7 +106,7 @@ def context_for(plan: Plan, *, device: str = "auto", data_root: str | None = Non
                             "weights file; convert it with doublewin import-weights")
         imports[p.ref] = str(p.path.resolve())
     return RunContext(store_root=plan.store_root, device=device, data_root=data_root,
-                      imports=imports, threads=threads)
+                      imports=imports, threads=threads, compile=compile)
 
 
 def write_resolved(plan: Plan) -> None:
@@ -119,12 +119,13 @@ def write_resolved(plan: Plan) -> None:
 def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
             data_root: str | None = None, progress: Progress = NULL_PROGRESS,
             search: str | None = None, threads: int | None = None,
-            report: bool = True) -> RunOutcome:
+            report: bool = True, compile: bool = False) -> RunOutcome:
     """Run the plan (or the adaptive search over it), refresh results.csv, write the report."""
     from doublewin.analysis.report import write_results_csv
     from doublewin.experiments.cost import job_passes
 
-    context = context_for(plan, device=device, data_root=data_root, threads=threads)
+    context = context_for(plan, device=device, data_root=data_root, threads=threads,
+                          compile=compile)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_resolved(plan)
     store = plan.store

@@ -33,6 +33,7 @@ class RunContext:
     data_root: str | None = None
     imports: Mapping[str, str] = field(default_factory=dict)  # weights ref -> file path
     threads: int | None = None
+    compile: bool = False  # torch.compile the training forward (GPU runs)
 
     @property
     def store(self) -> Store:

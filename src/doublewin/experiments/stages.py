@@ -81,7 +81,7 @@ def run_pretrain(job: Job, context: RunContext, entry: Entry, progress: Progress
     try:
         result = pretrain(job.spec, entry.path / WEIGHTS_FILE, workdir=entry.path / "train",
                           device=stage_device(context), data_root=context.data_root,
-                          progress=progress, log=log)
+                          progress=progress, log=log, compile=context.compile)
     finally:
         log.close()
     return {**result.metrics, "collapsed": result.collapsed}
@@ -123,7 +123,7 @@ def run_transfer(job: Job, context: RunContext, entry: Entry, progress: Progress
         result = transfer(spec, weights_file(spec.weights, context),
                           ticket_file(spec.ticket, context), workdir=entry.path,
                           device=stage_device(context), data_root=context.data_root,
-                          progress=progress, log=log)
+                          progress=progress, log=log, compile=context.compile)
     finally:
         log.close()
     return dict(result.metrics)

@@ -34,7 +34,8 @@ class TransferResult:
 def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Path | None,
              *, workdir: str | Path, device: str | torch.device = "cpu",
              data_root: str | Path | None = None, progress: Progress = NULL_PROGRESS,
-             log: JsonlLog | None = None, save_models: bool = True) -> TransferResult:
+             log: JsonlLog | None = None, save_models: bool = True,
+             compile: bool = False) -> TransferResult:
     """Fine-tune the ticket (or the dense θp when ``ticket_path`` is None) on ``spec.data``.
 
     ``workdir`` keeps the per-epoch checkpoint (an interrupted call resumes) and, with
@@ -72,7 +73,7 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
         sparsity = float(mask.sparsity)
 
     result = train(model, spec.train, train_loader, val_loader, mask=mask, workdir=workdir,
-                   device=device, seed=spec.seed, progress=progress, log=log)
+                   device=device, seed=spec.seed, progress=progress, log=log, compile=compile)
     metrics: dict[str, Any] = {"sparsity": round(sparsity, 6),
                                "num_classes": info.num_classes,
                                "train_images": train_loader.num_samples}

@@ -120,7 +120,7 @@ def ticket_bytes(ticket: Ticket, *, encoding: str = "packbits+deflate") -> bytes
         packed = pack_bits(m)
         data = packed.tobytes()
         if encoding == "packbits+deflate":
-            data = zlib.compress(data, 9)
+            data = zlib.compress(data, 6)
         tensors[name] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         shapes[name] = list(m.shape)
     info = ticket.info
