@@ -22,7 +22,7 @@ import torch
 from doublewin.data.cache import cached_tensors
 
 SIZE = 32
-CACHE_VERSION = "2"  # bump when a generator changes, so stale caches are not read
+CACHE_VERSION = "3"  # bump when a generator changes, so stale caches are not read
 
 
 # ---------------------------------------------------------------- shapes (source task)
@@ -135,7 +135,8 @@ def render_textures(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, 
     def uniform(lo: float, up: float, *shape: int) -> torch.Tensor:
         return lo + (up - lo) * torch.rand(*shape, generator=g)
 
-    freq = uniform(3, 9, n, 1, 1)
+    # 1.5–3.5 cycles per image: the classes survive downsampling to 8 px (Nyquist: 4).
+    freq = uniform(1.5, 3.5, n, 1, 1)
     phase = uniform(0, 2 * math.pi, n, 1, 1)
     jitter = uniform(-0.15, 0.15, n, 1, 1)
 
