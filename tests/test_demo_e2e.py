@@ -1,0 +1,118 @@
+"""The quick demo end to end: results, report, resuming after kills, and the extreme search."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from doublewin.experiments.demo import demo_config
+from doublewin.experiments.results import TIMING_COLUMNS
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _doublewin(*args: str) -> list[str]:
+    return [sys.executable, "-m", "doublewin", *args]
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {row["job"]: {k: v for k, v in row.items() if k not in TIMING_COLUMNS}
+            for row in rows}
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """One uninterrupted `doublewin demo --quick`, shared by the tests below."""
+    out = tmp_path_factory.mktemp("quick") / "run"
+    started = time.monotonic()
+    done = subprocess.run(_doublewin("demo", "--quick", "--out", str(out), "--json"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, time.monotonic() - started
+
+
+def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> None:
+    out, seconds = quick_run
+    rows = _rows(out / "results.csv")
+    methods = {row["method"] for row in rows.values()}
+    assert {"dense", "imp", "omp"} <= methods
+    assert {row["pretraining"] for row in rows.values()} == {"STD", "FAT", "AT"}
+    assert {row["regime"] for row in rows.values()} == {"st", "at"}
+    for row in rows.values():
+        for column in ("sa_best_sa", "ra_best_sa", "sa_best_ra", "ra_best_ra"):
+            assert 0.0 <= float(row[column]) <= 100.0
+    report = out / "report"
+    assert (report / "report.md").is_file() and (report / "report.html").is_file()
+    assert "http://" not in (report / "report.html").read_text()
+    assert seconds <= 90 * 1.5, f"quick demo took {seconds:.0f} s"  # slack for a busy CI box
+
+
+def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_path) -> None:
+    reference = _rows(quick_run[0] / "results.csv")
+    out = tmp_path / "killed"
+    # A smaller slice of the same grid (one seed, three rungs): identical specs, so every row
+    # must equal the uninterrupted run's row of the same job.
+    args = _doublewin("demo", "--quick", "--out", str(out), "--json", "--set", "seeds=[0]",
+                      "--set", "tickets.transfer_rungs=[1,5,10]")
+    rng = random.Random(7)
+    for _ in range(3):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        time.sleep(rng.uniform(2.0, 12.0))
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the whole group: workers die too
+        process.wait()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = _rows(out / "results.csv")
+    assert resumed, "no rows after resuming"
+    for job, row in resumed.items():
+        assert job in reference
+        assert row == reference[job]
+
+
+def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(quick_run
+                                                                               ) -> None:
+    """Bisection assumes a ladder is double-win up to a rung and not above it. On every ladder
+    of the quick demo where that holds, the search must find the full grid's extreme; on a
+    non-monotone ladder (toy-size runs are noisy) it must report a rung the full grid also
+    judges double-win, at or below the full grid's extreme."""
+    import json
+
+    from doublewin.analysis.verdict import extreme_sparsities, verdicts
+    from doublewin.experiments.experiment import load_experiment
+
+    out = quick_run[0]
+    rows = list(_rows(out / "results.csv").values())
+    config = load_experiment(demo_config(quick=True)).verdict
+    ladders = {(e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e
+               for e in extreme_sparsities(verdicts(rows, config))}
+    # Same store: the search reuses the finished transfers and reports what it needed.
+    done = subprocess.run(_doublewin("run", str(demo_config(quick=True)), "--out", str(out),
+                                     "--search", "extreme", "--json"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)["search"]
+    assert result["transfer_runs"] <= result["full_grid_transfer_runs"] / 2
+    found = {tuple(key.split(" / ")): value for key, value in result["extreme"].items()}
+    assert set(found) == set(ladders)
+    monotone = 0
+    for key, ladder in ladders.items():
+        flags = [bool(dw) for _, dw in ladder.rungs]
+        winners = {round(s, 6) for s, dw in ladder.rungs if dw}
+        if flags == sorted(flags, reverse=True):  # True… then False…: monotone
+            monotone += 1
+            assert found[key] == ladder.extreme, key
+        elif found[key] is not None:
+            assert round(found[key], 6) in winners and found[key] <= ladder.extreme, key
+    assert monotone >= 1, "no monotone ladder to compare on"
