@@ -10,6 +10,7 @@ from doublewin.cli import (
     evaluate,  # noqa: F401
     experiments,  # noqa: F401
     stages,  # noqa: F401
+    tickets,  # noqa: F401
 )
 from doublewin.cli.app import app, err_console
 from doublewin.errors import DoublewinError
