@@ -1,0 +1,124 @@
+"""Import the checkpoints users already have: torchvision, MadryLab robustness, fast_adversarial.
+
+Checkpoints are pickles, and unpickling can run arbitrary code. They are read with
+``torch.load(weights_only=True)``, which builds only tensors and plain containers; a file that
+needs more (robustness files are pickled with dill) is refused unless the caller passes
+``trust_pickle=True`` (``--trust-pickle``) after deciding to trust its source.
+
+- torchvision: a plain state dict (also under ``state_dict`` or ``model``).
+- robustness (Salman et al.): ``model`` (older files: ``state_dict``); exactly the keys that
+  start with ``module.model.`` are kept and that prefix is stripped — the attacker's copy
+  ``module.attacker.model.*`` and the normalizer buffers are dropped; the normalizer must hold
+  ImageNet's mean/std.
+- fast-adversarial (Wong et al.): ``state_dict`` with a ``module.`` prefix; normalization was
+  outside the model, so the imported model gets ImageNet's mean/std inside.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from doublewin.errors import UserError
+from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
+from doublewin.models.weights import WeightsMeta, content_hash, load_strict
+
+Format = Literal["torchvision", "robustness", "fast-adversarial"]
+FORMATS: tuple[str, ...] = ("torchvision", "robustness", "fast-adversarial")
+REGIME = {"torchvision": "std", "robustness": "at", "fast-adversarial": "fat"}
+ROBUSTNESS_PREFIX = "module.model."
+
+
+def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
+    """The object in a checkpoint file, loaded without running code unless trusted."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; pass the checkpoint to import")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle:
+            raise UserError(
+                f"{path} needs full unpickling ({str(exc).splitlines()[0][:120]}); unpickling "
+                "can run arbitrary code, so it is refused — pass --trust-pickle only if you "
+                "trust where the file came from") from None
+    except Exception as exc:
+        raise UserError(f"{path}: not a torch checkpoint ({type(exc).__name__}); pass a .pt/"
+                        ".pth/.tar checkpoint or a .safetensors file") from None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _tensors(obj: Any, path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in keys:
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise UserError(f"{path}: no state dict found (looked under {', '.join(keys)}); wrong "
+                    "--format?")
+
+
+def convert_state(obj: Any, fmt: str, path: Path) -> tuple[dict[str, torch.Tensor],
+                                                           dict[str, Any]]:
+    """(state dict with torchvision names, notes) for a loaded checkpoint of ``fmt``."""
+    notes: dict[str, Any] = {}
+    if fmt == "torchvision":
+        return _tensors(obj, path, ("state_dict", "model")), notes
+    if fmt == "robustness":
+        raw = _tensors(obj, path, ("model", "state_dict"))
+        state = {k[len(ROBUSTNESS_PREFIX):]: v for k, v in raw.items()
+                 if k.startswith(ROBUSTNESS_PREFIX)}
+        if not state:
+            raise UserError(f"{path}: no keys start with {ROBUSTNESS_PREFIX!r}; not a "
+                            "robustness checkpoint — wrong --format?")
+        for name, expected in (("new_mean", IMAGENET_MEAN), ("new_std", IMAGENET_STD)):
+            value = raw.get(f"module.normalizer.{name}")
+            if value is None:
+                continue
+            found = tuple(round(float(v), 4) for v in value.flatten())
+            notes[f"normalizer_{name}"] = found
+            if not torch.allclose(value.flatten().float(), torch.tensor(expected), atol=1e-3):
+                raise UserError(f"{path}: normalizer {name} is {found}, not ImageNet's "
+                                f"{expected}; this importer expects ImageNet models")
+        return state, notes
+    if fmt == "fast-adversarial":
+        raw = _tensors(obj, path, ("state_dict",))
+        if not all(k.startswith("module.") for k in raw):
+            raise UserError(f"{path}: fast_adversarial keys start with 'module.'; these do "
+                            "not — wrong --format?")
+        return {k[len("module."):]: v for k, v in raw.items()}, notes
+    raise UserError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+
+
+def import_checkpoint(path: str | Path, *, format: str, arch: str, trust_pickle: bool = False,
+                      eps: float | None = None) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """Read ``path`` in ``format`` for ``arch``; returns the strict-checked state dict and the
+    metadata of the doublewin weights file to write."""
+    path = Path(path)
+    if format not in FORMATS:
+        raise UserError(f"--format {format}: use one of {', '.join(FORMATS)}")
+    info = arch_info(arch)
+    obj = read_checkpoint(path, trust_pickle=trust_pickle)
+    state, notes = convert_state(obj, format, path)
+    fc = state.get("fc.weight")
+    if fc is None:
+        raise UserError(f"{path}: no fc.weight after conversion; wrong --format or --arch?")
+    model = build_model(arch, int(fc.shape[0]))
+    load_strict(model, state, source=str(path),
+                hint=f"wrong --arch ({arch}?) or wrong --format ({format}?)")
+    meta = WeightsMeta(arch=arch, num_classes=int(fc.shape[0]), mean=IMAGENET_MEAN,
+                       std=IMAGENET_STD, input_size=info.input_size, dataset="imagenet",
+                       regime=REGIME[format], eps=eps, source=format,
+                       content_hash=content_hash(state),
+                       extra={"imported_from": str(path), **notes})
+    return model.state_dict(), meta
