@@ -82,3 +82,30 @@ def test_the_paper_configs_expand_without_data_or_weights_present() -> None:
                                                                           5e-4)
     fractions = {j.labels["fraction"] for j in cifar10.jobs if j.stage == "transfer"}
     assert fractions == {1.0, 0.1, 0.01}
+
+
+def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    import json
+
+    from doublewin.cli import main
+
+    out = tmp_path / "run"
+    main(["run", str(demo_config(quick=True)), "--dry-run", "--json", "--out", str(out),
+          "--device", "cpu"])
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["stages"]["transfer"]["to_run"] == plan["stages"]["transfer"]["total"] > 0
+    assert plan["total_passes"] > 0 and plan["total_hours"] > 0
+    assert "resnet8@8px" in plan["measured_rates"]
+    assert not out.exists()
+
+
+def test_the_paper_cost_counts_every_imp_epoch_on_imagenet(monkeypatch) -> None:
+    from doublewin.experiments import cost
+
+    monkeypatch.setattr(cost, "pass_rate", lambda arch, resolution, device: 1000.0)
+    plan = make_plan(config_dir() / "paper" / "imp-imagenet-std.yaml", run_dir="/x")
+    estimate = cost.estimate(plan.jobs, plan.experiment.arch, "cpu")
+    train_images = 1_271_167
+    # 3 pre-trainings × 19 rounds × 30 epochs of ST on ImageNet, plus validation.
+    assert estimate.passes >= 3 * 19 * 30 * train_images
+    assert estimate.seconds == pytest.approx(estimate.passes / 1000.0)
