@@ -103,3 +103,71 @@ def test_the_cli_writes_a_weights_file_that_loads_with_imagenet_normalization(
     model.eval()
     reference.eval()
     assert torch.allclose(model(x), reference((x - mean) / std), atol=1e-5)
+
+
+def test_a_robustness_normalizer_that_is_not_imagenets_is_refused(original,
+                                                                    tmp_path: Path) -> None:
+    payload = _robustness(original)
+    payload["model"]["module.normalizer.new_mean"] = torch.tensor([0.4914, 0.4822, 0.4465]
+                                                                  ).view(3, 1, 1)
+    path = tmp_path / "cifar_normalizer.pt"
+    torch.save(payload, path)
+    with pytest.raises(UserError, match="not ImageNet's"):
+        import_checkpoint(path, format="robustness", arch="resnet18")
+
+
+def test_the_robustness_normalizer_is_recorded_in_the_metadata(original,
+                                                               tmp_path: Path) -> None:
+    path = tmp_path / "robust.pt"
+    torch.save(_robustness(original), path)
+    _, meta = import_checkpoint(path, format="robustness", arch="resnet18")
+    assert meta.extra["normalizer_new_mean"] == tuple(round(v, 4) for v in IMAGENET_MEAN)
+    assert meta.extra["normalizer_new_std"] == tuple(round(v, 4) for v in IMAGENET_STD)
+
+
+def test_an_older_robustness_resnet50_under_state_dict_keeps_torchvision_names(
+        tmp_path: Path) -> None:
+    # Shapes from the meta device (no init cost); values are just distinct per tensor.
+    with torch.device("meta"):
+        layout = torchvision.models.resnet50().state_dict()
+    state = {k: torch.full(v.shape, float(i), dtype=v.dtype) for i, (k, v) in
+             enumerate(layout.items())}
+    payload = _robustness(state)
+    path = tmp_path / "old_robust50.pt"
+    torch.save({"state_dict": payload["model"], "epoch": 90}, path)
+    imported, meta = import_checkpoint(path, format="robustness", arch="resnet50")
+    assert list(imported) == list(layout) and meta.num_classes == 1000
+    assert all(torch.equal(imported[k], v) for k, v in state.items())
+
+
+class _Harmless:
+    """A custom class, as in a dill-pickled robustness checkpoint: needs full unpickling."""
+
+    def __init__(self, value: int):
+        self.value = value
+
+
+def test_trust_pickle_alone_allows_a_custom_class(original, tmp_path: Path) -> None:
+    path = tmp_path / "custom.pt"
+    torch.save({"state_dict": original, "args": _Harmless(3)}, path)
+    with pytest.raises(UserError, match="arbitrary code"):
+        import_checkpoint(path, format="torchvision", arch="resnet18")
+    state, _ = import_checkpoint(path, format="torchvision", arch="resnet18", trust_pickle=True)
+    assert all(torch.equal(state[k], v) for k, v in original.items())
+
+
+def test_a_safetensors_checkpoint_imports_without_unpickling(original, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "tv.safetensors"
+    save_file({k: v.contiguous() for k, v in original.items()}, str(path))
+    state, meta = import_checkpoint(path, format="torchvision", arch="resnet18")
+    assert all(torch.equal(state[k], v) for k, v in original.items())
+    assert meta.regime == "std" and meta.source == "torchvision"
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"hello, not a checkpoint")
+    with pytest.raises(UserError, match="not a torch checkpoint"):
+        import_checkpoint(path, format="torchvision", arch="resnet18")

@@ -95,3 +95,16 @@ def test_missing_and_foreign_files_are_clear_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match="safetensors"):
         load_weights(junk)
+
+
+def test_listed_parameter_counts_match_the_built_models() -> None:
+    for arch in ("resnet8", "resnet20"):
+        built = build_model(arch, 10)
+        assert arch_info(arch).num_params == sum(p.numel() for p in built.parameters())
+    # ResNet-50 with a 10-class head: 25,557,032 − 2048·990 − 990.
+    assert arch_info("resnet50").num_params == 25_557_032 - 2048 * 990 - 990
+
+
+def test_unknown_architecture_names_the_known_ones() -> None:
+    with pytest.raises(UserError, match="resnet8"):
+        build_model("resnet9000", 10)

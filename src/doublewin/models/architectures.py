@@ -7,6 +7,7 @@ buffers, so ``state_dict()`` keys are exactly torchvision's), and every classifi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -124,7 +125,8 @@ class ArchInfo:
 
     @property
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.builder(10).parameters())
+        """Trainable parameters with a 10-class head."""
+        return _num_params(self.name)
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "family": self.family, "input_size": self.input_size,
@@ -163,6 +165,14 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                  _torchvision(tv.Bottleneck, [3, 4, 6, 3], False)),
     )
 }
+
+
+@functools.cache
+def _num_params(name: str) -> int:
+    # Built on the meta device: shapes only, no memory and no (slow) initialization.
+    with torch.device("meta"):
+        model = ARCHITECTURES[name].builder(10)
+    return sum(p.numel() for p in model.parameters())
 
 
 def list_architectures() -> list[ArchInfo]:
