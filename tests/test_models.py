@@ -108,3 +108,13 @@ def test_listed_parameter_counts_match_the_built_models() -> None:
 def test_unknown_architecture_names_the_known_ones() -> None:
     with pytest.raises(UserError, match="resnet8"):
         build_model("resnet9000", 10)
+
+
+def test_a_safetensors_file_without_doublewin_metadata_points_to_import_weights(
+        tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "plain.safetensors"
+    save_file(build_model("resnet8", 10).state_dict(), str(path))
+    with pytest.raises(UserError, match="import-weights"):
+        load_weights(path)
