@@ -11,7 +11,7 @@ from torch import nn
 from doublewin.errors import RunFailure, UserError
 from doublewin.experiments.specs import AttackSpec, TrainSpec
 from doublewin.train import TrainResult, train
-from doublewin.train.schedules import lr_multiplier
+from doublewin.train.schedules import lr_multiplier, stretched
 
 
 class TinyLoader:
@@ -237,6 +237,22 @@ def test_lr_schedules_follow_their_definition_per_step(schedule, checks):
 def test_fractional_warmup_ramps_linearly_over_its_steps():
     f = lr_multiplier(TrainSpec(epochs=4, schedule="constant", warmup_epochs=0.5), 10)
     assert [f(i) for i in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+
+
+def test_min_steps_stretches_short_runs_and_their_schedule_and_leaves_long_runs_alone():
+    s = TrainSpec(epochs=2, schedule="multistep", milestones=(1,), warmup_epochs=0.5,
+                  min_steps=30)
+    long = stretched(s, steps_per_epoch=20)
+    assert long == s                                  # 40 steps already reach 30
+    short = stretched(s, steps_per_epoch=4)           # 8 steps: 8 whole epochs reach 32
+    assert (short.epochs, short.milestones, short.warmup_epochs) == (8, (4,), 2.0)
+    assert stretched(TrainSpec(epochs=2), 1) == TrainSpec(epochs=2)   # 0 = off
+
+
+def test_training_with_min_steps_takes_at_least_that_many_steps():
+    loader = TinyLoader(n=32, batch_size=16)          # 2 steps per epoch
+    result = train(tiny_net(), spec(epochs=1, min_steps=7), loader)
+    assert result.metrics["steps"] == 8 and result.metrics["epochs_run"] == 4
 
 
 class Sabotage:

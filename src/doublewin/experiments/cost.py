@@ -9,6 +9,8 @@ come from the registry, so a plan is costed with no data files present.
 
 from __future__ import annotations
 
+import math
+
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +49,9 @@ def split_sizes(dataset: str, fraction: float = 1.0) -> tuple[int, int, int]:
 
 
 def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
+    from doublewin.train.schedules import stretched
+
+    train = stretched(train, math.ceil(n_train / train.batch_size))
     per_epoch = n_train * attack_passes(train.regime, train.attack)
     validations = train.epochs / train.val_every
     return train.epochs * per_epoch + validations * n_val * eval_passes(train.val_attack)

@@ -91,6 +91,9 @@ class TrainSpec:
     training, step = ``fat_alpha`` × ε), ``at`` PGD adversarial training with ``attack``.
     ``milestones`` are epochs where the learning rate is multiplied by ``gamma``.
     ``val_attack`` measures validation RA each epoch (to keep the best-RA checkpoint).
+    ``min_steps`` (0 = off, the official recipe): when ``epochs`` would take fewer optimizer
+    steps than this — a small data fraction — the run is lengthened to the fewest whole epochs
+    that reach it, with milestones and warmup stretched by the same factor.
     """
 
     regime: Regime = "std"
@@ -109,6 +112,7 @@ class TrainSpec:
     overfit_guard: bool = True
     val_attack: AttackSpec = field(default_factory=_eval_attack)
     val_every: int = checked(1, range=AT_LEAST_ONE)
+    min_steps: int = checked(0, range=Range(0, None))
 
     def __post_init__(self) -> None:
         if self.regime == "std":

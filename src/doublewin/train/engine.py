@@ -39,7 +39,7 @@ from doublewin.train.evaluation import evaluate
 from doublewin.train.guard import OverfitGuard
 from doublewin.train.masking import MaskEnforcer
 from doublewin.train.precision import autocast, resolve_precision
-from doublewin.train.schedules import lr_multiplier
+from doublewin.train.schedules import lr_multiplier, stretched
 
 CHECKPOINT_FORMAT = 1
 
@@ -109,6 +109,8 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
     precision = resolve_precision(precision, device)
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     steps_per_epoch = _length(train_loader)
+    # train.min_steps lengthens short runs (small data fractions); `spec` below is the run's.
+    spec = stretched(spec, steps_per_epoch)
     if spec.nesterov and spec.momentum <= 0:
         raise UserError("train.nesterov needs train.momentum > 0; set momentum: 0.9")
 

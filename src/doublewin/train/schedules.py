@@ -8,6 +8,7 @@ batches per epoch.
 from __future__ import annotations
 
 import math
+import dataclasses
 from collections.abc import Callable
 
 from doublewin.experiments.specs import TrainSpec
@@ -46,3 +47,18 @@ def lr_multiplier(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], floa
         return factor
 
     return schedule
+
+
+def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
+    """``spec`` with ``epochs`` raised to reach ``spec.min_steps`` optimizer steps.
+
+    Milestones and warmup stretch by the same factor, so the schedule keeps its shape; a
+    spec that already reaches ``min_steps`` (or has it at 0) is returned unchanged.
+    """
+    if spec.min_steps <= spec.epochs * steps_per_epoch:
+        return spec
+    epochs = math.ceil(spec.min_steps / max(1, steps_per_epoch))
+    factor = epochs / spec.epochs
+    return dataclasses.replace(
+        spec, epochs=epochs, milestones=tuple(round(m * factor) for m in spec.milestones),
+        warmup_epochs=spec.warmup_epochs * factor)
