@@ -246,6 +246,7 @@ def test_min_steps_stretches_short_runs_and_their_schedule_and_leaves_long_runs_
     assert long == s                                  # 40 steps already reach 30
     short = stretched(s, steps_per_epoch=4)           # 8 steps: 8 whole epochs reach 32
     assert (short.epochs, short.milestones, short.warmup_epochs) == (8, (4,), 2.0)
+    assert short.val_every == 4                        # as many validations as before
     assert stretched(TrainSpec(epochs=2), 1) == TrainSpec(epochs=2)   # 0 = off
 
 

@@ -10,7 +10,6 @@ come from the registry, so a plan is costed with no data files present.
 from __future__ import annotations
 
 import math
-
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass

@@ -7,8 +7,8 @@ batches per epoch.
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from collections.abc import Callable
 
 from doublewin.experiments.specs import TrainSpec
@@ -52,8 +52,9 @@ def lr_multiplier(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], floa
 def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
     """``spec`` with ``epochs`` raised to reach ``spec.min_steps`` optimizer steps.
 
-    Milestones and warmup stretch by the same factor, so the schedule keeps its shape; a
-    spec that already reaches ``min_steps`` (or has it at 0) is returned unchanged.
+    Milestones, warmup and the validation spacing stretch by the same factor, so the schedule
+    keeps its shape and the run validates as often; a spec that already reaches
+    ``min_steps`` (or has it at 0) is returned unchanged.
     """
     if spec.min_steps <= spec.epochs * steps_per_epoch:
         return spec
@@ -61,4 +62,5 @@ def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
     factor = epochs / spec.epochs
     return dataclasses.replace(
         spec, epochs=epochs, milestones=tuple(round(m * factor) for m in spec.milestones),
-        warmup_epochs=spec.warmup_epochs * factor)
+        warmup_epochs=spec.warmup_epochs * factor,
+        val_every=max(1, round(spec.val_every * factor)))
