@@ -149,3 +149,22 @@ def test_the_loader_is_deterministic_per_seed_and_epoch_and_in_range() -> None:
     assert first[0].shape == (16, 3, 16, 16) and 0 <= first[0].min() <= first[0].max() <= 1
     rrc = make_loader(images, batch_size=8, train=True, resolution=24, augment="rrc-flip")
     assert next(iter(rrc))[0].shape == (8, 3, 24, 24)
+
+
+def test_crop_shifts_but_never_mirrors_while_crop_flip_mirrors_about_half() -> None:
+    # A left-to-right ramp: mirrored, its right third is darker than its left third.
+    ramp = torch.linspace(0, 255, 32).round().to(torch.uint8).expand(64, 3, 32, 32).clone()
+    images = ImageSet(torch.zeros(64, dtype=torch.long), 1, images=ramp)
+
+    def mirrored(augment: str) -> float:
+        loader = make_loader(images, batch_size=64, train=True, resolution=32,
+                             augment=augment, seed=0)
+        x = next(iter(loader))[0]
+        return (x[..., :10].mean(dim=(1, 2, 3)) > x[..., 22:].mean(dim=(1, 2, 3))
+                ).float().mean().item()
+
+    shifted = next(iter(make_loader(images, batch_size=64, train=True, resolution=32,
+                                    augment="crop", seed=0)))[0]
+    assert (shifted != ramp.float() / 255).flatten(1).any(dim=1).float().mean() > 0.5
+    assert mirrored("crop") == 0.0
+    assert 0.25 < mirrored("crop-flip") < 0.75

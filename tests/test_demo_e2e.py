@@ -45,7 +45,7 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
     out, seconds = quick_run
     rows = _rows(out / "results.csv")
     methods = {row["method"] for row in rows.values()}
-    assert {"dense", "imp", "omp"} <= methods
+    assert methods == {"dense", "imp"}
     assert {row["pretraining"] for row in rows.values()} == {"STD", "FAT", "AT"}
     assert {row["regime"] for row in rows.values()} == {"st", "at"}
     for row in rows.values():
@@ -63,7 +63,7 @@ def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_pa
     # A smaller slice of the same grid (one seed, three rungs): identical specs, so every row
     # must equal the uninterrupted run's row of the same job.
     args = _doublewin("demo", "--quick", "--out", str(out), "--json", "--set", "seeds=[0]",
-                      "--set", "tickets.transfer_rungs=[1,5,10]")
+                      "--set", "tickets.transfer_rungs=[1,4,8]")
     rng = random.Random(7)
     for _ in range(3):
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -81,12 +81,14 @@ def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_pa
         assert row == reference[job]
 
 
-def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(quick_run
-                                                                               ) -> None:
-    """Bisection assumes a ladder is double-win up to a rung and not above it. On every ladder
-    of the quick demo where that holds, the search must find the full grid's extreme; on a
-    non-monotone ladder (toy-size runs are noisy) it must report a rung the full grid also
-    judges double-win, at or below the full grid's extreme."""
+@pytest.mark.parametrize("tolerance", [[], ["verdict.tolerance=points", "verdict.points=5"],
+                                       ["verdict.tolerance=points", "verdict.points=10"]],
+                         ids=["std", "5-points", "10-points"])
+def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
+        quick_run, tolerance: list[str]) -> None:
+    """On the quick demo's own results, under its verdict (one dense standard deviation) and
+    under looser tolerances that move the boundary up the ladder, the search finds every
+    ladder's full-grid extreme with at most half the grid's transfer runs."""
     import json
 
     from doublewin.analysis.verdict import extreme_sparsities, verdicts
@@ -94,23 +96,17 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(qu
 
     out = quick_run[0]
     rows = list(_rows(out / "results.csv").values())
-    config = load_experiment(demo_config(quick=True)).verdict
-    ladders = {(e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e
-               for e in extreme_sparsities(verdicts(rows, config))}
+    config = load_experiment(demo_config(quick=True), tolerance).verdict
+    grid = {(e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e.extreme
+            for e in extreme_sparsities(verdicts(rows, config))}
     # Same store: the search reuses the finished transfers and reports what it needed.
+    sets = [arg for pair in tolerance for arg in ("--set", pair)]
     done = subprocess.run(_doublewin("run", str(demo_config(quick=True)), "--out", str(out),
-                                     "--search", "extreme", "--json"),
+                                     "--search", "extreme", "--json", *sets),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)["search"]
     assert result["transfer_runs"] <= result["full_grid_transfer_runs"] / 2
     found = {tuple(key.split(" / ")): value for key, value in result["extreme"].items()}
-    assert set(found) == set(ladders)
-    for key, ladder in ladders.items():
-        flags = [bool(dw) for _, dw in ladder.rungs]
-        winners = {round(s, 6) for s, dw in ladder.rungs if dw}
-        if flags == sorted(flags, reverse=True):  # True… then False…: monotone
-            assert found[key] == ladder.extreme, key
-        elif found[key] is not None:
-            assert round(found[key], 6) in winners and found[key] <= ladder.extreme, key
+    assert found == grid
     # Exact equality on monotone ladders of every shape: tests/test_search.py.

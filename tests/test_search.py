@@ -1,7 +1,8 @@
-"""The adaptive extreme-sparsity search: bisection over a ladder, confirmed at neighbours."""
+"""The adaptive extreme-sparsity search: bisection over a ladder, confirmed one rung above."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -28,20 +29,42 @@ def test_bisection_finds_the_boundary_of_every_monotone_ladder(n: int) -> None:
         expected = None if boundary < 0 else search.sparsities[boundary]
         assert search.extreme == expected
         assert not search.notes
-        # Bisection plus at most the one confirmation below the boundary.
+        # Bisection plus at most the one confirmation above the boundary.
         assert spent <= math.ceil(math.log2(n + 1)) + 1
 
 
-def test_a_non_monotone_ladder_is_flagged_and_reports_the_largest_evaluated_winner() -> None:
+def test_a_winner_just_above_the_first_failure_is_found_and_flagged() -> None:
     search = LadderSearch(("P", "d", 1.0, "imp", "std"), tuple(range(8)))
-    pattern = {0: True, 1: True, 2: True, 3: True, 4: False, 5: True, 6: False, 7: False}
+    pattern = [True, True, True, False, True, False, False, False]
     _drive(search, pattern.__getitem__)
-    assert search.extreme == 5
+    assert search.extreme == 4  # bisection alone stops at 2
     assert any("not monotone" in note for note in search.notes)
 
 
-def _grid(boundaries: dict[str, int], rungs: int) -> tuple[list[Job], dict]:
-    """Transfer jobs of two ladders plus dense, and the accuracy each would measure."""
+@pytest.mark.parametrize("n", range(1, 11))
+def test_every_ladder_whose_failures_below_the_extreme_are_isolated_gets_the_grid_extreme(
+        n: int) -> None:
+    """Exhaustive over all 2^n verdict patterns: the search never reports a rung that is not
+    double-win, and it finds the full grid's extreme whenever each failing rung below that
+    extreme sits between two double-win rungs (monotone ladders included)."""
+    checked = 0
+    for flags in itertools.product((False, True), repeat=n):
+        search = LadderSearch(("P", "d", 1.0, "imp", "std"), tuple(range(n)))
+        _drive(search, flags.__getitem__)
+        winners = [r for r, dw in enumerate(flags) if dw]
+        extreme = max(winners) if winners else None
+        assert search.extreme is None or flags[search.extreme]
+        below = [r for r in range(extreme or 0) if not flags[r]]
+        if all(r > 0 and flags[r - 1] and flags[r + 1] for r in below):
+            assert search.extreme == extreme, flags
+            checked += 1
+    assert checked > n  # the condition admits more than the n + 1 monotone ladders when n > 2
+
+
+def _grid(boundaries: dict[str, int], rungs: int, fails_under: tuple[str, ...] = ("st", "at")
+          ) -> tuple[list[Job], dict]:
+    """Transfer jobs of two ladders plus dense, and the accuracy each would measure; a rung
+    above its ladder's boundary loses under the regimes ``fails_under`` only."""
     jobs, accuracy = [], {}
     ladder = [round(1 - 0.8 ** k, 6) for k in range(1, rungs + 1)]
     for method in ("dense", *boundaries):
@@ -56,7 +79,8 @@ def _grid(boundaries: dict[str, int], rungs: int) -> tuple[list[Job], dict]:
                                         seed=seed, train=_train(regime))
                     job = Job("transfer", spec, (), labels)
                     jobs.append(job)
-                    wins = method == "dense" or index <= boundaries[method]
+                    wins = (method == "dense" or index <= boundaries[method]
+                            or regime not in fails_under)
                     # Dense: 80 ± 1 points over seeds; a winner matches, a loser is 10 below.
                     base = 80.0 + (1.0 if seed else -1.0)
                     accuracy[job.id] = base if wins else base - 10.0
@@ -67,6 +91,36 @@ def _train(regime: str):
     from doublewin.experiments.specs import TrainSpec
 
     return TrainSpec(regime="std" if regime == "st" else "at")
+
+
+def _runner(accuracy: dict, done: dict[str, dict]):
+    def run(batch: list[Job]) -> list[dict]:
+        for job in batch:
+            value = accuracy[job.id]
+            done[job.id] = {**job.labels, "sa_best_sa": value, "ra_best_sa": value,
+                            "sa_best_ra": value, "ra_best_ra": value}
+        return list(done.values())
+
+    return run
+
+
+@pytest.mark.parametrize("fails_under", [("st", "at"), ("st",), ("at",)])
+def test_a_rung_that_fails_under_st_never_runs_its_at_transfers(fails_under) -> None:
+    jobs, accuracy = _grid({"imp": 6, "omp": 2}, rungs=12, fails_under=fails_under)
+    done: dict[str, dict] = {}
+    outcome = search_extreme(jobs, _runner(accuracy, done), VerdictConfig())
+    ladder = [round(1 - 0.8 ** k, 6) for k in range(1, 13)]
+    assert {s.key[3]: s.extreme for s in outcome.ladders} == {"imp": ladder[6],
+                                                               "omp": ladder[2]}
+    at_runs = [row for row in done.values() if row["regime"] == "at"]
+    failing = {s.key[3]: {s.sparsities[r] for r, dw in s.results.items() if not dw}
+               for s in outcome.ladders}
+    at_of_failing = [row for row in at_runs
+                     if row["method"] != "dense" and row["sparsity"] in failing[row["method"]]]
+    if "st" in fails_under:
+        assert not at_of_failing
+    else:  # ST cannot tell: every judged rung needed its AT runs
+        assert at_of_failing
 
 
 def test_search_extreme_matches_the_full_grid_with_fewer_transfer_runs() -> None:

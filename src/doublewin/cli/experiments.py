@@ -25,7 +25,8 @@ CompileOption = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays off on GPUs for long runs).")]
 SearchOption = Annotated[str | None, typer.Option(
     "--search", help="extreme: find each ladder's extreme double-win sparsity by bisection "
-    "over its rungs (confirmed at the neighbours) instead of the full grid.")]
+    "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
+    "the full grid.")]
 
 
 @app.command("run")

@@ -6,8 +6,9 @@ sets go through a torch DataLoader with worker processes, PIL decoding and per-i
 transforms, and yield the same format. Shuffling and augmentation draw from generators seeded
 by (seed, epoch), so every epoch is reproducible and a resumed run sees the same batches.
 
-Augmentations (training): ``none``; ``flip`` (horizontal); ``crop-flip`` (pad 4 px at 32 px
-native — scaled with the native size — random crop back to native, flip), ``rrc-flip``
+Augmentations (training): ``none``; ``flip`` (horizontal); ``crop`` (pad 4 px at 32 px
+native — scaled with the native size — random crop back to native; no flip, for digits and
+other classes a mirror changes); ``crop-flip`` (``crop``, then flip), ``rrc-flip``
 (RandomResizedCrop, scale 0.08–1, ratio 3/4–4/3, + flip). Every training image is then resized
 to the model's resolution R (bilinear). Test transforms: ``resize`` (bilinear to R) or
 ``resize-center-crop`` (Resize(256/224·R) + CenterCrop(R), the ImageNet convention).
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from doublewin.data.imageset import ImageSet
 from doublewin.errors import UserError
 
-AUGMENTATIONS = ("none", "flip", "crop-flip", "rrc-flip")
+AUGMENTATIONS = ("none", "flip", "crop", "crop-flip", "rrc-flip")
 TEST_TRANSFORMS = ("resize", "resize-center-crop")
 
 
@@ -141,7 +142,7 @@ class BatchLoader:
             return resize(x, size)
         if self.augment == "rrc-flip":
             return random_flip(random_resized_crop(x, size, generator), generator)
-        if self.augment == "crop-flip":
+        if self.augment in ("crop", "crop-flip"):
             pad = max(1, round(4 * x.shape[-1] / 32))
             x = random_crop(x, pad, generator)
         if self.augment in ("crop-flip", "flip"):
@@ -223,6 +224,8 @@ def _pil_transform(train: bool, resolution: int, augment: str, test_transform: s
             "crop-flip": [T.Resize(resolution), T.CenterCrop(resolution),
                           T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
                           T.RandomHorizontalFlip()],
+            "crop": [T.Resize(resolution), T.CenterCrop(resolution),
+                     T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32)))],
             "flip": [T.Resize(resolution), T.CenterCrop(resolution), T.RandomHorizontalFlip()],
             "none": [T.Resize(resolution), T.CenterCrop(resolution)],
         }[augment]

@@ -3,14 +3,17 @@
 A ladder is one pre-training × dataset × fraction × ticket method × IMP regime; its rungs are
 the ticket sparsities. Double-win is expected to hold at low sparsity and to fail beyond some
 rung, so the boundary is found by bisection over the rungs (the dense baseline counts as the
-always-true rung below the first). The boundary is then confirmed at its neighbours: the rung
-below must be double-win and the rung above must not; a neighbour that disagrees is reported as
-a non-monotone ladder, and the extreme is the largest double-win rung actually evaluated —
-the same definition the full grid uses.
+always-true rung below the first). Bisection ends with the boundary's two neighbours judged:
+the last double-win rung and the first failing one. The boundary is then confirmed one rung
+further up: the rung above the first failure must fail too. If it is double-win the ladder is
+not monotone there, the note says so, and bisection goes on above it. The extreme reported is
+the largest double-win rung evaluated — the definition the full grid uses.
 
-Every rung evaluation runs all of its transfer jobs (regimes × seeds). Ladders advance in
-waves: each wave gathers the next rung of every unfinished ladder and runs those jobs together,
-so ``--jobs N`` keeps N workers busy.
+A rung is judged regime by regime, standard transfer first: a ticket that does not match under
+ST is not double-win whatever AT shows, so its AT runs are skipped (and so is the AT dense
+baseline while no rung of its setting needs it). Ladders advance in waves: each wave gathers
+the next step of every unfinished ladder and runs those jobs together, so ``--jobs N`` keeps N
+workers busy.
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from doublewin.analysis.verdict import VerdictConfig, verdicts
+from doublewin.analysis.verdict import REGIMES, VerdictConfig, verdicts
 from doublewin.experiments.experiment import Job
 
 LadderKey = tuple[str, str, float, str, str]
+Setting = tuple[str, str, float]  # pre-training, dataset, fraction: what the dense run shares
 
 
 @dataclass
 class LadderSearch:
-    """Bisection state of one ladder; rung indices are 0-based, -1 is the dense baseline."""
+    """Search state of one ladder; rung indices are 0-based, -1 is the dense baseline."""
 
     key: LadderKey
     sparsities: tuple[float, ...]
-    low: int = -1  # largest rung known double-win (monotone assumption)
-    high: int = -1  # smallest rung known not double-win (len = none known yet)
+    low: int = -1  # largest rung known double-win
+    high: int = -1  # smallest rung above ``low`` known not double-win (len: none yet)
     results: dict[int, bool | None] = field(default_factory=dict)
-    phase: str = "bisect"  # bisect → confirm → done
+    phase: str = "bisect"  # bisect → confirm → (bisect above a surprise winner →) done
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -43,40 +47,58 @@ class LadderSearch:
 
     def next_rung(self) -> int | None:
         """The rung to evaluate next, or None when the search is done."""
-        if self.phase == "bisect":
-            if self.high - self.low > 1:
-                return (self.low + self.high) // 2
-            self.phase = "confirm"
-        if self.phase == "confirm":
-            for rung in (self.low - 1, self.high):
-                if 0 <= rung < len(self.sparsities) and rung not in self.results:
-                    return rung
-            self._check_monotone()
-            self.phase = "done"
-        return None
+        while True:
+            if self.phase == "bisect":
+                if self.high - self.low > 1:
+                    return (self.low + self.high) // 2
+                self.phase = "confirm"
+            if self.phase == "confirm":
+                above = self.high + 1
+                if above >= len(self.sparsities):
+                    return self._finish()
+                if above not in self.results:
+                    return above
+                if not self.results[above]:
+                    return self._finish()
+                self.notes.append(
+                    f"rung {self.sparsities[above]:.4f} is double-win above the failing rung "
+                    f"{self.sparsities[self.high]:.4f}: the ladder is not monotone here")
+                self.low, self.high, self.phase = above, len(self.sparsities), "bisect"
+                continue
+            return None
 
     def record(self, rung: int, double_win: bool | None) -> None:
         self.results[rung] = double_win
+        if double_win is None:
+            self.notes.append(f"rung {self.sparsities[rung]:.4f} has no verdict (a transfer "
+                              "run failed or is missing); it counts as not double-win")
         if self.phase == "bisect":
             if double_win:
                 self.low = rung
             else:
                 self.high = rung
 
-    def _check_monotone(self) -> None:
-        below = self.results.get(self.low - 1)
-        above = self.results.get(self.high)
-        if self.low - 1 >= 0 and below is not True:
-            self.notes.append(f"rung below the boundary ({self.sparsities[self.low - 1]:.4f}) "
-                              "is not double-win: the ladder is not monotone here")
-        if above is True:
-            self.notes.append(f"rung above the boundary ({self.sparsities[self.high]:.4f}) "
-                              "is double-win: the ladder is not monotone here")
+    def _finish(self) -> None:
+        self.phase = "done"
+        extreme = self.extreme_rung
+        losers = sorted(r for r, dw in self.results.items()
+                        if not dw and extreme is not None and r < extreme)
+        if losers:
+            self.notes.append(
+                "rungs below the extreme are not double-win ("
+                + ", ".join(f"{self.sparsities[r]:.4f}" for r in losers)
+                + "): the ladder is not monotone")
+        return None
+
+    @property
+    def extreme_rung(self) -> int | None:
+        winners = [r for r, dw in self.results.items() if dw]
+        return max(winners) if winners else None
 
     @property
     def extreme(self) -> float | None:
-        winners = [r for r, dw in self.results.items() if dw]
-        return self.sparsities[max(winners)] if winners else None
+        rung = self.extreme_rung
+        return None if rung is None else self.sparsities[rung]
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,11 @@ def ladder_key(labels: Mapping[str, Any]) -> LadderKey:
             str(labels["method"]), str(labels.get("imp_regime") or ""))
 
 
+def regime_order(regimes: set[str]) -> list[str]:
+    """ST before AT (ST alone can decide "not double-win"), then anything else."""
+    return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
+
+
 def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str, Any]]],
                    verdict_config: VerdictConfig) -> SearchOutcome:
     """Run only the jobs the adaptive search needs.
@@ -101,38 +128,61 @@ def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str
     """
     upstream = [j for j in jobs if j.stage != "transfer"]
     transfers = [j for j in jobs if j.stage == "transfer"]
-    dense: dict[tuple, list[Job]] = defaultdict(list)
-    rungs: dict[LadderKey, dict[float, list[Job]]] = defaultdict(lambda: defaultdict(list))
+    # setting → regime → dense jobs; ladder → sparsity → regime → ticket jobs
+    dense: dict[Setting, dict[str, list[Job]]] = defaultdict(lambda: defaultdict(list))
+    rungs: dict[LadderKey, dict[float, dict[str, list[Job]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
     for job in transfers:
-        setting = (job.labels["pretraining"], job.labels["dataset"],
-                   float(job.labels["fraction"]))
+        regime = str(job.labels["regime"]).lower()
         if job.labels["method"] == "dense":
-            dense[setting].append(job)
+            dense[_setting(job.labels)][regime].append(job)
         else:
-            rungs[ladder_key(job.labels)][round(float(job.labels["sparsity"]), 6)].append(job)
+            sparsity = round(float(job.labels["sparsity"]), 6)
+            rungs[ladder_key(job.labels)][sparsity][regime].append(job)
     searches = {key: LadderSearch(key, tuple(sorted(by_sparsity)))
                 for key, by_sparsity in rungs.items()}
+    order = regime_order({str(j.labels["regime"]).lower() for j in transfers})
 
-    # Wave 0: every upstream stage and every dense baseline (needed by every verdict).
-    needed: list[Job] = [*upstream, *(j for group in dense.values() for j in group)]
     done_ids: set[str] = set()
-    rows = run(needed)
-    done_ids.update(j.id for j in needed)
+
+    def submit(batch: list[Job]) -> list[dict[str, Any]]:
+        fresh = [j for j in batch if j.id not in done_ids]
+        rows = run(fresh)
+        done_ids.update(j.id for j in fresh)
+        return rows
+
+    # Wave 0: every upstream stage and the dense baselines of the first regime.
+    submit([*upstream, *(j for by_regime in dense.values() for j in by_regime.get(order[0], []))])
+    # A rung under evaluation: (ladder, rung index, position in ``order`` reached so far).
+    current: dict[LadderKey, tuple[int, int]] = {}
     while True:
-        wave: list[tuple[LadderSearch, int]] = []
-        for search in searches.values():
-            rung = search.next_rung()
-            if rung is not None:
-                wave.append((search, rung))
-        if not wave:
+        batch: list[Job] = []
+        for key, search in searches.items():
+            if key not in current:
+                rung = search.next_rung()
+                if rung is None:
+                    continue
+                current[key] = (rung, 0)
+            rung, step = current[key]
+            regime = order[step]
+            batch += dense[key[:3]].get(regime, [])
+            batch += rungs[key][search.sparsities[rung]].get(regime, [])
+        if not current:
             break
-        batch = [j for search, rung in wave
-                 for j in rungs[search.key][search.sparsities[rung]] if j.id not in done_ids]
-        rows = run(batch)
-        done_ids.update(j.id for j in batch)
+        rows = submit(batch)
         outcome = {(v.key.group, v.key.sparsity): v.double_win
                    for v in verdicts(rows, verdict_config)}
-        for search, rung in wave:
-            search.record(rung, outcome.get((search.key, search.sparsities[rung])))
+        for key, (rung, step) in list(current.items()):
+            search = searches[key]
+            double_win = outcome.get((key, search.sparsities[rung]))
+            if double_win is None and step + 1 < len(order):
+                current[key] = (rung, step + 1)  # not decided yet: the next regime
+                continue
+            search.record(rung, double_win)
+            del current[key]
     spent = sum(1 for j in transfers if j.id in done_ids)
     return SearchOutcome(tuple(searches.values()), spent, len(transfers))
+
+
+def _setting(labels: Mapping[str, Any]) -> Setting:
+    return (str(labels["pretraining"]), str(labels["dataset"]), float(labels["fraction"]))

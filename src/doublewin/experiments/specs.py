@@ -54,7 +54,7 @@ class DataSpec:
     subset_seed: int = 0
     resolution: int | None = checked(None, range=Range(4, 1024))
     val_size: int | None = checked(None, range=Range(1, None))
-    augment: Literal["none", "flip", "crop-flip", "rrc-flip"] = "crop-flip"
+    augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
     test_transform: Literal["resize", "resize-center-crop"] = "resize"
     # Evaluate on the first ``test_limit`` test images only (RobustBench convention); None =
     # the whole test split.
