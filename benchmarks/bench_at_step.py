@@ -47,22 +47,39 @@ def images(n: int, native: int, num_classes: int, seed: int) -> ImageSet:
 
 def magnitude_mask(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
     """Global L1 magnitude mask over every Conv2d weight (the paper's parameter set)."""
-    convs = {f"{n}.weight": m.weight.detach() for n, m in model.named_modules()
-             if isinstance(m, nn.Conv2d)}
+    convs = {
+        f"{n}.weight": m.weight.detach()
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+    }
     scores = torch.cat([w.abs().flatten() for w in convs.values()])
     k = int(sparsity * scores.numel())
     threshold = scores.kthvalue(k).values if k > 0 else scores.min() - 1
     return {n: w.abs() > threshold for n, w in convs.items()}
 
 
-def run_doublewin(model: nn.Module, data: ImageSet, mask: dict, args: argparse.Namespace,
-                  device: torch.device) -> float:
-    spec = TrainSpec(regime="at", epochs=1, batch_size=args.batch_size, lr=0.01,
-                     schedule="constant", weight_decay=5e-4,
-                     attack=AttackSpec(eps=EPS, step=STEP, steps=PGD_STEPS, bn_mode="train"))
-    loader = make_loader(data, batch_size=args.batch_size, train=True,
-                         resolution=args.resolution, augment="crop-flip", device=device,
-                         seed=0, drop_last=True)
+def run_doublewin(
+    model: nn.Module, data: ImageSet, mask: dict, args: argparse.Namespace, device: torch.device
+) -> float:
+    spec = TrainSpec(
+        regime="at",
+        epochs=1,
+        batch_size=args.batch_size,
+        lr=0.01,
+        schedule="constant",
+        weight_decay=5e-4,
+        attack=AttackSpec(eps=EPS, step=STEP, steps=PGD_STEPS, bn_mode="train"),
+    )
+    loader = make_loader(
+        data,
+        batch_size=args.batch_size,
+        train=True,
+        resolution=args.resolution,
+        augment="crop-flip",
+        device=device,
+        seed=0,
+        drop_last=True,
+    )
     result = train(model, spec, loader, device=device, seed=0, compile=args.compile)
     return float(result.metrics["images_per_second"])
 
@@ -76,9 +93,14 @@ class PilImages(torch.utils.data.Dataset):
         self.arrays = data.images.permute(0, 2, 3, 1).numpy()
         self.labels = data.labels.tolist()
         native = data.images.shape[-1]
-        self.transform = T.Compose([T.RandomCrop(native, padding=native // 8),
-                                    T.RandomHorizontalFlip(), T.Resize(resolution),
-                                    T.ToTensor()])
+        self.transform = T.Compose(
+            [
+                T.RandomCrop(native, padding=native // 8),
+                T.RandomHorizontalFlip(),
+                T.Resize(resolution),
+                T.ToTensor(),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -104,15 +126,20 @@ def official_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     return (x + delta).detach()
 
 
-def run_reference(model: nn.Module, data: ImageSet, mask: dict, args: argparse.Namespace,
-                  device: torch.device) -> float:
+def run_reference(
+    model: nn.Module, data: ImageSet, mask: dict, args: argparse.Namespace, device: torch.device
+) -> float:
     modules = dict(model.named_modules())
     for name, keep in mask.items():
         prune.custom_from_mask(modules[name.rsplit(".", 1)[0]], "weight", keep.to(device))
-    loader = torch.utils.data.DataLoader(PilImages(data, args.resolution),
-                                         batch_size=args.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=args.workers,
-                                         pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        PilImages(data, args.resolution),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
     seen, start = 0, None
@@ -167,23 +194,35 @@ def main() -> None:
     # images/s counts the training loop only).
     warm = data.subset(range(args.batch_size * max(1, args.warmup)))
     run_doublewin(_model(args, initial, device), warm, mask, args, device)
-    ours = run_doublewin(_model(args, initial, device),
-                         data.subset(range(args.batch_size * args.steps)), mask, args, device)
+    ours = run_doublewin(
+        _model(args, initial, device),
+        data.subset(range(args.batch_size * args.steps)),
+        mask,
+        args,
+        device,
+    )
     reference = run_reference(_model(args, initial, device), data, mask, args, device)
 
-    result = {"arch": args.arch, "resolution": args.resolution, "batch_size": args.batch_size,
-              "device": str(device), "torch": torch.__version__,
-              "machine": torch.cuda.get_device_name(device) if device.type == "cuda"
-              else f"{platform.processor() or platform.machine()}, "
-                   f"{torch.get_num_threads()} threads",
-              "doublewin_images_per_s": round(ours, 1),
-              "reference_images_per_s": round(reference, 1),
-              "speedup": round(ours / reference, 2)}
+    result = {
+        "arch": args.arch,
+        "resolution": args.resolution,
+        "batch_size": args.batch_size,
+        "device": str(device),
+        "torch": torch.__version__,
+        "machine": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "doublewin_images_per_s": round(ours, 1),
+        "reference_images_per_s": round(reference, 1),
+        "speedup": round(ours / reference, 2),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"PGD-10 adversarial-training step, {args.arch} at {args.resolution} px, batch "
-          f"{args.batch_size}, {args.sparsity:.0%} sparse, {result['machine']} ({device})")
+    print(
+        f"PGD-10 adversarial-training step, {args.arch} at {args.resolution} px, batch "
+        f"{args.batch_size}, {args.sparsity:.0%} sparse, {result['machine']} ({device})"
+    )
     print(f"  doublewin engine   {ours:9.1f} images/s")
     print(f"  official-style     {reference:9.1f} images/s")
     print(f"  speed-up           {ours / reference:9.2f}x")

@@ -61,13 +61,25 @@ def _model(arch: str, state: dict, device: torch.device, classes: int) -> nn.Mod
 
 
 def run_doublewin(model, data, mask, args, device, regime: str) -> float:
-    spec = TrainSpec(regime=regime, epochs=1, batch_size=args.batch_size, lr=0.01,
-                     schedule="constant", weight_decay=5e-4,
-                     attack=AttackSpec(eps=EPS, step=STEP, steps=args.pgd_steps,
-                                       bn_mode="train"))
-    loader = make_loader(data, batch_size=args.batch_size, train=True,
-                         resolution=args.resolution, augment="crop-flip", device=device, seed=0,
-                         drop_last=True)
+    spec = TrainSpec(
+        regime=regime,
+        epochs=1,
+        batch_size=args.batch_size,
+        lr=0.01,
+        schedule="constant",
+        weight_decay=5e-4,
+        attack=AttackSpec(eps=EPS, step=STEP, steps=args.pgd_steps, bn_mode="train"),
+    )
+    loader = make_loader(
+        data,
+        batch_size=args.batch_size,
+        train=True,
+        resolution=args.resolution,
+        augment="crop-flip",
+        device=device,
+        seed=0,
+        drop_last=True,
+    )
     result = train(model, spec, loader, mask=mask, device=device, seed=0, compile=args.compile)
     return float(result.metrics["images_per_second"])
 
@@ -76,10 +88,14 @@ def run_official(model, data, mask, args, device, regime: str) -> float:
     modules = dict(model.named_modules())
     for name, keep in mask.items():
         prune.custom_from_mask(modules[name.rsplit(".", 1)[0]], "weight", keep.to(device))
-    loader = torch.utils.data.DataLoader(PilImages(data, args.resolution),
-                                         batch_size=args.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=args.workers,
-                                         pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        PilImages(data, args.resolution),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
     seen, start = 0, time.perf_counter()
@@ -173,9 +189,11 @@ def main() -> None:
     torch.manual_seed(0)
     initial = build_model(args.arch, args.num_classes).state_dict()
     mask = magnitude_mask(_model(args.arch, initial, device, args.num_classes), args.sparsity)
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, "
-                    f"{torch.get_num_threads()} threads")
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     rows = []
     for regime in args.regimes.split(","):
         train_regime = "std" if regime == "st" else "at"
@@ -185,28 +203,53 @@ def main() -> None:
 
         warm = data.subset(range(args.batch_size * max(1, args.warmup)))
         run_doublewin(fresh(), warm, mask, args, device, train_regime)
-        ours = run_doublewin(fresh(), data.subset(range(args.batch_size * args.steps)), mask,
-                             args, device, train_regime)
+        ours = run_doublewin(
+            fresh(),
+            data.subset(range(args.batch_size * args.steps)),
+            mask,
+            args,
+            device,
+            train_regime,
+        )
         official = run_official(fresh(), data, mask, args, device, train_regime)
         ceiling = run_ceiling(fresh(), args, device, train_regime)
-        rows.append({"regime": regime.upper(), "doublewin": round(ours, 1),
-                     "official": round(official, 1), "ceiling": round(ceiling, 1),
-                     "vs_official": round(ours / official, 2),
-                     "of_ceiling": round(ours / ceiling, 3)})
-    result = {"arch": args.arch, "resolution": args.resolution, "batch_size": args.batch_size,
-              "pgd_steps": args.pgd_steps, "device": str(device), "machine": machine,
-              "torch": torch.__version__, "rows": rows}
+        rows.append(
+            {
+                "regime": regime.upper(),
+                "doublewin": round(ours, 1),
+                "official": round(official, 1),
+                "ceiling": round(ceiling, 1),
+                "vs_official": round(ours / official, 2),
+                "of_ceiling": round(ours / ceiling, 3),
+            }
+        )
+    result = {
+        "arch": args.arch,
+        "resolution": args.resolution,
+        "batch_size": args.batch_size,
+        "pgd_steps": args.pgd_steps,
+        "device": str(device),
+        "machine": machine,
+        "torch": torch.__version__,
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{args.arch} at {args.resolution} px (stored {args.native} px), batch "
-          f"{args.batch_size}, {args.sparsity:.0%} sparse, {machine} ({device}), torch "
-          f"{torch.__version__}")
-    print(f"{'regime':8}{'official':>12}{'doublewin':>12}{'ceiling':>12}{'÷ official':>12}"
-          f"{'÷ ceiling':>11}   (images/s)")
+    print(
+        f"{args.arch} at {args.resolution} px (stored {args.native} px), batch "
+        f"{args.batch_size}, {args.sparsity:.0%} sparse, {machine} ({device}), torch "
+        f"{torch.__version__}"
+    )
+    print(
+        f"{'regime':8}{'official':>12}{'doublewin':>12}{'ceiling':>12}{'÷ official':>12}"
+        f"{'÷ ceiling':>11}   (images/s)"
+    )
     for r in rows:
-        print(f"{r['regime']:8}{r['official']:12.1f}{r['doublewin']:12.1f}{r['ceiling']:12.1f}"
-              f"{r['vs_official']:11.2f}x{100 * r['of_ceiling']:10.1f}%")
+        print(
+            f"{r['regime']:8}{r['official']:12.1f}{r['doublewin']:12.1f}{r['ceiling']:12.1f}"
+            f"{r['vs_official']:11.2f}x{100 * r['of_ceiling']:10.1f}%"
+        )
 
 
 if __name__ == "__main__":

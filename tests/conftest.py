@@ -35,14 +35,24 @@ def digits_pair() -> TrainedPair:
     eps, resolution = 16 / 255, 16
     train_loader, _, test_loader, info = prepare_data(
         DataSpec(name="digits", resolution=resolution, augment="none"),
-        resolution_default=resolution, batch_size=64, device="cpu", seed=0)
+        resolution_default=resolution,
+        batch_size=64,
+        device="cpu",
+        seed=0,
+    )
     models = {}
     for regime in ("std", "at"):
         torch.manual_seed(0)
         model = build_model("resnet8", info.num_classes, mean=info.mean, std=info.std)
-        spec = TrainSpec(regime=regime, epochs=5, lr=0.1, batch_size=64, schedule="cosine",
-                         attack=AttackSpec(eps=eps, step=eps / 2.5, steps=5),
-                         val_every=1000)
+        spec = TrainSpec(
+            regime=regime,
+            epochs=5,
+            lr=0.1,
+            batch_size=64,
+            schedule="cosine",
+            attack=AttackSpec(eps=eps, step=eps / 2.5, steps=5),
+            val_every=1000,
+        )
         train(model, spec, train_loader, device="cpu", seed=0)
         models[regime] = model.eval()
     return TrainedPair(models["std"], models["at"], test_loader, info, eps, resolution)

@@ -15,8 +15,14 @@ from doublewin.experiments.specs import AttackSpec
 
 def net() -> nn.Module:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, 5),
+    )
     model.eval()
     return model
 
@@ -109,11 +115,19 @@ def test_fgsm_rs_takes_one_step_of_alpha_eps_then_projects():
 
 
 def test_make_attack_carries_every_spec_field_and_eval_override():
-    spec = AttackSpec(norm="l2", eps=0.5, step=0.1, steps=7, random_start=False, restarts=3,
-                      bn_mode="train")
+    spec = AttackSpec(
+        norm="l2", eps=0.5, step=0.1, steps=7, random_start=False, restarts=3, bn_mode="train"
+    )
     attack = make_attack(spec)
-    assert (attack.norm, attack.eps, attack.step, attack.steps, attack.random_start,
-            attack.restarts, attack.bn_mode) == ("l2", 0.5, 0.1, 7, False, 3, "train")
+    assert (
+        attack.norm,
+        attack.eps,
+        attack.step,
+        attack.steps,
+        attack.random_start,
+        attack.restarts,
+        attack.bn_mode,
+    ) == ("l2", 0.5, 0.1, 7, False, 3, "train")
     assert make_attack(spec, bn_mode="eval").bn_mode == "eval"
 
 

@@ -18,12 +18,13 @@ from doublewin.errors import UserError
 def _cifar_batch(path: Path, n: int, offset: int, label_key: str) -> None:
     data = np.zeros((n, 3072), dtype=np.uint8)
     for i in range(n):
-        data[i, :1024] = (offset + i) % 256   # red plane: the image index
-        data[i, 1024:2048] = 100              # green plane
-        data[i, 2048] = 7                     # blue plane, first pixel (row 0, col 0)
+        data[i, :1024] = (offset + i) % 256  # red plane: the image index
+        data[i, 1024:2048] = 100  # green plane
+        data[i, 2048] = 7  # blue plane, first pixel (row 0, col 0)
     with open(path, "wb") as handle:
-        pickle.dump({b"data": data, label_key.encode(): [(offset + i) % 10 for i in range(n)]},
-                    handle)
+        pickle.dump(
+            {b"data": data, label_key.encode(): [(offset + i) % 10 for i in range(n)]}, handle
+        )
 
 
 def test_fabricated_cifar10_loads_with_the_official_split_rule(tmp_path: Path) -> None:
@@ -73,12 +74,19 @@ def test_imagefolder_tree_loads_through_the_folder_loader(tmp_path: Path) -> Non
             d = tmp_path / "tree" / split / c
             d.mkdir(parents=True)
             for i in range(per_class):
-                Image.fromarray(np.full((20, 24, 3), 50 if c == "cat" else 200,
-                                        dtype=np.uint8)).save(d / f"{i}.png")
+                Image.fromarray(
+                    np.full((20, 24, 3), 50 if c == "cat" else 200, dtype=np.uint8)
+                ).save(d / f"{i}.png")
     splits = load_dataset(f"folder:{tmp_path / 'tree'}", val_size=2)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (10, 2, 4)
-    loader = make_loader(splits.test, batch_size=4, train=False, resolution=16,
-                         test_transform="resize-center-crop", workers=0)
+    loader = make_loader(
+        splits.test,
+        batch_size=4,
+        train=False,
+        resolution=16,
+        test_transform="resize-center-crop",
+        workers=0,
+    )
     x, y = next(iter(loader))
     assert x.shape == (4, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1]
 
@@ -114,8 +122,9 @@ def test_a_cifar_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 def _labelled(n_per_class: list[int]) -> ImageSet:
     labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
-    return ImageSet(labels, len(n_per_class), images=torch.zeros(len(labels), 3, 4, 4,
-                                                                 dtype=torch.uint8))
+    return ImageSet(
+        labels, len(n_per_class), images=torch.zeros(len(labels), 3, 4, 4, dtype=torch.uint8)
+    )
 
 
 def test_fractions_are_class_balanced_reproducible_and_seeded() -> None:
@@ -123,10 +132,24 @@ def test_fractions_are_class_balanced_reproducible_and_seeded() -> None:
     a = take_fraction(images, 0.1, seed=0)
     assert torch.bincount(a.labels).tolist() == [10, 5, 1]  # every class keeps one
     assert torch.equal(a.labels, take_fraction(images, 0.1, seed=0).labels)
-    b_idx = take_fraction(ImageSet(torch.arange(153) % 3, 3, images=torch.arange(153).view(
-        -1, 1, 1, 1).expand(-1, 3, 1, 1).to(torch.uint8)), 0.5, seed=1)
-    c_idx = take_fraction(ImageSet(torch.arange(153) % 3, 3, images=torch.arange(153).view(
-        -1, 1, 1, 1).expand(-1, 3, 1, 1).to(torch.uint8)), 0.5, seed=2)
+    b_idx = take_fraction(
+        ImageSet(
+            torch.arange(153) % 3,
+            3,
+            images=torch.arange(153).view(-1, 1, 1, 1).expand(-1, 3, 1, 1).to(torch.uint8),
+        ),
+        0.5,
+        seed=1,
+    )
+    c_idx = take_fraction(
+        ImageSet(
+            torch.arange(153) % 3,
+            3,
+            images=torch.arange(153).view(-1, 1, 1, 1).expand(-1, 3, 1, 1).to(torch.uint8),
+        ),
+        0.5,
+        seed=2,
+    )
     assert not torch.equal(b_idx.images, c_idx.images)
     assert len(take_fraction(images, 0.1, mode="first")) == 15
     for bad in (0.0, 1.5):
@@ -136,9 +159,11 @@ def test_fractions_are_class_balanced_reproducible_and_seeded() -> None:
 
 def test_the_loader_is_deterministic_per_seed_and_epoch_and_in_range() -> None:
     g = torch.Generator().manual_seed(0)
-    images = ImageSet(torch.arange(40) % 4, 4,
-                      images=torch.randint(0, 256, (40, 3, 32, 32), generator=g,
-                                           dtype=torch.uint8))
+    images = ImageSet(
+        torch.arange(40) % 4,
+        4,
+        images=torch.randint(0, 256, (40, 3, 32, 32), generator=g, dtype=torch.uint8),
+    )
     loader = make_loader(images, batch_size=16, train=True, resolution=16, seed=3)
     first = [x for x, _ in loader]
     again = [x for x, _ in loader]
@@ -157,14 +182,20 @@ def test_crop_shifts_but_never_mirrors_while_crop_flip_mirrors_about_half() -> N
     images = ImageSet(torch.zeros(64, dtype=torch.long), 1, images=ramp)
 
     def mirrored(augment: str) -> float:
-        loader = make_loader(images, batch_size=64, train=True, resolution=32,
-                             augment=augment, seed=0)
+        loader = make_loader(
+            images, batch_size=64, train=True, resolution=32, augment=augment, seed=0
+        )
         x = next(iter(loader))[0]
-        return (x[..., :10].mean(dim=(1, 2, 3)) > x[..., 22:].mean(dim=(1, 2, 3))
-                ).float().mean().item()
+        return (
+            (x[..., :10].mean(dim=(1, 2, 3)) > x[..., 22:].mean(dim=(1, 2, 3)))
+            .float()
+            .mean()
+            .item()
+        )
 
-    shifted = next(iter(make_loader(images, batch_size=64, train=True, resolution=32,
-                                    augment="crop", seed=0)))[0]
+    shifted = next(
+        iter(make_loader(images, batch_size=64, train=True, resolution=32, augment="crop", seed=0))
+    )[0]
     assert (shifted != ramp.float() / 255).flatten(1).any(dim=1).float().mean() > 0.5
     assert mirrored("crop") == 0.0
     assert 0.25 < mirrored("crop-flip") < 0.75

@@ -26,8 +26,7 @@ def _doublewin(*args: str) -> list[str]:
 def _rows(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {row["job"]: {k: v for k, v in row.items() if k not in TIMING_COLUMNS}
-            for row in rows}
+    return {row["job"]: {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows}
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +34,12 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """One uninterrupted `doublewin demo --quick`, shared by the tests below."""
     out = tmp_path_factory.mktemp("quick") / "run"
     started = time.monotonic()
-    done = subprocess.run(_doublewin("demo", "--quick", "--out", str(out), "--json"),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _doublewin("demo", "--quick", "--out", str(out), "--json"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out, time.monotonic() - started
 
@@ -62,12 +65,22 @@ def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_pa
     out = tmp_path / "killed"
     # A smaller slice of the same grid (one seed, three rungs): identical specs, so every row
     # must equal the uninterrupted run's row of the same job.
-    args = _doublewin("demo", "--quick", "--out", str(out), "--json", "--set", "seeds=[0]",
-                      "--set", "tickets.transfer_rungs=[1,4,8]")
+    args = _doublewin(
+        "demo",
+        "--quick",
+        "--out",
+        str(out),
+        "--json",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "tickets.transfer_rungs=[1,4,8]",
+    )
     rng = random.Random(7)
     for _ in range(3):
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         time.sleep(rng.uniform(2.0, 12.0))
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the whole group: workers die too
@@ -81,11 +94,18 @@ def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_pa
         assert row == reference[job]
 
 
-@pytest.mark.parametrize("tolerance", [[], ["verdict.tolerance=points", "verdict.points=5"],
-                                       ["verdict.tolerance=points", "verdict.points=10"]],
-                         ids=["std", "5-points", "10-points"])
+@pytest.mark.parametrize(
+    "tolerance",
+    [
+        [],
+        ["verdict.tolerance=points", "verdict.points=5"],
+        ["verdict.tolerance=points", "verdict.points=10"],
+    ],
+    ids=["std", "5-points", "10-points"],
+)
 def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
-        quick_run, tolerance: list[str]) -> None:
+    quick_run, tolerance: list[str]
+) -> None:
     """On the quick demo's own results, under its verdict (one dense standard deviation) and
     under looser tolerances that move the boundary up the ladder, the search finds every
     ladder's full-grid extreme with at most half the grid's transfer runs."""
@@ -97,13 +117,27 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     out = quick_run[0]
     rows = list(_rows(out / "results.csv").values())
     config = load_experiment(demo_config(quick=True), tolerance).verdict
-    grid = {(e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e.extreme
-            for e in extreme_sparsities(verdicts(rows, config))}
+    grid = {
+        (e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e.extreme
+        for e in extreme_sparsities(verdicts(rows, config))
+    }
     # Same store: the search reuses the finished transfers and reports what it needed.
     sets = [arg for pair in tolerance for arg in ("--set", pair)]
-    done = subprocess.run(_doublewin("run", str(demo_config(quick=True)), "--out", str(out),
-                                     "--search", "extreme", "--json", *sets),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _doublewin(
+            "run",
+            str(demo_config(quick=True)),
+            "--out",
+            str(out),
+            "--search",
+            "extreme",
+            "--json",
+            *sets,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)["search"]
     assert result["transfer_runs"] <= result["full_grid_transfer_runs"] / 2

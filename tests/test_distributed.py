@@ -56,19 +56,32 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_and_only_rank_zero_writes(tmp_path: Path
-                                                                        ) -> None:
+def test_two_gloo_processes_match_one_process_and_only_rank_zero_writes(tmp_path: Path) -> None:
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     single, double = tmp_path / "single", tmp_path / "double"
     single.mkdir()
     double.mkdir()
-    one = subprocess.run([sys.executable, str(script), str(single)], capture_output=True,
-                         text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(script), str(single)], capture_output=True, text=True, timeout=300
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                          "--master-port", str(_free_port()), str(script), str(double)],
-                         capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+            str(script),
+            str(double),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(single / "final.pt", weights_only=True)
     b = torch.load(double / "final.pt", weights_only=True)

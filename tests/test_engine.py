@@ -38,36 +38,57 @@ class TinyLoader:
             g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
             order = torch.randperm(self.num_samples, generator=g)
         for start in range(0, self.num_samples, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             yield self.x[idx], self.y[idx]
 
 
 def tiny_net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
 
 
 def spec(**changes) -> TrainSpec:
-    base = dict(regime="std", epochs=3, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                val_attack=AttackSpec(eps=4 / 255, step=2 / 255, steps=2, bn_mode="eval"))
+    base = dict(
+        regime="std",
+        epochs=3,
+        lr=0.05,
+        momentum=0.9,
+        weight_decay=5e-4,
+        val_attack=AttackSpec(eps=4 / 255, step=2 / 255, steps=2, bn_mode="eval"),
+    )
     base.update(changes)
     return TrainSpec(**base)
 
 
 def half_mask(model: nn.Module) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(7)
-    return {name: torch.rand(p.shape, generator=g) > 0.5
-            for name, p in model.named_parameters() if name.endswith("weight") and p.dim() == 4}
+    return {
+        name: torch.rand(p.shape, generator=g) > 0.5
+        for name, p in model.named_parameters()
+        if name.endswith("weight") and p.dim() == 4
+    }
 
 
 def test_pruned_weights_stay_exactly_zero_with_momentum_and_weight_decay():
     model = tiny_net()
     mask = half_mask(model)
-    result = train(model, spec(regime="at", attack=AttackSpec(eps=4 / 255, step=2 / 255,
-                                                                steps=2)),
-                   TinyLoader(), TinyLoader(train=False), mask=mask)
+    result = train(
+        model,
+        spec(regime="at", attack=AttackSpec(eps=4 / 255, step=2 / 255, steps=2)),
+        TinyLoader(),
+        TinyLoader(train=False),
+        mask=mask,
+    )
     params = dict(model.named_parameters())
     for name, keep in mask.items():
         assert torch.all(params[name][~keep] == 0), name
@@ -111,6 +132,7 @@ def test_best_states_are_the_weights_of_the_best_validation_epochs():
     epoch = result.metrics["best_val_sa_epoch"]
     assert result.history[epoch - 1]["val_sa"] == best_sa
     from doublewin.train import evaluate
+
     check = tiny_net(1)
     check.load_state_dict(result.best_states["sa"])
     assert evaluate(check, TinyLoader(train=False))["sa"] == best_sa
@@ -130,34 +152,60 @@ class StopAfter:
 
 @pytest.mark.parametrize("regime", ["at", "fat"])
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, regime):
-    s = spec(regime=regime, epochs=3, schedule="cosine", warmup_epochs=0.5,
-             attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2))
+    s = spec(
+        regime=regime,
+        epochs=3,
+        schedule="cosine",
+        warmup_epochs=0.5,
+        attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2),
+    )
     whole = tiny_net()
-    train(whole, s, TinyLoader(), TinyLoader(train=False), mask=half_mask(whole),
-          workdir=tmp_path / "a", seed=3)
+    train(
+        whole,
+        s,
+        TinyLoader(),
+        TinyLoader(train=False),
+        mask=half_mask(whole),
+        workdir=tmp_path / "a",
+        seed=3,
+    )
     parts = tiny_net()
     with pytest.raises(KeyboardInterrupt):
-        train(parts, s, TinyLoader(), TinyLoader(train=False), mask=half_mask(parts),
-              workdir=tmp_path / "b", seed=3, callbacks=[StopAfter(2)])
+        train(
+            parts,
+            s,
+            TinyLoader(),
+            TinyLoader(train=False),
+            mask=half_mask(parts),
+            workdir=tmp_path / "b",
+            seed=3,
+            callbacks=[StopAfter(2)],
+        )
     resumed = tiny_net(5)  # different init: everything must come from the checkpoint
-    result = train(resumed, s, TinyLoader(), TinyLoader(train=False), mask=half_mask(resumed),
-                   workdir=tmp_path / "b", seed=3)
-    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(),
-                            strict=True):
+    result = train(
+        resumed,
+        s,
+        TinyLoader(),
+        TinyLoader(train=False),
+        mask=half_mask(resumed),
+        workdir=tmp_path / "b",
+        seed=3,
+    )
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert result.metrics["epochs_run"] == 3 and len(result.history) == 3
 
 
 def test_a_finished_checkpoint_is_returned_without_training_again(tmp_path):
     model = tiny_net()
-    first = train(model, spec(epochs=2), TinyLoader(), TinyLoader(train=False),
-                  workdir=tmp_path)
+    first = train(model, spec(epochs=2), TinyLoader(), TinyLoader(train=False), workdir=tmp_path)
     again = tiny_net(9)
-    second = train(again, spec(epochs=2), TinyLoader(), TinyLoader(train=False),
-                   workdir=tmp_path)
+    second = train(again, spec(epochs=2), TinyLoader(), TinyLoader(train=False), workdir=tmp_path)
     assert second.history == first.history
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 again.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    )
 
 
 def test_checkpoint_of_a_different_spec_is_a_user_error(tmp_path):
@@ -181,6 +229,7 @@ def test_nan_loss_is_a_run_failure_naming_epoch_and_step_and_keeps_the_last_chec
     with pytest.raises(RunFailure, match=r"NaN in epoch 2 at step 9 .*lower train.lr"):
         train(tiny_net(), spec(epochs=3), PoisonedLoader(), workdir=tmp_path)
     from doublewin.train.checkpoint import load_checkpoint
+
     # The epoch-1 checkpoint is intact and nothing half-written is left behind.
     assert load_checkpoint(tmp_path / "checkpoint.pt", torch.device("cpu"))["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
@@ -204,8 +253,9 @@ def test_step_callbacks_see_every_step_and_can_capture_weights_for_rewinding():
 
 def test_training_never_leaves_parameter_grads_from_the_attack_in_eval_mode_model():
     model = tiny_net()
-    s = spec(regime="at", epochs=1, attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2,
-                                                      bn_mode="eval"))
+    s = spec(
+        regime="at", epochs=1, attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2, bn_mode="eval")
+    )
     train(model, s, TinyLoader())
     # Eval-mode attacks must not move BatchNorm running stats beyond the training forwards:
     # the number of batches tracked equals the number of training steps.
@@ -214,19 +264,25 @@ def test_training_never_leaves_parameter_grads_from_the_attack_in_eval_mode_mode
 
 def test_train_mode_attack_updates_batchnorm_statistics_during_the_attack():
     model = tiny_net()
-    s = spec(regime="at", epochs=1, attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2,
-                                                      bn_mode="train"))
+    s = spec(
+        regime="at",
+        epochs=1,
+        attack=AttackSpec(eps=8 / 255, step=2 / 255, steps=2, bn_mode="train"),
+    )
     train(model, s, TinyLoader())
     # Official recipe: 2 attack forwards + 1 training forward per step.
     assert int(model[1].num_batches_tracked) == 3 * len(TinyLoader())
 
 
-@pytest.mark.parametrize(("schedule", "checks"), [
-    ("multistep", {0: 1.0, 19: 1.0, 20: 0.1, 39: 0.1, 40: 0.01}),
-    ("cosine", {0: 1.0, 50: 0.5}),
-    ("constant", {0: 1.0, 99: 1.0}),
-    ("cyclic", {39: 1.0, 99: 0.0}),
-])
+@pytest.mark.parametrize(
+    ("schedule", "checks"),
+    [
+        ("multistep", {0: 1.0, 19: 1.0, 20: 0.1, 39: 0.1, 40: 0.01}),
+        ("cosine", {0: 1.0, 50: 0.5}),
+        ("constant", {0: 1.0, 99: 1.0}),
+        ("cyclic", {39: 1.0, 99: 0.0}),
+    ],
+)
 def test_lr_schedules_follow_their_definition_per_step(schedule, checks):
     s = TrainSpec(epochs=10, schedule=schedule, milestones=(2, 4), gamma=0.1)
     f = lr_multiplier(s, steps_per_epoch=10)
@@ -240,18 +296,17 @@ def test_fractional_warmup_ramps_linearly_over_its_steps():
 
 
 def test_min_steps_stretches_short_runs_and_their_schedule_and_leaves_long_runs_alone():
-    s = TrainSpec(epochs=2, schedule="multistep", milestones=(1,), warmup_epochs=0.5,
-                  min_steps=30)
+    s = TrainSpec(epochs=2, schedule="multistep", milestones=(1,), warmup_epochs=0.5, min_steps=30)
     long = stretched(s, steps_per_epoch=20)
-    assert long == s                                  # 40 steps already reach 30
-    short = stretched(s, steps_per_epoch=4)           # 8 steps: 8 whole epochs reach 32
+    assert long == s  # 40 steps already reach 30
+    short = stretched(s, steps_per_epoch=4)  # 8 steps: 8 whole epochs reach 32
     assert (short.epochs, short.milestones, short.warmup_epochs) == (8, (4,), 2.0)
-    assert short.val_every == 4                        # as many validations as before
-    assert stretched(TrainSpec(epochs=2), 1) == TrainSpec(epochs=2)   # 0 = off
+    assert short.val_every == 4  # as many validations as before
+    assert stretched(TrainSpec(epochs=2), 1) == TrainSpec(epochs=2)  # 0 = off
 
 
 def test_training_with_min_steps_takes_at_least_that_many_steps():
-    loader = TinyLoader(n=32, batch_size=16)          # 2 steps per epoch
+    loader = TinyLoader(n=32, batch_size=16)  # 2 steps per epoch
     result = train(tiny_net(), spec(epochs=1, min_steps=7), loader)
     assert result.metrics["steps"] == 8 and result.metrics["epochs_run"] == 4
 
@@ -277,8 +332,9 @@ def test_fat_guard_restores_the_last_good_weights_and_stops_on_a_collapse(tmp_pa
     s = spec(regime="fat", epochs=4, attack=AttackSpec(eps=2 / 255), lr=0.02)
     sabotage = Sabotage()
     model = tiny_net()
-    result = train(model, s, TinyLoader(), TinyLoader(train=False), callbacks=[sabotage],
-                   workdir=tmp_path)
+    result = train(
+        model, s, TinyLoader(), TinyLoader(train=False), callbacks=[sabotage], workdir=tmp_path
+    )
     assert result.metrics["collapsed"] is True and result.metrics["collapse_epoch"] == 2
     assert result.metrics["epochs_run"] == 2
     assert result.history[0]["guard_ra"] >= 10 and result.history[1]["guard_ra"] < 5
@@ -292,8 +348,7 @@ def test_fat_guard_restores_the_last_good_weights_and_stops_on_a_collapse(tmp_pa
 
 
 def test_fat_guard_is_off_for_other_regimes_and_when_disabled():
-    s = spec(regime="fat", epochs=3, attack=AttackSpec(eps=2 / 255), lr=0.02,
-             overfit_guard=False)
+    s = spec(regime="fat", epochs=3, attack=AttackSpec(eps=2 / 255), lr=0.02, overfit_guard=False)
     result = train(tiny_net(), s, TinyLoader(), TinyLoader(train=False), callbacks=[Sabotage()])
     assert result.metrics["collapsed"] is False and result.metrics["epochs_run"] == 3
     assert "guard_ra" not in result.history[0]
@@ -311,8 +366,7 @@ def test_epoch_records_go_to_the_jsonl_log_with_validation_numbers(tmp_path):
     from doublewin.logs import JsonlLog, read_jsonl
 
     log = JsonlLog(tmp_path / "log.jsonl", tensorboard=False)
-    train(tiny_net(), spec(epochs=2), TinyLoader(), TinyLoader(train=False), log=log,
-          log_every=2)
+    train(tiny_net(), spec(epochs=2), TinyLoader(), TinyLoader(train=False), log=log, log_every=2)
     records = read_jsonl(tmp_path / "log.jsonl")
     epochs = [r for r in records if r["event"] == "epoch"]
     steps = [r for r in records if r["event"] == "step"]

@@ -21,7 +21,7 @@ class Batches:
 
     def __iter__(self):
         for i in range(0, len(self.y), self.batch_size):
-            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+            yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
 
 
 def colour_task(n: int = 96):
@@ -73,8 +73,9 @@ def test_a_smooth_model_passes_the_ladder_and_large_eps_checks():
 
 def test_a_gradient_masking_model_is_flagged_at_large_eps():
     x, y = colour_task()
-    report = robustness_report(ColourNet(quantize=True), Batches(x, y), attack=ATTACK,
-                               num_classes=3)
+    report = robustness_report(
+        ColourNet(quantize=True), Batches(x, y), attack=ATTACK, num_classes=3
+    )
     assert report.large_eps_ra > 0
     assert {c.name for c in report.flagged} >= {"large-eps"}
     assert report.as_dict()["gradient_masking_suspected"] is True

@@ -42,19 +42,28 @@ def test_our_pgd20_ra_is_within_1_5_points_of_torchattacks_pgd20(digits_pair):
 
 def test_autoattack_ra_is_at_most_our_pgd_ra_on_the_same_points(digits_pair):
     pytest.importorskip("torchattacks")
-    report = robustness_report(digits_pair.at, digits_pair.test_loader,
-                               attack=pgd20(digits_pair.eps),
-                               num_classes=digits_pair.info.num_classes, autoattack_n=64,
-                               ladder=(1.0,), check_points=64)
+    report = robustness_report(
+        digits_pair.at,
+        digits_pair.test_loader,
+        attack=pgd20(digits_pair.eps),
+        num_classes=digits_pair.info.num_classes,
+        autoattack_n=64,
+        ladder=(1.0,),
+        check_points=64,
+    )
     assert report.autoattack_n == 64
     assert report.autoattack_ra <= report.pgd_ra_autoattack_points
 
 
 def test_ra_falls_monotonically_across_an_eps_ladder(digits_pair):
-    report = robustness_report(digits_pair.at, digits_pair.test_loader,
-                               attack=pgd20(digits_pair.eps),
-                               num_classes=digits_pair.info.num_classes,
-                               ladder=(0.25, 0.5, 1.0, 2.0, 4.0), check_points=300)
+    report = robustness_report(
+        digits_pair.at,
+        digits_pair.test_loader,
+        attack=pgd20(digits_pair.eps),
+        num_classes=digits_pair.info.num_classes,
+        ladder=(0.25, 0.5, 1.0, 2.0, 4.0),
+        check_points=300,
+    )
     ras = [ra for _, ra in report.ladder]
     assert all(b <= a for a, b in zip(ras, ras[1:], strict=False)), ras
     assert ras[-1] < ras[0]
@@ -75,18 +84,44 @@ def at_weights(digits_pair, tmp_path_factory):
 
     info = digits_pair.info
     path = tmp_path_factory.mktemp("weights") / "at.safetensors"
-    save_weights(path, digits_pair.at, WeightsMeta(
-        arch="resnet8", num_classes=info.num_classes, mean=tuple(info.mean),
-        std=tuple(info.std), input_size=digits_pair.resolution, dataset="digits", regime="at",
-        eps=digits_pair.eps))
+    save_weights(
+        path,
+        digits_pair.at,
+        WeightsMeta(
+            arch="resnet8",
+            num_classes=info.num_classes,
+            mean=tuple(info.mean),
+            std=tuple(info.std),
+            input_size=digits_pair.resolution,
+            dataset="digits",
+            regime="at",
+            eps=digits_pair.eps,
+        ),
+    )
     return path
 
 
 def test_evaluate_command_prints_sa_ra_and_the_checks_as_json(at_weights, capsys):
     from doublewin.cli import main
 
-    main(["evaluate", "--weights", str(at_weights), "--data", "digits", "--eps", "16/255",
-          "--step", "4/255", "--check-points", "100", "--device", "cpu", "--json"])
+    main(
+        [
+            "evaluate",
+            "--weights",
+            str(at_weights),
+            "--data",
+            "digits",
+            "--eps",
+            "16/255",
+            "--step",
+            "4/255",
+            "--check-points",
+            "100",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["arch"] == "resnet8" and out["n"] > 0
     assert 0 <= out["ra"] <= out["sa"] <= 100
@@ -99,8 +134,9 @@ def test_evaluate_command_with_weights_of_other_classes_exits_2_naming_both(tmp_
     from doublewin.models import WeightsMeta, build_model, save_weights
 
     path = tmp_path / "five.safetensors"
-    save_weights(path, build_model("resnet8", 5), WeightsMeta(arch="resnet8", num_classes=5,
-                                                             input_size=16))
+    save_weights(
+        path, build_model("resnet8", 5), WeightsMeta(arch="resnet8", num_classes=5, input_size=16)
+    )
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--weights", str(path), "--data", "digits", "--device", "cpu"])
     assert exit_info.value.code == 2
@@ -112,7 +148,16 @@ def test_evaluate_command_with_a_missing_weights_file_exits_2(tmp_path, capsys):
     from doublewin.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", "--weights", str(tmp_path / "none.safetensors"), "--data", "digits",
-              "--device", "cpu"])
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(tmp_path / "none.safetensors"),
+                "--data",
+                "digits",
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "none.safetensors" in capsys.readouterr().err

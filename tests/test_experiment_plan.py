@@ -20,8 +20,7 @@ def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None
     assert counts["pretrain"] == 3
     # imp × {std, at} + omp + random, per pre-training.
     assert counts["tickets"] == 3 * 4
-    settings = 3 * len(experiment.datasets) * len(experiment.fractions) * 2 * len(
-        experiment.seeds)
+    settings = 3 * len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
     rungs = len(experiment.transfer_rungs)
     assert counts["transfer"] == settings * (4 * rungs + 1)
     dense = [j for j in plan.jobs if j.stage == "transfer" and j.labels["method"] == "dense"]
@@ -59,12 +58,15 @@ def test_overrides_change_the_grid_and_the_hashes() -> None:
     assert upstream <= {j.id for j in changed.jobs}
 
 
-@pytest.mark.parametrize("override, key", [
-    ("transfer.regimes.at.epochs=0", "transfer.regimes.at.epochs"),
-    ("tickets.prune_rate=1.5", "tickets.prune_rate"),
-    ("transfer.fractions=[0]", "transfer.fractions[0]"),
-    ("bogus=1", "bogus"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("transfer.regimes.at.epochs=0", "transfer.regimes.at.epochs"),
+        ("tickets.prune_rate=1.5", "tickets.prune_rate"),
+        ("transfer.fractions=[0]", "transfer.fractions[0]"),
+        ("bogus=1", "bogus"),
+    ],
+)
 def test_bad_values_are_errors_naming_the_key(override: str, key: str) -> None:
     with pytest.raises(UserError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_experiment(demo_config(quick=True), [override])
@@ -78,8 +80,7 @@ def test_the_paper_configs_expand_without_data_or_weights_present() -> None:
         assert plan.counts()["tickets"]["total"] > 0
     cifar10 = make_plan(config_dir() / "paper" / "transfer-cifar10.yaml", run_dir="/x")
     spec = next(j.spec for j in cifar10.jobs if j.stage == "tickets")
-    assert (spec.prune_rate, spec.rounds, spec.order, spec.train.lr) == (0.2, 19, "official",
-                                                                          5e-4)
+    assert (spec.prune_rate, spec.rounds, spec.order, spec.train.lr) == (0.2, 19, "official", 5e-4)
     fractions = {j.labels["fraction"] for j in cifar10.jobs if j.stage == "transfer"}
     assert fractions == {1.0, 0.1, 0.01}
 
@@ -90,8 +91,18 @@ def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, cap
     from doublewin.cli import main
 
     out = tmp_path / "run"
-    main(["run", str(demo_config(quick=True)), "--dry-run", "--json", "--out", str(out),
-          "--device", "cpu"])
+    main(
+        [
+            "run",
+            str(demo_config(quick=True)),
+            "--dry-run",
+            "--json",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     plan = json.loads(capsys.readouterr().out)
     assert plan["stages"]["transfer"]["to_run"] == plan["stages"]["transfer"]["total"] > 0
     assert plan["total_passes"] > 0 and plan["total_hours"] > 0

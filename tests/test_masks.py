@@ -25,10 +25,18 @@ from doublewin.tickets.pruning import (
 def small_net(seed: int = 0, width: int = 16) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.Conv2d(2 * width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10),
+        nn.Conv2d(3, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, 10),
     )
 
 
@@ -63,8 +71,9 @@ def test_sparsity_counts_and_per_layer_report_are_exact():
 def test_apply_to_zeroes_exactly_the_pruned_weights_and_leaves_the_rest():
     net = small_net()
     before = copy.deepcopy(net.state_dict())
-    mask = prune_to_sparsity(magnitude_scores(dict(net.named_parameters()), Mask.dense(net)),
-                             Mask.dense(net), 0.5)
+    mask = prune_to_sparsity(
+        magnitude_scores(dict(net.named_parameters()), Mask.dense(net)), Mask.dense(net), 0.5
+    )
     mask.apply_to(net)
     for name, m in mask.items():
         w = net.state_dict()[name]
@@ -107,7 +116,8 @@ def _with_ties(net: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize("include_linear", [False, True])
 def test_global_magnitude_pruning_equals_torch_global_unstructured_over_iterative_rounds(
-        include_linear):
+    include_linear,
+):
     """Three rounds of 20% of the REMAINING weights, with 'training' between rounds (the
     weights change) and many tied magnitudes: identical masks to torch.nn.utils.prune."""
     ours_net = _with_ties(small_net(seed=3))
@@ -119,10 +129,12 @@ def test_global_magnitude_pruning_equals_torch_global_unstructured_over_iterativ
     mask = Mask.dense(ours_net, scope)
     gen = torch.Generator().manual_seed(7)
     for _ in range(3):
-        torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured,
-                                        amount=0.2)
+        torch_prune.global_unstructured(
+            targets, pruning_method=torch_prune.L1Unstructured, amount=0.2
+        )
         mask = prune_fraction_of_remaining(
-            magnitude_scores(dict(ours_net.named_parameters()), mask), mask, 0.2)
+            magnitude_scores(dict(ours_net.named_parameters()), mask), mask, 0.2
+        )
         for name, (module, _) in zip(names, targets, strict=True):
             assert torch.equal(mask[name], module.weight_mask.bool()), name
         # "Training": the same change to both copies' underlying weights.
@@ -141,8 +153,9 @@ def test_one_shot_to_a_sparsity_equals_torch_with_that_amount():
     modules = dict(ref.named_modules())
     names = list(prunable_parameters(net))
     targets = [(modules[n.rpartition(".")[0]], "weight") for n in names]
-    torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured,
-                                    amount=0.737856)
+    torch_prune.global_unstructured(
+        targets, pruning_method=torch_prune.L1Unstructured, amount=0.737856
+    )
     dense = Mask.dense(net)
     ours = prune_to_sparsity(magnitude_scores(dict(net.named_parameters()), dense), dense, 0.737856)
     for name, (module, _) in zip(names, targets, strict=True):

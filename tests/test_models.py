@@ -68,9 +68,19 @@ def test_replace_head_changes_only_fc() -> None:
 
 def test_weights_round_trip_bit_exact_with_metadata(tmp_path: Path) -> None:
     model = build_model("resnet8", 10, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
-    meta = WeightsMeta(arch="resnet8", num_classes=10, mean=(0.1, 0.2, 0.3),
-                       std=(0.4, 0.5, 0.6), input_size=16, dataset="shapes", regime="at",
-                       eps=4 / 255, attack_steps=2, source_sa=50.0, source_ra=20.0)
+    meta = WeightsMeta(
+        arch="resnet8",
+        num_classes=10,
+        mean=(0.1, 0.2, 0.3),
+        std=(0.4, 0.5, 0.6),
+        input_size=16,
+        dataset="shapes",
+        regime="at",
+        eps=4 / 255,
+        attack_steps=2,
+        source_sa=50.0,
+        source_ra=20.0,
+    )
     digest = save_weights(tmp_path / "w.safetensors", model, meta)
     state, loaded = load_weights(tmp_path / "w.safetensors")
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -111,7 +121,8 @@ def test_unknown_architecture_names_the_known_ones() -> None:
 
 
 def test_a_safetensors_file_without_doublewin_metadata_points_to_import_weights(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from safetensors.torch import save_file
 
     path = tmp_path / "plain.safetensors"

@@ -9,8 +9,10 @@ from doublewin.errors import UserError
 from doublewin.parsing import parse_number, resolve_device
 
 
-@pytest.mark.parametrize(("text", "value"), [("8/255", 8 / 255), ("0.5", 0.5), ("2e-4", 2e-4),
-                                             (" 16/ 765 ", 16 / 765), (3, 3.0)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("8/255", 8 / 255), ("0.5", 0.5), ("2e-4", 2e-4), (" 16/ 765 ", 16 / 765), (3, 3.0)],
+)
 def test_numbers_and_fractions_parse(text, value):
     assert parse_number(text) == pytest.approx(value)
 
@@ -31,7 +33,9 @@ def test_unknown_device_name_is_an_error():
         resolve_device("tpu")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
 def test_cuda_without_a_gpu_says_use_cpu():
     with pytest.raises(UserError, match="use --device cpu"):
         resolve_device("cuda:0")

@@ -15,14 +15,24 @@ EPS = "4/255"
 
 
 def _spec(regime: str):
-    return load_spec("pretrain", {
-        "arch": "resnet8",
-        "data": {"name": "shapes", "resolution": 12, "fraction": 0.4, "val_size": 400},
-        "train": {"regime": regime, "epochs": 4, "batch_size": 128, "lr": 0.1,
-                  "schedule": "cosine", "attack": {"eps": EPS, "step": "2/255", "steps": 2},
-                  "val_every": 4, "val_attack": {"eps": EPS, "step": "2/255", "steps": 2}},
-        "eval_attack": {"eps": EPS, "step": "1/255", "steps": 10},
-    })
+    return load_spec(
+        "pretrain",
+        {
+            "arch": "resnet8",
+            "data": {"name": "shapes", "resolution": 12, "fraction": 0.4, "val_size": 400},
+            "train": {
+                "regime": regime,
+                "epochs": 4,
+                "batch_size": 128,
+                "lr": 0.1,
+                "schedule": "cosine",
+                "attack": {"eps": EPS, "step": "2/255", "steps": 2},
+                "val_every": 4,
+                "val_attack": {"eps": EPS, "step": "2/255", "steps": 2},
+            },
+            "eval_attack": {"eps": EPS, "step": "1/255", "steps": 10},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +48,12 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.slow
 def test_weights_metadata_records_regime_eps_source_accuracy_and_hash(pretrained) -> None:
     state, meta = load_weights(pretrained["at"])
-    assert (meta.arch, meta.regime, meta.dataset, meta.input_size) == ("resnet8", "at",
-                                                                         "shapes", 12)
+    assert (meta.arch, meta.regime, meta.dataset, meta.input_size) == (
+        "resnet8",
+        "at",
+        "shapes",
+        12,
+    )
     assert meta.eps == pytest.approx(4 / 255) and meta.attack_steps == 2
     assert 0 <= meta.source_ra <= meta.source_sa <= 100
     assert meta.content_hash == content_hash(state)
@@ -57,10 +71,14 @@ def test_adversarial_pretraining_has_higher_source_ra_and_fat_lies_between(pretr
 
 
 def test_resuming_an_interrupted_pretraining_gives_the_same_weights(tmp_path: Path) -> None:
-    spec = load_spec("pretrain", {
-        "data": {"name": "shapes", "resolution": 8, "fraction": 0.03, "val_size": 100},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "val_attack": {"steps": 1}},
-        "eval_attack": {"steps": 1}})
+    spec = load_spec(
+        "pretrain",
+        {
+            "data": {"name": "shapes", "resolution": 8, "fraction": 0.03, "val_size": 100},
+            "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "val_attack": {"steps": 1}},
+            "eval_attack": {"steps": 1},
+        },
+    )
     whole = tmp_path / "whole.safetensors"
     pretrain(spec, whole, workdir=tmp_path / "w1")
     # An interrupted run leaves only its per-epoch checkpoint; a second call resumes it.

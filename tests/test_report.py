@@ -13,40 +13,72 @@ from doublewin.analysis.verdict import VerdictConfig
 from doublewin.errors import UserError
 
 LADDER = (0.2, 0.36, 0.488, 0.5904, 0.67232)
-META = {"name": "hand-made", "arch": "resnet18",
-        "pretrainings": [{"label": "STD", "regime": "std", "source_sa": 70.0},
-                         {"label": "FAT", "regime": "fat"}, {"label": "AT", "regime": "at"}]}
+META = {
+    "name": "hand-made",
+    "arch": "resnet18",
+    "pretrainings": [
+        {"label": "STD", "regime": "std", "source_sa": 70.0},
+        {"label": "FAT", "regime": "fat"},
+        {"label": "AT", "regime": "at"},
+    ],
+}
 
 
-def rows_for(pretraining, method, sparsity, *, st=(90.0, 10.0), at=(80.0, 40.0),
-             imp_regime="std", fraction=1.0, dataset="cifar10", seeds=(0, 1), seconds=None):
+def rows_for(
+    pretraining,
+    method,
+    sparsity,
+    *,
+    st=(90.0, 10.0),
+    at=(80.0, 40.0),
+    imp_regime="std",
+    fraction=1.0,
+    dataset="cifar10",
+    seeds=(0, 1),
+    seconds=None,
+):
     """Rows of one ticket (or the dense model) under ST and AT; seeds spread ±1 point around
     the given means (SA, RA), so two seeds have a standard deviation of √2 ≈ 1.41."""
     out = []
     for regime, (sa, ra) in (("st", st), ("at", at)):
         for i, seed in enumerate(seeds):
             offset = 0.0 if len(seeds) == 1 else (-1.0 if i % 2 == 0 else 1.0)
-            row = {"pretraining": pretraining, "dataset": dataset, "fraction": fraction,
-                   "method": method, "imp_regime": "" if method == "dense" else imp_regime,
-                   "sparsity": sparsity, "regime": regime, "seed": seed,
-                   "sa_best_sa": sa + offset, "ra_best_sa": ra + offset - 3,
-                   "sa_best_ra": sa + offset - 3, "ra_best_ra": ra + offset}
+            row = {
+                "pretraining": pretraining,
+                "dataset": dataset,
+                "fraction": fraction,
+                "method": method,
+                "imp_regime": "" if method == "dense" else imp_regime,
+                "sparsity": sparsity,
+                "regime": regime,
+                "seed": seed,
+                "sa_best_sa": sa + offset,
+                "ra_best_sa": ra + offset - 3,
+                "sa_best_ra": sa + offset - 3,
+                "ra_best_ra": ra + offset,
+            }
             if seconds is not None:
                 row["seconds"] = seconds
             out.append(row)
     return out
 
 
-def ladder(pretraining, last_double_win, *, method="imp", imp_regime="std", drop=10.0,
-           **kwargs):
+def ladder(pretraining, last_double_win, *, method="imp", imp_regime="std", drop=10.0, **kwargs):
     """Dense rows and a ladder whose rungs up to ``last_double_win`` equal the dense model and
     whose higher rungs lose ``drop`` points on every metric (None: no rung is double-win)."""
     rows = rows_for(pretraining, "dense", 0.0, **kwargs)
     for sparsity in LADDER:
         good = last_double_win is not None and sparsity <= last_double_win
         loss = 0.0 if good else drop
-        rows += rows_for(pretraining, method, sparsity, st=(90.0 - loss, 10.0 - loss),
-                         at=(80.0 - loss, 40.0 - loss), imp_regime=imp_regime, **kwargs)
+        rows += rows_for(
+            pretraining,
+            method,
+            sparsity,
+            st=(90.0 - loss, 10.0 - loss),
+            at=(80.0 - loss, 40.0 - loss),
+            imp_regime=imp_regime,
+            **kwargs,
+        )
     return rows
 
 
@@ -86,9 +118,16 @@ def test_every_section_is_present_even_with_only_dense_rows(tmp_path):
     rows = rows_for("STD", "dense", 0.0)
     paths = write_report(rows, tmp_path, meta=META)
     markdown = paths.markdown.read_text()
-    for title in ("Run", "Findings of the paper", "Dense baselines", "Double-win tickets",
-                  "Accuracy against sparsity", "Data efficiency",
-                  "Ticket methods at equal sparsity", "Compute"):
+    for title in (
+        "Run",
+        "Findings of the paper",
+        "Dense baselines",
+        "Double-win tickets",
+        "Accuracy against sparsity",
+        "Data efficiency",
+        "Ticket methods at equal sparsity",
+        "Compute",
+    ):
         assert f"## {title}" in markdown
     assert "No ticket has been transferred yet" in markdown
     assert "data efficiency cannot be assessed" in markdown
@@ -108,9 +147,13 @@ def test_the_double_win_table_holds_the_extreme_sparsity():
     extremes = {e.pretraining: e.extreme for e in data.extremes}
     assert extremes == {"STD": 0.36, "AT": 0.5904}
     markdown = build_report(rows, meta=META)
-    table = next(b for s in markdown.sections if s.title == "Double-win tickets"
-                 for b in s.blocks if getattr(b, "headers", None) == ("pre-training",
-                                                                        "cifar10 · 100%"))
+    table = next(
+        b
+        for s in markdown.sections
+        if s.title == "Double-win tickets"
+        for b in s.blocks
+        if getattr(b, "headers", None) == ("pre-training", "cifar10 · 100%")
+    )
     assert dict(table.rows) == {"STD": "36.00%", "AT": "59.04%"}
 
 
@@ -126,8 +169,7 @@ def test_an_extreme_above_a_failing_rung_is_marked():
 
 
 def test_robust_pretraining_sparser_than_standard_supports_the_paper():
-    data = analyse(ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904),
-                   meta=META)
+    data = analyse(ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904), meta=META)
     robust = finding(data, "robust-sparser")
     assert robust.status == "supports" and (robust.wins, robust.losses) == (1, 0)
     assert "59.04%" in robust.evidence[0] and "36.00%" in robust.evidence[0]
@@ -158,8 +200,9 @@ def test_no_matching_ticket_contradicts_existence_and_reads_as_no_rung():
     robust = finding(data, "robust-sparser")
     assert robust.status == "cannot tell"
     assert "no double-win rung" in robust.evidence[0]
-    text = "\n".join(str(b) for s in build_report(ladder("AT", None), meta=META).sections
-                     for b in s.blocks)
+    text = "\n".join(
+        str(b) for s in build_report(ladder("AT", None), meta=META).sections for b in s.blocks
+    )
     assert "'none'" in text  # the double-win table says none, not a number
 
 
@@ -214,8 +257,7 @@ def test_st_and_at_inside_imp_agreeing_supports_no_difference():
 
 def test_limited_data_findings_read_the_smaller_fractions():
     rows = []
-    for fraction, (std, at) in ((1.0, (0.36, 0.488)), (0.1, (0.2, 0.5904)),
-                                (0.01, (None, 0.5904))):
+    for fraction, (std, at) in ((1.0, (0.36, 0.488)), (0.1, (0.2, 0.5904)), (0.01, (None, 0.5904))):
         rows += ladder("STD", std, fraction=fraction) + ladder("AT", at, fraction=fraction)
     data = analyse(rows, meta=META)
     limited = finding(data, "robust-sparser-limited")
@@ -264,16 +306,22 @@ def test_the_verdict_config_comes_from_the_metadata_when_not_passed():
 
 def test_methods_meet_at_equal_sparsity_in_one_table():
     rows = ladder("AT", 0.5904) + tickets_only("AT", None, method="omp", imp_regime="")
-    section = next(s for s in build_report(rows, meta=META).sections
-                   if s.title == "Ticket methods at equal sparsity")
+    section = next(
+        s
+        for s in build_report(rows, meta=META).sections
+        if s.title == "Ticket methods at equal sparsity"
+    )
     table = section.blocks[-1]
     assert table.headers[-2:] == ("IMP (ST)", "OMP")
     first = table.rows[0]
     # Score = mean of ST SA 90, ST RA 10, AT SA 80, AT RA 40; OMP is 10 points lower.
     assert first[3] == "20.00%" and first[4] == "**55.00** ✓" and first[5] == "45.00 ✗"
     assert [b.name for b in section.blocks if isinstance(b, Figure)] == ["methods-cifar10.png"]
-    alone = next(s for s in build_report(ladder("AT", 0.2), meta=META).sections
-                 if s.title == "Ticket methods at equal sparsity")
+    alone = next(
+        s
+        for s in build_report(ladder("AT", 0.2), meta=META).sections
+        if s.title == "Ticket methods at equal sparsity"
+    )
     assert "single ticket method" in alone.blocks[0].text
 
 
@@ -282,8 +330,9 @@ def test_stale_figures_are_removed_on_rewrite(tmp_path):
     first = write_report(rows, tmp_path, meta=META)
     assert len(first.figures) == 2
     second = write_report(ladder("AT", 0.2), tmp_path, meta=META)
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == \
-        sorted(p.name for p in second.figures)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(
+        p.name for p in second.figures
+    )
 
 
 def test_compute_section_sums_the_seconds():
@@ -304,7 +353,14 @@ def test_a_row_without_a_verdict_column_is_a_user_error():
 
 
 def test_pretraining_kinds_come_from_metadata_then_from_the_label():
-    kinds = pretraining_kinds(["AT-eps4", "fat_2/255", "torchvision", "mine", "X"],
-                              {"pretrainings": {"X": {"regime": "at"}}})
-    assert kinds == {"AT-eps4": "at", "fat_2/255": "fat", "torchvision": "std", "mine": None,
-                     "X": "at"}
+    kinds = pretraining_kinds(
+        ["AT-eps4", "fat_2/255", "torchvision", "mine", "X"],
+        {"pretrainings": {"X": {"regime": "at"}}},
+    )
+    assert kinds == {
+        "AT-eps4": "at",
+        "fat_2/255": "fat",
+        "torchvision": "std",
+        "mine": None,
+        "X": "at",
+    }

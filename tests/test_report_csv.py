@@ -11,15 +11,44 @@ from doublewin.analysis.results_table import column_order, parse_results_csv
 from doublewin.errors import UserError
 
 ROWS = [
-    {"seconds": 12.5, "spec.train.attack.eps": 8 / 255, "pretraining": "AT", "dataset": "cifar10",
-     "fraction": 0.1, "method": "imp", "imp_regime": "std", "sparsity": 0.8926258176,
-     "rung": 10, "regime": "at", "seed": 0, "sa_best_sa": 81.23, "ra_best_sa": 40.1,
-     "sa_best_ra": 80.0, "ra_best_ra": 41.7, "job": "transfer-0123", "collapsed": False,
-     "spec.ticket": "tickets-1e5@0.892626", "loss": math.nan},
-    {"pretraining": "007", "dataset": "svhn", "fraction": 1.0, "method": "dense",
-     "imp_regime": "", "sparsity": 0.0, "regime": "st", "seed": 1, "sa_best_sa": 95.0,
-     "ra_best_sa": 1.0, "sa_best_ra": 94.5, "ra_best_ra": 2.0, "job": "1e5",
-     "spec.seed": 1, "images_per_second": 1234.5},
+    {
+        "seconds": 12.5,
+        "spec.train.attack.eps": 8 / 255,
+        "pretraining": "AT",
+        "dataset": "cifar10",
+        "fraction": 0.1,
+        "method": "imp",
+        "imp_regime": "std",
+        "sparsity": 0.8926258176,
+        "rung": 10,
+        "regime": "at",
+        "seed": 0,
+        "sa_best_sa": 81.23,
+        "ra_best_sa": 40.1,
+        "sa_best_ra": 80.0,
+        "ra_best_ra": 41.7,
+        "job": "transfer-0123",
+        "collapsed": False,
+        "spec.ticket": "tickets-1e5@0.892626",
+        "loss": math.nan,
+    },
+    {
+        "pretraining": "007",
+        "dataset": "svhn",
+        "fraction": 1.0,
+        "method": "dense",
+        "imp_regime": "",
+        "sparsity": 0.0,
+        "regime": "st",
+        "seed": 1,
+        "sa_best_sa": 95.0,
+        "ra_best_sa": 1.0,
+        "sa_best_ra": 94.5,
+        "ra_best_ra": 2.0,
+        "job": "1e5",
+        "spec.seed": 1,
+        "images_per_second": 1234.5,
+    },
 ]
 
 
@@ -47,8 +76,17 @@ def test_numeric_looking_labels_and_hashes_stay_strings():
 
 def test_column_order_puts_labels_first_spec_next_timing_last():
     columns = column_order(ROWS)
-    assert columns[:9] == ["pretraining", "dataset", "fraction", "method", "imp_regime",
-                           "sparsity", "rung", "regime", "seed"]
+    assert columns[:9] == [
+        "pretraining",
+        "dataset",
+        "fraction",
+        "method",
+        "imp_regime",
+        "sparsity",
+        "rung",
+        "regime",
+        "seed",
+    ]
     assert columns[-2:] == ["seconds", "images_per_second"]
     spec = [c for c in columns if c.startswith("spec.")]
     assert spec == sorted(spec)

@@ -43,7 +43,8 @@ def test_a_winner_just_above_the_first_failure_is_found_and_flagged() -> None:
 
 @pytest.mark.parametrize("n", range(1, 11))
 def test_every_ladder_whose_failures_below_the_extreme_are_isolated_gets_the_grid_extreme(
-        n: int) -> None:
+    n: int,
+) -> None:
     """Exhaustive over all 2^n verdict patterns: the search never reports a rung that is not
     double-win, and it finds the full grid's extreme whenever each failing rung below that
     extreme sits between two double-win rungs (monotone ladders included)."""
@@ -61,26 +62,38 @@ def test_every_ladder_whose_failures_below_the_extreme_are_isolated_gets_the_gri
     assert checked > n  # the condition admits more than the n + 1 monotone ladders when n > 2
 
 
-def _grid(boundaries: dict[str, int], rungs: int, fails_under: tuple[str, ...] = ("st", "at")
-          ) -> tuple[list[Job], dict]:
+def _grid(
+    boundaries: dict[str, int], rungs: int, fails_under: tuple[str, ...] = ("st", "at")
+) -> tuple[list[Job], dict]:
     """Transfer jobs of two ladders plus dense, and the accuracy each would measure; a rung
     above its ladder's boundary loses under the regimes ``fails_under`` only."""
     jobs, accuracy = [], {}
-    ladder = [round(1 - 0.8 ** k, 6) for k in range(1, rungs + 1)]
+    ladder = [round(1 - 0.8**k, 6) for k in range(1, rungs + 1)]
     for method in ("dense", *boundaries):
         points = [0.0] if method == "dense" else ladder
         for index, sparsity in enumerate(points):
             for regime in ("st", "at"):
                 for seed in (0, 1):
-                    labels = {"pretraining": "AT", "dataset": "digits", "fraction": 1.0,
-                              "method": method, "imp_regime": "", "sparsity": sparsity,
-                              "regime": regime, "seed": seed}
-                    spec = TransferSpec(weights="w", ticket=f"{method}@{sparsity}",
-                                        seed=seed, train=_train(regime))
+                    labels = {
+                        "pretraining": "AT",
+                        "dataset": "digits",
+                        "fraction": 1.0,
+                        "method": method,
+                        "imp_regime": "",
+                        "sparsity": sparsity,
+                        "regime": regime,
+                        "seed": seed,
+                    }
+                    spec = TransferSpec(
+                        weights="w", ticket=f"{method}@{sparsity}", seed=seed, train=_train(regime)
+                    )
                     job = Job("transfer", spec, (), labels)
                     jobs.append(job)
-                    wins = (method == "dense" or index <= boundaries[method]
-                            or regime not in fails_under)
+                    wins = (
+                        method == "dense"
+                        or index <= boundaries[method]
+                        or regime not in fails_under
+                    )
                     # Dense: 80 ± 1 points over seeds; a winner matches, a loser is 10 below.
                     base = 80.0 + (1.0 if seed else -1.0)
                     accuracy[job.id] = base if wins else base - 10.0
@@ -97,8 +110,13 @@ def _runner(accuracy: dict, done: dict[str, dict]):
     def run(batch: list[Job]) -> list[dict]:
         for job in batch:
             value = accuracy[job.id]
-            done[job.id] = {**job.labels, "sa_best_sa": value, "ra_best_sa": value,
-                            "sa_best_ra": value, "ra_best_ra": value}
+            done[job.id] = {
+                **job.labels,
+                "sa_best_sa": value,
+                "ra_best_sa": value,
+                "sa_best_ra": value,
+                "ra_best_ra": value,
+            }
         return list(done.values())
 
     return run
@@ -109,14 +127,18 @@ def test_a_rung_that_fails_under_st_never_runs_its_at_transfers(fails_under) -> 
     jobs, accuracy = _grid({"imp": 6, "omp": 2}, rungs=12, fails_under=fails_under)
     done: dict[str, dict] = {}
     outcome = search_extreme(jobs, _runner(accuracy, done), VerdictConfig())
-    ladder = [round(1 - 0.8 ** k, 6) for k in range(1, 13)]
-    assert {s.key[3]: s.extreme for s in outcome.ladders} == {"imp": ladder[6],
-                                                               "omp": ladder[2]}
+    ladder = [round(1 - 0.8**k, 6) for k in range(1, 13)]
+    assert {s.key[3]: s.extreme for s in outcome.ladders} == {"imp": ladder[6], "omp": ladder[2]}
     at_runs = [row for row in done.values() if row["regime"] == "at"]
-    failing = {s.key[3]: {s.sparsities[r] for r, dw in s.results.items() if not dw}
-               for s in outcome.ladders}
-    at_of_failing = [row for row in at_runs
-                     if row["method"] != "dense" and row["sparsity"] in failing[row["method"]]]
+    failing = {
+        s.key[3]: {s.sparsities[r] for r, dw in s.results.items() if not dw}
+        for s in outcome.ladders
+    }
+    at_of_failing = [
+        row
+        for row in at_runs
+        if row["method"] != "dense" and row["sparsity"] in failing[row["method"]]
+    ]
     if "st" in fails_under:
         assert not at_of_failing
     else:  # ST cannot tell: every judged rung needed its AT runs
@@ -130,13 +152,18 @@ def test_search_extreme_matches_the_full_grid_with_fewer_transfer_runs() -> None
     def run(batch: list[Job]) -> list[dict]:
         for job in batch:
             value = accuracy[job.id]
-            done[job.id] = {**job.labels, "sa_best_sa": value, "ra_best_sa": value,
-                            "sa_best_ra": value, "ra_best_ra": value}
+            done[job.id] = {
+                **job.labels,
+                "sa_best_sa": value,
+                "ra_best_sa": value,
+                "sa_best_ra": value,
+                "ra_best_ra": value,
+            }
         return list(done.values())
 
     outcome = search_extreme(jobs, run, VerdictConfig())
     extremes = {s.key[3]: s.extreme for s in outcome.ladders}
-    ladder = [round(1 - 0.8 ** k, 6) for k in range(1, 13)]
+    ladder = [round(1 - 0.8**k, 6) for k in range(1, 13)]
     assert extremes == {"imp": ladder[6], "omp": ladder[2]}
     assert outcome.full_grid_transfer_runs == len(jobs)
     assert outcome.transfer_runs == len(done)

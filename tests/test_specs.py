@@ -49,7 +49,10 @@ def test_fraction_strings_are_accepted_for_float_fields():
         ({"data": {"fraction": 0}}, "data.fraction: 0 is out of range"),
         ({"train": {"regime": "pgd"}}, "train.regime: 'pgd' is not one of std, fat, at"),
         ({"train": {"attack": {"eps": "eight"}}}, "train.attack.eps: 'eight' is not a number"),
-        ({"train": {"attack": {"random_start": "yes"}}}, "train.attack.random_start: expected true"),
+        (
+            {"train": {"attack": {"random_start": "yes"}}},
+            "train.attack.random_start: expected true",
+        ),
         ({"train": {"milestones": [50, -1]}}, "train.milestones[1]: -1 is out of range"),
     ],
 )
@@ -117,8 +120,10 @@ PINNED = {
     ("pretrain", PretrainSpec()): "6cbcc227df8cd3aa",
     ("pretrain", PretrainSpec(train=TrainSpec(regime="at", epochs=30))): "1a32381d61b3dcb8",
     ("tickets", TicketSpec(weights="0123456789abcdef")): "07f9f43c68824228",
-    ("transfer", TransferSpec(weights="0123456789abcdef", data=DataSpec(fraction=0.1))):
-        "9e5720315febca40",
+    (
+        "transfer",
+        TransferSpec(weights="0123456789abcdef", data=DataSpec(fraction=0.1)),
+    ): "9e5720315febca40",
     ("evaluate", EvaluateSpec(weights="0123456789abcdef")): "d2d044b67b8ef7e2",
 }
 

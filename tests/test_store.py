@@ -60,9 +60,12 @@ def test_resumable_entry_keeps_partial_work(tmp_path):
     entry.open()
     (entry.path / "checkpoint.pt").write_bytes(b"epoch 3")
     found = []
-    store.get_or_run("transfer", _spec(),
-                     lambda e: found.append((e.path / "checkpoint.pt").read_bytes()) or {},
-                     resumable=True)
+    store.get_or_run(
+        "transfer",
+        _spec(),
+        lambda e: found.append((e.path / "checkpoint.pt").read_bytes()) or {},
+        resumable=True,
+    )
     assert found == [b"epoch 3"]
 
 
@@ -92,7 +95,9 @@ def _slow_writer(path: str) -> None:
 
 
 def test_killed_writer_leaves_no_entry_that_looks_complete(tmp_path):
-    process = multiprocessing.get_context("fork").Process(target=_slow_writer, args=(str(tmp_path),))
+    process = multiprocessing.get_context("fork").Process(
+        target=_slow_writer, args=(str(tmp_path),)
+    )
     process.start()
     entry = Store(tmp_path).entry("transfer", _spec())
     deadline = time.time() + 20

@@ -19,8 +19,11 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = build_model("resnet8", 10)
     path = tmp_path_factory.mktemp("w") / "theta.safetensors"
-    save_weights(path, model, WeightsMeta(arch="resnet8", num_classes=10, input_size=8,
-                                          dataset="shapes", regime="std"))
+    save_weights(
+        path,
+        model,
+        WeightsMeta(arch="resnet8", num_classes=10, input_size=8, dataset="shapes", regime="std"),
+    )
     return path
 
 
@@ -34,11 +37,24 @@ def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_find_tickets_inspect_and_convert_round_trip(weights: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _cli(capsys, "find-tickets", "--weights", str(weights), "--method", "omp",
-                        "--sparsities", "0.5,0.8", "--out", str(tmp_path), "--device", "cpu",
-                        "--json")
+def test_find_tickets_inspect_and_convert_round_trip(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, _ = _cli(
+        capsys,
+        "find-tickets",
+        "--weights",
+        str(weights),
+        "--method",
+        "omp",
+        "--sparsities",
+        "0.5,0.8",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0
     rows = json.loads(out)
     assert [round(r["sparsity"], 4) for r in rows] == [0.5, 0.8]
@@ -47,44 +63,77 @@ def test_find_tickets_inspect_and_convert_round_trip(weights: Path, tmp_path: Pa
     report = json.loads(out)
     assert code == 0 and report["method"] == "omp" and len(report["layers"]) > 5
     official, back = tmp_path / "official.pt", tmp_path / "back.safetensors"
-    assert _cli(capsys, "tickets", "convert", str(ticket), str(official), "--to",
-                "official")[0] == 0
-    assert _cli(capsys, "tickets", "convert", str(official), str(back), "--to",
-                "doublewin")[0] == 0
+    assert (
+        _cli(capsys, "tickets", "convert", str(ticket), str(official), "--to", "official")[0] == 0
+    )
+    assert _cli(capsys, "tickets", "convert", str(official), str(back), "--to", "doublewin")[0] == 0
     assert load_ticket(back).mask.equals(load_ticket(ticket).mask)
     assert load_ticket(official).mask.equals(load_ticket(ticket).mask)
 
 
-def test_a_ticket_that_does_not_fit_is_one_line_and_exit_2(weights: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture
-                                                           ) -> None:
+def test_a_ticket_that_does_not_fit_is_one_line_and_exit_2(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     torch.manual_seed(0)
     other = tmp_path / "other.safetensors"
-    save_weights(other, build_model("resnet20", 10),
-                 WeightsMeta(arch="resnet20", num_classes=10, input_size=8))
-    _cli(capsys, "find-tickets", "--weights", str(weights), "--method", "random",
-         "--sparsities", "0.5", "--out", str(tmp_path / "t"), "--device", "cpu", "--json")
-    code, _, err = _cli(capsys, "transfer", "--weights", str(other), "--ticket",
-                        str(tmp_path / "t" / "ticket-0.500000.safetensors"), "--data",
-                        "digits", "--out", str(tmp_path / "x"), "--device", "cpu")
+    save_weights(
+        other,
+        build_model("resnet20", 10),
+        WeightsMeta(arch="resnet20", num_classes=10, input_size=8),
+    )
+    _cli(
+        capsys,
+        "find-tickets",
+        "--weights",
+        str(weights),
+        "--method",
+        "random",
+        "--sparsities",
+        "0.5",
+        "--out",
+        str(tmp_path / "t"),
+        "--device",
+        "cpu",
+        "--json",
+    )
+    code, _, err = _cli(
+        capsys,
+        "transfer",
+        "--weights",
+        str(other),
+        "--ticket",
+        str(tmp_path / "t" / "ticket-0.500000.safetensors"),
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path / "x"),
+        "--device",
+        "cpu",
+    )
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "resnet" in err
 
 
 def _imp_spec(weights: Path, rounds: int):
-    return load_spec("tickets", {
-        "weights": str(weights), "method": "imp", "prune_rate": 0.5, "rounds": rounds,
-        "data": {"name": "shapes", "resolution": 8, "fraction": 0.01, "val_size": 50},
-        "train": {"epochs": 1, "batch_size": 50, "lr": 0.01, "val_attack": {"steps": 1}},
-    })
+    return load_spec(
+        "tickets",
+        {
+            "weights": str(weights),
+            "method": "imp",
+            "prune_rate": 0.5,
+            "rounds": rounds,
+            "data": {"name": "shapes", "resolution": 8, "fraction": 0.01, "val_size": 50},
+            "train": {"epochs": 1, "batch_size": 50, "lr": 0.01, "val_attack": {"steps": 1}},
+        },
+    )
 
 
 def test_a_killed_imp_run_resumes_at_the_last_rung_with_the_same_masks(
-        weights: Path, tmp_path: Path) -> None:
+    weights: Path, tmp_path: Path
+) -> None:
     import doublewin.tickets.imp as imp
 
-    whole = find_tickets(_imp_spec(weights, 3), weights, workdir=tmp_path / "whole",
-                         device="cpu")
+    whole = find_tickets(_imp_spec(weights, 3), weights, workdir=tmp_path / "whole", device="cpu")
     original, saved = imp.save_ticket, []
 
     def die_after_two(path, ticket):
@@ -96,19 +145,17 @@ def test_a_killed_imp_run_resumes_at_the_last_rung_with_the_same_masks(
     imp.save_ticket = die_after_two
     try:
         with pytest.raises(KeyboardInterrupt):
-            find_tickets(_imp_spec(weights, 3), weights, workdir=tmp_path / "killed",
-                         device="cpu")
+            find_tickets(_imp_spec(weights, 3), weights, workdir=tmp_path / "killed", device="cpu")
     finally:
         imp.save_ticket = original
     trunk = tmp_path / "killed" / "imp-trunk"
     assert imp.finished_rungs(trunk) == [1, 2]
-    resumed = find_tickets(_imp_spec(weights, 3), weights, workdir=tmp_path / "killed",
-                           device="cpu")
+    resumed = find_tickets(
+        _imp_spec(weights, 3), weights, workdir=tmp_path / "killed", device="cpu"
+    )
     for a, b in zip(whole, resumed, strict=True):
         assert load_ticket(a).mask.equals(load_ticket(b).mask)
     # Asking for more rounds later continues the same trunk.
-    longer = find_tickets(_imp_spec(weights, 4), weights, workdir=tmp_path / "killed",
-                          device="cpu")
+    longer = find_tickets(_imp_spec(weights, 4), weights, workdir=tmp_path / "killed", device="cpu")
     assert len(longer) == 4 and imp.finished_rungs(trunk) == [1, 2, 3, 4]
-    assert [round(load_ticket(p).mask.sparsity, 3) for p in longer] == [0.5, 0.75, 0.875,
-                                                                        0.938]
+    assert [round(load_ticket(p).mask.sparsity, 3) for p in longer] == [0.5, 0.75, 0.875, 0.938]

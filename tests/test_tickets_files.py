@@ -27,20 +27,36 @@ from doublewin.tickets.scores import random_scores
 def net(width: int = 8) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4),
+        nn.Conv2d(3, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, 4),
     )
 
 
-def ticket_for(model: nn.Module, sparsity: float = 0.6, *, seed: int = 0,
-               scope: MaskScope | None = None) -> Ticket:
+def ticket_for(
+    model: nn.Module, sparsity: float = 0.6, *, seed: int = 0, scope: MaskScope | None = None
+) -> Ticket:
     dense = Mask.dense(model, scope)
     mask = prune_to_sparsity(random_scores(dense, seed), dense, sparsity)
-    return Ticket(mask, make_info(mask, arch="tiny", method="random", weights_hash="a" * 16,
-                                  target_sparsity=sparsity, scope=scope,
-                                  spec={"method": "random", "seed": seed},
-                                  extra={"rung": 3}))
+    return Ticket(
+        mask,
+        make_info(
+            mask,
+            arch="tiny",
+            method="random",
+            weights_hash="a" * 16,
+            target_sparsity=sparsity,
+            scope=scope,
+            spec={"method": "random", "seed": seed},
+            extra={"rung": 3},
+        ),
+    )
 
 
 def test_doublewin_ticket_round_trips_masks_and_provenance(tmp_path):
@@ -51,8 +67,9 @@ def test_doublewin_ticket_round_trips_masks_and_provenance(tmp_path):
     assert list(back.mask) == list(ticket.mask)
     assert back.info == ticket.info
     assert back.info.target_sparsity == 0.6
-    assert back.info.sparsity == pytest.approx(round(0.6 * ticket.mask.num_total)
-                                               / ticket.mask.num_total)
+    assert back.info.sparsity == pytest.approx(
+        round(0.6 * ticket.mask.num_total) / ticket.mask.num_total
+    )
 
 
 def test_plain_packbits_encoding_reads_back_the_same(tmp_path):
@@ -66,10 +83,13 @@ def test_resnet50_ticket_at_90_percent_is_at_most_an_eighth_of_one_byte_per_weig
 
     model = torchvision.models.resnet50()
     dense = Mask.dense(model)
-    mask = prune_to_sparsity({n: p.detach().abs() for n, p in model.named_parameters()
-                              if n in dense}, dense, 0.9)
-    ticket = Ticket(mask, make_info(mask, arch="resnet50", method="omp",
-                                    weights_hash="0" * 16, target_sparsity=0.9))
+    mask = prune_to_sparsity(
+        {n: p.detach().abs() for n, p in model.named_parameters() if n in dense}, dense, 0.9
+    )
+    ticket = Ticket(
+        mask,
+        make_info(mask, arch="resnet50", method="omp", weights_hash="0" * 16, target_sparsity=0.9),
+    )
     file_size = len(ticket_bytes(ticket))
     one_byte_per_weight = mask.num_total  # 23,454,912 bytes, before any header
     assert file_size <= one_byte_per_weight / 8

@@ -43,7 +43,7 @@ def loader(n: int = 32, batch: int = 16, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 3, 8, 8, generator=gen)
     y = torch.randint(0, 5, (n,), generator=gen)
-    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)]
+    return [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
 
 
 def test_random_masks_are_seeded_global_uniform_and_nested():
@@ -89,8 +89,9 @@ def test_grasp_returns_w_times_hessian_gradient_product_with_temperature():
     net = nn.Sequential(nn.Conv2d(3, 2, 3, bias=False), nn.Flatten(), nn.Linear(2 * 36, 3))
     x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     mask = Mask.dense(net)
-    scores = grasp_scores(net, mask, [(x, y)], score_batches=1, device=torch.device("cpu"),
-                          temperature=200.0)
+    scores = grasp_scores(
+        net, mask, [(x, y)], score_batches=1, device=torch.device("cpu"), temperature=200.0
+    )
     w0 = net[0].weight.detach().clone()
 
     def loss_of(w: torch.Tensor) -> torch.Tensor:
@@ -109,8 +110,9 @@ def test_synflow_keeps_every_layer_alive_where_global_magnitude_empties_one():
         net[3].weight.mul_(1e-3)  # a layer with small weights (e.g. a rescaled BN-folded conv)
     dense = Mask.dense(net)
     sparsity = 0.5  # 3,672 of 7,344 weights: more than the 2,304 of the small layer
-    magnitude = prune_to_sparsity(magnitude_scores(dict(net.named_parameters()), dense), dense,
-                                  sparsity)
+    magnitude = prune_to_sparsity(
+        magnitude_scores(dict(net.named_parameters()), dense), dense, sparsity
+    )
     assert {r.name: r.kept for r in magnitude.per_layer()}["3.weight"] == 0
     before = copy.deepcopy(net.state_dict())
     synflow = synflow_mask(net, dense, sparsity, input_shape=(3, 8, 8), iterations=20)
@@ -147,7 +149,7 @@ def test_synflow_with_identity_bn_differs_from_folded_bn():
 def test_freeze_schedule_ends_exactly_at_the_target():
     steps = freeze_schedule(10_000, 0.9, 5)
     assert steps[-1] == 0.9 and all(a < b for a, b in zip(steps, steps[1:], strict=False))
-    assert steps[0] == pytest.approx(1 - 0.1 ** 0.2)
+    assert steps[0] == pytest.approx(1 - 0.1**0.2)
 
 
 @pytest.mark.parametrize(("epochs", "period", "sparsity"), [(3, 1, 0.8), (3, 2, 0.737856)])
@@ -155,8 +157,15 @@ def test_gem_miner_lands_exactly_on_the_target_sparsity(epochs, period, sparsity
     net = chain()
     before = copy.deepcopy(net.state_dict())
     dense = Mask.dense(net)
-    result = gem_miner_mask(net, dense, sparsity, loader(), device=torch.device("cpu"),
-                            spec=GemMinerSpec(epochs=epochs, period=period, lr=0.1), seed=0)
+    result = gem_miner_mask(
+        net,
+        dense,
+        sparsity,
+        loader(),
+        device=torch.device("cpu"),
+        spec=GemMinerSpec(epochs=epochs, period=period, lr=0.1),
+        seed=0,
+    )
     assert result.mask.num_pruned == target_pruned_count(dense.num_total, sparsity)
     assert result.steps == epochs * 2 and result.epochs == epochs
     for key, value in net.state_dict().items():  # weights and BN statistics untouched
@@ -172,8 +181,11 @@ def test_gem_miner_is_seeded():
     assert a.mask.equals(b.mask)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: on this random-label toy task the mined "
-                   "mask does not yet beat random masks; Gem-Miner needs a closer look")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: on this random-label toy task the mined "
+    "mask does not yet beat random masks; Gem-Miner needs a closer look",
+)
 def test_gem_miner_scores_learn_to_lower_the_task_loss():
     """Mining the scores on the task gives a mask with a lower training loss than a random
     mask of the same sparsity (the search learns which weights matter)."""
@@ -183,14 +195,16 @@ def test_gem_miner_scores_learn_to_lower_the_task_loss():
     net = chain(bn=False)
     batches = loader(64, 16, seed=1)
     spec = GemMinerSpec(epochs=8, period=8, lr=0.5, lam=0.0, score_init="ones")
-    result = gem_miner_mask(net, Mask.dense(net), 0.5, batches, spec=spec,
-                            device=torch.device("cpu"), seed=0)
+    result = gem_miner_mask(
+        net, Mask.dense(net), 0.5, batches, spec=spec, device=torch.device("cpu"), seed=0
+    )
 
     def loss_with(mask: Mask) -> float:
         model = mask.apply_to(copy.deepcopy(net))
         return sum(float(F.cross_entropy(model(x), y)) for x, y in batches)
 
     dense = Mask.dense(net)
-    random_losses = [loss_with(prune_to_sparsity(random_scores(dense, seed), dense, 0.5))
-                     for seed in range(3)]
+    random_losses = [
+        loss_with(prune_to_sparsity(random_scores(dense, seed), dense, 0.5)) for seed in range(3)
+    ]
     assert loss_with(result.mask) < min(random_losses)

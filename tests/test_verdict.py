@@ -13,19 +13,35 @@ def _rows(method, sparsity, values, *, imp_regime="std", fraction=1.0):
     """values: {(regime, seed): (sa, ra)} → result rows (same numbers at both checkpoints)."""
     rows = []
     for (regime, seed), (sa, ra) in values.items():
-        rows.append({
-            "pretraining": "AT", "dataset": "digits", "fraction": fraction, "method": method,
-            "imp_regime": "" if method == "dense" else imp_regime, "sparsity": sparsity,
-            "regime": regime, "seed": seed,
-            "sa_best_sa": sa, "ra_best_sa": ra - 5, "sa_best_ra": sa - 5, "ra_best_ra": ra,
-        })
+        rows.append(
+            {
+                "pretraining": "AT",
+                "dataset": "digits",
+                "fraction": fraction,
+                "method": method,
+                "imp_regime": "" if method == "dense" else imp_regime,
+                "sparsity": sparsity,
+                "regime": regime,
+                "seed": seed,
+                "sa_best_sa": sa,
+                "ra_best_sa": ra - 5,
+                "sa_best_ra": sa - 5,
+                "ra_best_ra": ra,
+            }
+        )
     return rows
 
 
-DENSE = _rows("dense", 0.0, {
-    ("st", 0): (90.0, 10.0), ("st", 1): (92.0, 12.0),
-    ("at", 0): (80.0, 40.0), ("at", 1): (82.0, 42.0),
-})
+DENSE = _rows(
+    "dense",
+    0.0,
+    {
+        ("st", 0): (90.0, 10.0),
+        ("st", 1): (92.0, 12.0),
+        ("at", 0): (80.0, 40.0),
+        ("at", 1): (82.0, 42.0),
+    },
+)
 DENSE_STD = statistics.stdev([90.0, 92.0])  # 1.414…: the same spread for every cell above
 
 
@@ -34,8 +50,16 @@ def _single(values):
 
 
 def test_ticket_within_one_dense_std_is_matching_and_double_win():
-    ticket = _rows("imp", 0.5, {("st", 0): (89.0, 10.0), ("st", 1): (91.0, 10.0),
-                               ("at", 0): (80.0, 40.0), ("at", 1): (80.0, 40.0)})
+    ticket = _rows(
+        "imp",
+        0.5,
+        {
+            ("st", 0): (89.0, 10.0),
+            ("st", 1): (91.0, 10.0),
+            ("at", 0): (80.0, 40.0),
+            ("at", 1): (80.0, 40.0),
+        },
+    )
     (verdict,) = verdicts(DENSE + ticket)
     assert verdict.double_win is True
     st_sa = next(c for c in verdict.comparisons if (c.regime, c.metric) == ("st", "sa"))
@@ -45,8 +69,16 @@ def test_ticket_within_one_dense_std_is_matching_and_double_win():
 
 def test_one_metric_below_the_bar_is_not_double_win():
     # AT RA 41 − 1.41 = 39.59 is the bar; a mean of 39.0 misses it.
-    ticket = _rows("imp", 0.8, {("st", 0): (91.0, 11.0), ("st", 1): (91.0, 11.0),
-                               ("at", 0): (81.0, 39.0), ("at", 1): (81.0, 39.0)})
+    ticket = _rows(
+        "imp",
+        0.8,
+        {
+            ("st", 0): (91.0, 11.0),
+            ("st", 1): (91.0, 11.0),
+            ("at", 0): (81.0, 39.0),
+            ("at", 1): (81.0, 39.0),
+        },
+    )
     (verdict,) = verdicts(DENSE + ticket)
     assert verdict.matching("at", "ra") is False
     assert verdict.matching("st", "sa") is True
@@ -55,8 +87,16 @@ def test_one_metric_below_the_bar_is_not_double_win():
 
 def test_a_tie_at_the_bar_counts_as_matching():
     bar = 91.0 - DENSE_STD
-    ticket = _rows("omp", 0.5, {("st", 0): (bar, 11.0), ("st", 1): (bar, 11.0),
-                               ("at", 0): (81.0, 41.0), ("at", 1): (81.0, 41.0)})
+    ticket = _rows(
+        "omp",
+        0.5,
+        {
+            ("st", 0): (bar, 11.0),
+            ("st", 1): (bar, 11.0),
+            ("at", 0): (81.0, 41.0),
+            ("at", 1): (81.0, 41.0),
+        },
+    )
     (verdict,) = verdicts(DENSE + ticket)
     assert verdict.matching("st", "sa") is True
 
@@ -87,8 +127,16 @@ def test_missing_regime_leaves_the_verdict_undetermined():
 
 def test_selection_picks_the_checkpoint():
     # At the best-val-RA checkpoint SA is 5 points lower (see _rows): it then misses.
-    ticket = _rows("imp", 0.5, {("st", 0): (91.0, 11.0), ("st", 1): (91.0, 11.0),
-                               ("at", 0): (81.0, 41.0), ("at", 1): (81.0, 41.0)})
+    ticket = _rows(
+        "imp",
+        0.5,
+        {
+            ("st", 0): (91.0, 11.0),
+            ("st", 1): (91.0, 11.0),
+            ("at", 0): (81.0, 41.0),
+            ("at", 1): (81.0, 41.0),
+        },
+    )
     (per_metric,) = verdicts(DENSE + ticket, VerdictConfig(selection="per-metric"))
     (both_at_ra,) = verdicts(DENSE + ticket, VerdictConfig(selection="best-ra"))
     assert per_metric.double_win is True
@@ -99,11 +147,20 @@ def test_selection_picks_the_checkpoint():
 
 
 def test_extreme_sparsity_is_the_largest_double_win_rung():
-    good = {("st", 0): (91.0, 11.0), ("st", 1): (91.0, 11.0),
-            ("at", 0): (81.0, 41.0), ("at", 1): (81.0, 41.0)}
+    good = {
+        ("st", 0): (91.0, 11.0),
+        ("st", 1): (91.0, 11.0),
+        ("at", 0): (81.0, 41.0),
+        ("at", 1): (81.0, 41.0),
+    }
     bad = {k: (v[0] - 10, v[1]) for k, v in good.items()}
-    rows = (DENSE + _rows("imp", 0.2, good) + _rows("imp", 0.36, bad)
-            + _rows("imp", 0.488, good) + _rows("imp", 0.59, bad))
+    rows = (
+        DENSE
+        + _rows("imp", 0.2, good)
+        + _rows("imp", 0.36, bad)
+        + _rows("imp", 0.488, good)
+        + _rows("imp", 0.59, bad)
+    )
     (ladder,) = extreme_sparsities(verdicts(rows))
     assert ladder.extreme == 0.488
     assert ladder.all_lower_double_win is False
@@ -111,11 +168,19 @@ def test_extreme_sparsity_is_the_largest_double_win_rung():
 
 
 def test_ladders_are_kept_apart_by_method_and_imp_regime():
-    good = {("st", 0): (91.0, 11.0), ("st", 1): (91.0, 11.0),
-            ("at", 0): (81.0, 41.0), ("at", 1): (81.0, 41.0)}
+    good = {
+        ("st", 0): (91.0, 11.0),
+        ("st", 1): (91.0, 11.0),
+        ("at", 0): (81.0, 41.0),
+        ("at", 1): (81.0, 41.0),
+    }
     bad = {k: (0.0, 0.0) for k in good}
-    rows = (DENSE + _rows("imp", 0.5, good, imp_regime="std")
-            + _rows("imp", 0.5, bad, imp_regime="at") + _rows("random", 0.5, bad, imp_regime=""))
+    rows = (
+        DENSE
+        + _rows("imp", 0.5, good, imp_regime="std")
+        + _rows("imp", 0.5, bad, imp_regime="at")
+        + _rows("random", 0.5, bad, imp_regime="")
+    )
     result = {(e.method, e.imp_regime): e.extreme for e in extreme_sparsities(verdicts(rows))}
     assert result == {("imp", "std"): 0.5, ("imp", "at"): None, ("random", ""): None}
 

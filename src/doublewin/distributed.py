@@ -47,8 +47,9 @@ def init(device: str | torch.device | None = None) -> World:
     if not launched():
         return World()
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and (device is None
-                                                  or torch.device(device).type == "cuda")
+        use_cuda = torch.cuda.is_available() and (
+            device is None or torch.device(device).type == "cuda"
+        )
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
@@ -60,8 +61,9 @@ def world() -> World:
 
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(),
-                 int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return World(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    )
 
 
 def is_main() -> bool:

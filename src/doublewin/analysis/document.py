@@ -84,8 +84,12 @@ def to_markdown(doc: Document, figure_dir: str = "figures") -> str:
                 lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
                 lines.append("")
             elif isinstance(block, Figure):
-                lines += [f"![{block.caption}]({figure_dir}/{block.name})", "",
-                          f"*{block.caption}*", ""]
+                lines += [
+                    f"![{block.caption}]({figure_dir}/{block.name})",
+                    "",
+                    f"*{block.caption}*",
+                    "",
+                ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -97,8 +101,11 @@ def to_html(doc: Document) -> str:
         f"<title>{html.escape(doc.title)}</title>",
         f"<style>{_CSS}</style></head><body><main>",
         f"<h1>{html.escape(doc.title)}</h1>",
-        '<nav><ol>' + "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>'
-                              for s in doc.sections) + "</ol></nav>",
+        "<nav><ol>"
+        + "".join(
+            f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in doc.sections
+        )
+        + "</ol></nav>",
     ]
     for section in doc.sections:
         parts.append(f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>')
@@ -106,20 +113,27 @@ def to_html(doc: Document) -> str:
             if isinstance(block, Paragraph):
                 parts.append(f"<p>{_inline(block.text)}</p>")
             elif isinstance(block, Bullets):
-                parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items)
-                             + "</ul>")
+                parts.append(
+                    "<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>"
+                )
             elif isinstance(block, Table):
                 caption = f"<caption>{_inline(block.caption)}</caption>" if block.caption else ""
                 head = "".join(f"<th>{_inline(h)}</th>" for h in block.headers)
-                body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
-                               for row in block.rows)
-                parts.append(f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr>'
-                             f"</thead><tbody>{body}</tbody></table></div>")
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                    for row in block.rows
+                )
+                parts.append(
+                    f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr>'
+                    f"</thead><tbody>{body}</tbody></table></div>"
+                )
             elif isinstance(block, Figure):
                 data = base64.b64encode(block.png).decode("ascii")
                 alt = html.escape(block.caption, quote=True)
-                parts.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
-                             f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+                parts.append(
+                    f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+                )
         parts.append("</section>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"

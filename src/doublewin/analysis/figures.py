@@ -27,15 +27,31 @@ from doublewin.analysis.summaries import (
 from doublewin.analysis.verdict import ExtremeSparsity
 
 DPI = 100
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
+_COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 _REGIME_NAMES = {"st": "ST transfer", "at": "AT transfer"}
 _METRIC_NAMES = {"sa": "SA (%)", "ra": "RA (%)"}
 
 
-def accuracy_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction: float,
-                         ladder: tuple[str, str], pretrainings: Sequence[str],
-                         double_win: Mapping[tuple[str, float], bool | None]) -> bytes:
+def accuracy_vs_sparsity(
+    cells: Mapping[CellKey, Cell],
+    *,
+    dataset: str,
+    fraction: float,
+    ladder: tuple[str, str],
+    pretrainings: Sequence[str],
+    double_win: Mapping[tuple[str, float], bool | None],
+) -> bytes:
     """SA and RA (points) against sparsity under ST and AT transfer, one line per pre-training.
 
     Each line is the ticket mean over seeds with ± one standard deviation as error bars; the
@@ -55,34 +71,65 @@ def accuracy_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fractio
                 dense_stat = dense.metric(metric) if dense else None
                 if dense_stat is not None:
                     spread = dense_stat.std or 0.0
-                    ax.axhspan(dense_stat.mean - spread, dense_stat.mean + spread, color=color,
-                               alpha=0.12, linewidth=0)
+                    ax.axhspan(
+                        dense_stat.mean - spread,
+                        dense_stat.mean + spread,
+                        color=color,
+                        alpha=0.12,
+                        linewidth=0,
+                    )
                     ax.axhline(dense_stat.mean, color=color, linestyle="--", linewidth=0.9)
                 points = sorted(
-                    (key.sparsity, cell.metric(metric)) for key, cell in cells.items()
-                    if key.setting == setting and key.ladder == ladder and key.regime == regime
-                    and cell.metric(metric) is not None)
+                    (key.sparsity, cell.metric(metric))
+                    for key, cell in cells.items()
+                    if key.setting == setting
+                    and key.ladder == ladder
+                    and key.regime == regime
+                    and cell.metric(metric) is not None
+                )
                 if not points:
                     continue
                 xs = [_position(s) for s, _ in points]
                 ys = [v.mean for _, v in points]
                 errors = [v.std or 0.0 for _, v in points]
                 sparsities.update(s for s, _ in points)
-                ax.errorbar(xs, ys, yerr=errors, color=color, linewidth=1.3, capsize=2,
-                            marker="none", label=label if (row, col) == (0, 0) else None)
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=errors,
+                    color=color,
+                    linewidth=1.3,
+                    capsize=2,
+                    marker="none",
+                    label=label if (row, col) == (0, 0) else None,
+                )
                 # One marker artist per verdict kind, not per point: drawing stays fast.
-                groups: dict[bool | None, list[tuple[float, float]]] = {True: [], False: [],
-                                                                        None: []}
+                groups: dict[bool | None, list[tuple[float, float]]] = {
+                    True: [],
+                    False: [],
+                    None: [],
+                }
                 for (sparsity, _), x, y in zip(points, xs, ys, strict=True):
                     groups[double_win.get((label, round(sparsity, 6)))].append((x, y))
                 for verdict, xy in groups.items():
                     if not xy:
                         continue
-                    style = ({"marker": ".", "markersize": 4} if verdict is None else
-                             {"marker": "o", "markersize": 6,
-                              "markerfacecolor": color if verdict else "white"})
-                    ax.plot([x for x, _ in xy], [y for _, y in xy], linestyle="none",
-                            color=color, **style)
+                    style = (
+                        {"marker": ".", "markersize": 4}
+                        if verdict is None
+                        else {
+                            "marker": "o",
+                            "markersize": 6,
+                            "markerfacecolor": color if verdict else "white",
+                        }
+                    )
+                    ax.plot(
+                        [x for x, _ in xy],
+                        [y for _, y in xy],
+                        linestyle="none",
+                        color=color,
+                        **style,
+                    )
             ax.set_title(f"{_REGIME_NAMES[regime]} — {metric.upper()}", fontsize=10)
             ax.set_ylabel(_METRIC_NAMES[metric], fontsize=9)
             ax.grid(alpha=0.3, linewidth=0.5)
@@ -90,21 +137,39 @@ def accuracy_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fractio
     _sparsity_ticks(axes[1][0], sparsities)
     _sparsity_ticks(axes[1][1], sparsities)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.suptitle(f"{dataset}, {fraction_text(fraction)} of the training data, "
-                    f"{ladder_label(*ladder)} tickets", fontsize=11, y=0.99)
+    figure.suptitle(
+        f"{dataset}, {fraction_text(fraction)} of the training data, "
+        f"{ladder_label(*ladder)} tickets",
+        fontsize=11,
+        y=0.99,
+    )
     if handles:
-        figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.95),
-                      ncol=min(len(labels), 6), fontsize=8, frameon=False)
-    figure.text(0.5, 0.005, "filled: double-win rung · hollow: not double-win · dot: "
-                "undetermined · band: dense mean ± std", ha="center", fontsize=8, color="#555")
+        figure.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.95),
+            ncol=min(len(labels), 6),
+            fontsize=8,
+            frameon=False,
+        )
+    figure.text(
+        0.5,
+        0.005,
+        "filled: double-win rung · hollow: not double-win · dot: "
+        "undetermined · band: dense mean ± std",
+        ha="center",
+        fontsize=8,
+        color="#555",
+    )
     # Fixed margins instead of tight_layout: a third of the drawing time, same look.
-    figure.subplots_adjust(left=0.08, right=0.985, top=0.86, bottom=0.14, hspace=0.3,
-                           wspace=0.22)
+    figure.subplots_adjust(left=0.08, right=0.985, top=0.86, bottom=0.14, hspace=0.3, wspace=0.22)
     return _png(figure)
 
 
-def extreme_vs_fraction(extremes: Sequence[ExtremeSparsity], *, ladder: tuple[str, str],
-                        pretrainings: Sequence[str]) -> bytes:
+def extreme_vs_fraction(
+    extremes: Sequence[ExtremeSparsity], *, ladder: tuple[str, str], pretrainings: Sequence[str]
+) -> bytes:
     """Extreme double-win sparsity (percent) against the data fraction, one panel per
     dataset and one line per pre-training. A ladder judged with no double-win rung sits at 0;
     an undetermined one is left out."""
@@ -117,12 +182,20 @@ def extreme_vs_fraction(extremes: Sequence[ExtremeSparsity], *, ladder: tuple[st
     for index, dataset in enumerate(datasets):
         ax = axes[index // columns][index % columns]
         for p_index, label in enumerate(pretrainings):
-            points = sorted((e.fraction, known_extreme(e)) for e in chosen
-                            if e.dataset == dataset and e.pretraining == label)
+            points = sorted(
+                (e.fraction, known_extreme(e))
+                for e in chosen
+                if e.dataset == dataset and e.pretraining == label
+            )
             points = [(f, 100 * v) for f, v in points if v is not None]
             if points:
-                ax.plot([f for f, _ in points], [v for _, v in points], marker="o",
-                        color=_COLORS[p_index % len(_COLORS)], label=label)
+                ax.plot(
+                    [f for f, _ in points],
+                    [v for _, v in points],
+                    marker="o",
+                    color=_COLORS[p_index % len(_COLORS)],
+                    label=label,
+                )
         fractions = sorted({e.fraction for e in chosen if e.dataset == dataset})
         ax.set_xscale("log")
         ax.set_xticks(fractions, [fraction_text(f) for f in fractions])
@@ -141,15 +214,29 @@ def extreme_vs_fraction(extremes: Sequence[ExtremeSparsity], *, ladder: tuple[st
     return _png(figure)
 
 
-def methods_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction: float,
-                        ladders: Sequence[tuple[str, str]], pretrainings: Sequence[str],
-                        double_win: Mapping[tuple[str, str, str, float], bool | None]) -> bytes:
+def methods_vs_sparsity(
+    cells: Mapping[CellKey, Cell],
+    *,
+    dataset: str,
+    fraction: float,
+    ladders: Sequence[tuple[str, str]],
+    pretrainings: Sequence[str],
+    double_win: Mapping[tuple[str, str, str, float], bool | None],
+) -> bytes:
     """Ticket score (mean of ST SA, ST RA, AT SA, AT RA; points) against sparsity, one panel
     per pre-training and one line per ticket method. ``double_win`` maps (pre-training,
     method, IMP regime, sparsity) → the rung's verdict (filled marker: double-win)."""
-    shown = [p for p in pretrainings
-             if any(k.pretraining == p and k.dataset == dataset and k.fraction == fraction
-                    and k.method != "dense" for k in cells)]
+    shown = [
+        p
+        for p in pretrainings
+        if any(
+            k.pretraining == p
+            and k.dataset == dataset
+            and k.fraction == fraction
+            and k.method != "dense"
+            for k in cells
+        )
+    ]
     columns = max(1, min(3, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
     figure = Figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
@@ -160,13 +247,19 @@ def methods_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction
         sparsities: set[float] = set()
         dense = [dense_cell(cells, setting, r) for r in ("st", "at")]
         if all(c is not None and c.sa is not None and c.ra is not None for c in dense):
-            ax.axhline(sum(c.sa.mean + c.ra.mean for c in dense) / 4, color="black",
-                       linestyle="--", linewidth=0.9, label="dense")
+            ax.axhline(
+                sum(c.sa.mean + c.ra.mean for c in dense) / 4,
+                color="black",
+                linestyle="--",
+                linewidth=0.9,
+                label="dense",
+            )
         for l_index, ladder in enumerate(ladders):
             color = _COLORS[l_index % len(_COLORS)]
             points = []
-            for sparsity in sorted({k.sparsity for k in cells
-                                    if k.setting == setting and k.ladder == ladder}):
+            for sparsity in sorted(
+                {k.sparsity for k in cells if k.setting == setting and k.ladder == ladder}
+            ):
                 score = ticket_score(cells, setting, ladder, sparsity)
                 if score is not None:
                     points.append((sparsity, score))
@@ -174,16 +267,30 @@ def methods_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction
                 continue
             sparsities.update(s for s, _ in points)
             xs = [_position(s) for s, _ in points]
-            ax.plot(xs, [v for _, v in points], color=color, linewidth=1.2,
-                    label=ladder_label(*ladder))
-            filled = [(x, v) for (s, v), x in zip(points, xs, strict=True)
-                      if double_win.get((label, *ladder, round(s, 6)))]
-            hollow = [(x, v) for (s, v), x in zip(points, xs, strict=True)
-                      if not double_win.get((label, *ladder, round(s, 6)))]
+            ax.plot(
+                xs, [v for _, v in points], color=color, linewidth=1.2, label=ladder_label(*ladder)
+            )
+            filled = [
+                (x, v)
+                for (s, v), x in zip(points, xs, strict=True)
+                if double_win.get((label, *ladder, round(s, 6)))
+            ]
+            hollow = [
+                (x, v)
+                for (s, v), x in zip(points, xs, strict=True)
+                if not double_win.get((label, *ladder, round(s, 6)))
+            ]
             for xy, face in ((filled, color), (hollow, "white")):
                 if xy:
-                    ax.plot([x for x, _ in xy], [y for _, y in xy], linestyle="none",
-                            marker="o", markersize=5, color=color, markerfacecolor=face)
+                    ax.plot(
+                        [x for x, _ in xy],
+                        [y for _, y in xy],
+                        linestyle="none",
+                        marker="o",
+                        markersize=5,
+                        color=color,
+                        markerfacecolor=face,
+                    )
         _sparsity_ticks(ax, sparsities)
         ax.set_title(label, fontsize=10)
         ax.set_ylabel("score: mean of 4 accuracies (%)", fontsize=8)
@@ -192,8 +299,11 @@ def methods_vs_sparsity(cells: Mapping[CellKey, Cell], *, dataset: str, fraction
         ax.legend(fontsize=7, frameon=False)
     for index in range(len(shown), rows * columns):
         axes[index // columns][index % columns].set_visible(False)
-    figure.suptitle(f"Ticket methods on {dataset}, {fraction_text(fraction)} of the training "
-                    "data (filled: double-win)", fontsize=11)
+    figure.suptitle(
+        f"Ticket methods on {dataset}, {fraction_text(fraction)} of the training "
+        "data (filled: double-win)",
+        fontsize=11,
+    )
     figure.tight_layout()
     return _png(figure)
 
@@ -208,8 +318,12 @@ def _sparsity_ticks(ax, sparsities: set[float]) -> None:
     if len(ordered) > 8:  # keep the labels readable: about eight evenly spread rungs
         step = math.ceil(len(ordered) / 8)
         ordered = ordered[::step] + ([ordered[-1]] if (len(ordered) - 1) % step else [])
-    ax.set_xticks([_position(s) for s in ordered], [f"{100 * s:.1f}" for s in ordered],
-                  rotation=45, fontsize=7)
+    ax.set_xticks(
+        [_position(s) for s in ordered],
+        [f"{100 * s:.1f}" for s in ordered],
+        rotation=45,
+        fontsize=7,
+    )
     ax.set_xlabel("sparsity (%)", fontsize=9)
 
 

@@ -41,8 +41,14 @@ from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdic
 from doublewin.errors import UserError
 from doublewin.experiments.store import atomic_write_bytes, atomic_write_text
 
-__all__ = ["ReportPaths", "analyse", "build_report", "read_results_csv", "write_report",
-           "write_results_csv"]
+__all__ = [
+    "ReportPaths",
+    "analyse",
+    "build_report",
+    "read_results_csv",
+    "write_report",
+    "write_results_csv",
+]
 
 FIGURES_DIR = "figures"
 
@@ -56,9 +62,13 @@ class ReportPaths:
     figures: tuple[Path, ...]
 
 
-def write_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
-                 meta: Mapping[str, Any] | None = None,
-                 verdict_config: VerdictConfig | None = None) -> ReportPaths:
+def write_report(
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    verdict_config: VerdictConfig | None = None,
+) -> ReportPaths:
     """Analyse ``rows`` and write report.md, report.html and figures/*.png under ``out_dir``.
 
     Figures from an earlier report that this one no longer draws are removed, so the folder
@@ -83,34 +93,49 @@ def write_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
     return ReportPaths(markdown, html, tuple(written))
 
 
-def build_report(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] | None = None,
-                 verdict_config: VerdictConfig | None = None) -> Document:
+def build_report(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    meta: Mapping[str, Any] | None = None,
+    verdict_config: VerdictConfig | None = None,
+) -> Document:
     """The report as a ``Document`` (sections of text, tables and PNG figures), unwritten."""
     data = analyse(rows, meta=meta, verdict_config=verdict_config)
     accuracy, accuracy_figures = sections.accuracy_section(data)
     efficiency, efficiency_figures = sections.data_efficiency_section(data)
     methods, methods_figures = sections.methods_section(data)
     name = (meta or {}).get("name")
-    document = Document(f"Double-win report: {name}" if name else "Double-win report", [
-        sections.run_section(data),
-        sections.findings_section(data),
-        sections.dense_section(data),
-        sections.double_win_section(data),
-        accuracy,
-        efficiency,
-        methods,
-        sections.compute_section(data),
-    ])
+    document = Document(
+        f"Double-win report: {name}" if name else "Double-win report",
+        [
+            sections.run_section(data),
+            sections.findings_section(data),
+            sections.dense_section(data),
+            sections.double_win_section(data),
+            accuracy,
+            efficiency,
+            methods,
+            sections.compute_section(data),
+        ],
+    )
     if not rows:
-        document.sections[0].blocks.insert(0, Paragraph(
-            "**No transfer run has finished yet**: every section below is empty. Run the "
-            "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."))
+        document.sections[0].blocks.insert(
+            0,
+            Paragraph(
+                "**No transfer run has finished yet**: every section below is empty. Run the "
+                "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."
+            ),
+        )
     _check_names(accuracy_figures + efficiency_figures + methods_figures)
     return document
 
 
-def analyse(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] | None = None,
-            verdict_config: VerdictConfig | None = None) -> sections.ReportData:
+def analyse(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    meta: Mapping[str, Any] | None = None,
+    verdict_config: VerdictConfig | None = None,
+) -> sections.ReportData:
     """Verdicts, extremes, per-cell means and findings of ``rows`` (see ``ReportData``)."""
     meta = meta or {}
     rows = list(rows)
@@ -123,18 +148,27 @@ def analyse(rows: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any] | None
     seen = {str(r["pretraining"]) for r in rows}
     pretrainings = [p for p in ordered if p in seen] + sorted(seen - set(ordered))
     kinds = pretraining_kinds(pretrainings, meta)
-    ladders = sorted({k.ladder for k in cells if k.method != "dense"},
-                     key=lambda ladder: (ladder[0] != "imp", ladder))
+    ladders = sorted(
+        {k.ladder for k in cells if k.method != "dense"},
+        key=lambda ladder: (ladder[0] != "imp", ladder),
+    )
     primary = primary_ladder(ladders)
     if primary in ladders:  # the headline ladder first in every table
         ladders.remove(primary)
         ladders.insert(0, primary)
     return sections.ReportData(
-        rows=rows, meta=meta, config=config, cells=cells, verdicts=ticket_verdicts,
-        extremes=extremes, kinds=kinds, pretrainings=pretrainings,
+        rows=rows,
+        meta=meta,
+        config=config,
+        cells=cells,
+        verdicts=ticket_verdicts,
+        extremes=extremes,
+        kinds=kinds,
+        pretrainings=pretrainings,
         datasets=sorted({str(r["dataset"]) for r in rows}),
         fractions=sorted({float(r["fraction"]) for r in rows}, reverse=True),
-        ladders=ladders, primary=primary,
+        ladders=ladders,
+        primary=primary,
         findings=findings(FindingsInput(cells, extremes, kinds)),
     )
 
@@ -143,17 +177,22 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> None:
     for index, row in enumerate(rows, start=1):
         for column in REQUIRED_COLUMNS:
             if row.get(column) is None or row.get(column) == "":
-                raise UserError(f"results row {index} has no {column!r}; every row needs "
-                                f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)")
+                raise UserError(
+                    f"results row {index} has no {column!r}; every row needs "
+                    f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)"
+                )
         try:
             float(row["fraction"]), float(row["sparsity"]), int(row["seed"])
         except (TypeError, ValueError):
-            raise UserError(f"results row {index}: fraction, sparsity and seed must be numbers "
-                            f"(got {row['fraction']!r}, {row['sparsity']!r}, {row['seed']!r})"
-                            ) from None
+            raise UserError(
+                f"results row {index}: fraction, sparsity and seed must be numbers "
+                f"(got {row['fraction']!r}, {row['sparsity']!r}, {row['seed']!r})"
+            ) from None
         if str(row["regime"]).lower() not in ("st", "at"):
-            raise UserError(f"results row {index}: regime {row['regime']!r} is not st or at; "
-                            "transfer regimes are st (standard) and at (adversarial)")
+            raise UserError(
+                f"results row {index}: regime {row['regime']!r} is not st or at; "
+                "transfer regimes are st (standard) and at (adversarial)"
+            )
 
 
 def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:
@@ -163,13 +202,16 @@ def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:
     fields = {f.name for f in dataclasses.fields(VerdictConfig)}
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise UserError(f"verdict.{unknown[0]}: unknown verdict option; use "
-                        f"{', '.join(sorted(fields))}")
+        raise UserError(
+            f"verdict.{unknown[0]}: unknown verdict option; use {', '.join(sorted(fields))}"
+        )
     return VerdictConfig(**dict(raw))
 
 
 def _check_names(made: Sequence[Figure]) -> None:
     names = [f.name for f in made]
     if len(names) != len(set(names)):  # two datasets whose names differ only in punctuation
-        raise UserError("two figures would share a file name; give the datasets names that "
-                        "differ in letters or digits")
+        raise UserError(
+            "two figures would share a file name; give the datasets names that "
+            "differ in letters or digits"
+        )

@@ -20,9 +20,21 @@ from typing import Any
 from doublewin.errors import UserError
 from doublewin.experiments.store import atomic_write_text
 
-LEADING_COLUMNS = ("pretraining", "dataset", "fraction", "method", "imp_regime", "sparsity",
-                   "rung", "regime", "seed", "sa_best_sa", "ra_best_sa", "sa_best_ra",
-                   "ra_best_ra")
+LEADING_COLUMNS = (
+    "pretraining",
+    "dataset",
+    "fraction",
+    "method",
+    "imp_regime",
+    "sparsity",
+    "rung",
+    "regime",
+    "seed",
+    "sa_best_sa",
+    "ra_best_sa",
+    "sa_best_ra",
+    "ra_best_ra",
+)
 TIMING_COLUMNS = ("seconds", "images_per_second", "job_seconds", "finished_at")
 # Columns that are names, never numbers, whatever their text looks like.
 TEXT_COLUMNS = ("pretraining", "dataset", "method", "imp_regime", "regime", "job")
@@ -74,8 +86,10 @@ def parse_results_csv(text: str) -> list[dict[str, Any]]:
         if not cells:
             continue
         if len(cells) != len(header):
-            raise UserError(f"results.csv line {line_number}: {len(cells)} cells under "
-                            f"{len(header)} columns; rewrite it with `doublewin report RUN_DIR`")
+            raise UserError(
+                f"results.csv line {line_number}: {len(cells)} cells under "
+                f"{len(header)} columns; rewrite it with `doublewin report RUN_DIR`"
+            )
         rows.append({name: _parse(name, cell) for name, cell in zip(header, cells, strict=True)})
     return rows
 
@@ -84,8 +98,10 @@ def read_results_csv(path: str | Path) -> list[dict[str, Any]]:
     """The rows of the ``results.csv`` at ``path`` (see ``parse_results_csv``)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} not found; run `doublewin run EXPERIMENT.yaml` (or "
-                        "`doublewin report RUN_DIR`) to write it")
+        raise UserError(
+            f"{path} not found; run `doublewin run EXPERIMENT.yaml` (or "
+            "`doublewin report RUN_DIR`) to write it"
+        )
     return parse_results_csv(path.read_text())
 
 

@@ -24,8 +24,7 @@ from doublewin.analysis.verdict import (
     metric_value,
 )
 
-REQUIRED_COLUMNS = ("pretraining", "dataset", "fraction", "method", "sparsity", "regime",
-                    "seed")
+REQUIRED_COLUMNS = ("pretraining", "dataset", "fraction", "method", "sparsity", "regime", "seed")
 PRETRAINING_KINDS = ("std", "fat", "at")
 _KIND_NAMES = {"std": "standard", "fat": "fast adversarial (FAT)", "at": "PGD adversarial (AT)"}
 # Label spellings read as a pre-training kind when the metadata does not give its regime.
@@ -34,9 +33,17 @@ _KIND_ALIASES = {
     "fat": ("fat", "fast", "fast-at", "fast_at", "fgsm"),
     "at": ("at", "adv", "pgd", "pgd-at", "robust", "madry", "salman"),
 }
-_METHOD_NAMES = {"imp": "IMP", "omp": "OMP", "random": "random", "snip": "SNIP",
-                 "grasp": "GraSP", "synflow": "SynFlow", "gem-miner": "Gem-Miner",
-                 "gem_miner": "Gem-Miner", "dense": "dense"}
+_METHOD_NAMES = {
+    "imp": "IMP",
+    "omp": "OMP",
+    "random": "random",
+    "snip": "SNIP",
+    "grasp": "GraSP",
+    "synflow": "SynFlow",
+    "gem-miner": "Gem-Miner",
+    "gem_miner": "Gem-Miner",
+    "dense": "dense",
+}
 
 
 @dataclass(frozen=True)
@@ -108,27 +115,41 @@ def aggregate(rows: Iterable[Mapping[str, Any]], config: VerdictConfig) -> dict[
     out = {}
     for key, by_metric in values.items():
         seeds = sorted(set(by_metric.get("sa", {})) | set(by_metric.get("ra", {})))
-        out[key] = Cell(key, stat(by_metric.get("sa", {}).values()),
-                        stat(by_metric.get("ra", {}).values()), tuple(seeds))
+        out[key] = Cell(
+            key,
+            stat(by_metric.get("sa", {}).values()),
+            stat(by_metric.get("ra", {}).values()),
+            tuple(seeds),
+        )
     return out
 
 
 def cell_key(row: Mapping[str, Any]) -> CellKey:
     method = str(row["method"])
     dense = method == "dense"
-    return CellKey(str(row["pretraining"]), str(row["dataset"]), float(row["fraction"]), method,
-                   "" if dense else str(row.get("imp_regime") or ""),
-                   0.0 if dense else round(float(row["sparsity"]), 6),
-                   str(row["regime"]).lower())
+    return CellKey(
+        str(row["pretraining"]),
+        str(row["dataset"]),
+        float(row["fraction"]),
+        method,
+        "" if dense else str(row.get("imp_regime") or ""),
+        0.0 if dense else round(float(row["sparsity"]), 6),
+        str(row["regime"]).lower(),
+    )
 
 
-def dense_cell(cells: Mapping[CellKey, Cell], setting: tuple[str, str, float], regime: str
-               ) -> Cell | None:
+def dense_cell(
+    cells: Mapping[CellKey, Cell], setting: tuple[str, str, float], regime: str
+) -> Cell | None:
     return cells.get(CellKey(*setting, "dense", "", 0.0, regime))
 
 
-def ticket_score(cells: Mapping[CellKey, Cell], setting: tuple[str, str, float],
-                 ladder: tuple[str, str], sparsity: float) -> float | None:
+def ticket_score(
+    cells: Mapping[CellKey, Cell],
+    setting: tuple[str, str, float],
+    ladder: tuple[str, str],
+    sparsity: float,
+) -> float | None:
     """Mean of the four accuracies (ST SA, ST RA, AT SA, AT RA; points) of one ticket, or
     None when any of the four is missing: one number to rank tickets by."""
     parts = []
@@ -158,8 +179,9 @@ def meta_pretrainings(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     dicts or a mapping label → dict)."""
     raw = meta.get("pretrainings") or []
     if isinstance(raw, Mapping):
-        return [{"label": str(k), **(dict(v) if isinstance(v, Mapping) else {})}
-                for k, v in raw.items()]
+        return [
+            {"label": str(k), **(dict(v) if isinstance(v, Mapping) else {})} for k, v in raw.items()
+        ]
     return [dict(p) for p in raw if isinstance(p, Mapping)]
 
 
@@ -210,8 +232,9 @@ def known_extreme(extreme: ExtremeSparsity) -> float | None:
     return None
 
 
-def extremes_by_setting(extremes: Sequence[ExtremeSparsity]
-                        ) -> dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]]:
+def extremes_by_setting(
+    extremes: Sequence[ExtremeSparsity],
+) -> dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]]:
     """ladder → (pre-training, dataset, fraction) → its extreme sparsity."""
     out: dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]] = defaultdict(dict)
     for e in extremes:
@@ -219,8 +242,9 @@ def extremes_by_setting(extremes: Sequence[ExtremeSparsity]
     return out
 
 
-def verdict_index(ticket_verdicts: Sequence[TicketVerdict]
-                  ) -> dict[tuple[str, str, float, str, str, float], TicketVerdict]:
+def verdict_index(
+    ticket_verdicts: Sequence[TicketVerdict],
+) -> dict[tuple[str, str, float, str, str, float], TicketVerdict]:
     """(pre-training, dataset, fraction, method, IMP regime, sparsity) → verdict."""
     return {(*v.key.group, v.key.sparsity): v for v in ticket_verdicts}
 

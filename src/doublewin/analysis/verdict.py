@@ -130,8 +130,14 @@ def metric_value(row: Mapping[str, Any], metric: str, selection: str) -> float |
     return None if math.isnan(value) else value
 
 
-def compare(ticket: Mapping[int, float], dense: Mapping[int, float], *, regime: str,
-            metric: str, config: VerdictConfig) -> Comparison:
+def compare(
+    ticket: Mapping[int, float],
+    dense: Mapping[int, float],
+    *,
+    regime: str,
+    metric: str,
+    config: VerdictConfig,
+) -> Comparison:
     """Matching of one metric under one regime; ``ticket``/``dense`` map seed → points."""
     seeds = tuple(sorted(set(ticket) & set(dense)))
     if not seeds:
@@ -145,20 +151,24 @@ def compare(ticket: Mapping[int, float], dense: Mapping[int, float], *, regime: 
     else:
         tolerance = config.points
     matching = ticket_mean >= dense_mean - tolerance - _EPSILON
-    return Comparison(regime, metric, seeds, ticket_mean, dense_mean, dense_std, tolerance,
-                      matching)
+    return Comparison(
+        regime, metric, seeds, ticket_mean, dense_mean, dense_std, tolerance, matching
+    )
 
 
-def verdicts(rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = None
-             ) -> list[TicketVerdict]:
+def verdicts(
+    rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = None
+) -> list[TicketVerdict]:
     """A verdict for every ticket in ``rows`` against the dense rows of the same pre-training,
     dataset and fraction. Dense rows themselves get no verdict."""
     config = config or VerdictConfig()
     # (pretraining, dataset, fraction) -> regime -> metric -> seed -> value
     dense: dict[tuple, dict[str, dict[str, dict[int, float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict)))
+        lambda: defaultdict(lambda: defaultdict(dict))
+    )
     tickets: dict[TicketKey, dict[str, dict[str, dict[int, float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict)))
+        lambda: defaultdict(lambda: defaultdict(dict))
+    )
     for row in rows:
         setting = (str(row["pretraining"]), str(row["dataset"]), float(row["fraction"]))
         regime = str(row["regime"]).lower()
@@ -170,16 +180,26 @@ def verdicts(rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = N
             if row["method"] == "dense":
                 dense[setting][regime][metric][seed] = value
             else:
-                key = TicketKey(*setting, str(row["method"]), str(row.get("imp_regime") or ""),
-                                round(float(row["sparsity"]), 6))
+                key = TicketKey(
+                    *setting,
+                    str(row["method"]),
+                    str(row.get("imp_regime") or ""),
+                    round(float(row["sparsity"]), 6),
+                )
                 tickets[key][regime][metric][seed] = value
     out = []
     for key in sorted(tickets, key=_sort_key):
         baseline = dense.get((key.pretraining, key.dataset, key.fraction), {})
         comparisons = tuple(
-            compare(tickets[key].get(r, {}).get(m, {}), baseline.get(r, {}).get(m, {}),
-                    regime=r, metric=m, config=config)
-            for r in REGIMES for m in METRICS
+            compare(
+                tickets[key].get(r, {}).get(m, {}),
+                baseline.get(r, {}).get(m, {}),
+                regime=r,
+                metric=m,
+                config=config,
+            )
+            for r in REGIMES
+            for m in METRICS
         )
         out.append(TicketVerdict(key, comparisons))
     return out
@@ -201,8 +221,9 @@ def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[Extreme
             all_lower = None
         else:
             all_lower = all(dw is True for s, dw in rungs if s < extreme)
-        out.append(ExtremeSparsity(*group, extreme=extreme, all_lower_double_win=all_lower,
-                                   rungs=rungs))
+        out.append(
+            ExtremeSparsity(*group, extreme=extreme, all_lower_double_win=all_lower, rungs=rungs)
+        )
     return out
 
 

@@ -19,14 +19,24 @@ def _torchattacks() -> Any:
     try:
         import torchattacks
     except ImportError:
-        raise UserError("AutoAttack needs the torchattacks package; run "
-                        "`pip install torchattacks` (or drop --autoattack)") from None
+        raise UserError(
+            "AutoAttack needs the torchattacks package; run "
+            "`pip install torchattacks` (or drop --autoattack)"
+        ) from None
     return torchattacks
 
 
-def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-               num_classes: int, norm: Norm = "linf", seed: int = 0,
-               batch_size: int = 256) -> torch.Tensor:
+def autoattack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    num_classes: int,
+    norm: Norm = "linf",
+    seed: int = 0,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """Adversarial examples of standard AutoAttack for ``x`` (pixels in [0,1]) and labels ``y``.
 
     The model runs in eval mode (restored afterwards); ``num_classes`` sizes APGD-T's and
@@ -35,11 +45,17 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     torchattacks = _torchattacks()
     if num_classes < 2:
         raise UserError("AutoAttack needs at least 2 classes")
-    attack = torchattacks.AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=eps,
-                                     version="standard", n_classes=num_classes, seed=seed)
+    attack = torchattacks.AutoAttack(
+        model,
+        norm="Linf" if norm == "linf" else "L2",
+        eps=eps,
+        version="standard",
+        n_classes=num_classes,
+        seed=seed,
+    )
     out = []
     with model_mode(model, "eval"):
         for start in range(0, x.shape[0], batch_size):
-            xs, ys = x[start:start + batch_size], y[start:start + batch_size]
+            xs, ys = x[start : start + batch_size], y[start : start + batch_size]
             out.append(attack(xs, ys).detach())
     return torch.cat(out) if out else x.clone()

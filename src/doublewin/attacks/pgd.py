@@ -114,13 +114,27 @@ def make_attack(spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = 
     """The PGD attack an `AttackSpec` describes. ``bn_mode`` overrides ``spec.bn_mode``
     (evaluation passes ``"eval"``)."""
     mode = spec.bn_mode if bn_mode == "spec" else bn_mode
-    return PGD(eps=spec.eps, step=spec.step, steps=spec.steps, norm=spec.norm,
-               random_start=spec.random_start, restarts=spec.restarts, bn_mode=mode)
+    return PGD(
+        eps=spec.eps,
+        step=spec.step,
+        steps=spec.steps,
+        norm=spec.norm,
+        random_start=spec.random_start,
+        restarts=spec.restarts,
+        bn_mode=mode,
+    )
 
 
 def fgsm_rs(spec: AttackSpec, alpha: float = 1.25) -> PGD:
     """FGSM with random start (Wong et al. 2020, fast adversarial training): one step of size
     ``alpha`` × ε from a uniform random point of the ε-ball, then projected back onto it.
     ``alpha`` is ``TrainSpec.fat_alpha`` (1.25 by default)."""
-    return PGD(eps=spec.eps, step=alpha * spec.eps, steps=1, norm=spec.norm, random_start=True,
-               restarts=1, bn_mode=spec.bn_mode)
+    return PGD(
+        eps=spec.eps,
+        step=alpha * spec.eps,
+        steps=1,
+        norm=spec.norm,
+        random_start=True,
+        restarts=1,
+        bn_mode=spec.bn_mode,
+    )

@@ -23,8 +23,11 @@ err_console = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DataRoot = Annotated[
     str | None,
-    typer.Option("--data-root", envvar="DOUBLEWIN_DATA",
-                 help="Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data)."),
+    typer.Option(
+        "--data-root",
+        envvar="DOUBLEWIN_DATA",
+        help="Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data).",
+    ),
 ]
 DeviceOption = Annotated[
     str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")

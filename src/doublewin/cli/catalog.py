@@ -21,8 +21,14 @@ def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> N
         table.add_column(column)
     for row in rows:
         sizes = "/".join(f"{row['splits'][s]:,}" for s in ("train", "val", "test"))
-        table.add_row(row["name"], row["kind"], str(row["num_classes"]),
-                      f"{row['image_size']} px", sizes, f"{row['status']}: {row['location']}")
+        table.add_row(
+            row["name"],
+            row["kind"],
+            str(row["num_classes"]),
+            f"{row['image_size']} px",
+            sizes,
+            f"{row['status']}: {row['location']}",
+        )
     console.print(table)
 
 
@@ -39,6 +45,11 @@ def models_command(as_json: JsonFlag = False) -> None:
     for column in ("name", "family", "input", "parameters (10 classes)", "description"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["family"], f"{row['input_size']} px",
-                      f"{row['num_params']:,}", row["description"])
+        table.add_row(
+            row["name"],
+            row["family"],
+            f"{row['input_size']} px",
+            f"{row['num_params']:,}",
+            row["description"],
+        )
     console.print(table)

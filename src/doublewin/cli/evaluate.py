@@ -12,29 +12,43 @@ from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, pr
 
 @app.command("evaluate")
 def evaluate_command(
-    weights: Annotated[Path, typer.Option("--weights", help="A doublewin weights file "
-                                          "(.safetensors).")],
-    data: Annotated[str, typer.Option("--data", help="Dataset to evaluate on (see "
-                                      "`doublewin datasets`).")],
-    eps: Annotated[str, typer.Option("--eps", help="Attack radius in [0,1] pixels, e.g. "
-                                     "8/255.")] = "8/255",
+    weights: Annotated[
+        Path, typer.Option("--weights", help="A doublewin weights file (.safetensors).")
+    ],
+    data: Annotated[
+        str, typer.Option("--data", help="Dataset to evaluate on (see `doublewin datasets`).")
+    ],
+    eps: Annotated[
+        str, typer.Option("--eps", help="Attack radius in [0,1] pixels, e.g. 8/255.")
+    ] = "8/255",
     step: Annotated[str, typer.Option("--step", help="PGD step size, e.g. 2/255.")] = "2/255",
     steps: Annotated[int, typer.Option("--steps", help="PGD steps.")] = 20,
     norm: Annotated[str, typer.Option("--norm", help="linf or l2.")] = "linf",
     restarts: Annotated[int, typer.Option("--restarts", help="PGD random restarts.")] = 1,
-    autoattack: Annotated[int, typer.Option(
-        "--autoattack", help="Run standard AutoAttack on the first N test points (0 = off); "
-        "needs torchattacks.")] = 0,
+    autoattack: Annotated[
+        int,
+        typer.Option(
+            "--autoattack",
+            help="Run standard AutoAttack on the first N test points (0 = off); "
+            "needs torchattacks.",
+        ),
+    ] = 0,
     split: Annotated[str, typer.Option("--split", help="test or val.")] = "test",
-    resolution: Annotated[int | None, typer.Option(
-        "--resolution", help="Image side in pixels (default: the weights' input size).")]
-    = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            "--resolution", help="Image side in pixels (default: the weights' input size)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 256,
-    check_points: Annotated[int, typer.Option(
-        "--check-points", help="Test points the ε-ladder and large-ε checks run on.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random "
-                                      "starts.")] = 0,
-    device: DeviceOption = "auto", data_root: DataRoot = None, as_json: JsonFlag = False,
+    check_points: Annotated[
+        int,
+        typer.Option("--check-points", help="Test points the ε-ladder and large-ε checks run on."),
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random starts.")] = 0,
+    device: DeviceOption = "auto",
+    data_root: DataRoot = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step 2/255 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
@@ -44,35 +58,65 @@ def evaluate_command(
     from doublewin.parsing import resolve_device
     from doublewin.train import evaluate_weights
 
-    spec = load_spec("evaluate", {
-        "data": {"name": data, "resolution": resolution},
-        "attack": {"eps": eps, "step": step, "steps": steps, "norm": norm,
-                   "restarts": restarts, "bn_mode": "eval"},
-        "autoattack": autoattack, "split": split})
+    spec = load_spec(
+        "evaluate",
+        {
+            "data": {"name": data, "resolution": resolution},
+            "attack": {
+                "eps": eps,
+                "step": step,
+                "steps": steps,
+                "norm": norm,
+                "restarts": restarts,
+                "bn_mode": "eval",
+            },
+            "autoattack": autoattack,
+            "split": split,
+        },
+    )
     with RichProgress(enabled=not as_json) as progress:
         report, meta, info = evaluate_weights(
-            spec, weights, device=resolve_device(device), data_root=data_root,
-            batch_size=batch_size, check_points=check_points, seed=seed, progress=progress)
+            spec,
+            weights,
+            device=resolve_device(device),
+            data_root=data_root,
+            batch_size=batch_size,
+            check_points=check_points,
+            seed=seed,
+            progress=progress,
+        )
     if as_json:
-        print_json({"weights": str(weights), "arch": meta.arch, "data": spec.data.name,
-                    "split": spec.split, **report.as_dict()})
+        print_json(
+            {
+                "weights": str(weights),
+                "arch": meta.arch,
+                "data": spec.data.name,
+                "split": spec.split,
+                **report.as_dict(),
+            }
+        )
         return
     a = report.attack
     eps_text = f"{a['eps'] * 255:g}/255" if a["norm"] == "linf" else f"{a['eps']:g}"
-    console.print(f"{weights} ({meta.arch}) on {spec.data.name} {spec.split}, "
-                  f"{report.n} images")
+    console.print(f"{weights} ({meta.arch}) on {spec.data.name} {spec.split}, {report.n} images")
     console.print(f"  SA {report.sa:6.2f}%")
-    console.print(f"  RA {report.ra:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "
-                  f"step {a['step'] * (255 if a['norm'] == 'linf' else 1):g}"
-                  f"{'/255' if a['norm'] == 'linf' else ''}, restarts {a['restarts']}")
+    console.print(
+        f"  RA {report.ra:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "
+        f"step {a['step'] * (255 if a['norm'] == 'linf' else 1):g}"
+        f"{'/255' if a['norm'] == 'linf' else ''}, restarts {a['restarts']}"
+    )
     if report.autoattack_ra is not None:
-        console.print(f"  first {report.autoattack_n} points: SA {report.sa_autoattack_points:.2f}"
-                      f"%, PGD RA {report.pgd_ra_autoattack_points:.2f}%, AutoAttack RA "
-                      f"{report.autoattack_ra:.2f}%")
+        console.print(
+            f"  first {report.autoattack_n} points: SA {report.sa_autoattack_points:.2f}"
+            f"%, PGD RA {report.pgd_ra_autoattack_points:.2f}%, AutoAttack RA "
+            f"{report.autoattack_ra:.2f}%"
+        )
     console.print(f"  gradient-masking checks (first {report.check_points} points):")
     for check in report.checks:
         mark = "[bold yellow]WARNING[/]" if check.flagged else "[green]ok[/]"
         console.print(f"    {mark} {check.name}: {check.detail}", highlight=False)
     if report.flagged:
-        console.print("  Warning signs of gradient masking: the RA above likely overstates "
-                      "robustness; confirm with --autoattack.")
+        console.print(
+            "  Warning signs of gradient masking: the RA above likely overstates "
+            "robustness; confirm with --autoattack."
+        )

@@ -13,30 +13,54 @@ from doublewin.errors import RunFailure, UserError
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a key of the experiment: --set transfer.regimes.at."
-                 "epochs=5 (repeatable)."),
+    typer.Option(
+        "--set",
+        help="Override a key of the experiment: --set transfer.regimes.at.epochs=5 (repeatable).",
+    ),
 ]
-JobsOption = Annotated[int, typer.Option("--jobs", min=1,
-                                         help="Independent stages run in N processes "
-                                         "(one per GPU when there are several).")]
-OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory "
-                                                "(default: runs/<experiment name>).")]
-CompileOption = Annotated[bool, typer.Option(
-    "--compile", help="torch.compile the training forward (pays off on GPUs for long runs).")]
-SearchOption = Annotated[str | None, typer.Option(
-    "--search", help="extreme: find each ladder's extreme double-win sparsity by bisection "
-    "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
-    "the full grid.")]
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Independent stages run in N processes (one per GPU when there are several).",
+    ),
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Run directory (default: runs/<experiment name>).")
+]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
+    ),
+]
+SearchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        help="extreme: find each ladder's extreme double-win sparsity by bisection "
+        "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
+        "the full grid.",
+    ),
+]
 
 
 @app.command("run")
-def run_command(experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
-                overrides: SetOption = None, dry_run: Annotated[bool, typer.Option(
-                    "--dry-run", help="Print the plan and its estimated cost; run nothing.")]
-                = False, jobs: JobsOption = 1, search: SearchOption = None,
-                out: OutOption = None, device: DeviceOption = "auto",
-                data_root: DataRoot = None, compile: CompileOption = False,
-                as_json: JsonFlag = False) -> None:
+def run_command(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+    overrides: SetOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and its estimated cost; run nothing.")
+    ] = False,
+    jobs: JobsOption = 1,
+    search: SearchOption = None,
+    out: OutOption = None,
+    device: DeviceOption = "auto",
+    data_root: DataRoot = None,
+    compile: CompileOption = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     from doublewin.experiments.run import make_plan
 
@@ -44,30 +68,52 @@ def run_command(experiment: Annotated[Path, typer.Argument(help="Experiment YAML
     if dry_run:
         _print_plan(plan, device, search, as_json)
         return
-    _execute(plan, jobs=jobs, device=device, data_root=data_root, search=search,
-             as_json=as_json, compile=compile)
+    _execute(
+        plan,
+        jobs=jobs,
+        device=device,
+        data_root=data_root,
+        search=search,
+        as_json=as_json,
+        compile=compile,
+    )
 
 
 @app.command("demo")
-def demo_command(quick: Annotated[bool, typer.Option(
-                     "--quick", help="Toy size: the same pipeline in about a minute.")] = False,
-                 out: OutOption = None, jobs: Annotated[int | None, typer.Option(
-                     "--jobs", min=1, help="Worker processes (default: 2 on CPU).")] = None,
-                 overrides: SetOption = None, device: DeviceOption = "auto",
-                 compile: CompileOption = False, as_json: JsonFlag = False) -> None:
+def demo_command(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Toy size: the same pipeline in about a minute.")
+    ] = False,
+    out: OutOption = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Worker processes (default: 2 on CPU).")
+    ] = None,
+    overrides: SetOption = None,
+    device: DeviceOption = "auto",
+    compile: CompileOption = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     from doublewin.experiments.demo import demo_config, demo_jobs
     from doublewin.experiments.run import make_plan
 
     config = demo_config(quick)
     plan = make_plan(config, overrides or (), run_dir=out)
-    _execute(plan, jobs=jobs or demo_jobs(device), device=device, data_root=None,
-             search=None, as_json=as_json, compile=compile)
+    _execute(
+        plan,
+        jobs=jobs or demo_jobs(device),
+        device=device,
+        data_root=None,
+        search=None,
+        as_json=as_json,
+        compile=compile,
+    )
 
 
 @app.command("report")
-def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-                   as_json: JsonFlag = False) -> None:
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: JsonFlag = False
+) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
     from doublewin.analysis.report import write_results_csv
     from doublewin.experiments.results import collect_rows
@@ -81,61 +127,97 @@ def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory
     write_results_csv(rows, run_dir / RESULTS_FILE)
     paths = write_run_report(run_dir, rows, plan)
     if as_json:
-        print_json({"rows": len(rows), "results": str(run_dir / RESULTS_FILE),
-                    **{k: str(v) for k, v in vars(paths).items()}})
+        print_json(
+            {
+                "rows": len(rows),
+                "results": str(run_dir / RESULTS_FILE),
+                **{k: str(v) for k, v in vars(paths).items()},
+            }
+        )
         return
     console.print(f"{len(rows)} transfer runs → {run_dir / RESULTS_FILE}")
     console.print(f"report: {paths.markdown}  {paths.html}")
 
 
-def _execute(plan, *, jobs: int, device: str, data_root: str | None, search: str | None,
-             as_json: bool, compile: bool = False) -> None:
+def _execute(
+    plan,
+    *,
+    jobs: int,
+    device: str,
+    data_root: str | None,
+    search: str | None,
+    as_json: bool,
+    compile: bool = False,
+) -> None:
     from doublewin.cli.progress import RichProgress
     from doublewin.experiments.run import execute
 
     counts = plan.counts()
     if not as_json:
         todo = ", ".join(f"{c['to_run']} {stage}" for stage, c in counts.items())
-        console.print(f"[bold]{plan.experiment.name}[/]: {todo} to run "
-                      f"({len(plan.done)} of {len(plan.jobs)} jobs already done) → "
-                      f"{plan.run_dir}")
+        console.print(
+            f"[bold]{plan.experiment.name}[/]: {todo} to run "
+            f"({len(plan.done)} of {len(plan.jobs)} jobs already done) → "
+            f"{plan.run_dir}"
+        )
     with RichProgress(enabled=not as_json) as progress:
-        outcome = execute(plan, workers=jobs, device=device, data_root=data_root,
-                          progress=progress, search=search, compile=compile)
+        outcome = execute(
+            plan,
+            workers=jobs,
+            device=device,
+            data_root=data_root,
+            progress=progress,
+            search=search,
+            compile=compile,
+        )
     summary = outcome.summary
-    result = {"run_dir": str(plan.run_dir), "computed": summary.computed,
-              "reused": summary.done_before, "failed": summary.failed,
-              "seconds": round(summary.seconds, 1), "transfer_runs": len(outcome.rows)}
+    result = {
+        "run_dir": str(plan.run_dir),
+        "computed": summary.computed,
+        "reused": summary.done_before,
+        "failed": summary.failed,
+        "seconds": round(summary.seconds, 1),
+        "transfer_runs": len(outcome.rows),
+    }
     if outcome.search is not None:
         result["search"] = {
             "transfer_runs": outcome.search.transfer_runs,
             "full_grid_transfer_runs": outcome.search.full_grid_transfer_runs,
-            "extreme": {" / ".join(str(k) for k in s.key): s.extreme
-                        for s in outcome.search.ladders},
+            "extreme": {
+                " / ".join(str(k) for k in s.key): s.extreme for s in outcome.search.ladders
+            },
         }
     if outcome.report is not None:
         result["report"] = str(outcome.report.html)
     if as_json:
         print_json(result)
     else:
-        console.print(f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
-                      f"{summary.done_before} reused; results: "
-                      f"{plan.run_dir / 'results.csv'}")
+        console.print(
+            f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
+            f"{summary.done_before} reused; results: "
+            f"{plan.run_dir / 'results.csv'}"
+        )
         if outcome.search is not None:
             s = outcome.search
-            console.print(f"extreme search: {s.transfer_runs} transfer runs instead of "
-                          f"{s.full_grid_transfer_runs} for the full grid")
+            console.print(
+                f"extreme search: {s.transfer_runs} transfer runs instead of "
+                f"{s.full_grid_transfer_runs} for the full grid"
+            )
             for ladder in s.ladders:
                 extreme = "none" if ladder.extreme is None else f"{ladder.extreme:.2%}"
-                console.print(f"  {' / '.join(str(k) for k in ladder.key if k != '')}: "
-                              f"extreme double-win sparsity {extreme}"
-                              + "".join(f"; {n}" for n in ladder.notes))
+                console.print(
+                    f"  {' / '.join(str(k) for k in ladder.key if k != '')}: "
+                    f"extreme double-win sparsity {extreme}"
+                    + "".join(f"; {n}" for n in ladder.notes)
+                )
         if outcome.report is not None:
             console.print(f"report: {outcome.report.html}")
     if summary.failed:
         first_id, message = summary.failed[0]
-        raise RunFailure(f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
-                         "fix it and run again (finished work is kept)")
+        raise RunFailure(
+            f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
+            "fix it and run again (finished work is kept)"
+        )
 
 
 def _print_plan(plan, device: str, search: str | None, as_json: bool) -> None:
@@ -146,20 +228,32 @@ def _print_plan(plan, device: str, search: str | None, as_json: bool) -> None:
     pending = plan.pending()
     cost = estimate(pending, plan.experiment.arch, dev)
     counts = plan.counts()
-    per_stage = {stage: estimate([j for j in pending if j.stage == stage],
-                                 plan.experiment.arch, dev) for stage in counts}
+    per_stage = {
+        stage: estimate([j for j in pending if j.stage == stage], plan.experiment.arch, dev)
+        for stage in counts
+    }
     result = {
-        "experiment": plan.experiment.name, "run_dir": str(plan.run_dir), "device": dev,
-        "stages": {stage: {**c, "passes": round(per_stage[stage].passes),
-                           "hours": round(per_stage[stage].seconds / 3600, 3)}
-                   for stage, c in counts.items()},
-        "total_passes": round(cost.passes), "total_hours": round(cost.seconds / 3600, 3),
+        "experiment": plan.experiment.name,
+        "run_dir": str(plan.run_dir),
+        "device": dev,
+        "stages": {
+            stage: {
+                **c,
+                "passes": round(per_stage[stage].passes),
+                "hours": round(per_stage[stage].seconds / 3600, 3),
+            }
+            for stage, c in counts.items()
+        },
+        "total_passes": round(cost.passes),
+        "total_hours": round(cost.seconds / 3600, 3),
         "measured_rates": cost.rates,
     }
     if search == "extreme":
-        result["search_note"] = ("--search extreme runs a subset of the transfer jobs "
-                                 "(bisection per ladder); the transfer cost above is the "
-                                 "full grid's upper bound")
+        result["search_note"] = (
+            "--search extreme runs a subset of the transfer jobs "
+            "(bisection per ladder); the transfer cost above is the "
+            "full grid's upper bound"
+        )
     if as_json:
         print_json(result)
         return
@@ -167,12 +261,20 @@ def _print_plan(plan, device: str, search: str | None, as_json: bool) -> None:
     for column in ("stage", "jobs", "done", "to run", "image passes", "est. time"):
         table.add_column(column, justify="right")
     for stage, c in result["stages"].items():
-        table.add_row(stage, str(c["total"]), str(c["done"]), str(c["to_run"]),
-                      f"{c['passes']:.3g}", _duration(c["hours"] * 3600))
+        table.add_row(
+            stage,
+            str(c["total"]),
+            str(c["done"]),
+            str(c["to_run"]),
+            f"{c['passes']:.3g}",
+            _duration(c["hours"] * 3600),
+        )
     console.print(table)
     rates = ", ".join(f"{k}: {v:,.0f} img/s" for k, v in cost.rates.items())
-    console.print(f"estimated {_duration(cost.seconds)} on {dev} "
-                  f"(measured forward+backward rates: {rates or 'none needed'})")
+    console.print(
+        f"estimated {_duration(cost.seconds)} on {dev} "
+        f"(measured forward+backward rates: {rates or 'none needed'})"
+    )
     if search == "extreme":
         console.print(result["search_note"])
 

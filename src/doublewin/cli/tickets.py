@@ -12,8 +12,10 @@ from doublewin import distributed
 from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
 from doublewin.errors import UserError
 
-tickets_app = typer.Typer(help="Read and convert ticket files (doublewin and official "
-                          "Double-Win-LTH formats).", no_args_is_help=True)
+tickets_app = typer.Typer(
+    help="Read and convert ticket files (doublewin and official Double-Win-LTH formats).",
+    no_args_is_help=True,
+)
 app.add_typer(tickets_app, name="tickets")
 
 METHODS = ("imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner")
@@ -24,23 +26,37 @@ def find_tickets_command(
     weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights θp.")],
     method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
-    data: Annotated[str | None, typer.Option("--data", help="Source dataset (data.name) "
-                                             "for imp, snip, grasp, gem-miner.")] = None,
-    regime: Annotated[str | None, typer.Option("--regime", help="Training inside IMP / "
-                                               "attack for scores: std or at.")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="prune_rate per IMP round "
-                                               "(0.2: ladder 1 − 0.8^k).")] = None,
-    rounds: Annotated[int | None, typer.Option("--rounds", help="IMP rounds / ladder "
-                                               "length.")] = None,
-    sparsities: Annotated[str | None, typer.Option(
-        "--sparsities", help="Comma-separated fractions, e.g. 0.5,0.8,0.9.")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs per IMP "
-                                               "round")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML of TicketSpec "
-                                                "fields.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override any spec "
-                                                        "field (repeatable).")] = None,
-    device: DeviceOption = "auto", data_root: DataRoot = None, as_json: JsonFlag = False,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Source dataset (data.name) for imp, snip, grasp, gem-miner."),
+    ] = None,
+    regime: Annotated[
+        str | None,
+        typer.Option("--regime", help="Training inside IMP / attack for scores: std or at."),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="prune_rate per IMP round (0.2: ladder 1 − 0.8^k)."),
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", help="IMP rounds / ladder length.")
+    ] = None,
+    sparsities: Annotated[
+        str | None,
+        typer.Option("--sparsities", help="Comma-separated fractions, e.g. 0.5,0.8,0.9."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="train.epochs per IMP round")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML of TicketSpec fields.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any spec field (repeatable).")
+    ] = None,
+    device: DeviceOption = "auto",
+    data_root: DataRoot = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
     from doublewin.cli.progress import RichProgress
@@ -52,11 +68,19 @@ def find_tickets_command(
     if method not in METHODS:
         raise UserError(f"--method {method}: use one of {', '.join(METHODS)}")
     if not weights.is_file():
-        raise UserError(f"--weights {weights}: file not found; pass a weights file from "
-                        "doublewin pretrain or doublewin import-weights")
-    pairs: dict[str, object] = {"weights": str(weights), "method": method,
-                                "data.name": data, "train.regime": regime,
-                                "prune_rate": rate, "rounds": rounds, "train.epochs": epochs}
+        raise UserError(
+            f"--weights {weights}: file not found; pass a weights file from "
+            "doublewin pretrain or doublewin import-weights"
+        )
+    pairs: dict[str, object] = {
+        "weights": str(weights),
+        "method": method,
+        "data.name": data,
+        "train.regime": regime,
+        "prune_rate": rate,
+        "rounds": rounds,
+        "train.epochs": epochs,
+    }
     if sparsities:
         try:
             values = [float(s) for s in sparsities.split(",") if s.strip()]
@@ -69,28 +93,45 @@ def find_tickets_command(
     log = JsonlLog(out / "log.jsonl") if distributed.is_main() else None
     try:
         with RichProgress(enabled=not as_json) as progress:
-            paths = find_tickets(spec, weights, workdir=out, device=resolve_device(device),
-                                 progress=progress, data_root=data_root, log=log)
+            paths = find_tickets(
+                spec,
+                weights,
+                workdir=out,
+                device=resolve_device(device),
+                progress=progress,
+                data_root=data_root,
+                log=log,
+            )
     finally:
         if log is not None:
             log.close()
     rows = []
     for path in paths:
         info = load_ticket(path).info
-        rows.append({"file": str(path), "target_sparsity": info.target_sparsity,
-                     "sparsity": info.sparsity, "kept": info.kept, "total": info.total})
+        rows.append(
+            {
+                "file": str(path),
+                "target_sparsity": info.target_sparsity,
+                "sparsity": info.sparsity,
+                "kept": info.kept,
+                "total": info.total,
+            }
+        )
     if as_json:
         print_json(rows)
         return
     for row in rows:
-        console.print(f"{row['sparsity']:.2%} sparse ({row['kept']:,} of {row['total']:,} "
-                      f"kept) → {row['file']}")
+        console.print(
+            f"{row['sparsity']:.2%} sparse ({row['kept']:,} of {row['total']:,} "
+            f"kept) → {row['file']}"
+        )
 
 
 @tickets_app.command("inspect")
-def inspect_command(file: Annotated[Path, typer.Argument(help="Ticket file (doublewin or "
-                                                         "official).")],
-                    as_json: JsonFlag = False) -> None:
+def inspect_command(
+    file: Annotated[Path, typer.Argument(help="Ticket file (doublewin or official).")],
+    as_json: JsonFlag = False,
+) -> None:
     """Global and per-layer sparsity of a ticket, with where it came from."""
     from doublewin.tickets import load_ticket
 
@@ -100,27 +141,39 @@ def inspect_command(file: Annotated[Path, typer.Argument(help="Ticket file (doub
         print_json(report)
         return
     info = ticket.info
-    console.print(f"{file}: {info.format} ticket, arch {info.arch or '?'}, method "
-                  f"{info.method or '?'}, weights {info.weights_hash or '?'}")
-    console.print(f"global sparsity {ticket.mask.sparsity:.4%} ({ticket.mask.num_pruned:,} of "
-                  f"{ticket.mask.num_total:,} weights pruned)")
+    console.print(
+        f"{file}: {info.format} ticket, arch {info.arch or '?'}, method "
+        f"{info.method or '?'}, weights {info.weights_hash or '?'}"
+    )
+    console.print(
+        f"global sparsity {ticket.mask.sparsity:.4%} ({ticket.mask.num_pruned:,} of "
+        f"{ticket.mask.num_total:,} weights pruned)"
+    )
     table = Table()
     for column in ("layer", "shape", "weights", "kept", "sparsity"):
         table.add_column(column, justify="right" if column != "layer" else "left")
     for row in ticket.mask.per_layer():
-        table.add_row(row.name, "×".join(map(str, row.shape)), f"{row.total:,}",
-                      f"{row.kept:,}", f"{row.sparsity:.2%}")
+        table.add_row(
+            row.name,
+            "×".join(map(str, row.shape)),
+            f"{row.total:,}",
+            f"{row.kept:,}",
+            f"{row.sparsity:.2%}",
+        )
     console.print(table)
 
 
 @tickets_app.command("convert")
-def convert_command(source: Annotated[Path, typer.Argument(help="Ticket file to read.")],
-                    target: Annotated[Path, typer.Argument(help="File to write.")],
-                    to: Annotated[str, typer.Option("--to", help="doublewin or official")],
-                    arch: Annotated[str | None, typer.Option(
-                        "--arch", help="Architecture of an official file when it cannot be "
-                        "inferred.")] = None,
-                    as_json: JsonFlag = False) -> None:
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="Ticket file to read.")],
+    target: Annotated[Path, typer.Argument(help="File to write.")],
+    to: Annotated[str, typer.Option("--to", help="doublewin or official")],
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="Architecture of an official file when it cannot be inferred."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
     import dataclasses
 
@@ -132,15 +185,21 @@ def convert_command(source: Annotated[Path, typer.Argument(help="Ticket file to 
         raise UserError(f"--to {to}: use doublewin or official")
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
     if to == "doublewin":
-        ticket = dataclasses.replace(ticket, info=dataclasses.replace(ticket.info,
-                                                                      format=FORMAT))
+        ticket = dataclasses.replace(ticket, info=dataclasses.replace(ticket.info, format=FORMAT))
         save_ticket(target, ticket)
     else:
         save_official(target, ticket)
-    summary = {"source": str(source), "target": str(target), "format": to,
-               "sparsity": ticket.mask.sparsity, "mask_hash": ticket.mask.content_hash()}
+    summary = {
+        "source": str(source),
+        "target": str(target),
+        "format": to,
+        "sparsity": ticket.mask.sparsity,
+        "mask_hash": ticket.mask.content_hash(),
+    }
     if as_json:
         print_json(summary)
         return
-    console.print(f"{source} → {target} ({to}), {ticket.mask.sparsity:.4%} sparse, mask "
-                  f"{summary['mask_hash']}")
+    console.print(
+        f"{source} → {target} ({to}), {ticket.mask.sparsity:.4%} sparse, mask "
+        f"{summary['mask_hash']}"
+    )

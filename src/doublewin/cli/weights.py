@@ -13,18 +13,27 @@ from doublewin.errors import UserError
 
 @app.command("import-weights")
 def import_weights_command(
-    source: Annotated[Path, typer.Argument(help="Checkpoint to import (.pt, .pth, .tar, "
-                                           ".safetensors).")],
-    format: Annotated[str, typer.Option("--format", help="torchvision | robustness | "
-                                        "fast-adversarial")],
+    source: Annotated[
+        Path, typer.Argument(help="Checkpoint to import (.pt, .pth, .tar, .safetensors).")
+    ],
+    format: Annotated[
+        str, typer.Option("--format", help="torchvision | robustness | fast-adversarial")
+    ],
     arch: Annotated[str, typer.Option("--arch", help="Architecture (doublewin models).")],
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write "
-                                      "(.safetensors).")],
-    eps: Annotated[str | None, typer.Option("--eps", help="The checkpoint's training ε, "
-                                            "recorded in the metadata, e.g. 4/255.")] = None,
-    trust_pickle: Annotated[bool, typer.Option(
-        "--trust-pickle", help="Allow full unpickling (can run code): only for files whose "
-        "source you trust.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
+    eps: Annotated[
+        str | None,
+        typer.Option(
+            "--eps", help="The checkpoint's training ε, recorded in the metadata, e.g. 4/255."
+        ),
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Allow full unpickling (can run code): only for files whose source you trust.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import a torchvision, MadryLab robustness or fast_adversarial checkpoint safely."""
@@ -33,19 +42,33 @@ def import_weights_command(
     from doublewin.parsing import parse_number
 
     if out.suffix != ".safetensors":
-        raise UserError(f"--out {out}: weights are written as safetensors; name the file "
-                        "*.safetensors")
+        raise UserError(
+            f"--out {out}: weights are written as safetensors; name the file *.safetensors"
+        )
     epsilon = parse_number(eps, name="--eps") if eps is not None else None
-    state, meta = import_checkpoint(source, format=format, arch=arch,
-                                    trust_pickle=trust_pickle, eps=epsilon)
+    state, meta = import_checkpoint(
+        source, format=format, arch=arch, trust_pickle=trust_pickle, eps=epsilon
+    )
     digest = save_weights(out, state, meta)
-    params = sum(v.numel() for k, v in state.items() if not k.endswith(
-        ("running_mean", "running_var", "num_batches_tracked")))
-    summary = {"weights": str(out), "arch": arch, "format": format,
-               "num_classes": meta.num_classes, "parameters": params,
-               "content_hash": digest, "regime": meta.regime, "eps": epsilon}
+    params = sum(
+        v.numel()
+        for k, v in state.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+    summary = {
+        "weights": str(out),
+        "arch": arch,
+        "format": format,
+        "num_classes": meta.num_classes,
+        "parameters": params,
+        "content_hash": digest,
+        "regime": meta.regime,
+        "eps": epsilon,
+    }
     if as_json:
         print_json(summary)
         return
-    console.print(f"{out}: {arch} from {format}, {meta.num_classes} classes, {params:,} "
-                  f"parameters, regime {meta.regime}, hash {digest}")
+    console.print(
+        f"{out}: {arch} from {format}, {meta.num_classes} classes, {params:,} "
+        f"parameters, regime {meta.regime}, hash {digest}"
+    )

@@ -27,11 +27,17 @@ from doublewin.data.splits import stratified_holdout, take_fraction
 EVAL_BATCH_FACTOR = 2
 
 
-def prepare_data(spec, *, resolution_default: int, batch_size: int,
-                 device: torch.device | str = "cpu", seed: int = 0,
-                 root: str | Path | None = None
-                 ) -> tuple[BatchLoader | FolderLoader, BatchLoader | FolderLoader,
-                            BatchLoader | FolderLoader, DatasetInfo]:
+def prepare_data(
+    spec,
+    *,
+    resolution_default: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> tuple[
+    BatchLoader | FolderLoader, BatchLoader | FolderLoader, BatchLoader | FolderLoader, DatasetInfo
+]:
     """(train, val, test loaders, info) for a `DataSpec`.
 
     The training split keeps ``spec.fraction`` of its images (``spec.subset``: seeded
@@ -39,22 +45,40 @@ def prepare_data(spec, *, resolution_default: int, batch_size: int,
     sees the same subset; ``seed`` drives shuffling and augmentation.
     """
     splits = load_dataset(spec.name, root, val_size=spec.val_size)
-    train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed,
-                              mode=spec.subset)
+    train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed, mode=spec.subset)
     resolution = int(spec.resolution or resolution_default)
-    common = {"resolution": resolution, "device": device, "augment": spec.augment,
-              "test_transform": spec.test_transform}
+    common = {
+        "resolution": resolution,
+        "device": device,
+        "augment": spec.augment,
+        "test_transform": spec.test_transform,
+    }
     train = make_loader(train_set, batch_size=batch_size, train=True, seed=seed, **common)
-    val = make_loader(splits.val, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
-                      seed=seed, **common)
+    val = make_loader(
+        splits.val, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False, seed=seed, **common
+    )
     test_set = splits.test
     if spec.test_limit is not None and spec.test_limit < len(test_set):
         test_set = test_set.subset(torch.arange(spec.test_limit))
-    test = make_loader(test_set, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False,
-                       seed=seed, **common)
+    test = make_loader(
+        test_set, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False, seed=seed, **common
+    )
     return train, val, test, splits.info
 
 
-__all__ = ["BatchLoader", "DatasetInfo", "FolderLoader", "ImageSet", "Splits", "data_root",
-           "dataset_info", "describe_datasets", "list_datasets", "load_dataset", "make_loader",
-           "prepare_data", "stratified_holdout", "take_fraction"]
+__all__ = [
+    "BatchLoader",
+    "DatasetInfo",
+    "FolderLoader",
+    "ImageSet",
+    "Splits",
+    "data_root",
+    "dataset_info",
+    "describe_datasets",
+    "list_datasets",
+    "load_dataset",
+    "make_loader",
+    "prepare_data",
+    "stratified_holdout",
+    "take_fraction",
+]

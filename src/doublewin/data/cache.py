@@ -23,7 +23,9 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "doublewin"
 
 
-def cached_tensors(name: str, make: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def cached_tensors(
+    name: str, make: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
     """Load ``<cache>/datasets/<name>.safetensors``, or build it with ``make`` and store it.
 
     A cache file that cannot be read (truncated by hand, wrong content) is rebuilt.

@@ -27,6 +27,7 @@ CACHE_VERSION = "3"  # bump when a generator changes, so stale caches are not re
 
 # ---------------------------------------------------------------- shapes (source task)
 
+
 def _grid(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     y, x = torch.meshgrid(coords, coords, indexing="ij")
@@ -37,18 +38,20 @@ def _shape_mask(cls: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Te
     """Membership of each pixel in the shape of its image's class; u, v in shape units."""
     r = torch.sqrt(u * u + v * v)
     a, b = u.abs(), v.abs()
-    masks = torch.stack([
-        r < 1.0,                                                        # disk
-        torch.maximum(a, b) < 0.8,                                      # square
-        (v > -0.7) & (v < 0.9 - 1.6 * a),                               # triangle
-        ((a < 0.28) & (b < 1.0)) | ((b < 0.28) & (a < 1.0)),            # plus
-        (r > 0.55) & (r < 1.0),                                         # ring
-        (torch.maximum(a, b) < 0.9) & (torch.maximum(a, b) > 0.55),     # hollow square
-        (r < 1.0) & (v > 0.0),                                          # half-disk
-        a + b < 1.0,                                                    # diamond
-        (a < 1.0) & (b < 0.3),                                          # bar
-        ((u - 0.5) ** 2 + v * v < 0.16) | ((u + 0.5) ** 2 + v * v < 0.16),  # two dots
-    ])
+    masks = torch.stack(
+        [
+            r < 1.0,  # disk
+            torch.maximum(a, b) < 0.8,  # square
+            (v > -0.7) & (v < 0.9 - 1.6 * a),  # triangle
+            ((a < 0.28) & (b < 1.0)) | ((b < 0.28) & (a < 1.0)),  # plus
+            (r > 0.55) & (r < 1.0),  # ring
+            (torch.maximum(a, b) < 0.9) & (torch.maximum(a, b) > 0.55),  # hollow square
+            (r < 1.0) & (v > 0.0),  # half-disk
+            a + b < 1.0,  # diamond
+            (a < 1.0) & (b < 0.3),  # bar
+            ((u - 0.5) ** 2 + v * v < 0.16) | ((u + 0.5) ** 2 + v * v < 0.16),  # two dots
+        ]
+    )
     index = cls.view(1, -1, 1, 1).expand(1, *u.shape)
     return masks.gather(0, index).squeeze(0)
 
@@ -69,9 +72,14 @@ def render_shapes(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, to
     angle = uniform(0, 2 * math.pi, n, 1, 1)
     t = ((x * torch.cos(angle) + y * torch.sin(angle)) * 0.5 + 0.5).unsqueeze(1)
     background = c0 * (1 - t) + c1 * t
-    stripes = (torch.sin((x * torch.cos(angle + 1) + y * torch.sin(angle + 1))
-                         * uniform(4, 14, n, 1, 1) + uniform(0, 6.3, n, 1, 1)) > 0)
-    stripe_on = (torch.rand(n, 1, 1, generator=g) < 0.25)
+    stripes = (
+        torch.sin(
+            (x * torch.cos(angle + 1) + y * torch.sin(angle + 1)) * uniform(4, 14, n, 1, 1)
+            + uniform(0, 6.3, n, 1, 1)
+        )
+        > 0
+    )
+    stripe_on = torch.rand(n, 1, 1, generator=g) < 0.25
     background = background + 0.15 * (stripes & stripe_on).unsqueeze(1).float()
     # Distractor strokes: a thin line at a random place and angle.
     lx, ly, la = uniform(-1, 1, n, 1, 1), uniform(-1, 1, n, 1, 1), uniform(0, 3.2, n, 1, 1)
@@ -98,14 +106,14 @@ def render_shapes(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, to
 def build_shapes(seed: int = 0) -> dict[str, torch.Tensor]:
     out = {}
     for offset, (split, n) in enumerate((("train", 10000), ("val", 2000), ("test", 2000))):
-        chunks = [render_shapes(1000, seed * 1000 + offset * 100 + i)
-                  for i in range(n // 1000)]
+        chunks = [render_shapes(1000, seed * 1000 + offset * 100 + i) for i in range(n // 1000)]
         out[f"{split}_images"] = torch.cat([c[0] for c in chunks])
         out[f"{split}_labels"] = torch.cat([c[1] for c in chunks])
     return out
 
 
 # ---------------------------------------------------------------- digits (sklearn)
+
 
 def build_digits() -> dict[str, torch.Tensor]:
     from sklearn.datasets import load_digits
@@ -120,12 +128,18 @@ def build_digits() -> dict[str, torch.Tensor]:
     rest, test = stratified_holdout(labels, round(0.3 * len(labels)), seed=0)
     train_rel, val_rel = stratified_holdout(labels[rest], round(0.1 * len(labels)), seed=1)
     train, val = rest[train_rel], rest[val_rel]
-    return {"train_images": images[train], "train_labels": labels[train],
-            "val_images": images[val], "val_labels": labels[val],
-            "test_images": images[test], "test_labels": labels[test]}
+    return {
+        "train_images": images[train],
+        "train_labels": labels[train],
+        "val_images": images[val],
+        "val_labels": labels[val],
+        "test_images": images[test],
+        "test_labels": labels[test],
+    }
 
 
 # ---------------------------------------------------------------- textures (downstream)
+
 
 def render_textures(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -145,23 +159,36 @@ def render_textures(n: int, seed: int, size: int = SIZE) -> tuple[torch.Tensor, 
 
     noise = torch.rand(n, size, size, generator=g) * 2 - 1
     smooth = torch.nn.functional.avg_pool2d(
-        torch.nn.functional.interpolate(torch.rand(n, 1, 6, 6, generator=g) * 2 - 1,
-                                        size=size, mode="bicubic", align_corners=False),
-        3, 1, 1).squeeze(1)
+        torch.nn.functional.interpolate(
+            torch.rand(n, 1, 6, 6, generator=g) * 2 - 1,
+            size=size,
+            mode="bicubic",
+            align_corners=False,
+        ),
+        3,
+        1,
+        1,
+    ).squeeze(1)
     r = torch.sqrt(x * x + y * y)
-    patterns = torch.stack([
-        grating(jitter),                                           # horizontal-ish grating
-        grating(math.pi / 2 + jitter),                             # vertical
-        grating(math.pi / 4 + jitter),                             # diagonal
-        grating(3 * math.pi / 4 + jitter),                         # anti-diagonal
-        torch.sign(torch.sin(freq * x * math.pi + phase) * torch.sin(freq * y * math.pi)),
-        ((torch.sin(freq * x * math.pi + phase) * torch.sin(freq * y * math.pi + phase))
-         > 0.6).float() * 2 - 1,                                   # dot grid
-        torch.sin(freq * r * math.pi * 1.5 + phase),               # rings
-        noise,                                                     # white noise
-        smooth / smooth.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-3),  # blobs
-        (grating(jitter) + grating(math.pi / 2 + jitter)) / 2,     # plaid
-    ])
+    patterns = torch.stack(
+        [
+            grating(jitter),  # horizontal-ish grating
+            grating(math.pi / 2 + jitter),  # vertical
+            grating(math.pi / 4 + jitter),  # diagonal
+            grating(3 * math.pi / 4 + jitter),  # anti-diagonal
+            torch.sign(torch.sin(freq * x * math.pi + phase) * torch.sin(freq * y * math.pi)),
+            (
+                (torch.sin(freq * x * math.pi + phase) * torch.sin(freq * y * math.pi + phase))
+                > 0.6
+            ).float()
+            * 2
+            - 1,  # dot grid
+            torch.sin(freq * r * math.pi * 1.5 + phase),  # rings
+            noise,  # white noise
+            smooth / smooth.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-3),  # blobs
+            (grating(jitter) + grating(math.pi / 2 + jitter)) / 2,  # plaid
+        ]
+    )
     pattern = patterns.gather(0, labels.view(1, -1, 1, 1).expand(1, n, size, size)).squeeze(0)
     c0, c1 = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
     contrast = uniform(0.5, 1.0, n, 1, 1, 1)

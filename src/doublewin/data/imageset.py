@@ -31,9 +31,9 @@ class ImageSet:
         n = len(self.images) if self.images is not None else len(self.paths or ())
         if n != len(self.labels):
             raise ValueError(f"{n} images but {len(self.labels)} labels")
-        if self.images is not None and (self.images.dtype != torch.uint8
-                                        or self.images.dim() != 4
-                                        or self.images.shape[1] != 3):
+        if self.images is not None and (
+            self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3
+        ):
             raise ValueError("images must be uint8 [N, 3, H, W]")
 
     def __len__(self) -> int:

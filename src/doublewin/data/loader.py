@@ -36,8 +36,9 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=x.shape[-1] > size)
+    return F.interpolate(
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size
+    )
 
 
 def center_crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -45,7 +46,7 @@ def center_crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     outer = int(round(size * 256 / 224))
     x = resize(x, outer)
     top = (outer - size) // 2
-    return x[..., top:top + size, top:top + size]
+    return x[..., top : top + size, top : top + size]
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,39 +66,55 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
-def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator
-                        ) -> torch.Tensor:
+def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Per-image RandomResizedCrop boxes cut and resized in one roi_align call."""
     from torchvision.ops import roi_align
 
     b, _, h, w = x.shape
     area = h * w * (0.08 + 0.92 * torch.rand(b, generator=generator))
     log_ratio = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(
-        b, generator=generator)
+        b, generator=generator
+    )
     ratio = torch.exp(log_ratio)
     bw = torch.sqrt(area * ratio).clamp(max=w)
     bh = torch.sqrt(area / ratio).clamp(max=h)
     x0 = (w - bw) * torch.rand(b, generator=generator)
     y0 = (h - bh) * torch.rand(b, generator=generator)
     boxes = torch.stack([torch.arange(b, dtype=torch.float32), x0, y0, x0 + bw, y0 + bh], 1)
-    return roi_align(x, boxes.to(x.device, x.dtype), output_size=(size, size),
-                     spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(
+        x,
+        boxes.to(x.device, x.dtype),
+        output_size=(size, size),
+        spatial_scale=1.0,
+        sampling_ratio=2,
+        aligned=True,
+    )
 
 
 class BatchLoader:
     """Iterable of (x, y) batches over a tensor-backed ImageSet, resident on ``device``."""
 
-    def __init__(self, images: ImageSet, *, batch_size: int, train: bool, resolution: int,
-                 augment: str = "crop-flip", test_transform: str = "resize",
-                 device: torch.device | str = "cpu", seed: int = 0,
-                 drop_last: bool | None = None):
+    def __init__(
+        self,
+        images: ImageSet,
+        *,
+        batch_size: int,
+        train: bool,
+        resolution: int,
+        augment: str = "crop-flip",
+        test_transform: str = "resize",
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        drop_last: bool | None = None,
+    ):
         if images.images is None:
             raise ValueError("BatchLoader needs a tensor-backed ImageSet")
         if augment not in AUGMENTATIONS:
             raise UserError(f"augment {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
         if test_transform not in TEST_TRANSFORMS:
-            raise UserError(f"test_transform {test_transform!r}: use one of "
-                            f"{', '.join(TEST_TRANSFORMS)}")
+            raise UserError(
+                f"test_transform {test_transform!r}: use one of {', '.join(TEST_TRANSFORMS)}"
+            )
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         self.device = torch.device(device)
@@ -130,7 +147,7 @@ class BatchLoader:
         else:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images.index_select(0, index).float().div_(255.0)
             yield self._transform(x, generator), self.labels.index_select(0, index)
 
@@ -153,10 +170,20 @@ class BatchLoader:
 class FolderLoader:
     """Iterable of (x, y) over a folder-backed ImageSet through a DataLoader with workers."""
 
-    def __init__(self, images: ImageSet, *, batch_size: int, train: bool, resolution: int,
-                 augment: str = "rrc-flip", test_transform: str = "resize-center-crop",
-                 device: torch.device | str = "cpu", seed: int = 0,
-                 drop_last: bool | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        images: ImageSet,
+        *,
+        batch_size: int,
+        train: bool,
+        resolution: int,
+        augment: str = "rrc-flip",
+        test_transform: str = "resize-center-crop",
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        drop_last: bool | None = None,
+        workers: int | None = None,
+    ):
         import os
 
         from torch.utils.data import DataLoader
@@ -167,8 +194,9 @@ class FolderLoader:
         self.seed = seed
         self.epoch = 0
         self.num_samples = len(images)
-        self.dataset = _FolderDataset(images, _pil_transform(train, resolution, augment,
-                                                             test_transform))
+        self.dataset = _FolderDataset(
+            images, _pil_transform(train, resolution, augment, test_transform)
+        )
         self.batch_size = batch_size
         self.drop_last = bool(drop_last) if drop_last is not None else train
         self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
@@ -184,10 +212,16 @@ class FolderLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = _generator(self.seed, self.epoch)
         loader = self._loader_cls(
-            self.dataset, batch_size=self.batch_size, shuffle=self.train, generator=generator,
-            num_workers=self.workers, drop_last=self.drop_last,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
-            worker_init_fn=_seed_worker)
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.train,
+            generator=generator,
+            num_workers=self.workers,
+            drop_last=self.drop_last,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            worker_init_fn=_seed_worker,
+        )
         for x, y in loader:
             yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
 
@@ -221,11 +255,17 @@ def _pil_transform(train: bool, resolution: int, augment: str, test_transform: s
     if train:
         steps = {
             "rrc-flip": [T.RandomResizedCrop(resolution), T.RandomHorizontalFlip()],
-            "crop-flip": [T.Resize(resolution), T.CenterCrop(resolution),
-                          T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
-                          T.RandomHorizontalFlip()],
-            "crop": [T.Resize(resolution), T.CenterCrop(resolution),
-                     T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32)))],
+            "crop-flip": [
+                T.Resize(resolution),
+                T.CenterCrop(resolution),
+                T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
+                T.RandomHorizontalFlip(),
+            ],
+            "crop": [
+                T.Resize(resolution),
+                T.CenterCrop(resolution),
+                T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
+            ],
             "flip": [T.Resize(resolution), T.CenterCrop(resolution), T.RandomHorizontalFlip()],
             "none": [T.Resize(resolution), T.CenterCrop(resolution)],
         }[augment]
@@ -236,16 +276,41 @@ def _pil_transform(train: bool, resolution: int, augment: str, test_transform: s
     return T.Compose([*steps, T.ToTensor()])
 
 
-def make_loader(images: ImageSet, *, batch_size: int, train: bool, resolution: int,
-                augment: str = "crop-flip", test_transform: str = "resize",
-                device: torch.device | str = "cpu", seed: int = 0,
-                drop_last: bool | None = None, workers: int | None = None
-                ) -> BatchLoader | FolderLoader:
+def make_loader(
+    images: ImageSet,
+    *,
+    batch_size: int,
+    train: bool,
+    resolution: int,
+    augment: str = "crop-flip",
+    test_transform: str = "resize",
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    drop_last: bool | None = None,
+    workers: int | None = None,
+) -> BatchLoader | FolderLoader:
     """The loader for ``images``: device-resident batches for tensors, a DataLoader for files."""
     if images.images is not None:
-        return BatchLoader(images, batch_size=batch_size, train=train, resolution=resolution,
-                           augment=augment, test_transform=test_transform, device=device,
-                           seed=seed, drop_last=drop_last)
-    return FolderLoader(images, batch_size=batch_size, train=train, resolution=resolution,
-                        augment=augment, test_transform=test_transform, device=device,
-                        seed=seed, drop_last=drop_last, workers=workers)
+        return BatchLoader(
+            images,
+            batch_size=batch_size,
+            train=train,
+            resolution=resolution,
+            augment=augment,
+            test_transform=test_transform,
+            device=device,
+            seed=seed,
+            drop_last=drop_last,
+        )
+    return FolderLoader(
+        images,
+        batch_size=batch_size,
+        train=train,
+        resolution=resolution,
+        augment=augment,
+        test_transform=test_transform,
+        device=device,
+        seed=seed,
+        drop_last=drop_last,
+        workers=workers,
+    )

@@ -50,27 +50,79 @@ class Splits:
     info: DatasetInfo
 
 
-_REGISTRY: dict[str, DatasetInfo] = {info.name: info for info in (
-    DatasetInfo("shapes", "embedded", 10, 32, {"train": 10000, "val": 2000, "test": 2000},
-                "procedural source task: 10 shape classes on textured backgrounds"),
-    DatasetInfo("digits", "embedded", 10, 8, {"train": 1078, "val": 180, "test": 539},
-                "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB"),
-    DatasetInfo("textures", "embedded", 10, 32, {"train": 1500, "val": 250, "test": 500},
-                "procedural downstream task: gratings, checkerboards, dots, rings, noise"),
-    DatasetInfo("cifar10", "real", 10, 32, {"train": 45000, "val": 5000, "test": 10000},
-                "CIFAR-10 python batches", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-                "cifar-10-batches-py/"),
-    DatasetInfo("cifar100", "real", 100, 32, {"train": 45000, "val": 5000, "test": 10000},
-                "CIFAR-100 python batches", (0.5071, 0.4865, 0.4409),
-                (0.2673, 0.2564, 0.2762), "cifar-100-python/"),
-    DatasetInfo("svhn", "real", 10, 32, {"train": 68257, "val": 5000, "test": 26032},
-                "SVHN cropped digits (.mat)", (0.4377, 0.4438, 0.4728),
-                (0.1980, 0.2010, 0.1970), "svhn/train_32x32.mat, svhn/test_32x32.mat"),
-    DatasetInfo("imagenet", "real", 1000, 224,
-                {"train": 1271167, "val": 10000, "test": 50000},
-                "ImageNet ILSVRC-2012 as an ImageFolder tree (val/ is the test split)",
-                IMAGENET_MEAN, IMAGENET_STD, "imagenet/train/<wnid>/, imagenet/val/<wnid>/"),
-)}
+_REGISTRY: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo(
+            "shapes",
+            "embedded",
+            10,
+            32,
+            {"train": 10000, "val": 2000, "test": 2000},
+            "procedural source task: 10 shape classes on textured backgrounds",
+        ),
+        DatasetInfo(
+            "digits",
+            "embedded",
+            10,
+            8,
+            {"train": 1078, "val": 180, "test": 539},
+            "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB",
+        ),
+        DatasetInfo(
+            "textures",
+            "embedded",
+            10,
+            32,
+            {"train": 1500, "val": 250, "test": 500},
+            "procedural downstream task: gratings, checkerboards, dots, rings, noise",
+        ),
+        DatasetInfo(
+            "cifar10",
+            "real",
+            10,
+            32,
+            {"train": 45000, "val": 5000, "test": 10000},
+            "CIFAR-10 python batches",
+            (0.4914, 0.4822, 0.4465),
+            (0.2470, 0.2435, 0.2616),
+            "cifar-10-batches-py/",
+        ),
+        DatasetInfo(
+            "cifar100",
+            "real",
+            100,
+            32,
+            {"train": 45000, "val": 5000, "test": 10000},
+            "CIFAR-100 python batches",
+            (0.5071, 0.4865, 0.4409),
+            (0.2673, 0.2564, 0.2762),
+            "cifar-100-python/",
+        ),
+        DatasetInfo(
+            "svhn",
+            "real",
+            10,
+            32,
+            {"train": 68257, "val": 5000, "test": 26032},
+            "SVHN cropped digits (.mat)",
+            (0.4377, 0.4438, 0.4728),
+            (0.1980, 0.2010, 0.1970),
+            "svhn/train_32x32.mat, svhn/test_32x32.mat",
+        ),
+        DatasetInfo(
+            "imagenet",
+            "real",
+            1000,
+            224,
+            {"train": 1271167, "val": 10000, "test": 50000},
+            "ImageNet ILSVRC-2012 as an ImageFolder tree (val/ is the test split)",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "imagenet/train/<wnid>/, imagenet/val/<wnid>/",
+        ),
+    )
+}
 
 
 def data_root(root: str | Path | None = None) -> Path:
@@ -89,11 +141,22 @@ def dataset_info(name: str) -> DatasetInfo:
     """Registry entry of ``name``; ``folder:/path`` describes an ImageFolder tree."""
     if name.startswith("folder:"):
         path = name.partition(":")[2]
-        return DatasetInfo(name, "real", 0, 224, {"train": 0, "val": 0, "test": 0},
-                           f"ImageFolder tree at {path}", IMAGENET_MEAN, IMAGENET_STD, path)
+        return DatasetInfo(
+            name,
+            "real",
+            0,
+            224,
+            {"train": 0, "val": 0, "test": 0},
+            f"ImageFolder tree at {path}",
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            path,
+        )
     if name not in _REGISTRY:
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or "
-                        "folder:/path/to/imagefolder (doublewin datasets)")
+        raise UserError(
+            f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} or "
+            "folder:/path/to/imagefolder (doublewin datasets)"
+        )
     return _REGISTRY[name]
 
 
@@ -101,8 +164,10 @@ def _status(info: DatasetInfo, root: Path) -> tuple[str, str]:
     if info.kind == "embedded":
         return "built in", "generated; cache: $DOUBLEWIN_CACHE"
     expected = {
-        "cifar10": [root / "cifar-10-batches-py" / "data_batch_1",
-                    root / "cifar-10-batches-py" / "test_batch"],
+        "cifar10": [
+            root / "cifar-10-batches-py" / "data_batch_1",
+            root / "cifar-10-batches-py" / "test_batch",
+        ],
         "cifar100": [root / "cifar-100-python" / "train", root / "cifar-100-python" / "test"],
         "svhn": [root / "svhn" / "train_32x32.mat", root / "svhn" / "test_32x32.mat"],
         "imagenet": [root / "imagenet" / "train", root / "imagenet" / "val"],
@@ -121,15 +186,24 @@ def describe_datasets(root: str | Path | None = None) -> list[dict[str, object]]
     rows = []
     for info in list_datasets():
         status, location = _status(info, base)
-        rows.append({"name": info.name, "kind": info.kind, "num_classes": info.num_classes,
-                     "image_size": info.image_size, "splits": dict(info.splits),
-                     "status": status, "location": location,
-                     "description": info.description})
+        rows.append(
+            {
+                "name": info.name,
+                "kind": info.kind,
+                "num_classes": info.num_classes,
+                "image_size": info.image_size,
+                "splits": dict(info.splits),
+                "status": status,
+                "location": location,
+                "description": info.description,
+            }
+        )
     return rows
 
 
-def load_dataset(name: str, root: str | Path | None = None, *, val_size: int | None = None
-                 ) -> Splits:
+def load_dataset(
+    name: str, root: str | Path | None = None, *, val_size: int | None = None
+) -> Splits:
     """Train/val/test of ``name``; ``val_size`` overrides the held-out validation size."""
     info = dataset_info(name)
     base = data_root(root)
@@ -140,32 +214,54 @@ def load_dataset(name: str, root: str | Path | None = None, *, val_size: int | N
 
         parts = read_cifar(base, name)
         train_images, train_labels = parts["train"]
-        return _tail_split(info, train_images, train_labels, *parts["test"],
-                           val_size or 5000, source=str(base / info.files))
+        return _tail_split(
+            info,
+            train_images,
+            train_labels,
+            *parts["test"],
+            val_size or 5000,
+            source=str(base / info.files),
+        )
     if name == "svhn":
         from doublewin.data.real import read_svhn_mat, svhn_file
 
         train_images, train_labels = read_svhn_mat(svhn_file(base, "train"))
         test = read_svhn_mat(svhn_file(base, "test"))
         default = max(1, len(train_labels) - 68257) if len(train_labels) > 68257 else None
-        return _tail_split(info, train_images, train_labels, *test, val_size or default
-                           or max(1, len(train_labels) // 10), source=str(base / "svhn"))
+        return _tail_split(
+            info,
+            train_images,
+            train_labels,
+            *test,
+            val_size or default or max(1, len(train_labels) // 10),
+            source=str(base / "svhn"),
+        )
     return _folder(info, base, val_size)
 
 
-def _tail_split(info: DatasetInfo, images: torch.Tensor, labels: torch.Tensor,
-                test_images: torch.Tensor, test_labels: torch.Tensor, val_size: int, *,
-                source: str) -> Splits:
+def _tail_split(
+    info: DatasetInfo,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    val_size: int,
+    *,
+    source: str,
+) -> Splits:
     n = len(labels)
     if not 0 < val_size < n:
-        raise UserError(f"{info.name}: val_size {val_size} must be smaller than the "
-                        f"{n} training images in {source}")
+        raise UserError(
+            f"{info.name}: val_size {val_size} must be smaller than the "
+            f"{n} training images in {source}"
+        )
     k = info.num_classes
     train = ImageSet(labels[: n - val_size], k, images=images[: n - val_size])
-    val = ImageSet(labels[n - val_size:], k, images=images[n - val_size:])
+    val = ImageSet(labels[n - val_size :], k, images=images[n - val_size :])
     test = ImageSet(test_labels, k, images=test_images)
-    sized = dataclasses.replace(info, splits={"train": len(train), "val": len(val),
-                                              "test": len(test)})
+    sized = dataclasses.replace(
+        info, splits={"train": len(train), "val": len(val), "test": len(test)}
+    )
     return Splits(train, val, test, sized)
 
 
@@ -174,8 +270,10 @@ def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
 
     data = load_embedded(info.name)
     k = info.num_classes
-    sets = {s: ImageSet(data[f"{s}_labels"].to(torch.int64), k, images=data[f"{s}_images"])
-            for s in ("train", "val", "test")}
+    sets = {
+        s: ImageSet(data[f"{s}_labels"].to(torch.int64), k, images=data[f"{s}_images"])
+        for s in ("train", "val", "test")
+    }
     if val_size is not None:
         # Re-split the training and validation images together with the requested size.
         images = torch.cat([sets["train"].images, sets["val"].images])
@@ -184,8 +282,9 @@ def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
         sets["train"] = ImageSet(labels[keep], k, images=images[keep])
         sets["val"] = ImageSet(labels[held], k, images=images[held])
     mean, std = channel_stats(sets["train"].images)
-    sized = dataclasses.replace(info.with_stats(mean, std),
-                                splits={s: len(v) for s, v in sets.items()})
+    sized = dataclasses.replace(
+        info.with_stats(mean, std), splits={s: len(v) for s, v in sets.items()}
+    )
     return Splits(sets["train"], sets["val"], sets["test"], sized)
 
 
@@ -204,10 +303,14 @@ def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
     test = read_folder(test_dir, classes)
     count = val_size or default_val or max(1, len(full) // 10)
     if count >= len(full):
-        raise UserError(f"{info.name}: val_size {count} must be smaller than the {len(full)} "
-                        f"training images in {top / 'train'}")
+        raise UserError(
+            f"{info.name}: val_size {count} must be smaller than the {len(full)} "
+            f"training images in {top / 'train'}"
+        )
     keep, held = stratified_holdout(full.labels, count, seed=0)
-    sized = dataclasses.replace(info, num_classes=len(classes),
-                                splits={"train": len(keep), "val": len(held),
-                                        "test": len(test)})
+    sized = dataclasses.replace(
+        info,
+        num_classes=len(classes),
+        splits={"train": len(keep), "val": len(held), "test": len(test)},
+    )
     return Splits(full.subset(keep), full.subset(held), test, sized)

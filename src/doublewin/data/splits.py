@@ -13,8 +13,9 @@ from doublewin.data.imageset import ImageSet
 from doublewin.errors import UserError
 
 
-def stratified_holdout(labels: torch.Tensor, count: int, seed: int
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_holdout(
+    labels: torch.Tensor, count: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept indices, held-out indices): ``count`` held out, class-stratified, seeded."""
     n = len(labels)
     if not 0 < count < n:
@@ -33,15 +34,20 @@ def stratified_holdout(labels: torch.Tensor, count: int, seed: int
     held_index = torch.cat(held) if held else torch.empty(0, dtype=torch.int64)
     if taken < count:  # rounding: top up from the rest in seeded order
         rest = order[~torch.isin(order, held_index)]
-        held_index = torch.cat([held_index, rest[:count - taken]])
+        held_index = torch.cat([held_index, rest[: count - taken]])
     held_index = held_index[:count]
     keep = torch.ones(n, dtype=torch.bool)
     keep[held_index] = False
     return keep.nonzero().squeeze(1), torch.sort(held_index).values
 
 
-def take_fraction(images: ImageSet, fraction: float, *, seed: int = 0,
-                  mode: Literal["balanced", "first"] = "balanced") -> ImageSet:
+def take_fraction(
+    images: ImageSet,
+    fraction: float,
+    *,
+    seed: int = 0,
+    mode: Literal["balanced", "first"] = "balanced",
+) -> ImageSet:
     """Keep ``fraction`` ∈ (0, 1] of ``images``.
 
     ``balanced``: each class keeps round(f · n_c) of its images, at least one, chosen by a

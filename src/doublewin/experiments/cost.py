@@ -61,8 +61,7 @@ def job_passes(job: Job) -> float:
     spec = job.spec
     if job.stage == "pretrain":
         n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
-        return (training_passes(spec.train, n_train, n_val)
-                + n_val * eval_passes(spec.eval_attack))
+        return training_passes(spec.train, n_train, n_val) + n_val * eval_passes(spec.eval_attack)
     if job.stage == "tickets":
         n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
         if spec.method == "imp":
@@ -70,16 +69,16 @@ def job_passes(job: Job) -> float:
         if spec.method == "gem-miner":
             return spec.gem_miner.epochs * n_train
         if spec.method in ("snip", "grasp"):
-            return spec.score_batches * spec.train.batch_size * (3 if spec.method == "grasp"
-                                                                 else 1)
+            return spec.score_batches * spec.train.batch_size * (3 if spec.method == "grasp" else 1)
         if spec.method == "synflow":
             return spec.synflow.iterations
         return 0.0
     if job.stage == "transfer":
         n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction)
         # Test SA/RA at two checkpoints.
-        return (training_passes(spec.train, n_train, n_val)
-                + 2 * n_test * eval_passes(spec.eval_attack))
+        return training_passes(spec.train, n_train, n_val) + 2 * n_test * eval_passes(
+            spec.eval_attack
+        )
     return 0.0
 
 

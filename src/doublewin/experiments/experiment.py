@@ -34,8 +34,17 @@ from doublewin.experiments.specs import (
 )
 from doublewin.experiments.typed import apply_override, from_dict, parse_overrides
 
-TOP_LEVEL_KEYS = ("name", "arch", "seeds", "pretrain", "tickets", "transfer", "verdict",
-                  "description", "store")
+TOP_LEVEL_KEYS = (
+    "name",
+    "arch",
+    "seeds",
+    "pretrain",
+    "tickets",
+    "transfer",
+    "verdict",
+    "description",
+    "store",
+)
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
@@ -106,8 +115,9 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def load_experiment(source: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()
-                    ) -> Experiment:
+def load_experiment(
+    source: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()
+) -> Experiment:
     """Parse an experiment file (or mapping) with ``key=value`` overrides applied first."""
     raw = copy.deepcopy(dict(source)) if isinstance(source, Mapping) else load_yaml(source)
     for key, value in parse_overrides(overrides):
@@ -149,26 +159,45 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     transfer_data = dict(transfer.get("data") or {})
     for key in ("name", "fraction"):
         if key in transfer_data:
-            raise UserError(f"transfer.data.{key}: set it through transfer.datasets / "
-                            "transfer.fractions")
+            raise UserError(
+                f"transfer.data.{key}: set it through transfer.datasets / transfer.fractions"
+            )
     from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
-    eval_attack = from_dict(AttackSpec, deep_merge({"steps": 20, "bn_mode": "eval"},
-                                                   transfer.get("eval_attack") or {}),
-                            path="transfer.eval_attack")
+    eval_attack = from_dict(
+        AttackSpec,
+        deep_merge({"steps": 20, "bn_mode": "eval"}, transfer.get("eval_attack") or {}),
+        path="transfer.eval_attack",
+    )
     unknown = sorted(set(transfer) - set(TRANSFER_GRID_KEYS))
     if unknown:
-        raise UserError(f"transfer.{unknown[0]}: unknown key; known keys: "
-                        f"{', '.join(TRANSFER_GRID_KEYS)}")
+        raise UserError(
+            f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
+        )
     verdict = from_dict(VerdictConfig, raw.get("verdict") or {}, path="verdict")
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
-    return Experiment(name, arch, tuple(seeds), pretrainings, ticket_specs, rungs, datasets,
-                      fractions, regimes, transfer_data, eval_attack, verdict, dict(raw), store)
+    return Experiment(
+        name,
+        arch,
+        tuple(seeds),
+        pretrainings,
+        ticket_specs,
+        rungs,
+        datasets,
+        fractions,
+        regimes,
+        transfer_data,
+        eval_attack,
+        verdict,
+        dict(raw),
+        store,
+    )
 
 
-def expand(experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | None = None
-           ) -> list[Job]:
+def expand(
+    experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | None = None
+) -> list[Job]:
     """Every job of the full grid, upstream stages first.
 
     ``ladders`` maps a tickets job id to the sparsities it produces; by default the ladder is
@@ -182,16 +211,25 @@ def expand(experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | No
     for label, spec in experiment.ticket_specs:
         p = by_label[label]
         deps = (p.ref,) if p.spec is not None else ()
-        job = Job("tickets", spec, deps, {
-            "pretraining": label, "method": spec.method,
-            "imp_regime": spec.train.regime if spec.method == "imp" else "",
-        })
+        job = Job(
+            "tickets",
+            spec,
+            deps,
+            {
+                "pretraining": label,
+                "method": spec.method,
+                "imp_regime": spec.train.regime if spec.method == "imp" else "",
+            },
+        )
         jobs.append(job)
         ticket_jobs.append((label, job))
     for p in experiment.pretrainings:
         candidates: list[tuple[str, Mapping[str, Any], tuple[str, ...]]] = [
-            ("", {"method": "dense", "imp_regime": "", "sparsity": 0.0},
-             (p.ref,) if p.spec is not None else ())
+            (
+                "",
+                {"method": "dense", "imp_regime": "", "sparsity": 0.0},
+                (p.ref,) if p.spec is not None else (),
+            )
         ]
         for label, job in ticket_jobs:
             if label != p.label:
@@ -199,30 +237,56 @@ def expand(experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | No
             ladder = (ladders or {}).get(job.id) or ticket_ladder(job.spec)
             for index in select_rungs(len(ladder), experiment.transfer_rungs):
                 sparsity = ladder[index]
-                candidates.append((ticket_ref(job.id, sparsity), {
-                    "method": job.labels["method"], "imp_regime": job.labels["imp_regime"],
-                    "sparsity": sparsity, "rung": index + 1,
-                }, (job.id,)))
+                candidates.append(
+                    (
+                        ticket_ref(job.id, sparsity),
+                        {
+                            "method": job.labels["method"],
+                            "imp_regime": job.labels["imp_regime"],
+                            "sparsity": sparsity,
+                            "rung": index + 1,
+                        },
+                        (job.id,),
+                    )
+                )
         for ticket, ticket_labels, deps in candidates:
             for dataset in experiment.datasets:
                 for fraction in experiment.fractions:
                     for regime, train in experiment.regimes.items():
                         for seed in experiment.seeds:
-                            spec = transfer_spec(experiment, p.ref, ticket, dataset, fraction,
-                                                 train, seed)
-                            labels = {"pretraining": p.label, **ticket_labels,
-                                      "dataset": dataset, "fraction": fraction,
-                                      "regime": regime, "seed": seed}
+                            spec = transfer_spec(
+                                experiment, p.ref, ticket, dataset, fraction, train, seed
+                            )
+                            labels = {
+                                "pretraining": p.label,
+                                **ticket_labels,
+                                "dataset": dataset,
+                                "fraction": fraction,
+                                "regime": regime,
+                                "seed": seed,
+                            }
                             jobs.append(Job("transfer", spec, deps, labels))
     return jobs
 
 
-def transfer_spec(experiment: Experiment, weights: str, ticket: str, dataset: str,
-                  fraction: float, train: TrainSpec, seed: int) -> TransferSpec:
-    data = from_dict(DataSpec, {**experiment.transfer_data, "name": dataset,
-                                "fraction": fraction})
-    return TransferSpec(weights=weights, ticket=ticket, data=data, train=train,
-                        eval_attack=experiment.eval_attack, seed=seed)
+def transfer_spec(
+    experiment: Experiment,
+    weights: str,
+    ticket: str,
+    dataset: str,
+    fraction: float,
+    train: TrainSpec,
+    seed: int,
+) -> TransferSpec:
+    data = from_dict(DataSpec, {**experiment.transfer_data, "name": dataset, "fraction": fraction})
+    return TransferSpec(
+        weights=weights,
+        ticket=ticket,
+        data=data,
+        train=train,
+        eval_attack=experiment.eval_attack,
+        seed=seed,
+    )
 
 
 def ticket_ladder(spec: TicketSpec) -> tuple[float, ...]:
@@ -249,8 +313,10 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         raise UserError("pretrain: expected a mapping with runs")
     runs = section.get("runs")
     if not isinstance(runs, Mapping) or not runs:
-        raise UserError("pretrain.runs: name at least one pre-training, e.g. "
-                        "runs: {STD: {train: {regime: std}}}")
+        raise UserError(
+            "pretrain.runs: name at least one pre-training, e.g. "
+            "runs: {STD: {train: {regime: std}}}"
+        )
     base = {k: v for k, v in section.items() if k != "runs"}
     out = []
     for label, run in runs.items():
@@ -260,8 +326,10 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         if "weights" in run:
             extra = sorted(set(run) - {"weights"})
             if extra:
-                raise UserError(f"pretrain.runs.{label}.{extra[0]}: an imported pre-training "
-                                "takes only `weights: PATH`")
+                raise UserError(
+                    f"pretrain.runs.{label}.{extra[0]}: an imported pre-training "
+                    "takes only `weights: PATH`"
+                )
             path = Path(str(run["weights"])).expanduser()
             out.append(Pretraining(str(label), path=path, weights_hash=_file_hash(path)))
             continue
@@ -271,8 +339,9 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
     return tuple(out)
 
 
-def _parse_tickets(section: Any, pretrainings: tuple[Pretraining, ...]
-                   ) -> tuple[tuple[tuple[str, TicketSpec], ...], tuple[int, ...] | None]:
+def _parse_tickets(
+    section: Any, pretrainings: tuple[Pretraining, ...]
+) -> tuple[tuple[tuple[str, TicketSpec], ...], tuple[int, ...] | None]:
     if section is None:
         return (), None
     if not isinstance(section, Mapping):
@@ -287,8 +356,9 @@ def _parse_tickets(section: Any, pretrainings: tuple[Pretraining, ...]
     base = {k: v for k, v in section.items() if k not in TICKET_GRID_KEYS}
     for key in ("weights", "method"):
         if key in base:
-            raise UserError(f"tickets.{key}: set by the grid; use tickets.methods and "
-                            "pretrain.runs")
+            raise UserError(
+                f"tickets.{key}: set by the grid; use tickets.methods and pretrain.runs"
+            )
     out = []
     for p in pretrainings:
         for method in methods:

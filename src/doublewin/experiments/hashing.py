@@ -41,8 +41,12 @@ def canonical(spec: Any, default: Any = None) -> dict[str, Any]:
 
 def canonical_string(stage: str, spec: Any) -> str:
     """``{"spec": ..., "stage": ...}`` as compact, key-sorted JSON."""
-    return json.dumps({"stage": stage, "spec": canonical(spec)}, sort_keys=True,
-                      separators=(",", ":"), allow_nan=False)
+    return json.dumps(
+        {"stage": stage, "spec": canonical(spec)},
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
+    )
 
 
 def spec_hash(stage: str, spec: Any) -> str:

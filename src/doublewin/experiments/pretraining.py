@@ -39,10 +39,17 @@ def resolution_for(arch: str, requested: int | None) -> int:
     return int(requested) if requested else int(arch_info(arch).input_size)
 
 
-def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
-             device: str | torch.device = "cpu", data_root: str | Path | None = None,
-             progress: Progress = NULL_PROGRESS, log: JsonlLog | None = None,
-             compile: bool = False) -> PretrainResult:
+def pretrain(
+    spec: PretrainSpec,
+    out: str | Path,
+    *,
+    workdir: str | Path,
+    device: str | torch.device = "cpu",
+    data_root: str | Path | None = None,
+    progress: Progress = NULL_PROGRESS,
+    log: JsonlLog | None = None,
+    compile: bool = False,
+) -> PretrainResult:
     """Train ``spec.arch`` on ``spec.data`` with ``spec.train`` and save θp to ``out``.
 
     ``workdir`` keeps the per-epoch checkpoint, so an interrupted call resumes. The file at
@@ -55,25 +62,49 @@ def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
     device = distributed.local_device(device)
     resolution = resolution_for(spec.arch, spec.data.resolution)
     train_loader, val_loader, _, info = prepare_data(
-        spec.data, resolution_default=resolution, batch_size=spec.train.batch_size,
-        device=device, seed=spec.seed, root=data_root)
+        spec.data,
+        resolution_default=resolution,
+        batch_size=spec.train.batch_size,
+        device=device,
+        seed=spec.seed,
+        root=data_root,
+    )
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, info.num_classes, mean=info.mean, std=info.std).to(device)
-    result = train(model, spec.train, train_loader, val_loader, workdir=Path(workdir),
-                   device=device, seed=spec.seed, progress=progress, log=log, compile=compile)
+    result = train(
+        model,
+        spec.train,
+        train_loader,
+        val_loader,
+        workdir=Path(workdir),
+        device=device,
+        seed=spec.seed,
+        progress=progress,
+        log=log,
+        compile=compile,
+    )
     # θp is the final weights (the FAT guard has already restored the last good ones on a
     # collapse); source SA/RA are measured on the held-out validation split.
     source = evaluate(model, val_loader, attack=spec.eval_attack, device=device)
     attack = spec.train.attack if spec.train.regime != "std" else None
     meta = WeightsMeta(
-        arch=spec.arch, num_classes=info.num_classes, mean=tuple(info.mean),
-        std=tuple(info.std), input_size=resolution, dataset=spec.data.name,
-        regime=spec.train.regime, eps=attack.eps if attack else None,
+        arch=spec.arch,
+        num_classes=info.num_classes,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
+        input_size=resolution,
+        dataset=spec.data.name,
+        regime=spec.train.regime,
+        eps=attack.eps if attack else None,
         attack_steps=(1 if spec.train.regime == "fat" else attack.steps) if attack else None,
-        source="pretrain", source_sa=round(float(source["sa"]), 2),
+        source="pretrain",
+        source_sa=round(float(source["sa"]), 2),
         source_ra=round(float(source["ra"]), 2),
-        extra={"spec": to_dict(spec), "collapsed": bool(result.metrics.get("collapsed")),
-               "eval_attack": to_dict(spec.eval_attack)},
+        extra={
+            "spec": to_dict(spec),
+            "collapsed": bool(result.metrics.get("collapsed")),
+            "eval_attack": to_dict(spec.eval_attack),
+        },
     )
     if distributed.is_main():
         digest = save_weights(out, model, meta)
@@ -82,13 +113,22 @@ def pretrain(spec: PretrainSpec, out: str | Path, *, workdir: str | Path,
 
         digest = content_hash(model.state_dict())
     distributed.barrier()
-    metrics = {**{k: v for k, v in result.metrics.items() if _plain(v)},
-               "source_sa": meta.source_sa, "source_ra": meta.source_ra,
-               "content_hash": digest}
+    metrics = {
+        **{k: v for k, v in result.metrics.items() if _plain(v)},
+        "source_sa": meta.source_sa,
+        "source_ra": meta.source_ra,
+        "content_hash": digest,
+    }
     if log is not None:
         log.write("pretrain", source_sa=meta.source_sa, source_ra=meta.source_ra)
-    return PretrainResult(Path(out), digest, meta.source_sa, meta.source_ra,
-                          bool(result.metrics.get("collapsed")), metrics)
+    return PretrainResult(
+        Path(out),
+        digest,
+        meta.source_sa,
+        meta.source_ra,
+        bool(result.metrics.get("collapsed")),
+        metrics,
+    )
 
 
 def _plain(value: Any) -> bool:

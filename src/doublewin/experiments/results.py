@@ -13,8 +13,17 @@ from doublewin.experiments.experiment import Job
 from doublewin.experiments.store import Store
 from doublewin.experiments.typed import to_dict
 
-LABEL_COLUMNS = ("pretraining", "dataset", "fraction", "method", "imp_regime", "sparsity",
-                 "rung", "regime", "seed")
+LABEL_COLUMNS = (
+    "pretraining",
+    "dataset",
+    "fraction",
+    "method",
+    "imp_regime",
+    "sparsity",
+    "rung",
+    "regime",
+    "seed",
+)
 TIMING_COLUMNS = ("seconds", "images_per_second", "finished_at", "job_seconds")
 
 
@@ -32,8 +41,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def result_row(job: Job, metrics: Mapping[str, Any], job_id: str | None = None
-               ) -> dict[str, Any]:
+def result_row(job: Job, metrics: Mapping[str, Any], job_id: str | None = None) -> dict[str, Any]:
     """The results.csv row of one finished transfer job."""
     row: dict[str, Any] = {column: job.labels.get(column, "") for column in LABEL_COLUMNS}
     row["sparsity_target"] = row["sparsity"]

@@ -56,8 +56,14 @@ class Plan:
     def counts(self) -> dict[str, dict[str, int]]:
         total = Counter(j.stage for j in self.jobs)
         done = Counter(j.stage for j in self.jobs if j.id in self.done)
-        return {stage: {"total": total[stage], "done": done[stage],
-                        "to_run": total[stage] - done[stage]} for stage in total}
+        return {
+            stage: {
+                "total": total[stage],
+                "done": done[stage],
+                "to_run": total[stage] - done[stage],
+            }
+            for stage in total
+        }
 
     def pending(self) -> list[Job]:
         return [j for j in self.jobs if j.id not in self.done]
@@ -81,8 +87,12 @@ def default_run_dir(experiment: Experiment, base: str | Path = "runs") -> Path:
     return Path(base) / experiment.name
 
 
-def make_plan(source: str | Path | Mapping[str, Any], overrides: Iterable[str] = (), *,
-              run_dir: str | Path | None = None) -> Plan:
+def make_plan(
+    source: str | Path | Mapping[str, Any],
+    overrides: Iterable[str] = (),
+    *,
+    run_dir: str | Path | None = None,
+) -> Plan:
     """Parse the experiment and expand its grid; reads the store, writes nothing."""
     experiment = load_experiment(source, overrides)
     folder = Path(run_dir) if run_dir else default_run_dir(experiment)
@@ -92,40 +102,64 @@ def make_plan(source: str | Path | Mapping[str, Any], overrides: Iterable[str] =
     return Plan(experiment, folder, jobs, done)
 
 
-def context_for(plan: Plan, *, device: str = "auto", data_root: str | None = None,
-                threads: int | None = None, compile: bool = False) -> RunContext:
+def context_for(
+    plan: Plan,
+    *,
+    device: str = "auto",
+    data_root: str | None = None,
+    threads: int | None = None,
+    compile: bool = False,
+) -> RunContext:
     imports = {}
     for p in plan.experiment.pretrainings:
         if p.path is None:
             continue
         if not p.path.is_file():
-            raise UserError(f"pretrain.runs.{p.label}.weights: {p.path} not found; pass a "
-                            "weights file from doublewin import-weights or doublewin pretrain")
+            raise UserError(
+                f"pretrain.runs.{p.label}.weights: {p.path} not found; pass a "
+                "weights file from doublewin import-weights or doublewin pretrain"
+            )
         if not p.weights_hash:
-            raise UserError(f"pretrain.runs.{p.label}.weights: {p.path} is not a doublewin "
-                            "weights file; convert it with doublewin import-weights")
+            raise UserError(
+                f"pretrain.runs.{p.label}.weights: {p.path} is not a doublewin "
+                "weights file; convert it with doublewin import-weights"
+            )
         imports[p.ref] = str(p.path.resolve())
-    return RunContext(store_root=plan.store_root, device=device, data_root=data_root,
-                      imports=imports, threads=threads, compile=compile)
+    return RunContext(
+        store_root=plan.store_root,
+        device=device,
+        data_root=data_root,
+        imports=imports,
+        threads=threads,
+        compile=compile,
+    )
 
 
 def write_resolved(plan: Plan) -> None:
     """runs/<name>/experiment.yaml: the experiment as it ran (overrides applied)."""
-    text = yaml.safe_dump(json.loads(json.dumps(plan.experiment.raw, default=str)),
-                          sort_keys=False)
+    text = yaml.safe_dump(json.loads(json.dumps(plan.experiment.raw, default=str)), sort_keys=False)
     atomic_write_text(plan.run_dir / "experiment.yaml", text)
 
 
-def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
-            data_root: str | None = None, progress: Progress = NULL_PROGRESS,
-            search: str | None = None, threads: int | None = None,
-            report: bool = True, compile: bool = False) -> RunOutcome:
+def execute(
+    plan: Plan,
+    *,
+    workers: int = 1,
+    device: str = "auto",
+    data_root: str | None = None,
+    progress: Progress = NULL_PROGRESS,
+    search: str | None = None,
+    threads: int | None = None,
+    report: bool = True,
+    compile: bool = False,
+) -> RunOutcome:
     """Run the plan (or the adaptive search over it), refresh results.csv, write the report."""
     from doublewin.analysis.report import write_results_csv
     from doublewin.experiments.cost import job_passes
 
-    context = context_for(plan, device=device, data_root=data_root, threads=threads,
-                          compile=compile)
+    context = context_for(
+        plan, device=device, data_root=data_root, threads=threads, compile=compile
+    )
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_resolved(plan)
     store = plan.store
@@ -162,8 +196,9 @@ def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
 
     def run_some(jobs: list[Job]) -> list[dict[str, Any]]:
         wanted = _with_dependencies(jobs, plan.jobs)
-        summary = run_jobs(wanted, context, workers=workers, progress=progress,
-                           on_done=refresh, cost=cost)
+        summary = run_jobs(
+            wanted, context, workers=workers, progress=progress, on_done=refresh, cost=cost
+        )
         total.done_before += summary.done_before
         total.computed += summary.computed
         total.failed.extend(summary.failed)
@@ -186,15 +221,15 @@ def execute(plan: Plan, *, workers: int = 1, device: str = "auto",
     return outcome
 
 
-def write_run_report(run_dir: Path, rows: list[dict[str, Any]], plan: Plan | None = None,
-                     search: Any = None) -> Any:
+def write_run_report(
+    run_dir: Path, rows: list[dict[str, Any]], plan: Plan | None = None, search: Any = None
+) -> Any:
     """report/ from the rows and what the plan knows about the pre-trainings."""
     from doublewin.analysis.report import write_report
 
     experiment = plan.experiment if plan else load_experiment(run_dir / "experiment.yaml")
     meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search)
-    return write_report(rows, run_dir / REPORT_DIR, meta=meta,
-                        verdict_config=experiment.verdict)
+    return write_report(rows, run_dir / REPORT_DIR, meta=meta, verdict_config=experiment.verdict)
 
 
 def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[str, Any]:
@@ -208,24 +243,39 @@ def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[s
             entry = store.entry("pretrain", p.spec)
             if entry.done:
                 metrics = entry.metrics()
-                item.update({k: metrics.get(k) for k in ("source_sa", "source_ra",
-                                                         "collapsed", "content_hash")})
+                item.update(
+                    {
+                        k: metrics.get(k)
+                        for k in ("source_sa", "source_ra", "collapsed", "content_hash")
+                    }
+                )
         else:
             item["weights"] = str(p.path)
         pretrainings.append(item)
-    meta: dict[str, Any] = {"name": experiment.name, "arch": experiment.arch,
-                            "seeds": list(experiment.seeds), "pretrainings": pretrainings,
-                            "datasets": list(experiment.datasets),
-                            "fractions": list(experiment.fractions),
-                            "verdict": to_dict(experiment.verdict)}
+    meta: dict[str, Any] = {
+        "name": experiment.name,
+        "arch": experiment.arch,
+        "seeds": list(experiment.seeds),
+        "pretrainings": pretrainings,
+        "datasets": list(experiment.datasets),
+        "fractions": list(experiment.fractions),
+        "verdict": to_dict(experiment.verdict),
+    }
     if search is not None:
         meta["search"] = {
             "transfer_runs": search.transfer_runs,
             "full_grid_transfer_runs": search.full_grid_transfer_runs,
-            "ladders": [{"key": list(s.key), "extreme": s.extreme, "notes": s.notes,
-                         "evaluated": {f"{s.sparsities[r]:.6f}": v
-                                       for r, v in sorted(s.results.items())}}
-                        for s in search.ladders],
+            "ladders": [
+                {
+                    "key": list(s.key),
+                    "extreme": s.extreme,
+                    "notes": s.notes,
+                    "evaluated": {
+                        f"{s.sparsities[r]:.6f}": v for r, v in sorted(s.results.items())
+                    },
+                }
+                for s in search.ladders
+            ],
         }
     return meta
 

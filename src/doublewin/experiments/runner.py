@@ -66,8 +66,9 @@ def run_job(job: Job, context: RunContext, progress: Progress = NULL_PROGRESS) -
     """Compute ``job`` unless its entry is finished; returns its metrics."""
     fn, resumable = stage_function(job.stage)
     store = context.store
-    entry = store.get_or_run(job.stage, job.spec,
-                             lambda e: fn(job, context, e, progress), resumable=resumable)
+    entry = store.get_or_run(
+        job.stage, job.spec, lambda e: fn(job, context, e, progress), resumable=resumable
+    )
     return entry.metrics()
 
 
@@ -84,10 +85,15 @@ def pending(jobs: Sequence[Job], store: Store) -> list[Job]:
     return [j for j in jobs if not store.entry(j.stage, j.spec).done]
 
 
-def run_jobs(jobs: Sequence[Job], context: RunContext, *, workers: int = 1,
-             progress: Progress = NULL_PROGRESS,
-             on_done: Callable[[Job, dict[str, Any]], None] | None = None,
-             cost: Callable[[Job], float] | None = None) -> RunSummary:
+def run_jobs(
+    jobs: Sequence[Job],
+    context: RunContext,
+    *,
+    workers: int = 1,
+    progress: Progress = NULL_PROGRESS,
+    on_done: Callable[[Job, dict[str, Any]], None] | None = None,
+    cost: Callable[[Job], float] | None = None,
+) -> RunSummary:
     """Run every unfinished job once its dependencies are finished.
 
     ``on_done(job, metrics)`` is called in this process after each job (e.g. to refresh
@@ -207,9 +213,12 @@ def _pool(workers: int, context: RunContext) -> futures.ProcessPoolExecutor:
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     threads = context.threads or max(1, (os.cpu_count() or 1) // workers)
     counter = ctx.Value("i", 0)
-    return futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                       initializer=_init_worker,
-                                       initargs=(threads, devices, counter))
+    return futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, devices, counter),
+    )
 
 
 def worker_device(requested: str) -> str:
@@ -225,5 +234,14 @@ def failure_summary(failed: Iterable[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RunContext", "RunSummary", "register_stage", "run_job", "run_jobs", "pending",
-           "worker_device", "failure_summary", "RunFailure"]
+__all__ = [
+    "RunContext",
+    "RunSummary",
+    "register_stage",
+    "run_job",
+    "run_jobs",
+    "pending",
+    "worker_device",
+    "failure_summary",
+    "RunFailure",
+]

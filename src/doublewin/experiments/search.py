@@ -62,7 +62,8 @@ class LadderSearch:
                     return self._finish()
                 self.notes.append(
                     f"rung {self.sparsities[above]:.4f} is double-win above the failing rung "
-                    f"{self.sparsities[self.high]:.4f}: the ladder is not monotone here")
+                    f"{self.sparsities[self.high]:.4f}: the ladder is not monotone here"
+                )
                 self.low, self.high, self.phase = above, len(self.sparsities), "bisect"
                 continue
             return None
@@ -70,8 +71,10 @@ class LadderSearch:
     def record(self, rung: int, double_win: bool | None) -> None:
         self.results[rung] = double_win
         if double_win is None:
-            self.notes.append(f"rung {self.sparsities[rung]:.4f} has no verdict (a transfer "
-                              "run failed or is missing); it counts as not double-win")
+            self.notes.append(
+                f"rung {self.sparsities[rung]:.4f} has no verdict (a transfer "
+                "run failed or is missing); it counts as not double-win"
+            )
         if self.phase == "bisect":
             if double_win:
                 self.low = rung
@@ -81,13 +84,15 @@ class LadderSearch:
     def _finish(self) -> None:
         self.phase = "done"
         extreme = self.extreme_rung
-        losers = sorted(r for r, dw in self.results.items()
-                        if not dw and extreme is not None and r < extreme)
+        losers = sorted(
+            r for r, dw in self.results.items() if not dw and extreme is not None and r < extreme
+        )
         if losers:
             self.notes.append(
                 "rungs below the extreme are not double-win ("
                 + ", ".join(f"{self.sparsities[r]:.4f}" for r in losers)
-                + "): the ladder is not monotone")
+                + "): the ladder is not monotone"
+            )
         return None
 
     @property
@@ -109,8 +114,13 @@ class SearchOutcome:
 
 
 def ladder_key(labels: Mapping[str, Any]) -> LadderKey:
-    return (str(labels["pretraining"]), str(labels["dataset"]), float(labels["fraction"]),
-            str(labels["method"]), str(labels.get("imp_regime") or ""))
+    return (
+        str(labels["pretraining"]),
+        str(labels["dataset"]),
+        float(labels["fraction"]),
+        str(labels["method"]),
+        str(labels.get("imp_regime") or ""),
+    )
 
 
 def regime_order(regimes: set[str]) -> list[str]:
@@ -118,8 +128,11 @@ def regime_order(regimes: set[str]) -> list[str]:
     return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
 
 
-def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str, Any]]],
-                   verdict_config: VerdictConfig) -> SearchOutcome:
+def search_extreme(
+    jobs: Sequence[Job],
+    run: Callable[[list[Job]], list[dict[str, Any]]],
+    verdict_config: VerdictConfig,
+) -> SearchOutcome:
     """Run only the jobs the adaptive search needs.
 
     ``jobs`` is the full grid (upstream stages included); ``run(jobs)`` runs the given jobs
@@ -131,7 +144,8 @@ def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str
     # setting → regime → dense jobs; ladder → sparsity → regime → ticket jobs
     dense: dict[Setting, dict[str, list[Job]]] = defaultdict(lambda: defaultdict(list))
     rungs: dict[LadderKey, dict[float, dict[str, list[Job]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list)))
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for job in transfers:
         regime = str(job.labels["regime"]).lower()
         if job.labels["method"] == "dense":
@@ -139,8 +153,9 @@ def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str
         else:
             sparsity = round(float(job.labels["sparsity"]), 6)
             rungs[ladder_key(job.labels)][sparsity][regime].append(job)
-    searches = {key: LadderSearch(key, tuple(sorted(by_sparsity)))
-                for key, by_sparsity in rungs.items()}
+    searches = {
+        key: LadderSearch(key, tuple(sorted(by_sparsity))) for key, by_sparsity in rungs.items()
+    }
     order = regime_order({str(j.labels["regime"]).lower() for j in transfers})
 
     done_ids: set[str] = set()
@@ -170,8 +185,9 @@ def search_extreme(jobs: Sequence[Job], run: Callable[[list[Job]], list[dict[str
         if not current:
             break
         rows = submit(batch)
-        outcome = {(v.key.group, v.key.sparsity): v.double_win
-                   for v in verdicts(rows, verdict_config)}
+        outcome = {
+            (v.key.group, v.key.sparsity): v.double_win for v in verdicts(rows, verdict_config)
+        }
         for key, (rung, step) in list(current.items()):
             search = searches[key]
             double_win = outcome.get((key, search.sparsities[rung]))

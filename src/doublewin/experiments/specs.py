@@ -261,8 +261,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_spec(stage: str, source: str | Path | Mapping[str, Any] | None = None,
-              overrides: Iterable[str] = ()) -> Any:
+def load_spec(
+    stage: str, source: str | Path | Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
+) -> Any:
     """The typed spec of ``stage`` from a YAML file or mapping, then ``key=value`` overrides."""
     if stage not in STAGES:
         raise UserError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")

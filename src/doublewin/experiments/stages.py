@@ -31,14 +31,18 @@ def weights_file(ref: str, context: RunContext) -> Path:
     if ref.startswith("pretrain-"):
         path = context.store_root / ref / WEIGHTS_FILE
         if not path.is_file():
-            raise RunFailure(f"{path}: pre-trained weights missing; the pretrain stage "
-                             "did not finish — run the experiment again")
+            raise RunFailure(
+                f"{path}: pre-trained weights missing; the pretrain stage "
+                "did not finish — run the experiment again"
+            )
         return path
     path = Path(ref)
     if path.is_file():
         return path
-    raise UserError(f"weights {ref!r}: no such file or store entry; pass a weights file "
-                    "(doublewin pretrain / import-weights)")
+    raise UserError(
+        f"weights {ref!r}: no such file or store entry; pass a weights file "
+        "(doublewin pretrain / import-weights)"
+    )
 
 
 def ticket_file(ref: str, context: RunContext) -> Path | None:
@@ -57,8 +61,10 @@ def ticket_file(ref: str, context: RunContext) -> Path | None:
     for key, relative in index.items():
         if abs(float(key) - target) < 5e-7:
             return folder / relative
-    raise RunFailure(f"{folder}: no ticket at sparsity {target:.4f}; the tickets stage "
-                     f"produced {', '.join(sorted(index)) or 'none'}")
+    raise RunFailure(
+        f"{folder}: no ticket at sparsity {target:.4f}; the tickets stage "
+        f"produced {', '.join(sorted(index)) or 'none'}"
+    )
 
 
 def _tickets_index(folder: Path) -> dict[str, str]:
@@ -75,21 +81,26 @@ def stage_device(context: RunContext) -> Any:
 
 
 @register_stage("pretrain", resumable=True)
-def run_pretrain(job: Job, context: RunContext, entry: Entry, progress: Progress
-                 ) -> dict[str, Any]:
+def run_pretrain(job: Job, context: RunContext, entry: Entry, progress: Progress) -> dict[str, Any]:
     log = JsonlLog(entry.path / "log.jsonl")
     try:
-        result = pretrain(job.spec, entry.path / WEIGHTS_FILE, workdir=entry.path / "train",
-                          device=stage_device(context), data_root=context.data_root,
-                          progress=progress, log=log, compile=context.compile)
+        result = pretrain(
+            job.spec,
+            entry.path / WEIGHTS_FILE,
+            workdir=entry.path / "train",
+            device=stage_device(context),
+            data_root=context.data_root,
+            progress=progress,
+            log=log,
+            compile=context.compile,
+        )
     finally:
         log.close()
     return {**result.metrics, "collapsed": result.collapsed}
 
 
 @register_stage("tickets", resumable=True)
-def run_tickets(job: Job, context: RunContext, entry: Entry, progress: Progress
-                ) -> dict[str, Any]:
+def run_tickets(job: Job, context: RunContext, entry: Entry, progress: Progress) -> dict[str, Any]:
     from doublewin.tickets import find_tickets, load_ticket, trunk_key
 
     log = JsonlLog(entry.path / "log.jsonl")
@@ -97,10 +108,16 @@ def run_tickets(job: Job, context: RunContext, entry: Entry, progress: Progress
     # for more rounds later continues from the rungs already found.
     trunk = context.store_root / "imp-trunks" / trunk_key(job.spec)
     try:
-        paths = find_tickets(job.spec, weights_file(job.spec.weights, context),
-                             workdir=entry.path, device=stage_device(context),
-                             progress=progress, data_root=context.data_root, log=log,
-                             trunk=trunk)
+        paths = find_tickets(
+            job.spec,
+            weights_file(job.spec.weights, context),
+            workdir=entry.path,
+            device=stage_device(context),
+            progress=progress,
+            data_root=context.data_root,
+            log=log,
+            trunk=trunk,
+        )
     finally:
         log.close()
     index: dict[str, str] = {}
@@ -115,15 +132,21 @@ def run_tickets(job: Job, context: RunContext, entry: Entry, progress: Progress
 
 
 @register_stage("transfer", resumable=True)
-def run_transfer(job: Job, context: RunContext, entry: Entry, progress: Progress
-                 ) -> dict[str, Any]:
+def run_transfer(job: Job, context: RunContext, entry: Entry, progress: Progress) -> dict[str, Any]:
     spec = job.spec
     log = JsonlLog(entry.path / "log.jsonl")
     try:
-        result = transfer(spec, weights_file(spec.weights, context),
-                          ticket_file(spec.ticket, context), workdir=entry.path,
-                          device=stage_device(context), data_root=context.data_root,
-                          progress=progress, log=log, compile=context.compile)
+        result = transfer(
+            spec,
+            weights_file(spec.weights, context),
+            ticket_file(spec.ticket, context),
+            workdir=entry.path,
+            device=stage_device(context),
+            data_root=context.data_root,
+            progress=progress,
+            log=log,
+            compile=context.compile,
+        )
     finally:
         log.close()
     return dict(result.metrics)

@@ -101,12 +101,15 @@ class Entry:
         self.path.mkdir(parents=True, exist_ok=True)
         spec_file = self.path / "spec.json"
         if not spec_file.is_file():
-            atomic_write_json(spec_file, {
-                "stage": self.stage,
-                "hash": self.hash,
-                "spec": to_dict(self.spec),
-                "canonical": canonical(self.spec),
-            })
+            atomic_write_json(
+                spec_file,
+                {
+                    "stage": self.stage,
+                    "hash": self.hash,
+                    "spec": to_dict(self.spec),
+                    "canonical": canonical(self.spec),
+                },
+            )
         return self.path
 
     def clear(self) -> None:
@@ -154,8 +157,14 @@ class Store:
         digest = spec_hash(stage, spec)
         return Entry(self.root / f"{stage}-{digest}", stage, digest, spec)
 
-    def get_or_run(self, stage: str, spec: Any, compute: Callable[[Entry], dict[str, Any]],
-                   *, resumable: bool = False) -> Entry:
+    def get_or_run(
+        self,
+        stage: str,
+        spec: Any,
+        compute: Callable[[Entry], dict[str, Any]],
+        *,
+        resumable: bool = False,
+    ) -> Entry:
         """Return the finished entry for ``spec``, computing it first when needed.
 
         ``compute(entry)`` writes artifacts into ``entry.path`` and returns the metrics. When

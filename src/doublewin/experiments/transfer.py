@@ -31,11 +31,19 @@ class TransferResult:
     warnings: tuple[str, ...] = ()
 
 
-def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Path | None,
-             *, workdir: str | Path, device: str | torch.device = "cpu",
-             data_root: str | Path | None = None, progress: Progress = NULL_PROGRESS,
-             log: JsonlLog | None = None, save_models: bool = True,
-             compile: bool = False) -> TransferResult:
+def transfer(
+    spec: TransferSpec,
+    weights_path: str | Path,
+    ticket_path: str | Path | None,
+    *,
+    workdir: str | Path,
+    device: str | torch.device = "cpu",
+    data_root: str | Path | None = None,
+    progress: Progress = NULL_PROGRESS,
+    log: JsonlLog | None = None,
+    save_models: bool = True,
+    compile: bool = False,
+) -> TransferResult:
     """Fine-tune the ticket (or the dense θp when ``ticket_path`` is None) on ``spec.data``.
 
     ``workdir`` keeps the per-epoch checkpoint (an interrupted call resumes) and, with
@@ -51,8 +59,13 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
     model, meta = load_model(weights_path, device=device)
     resolution = int(spec.data.resolution or meta.input_size)
     train_loader, val_loader, test_loader, info = prepare_data(
-        spec.data, resolution_default=resolution, batch_size=spec.train.batch_size,
-        device=device, seed=spec.seed, root=data_root)
+        spec.data,
+        resolution_default=resolution,
+        batch_size=spec.train.batch_size,
+        device=device,
+        seed=spec.seed,
+        root=data_root,
+    )
     replace_head(model, info.num_classes, seed=spec.seed)
     if spec.normalization == "downstream":
         # The official recipe normalizes with the downstream dataset's statistics.
@@ -66,21 +79,35 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
         ticket = load_ticket(ticket_path)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            mask = ticket.fit(model, weights_hash=meta.content_hash, arch=meta.arch,
-                              source=str(ticket_path))
+            mask = ticket.fit(
+                model, weights_hash=meta.content_hash, arch=meta.arch, source=str(ticket_path)
+            )
         caught = [str(w.message) for w in seen]
         mask = mask.to(device)
         sparsity = float(mask.sparsity)
 
-    result = train(model, spec.train, train_loader, val_loader, mask=mask, workdir=workdir,
-                   device=device, seed=spec.seed, progress=progress, log=log, compile=compile)
-    metrics: dict[str, Any] = {"sparsity": round(sparsity, 6),
-                               "num_classes": info.num_classes,
-                               "train_images": train_loader.num_samples}
+    result = train(
+        model,
+        spec.train,
+        train_loader,
+        val_loader,
+        mask=mask,
+        workdir=workdir,
+        device=device,
+        seed=spec.seed,
+        progress=progress,
+        log=log,
+        compile=compile,
+    )
+    metrics: dict[str, Any] = {
+        "sparsity": round(sparsity, 6),
+        "num_classes": info.num_classes,
+        "train_images": train_loader.num_samples,
+    }
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    same_checkpoint = (result.metrics.get("best_val_sa_epoch") is not None and
-                       result.metrics.get("best_val_sa_epoch")
-                       == result.metrics.get("best_val_ra_epoch"))
+    same_checkpoint = result.metrics.get("best_val_sa_epoch") is not None and result.metrics.get(
+        "best_val_sa_epoch"
+    ) == result.metrics.get("best_val_ra_epoch")
     test: dict[str, Any] = {}
     for which in ("sa", "ra"):
         state = result.best_states.get(which) or final_state
@@ -91,8 +118,13 @@ def transfer(spec: TransferSpec, weights_path: str | Path, ticket_path: str | Pa
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
         if save_models and distributed.is_main():
-            fine_tuned = _replace(meta, num_classes=info.num_classes, dataset=spec.data.name,
-                                  source="transfer", regime=spec.train.regime)
+            fine_tuned = _replace(
+                meta,
+                num_classes=info.num_classes,
+                dataset=spec.data.name,
+                source="transfer",
+                regime=spec.train.regime,
+            )
             save_weights(workdir / f"best_{which}.safetensors", model, fine_tuned)
     metrics["test_images"] = int(test["n"])
     for key, value in result.metrics.items():

@@ -45,8 +45,13 @@ class Range:
         return f"{left}{low}, {high}{right}"
 
 
-def checked(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
-            range: Range | None = None, doc: str = "") -> Any:  # noqa: A002
+def checked(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    range: Range | None = None,
+    doc: str = "",
+) -> Any:  # noqa: A002
     """A dataclass field with a range check (applied to scalars and to each item of a tuple)."""
     metadata = {"range": range, "doc": doc}
     if default_factory is not dataclasses.MISSING:
@@ -72,13 +77,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         f = fields[name]
         # A partial mapping for a nested spec fills in over the field's own default (e.g.
         # PretrainSpec.data defaults to shapes), not over the nested class's defaults.
-        if (isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING
-                and dataclasses.is_dataclass(hints[name])):
+        if (
+            isinstance(value, Mapping)
+            and f.default_factory is not dataclasses.MISSING
+            and dataclasses.is_dataclass(hints[name])
+        ):
             value = _merged(to_dict(f.default_factory()), value)
         kwargs[name] = _coerce(hints[name], value, key, f.metadata.get("range"))
     missing = [
-        n for n, f in fields.items()
-        if n not in kwargs and f.default is dataclasses.MISSING
+        n
+        for n, f in fields.items()
+        if n not in kwargs
+        and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:

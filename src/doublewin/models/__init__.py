@@ -22,7 +22,20 @@ from doublewin.models.weights import (
 )
 
 __all__ = [
-    "ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "ArchInfo", "WeightsMeta", "arch_info",
-    "build_model", "content_hash", "get_normalization", "list_architectures", "load_model",
-    "load_strict", "load_weights", "replace_head", "save_weights", "set_normalization",
+    "ARCHITECTURES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ArchInfo",
+    "WeightsMeta",
+    "arch_info",
+    "build_model",
+    "content_hash",
+    "get_normalization",
+    "list_architectures",
+    "load_model",
+    "load_strict",
+    "load_weights",
+    "replace_head",
+    "save_weights",
+    "set_normalization",
 ]

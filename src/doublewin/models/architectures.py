@@ -25,10 +25,12 @@ class Normalized(nn.Module):
     """Base for models that normalize their [0,1] input with built-in mean/std."""
 
     def _init_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
@@ -48,8 +50,9 @@ class CifarBasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                            nn.BatchNorm2d(planes))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -61,8 +64,15 @@ class CifarBasicBlock(nn.Module):
 class CifarResNet(Normalized):
     """3×3 stem and three stages (16/32/64 channels × ``width``/16) of ``depth`` blocks."""
 
-    def __init__(self, blocks_per_stage: int, num_classes: int, *, width: int = 16,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    def __init__(
+        self,
+        blocks_per_stage: int,
+        num_classes: int,
+        *,
+        width: int = 16,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ):
         super().__init__()
         self._init_normalization(mean, std)
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
@@ -90,9 +100,16 @@ class TorchvisionResNet(tv.ResNet, Normalized):
     """torchvision's ResNet with normalization inside; ``cifar_stem`` swaps the 7×7 stride-2
     stem and max-pool for a 3×3 stride-1 stem (the CIFAR variant) with the same names."""
 
-    def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int, *,
-                 cifar_stem: bool = False, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD):
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int,
+        *,
+        cifar_stem: bool = False,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ):
         super().__init__(block, layers, num_classes=num_classes)
         self._init_normalization(mean, std)
         if cifar_stem:
@@ -129,40 +146,76 @@ class ArchInfo:
         return _num_params(self.name)
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "family": self.family, "input_size": self.input_size,
-                "num_params": self.num_params, "description": self.description}
+        return {
+            "name": self.name,
+            "family": self.family,
+            "input_size": self.input_size,
+            "num_params": self.num_params,
+            "description": self.description,
+        }
 
 
 def _cifar(blocks: int, width: int = 16) -> Callable[..., nn.Module]:
     def build(num_classes: int, **kw: object) -> nn.Module:
         return CifarResNet(blocks, num_classes, width=width, **kw)
+
     return build
 
 
-def _torchvision(block: type[nn.Module], layers: list[int], cifar_stem: bool
-                 ) -> Callable[..., nn.Module]:
+def _torchvision(
+    block: type[nn.Module], layers: list[int], cifar_stem: bool
+) -> Callable[..., nn.Module]:
     def build(num_classes: int, **kw: object) -> nn.Module:
         return TorchvisionResNet(block, layers, num_classes, cifar_stem=cifar_stem, **kw)
+
     return build
 
 
 ARCHITECTURES: dict[str, ArchInfo] = {
-    info.name: info for info in (
-        ArchInfo("resnet8", "cifar-resnet", 16, "CIFAR ResNet-8 (He et al. 2016), 1 block per "
-                 "stage; the CPU-friendly embedded default", _cifar(1)),
-        ArchInfo("resnet20", "cifar-resnet", 32, "CIFAR ResNet-20 (He et al. 2016), 3 blocks "
-                 "per stage", _cifar(3)),
-        ArchInfo("cifar_resnet18", "torchvision-cifar", 32, "ResNet-18 with a 3×3 stride-1 "
-                 "stem and no max-pool (32 px), torchvision names",
-                 _torchvision(tv.BasicBlock, [2, 2, 2, 2], True)),
-        ArchInfo("cifar_resnet50", "torchvision-cifar", 32, "ResNet-50 with a 3×3 stride-1 "
-                 "stem and no max-pool (32 px), torchvision names",
-                 _torchvision(tv.Bottleneck, [3, 4, 6, 3], True)),
-        ArchInfo("resnet18", "torchvision", 224, "torchvision ImageNet ResNet-18 (loads "
-                 "published weights strictly)", _torchvision(tv.BasicBlock, [2, 2, 2, 2], False)),
-        ArchInfo("resnet50", "torchvision", 224, "torchvision ImageNet ResNet-50 (the paper's "
-                 "model; loads published weights strictly)",
-                 _torchvision(tv.Bottleneck, [3, 4, 6, 3], False)),
+    info.name: info
+    for info in (
+        ArchInfo(
+            "resnet8",
+            "cifar-resnet",
+            16,
+            "CIFAR ResNet-8 (He et al. 2016), 1 block per stage; the CPU-friendly embedded default",
+            _cifar(1),
+        ),
+        ArchInfo(
+            "resnet20",
+            "cifar-resnet",
+            32,
+            "CIFAR ResNet-20 (He et al. 2016), 3 blocks per stage",
+            _cifar(3),
+        ),
+        ArchInfo(
+            "cifar_resnet18",
+            "torchvision-cifar",
+            32,
+            "ResNet-18 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
+            _torchvision(tv.BasicBlock, [2, 2, 2, 2], True),
+        ),
+        ArchInfo(
+            "cifar_resnet50",
+            "torchvision-cifar",
+            32,
+            "ResNet-50 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
+            _torchvision(tv.Bottleneck, [3, 4, 6, 3], True),
+        ),
+        ArchInfo(
+            "resnet18",
+            "torchvision",
+            224,
+            "torchvision ImageNet ResNet-18 (loads published weights strictly)",
+            _torchvision(tv.BasicBlock, [2, 2, 2, 2], False),
+        ),
+        ArchInfo(
+            "resnet50",
+            "torchvision",
+            224,
+            "torchvision ImageNet ResNet-50 (the paper's model; loads published weights strictly)",
+            _torchvision(tv.Bottleneck, [3, 4, 6, 3], False),
+        ),
     )
 }
 
@@ -181,13 +234,19 @@ def list_architectures() -> list[ArchInfo]:
 
 def arch_info(name: str) -> ArchInfo:
     if name not in ARCHITECTURES:
-        raise UserError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)} "
-                        "(doublewin models)")
+        raise UserError(
+            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)} (doublewin models)"
+        )
     return ARCHITECTURES[name]
 
 
-def build_model(arch: str, num_classes: int, *, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD) -> nn.Module:
+def build_model(
+    arch: str,
+    num_classes: int,
+    *,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> nn.Module:
     """A freshly initialized ``arch`` with ``num_classes`` outputs; input pixels in [0,1]."""
     if num_classes < 1:
         raise UserError(f"num_classes must be at least 1, got {num_classes}")
@@ -220,5 +279,7 @@ def set_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[flo
 
 
 def get_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    return (tuple(float(v) for v in model.mean.flatten()),
-            tuple(float(v) for v in model.std.flatten()))
+    return (
+        tuple(float(v) for v in model.mean.flatten()),
+        tuple(float(v) for v in model.std.flatten()),
+    )

@@ -48,10 +48,13 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
             raise UserError(
                 f"{path} needs full unpickling ({str(exc).splitlines()[0][:120]}); unpickling "
                 "can run arbitrary code, so it is refused — pass --trust-pickle only if you "
-                "trust where the file came from") from None
+                "trust where the file came from"
+            ) from None
     except Exception as exc:
-        raise UserError(f"{path}: not a torch checkpoint ({type(exc).__name__}); pass a .pt/"
-                        ".pth/.tar checkpoint or a .safetensors file") from None
+        raise UserError(
+            f"{path}: not a torch checkpoint ({type(exc).__name__}); pass a .pt/"
+            ".pth/.tar checkpoint or a .safetensors file"
+        ) from None
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
@@ -64,23 +67,28 @@ def _tensors(obj: Any, path: Path, keys: tuple[str, ...]) -> dict[str, torch.Ten
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-    raise UserError(f"{path}: no state dict found (looked under {', '.join(keys)}); wrong "
-                    "--format?")
+    raise UserError(
+        f"{path}: no state dict found (looked under {', '.join(keys)}); wrong --format?"
+    )
 
 
-def convert_state(obj: Any, fmt: str, path: Path) -> tuple[dict[str, torch.Tensor],
-                                                           dict[str, Any]]:
+def convert_state(obj: Any, fmt: str, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict with torchvision names, notes) for a loaded checkpoint of ``fmt``."""
     notes: dict[str, Any] = {}
     if fmt == "torchvision":
         return _tensors(obj, path, ("state_dict", "model")), notes
     if fmt == "robustness":
         raw = _tensors(obj, path, ("model", "state_dict"))
-        state = {k[len(ROBUSTNESS_PREFIX):]: v for k, v in raw.items()
-                 if k.startswith(ROBUSTNESS_PREFIX)}
+        state = {
+            k[len(ROBUSTNESS_PREFIX) :]: v
+            for k, v in raw.items()
+            if k.startswith(ROBUSTNESS_PREFIX)
+        }
         if not state:
-            raise UserError(f"{path}: no keys start with {ROBUSTNESS_PREFIX!r}; not a "
-                            "robustness checkpoint — wrong --format?")
+            raise UserError(
+                f"{path}: no keys start with {ROBUSTNESS_PREFIX!r}; not a "
+                "robustness checkpoint — wrong --format?"
+            )
         for name, expected in (("new_mean", IMAGENET_MEAN), ("new_std", IMAGENET_STD)):
             value = raw.get(f"module.normalizer.{name}")
             if value is None:
@@ -88,20 +96,30 @@ def convert_state(obj: Any, fmt: str, path: Path) -> tuple[dict[str, torch.Tenso
             found = tuple(round(float(v), 4) for v in value.flatten())
             notes[f"normalizer_{name}"] = found
             if not torch.allclose(value.flatten().float(), torch.tensor(expected), atol=1e-3):
-                raise UserError(f"{path}: normalizer {name} is {found}, not ImageNet's "
-                                f"{expected}; this importer expects ImageNet models")
+                raise UserError(
+                    f"{path}: normalizer {name} is {found}, not ImageNet's "
+                    f"{expected}; this importer expects ImageNet models"
+                )
         return state, notes
     if fmt == "fast-adversarial":
         raw = _tensors(obj, path, ("state_dict",))
         if not all(k.startswith("module.") for k in raw):
-            raise UserError(f"{path}: fast_adversarial keys start with 'module.'; these do "
-                            "not — wrong --format?")
-        return {k[len("module."):]: v for k, v in raw.items()}, notes
+            raise UserError(
+                f"{path}: fast_adversarial keys start with 'module.'; these do "
+                "not — wrong --format?"
+            )
+        return {k[len("module.") :]: v for k, v in raw.items()}, notes
     raise UserError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
 
 
-def import_checkpoint(path: str | Path, *, format: str, arch: str, trust_pickle: bool = False,
-                      eps: float | None = None) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+def import_checkpoint(
+    path: str | Path,
+    *,
+    format: str,
+    arch: str,
+    trust_pickle: bool = False,
+    eps: float | None = None,
+) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """Read ``path`` in ``format`` for ``arch``; returns the strict-checked state dict and the
     metadata of the doublewin weights file to write."""
     path = Path(path)
@@ -114,11 +132,20 @@ def import_checkpoint(path: str | Path, *, format: str, arch: str, trust_pickle:
     if fc is None:
         raise UserError(f"{path}: no fc.weight after conversion; wrong --format or --arch?")
     model = build_model(arch, int(fc.shape[0]))
-    load_strict(model, state, source=str(path),
-                hint=f"wrong --arch ({arch}?) or wrong --format ({format}?)")
-    meta = WeightsMeta(arch=arch, num_classes=int(fc.shape[0]), mean=IMAGENET_MEAN,
-                       std=IMAGENET_STD, input_size=info.input_size, dataset="imagenet",
-                       regime=REGIME[format], eps=eps, source=format,
-                       content_hash=content_hash(state),
-                       extra={"imported_from": str(path), **notes})
+    load_strict(
+        model, state, source=str(path), hint=f"wrong --arch ({arch}?) or wrong --format ({format}?)"
+    )
+    meta = WeightsMeta(
+        arch=arch,
+        num_classes=int(fc.shape[0]),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=info.input_size,
+        dataset="imagenet",
+        regime=REGIME[format],
+        eps=eps,
+        source=format,
+        content_hash=content_hash(state),
+        extra={"imported_from": str(path), **notes},
+    )
     return model.state_dict(), meta

@@ -62,19 +62,24 @@ def content_hash(state_dict: Mapping[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b"")
+        digest.update(
+            tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        )
     return digest.hexdigest()[:16]
 
 
 def _state(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    state = (model_or_state.state_dict() if isinstance(model_or_state, nn.Module)
-             else dict(model_or_state))
+    state = (
+        model_or_state.state_dict()
+        if isinstance(model_or_state, nn.Module)
+        else dict(model_or_state)
+    )
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def save_weights(path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor],
-                 meta: WeightsMeta) -> str:
+def save_weights(
+    path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor], meta: WeightsMeta
+) -> str:
     """Write weights and metadata atomically; returns the content hash."""
     from safetensors.torch import save_file
 
@@ -90,8 +95,10 @@ def save_weights(path: str | Path, model_or_state: nn.Module | Mapping[str, torc
 
 def _read_meta(raw: Mapping[str, str], path: Path) -> WeightsMeta:
     if raw.get("format") != FORMAT:
-        raise UserError(f"{path}: a safetensors file without doublewin metadata; convert it "
-                        "with doublewin import-weights")
+        raise UserError(
+            f"{path}: a safetensors file without doublewin metadata; convert it "
+            "with doublewin import-weights"
+        )
     values = {}
     for f in dataclasses.fields(WeightsMeta):
         if f.name in raw:
@@ -109,8 +116,10 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: weights file not found; pass a file from doublewin "
-                        "pretrain or doublewin import-weights")
+        raise UserError(
+            f"{path}: weights file not found; pass a file from doublewin "
+            "pretrain or doublewin import-weights"
+        )
     try:
         from safetensors import safe_open
 
@@ -118,13 +127,16 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
             raw = handle.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a safetensors weights file ({exc}); import foreign "
-                        "checkpoints with doublewin import-weights") from None
+        raise UserError(
+            f"{path}: not a safetensors weights file ({exc}); import foreign "
+            "checkpoints with doublewin import-weights"
+        ) from None
     return state, _read_meta(raw, path)
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu"
-               ) -> tuple[nn.Module, WeightsMeta]:
+def load_model(
+    path: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, WeightsMeta]:
     """Build ``meta.arch``, load the weights strictly, set the normalization."""
     state, meta = load_weights(path)
     model = build_model(meta.arch, meta.num_classes, mean=meta.mean, std=meta.std)
@@ -133,14 +145,16 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu"
     return model.to(device), meta
 
 
-def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str,
-                hint: str = "wrong --arch?") -> None:
+def load_strict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, hint: str = "wrong --arch?"
+) -> None:
     """load_state_dict(strict=True) with one clear error listing what does not fit."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [k for k in expected if k in state and tuple(state[k].shape)
-              != tuple(expected[k].shape)]
+    shapes = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -148,7 +162,9 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: 
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})")
         if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]}: "
-                         f"{tuple(state[shapes[0]].shape)} vs {tuple(expected[shapes[0]].shape)})")
+            parts.append(
+                f"{len(shapes)} shape mismatches (e.g. {shapes[0]}: "
+                f"{tuple(state[shapes[0]].shape)} vs {tuple(expected[shapes[0]].shape)})"
+            )
         raise UserError(f"{source} does not fit the model: {'; '.join(parts)}; {hint}")
     model.load_state_dict(dict(state), strict=True)

@@ -68,8 +68,10 @@ class TicketInfo:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["scope"] = {"include_linear": self.scope.include_linear,
-                        "exclude": list(self.scope.exclude)}
+        out["scope"] = {
+            "include_linear": self.scope.include_linear,
+            "exclude": list(self.scope.exclude),
+        }
         return out
 
 
@@ -80,8 +82,9 @@ class Ticket:
     mask: Mask
     info: TicketInfo
 
-    def fit(self, model: nn.Module, *, weights_hash: str = "", arch: str = "",
-            source: str = "ticket") -> Mask:
+    def fit(
+        self, model: nn.Module, *, weights_hash: str = "", arch: str = "", source: str = "ticket"
+    ) -> Mask:
         """The mask, checked against ``model``.
 
         A ticket for another architecture or other shapes is a UserError. Weights other than
@@ -89,25 +92,46 @@ class Ticket:
         content hashes (pass ``weights_hash`` of the weights the model holds).
         """
         if arch and self.info.arch and arch != self.info.arch:
-            raise UserError(f"{source} was drawn for {self.info.arch}, the model is {arch}; "
-                            f"use a ticket drawn for {arch}")
+            raise UserError(
+                f"{source} was drawn for {self.info.arch}, the model is {arch}; "
+                f"use a ticket drawn for {arch}"
+            )
         self.mask.check_fits(model, what=source)
         if weights_hash and self.info.weights_hash and weights_hash != self.info.weights_hash:
             warnings.warn(
                 f"{source} was drawn from weights {self.info.weights_hash} but is applied to "
-                f"weights {weights_hash}", TicketWeightsWarning, stacklevel=2)
+                f"weights {weights_hash}",
+                TicketWeightsWarning,
+                stacklevel=2,
+            )
         return self.mask
 
 
-def make_info(mask: Mask, *, arch: str, method: str, weights_hash: str,
-              target_sparsity: float | None = None, scope: MaskScope | None = None,
-              spec: Mapping[str, Any] | None = None,
-              extra: Mapping[str, Any] | None = None) -> TicketInfo:
+def make_info(
+    mask: Mask,
+    *,
+    arch: str,
+    method: str,
+    weights_hash: str,
+    target_sparsity: float | None = None,
+    scope: MaskScope | None = None,
+    spec: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> TicketInfo:
     """TicketInfo with the counts and the mask hash computed from ``mask``."""
-    return TicketInfo(arch=arch, method=method, target_sparsity=target_sparsity,
-                      sparsity=mask.sparsity, kept=mask.num_kept, total=mask.num_total,
-                      weights_hash=weights_hash, mask_hash=mask.content_hash(),
-                      scope=scope or MaskScope(), spec=dict(spec or {}), extra=dict(extra or {}))
+    return TicketInfo(
+        arch=arch,
+        method=method,
+        target_sparsity=target_sparsity,
+        sparsity=mask.sparsity,
+        kept=mask.num_kept,
+        total=mask.num_total,
+        weights_hash=weights_hash,
+        mask_hash=mask.content_hash(),
+        scope=scope or MaskScope(),
+        spec=dict(spec or {}),
+        extra=dict(extra or {}),
+    )
 
 
 def ticket_bytes(ticket: Ticket, *, encoding: str = "packbits+deflate") -> bytes:
@@ -186,11 +210,15 @@ def _load_doublewin(path: Path) -> Ticket:
         with safe_open(str(path), framework="pt") as handle:
             meta = dict(handle.metadata() or {})
             if meta.get("format") != FORMAT:
-                raise UserError(f"{path}: a safetensors file but not a doublewin ticket (weights?); "
-                                "pass a ticket made by `doublewin find-tickets`")
+                raise UserError(
+                    f"{path}: a safetensors file but not a doublewin ticket (weights?); "
+                    "pass a ticket made by `doublewin find-tickets`"
+                )
             if meta.get("version") != VERSION:
-                raise UserError(f"{path}: ticket format version {meta.get('version')!r} is not "
-                                f"supported (this doublewin reads version {VERSION}); upgrade")
+                raise UserError(
+                    f"{path}: ticket format version {meta.get('version')!r} is not "
+                    f"supported (this doublewin reads version {VERSION}); upgrade"
+                )
             encoding = meta.get("encoding", "packbits")
             if encoding not in ENCODINGS:
                 raise UserError(f"{path}: unknown mask encoding {encoding!r}")
@@ -202,22 +230,32 @@ def _load_doublewin(path: Path) -> Ticket:
                     data = zlib.decompress(data)
                 mask[name] = unpack_bits(np.frombuffer(data, dtype=np.uint8), shape)
     except (SafetensorError, KeyError, json.JSONDecodeError, zlib.error) as exc:
-        raise UserError(f"{path}: damaged ticket file ({exc}); make it again with "
-                        "`doublewin find-tickets`") from None
+        raise UserError(
+            f"{path}: damaged ticket file ({exc}); make it again with `doublewin find-tickets`"
+        ) from None
     scope_raw = json.loads(meta.get("scope") or "{}")
-    scope = MaskScope(include_linear=bool(scope_raw.get("include_linear", False)),
-                      exclude=tuple(scope_raw.get("exclude", ())))
+    scope = MaskScope(
+        include_linear=bool(scope_raw.get("include_linear", False)),
+        exclude=tuple(scope_raw.get("exclude", ())),
+    )
     target = meta.get("target_sparsity", "")
     info = TicketInfo(
-        arch=meta.get("arch", ""), method=meta.get("method", ""),
+        arch=meta.get("arch", ""),
+        method=meta.get("method", ""),
         target_sparsity=float(target) if target else None,
-        sparsity=mask.sparsity, kept=mask.num_kept, total=mask.num_total,
-        weights_hash=meta.get("weights_hash", ""), mask_hash=mask.content_hash(),
-        scope=scope, spec=json.loads(meta.get("spec") or "{}"),
+        sparsity=mask.sparsity,
+        kept=mask.num_kept,
+        total=mask.num_total,
+        weights_hash=meta.get("weights_hash", ""),
+        mask_hash=mask.content_hash(),
+        scope=scope,
+        spec=json.loads(meta.get("spec") or "{}"),
         extra=json.loads(meta.get("extra") or "{}"),
     )
     stored_hash = meta.get("mask_hash", "")
     if stored_hash and stored_hash != info.mask_hash:
-        raise UserError(f"{path}: mask content does not match its recorded hash "
-                        f"({stored_hash}); the file is damaged, make it again")
+        raise UserError(
+            f"{path}: mask content does not match its recorded hash "
+            f"({stored_hash}); the file is damaged, make it again"
+        )
     return Ticket(mask, info)

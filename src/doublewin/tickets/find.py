@@ -45,9 +45,11 @@ def imp_rounds(spec: TicketSpec) -> int:
     for s in spec.sparsities:
         match = [k for k, v in enumerate(ladder, 1) if abs(v - s) < 5e-7]
         if not match:
-            raise UserError(f"tickets.sparsities: {s} is not a rung of the IMP ladder "
-                            f"1 − {1 - spec.prune_rate:g}^k; leave sparsities empty and set "
-                            "rounds, or change prune_rate")
+            raise UserError(
+                f"tickets.sparsities: {s} is not a rung of the IMP ladder "
+                f"1 − {1 - spec.prune_rate:g}^k; leave sparsities empty and set "
+                "rounds, or change prune_rate"
+            )
         rounds = max(rounds, match[0])
     return rounds
 
@@ -62,10 +64,17 @@ def ticket_name(sparsity: float) -> str:
     return f"ticket-{sparsity:.6f}.safetensors"
 
 
-def find_tickets(spec: TicketSpec, weights_path: str | Path, *, workdir: str | Path,
-                 device: str | torch.device = "cpu", progress: Progress = NULL_PROGRESS,
-                 data_root: str | Path | None = None, log: JsonlLog | None = None,
-                 trunk: str | Path | None = None) -> list[Path]:
+def find_tickets(
+    spec: TicketSpec,
+    weights_path: str | Path,
+    *,
+    workdir: str | Path,
+    device: str | torch.device = "cpu",
+    progress: Progress = NULL_PROGRESS,
+    data_root: str | Path | None = None,
+    log: JsonlLog | None = None,
+    trunk: str | Path | None = None,
+) -> list[Path]:
     """Write one ticket per target sparsity into ``workdir``; returns their paths (ascending).
 
     ``trunk`` (IMP only): folder for the rungs, shared by runs that differ only in the number of
@@ -81,17 +90,32 @@ def find_tickets(spec: TicketSpec, weights_path: str | Path, *, workdir: str | P
     spec_dict = to_dict(spec)
 
     def make_ticket(mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
-        return Ticket(mask, make_info(mask, arch=meta.arch, method=spec.method,
-                                      weights_hash=meta.content_hash, target_sparsity=target,
-                                      scope=spec.scope, spec=spec_dict, extra=extra))
+        return Ticket(
+            mask,
+            make_info(
+                mask,
+                arch=meta.arch,
+                method=spec.method,
+                weights_hash=meta.content_hash,
+                target_sparsity=target,
+                scope=spec.scope,
+                spec=spec_dict,
+                extra=extra,
+            ),
+        )
 
     def loaders() -> tuple[Any, Any]:
         from doublewin.data import prepare_data
         from doublewin.models import replace_head
 
         train_loader, val_loader, _, info = prepare_data(
-            spec.data, resolution_default=meta.input_size, batch_size=spec.train.batch_size,
-            device=device, seed=spec.seed, root=data_root)
+            spec.data,
+            resolution_default=meta.input_size,
+            batch_size=spec.train.batch_size,
+            device=device,
+            seed=spec.seed,
+            root=data_root,
+        )
         if info.num_classes != meta.num_classes:
             # θp's head belongs to another task: a fresh head for the source task at hand.
             replace_head(model, info.num_classes, seed=spec.seed)
@@ -103,8 +127,19 @@ def find_tickets(spec: TicketSpec, weights_path: str | Path, *, workdir: str | P
         rounds = imp_rounds(spec)
         ladder = imp_ladder(spec.prune_rate, rounds)
         trunk_dir = Path(trunk) if trunk else workdir / "imp-trunk"
-        rungs = _imp(model, spec, rounds, trunk_dir, loaders, make_ticket, ladder, device,
-                     scope_mask, progress, log)
+        rungs = _imp(
+            model,
+            spec,
+            rounds,
+            trunk_dir,
+            loaders,
+            make_ticket,
+            ladder,
+            device,
+            scope_mask,
+            progress,
+            log,
+        )
         wanted = target_sparsities(spec)
         for k, path in enumerate(rungs, 1):
             target = ladder[k - 1]
@@ -129,9 +164,16 @@ def find_tickets(spec: TicketSpec, weights_path: str | Path, *, workdir: str | P
         for s in targets:
             path = workdir / ticket_name(s)
             if not path.is_file():  # one file per sparsity: a resumed call skips finished ones
-                mask = synflow_mask(model, scope_mask, s, input_shape=(3, size, size),
-                                    iterations=spec.synflow.iterations, bn=spec.synflow.bn,
-                                    device=device, progress=progress)
+                mask = synflow_mask(
+                    model,
+                    scope_mask,
+                    s,
+                    input_shape=(3, size, size),
+                    iterations=spec.synflow.iterations,
+                    bn=spec.synflow.bn,
+                    device=device,
+                    progress=progress,
+                )
                 save_ticket(path, make_ticket(mask, s))
             out.append(path)
         return out
@@ -143,25 +185,53 @@ def find_tickets(spec: TicketSpec, weights_path: str | Path, *, workdir: str | P
         for s in targets:
             path = workdir / ticket_name(s)
             if not path.is_file():
-                result = gem_miner_mask(model, scope_mask, s, train_loader,
-                                        spec=spec.gem_miner, device=device, seed=spec.seed,
-                                        attack=attack, progress=progress)
-                save_ticket(path, make_ticket(result.mask, s, {
-                    "epochs": result.epochs, "steps": result.steps,
-                    "final_loss": result.final_loss}))
+                result = gem_miner_mask(
+                    model,
+                    scope_mask,
+                    s,
+                    train_loader,
+                    spec=spec.gem_miner,
+                    device=device,
+                    seed=spec.seed,
+                    attack=attack,
+                    progress=progress,
+                )
+                save_ticket(
+                    path,
+                    make_ticket(
+                        result.mask,
+                        s,
+                        {
+                            "epochs": result.epochs,
+                            "steps": result.steps,
+                            "final_loss": result.final_loss,
+                        },
+                    ),
+                )
             out.append(path)
         return out
-    raise UserError(f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, "
-                    "synflow or gem-miner")
+    raise UserError(
+        f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow or gem-miner"
+    )
 
 
-def _imp(model, spec, rounds, trunk_dir, loaders, make_ticket, ladder, device, scope_mask,
-         progress, log) -> list[Path]:
+def _imp(
+    model, spec, rounds, trunk_dir, loaders, make_ticket, ladder, device, scope_mask, progress, log
+) -> list[Path]:
     from doublewin.tickets.imp import run_imp
 
-    return run_imp(model, spec, rounds, trunk=trunk_dir, make_loaders=loaders,
-                   make_ticket=lambda mask, k: make_ticket(mask, ladder[k - 1], {"round": k}),
-                   device=device, scope_mask=scope_mask, progress=progress, log=log)
+    return run_imp(
+        model,
+        spec,
+        rounds,
+        trunk=trunk_dir,
+        make_loaders=loaders,
+        make_ticket=lambda mask, k: make_ticket(mask, ladder[k - 1], {"round": k}),
+        device=device,
+        scope_mask=scope_mask,
+        progress=progress,
+        log=log,
+    )
 
 
 def _attack(spec: TicketSpec):
@@ -172,8 +242,9 @@ def _attack(spec: TicketSpec):
     return make_attack(spec.train.attack)
 
 
-def _one_shot_scores(spec: TicketSpec, model, scope_mask: Mask, loaders, device
-                     ) -> dict[str, torch.Tensor]:
+def _one_shot_scores(
+    spec: TicketSpec, model, scope_mask: Mask, loaders, device
+) -> dict[str, torch.Tensor]:
     weights = dict(model.named_parameters())
     if spec.method == "omp":
         return magnitude_scores(weights, scope_mask)
@@ -185,8 +256,20 @@ def _one_shot_scores(spec: TicketSpec, model, scope_mask: Mask, loaders, device
 
     train_loader, _ = loaders()
     if spec.method == "snip":
-        return snip_scores(model, scope_mask, train_loader, score_batches=spec.score_batches,
-                           device=device, attack=_attack(spec))
-    return grasp_scores(model, scope_mask, train_loader, score_batches=spec.score_batches,
-                        device=device, temperature=spec.grasp_temperature,
-                        attack=_attack(spec))
+        return snip_scores(
+            model,
+            scope_mask,
+            train_loader,
+            score_batches=spec.score_batches,
+            device=device,
+            attack=_attack(spec),
+        )
+    return grasp_scores(
+        model,
+        scope_mask,
+        train_loader,
+        score_batches=spec.score_batches,
+        device=device,
+        temperature=spec.grasp_temperature,
+        attack=_attack(spec),
+    )

@@ -57,8 +57,10 @@ class ScoreMaskedModel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        masked = {n: w * m for n, w, m in
-                  zip(self.names, self._weights, self.effective_masks(), strict=True)}
+        masked = {
+            n: w * m
+            for n, w, m in zip(self.names, self._weights, self.effective_masks(), strict=True)
+        }
         return functional_call(self.model, masked, (x,))
 
     @torch.no_grad()
@@ -84,14 +86,23 @@ def freeze_schedule(total: int, sparsity: float, events: int) -> list[float]:
     """Target sparsity after each of ``events`` freezes: 1 − d^(j/events), the last exactly
     ``sparsity`` (so its pruned count is ``round(sparsity × total)``)."""
     density = 1.0 - sparsity
-    return [sparsity if j == events else 1.0 - density ** (j / events)
-            for j in range(1, events + 1)]
+    return [
+        sparsity if j == events else 1.0 - density ** (j / events) for j in range(1, events + 1)
+    ]
 
 
-def gem_miner_mask(model: nn.Module, mask: Mask, sparsity: float, train_loader: Iterable, *,
-                   spec: GemMinerSpec, device: torch.device, seed: int = 0,
-                   attack: Attack | None = None,
-                   progress: Progress = NULL_PROGRESS) -> GemMinerResult:
+def gem_miner_mask(
+    model: nn.Module,
+    mask: Mask,
+    sparsity: float,
+    train_loader: Iterable,
+    *,
+    spec: GemMinerSpec,
+    device: torch.device,
+    seed: int = 0,
+    attack: Attack | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> GemMinerResult:
     """Search a mask of exactly ``sparsity`` (fraction pruned) over ``mask``'s tensors.
 
     ``train_loader`` yields (x in [0,1], y) batches; with ``attack`` the task loss is on its
@@ -109,10 +120,16 @@ def gem_miner_mask(model: nn.Module, mask: Mask, sparsity: float, train_loader: 
     optimizer = torch.optim.SGD(wrapped.scores.parameters(), lr=spec.lr, momentum=spec.momentum)
     batches_per_epoch = _length(train_loader)
     total_steps = spec.epochs * batches_per_epoch if batches_per_epoch else None
-    freeze_epochs = sorted({e for e in range(spec.period, spec.epochs + 1, spec.period)}
-                           | {spec.epochs})
-    targets = dict(zip(freeze_epochs, freeze_schedule(mask.num_total, sparsity,
-                                                      len(freeze_epochs)), strict=True))
+    freeze_epochs = sorted(
+        {e for e in range(spec.period, spec.epochs + 1, spec.period)} | {spec.epochs}
+    )
+    targets = dict(
+        zip(
+            freeze_epochs,
+            freeze_schedule(mask.num_total, sparsity, len(freeze_epochs)),
+            strict=True,
+        )
+    )
     current = mask.to(device)
     step, loss_value = 0, float("nan")
     task = progress.task(f"gem-miner {100 * sparsity:.2f}%", spec.epochs)
@@ -132,8 +149,9 @@ def gem_miner_mask(model: nn.Module, mask: Mask, sparsity: float, train_loader: 
             reg = sum((s * s).sum() for s in wrapped.scores)
             total = loss + spec.lam * reg
             if not torch.isfinite(total):
-                raise RunFailure(f"gem-miner loss became {total.item()} at step {step}; "
-                                 "lower gem_miner.lr")
+                raise RunFailure(
+                    f"gem-miner loss became {total.item()} at step {step}; lower gem_miner.lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -147,7 +165,8 @@ def gem_miner_mask(model: nn.Module, mask: Mask, sparsity: float, train_loader: 
     density = 1.0 - sparsity
     return GemMinerResult(
         mask=Mask({n: m.cpu() for n, m in current.items()}),
-        epochs=spec.epochs, steps=step,
+        epochs=spec.epochs,
+        steps=step,
         freeze_fraction=1.0 - density ** (1 / len(freeze_epochs)),
         final_loss=loss_value,
     )

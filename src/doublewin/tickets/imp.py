@@ -65,10 +65,19 @@ class _CaptureAfterSteps:
         pass
 
 
-def run_imp(model: nn.Module, spec: TicketSpec, rounds: int, *, trunk: Path,
-            make_loaders: Callable[[], tuple[Any, Any]], make_ticket: TicketMaker,
-            device: torch.device, scope_mask: Mask, progress: Progress = NULL_PROGRESS,
-            log: JsonlLog | None = None) -> list[Path]:
+def run_imp(
+    model: nn.Module,
+    spec: TicketSpec,
+    rounds: int,
+    *,
+    trunk: Path,
+    make_loaders: Callable[[], tuple[Any, Any]],
+    make_ticket: TicketMaker,
+    device: torch.device,
+    scope_mask: Mask,
+    progress: Progress = NULL_PROGRESS,
+    log: JsonlLog | None = None,
+) -> list[Path]:
     """Run IMP on ``model`` (holding θp) up to ``rounds`` rungs; returns the rung files.
 
     ``make_loaders()`` gives (train, val) loaders of the source task (called only when a
@@ -83,8 +92,9 @@ def run_imp(model: nn.Module, spec: TicketSpec, rounds: int, *, trunk: Path,
     mask = load_ticket(rung_path(trunk, done[-1])).mask if done else scope_mask.clone()
     start = (done[-1] + 1) if done else 1
     if done:
-        progress.note(f"IMP: rungs 1–{done[-1]} already found in {trunk}; continuing at round "
-                      f"{start}")
+        progress.note(
+            f"IMP: rungs 1–{done[-1]} already found in {trunk}; continuing at round {start}"
+        )
     loaders: tuple[Any, Any] | None = None
     task = progress.task(f"IMP {spec.train.regime}", rounds)
     task.advance(start - 1)
@@ -95,23 +105,39 @@ def run_imp(model: nn.Module, spec: TicketSpec, rounds: int, *, trunk: Path,
             if loaders is None:
                 loaders = make_loaders()
             _load(model, rewind_state if rewind_state is not None else theta_p, device)
-            capture = (_CaptureAfterSteps(spec.rewind_steps)
-                       if spec.rewind_to == "step" and rewind_state is None else None)
-            result = train(model, spec.train, loaders[0], loaders[1], mask=mask,
-                           workdir=trunk / f"round-{k:02d}", device=device,
-                           seed=spec.seed + k, progress=progress,
-                           callbacks=(capture,) if capture else (), log=log)
+            capture = (
+                _CaptureAfterSteps(spec.rewind_steps)
+                if spec.rewind_to == "step" and rewind_state is None
+                else None
+            )
+            result = train(
+                model,
+                spec.train,
+                loaders[0],
+                loaders[1],
+                mask=mask,
+                workdir=trunk / f"round-{k:02d}",
+                device=device,
+                seed=spec.seed + k,
+                progress=progress,
+                callbacks=(capture,) if capture else (),
+                log=log,
+            )
             if capture is not None:
-                rewind_state = capture.state or {k2: v.detach().cpu().clone()
-                                                 for k2, v in model.state_dict().items()}
+                rewind_state = capture.state or {
+                    k2: v.detach().cpu().clone() for k2, v in model.state_dict().items()
+                }
                 _save_rewind(trunk, rewind_state)
             weights = {n: p.detach().cpu() for n, p in model.state_dict().items()}
             if log is not None:
-                log.write("imp_round", step=k, round=k,
-                          best_val_sa=result.metrics.get("best_val_sa"),
-                          best_val_ra=result.metrics.get("best_val_ra"))
-        mask = prune_fraction_of_remaining(magnitude_scores(weights, mask), mask,
-                                           spec.prune_rate)
+                log.write(
+                    "imp_round",
+                    step=k,
+                    round=k,
+                    best_val_sa=result.metrics.get("best_val_sa"),
+                    best_val_ra=result.metrics.get("best_val_ra"),
+                )
+        mask = prune_fraction_of_remaining(magnitude_scores(weights, mask), mask, spec.prune_rate)
         save_ticket(rung_path(trunk, k), make_ticket(mask, k))
         _clean_round(trunk / f"round-{k:02d}")
         if log is not None:

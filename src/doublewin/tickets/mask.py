@@ -22,7 +22,9 @@ from doublewin.errors import UserError
 from doublewin.experiments.specs import MaskScope
 
 
-def prunable_parameters(model: nn.Module, scope: MaskScope | None = None) -> dict[str, nn.Parameter]:
+def prunable_parameters(
+    model: nn.Module, scope: MaskScope | None = None
+) -> dict[str, nn.Parameter]:
     """The parameters a ticket prunes, in model order.
 
     Default scope (the paper): the weight of every ``Conv2d``, the first conv included;
@@ -32,7 +34,9 @@ def prunable_parameters(model: nn.Module, scope: MaskScope | None = None) -> dic
     (a typo would otherwise silently prune the layer it meant to keep).
     """
     scope = scope or MaskScope()
-    kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear) if scope.include_linear else (nn.Conv2d,)
+    kinds: tuple[type[nn.Module], ...] = (
+        (nn.Conv2d, nn.Linear) if scope.include_linear else (nn.Conv2d,)
+    )
     candidates: list[tuple[str, str, nn.Parameter]] = []
     for module_name, module in model.named_modules():
         if isinstance(module, kinds) and isinstance(module.weight, nn.Parameter):
@@ -41,16 +45,21 @@ def prunable_parameters(model: nn.Module, scope: MaskScope | None = None) -> dic
     used = set()
     out: dict[str, nn.Parameter] = {}
     for module_name, param_name, param in candidates:
-        hits = [p for p in scope.exclude
-                if fnmatch.fnmatchcase(module_name, p) or fnmatch.fnmatchcase(param_name, p)]
+        hits = [
+            p
+            for p in scope.exclude
+            if fnmatch.fnmatchcase(module_name, p) or fnmatch.fnmatchcase(param_name, p)
+        ]
         used.update(hits)
         if not hits:
             out[param_name] = param
     unused = [p for p in scope.exclude if p not in used]
     if unused:
         names = ", ".join(n for _, n, _ in candidates[:4])
-        raise UserError(f"scope.exclude: {unused[0]!r} matches no prunable layer; use module "
-                        f"names such as {names} (glob patterns like 'layer4.*' work)")
+        raise UserError(
+            f"scope.exclude: {unused[0]!r} matches no prunable layer; use module "
+            f"names such as {names} (glob patterns like 'layer4.*' work)"
+        )
     if not out:
         raise UserError("the mask scope leaves no parameter to prune; exclude fewer layers")
     return out
@@ -87,8 +96,12 @@ class Mask(dict[str, torch.Tensor]):
     @classmethod
     def dense(cls, model: nn.Module, scope: MaskScope | None = None) -> Mask:
         """All-kept mask over the scope's parameters of ``model``."""
-        return cls({name: torch.ones_like(p, dtype=torch.bool)
-                    for name, p in prunable_parameters(model, scope).items()})
+        return cls(
+            {
+                name: torch.ones_like(p, dtype=torch.bool)
+                for name, p in prunable_parameters(model, scope).items()
+            }
+        )
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor]) -> Mask:
@@ -129,8 +142,9 @@ class Mask(dict[str, torch.Tensor]):
 
     def per_layer(self) -> list[LayerSparsity]:
         """Sparsity of each masked tensor, in mask order."""
-        return [LayerSparsity(name, tuple(m.shape), m.numel(), int(m.sum()))
-                for name, m in self.items()]
+        return [
+            LayerSparsity(name, tuple(m.shape), m.numel(), int(m.sum())) for name, m in self.items()
+        ]
 
     def report(self) -> dict[str, object]:
         """JSON-ready: global counts and sparsity plus one row per layer."""
@@ -156,7 +170,8 @@ class Mask(dict[str, torch.Tensor]):
     def equals(self, other: Mapping[str, torch.Tensor]) -> bool:
         """Same names, shapes and values."""
         return set(self) == set(other) and all(
-            self[n].shape == other[n].shape and bool(torch.equal(self[n].cpu(), other[n].bool().cpu()))
+            self[n].shape == other[n].shape
+            and bool(torch.equal(self[n].cpu(), other[n].bool().cpu()))
             for n in self
         )
 
@@ -173,13 +188,17 @@ class Mask(dict[str, torch.Tensor]):
         for name, m in self.items():
             if name not in params:
                 near = ", ".join(list(params)[:3])
-                raise UserError(f"{what} does not fit this model: it has no parameter {name!r} "
-                                f"(model parameters look like {near}); use a ticket drawn for "
-                                "this architecture")
+                raise UserError(
+                    f"{what} does not fit this model: it has no parameter {name!r} "
+                    f"(model parameters look like {near}); use a ticket drawn for "
+                    "this architecture"
+                )
             if tuple(params[name].shape) != tuple(m.shape):
-                raise UserError(f"{what} does not fit this model: {name} is "
-                                f"{tuple(m.shape)} in the ticket but {tuple(params[name].shape)} "
-                                "in the model; use a ticket drawn for this architecture")
+                raise UserError(
+                    f"{what} does not fit this model: {name} is "
+                    f"{tuple(m.shape)} in the ticket but {tuple(params[name].shape)} "
+                    "in the model; use a ticket drawn for this architecture"
+                )
 
     @torch.no_grad()
     def apply_to(self, model: nn.Module) -> nn.Module:

@@ -39,8 +39,9 @@ def mask_key(param_name: str) -> str:
     return param_name + MASK_SUFFIX
 
 
-def official_state(ticket: Ticket, *, weights: Mapping[str, torch.Tensor] | None = None,
-                   metadata: bool = True) -> dict[str, torch.Tensor]:
+def official_state(
+    ticket: Ticket, *, weights: Mapping[str, torch.Tensor] | None = None, metadata: bool = True
+) -> dict[str, torch.Tensor]:
     """The official state dict of ``ticket``: float32 0/1 ``*_mask`` tensors.
 
     ``weights`` (a state dict of θp) adds what torch.nn.utils.prune leaves in a pruned model's
@@ -51,8 +52,10 @@ def official_state(ticket: Ticket, *, weights: Mapping[str, torch.Tensor] | None
     if weights is not None:
         missing = [n for n in ticket.mask if n not in weights]
         if missing:
-            raise UserError(f"the weights have no tensor {missing[0]!r} that the ticket masks; "
-                            "pass the weights the ticket was drawn from")
+            raise UserError(
+                f"the weights have no tensor {missing[0]!r} that the ticket masks; "
+                "pass the weights the ticket was drawn from"
+            )
         for name, value in weights.items():
             state[name + "_orig" if name in ticket.mask else name] = value.detach().cpu()
     for name, m in ticket.mask.items():
@@ -63,9 +66,13 @@ def official_state(ticket: Ticket, *, weights: Mapping[str, torch.Tensor] | None
     return state
 
 
-def save_official(path: str | Path, ticket: Ticket, *,
-                  weights: Mapping[str, torch.Tensor] | None = None,
-                  metadata: bool = True) -> Path:
+def save_official(
+    path: str | Path,
+    ticket: Ticket,
+    *,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    metadata: bool = True,
+) -> Path:
     """Write ``ticket`` as an official state dict with torch.save, atomically."""
     buffer = io.BytesIO()
     torch.save(official_state(ticket, weights=weights, metadata=metadata), buffer)
@@ -81,13 +88,16 @@ def read_official_state(path: str | Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: neither a doublewin ticket nor a torch state dict of masks "
-                        f"({first}); pass a ticket file") from None
+        raise UserError(
+            f"{path}: neither a doublewin ticket nor a torch state dict of masks "
+            f"({first}); pass a ticket file"
+        ) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise UserError(f"{path}: holds a {type(obj).__name__}, not a state dict of masks; "
-                        "pass a ticket file")
+        raise UserError(
+            f"{path}: holds a {type(obj).__name__}, not a state dict of masks; pass a ticket file"
+        )
     return dict(obj)
 
 
@@ -97,13 +107,16 @@ def load_official(path: str | Path, *, arch: str = "") -> Ticket:
     (left empty when no single architecture fits)."""
     path = Path(path)
     state = read_official_state(path)
-    raw = {k: v for k, v in state.items() if isinstance(k, str) and k.endswith(MASK_SUFFIX)
-           and isinstance(v, torch.Tensor)}
+    raw = {
+        k: v
+        for k, v in state.items()
+        if isinstance(k, str) and k.endswith(MASK_SUFFIX) and isinstance(v, torch.Tensor)
+    }
     if not raw:
         raise UserError(f"{path}: no '<module>.weight_mask' entries; not a pruning-mask file")
     keys = list(raw)
     if all(k.startswith("module.") for k in keys):  # saved from DataParallel
-        raw = {k[len("module."):]: v for k, v in raw.items()}
+        raw = {k[len("module.") :]: v for k, v in raw.items()}
     try:
         mask = Mask.from_tensors({k[: -len(MASK_SUFFIX)]: v for k, v in raw.items()})
     except UserError as exc:
@@ -112,21 +125,35 @@ def load_official(path: str | Path, *, arch: str = "") -> Ticket:
     if isinstance(embedded, torch.Tensor) and embedded.dtype == torch.uint8:
         meta = json.loads(bytes(embedded.tolist()).decode())
         scope_raw = meta.get("scope") or {}
-        scope = MaskScope(include_linear=bool(scope_raw.get("include_linear", False)),
-                          exclude=tuple(scope_raw.get("exclude", ())))
+        scope = MaskScope(
+            include_linear=bool(scope_raw.get("include_linear", False)),
+            exclude=tuple(scope_raw.get("exclude", ())),
+        )
         target = meta.get("target_sparsity")
-        info = make_info(mask, arch=arch or meta.get("arch", ""), method=meta.get("method", ""),
-                         weights_hash=meta.get("weights_hash", ""),
-                         target_sparsity=None if target is None else float(target),
-                         scope=scope, spec=meta.get("spec") or {}, extra=meta.get("extra") or {})
+        info = make_info(
+            mask,
+            arch=arch or meta.get("arch", ""),
+            method=meta.get("method", ""),
+            weights_hash=meta.get("weights_hash", ""),
+            target_sparsity=None if target is None else float(target),
+            scope=scope,
+            spec=meta.get("spec") or {},
+            extra=meta.get("extra") or {},
+        )
         return Ticket(mask, _as_official(info, "official+doublewin"))
     inferred_scope = MaskScope()
     if not arch:
         arch, inferred_scope = infer_arch(mask)
     elif arch:
         inferred_scope = _scope_for(arch, mask)
-    info = make_info(mask, arch=arch, method="official", weights_hash="",
-                     scope=inferred_scope, extra={"source": str(path)})
+    info = make_info(
+        mask,
+        arch=arch,
+        method="official",
+        weights_hash="",
+        scope=inferred_scope,
+        extra={"source": str(path)},
+    )
     return Ticket(mask, _as_official(info, "official"))
 
 
@@ -153,13 +180,17 @@ def _candidate_models() -> list[tuple[str, nn.Module]]:
 def _fits(mask: Mask, model: nn.Module) -> bool:
     params = dict(model.named_parameters())
     # The head's shape depends on the class count, so 2-D masks only need matching names.
-    return all(n in params and (m.dim() == 2 or tuple(params[n].shape) == tuple(m.shape))
-               for n, m in mask.items())
+    return all(
+        n in params and (m.dim() == 2 or tuple(params[n].shape) == tuple(m.shape))
+        for n, m in mask.items()
+    )
 
 
 def _scope_of(mask: Mask, model: nn.Module) -> MaskScope:
-    include_linear = any(isinstance(mod, nn.Linear) and f"{name}.weight" in mask
-                         for name, mod in model.named_modules())
+    include_linear = any(
+        isinstance(mod, nn.Linear) and f"{name}.weight" in mask
+        for name, mod in model.named_modules()
+    )
     default = prunable_parameters(model, MaskScope(include_linear=include_linear))
     excluded = tuple(n[: -len(".weight")] for n in default if n not in mask)
     return MaskScope(include_linear=include_linear, exclude=excluded)
@@ -169,8 +200,9 @@ def _scope_for(arch: str, mask: Mask) -> MaskScope:
     for name, model in _candidate_models():
         if name == arch:
             if not _fits(mask, model):
-                raise UserError(f"the masks do not fit {arch}; check --arch (see "
-                                "`doublewin models`)")
+                raise UserError(
+                    f"the masks do not fit {arch}; check --arch (see `doublewin models`)"
+                )
             return _scope_of(mask, model)
     raise UserError(f"--arch {arch}: unknown architecture; see `doublewin models`")
 
@@ -179,8 +211,9 @@ def infer_arch(mask: Mask) -> tuple[str, MaskScope]:
     """The one registered architecture whose prunable tensors the mask fits, preferring an
     exact cover of the default parameter set; ("", default scope) when none or several fit."""
     fitting = [(name, model) for name, model in _candidate_models() if _fits(mask, model)]
-    exact = [(name, model) for name, model in fitting
-             if set(prunable_parameters(model)) <= set(mask)]
+    exact = [
+        (name, model) for name, model in fitting if set(prunable_parameters(model)) <= set(mask)
+    ]
     chosen = exact if exact else fitting
     if len(chosen) != 1:
         return "", MaskScope()

@@ -66,7 +66,7 @@ def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, count: int) -> 
     out, pointer = Mask(), 0
     for n in names:
         size = mask[n].numel()
-        out[n] = new_flat[pointer:pointer + size].reshape(mask[n].shape).to(mask[n].device)
+        out[n] = new_flat[pointer : pointer + size].reshape(mask[n].shape).to(mask[n].device)
         pointer += size
     return out
 
@@ -86,8 +86,9 @@ def _lowest(values: torch.Tensor, count: int) -> torch.Tensor:
     return torch.topk(values, k=count, largest=False).indices
 
 
-def prune_fraction_of_remaining(scores: Mapping[str, torch.Tensor], mask: Mask,
-                                amount: float) -> Mask:
+def prune_fraction_of_remaining(
+    scores: Mapping[str, torch.Tensor], mask: Mask, amount: float
+) -> Mask:
     """One pruning round: remove ``amount`` (a fraction in [0, 1]) of the still-kept weights."""
     if not 0.0 <= amount <= 1.0:
         raise UserError(f"prune amount {amount:g} is outside [0, 1]; use e.g. 0.2")
@@ -100,8 +101,10 @@ def prune_to_sparsity(scores: Mapping[str, torch.Tensor], mask: Mask, sparsity: 
         raise UserError(f"sparsity {sparsity:g} is outside [0, 1); use e.g. 0.8")
     count = target_pruned_count(mask.num_total, sparsity) - mask.num_pruned
     if count < 0:
-        raise UserError(f"the mask is already sparser ({mask.sparsity:.4f}) than the target "
-                        f"{sparsity:.4f}; ask for a higher sparsity")
+        raise UserError(
+            f"the mask is already sparser ({mask.sparsity:.4f}) than the target "
+            f"{sparsity:.4f}; ask for a higher sparsity"
+        )
     return prune_lowest(scores, mask, count)
 
 

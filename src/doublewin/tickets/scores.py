@@ -28,7 +28,9 @@ def random_scores(mask: Mask, seed: int) -> dict[str, torch.Tensor]:
     return {n: torch.rand(m.shape, generator=generator) for n, m in mask.items()}
 
 
-def _batches(loader: Iterable, count: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    loader: Iterable, count: int, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     out = []
     for x, y in loader:
         out.append((x.to(device), y.to(device)))
@@ -44,14 +46,23 @@ def _masked_params(model: nn.Module, mask: Mask) -> list[nn.Parameter]:
     return [params[n] for n in mask]
 
 
-def _inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None) -> torch.Tensor:
+def _inputs(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None
+) -> torch.Tensor:
     if attack is None:
         return x
     return attack(model, x, y).detach()
 
 
-def snip_scores(model: nn.Module, mask: Mask, loader: Iterable, *, score_batches: int,
-                device: torch.device, attack: Attack | None = None) -> dict[str, torch.Tensor]:
+def snip_scores(
+    model: nn.Module,
+    mask: Mask,
+    loader: Iterable,
+    *,
+    score_batches: int,
+    device: torch.device,
+    attack: Attack | None = None,
+) -> dict[str, torch.Tensor]:
     """SNIP connection sensitivity |g ⊙ w|, g = ∂L/∂w summed over ``score_batches`` batches
     (cross-entropy; on ``attack``'s examples when one is given)."""
     model.eval()
@@ -65,9 +76,16 @@ def snip_scores(model: nn.Module, mask: Mask, loader: Iterable, *, score_batches
     return {n: (g * p.detach()).abs() for n, p, g in zip(mask, params, grads, strict=True)}
 
 
-def grasp_scores(model: nn.Module, mask: Mask, loader: Iterable, *, score_batches: int,
-                 device: torch.device, temperature: float = 200.0,
-                 attack: Attack | None = None) -> dict[str, torch.Tensor]:
+def grasp_scores(
+    model: nn.Module,
+    mask: Mask,
+    loader: Iterable,
+    *,
+    score_batches: int,
+    device: torch.device,
+    temperature: float = 200.0,
+    attack: Attack | None = None,
+) -> dict[str, torch.Tensor]:
     """GraSP: S = −w ⊙ Hg (logits divided by ``temperature``); GraSP removes the *highest* S,
     so this returns −S = w ⊙ Hg (pruning the lowest of it removes the highest S).
 
@@ -76,8 +94,9 @@ def grasp_scores(model: nn.Module, mask: Mask, loader: Iterable, *, score_batche
     """
     model.eval()
     params = _masked_params(model, mask)
-    batches = [(_inputs(model, x, y, attack), y)
-               for x, y in _batches(loader, score_batches, device)]
+    batches = [
+        (_inputs(model, x, y, attack), y) for x, y in _batches(loader, score_batches, device)
+    ]
     g = [torch.zeros_like(p) for p in params]
     for x, y in batches:
         loss = F.cross_entropy(model(x) / temperature, y)

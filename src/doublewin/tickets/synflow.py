@@ -44,8 +44,9 @@ def linearise(model: nn.Module, bn: BatchNormHandling = "fold") -> nn.Module:
             if module.running_mean is None or module.running_var is None or bn == "identity":
                 # No statistics (or asked to ignore them): a pure pass-through.
                 module.track_running_stats = True
-                module.running_mean = torch.zeros(module.num_features, dtype=torch.float64,
-                                                  device=_device_of(module))
+                module.running_mean = torch.zeros(
+                    module.num_features, dtype=torch.float64, device=_device_of(module)
+                )
                 module.running_var = torch.full_like(module.running_mean, 1.0 - module.eps)
                 if module.affine:
                     module.weight.fill_(1.0)
@@ -58,10 +59,17 @@ def linearise(model: nn.Module, bn: BatchNormHandling = "fold") -> nn.Module:
     return model.eval()
 
 
-def synflow_mask(model: nn.Module, mask: Mask, sparsity: float, *, input_shape: tuple[int, ...],
-                 iterations: int = 100, bn: BatchNormHandling = "fold",
-                 device: torch.device | str = "cpu",
-                 progress: Progress = NULL_PROGRESS) -> Mask:
+def synflow_mask(
+    model: nn.Module,
+    mask: Mask,
+    sparsity: float,
+    *,
+    input_shape: tuple[int, ...],
+    iterations: int = 100,
+    bn: BatchNormHandling = "fold",
+    device: torch.device | str = "cpu",
+    progress: Progress = NULL_PROGRESS,
+) -> Mask:
     """Prune ``mask`` (usually dense) to exactly ``sparsity`` with SynFlow.
 
     ``input_shape`` is one image's (channels, height, width); ``iterations`` is the number of

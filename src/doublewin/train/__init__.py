@@ -11,5 +11,14 @@ from doublewin.train.robustness import (
     robustness_report,
 )
 
-__all__ = ["Callback", "Check", "RobustnessReport", "TrainResult", "TrainState", "evaluate",
-           "evaluate_weights", "robustness_report", "train"]
+__all__ = [
+    "Callback",
+    "Check",
+    "RobustnessReport",
+    "TrainResult",
+    "TrainState",
+    "evaluate",
+    "evaluate_weights",
+    "robustness_report",
+    "train",
+]

@@ -28,8 +28,10 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise UserError(f"{path}: cannot read the training checkpoint ({type(exc).__name__}); "
-                        "delete it to start the run over") from None
+        raise UserError(
+            f"{path}: cannot read the training checkpoint ({type(exc).__name__}); "
+            "delete it to start the run over"
+        ) from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -47,5 +49,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the model's state on the CPU, in contiguous memory format."""
-    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
-            for k, v in model.state_dict().items()}
+    return {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+        for k, v in model.state_dict().items()
+    }

@@ -72,8 +72,12 @@ class _Run:
     epoch: int = 0  # epochs completed
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, dict[str, Any]] = field(default_factory=lambda: {
-        "sa": {"value": None, "epoch": None}, "ra": {"value": None, "epoch": None}})
+    best: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "sa": {"value": None, "epoch": None},
+            "ra": {"value": None, "epoch": None},
+        }
+    )
     best_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     guard_best: float = -1.0
     last_good: dict[str, torch.Tensor] | None = None
@@ -85,14 +89,24 @@ class _Run:
     images: int = 0
 
 
-def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
-          val_loader: Iterable | None = None, *,
-          mask: Mapping[str, torch.Tensor] | None = None, workdir: str | Path | None = None,
-          device: torch.device | str = "cpu", seed: int = 0,
-          progress: Progress = NULL_PROGRESS, callbacks: Sequence[Callback] = (),
-          log: JsonlLog | None = None, precision: str = "auto",
-          channels_last: bool | None = None, compile: bool = False,
-          log_every: int = 50) -> TrainResult:
+def train(
+    model: nn.Module,
+    spec: TrainSpec,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    *,
+    mask: Mapping[str, torch.Tensor] | None = None,
+    workdir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: Progress = NULL_PROGRESS,
+    callbacks: Sequence[Callback] = (),
+    log: JsonlLog | None = None,
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    compile: bool = False,
+    log_every: int = 50,
+) -> TrainResult:
     """Train ``model`` in place with ``spec`` and return a `TrainResult`.
 
     ``train_loader``/``val_loader`` yield ``(x, y)`` with pixels in [0,1]; the train loader
@@ -119,25 +133,33 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
         model.to(memory_format=torch.channels_last)
     enforcer = MaskEnforcer(model, mask)
     enforcer.zero_pruned()
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
-                                weight_decay=spec.weight_decay, nesterov=spec.nesterov)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
-                                                  lr_multiplier(spec, steps_per_epoch))
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=spec.lr,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        nesterov=spec.nesterov,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(spec, steps_per_epoch))
     attack = _training_attack(spec)
     guard = _make_guard(spec, val_loader, device)
 
     run = _Run()
     workdir = Path(workdir) if workdir is not None else None
     ckpt_path = workdir / CHECKPOINT if workdir is not None else None
-    identity = {"spec": to_dict(spec), "steps_per_epoch": steps_per_epoch,
-                "mask_kept": {n: int(torch.as_tensor(m).count_nonzero())
-                              for n, m in (mask or {}).items()}}
+    identity = {
+        "spec": to_dict(spec),
+        "steps_per_epoch": steps_per_epoch,
+        "mask_kept": {n: int(torch.as_tensor(m).count_nonzero()) for n, m in (mask or {}).items()},
+    }
     if ckpt_path is not None and ckpt_path.is_file():
         _resume(ckpt_path, identity, model, optimizer, scheduler, run, device)
         if guard is not None:
             guard.best = run.guard_best
-        progress.note(f"resuming {spec.regime} training after epoch {run.epoch} of "
-                      f"{spec.epochs} from {ckpt_path}")
+        progress.note(
+            f"resuming {spec.regime} training after epoch {run.epoch} of "
+            f"{spec.epochs} from {ckpt_path}"
+        )
     else:
         torch.manual_seed(seed)
     if guard is not None and run.last_good is None:
@@ -155,19 +177,43 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
     started = time.perf_counter()
     try:
         while run.epoch < spec.epochs and not run.stopped:
-            _train_epoch(net, model, spec, train_loader, optimizer, scheduler, enforcer, attack,
-                         run, device, precision, channels_last, steps_per_epoch, callbacks,
-                         task, log, log_every)
+            _train_epoch(
+                net,
+                model,
+                spec,
+                train_loader,
+                optimizer,
+                scheduler,
+                enforcer,
+                attack,
+                run,
+                device,
+                precision,
+                channels_last,
+                steps_per_epoch,
+                callbacks,
+                task,
+                log,
+                log_every,
+            )
             record = run.history[-1]
             _validate(model, spec, val_loader, guard, run, record, device, precision)
             if log is not None:
                 log.write("epoch", step=run.step, **record)
             for callback in callbacks:
-                callback.on_epoch_end(TrainState(model, optimizer, run.epoch - 1, run.step,
-                                                 steps_per_epoch, record))
+                callback.on_epoch_end(
+                    TrainState(model, optimizer, run.epoch - 1, run.step, steps_per_epoch, record)
+                )
             if ckpt_path is not None and distributed.is_main():
-                _save(ckpt_path, identity, model, optimizer, scheduler, run,
-                      run.seconds + time.perf_counter() - started)
+                _save(
+                    ckpt_path,
+                    identity,
+                    model,
+                    optimizer,
+                    scheduler,
+                    run,
+                    run.seconds + time.perf_counter() - started,
+                )
     finally:
         task.close()
         if channels_last:
@@ -176,11 +222,25 @@ def train(model: nn.Module, spec: TrainSpec, train_loader: Iterable,
     return _result(model, run, ckpt_path)
 
 
-def _train_epoch(net: nn.Module, model: nn.Module, spec: TrainSpec, loader: Iterable,
-                 optimizer: torch.optim.Optimizer, scheduler: Any, enforcer: MaskEnforcer,
-                 attack: PGD | None, run: _Run, device: torch.device, precision: str,
-                 channels_last: bool, steps_per_epoch: int, callbacks: Sequence[Callback],
-                 task: Any, log: JsonlLog | None, log_every: int) -> None:
+def _train_epoch(
+    net: nn.Module,
+    model: nn.Module,
+    spec: TrainSpec,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    enforcer: MaskEnforcer,
+    attack: PGD | None,
+    run: _Run,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+    steps_per_epoch: int,
+    callbacks: Sequence[Callback],
+    task: Any,
+    log: JsonlLog | None,
+    log_every: int,
+) -> None:
     epoch = run.epoch
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
@@ -238,24 +298,45 @@ def _train_epoch(net: nn.Module, model: nn.Module, spec: TrainSpec, loader: Iter
             task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
             advanced = index + 1
             if log is not None:
-                log.write("step", step=run.step, epoch=epoch + 1, train_loss=mean_loss,
-                          train_acc=acc, lr=lr)
+                log.write(
+                    "step",
+                    step=run.step,
+                    epoch=epoch + 1,
+                    train_loss=mean_loss,
+                    train_acc=acc,
+                    lr=lr,
+                )
     if seen == 0:
-        raise UserError("the training loader yielded no batch; use a smaller batch_size or "
-                        "more training data")
+        raise UserError(
+            "the training loader yielded no batch; use a smaller batch_size or more training data"
+        )
     _check_finite(spec, epoch, first_bad, lr)
     mean_loss, acc = loss_sum.item() / seen, 100.0 * correct.item() / seen
     task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
     run.train_seconds += time.perf_counter() - tic
     run.images += seen
     run.epoch += 1
-    run.history.append({"epoch": run.epoch, "train_loss": mean_loss, "train_acc": acc,
-                        "lr": lr, "train_seconds": time.perf_counter() - tic})
+    run.history.append(
+        {
+            "epoch": run.epoch,
+            "train_loss": mean_loss,
+            "train_acc": acc,
+            "lr": lr,
+            "train_seconds": time.perf_counter() - tic,
+        }
+    )
 
 
-def _validate(model: nn.Module, spec: TrainSpec, val_loader: Iterable | None,
-              guard: OverfitGuard | None, run: _Run, record: dict[str, Any],
-              device: torch.device, precision: str) -> None:
+def _validate(
+    model: nn.Module,
+    spec: TrainSpec,
+    val_loader: Iterable | None,
+    guard: OverfitGuard | None,
+    run: _Run,
+    record: dict[str, Any],
+    device: torch.device,
+    precision: str,
+) -> None:
     """Guard check first (a collapsed epoch's weights are discarded, so they can be neither
     best), then validation SA/RA and the best states."""
     if guard is not None:
@@ -273,8 +354,7 @@ def _validate(model: nn.Module, spec: TrainSpec, val_loader: Iterable | None,
     due = run.epoch % spec.val_every == 0 or run.epoch == spec.epochs
     if val_loader is None or not due:
         return
-    result = evaluate(model, val_loader, attack=spec.val_attack, device=device,
-                      precision=precision)
+    result = evaluate(model, val_loader, attack=spec.val_attack, device=device, precision=precision)
     record["val_sa"], record["val_ra"] = result["sa"], result["ra"]
     for key in ("sa", "ra"):
         value = result[key]
@@ -292,8 +372,9 @@ def _training_attack(spec: TrainSpec) -> PGD | None:
     return make_attack(spec.attack)
 
 
-def _make_guard(spec: TrainSpec, val_loader: Iterable | None,
-                device: torch.device) -> OverfitGuard | None:
+def _make_guard(
+    spec: TrainSpec, val_loader: Iterable | None, device: torch.device
+) -> OverfitGuard | None:
     if spec.regime != "fat" or not spec.overfit_guard or val_loader is None:
         return None
     for x, y in val_loader:
@@ -305,11 +386,13 @@ def _length(loader: Iterable) -> int:
     try:
         n = len(loader)  # type: ignore[arg-type]
     except TypeError:
-        raise UserError("the training loader has no len(); pass a doublewin BatchLoader or a "
-                        "torch DataLoader") from None
+        raise UserError(
+            "the training loader has no len(); pass a doublewin BatchLoader or a torch DataLoader"
+        ) from None
     if n <= 0:
-        raise UserError("the training loader yields no batch; use a smaller batch_size or "
-                        "more training data")
+        raise UserError(
+            "the training loader yields no batch; use a smaller batch_size or more training data"
+        )
     return int(n)
 
 
@@ -321,45 +404,76 @@ def _check_finite(spec: TrainSpec, epoch: int, first_bad: torch.Tensor, lr: floa
 
 def _diverged(spec: TrainSpec, epoch: int, step: int, value: float, lr: float) -> None:
     what = "NaN" if math.isnan(value) else "infinite"
-    raise RunFailure(f"training loss became {what} in epoch {epoch + 1} at step {step} "
-                     f"({spec.regime}, lr {lr:.3g}); lower train.lr (e.g. {spec.lr / 10:.3g}) "
-                     "or add train.warmup_epochs")
+    raise RunFailure(
+        f"training loss became {what} in epoch {epoch + 1} at step {step} "
+        f"({spec.regime}, lr {lr:.3g}); lower train.lr (e.g. {spec.lr / 10:.3g}) "
+        "or add train.warmup_epochs"
+    )
 
 
-def _save(path: Path, identity: dict[str, Any], model: nn.Module,
-          optimizer: torch.optim.Optimizer, scheduler: Any, run: _Run, seconds: float) -> None:
+def _save(
+    path: Path,
+    identity: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    run: _Run,
+    seconds: float,
+) -> None:
     payload = {
-        "format": CHECKPOINT_FORMAT, **identity,
-        "model": cpu_state_dict(model), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": rng_state(),
-        "epoch": run.epoch, "step": run.step, "history": run.history, "best": run.best,
-        "best_states": run.best_states, "guard_best": run.guard_best,
-        "last_good": run.last_good, "collapsed": run.collapsed,
-        "collapse_epoch": run.collapse_epoch, "stopped": run.stopped, "seconds": seconds,
-        "train_seconds": run.train_seconds, "images": run.images,
+        "format": CHECKPOINT_FORMAT,
+        **identity,
+        "model": cpu_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "epoch": run.epoch,
+        "step": run.step,
+        "history": run.history,
+        "best": run.best,
+        "best_states": run.best_states,
+        "guard_best": run.guard_best,
+        "last_good": run.last_good,
+        "collapsed": run.collapsed,
+        "collapse_epoch": run.collapse_epoch,
+        "stopped": run.stopped,
+        "seconds": seconds,
+        "train_seconds": run.train_seconds,
+        "images": run.images,
     }
     save_checkpoint(path, payload)
 
 
-def _resume(path: Path, identity: dict[str, Any], model: nn.Module,
-            optimizer: torch.optim.Optimizer, scheduler: Any, run: _Run,
-            device: torch.device) -> None:
+def _resume(
+    path: Path,
+    identity: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    run: _Run,
+    device: torch.device,
+) -> None:
     ckpt = load_checkpoint(path, device)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: checkpoint format {ckpt.get('format')!r} is not readable "
-                        "by this version; delete it to start the run over")
+        raise UserError(
+            f"{path}: checkpoint format {ckpt.get('format')!r} is not readable "
+            "by this version; delete it to start the run over"
+        )
     for key, value in identity.items():
         if ckpt.get(key) != value:
-            raise UserError(f"{path}: checkpoint of a different run ({key} differs); use a "
-                            "new work directory or delete the checkpoint to start over")
+            raise UserError(
+                f"{path}: checkpoint of a different run ({key} differs); use a "
+                "new work directory or delete the checkpoint to start over"
+            )
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"])
     run.epoch, run.step = int(ckpt["epoch"]), int(ckpt["step"])
     run.history, run.best = list(ckpt["history"]), dict(ckpt["best"])
-    run.best_states = {k: {n: t.cpu() for n, t in v.items()}
-                       for k, v in ckpt["best_states"].items()}
+    run.best_states = {
+        k: {n: t.cpu() for n, t in v.items()} for k, v in ckpt["best_states"].items()
+    }
     run.guard_best = float(ckpt["guard_best"])
     last_good = ckpt["last_good"]
     run.last_good = {n: t.cpu() for n, t in last_good.items()} if last_good else None
@@ -372,13 +486,19 @@ def _resume(path: Path, identity: dict[str, Any], model: nn.Module,
 def _result(model: nn.Module, run: _Run, ckpt_path: Path | None) -> TrainResult:
     last = run.history[-1] if run.history else {}
     metrics = {
-        "epochs_run": run.epoch, "steps": run.step,
-        "best_val_sa": run.best["sa"]["value"], "best_val_sa_epoch": run.best["sa"]["epoch"],
-        "best_val_ra": run.best["ra"]["value"], "best_val_ra_epoch": run.best["ra"]["epoch"],
-        "collapsed": run.collapsed, "collapse_epoch": run.collapse_epoch,
+        "epochs_run": run.epoch,
+        "steps": run.step,
+        "best_val_sa": run.best["sa"]["value"],
+        "best_val_sa_epoch": run.best["sa"]["epoch"],
+        "best_val_ra": run.best["ra"]["value"],
+        "best_val_ra_epoch": run.best["ra"]["epoch"],
+        "collapsed": run.collapsed,
+        "collapse_epoch": run.collapse_epoch,
         "seconds": round(run.seconds, 3),
         "images_per_second": round(run.images / run.train_seconds, 1)
-        if run.train_seconds > 0 else None,
-        "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
+        if run.train_seconds > 0
+        else None,
+        "final_train_loss": last.get("train_loss"),
+        "final_train_acc": last.get("train_acc"),
     }
     return TrainResult(model, dict(run.best_states), list(run.history), metrics, ckpt_path)

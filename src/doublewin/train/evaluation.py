@@ -18,9 +18,15 @@ from doublewin.experiments.specs import AttackSpec
 from doublewin.train.precision import autocast, resolve_precision
 
 
-def evaluate(model: nn.Module, loader: Iterable, *, attack: AttackSpec | None = None,
-             device: torch.device | str | None = None, max_batches: int | None = None,
-             precision: str = "fp32") -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    attack: AttackSpec | None = None,
+    device: torch.device | str | None = None,
+    max_batches: int | None = None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
     """SA and RA of ``model`` on the batches of ``loader`` (pixels in [0,1]).
 
     Returns ``{"sa": points, "ra": points or None (no attack), "n": examples}``. RA is the

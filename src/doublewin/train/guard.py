@@ -39,8 +39,14 @@ class OverfitGuard:
 
     @classmethod
     def for_attack(cls, spec: AttackSpec, x: torch.Tensor, y: torch.Tensor) -> OverfitGuard:
-        pgd = PGD(eps=spec.eps, step=spec.eps / 4, steps=GUARD_STEPS, norm=spec.norm,
-                  random_start=True, bn_mode="eval")
+        pgd = PGD(
+            eps=spec.eps,
+            step=spec.eps / 4,
+            steps=GUARD_STEPS,
+            norm=spec.norm,
+            random_start=True,
+            bn_mode="eval",
+        )
         return cls(x, y, pgd)
 
     def accuracy(self, model: nn.Module) -> float:

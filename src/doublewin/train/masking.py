@@ -26,13 +26,17 @@ class MaskEnforcer:
         for name, keep in (mask or {}).items():
             if name not in params:
                 known = ", ".join(list(params)[:3])
-                raise UserError(f"mask names {name!r}, which the model does not have (it has "
-                                f"{known}, …); use a ticket drawn for this architecture")
+                raise UserError(
+                    f"mask names {name!r}, which the model does not have (it has "
+                    f"{known}, …); use a ticket drawn for this architecture"
+                )
             param = params[name]
             if tuple(keep.shape) != tuple(param.shape):
-                raise UserError(f"mask for {name} has shape {tuple(keep.shape)} but the "
-                                f"parameter has {tuple(param.shape)}; use a ticket drawn for "
-                                "this architecture")
+                raise UserError(
+                    f"mask for {name} has shape {tuple(keep.shape)} but the "
+                    f"parameter has {tuple(param.shape)}; use a ticket drawn for "
+                    "this architecture"
+                )
             keep = torch.as_tensor(keep).to(device=param.device)
             if keep.dtype != torch.bool:
                 keep = keep != 0

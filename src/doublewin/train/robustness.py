@@ -74,11 +74,20 @@ class RobustnessReport:
         return out
 
 
-def robustness_report(model: nn.Module, loader: Iterable, *, attack: AttackSpec,
-                      num_classes: int, autoattack_n: int = 0,
-                      ladder: Sequence[float] = LADDER, large_eps: float | None = None,
-                      check_points: int = 1000, device: torch.device | str = "cpu",
-                      seed: int = 0, progress: Progress = NULL_PROGRESS) -> RobustnessReport:
+def robustness_report(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    attack: AttackSpec,
+    num_classes: int,
+    autoattack_n: int = 0,
+    ladder: Sequence[float] = LADDER,
+    large_eps: float | None = None,
+    check_points: int = 1000,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: Progress = NULL_PROGRESS,
+) -> RobustnessReport:
     """Evaluate ``model`` on every batch of ``loader`` (in dataset order; pixels in [0,1]).
 
     ``attack`` is the PGD threat model (run in eval mode). ``autoattack_n`` > 0 runs standard
@@ -127,8 +136,15 @@ def robustness_report(model: nn.Module, loader: Iterable, *, attack: AttackSpec,
         aa_ra = pgd_aa = sa_aa = None
         if autoattack_n > 0:
             k = int(min(autoattack_n, y_keep.numel()))
-            x_aa = autoattack(model, x_keep[:k], y_keep[:k], eps=attack.eps,
-                              num_classes=num_classes, norm=attack.norm, seed=seed)
+            x_aa = autoattack(
+                model,
+                x_keep[:k],
+                y_keep[:k],
+                eps=attack.eps,
+                num_classes=num_classes,
+                norm=attack.norm,
+                seed=seed,
+            )
             with torch.no_grad():
                 aa_ra = _points(model(x_aa).argmax(1) == y_keep[:k])
             pgd_aa = _points(robust_all[:k])
@@ -137,25 +153,53 @@ def robustness_report(model: nn.Module, loader: Iterable, *, attack: AttackSpec,
 
     checks = _checks(aa_ra, pgd_aa, ladder_ra, big, large_ra, attack)
     return RobustnessReport(
-        sa=_points(clean_all), ra=_points(robust_all), n=n,
-        attack={"norm": attack.norm, "eps": attack.eps, "step": attack.step,
-                "steps": attack.steps, "random_start": attack.random_start,
-                "restarts": attack.restarts},
-        ladder=tuple(ladder_ra), large_eps=big, large_eps_ra=large_ra, check_points=m,
-        autoattack_n=autoattack_n, autoattack_ra=aa_ra, pgd_ra_autoattack_points=pgd_aa,
-        sa_autoattack_points=sa_aa, checks=checks)
+        sa=_points(clean_all),
+        ra=_points(robust_all),
+        n=n,
+        attack={
+            "norm": attack.norm,
+            "eps": attack.eps,
+            "step": attack.step,
+            "steps": attack.steps,
+            "random_start": attack.random_start,
+            "restarts": attack.restarts,
+        },
+        ladder=tuple(ladder_ra),
+        large_eps=big,
+        large_eps_ra=large_ra,
+        check_points=m,
+        autoattack_n=autoattack_n,
+        autoattack_ra=aa_ra,
+        pgd_ra_autoattack_points=pgd_aa,
+        sa_autoattack_points=sa_aa,
+        checks=checks,
+    )
 
 
-def _checks(aa_ra: float | None, pgd_aa: float | None, ladder: list[tuple[float, float]],
-            big: float, large_ra: float, attack: AttackSpec) -> tuple[Check, ...]:
+def _checks(
+    aa_ra: float | None,
+    pgd_aa: float | None,
+    ladder: list[tuple[float, float]],
+    big: float,
+    large_ra: float,
+    attack: AttackSpec,
+) -> tuple[Check, ...]:
     checks = []
     if aa_ra is not None and pgd_aa is not None:
         gap = pgd_aa - aa_ra
-        checks.append(Check(
-            "autoattack-gap", gap > MAX_AA_GAP,
-            f"AutoAttack RA {aa_ra:.2f} is {gap:.2f} points below PGD RA {pgd_aa:.2f} on the "
-            f"same points" + (f" (over {MAX_AA_GAP:g}: PGD overestimates robustness)"
-                              if gap > MAX_AA_GAP else f" (within {MAX_AA_GAP:g})")))
+        checks.append(
+            Check(
+                "autoattack-gap",
+                gap > MAX_AA_GAP,
+                f"AutoAttack RA {aa_ra:.2f} is {gap:.2f} points below PGD RA {pgd_aa:.2f} on the "
+                f"same points"
+                + (
+                    f" (over {MAX_AA_GAP:g}: PGD overestimates robustness)"
+                    if gap > MAX_AA_GAP
+                    else f" (within {MAX_AA_GAP:g})"
+                ),
+            )
+        )
     rises = [(a, b) for a, b in zip(ladder, ladder[1:], strict=False) if b[1] > a[1] + LADDER_SLACK]
     flat = len(ladder) > 1 and ladder[0][1] > 0 and ladder[-1][1] >= ladder[0][1]
     unit = 255 if attack.norm == "linf" else 1
@@ -165,16 +209,24 @@ def _checks(aa_ra: float | None, pgd_aa: float | None, ladder: list[tuple[float,
     else:
         detail = f"RA falls as ε grows ({rungs})"
     checks.append(Check("eps-ladder", bool(rises or flat), detail))
-    checks.append(Check(
-        "large-eps", large_ra > 0,
-        f"RA at ε={_eps(big, unit)} is {large_ra:.2f}"
-        + (" (above zero: the attack is not finding adversarial examples)"
-           if large_ra > 0 else " (zero, as expected)")))
+    checks.append(
+        Check(
+            "large-eps",
+            large_ra > 0,
+            f"RA at ε={_eps(big, unit)} is {large_ra:.2f}"
+            + (
+                " (above zero: the attack is not finding adversarial examples)"
+                if large_ra > 0
+                else " (zero, as expected)"
+            ),
+        )
+    )
     return tuple(checks)
 
 
-def _correct(model: nn.Module, pgd: Any, x: torch.Tensor,
-             y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _correct(
+    model: nn.Module, pgd: Any, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         clean = model(x).argmax(1) == y
     x_adv = pgd(model, x, y)
@@ -200,10 +252,17 @@ def _length(loader: Iterable) -> int | None:
         return None
 
 
-def evaluate_weights(spec: EvaluateSpec, weights_path: str | Path, *,
-                     device: torch.device | str = "cpu", data_root: str | Path | None = None,
-                     batch_size: int = 256, check_points: int = 1000, seed: int = 0,
-                     progress: Progress = NULL_PROGRESS) -> tuple[RobustnessReport, Any, Any]:
+def evaluate_weights(
+    spec: EvaluateSpec,
+    weights_path: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    data_root: str | Path | None = None,
+    batch_size: int = 256,
+    check_points: int = 1000,
+    seed: int = 0,
+    progress: Progress = NULL_PROGRESS,
+) -> tuple[RobustnessReport, Any, Any]:
     """`robustness_report` of a doublewin weights file on ``spec.data``'s ``spec.split``.
 
     The images are resized to ``spec.data.resolution``, else the weights' ``input_size``.
@@ -218,15 +277,31 @@ def evaluate_weights(spec: EvaluateSpec, weights_path: str | Path, *,
     splits = load_dataset(spec.data.name, data_root, val_size=spec.data.val_size)
     info = splits.info
     if int(info.num_classes) != int(meta.num_classes):
-        raise UserError(f"{weights_path} has {meta.num_classes} classes but {spec.data.name} "
-                        f"has {info.num_classes}; evaluate on the dataset the weights were "
-                        "trained or transferred on")
+        raise UserError(
+            f"{weights_path} has {meta.num_classes} classes but {spec.data.name} "
+            f"has {info.num_classes}; evaluate on the dataset the weights were "
+            "trained or transferred on"
+        )
     images = splits.test if spec.split == "test" else splits.val
     resolution = int(spec.data.resolution or meta.input_size)
-    loader = make_loader(images, batch_size=batch_size, train=False, resolution=resolution,
-                         test_transform=spec.data.test_transform, device=device, seed=seed)
-    report = robustness_report(model, loader, attack=spec.attack,
-                               num_classes=int(info.num_classes),
-                               autoattack_n=spec.autoattack, check_points=check_points,
-                               device=device, seed=seed, progress=progress)
+    loader = make_loader(
+        images,
+        batch_size=batch_size,
+        train=False,
+        resolution=resolution,
+        test_transform=spec.data.test_transform,
+        device=device,
+        seed=seed,
+    )
+    report = robustness_report(
+        model,
+        loader,
+        attack=spec.attack,
+        num_classes=int(info.num_classes),
+        autoattack_n=spec.autoattack,
+        check_points=check_points,
+        device=device,
+        seed=seed,
+        progress=progress,
+    )
     return report, meta, info

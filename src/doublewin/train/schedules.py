@@ -61,6 +61,9 @@ def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
     epochs = math.ceil(spec.min_steps / max(1, steps_per_epoch))
     factor = epochs / spec.epochs
     return dataclasses.replace(
-        spec, epochs=epochs, milestones=tuple(round(m * factor) for m in spec.milestones),
+        spec,
+        epochs=epochs,
+        milestones=tuple(round(m * factor) for m in spec.milestones),
         warmup_epochs=spec.warmup_epochs * factor,
-        val_every=max(1, round(spec.val_every * factor)))
+        val_every=max(1, round(spec.val_every * factor)),
+    )
