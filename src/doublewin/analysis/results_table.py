@@ -18,24 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from doublewin.errors import UserError
+from doublewin.experiments.results import LABEL_COLUMNS, TIMING_COLUMNS
 from doublewin.experiments.store import atomic_write_text
+from doublewin.experiments.transfer import TEST_METRICS
 
-LEADING_COLUMNS = (
-    "pretraining",
-    "dataset",
-    "fraction",
-    "method",
-    "imp_regime",
-    "sparsity",
-    "rung",
-    "regime",
-    "seed",
-    "sa_best_sa",
-    "ra_best_sa",
-    "sa_best_ra",
-    "ra_best_ra",
-)
-TIMING_COLUMNS = ("seconds", "images_per_second", "job_seconds", "finished_at")
+LEADING_COLUMNS = (*LABEL_COLUMNS, *TEST_METRICS)
 # Columns that are names, never numbers, whatever their text looks like.
 TEXT_COLUMNS = ("pretraining", "dataset", "method", "imp_regime", "regime", "job")
 
