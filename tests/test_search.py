@@ -148,20 +148,7 @@ def test_a_rung_that_fails_under_st_never_runs_its_at_transfers(fails_under) -> 
 def test_search_extreme_matches_the_full_grid_with_fewer_transfer_runs() -> None:
     jobs, accuracy = _grid({"imp": 6, "omp": 2}, rungs=12)
     done: dict[str, dict] = {}
-
-    def run(batch: list[Job]) -> list[dict]:
-        for job in batch:
-            value = accuracy[job.id]
-            done[job.id] = {
-                **job.labels,
-                "sa_best_sa": value,
-                "ra_best_sa": value,
-                "sa_best_ra": value,
-                "ra_best_ra": value,
-            }
-        return list(done.values())
-
-    outcome = search_extreme(jobs, run, VerdictConfig())
+    outcome = search_extreme(jobs, _runner(accuracy, done), VerdictConfig())
     extremes = {s.key[3]: s.extreme for s in outcome.ladders}
     ladder = [round(1 - 0.8**k, 6) for k in range(1, 13)]
     assert extremes == {"imp": ladder[6], "omp": ladder[2]}
