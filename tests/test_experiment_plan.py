@@ -120,3 +120,14 @@ def test_the_paper_cost_counts_every_imp_epoch_on_imagenet(monkeypatch) -> None:
     # 3 pre-trainings × 19 rounds × 30 epochs of ST on ImageNet, plus validation.
     assert estimate.passes >= 3 * 19 * 30 * train_images
     assert estimate.seconds == pytest.approx(estimate.passes / 1000.0)
+
+
+def test_a_transfer_rung_beyond_the_ladder_is_refused_with_the_valid_range(tmp_path) -> None:
+    with pytest.raises(UserError, match=r"rung 9 is not on the 8-rung ladder; use numbers from 1"):
+        make_plan(demo_config(quick=True), ["tickets.transfer_rungs=[1,9]"], run_dir=tmp_path)
+    plan = make_plan(demo_config(quick=True), ["tickets.transfer_rungs=[1,8]"], run_dir=tmp_path)
+    assert {j.labels["sparsity"] for j in plan.jobs if j.stage == "transfer"} == {
+        0.0,
+        0.4,
+        round(1 - 0.6**8, 6),
+    }

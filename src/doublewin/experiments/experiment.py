@@ -301,7 +301,13 @@ def select_rungs(count: int, rungs: tuple[int, ...] | None) -> list[int]:
     """0-based indices of the ladder rungs to transfer (``rungs`` are 1-based)."""
     if rungs is None:
         return list(range(count))
-    return [r - 1 for r in rungs if 1 <= r <= count]
+    for r in rungs:
+        if not 1 <= r <= count:
+            raise UserError(
+                f"tickets.transfer_rungs: rung {r} is not on the {count}-rung ladder; "
+                f"use numbers from 1 to {count}"
+            )
+    return [r - 1 for r in rungs]
 
 
 def ticket_ref(tickets_id: str, sparsity: float) -> str:
