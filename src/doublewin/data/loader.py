@@ -253,22 +253,15 @@ def _pil_transform(train: bool, resolution: int, augment: str, test_transform: s
     from torchvision import transforms as T
 
     if train:
-        steps = {
-            "rrc-flip": [T.RandomResizedCrop(resolution), T.RandomHorizontalFlip()],
-            "crop-flip": [
-                T.Resize(resolution),
-                T.CenterCrop(resolution),
-                T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
-                T.RandomHorizontalFlip(),
-            ],
-            "crop": [
-                T.Resize(resolution),
-                T.CenterCrop(resolution),
-                T.RandomCrop(resolution, padding=max(1, round(4 * resolution / 32))),
-            ],
-            "flip": [T.Resize(resolution), T.CenterCrop(resolution), T.RandomHorizontalFlip()],
-            "none": [T.Resize(resolution), T.CenterCrop(resolution)],
-        }[augment]
+        if augment == "rrc-flip":
+            steps = [T.RandomResizedCrop(resolution), T.RandomHorizontalFlip()]
+        else:
+            steps = [T.Resize(resolution), T.CenterCrop(resolution)]
+            if augment in ("crop", "crop-flip"):
+                pad = max(1, round(4 * resolution / 32))
+                steps.append(T.RandomCrop(resolution, padding=pad))
+            if augment in ("crop-flip", "flip"):
+                steps.append(T.RandomHorizontalFlip())
     elif test_transform == "resize-center-crop":
         steps = [T.Resize(int(round(resolution * 256 / 224))), T.CenterCrop(resolution)]
     else:

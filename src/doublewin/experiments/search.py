@@ -54,12 +54,11 @@ class LadderSearch:
                 self.phase = "confirm"
             if self.phase == "confirm":
                 above = self.high + 1
-                if above >= len(self.sparsities):
-                    return self._finish()
-                if above not in self.results:
+                if above not in self.results and above < len(self.sparsities):
                     return above
-                if not self.results[above]:
-                    return self._finish()
+                if not self.results.get(above):
+                    self._finish()
+                    return None
                 self.notes.append(
                     f"rung {self.sparsities[above]:.4f} is double-win above the failing rung "
                     f"{self.sparsities[self.high]:.4f}: the ladder is not monotone here"
@@ -93,7 +92,6 @@ class LadderSearch:
                 + ", ".join(f"{self.sparsities[r]:.4f}" for r in losers)
                 + "): the ladder is not monotone"
             )
-        return None
 
     @property
     def extreme_rung(self) -> int | None:
@@ -161,7 +159,8 @@ def search_extreme(
     done_ids: set[str] = set()
 
     def submit(batch: list[Job]) -> list[dict[str, Any]]:
-        fresh = [j for j in batch if j.id not in done_ids]
+        # Ladders of one setting share its dense jobs: each job once.
+        fresh = list({j.id: j for j in batch if j.id not in done_ids}.values())
         rows = run(fresh)
         done_ids.update(j.id for j in fresh)
         return rows
