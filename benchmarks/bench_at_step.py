@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
+from doublewin.core.parsing import resolve_device
+from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.data import ImageSet, make_loader
-from doublewin.experiments.specs import AttackSpec, TrainSpec
 from doublewin.models import build_model
-from doublewin.parsing import resolve_device
 from doublewin.train import train
 
 EPS, STEP, PGD_STEPS = 8 / 255, 2 / 255, 10

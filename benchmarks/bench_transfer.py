@@ -39,10 +39,10 @@ from torch.nn.utils import prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_at_step import PilImages, images, magnitude_mask  # noqa: E402
+from doublewin.core.parsing import resolve_device  # noqa: E402
+from doublewin.core.specs import AttackSpec, TrainSpec  # noqa: E402
 from doublewin.data import make_loader  # noqa: E402
-from doublewin.experiments.specs import AttackSpec, TrainSpec  # noqa: E402
 from doublewin.models import build_model  # noqa: E402
-from doublewin.parsing import resolve_device  # noqa: E402
 from doublewin.train import train  # noqa: E402
 from doublewin.train.precision import autocast, resolve_precision  # noqa: E402
 

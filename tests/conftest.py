@@ -27,8 +27,8 @@ class TrainedPair:
 def digits_pair() -> TrainedPair:
     """Trained once per session (about 20 s on 2 CPU cores): 5 epochs each, cosine lr,
     AT with PGD-5 at ε = 16/255 (digits have 17 grey levels, so 8/255 is a small ball)."""
+    from doublewin.core.specs import AttackSpec, DataSpec, TrainSpec
     from doublewin.data import prepare_data
-    from doublewin.experiments.specs import AttackSpec, DataSpec, TrainSpec
     from doublewin.models import build_model
     from doublewin.train import train
 

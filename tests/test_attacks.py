@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from doublewin.attacks import PGD, autoattack, fgsm_rs, make_attack
-from doublewin.errors import UserError
-from doublewin.experiments.specs import AttackSpec
+from doublewin.attacks import PGD, autoattack, fgsm_rs
+from doublewin.core.errors import UserError
+from doublewin.core.specs import AttackSpec
 
 
 def net() -> nn.Module:
@@ -114,11 +114,11 @@ def test_fgsm_rs_takes_one_step_of_alpha_eps_then_projects():
     assert (x_adv - x).abs().max() <= 8 / 255 + 1e-6
 
 
-def test_make_attack_carries_every_spec_field_and_eval_override():
+def test_pgd_from_spec_carries_every_spec_field_and_eval_override():
     spec = AttackSpec(
         norm="l2", eps=0.5, step=0.1, steps=7, random_start=False, restarts=3, bn_mode="train"
     )
-    attack = make_attack(spec)
+    attack = PGD.from_spec(spec)
     assert (
         attack.norm,
         attack.eps,
@@ -128,7 +128,7 @@ def test_make_attack_carries_every_spec_field_and_eval_override():
         attack.restarts,
         attack.bn_mode,
     ) == ("l2", 0.5, 0.1, 7, False, 3, "train")
-    assert make_attack(spec, bn_mode="eval").bn_mode == "eval"
+    assert PGD.from_spec(spec, bn_mode="eval").bn_mode == "eval"
 
 
 def test_autoattack_without_torchattacks_names_the_install_command(monkeypatch):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from doublewin.core.errors import UserError
 from doublewin.data import load_dataset, make_loader, take_fraction
 from doublewin.data.imageset import ImageSet
-from doublewin.errors import UserError
 
 
 def _cifar_batch(path: Path, n: int, offset: int, label_key: str) -> None:

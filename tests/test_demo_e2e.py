@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from doublewin.core.results import TIMING_COLUMNS
 from doublewin.experiments.demo import demo_config
-from doublewin.experiments.results import TIMING_COLUMNS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

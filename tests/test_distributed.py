@@ -18,8 +18,8 @@ SCRIPT = textwrap.dedent('''
     import torch
     from torch import nn
 
-    from doublewin import distributed
-    from doublewin.experiments.specs import AttackSpec, TrainSpec
+    from doublewin.core import distributed
+    from doublewin.core.specs import AttackSpec, TrainSpec
     from doublewin.train import train
 
     class Batches:

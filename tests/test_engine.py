@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from doublewin.errors import RunFailure, UserError
-from doublewin.experiments.specs import AttackSpec, TrainSpec
+from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.train import TrainResult, train
 from doublewin.train.schedules import lr_multiplier, stretched
 
@@ -231,7 +231,7 @@ def test_nan_loss_is_a_run_failure_naming_epoch_and_step_and_keeps_the_last_chec
     from doublewin.train.checkpoint import load_checkpoint
 
     # The epoch-1 checkpoint is intact and nothing half-written is left behind.
-    assert load_checkpoint(tmp_path / "checkpoint.pt", torch.device("cpu"))["epoch"] == 1
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
@@ -363,7 +363,7 @@ def test_masks_are_enforced_without_any_hook_on_the_model():
 
 
 def test_epoch_records_go_to_the_jsonl_log_with_validation_numbers(tmp_path):
-    from doublewin.logs import JsonlLog, read_jsonl
+    from doublewin.core.logs import JsonlLog, read_jsonl
 
     log = JsonlLog(tmp_path / "log.jsonl", tensorboard=False)
     train(tiny_net(), spec(epochs=2), TinyLoader(), TinyLoader(train=False), log=log, log_every=2)

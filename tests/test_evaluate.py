@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from doublewin.experiments.specs import AttackSpec
+from doublewin.core.specs import AttackSpec
 from doublewin.train import evaluate, robustness_report
 from doublewin.train.robustness import _checks
 

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from doublewin.experiments.specs import AttackSpec
+from doublewin.core.specs import AttackSpec
 from doublewin.train import evaluate, robustness_report
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 from doublewin.experiments.demo import config_dir, demo_config
-from doublewin.experiments.experiment import load_experiment, ticket_ladder
+from doublewin.experiments.experiment import load_experiment
 from doublewin.experiments.run import make_plan
+from doublewin.tickets.ladder import ticket_ladder
 
 
 def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None:

@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from doublewin.cli import main
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 from doublewin.models import IMAGENET_MEAN, IMAGENET_STD, load_model
 from doublewin.models.importers import import_checkpoint
 

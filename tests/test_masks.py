@@ -10,12 +10,11 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import MaskScope
+from doublewin.core.errors import UserError
+from doublewin.core.specs import MaskScope
+from doublewin.tickets.ladder import imp_ladder
 from doublewin.tickets.mask import Mask, pack_bits, prunable_parameters, unpack_bits
 from doublewin.tickets.pruning import (
-    imp_ladder,
-    ladder_counts,
     magnitude_scores,
     prune_fraction_of_remaining,
     prune_to_sparsity,
@@ -165,6 +164,15 @@ def test_one_shot_to_a_sparsity_equals_torch_with_that_amount():
 # The paper's ladder rungs (percent) and the IMP round that reaches each.
 PAPER_RUNGS = {6: 73.79, 7: 79.03, 8: 83.22, 10: 89.26, 11: 91.41, 15: 96.48}
 RESNET50_CONV_WEIGHTS = 23_454_912  # 53 convs of torchvision's ResNet-50
+
+
+def ladder_counts(total: int, prune_rate: float, rounds: int) -> list[int]:
+    """Reference: pruned weights after each round when ``round(rate × remaining)`` go."""
+    remaining, out = total, []
+    for _ in range(rounds):
+        remaining -= round(prune_rate * remaining)
+        out.append(total - remaining)
+    return out
 
 
 def test_imp_ladder_reaches_the_paper_sparsities_on_resnet50_by_exact_counting():

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 from doublewin.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,

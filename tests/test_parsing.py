@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from doublewin.errors import UserError
-from doublewin.parsing import parse_number, resolve_device
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import parse_number, resolve_device
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from doublewin.experiments.pretraining import pretrain
-from doublewin.experiments.specs import load_spec
+from doublewin.core import paths
+from doublewin.core.specs import load_spec
 from doublewin.models import content_hash, load_weights
+from doublewin.stages import Environment, Inputs, pretrain
 
 EPS = "4/255"
 
@@ -40,8 +41,8 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pretrain")
     out = {}
     for regime in ("std", "fat", "at"):
-        out[regime] = folder / f"{regime}.safetensors"
-        pretrain(_spec(regime), out[regime], workdir=folder / f"work-{regime}")
+        pretrain(_spec(regime), Inputs(), folder / regime, Environment())
+        out[regime] = folder / regime / paths.WEIGHTS
     return out
 
 
@@ -79,8 +80,7 @@ def test_resuming_an_interrupted_pretraining_gives_the_same_weights(tmp_path: Pa
             "eval_attack": {"steps": 1},
         },
     )
-    whole = tmp_path / "whole.safetensors"
-    pretrain(spec, whole, workdir=tmp_path / "w1")
+    pretrain(spec, Inputs(), tmp_path / "whole", Environment())
     # An interrupted run leaves only its per-epoch checkpoint; a second call resumes it.
     import doublewin.train.engine as engine
 
@@ -93,13 +93,13 @@ def test_resuming_an_interrupted_pretraining_gives_the_same_weights(tmp_path: Pa
         calls["n"] += 1
         return original(*args, **kwargs)
 
-    resumed = tmp_path / "resumed.safetensors"
     engine._train_epoch = stop_after_first
     try:
         with pytest.raises(KeyboardInterrupt):
-            pretrain(spec, resumed, workdir=tmp_path / "w2")
+            pretrain(spec, Inputs(), tmp_path / "resumed", Environment())
     finally:
         engine._train_epoch = original
-    assert not resumed.exists()
-    pretrain(spec, resumed, workdir=tmp_path / "w2")
+    assert not (tmp_path / "resumed" / paths.WEIGHTS).exists()
+    pretrain(spec, Inputs(), tmp_path / "resumed", Environment())
+    whole, resumed = (tmp_path / name / paths.WEIGHTS for name in ("whole", "resumed"))
     assert load_weights(resumed)[1].content_hash == load_weights(whole)[1].content_hash

@@ -10,7 +10,7 @@ from doublewin.analysis.document import Figure
 from doublewin.analysis.report import analyse, build_report, write_report
 from doublewin.analysis.summaries import pretraining_kinds
 from doublewin.analysis.verdict import VerdictConfig
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 LADDER = (0.2, 0.36, 0.488, 0.5904, 0.67232)
 META = {

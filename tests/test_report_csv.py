@@ -8,7 +8,7 @@ import pytest
 
 from doublewin.analysis.report import read_results_csv, write_results_csv
 from doublewin.analysis.results_table import column_order, parse_results_csv
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 ROWS = [
     {

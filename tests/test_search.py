@@ -8,9 +8,9 @@ import math
 import pytest
 
 from doublewin.analysis.verdict import VerdictConfig
-from doublewin.experiments.experiment import Job
+from doublewin.core.specs import TransferSpec
+from doublewin.experiments.grid import Job
 from doublewin.experiments.search import LadderSearch, search_extreme
-from doublewin.experiments.specs import TransferSpec
 
 
 def _drive(search: LadderSearch, double_win) -> int:
@@ -101,7 +101,7 @@ def _grid(
 
 
 def _train(regime: str):
-    from doublewin.experiments.specs import TrainSpec
+    from doublewin.core.specs import TrainSpec
 
     return TrainSpec(regime="std" if regime == "st" else "at")
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from doublewin.errors import UserError
-from doublewin.experiments.hashing import canonical, canonical_string, spec_hash
-from doublewin.experiments.specs import (
+from doublewin.core.errors import UserError
+from doublewin.core.hashing import canonical, canonical_string, spec_hash
+from doublewin.core.specs import (
     AttackSpec,
     DataSpec,
     EvaluateSpec,
@@ -18,7 +18,7 @@ from doublewin.experiments.specs import (
     TransferSpec,
     load_spec,
 )
-from doublewin.experiments.typed import from_dict, replace_path
+from doublewin.core.typed import from_dict, replace_path
 
 
 def test_yaml_file_with_dotted_overrides_builds_the_typed_spec(tmp_path):

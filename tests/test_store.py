@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from doublewin.experiments.specs import DataSpec, TransferSpec
-from doublewin.experiments.store import Store, atomic_path, atomic_write_bytes
+from doublewin.core.atomic import atomic_path, atomic_write_bytes
+from doublewin.core.specs import DataSpec, TransferSpec
+from doublewin.experiments.store import Store
 
 
 def _spec(seed: int = 0) -> TransferSpec:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from doublewin.cli import main
-from doublewin.experiments.specs import load_spec
+from doublewin.core.specs import load_spec
 from doublewin.models import WeightsMeta, build_model, save_weights
 from doublewin.tickets import find_tickets, load_ticket
 

@@ -8,20 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import MaskScope
-from doublewin.tickets.files import (
-    Ticket,
-    TicketWeightsWarning,
-    load_ticket,
-    make_info,
-    save_ticket,
-    ticket_bytes,
-)
+from doublewin.core.errors import UserError
+from doublewin.core.specs import MaskScope
+from doublewin.tickets.files import load_ticket, save_ticket, ticket_bytes
 from doublewin.tickets.mask import Mask, prunable_parameters
 from doublewin.tickets.official import load_official, official_state, save_official
 from doublewin.tickets.pruning import prune_to_sparsity
 from doublewin.tickets.scores import random_scores
+from doublewin.tickets.ticket import Ticket, TicketWeightsWarning, make_info
 
 
 def net(width: int = 8) -> nn.Module:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doublewin.experiments.specs import GemMinerSpec
+from doublewin.core.specs import GemMinerSpec
 from doublewin.tickets.gem_miner import freeze_schedule, gem_miner_mask
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity, target_pruned_count

@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from doublewin.analysis.summaries import (
     Cell,
@@ -25,6 +23,9 @@ from doublewin.analysis.summaries import (
     ticket_score,
 )
 from doublewin.analysis.verdict import ExtremeSparsity
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 100
 _COLORS = (
@@ -58,7 +59,7 @@ def accuracy_vs_sparsity(
     shaded band is the dense model's mean ± std (dashed line: its mean). A filled marker is a
     double-win rung, a hollow one a rung that is not, a small dot one left undetermined.
     ``double_win`` maps (pre-training, sparsity) → the rung's verdict."""
-    figure = Figure(figsize=(8.4, 5.8), dpi=DPI)
+    figure = _new_figure(figsize=(8.4, 5.8), dpi=DPI)
     axes = figure.subplots(2, 2, sharex=True)
     sparsities: set[float] = set()
     for row, regime in enumerate(("st", "at")):
@@ -177,7 +178,7 @@ def extreme_vs_fraction(
     datasets = sorted({e.dataset for e in chosen})
     columns = max(1, min(3, len(datasets)))
     rows = max(1, math.ceil(len(datasets) / columns))
-    figure = Figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
+    figure = _new_figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, dataset in enumerate(datasets):
         ax = axes[index // columns][index % columns]
@@ -239,7 +240,7 @@ def methods_vs_sparsity(
     ]
     columns = max(1, min(3, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
-    figure = Figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
+    figure = _new_figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, label in enumerate(shown):
         ax = axes[index // columns][index % columns]
@@ -327,7 +328,17 @@ def _sparsity_ticks(ax, sparsities: set[float]) -> None:
     ax.set_xlabel("sparsity (%)", fontsize=9)
 
 
+def _new_figure(**options: Any) -> Figure:
+    # deferred: matplotlib loads in about 0.5 s; only a report with figures needs it
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
 def _png(figure: Figure) -> bytes:
+    # deferred: see _new_figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)

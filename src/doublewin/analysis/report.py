@@ -31,15 +31,16 @@ from doublewin.analysis.results_table import (  # re-exported: the report's file
     write_results_csv,
 )
 from doublewin.analysis.summaries import (
-    REQUIRED_COLUMNS,
     aggregate,
     meta_pretrainings,
     pretraining_kinds,
     primary_ladder,
 )
 from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdicts
-from doublewin.errors import UserError
-from doublewin.experiments.store import atomic_write_bytes, atomic_write_text
+from doublewin.core import paths
+from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
+from doublewin.core.errors import UserError
+from doublewin.core.results import REQUIRED_COLUMNS
 
 __all__ = [
     "ReportPaths",
@@ -49,8 +50,6 @@ __all__ = [
     "write_report",
     "write_results_csv",
 ]
-
-FIGURES_DIR = "figures"
 
 
 @dataclass(frozen=True)
@@ -75,19 +74,19 @@ def write_report(
     always matches the report. Raises ``UserError`` when a row lacks a verdict column."""
     document = build_report(rows, meta=meta, verdict_config=verdict_config)
     out_dir = Path(out_dir)
-    figure_dir = out_dir / FIGURES_DIR
+    figure_dir = out_dir / paths.FIGURES_DIR
     written = []
     for figure in document.figures:
         path = figure_dir / figure.name
         atomic_write_bytes(path, figure.png)
         written.append(path)
-    markdown = out_dir / "report.md"
-    html = out_dir / "report.html"
-    atomic_write_text(markdown, to_markdown(document, FIGURES_DIR))
+    markdown = out_dir / paths.REPORT_MARKDOWN
+    html = out_dir / paths.REPORT_HTML
+    atomic_write_text(markdown, to_markdown(document, paths.FIGURES_DIR))
     atomic_write_text(html, to_html(document))
     if figure_dir.is_dir():
         keep = {p.name for p in written}
-        for stale in figure_dir.glob("*.png"):
+        for stale in figure_dir.glob(paths.figure("*")):
             if stale.name not in keep:
                 stale.unlink()
     return ReportPaths(markdown, html, tuple(written))

@@ -17,14 +17,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from doublewin.errors import UserError
-from doublewin.experiments.results import LABEL_COLUMNS, TIMING_COLUMNS
-from doublewin.experiments.store import atomic_write_text
-from doublewin.experiments.transfer import TEST_METRICS
+from doublewin.core.atomic import atomic_write_text
+from doublewin.core.errors import UserError
+from doublewin.core.results import LABEL_COLUMNS, TEST_METRICS, TEXT_COLUMNS, TIMING_COLUMNS
 
 LEADING_COLUMNS = (*LABEL_COLUMNS, *TEST_METRICS)
-# Columns that are names, never numbers, whatever their text looks like.
-TEXT_COLUMNS = ("pretraining", "dataset", "method", "imp_regime", "regime", "job")
+
+
 
 
 def column_order(rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -30,6 +30,7 @@ from doublewin.analysis.summaries import (
     ticket_score,
 )
 from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.core import paths
 
 _MARK = {True: "✓", False: "✗", None: "?"}
 
@@ -336,7 +337,7 @@ def accuracy_section(data: ReportData) -> tuple[Section, list[Figure]]:
                 double_win=marks,
             )
             figure = Figure(
-                f"accuracy-{_slug(dataset)}-{_slug(fraction_text(fraction))}.png",
+                paths.figure(f"accuracy-{_slug(dataset)}-{_slug(fraction_text(fraction))}"),
                 png,
                 f"{dataset}, {fraction_text(fraction)} of the training data: "
                 f"SA and RA of {ladder_label(*data.primary)} tickets against "
@@ -413,7 +414,7 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
             data.extremes, ladder=data.primary, pretrainings=data.pretrainings
         )
         figure = Figure(
-            "data-efficiency.png",
+            paths.figure("data-efficiency"),
             png,
             "Extreme double-win sparsity against the "
             "fraction of downstream training data (0 = no double-win rung).",
@@ -529,7 +530,7 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
         )
         made.append(
             Figure(
-                f"methods-{_slug(dataset)}.png",
+                paths.figure(f"methods-{_slug(dataset)}"),
                 png,
                 f"{dataset}, {fraction_text(full)} of the training data: ticket score "
                 "of each method against sparsity (dashed: dense).",

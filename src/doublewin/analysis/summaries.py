@@ -15,16 +15,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doublewin.analysis.verdict import (
+from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig, metric_value
+from doublewin.core.results import (
     METRICS,
     REGIMES,
-    ExtremeSparsity,
-    TicketVerdict,
-    VerdictConfig,
-    metric_value,
+    Setting,
+    ladder_of,
+    regime_of,
+    sparsity_of,
 )
 
-REQUIRED_COLUMNS = ("pretraining", "dataset", "fraction", "method", "sparsity", "regime", "seed")
 PRETRAINING_KINDS = ("std", "fat", "at")
 _KIND_NAMES = {"std": "standard", "fat": "fast adversarial (FAT)", "at": "PGD adversarial (AT)"}
 # Label spellings read as a pre-training kind when the metadata does not give its regime.
@@ -85,7 +85,7 @@ class CellKey:
         return (self.method, self.imp_regime)
 
     @property
-    def setting(self) -> tuple[str, str, float]:
+    def setting(self) -> Setting:
         return (self.pretraining, self.dataset, self.fraction)
 
 
@@ -125,17 +125,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]], config: VerdictConfig) -> dict[
 
 
 def cell_key(row: Mapping[str, Any]) -> CellKey:
-    method = str(row["method"])
-    dense = method == "dense"
-    return CellKey(
-        str(row["pretraining"]),
-        str(row["dataset"]),
-        float(row["fraction"]),
-        method,
-        "" if dense else str(row.get("imp_regime") or ""),
-        0.0 if dense else round(float(row["sparsity"]), 6),
-        str(row["regime"]).lower(),
-    )
+    return CellKey(*ladder_of(row), sparsity_of(row), regime_of(row))
 
 
 def dense_cell(

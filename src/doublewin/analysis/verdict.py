@@ -22,8 +22,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-REGIMES = ("st", "at")
-METRICS = ("sa", "ra")
+from doublewin.core.results import (
+    METRICS,
+    REGIMES,
+    LadderKey,
+    is_dense,
+    ladder_of,
+    regime_of,
+    setting_of,
+    sparsity_of,
+)
+
 # Accuracies are compared in points; differences below this are float noise, not a gap.
 _EPSILON = 1e-9
 
@@ -57,7 +66,7 @@ class TicketKey:
     sparsity: float
 
     @property
-    def group(self) -> tuple[str, str, float, str, str]:
+    def group(self) -> LadderKey:
         """The ladder this ticket sits on (everything but the sparsity)."""
         return (self.pretraining, self.dataset, self.fraction, self.method, self.imp_regime)
 
@@ -170,22 +179,15 @@ def verdicts(
         lambda: defaultdict(lambda: defaultdict(dict))
     )
     for row in rows:
-        setting = (str(row["pretraining"]), str(row["dataset"]), float(row["fraction"]))
-        regime = str(row["regime"]).lower()
-        seed = int(row["seed"])
+        regime, seed = regime_of(row), int(row["seed"])
         for metric in METRICS:
             value = metric_value(row, metric, config.selection)
             if value is None:
                 continue
-            if row["method"] == "dense":
-                dense[setting][regime][metric][seed] = value
+            if is_dense(row):
+                dense[setting_of(row)][regime][metric][seed] = value
             else:
-                key = TicketKey(
-                    *setting,
-                    str(row["method"]),
-                    str(row.get("imp_regime") or ""),
-                    round(float(row["sparsity"]), 6),
-                )
+                key = TicketKey(*ladder_of(row), sparsity_of(row))
                 tickets[key][regime][metric][seed] = value
     out = []
     for key in sorted(tickets, key=_sort_key):

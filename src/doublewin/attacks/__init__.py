@@ -1,11 +1,12 @@
 """Adversarial attacks in [0,1] pixel space: PGD (L∞, L2), FGSM with random start, and an
 adapter to standard AutoAttack (through the optional ``torchattacks`` package).
 
-An attack is a small object called as ``attack(model, x, y) -> x_adv``; see `make_attack`.
+An attack is a small object called as ``attack(model, x, y) -> x_adv``, built from its spec
+with ``PGD.from_spec``.
 """
 
 from doublewin.attacks.autoattack import autoattack
 from doublewin.attacks.modes import model_mode
-from doublewin.attacks.pgd import PGD, fgsm_rs, make_attack
+from doublewin.attacks.pgd import PGD, fgsm_rs
 
-__all__ = ["PGD", "autoattack", "fgsm_rs", "make_attack", "model_mode"]
+__all__ = ["PGD", "autoattack", "fgsm_rs", "model_mode"]

@@ -12,7 +12,7 @@ from torch import nn
 
 from doublewin.attacks.modes import model_mode
 from doublewin.attacks.pgd import Norm
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 
 def _torchattacks() -> Any:

@@ -7,6 +7,7 @@ never computes or touches parameter gradients (``p.grad`` is left as it was).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from doublewin.attacks.modes import BnMode, model_mode
-from doublewin.errors import UserError
-from doublewin.experiments.specs import AttackSpec
+from doublewin.core.errors import UserError
+from doublewin.core.specs import AttackSpec
 
 Norm = Literal["linf", "l2"]
 _TINY = 1e-12
@@ -42,6 +43,15 @@ class PGD:
     random_start: bool = True
     restarts: int = 1
     bn_mode: BnMode | None = None
+
+    @classmethod
+    def from_spec(cls, spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = "spec") -> PGD:
+        """The attack an `AttackSpec` describes (every field of it). ``bn_mode`` overrides
+        ``spec.bn_mode`` (evaluation passes ``"eval"``)."""
+        fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        if bn_mode != "spec":
+            fields["bn_mode"] = bn_mode
+        return cls(**fields)
 
     def __post_init__(self) -> None:
         if self.norm not in ("linf", "l2"):
@@ -110,31 +120,10 @@ def _l2(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
-def make_attack(spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = "spec") -> PGD:
-    """The PGD attack an `AttackSpec` describes. ``bn_mode`` overrides ``spec.bn_mode``
-    (evaluation passes ``"eval"``)."""
-    mode = spec.bn_mode if bn_mode == "spec" else bn_mode
-    return PGD(
-        eps=spec.eps,
-        step=spec.step,
-        steps=spec.steps,
-        norm=spec.norm,
-        random_start=spec.random_start,
-        restarts=spec.restarts,
-        bn_mode=mode,
-    )
-
-
 def fgsm_rs(spec: AttackSpec, alpha: float = 1.25) -> PGD:
     """FGSM with random start (Wong et al. 2020, fast adversarial training): one step of size
     ``alpha`` × ε from a uniform random point of the ε-ball, then projected back onto it.
     ``alpha`` is ``TrainSpec.fat_alpha`` (1.25 by default)."""
-    return PGD(
-        eps=spec.eps,
-        step=alpha * spec.eps,
-        steps=1,
-        norm=spec.norm,
-        random_start=True,
-        restarts=1,
-        bn_mode=spec.bn_mode,
+    return dataclasses.replace(
+        PGD.from_spec(spec), step=alpha * spec.eps, steps=1, random_start=True, restarts=1
     )

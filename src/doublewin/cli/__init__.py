@@ -14,13 +14,12 @@ from doublewin.cli import (
     weights,  # noqa: F401
 )
 from doublewin.cli.app import app, err_console
-from doublewin.errors import DoublewinError
+from doublewin.core import distributed
+from doublewin.core.errors import DoublewinError
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one line on stderr and their exit code."""
-    from doublewin import distributed
-
     try:
         if distributed.launched():  # torchrun --nproc-per-node N -m doublewin ...
             distributed.init()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from rich.table import Table
 
 from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
+from doublewin.data import describe_datasets
+from doublewin.models import list_architectures
 
 
 @app.command("datasets")
 def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
     """List every dataset: classes, image size, split sizes, and where its files are."""
-    from doublewin.data import describe_datasets
-
     rows = describe_datasets(data_root)
     if as_json:
         print_json(rows)
@@ -35,8 +35,6 @@ def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> N
 @app.command("models")
 def models_command(as_json: JsonFlag = False) -> None:
     """List architectures with their input size and parameter count."""
-    from doublewin.models import list_architectures
-
     rows = [info.as_dict() for info in list_architectures()]
     if as_json:
         print_json(rows)

@@ -8,6 +8,10 @@ from typing import Annotated
 import typer
 
 from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
+from doublewin.cli.progress import RichProgress
+from doublewin.core.parsing import resolve_device
+from doublewin.core.specs import load_spec
+from doublewin.stages import Inputs, run_stage
 
 
 @app.command("evaluate")
@@ -53,14 +57,10 @@ def evaluate_command(
     """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step 2/255 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
     signs are flagged in words."""
-    from doublewin.cli.progress import RichProgress
-    from doublewin.experiments.specs import load_spec
-    from doublewin.parsing import resolve_device
-    from doublewin.train import evaluate_weights
-
     spec = load_spec(
         "evaluate",
         {
+            "weights": str(weights),
             "data": {"name": data, "resolution": resolution},
             "attack": {
                 "eps": eps,
@@ -72,50 +72,44 @@ def evaluate_command(
             },
             "autoattack": autoattack,
             "split": split,
+            "batch_size": batch_size,
+            "check_points": check_points,
+            "seed": seed,
         },
     )
     with RichProgress(enabled=not as_json) as progress:
-        report, meta, info = evaluate_weights(
+        report = run_stage(
+            "evaluate",
             spec,
-            weights,
+            Inputs(weights=weights),
+            None,
             device=resolve_device(device),
             data_root=data_root,
-            batch_size=batch_size,
-            check_points=check_points,
-            seed=seed,
             progress=progress,
         )
     if as_json:
-        print_json(
-            {
-                "weights": str(weights),
-                "arch": meta.arch,
-                "data": spec.data.name,
-                "split": spec.split,
-                **report.as_dict(),
-            }
-        )
+        print_json({"weights": str(weights), **report})
         return
-    a = report.attack
+    a = report["attack"]
     eps_text = f"{a['eps'] * 255:g}/255" if a["norm"] == "linf" else f"{a['eps']:g}"
-    console.print(f"{weights} ({meta.arch}) on {spec.data.name} {spec.split}, {report.n} images")
-    console.print(f"  SA {report.sa:6.2f}%")
+    console.print(f"{weights} ({report['arch']}) on {spec.data.name} {spec.split}, {report['n']} images")
+    console.print(f"  SA {report['sa']:6.2f}%")
     console.print(
-        f"  RA {report.ra:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "
+        f"  RA {report['ra']:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "
         f"step {a['step'] * (255 if a['norm'] == 'linf' else 1):g}"
         f"{'/255' if a['norm'] == 'linf' else ''}, restarts {a['restarts']}"
     )
-    if report.autoattack_ra is not None:
+    if report["autoattack_ra"] is not None:
         console.print(
-            f"  first {report.autoattack_n} points: SA {report.sa_autoattack_points:.2f}"
-            f"%, PGD RA {report.pgd_ra_autoattack_points:.2f}%, AutoAttack RA "
-            f"{report.autoattack_ra:.2f}%"
+            f"  first {report['autoattack_n']} points: SA {report['sa_autoattack_points']:.2f}"
+            f"%, PGD RA {report['pgd_ra_autoattack_points']:.2f}%, AutoAttack RA "
+            f"{report['autoattack_ra']:.2f}%"
         )
-    console.print(f"  gradient-masking checks (first {report.check_points} points):")
-    for check in report.checks:
-        mark = "[bold yellow]WARNING[/]" if check.flagged else "[green]ok[/]"
-        console.print(f"    {mark} {check.name}: {check.detail}", highlight=False)
-    if report.flagged:
+    console.print(f"  gradient-masking checks (first {report['check_points']} points):")
+    for check in report["checks"]:
+        mark = "[bold yellow]WARNING[/]" if check["flagged"] else "[green]ok[/]"
+        console.print(f"    {mark} {check['name']}: {check['detail']}", highlight=False)
+    if report["gradient_masking_suspected"]:
         console.print(
             "  Warning signs of gradient masking: the RA above likely overstates "
             "robustness; confirm with --autoattack."

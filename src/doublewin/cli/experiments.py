@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from doublewin.analysis.results_table import write_results_csv
 from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
-from doublewin.errors import RunFailure, UserError
+from doublewin.cli.progress import RichProgress
+from doublewin.core import paths
+from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.parsing import resolve_device
+from doublewin.experiments.cost import estimate
+from doublewin.experiments.demo import demo_config, demo_jobs
+from doublewin.experiments.results import collect_rows
+from doublewin.experiments.run import Plan, execute, make_plan, write_run_report
 
 SetOption = Annotated[
     list[str] | None,
@@ -62,8 +70,6 @@ def run_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
-    from doublewin.experiments.run import make_plan
-
     plan = make_plan(experiment, overrides or (), run_dir=out)
     if dry_run:
         _print_plan(plan, device, search, as_json)
@@ -94,9 +100,6 @@ def demo_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
-    from doublewin.experiments.demo import demo_config, demo_jobs
-    from doublewin.experiments.run import make_plan
-
     config = demo_config(quick)
     plan = make_plan(config, overrides or (), run_dir=out)
     _execute(
@@ -115,32 +118,30 @@ def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: JsonFlag = False
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
-    from doublewin.analysis.report import write_results_csv
-    from doublewin.experiments.results import collect_rows
-    from doublewin.experiments.run import RESULTS_FILE, make_plan, write_run_report
-
-    resolved = run_dir / "experiment.yaml"
+    resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
     plan = make_plan(resolved, run_dir=run_dir)
     rows = collect_rows(plan.jobs, plan.store)
-    write_results_csv(rows, run_dir / RESULTS_FILE)
-    paths = write_run_report(run_dir, rows, plan)
+    write_results_csv(rows, run_dir / paths.RESULTS)
+    report = write_run_report(run_dir, rows, plan)
     if as_json:
         print_json(
             {
                 "rows": len(rows),
-                "results": str(run_dir / RESULTS_FILE),
-                **{k: str(v) for k, v in vars(paths).items()},
+                "results": str(run_dir / paths.RESULTS),
+                "markdown": str(report.markdown),
+                "html": str(report.html),
+                "figures": [str(f) for f in report.figures],
             }
         )
         return
-    console.print(f"{len(rows)} transfer runs → {run_dir / RESULTS_FILE}")
-    console.print(f"report: {paths.markdown}  {paths.html}")
+    console.print(f"{len(rows)} transfer runs → {run_dir / paths.RESULTS}")
+    console.print(f"report: {report.markdown}  {report.html}")
 
 
 def _execute(
-    plan,
+    plan: Plan,
     *,
     jobs: int,
     device: str,
@@ -149,9 +150,6 @@ def _execute(
     as_json: bool,
     compile: bool = False,
 ) -> None:
-    from doublewin.cli.progress import RichProgress
-    from doublewin.experiments.run import execute
-
     counts = plan.counts()
     if not as_json:
         todo = ", ".join(f"{c['to_run']} {stage}" for stage, c in counts.items())
@@ -195,7 +193,7 @@ def _execute(
         console.print(
             f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
             f"{summary.done_before} reused; results: "
-            f"{plan.run_dir / 'results.csv'}"
+            f"{plan.run_dir / paths.RESULTS}"
         )
         if outcome.search is not None:
             s = outcome.search
@@ -220,10 +218,7 @@ def _execute(
         )
 
 
-def _print_plan(plan, device: str, search: str | None, as_json: bool) -> None:
-    from doublewin.experiments.cost import estimate
-    from doublewin.parsing import resolve_device
-
+def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> None:
     dev = str(resolve_device(device))
     pending = plan.pending()
     cost = estimate(pending, plan.experiment.arch, dev)

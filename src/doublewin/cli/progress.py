@@ -1,4 +1,4 @@
-"""A rich progress display for library code that reports to `doublewin.progress.Progress`."""
+"""A rich progress display for library code that reports to `doublewin.core.progress.Progress`."""
 
 from __future__ import annotations
 

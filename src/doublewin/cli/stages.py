@@ -1,20 +1,20 @@
 """`doublewin pretrain` and `doublewin transfer`: one stage run alone, outside an experiment.
 
 Options map to spec fields (shown in each option's help); ``--config FILE`` and ``--set k=v``
-reach every other field. The work folder next to the output keeps the per-epoch checkpoint,
-so the same command resumes after an interruption.
+reach every other field. The commands call the same stage functions as ``doublewin run``
+(doublewin/stages). The work folder keeps the per-epoch checkpoint, so the same command resumes
+after an interruption.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from doublewin import distributed
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
@@ -24,7 +24,14 @@ from doublewin.cli.app import (
     err_console,
     print_json,
 )
-from doublewin.errors import UserError
+from doublewin.cli.progress import RichProgress
+from doublewin.core import distributed, paths
+from doublewin.core.atomic import atomic_write_json
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import resolve_device
+from doublewin.core.specs import load_spec
+from doublewin.core.typed import to_dict
+from doublewin.stages import Inputs, run_stage
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
@@ -74,12 +81,6 @@ def pretrain_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
-    from doublewin.cli.progress import RichProgress
-    from doublewin.experiments.pretraining import pretrain
-    from doublewin.experiments.specs import load_spec
-    from doublewin.logs import JsonlLog
-    from doublewin.parsing import resolve_device
-
     spec = load_spec(
         "pretrain",
         config,
@@ -101,44 +102,40 @@ def pretrain_command(
         ),
     )
     out = _weights_path(out)
-    workdir = out.with_name(out.name + ".work")
-    log = JsonlLog(workdir / "log.jsonl") if distributed.is_main() else None
-    try:
-        with RichProgress(enabled=not as_json) as progress:
-            result = pretrain(
-                spec,
-                out,
-                workdir=workdir / "train",
-                device=resolve_device(device),
-                data_root=data_root,
-                progress=progress,
-                log=log,
-                compile=compile,
-            )
-    finally:
-        if log is not None:
-            log.close()
+    workdir = paths.work_folder(out)
+    with RichProgress(enabled=not as_json) as progress:
+        result = run_stage(
+            "pretrain",
+            spec,
+            Inputs(),
+            workdir,
+            device=resolve_device(device),
+            data_root=data_root,
+            progress=progress,
+            compile=compile,
+        )
     if not distributed.is_main():
         return
-    shutil.copyfile(workdir / "log.jsonl", out.with_name(out.name + ".log.jsonl"))
+    os.replace(workdir / paths.WEIGHTS, out)
+    shutil.copyfile(workdir / paths.LOG, paths.log_beside(out))
     shutil.rmtree(workdir, ignore_errors=True)
     summary = {
         "weights": str(out),
-        "content_hash": result.content_hash,
+        "content_hash": result["content_hash"],
         "regime": spec.train.regime,
-        "source_sa": result.source_sa,
-        "source_ra": result.source_ra,
-        "collapsed": result.collapsed,
+        "source_sa": result["source_sa"],
+        "source_ra": result["source_ra"],
+        "collapsed": result["collapsed"],
     }
     if as_json:
         print_json(summary)
         return
     console.print(
         f"{out}: {spec.arch} {spec.train.regime} on {spec.data.name}; source SA "
-        f"{result.source_sa:.2f}%, RA {result.source_ra:.2f}%; hash "
-        f"{result.content_hash}"
+        f"{result['source_sa']:.2f}%, RA {result['source_ra']:.2f}%; hash "
+        f"{result['content_hash']}"
     )
-    if result.collapsed:
+    if result["collapsed"]:
         console.print(
             "FAT catastrophic overfitting: training stopped and kept the last good "
             "weights (see the log)"
@@ -170,14 +167,6 @@ def transfer_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
-    from doublewin.cli.progress import RichProgress
-    from doublewin.experiments.specs import load_spec
-    from doublewin.experiments.store import atomic_write_json
-    from doublewin.experiments.transfer import transfer
-    from doublewin.experiments.typed import to_dict
-    from doublewin.logs import JsonlLog
-    from doublewin.parsing import resolve_device
-
     regimes = {"st": "std", "at": "at"}
     if regime not in regimes:
         raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
@@ -209,30 +198,22 @@ def transfer_command(
         ),
     )
     out.mkdir(parents=True, exist_ok=True)
-    log = JsonlLog(out / "log.jsonl") if distributed.is_main() else None
-    try:
-        with RichProgress(enabled=not as_json) as progress, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ticket warnings come back in the result
-            result = transfer(
-                spec,
-                weights,
-                ticket,
-                workdir=out,
-                device=resolve_device(device),
-                data_root=data_root,
-                progress=progress,
-                log=log,
-                compile=compile,
-            )
-    finally:
-        if log is not None:
-            log.close()
+    with RichProgress(enabled=not as_json) as progress:
+        m = run_stage(
+            "transfer",
+            spec,
+            Inputs(weights=weights, ticket=ticket),
+            out,
+            device=resolve_device(device),
+            data_root=data_root,
+            progress=progress,
+            compile=compile,
+        )
     if not distributed.is_main():
         return
-    atomic_write_json(out / "metrics.json", {"spec": to_dict(spec), **result.metrics})
-    for message in result.warnings:
+    atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
+    for message in m.get("warnings", ()):
         err_console.print(f"warning: {message}", highlight=False)
-    m = result.metrics
     if as_json:
         print_json(m)
         return
@@ -241,11 +222,11 @@ def transfer_command(
         f"best-val-SA checkpoint SA {m['sa_best_sa']:.2f}% RA {m['ra_best_sa']:.2f}%;"
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
-    console.print(f"metrics: {out / 'metrics.json'}")
+    console.print(f"metrics: {out / paths.METRICS}")
 
 
 def _weights_path(out: Path) -> Path:
-    if out.suffix != ".safetensors":
+    if out.suffix != paths.SAFETENSORS:
         raise UserError(
             f"--out {out}: weights are written as safetensors; name the file *.safetensors"
         )

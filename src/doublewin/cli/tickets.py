@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from doublewin import distributed
 from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
-from doublewin.errors import UserError
+from doublewin.cli.progress import RichProgress
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import resolve_device
+from doublewin.core.specs import TicketMethod, load_spec
+from doublewin.stages import Inputs, run_stage
+from doublewin.tickets import load_ticket, save_ticket
+from doublewin.tickets.official import load_official, save_official
+from doublewin.tickets.ticket import FORMAT
 
 tickets_app = typer.Typer(
     help="Read and convert ticket files (doublewin and official Double-Win-LTH formats).",
@@ -18,7 +26,7 @@ tickets_app = typer.Typer(
 )
 app.add_typer(tickets_app, name="tickets")
 
-METHODS = ("imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner")
+METHODS = typing.get_args(TicketMethod)
 
 
 @app.command("find-tickets")
@@ -59,12 +67,6 @@ def find_tickets_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
-    from doublewin.cli.progress import RichProgress
-    from doublewin.experiments.specs import load_spec
-    from doublewin.logs import JsonlLog
-    from doublewin.parsing import resolve_device
-    from doublewin.tickets import find_tickets, load_ticket
-
     if method not in METHODS:
         raise UserError(f"--method {method}: use one of {', '.join(METHODS)}")
     if not weights.is_file():
@@ -90,23 +92,19 @@ def find_tickets_command(
     items = [f"{k}={v}" for k, v in pairs.items() if v is not None] + list(overrides or [])
     spec = load_spec("tickets", config, items)
     out.mkdir(parents=True, exist_ok=True)
-    log = JsonlLog(out / "log.jsonl") if distributed.is_main() else None
-    try:
-        with RichProgress(enabled=not as_json) as progress:
-            paths = find_tickets(
-                spec,
-                weights,
-                workdir=out,
-                device=resolve_device(device),
-                progress=progress,
-                data_root=data_root,
-                log=log,
-            )
-    finally:
-        if log is not None:
-            log.close()
+    with RichProgress(enabled=not as_json) as progress:
+        found = run_stage(
+            "tickets",
+            spec,
+            Inputs(weights=weights),
+            out,
+            device=resolve_device(device),
+            data_root=data_root,
+            progress=progress,
+        )
     rows = []
-    for path in paths:
+    for relative in found["tickets"].values():
+        path = out / relative
         info = load_ticket(path).info
         rows.append(
             {
@@ -133,8 +131,6 @@ def inspect_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Global and per-layer sparsity of a ticket, with where it came from."""
-    from doublewin.tickets import load_ticket
-
     ticket = load_ticket(file)
     report = {"file": str(file), **ticket.info.as_dict(), **ticket.mask.report()}
     if as_json:
@@ -175,12 +171,6 @@ def convert_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
-    import dataclasses
-
-    from doublewin.tickets import load_ticket, save_ticket
-    from doublewin.tickets.files import FORMAT
-    from doublewin.tickets.official import load_official, save_official
-
     if to not in ("doublewin", "official"):
         raise UserError(f"--to {to}: use doublewin or official")
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)

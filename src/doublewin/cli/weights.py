@@ -8,7 +8,11 @@ from typing import Annotated
 import typer
 
 from doublewin.cli.app import JsonFlag, app, console, print_json
-from doublewin.errors import UserError
+from doublewin.core import paths
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import parse_number
+from doublewin.models import save_weights
+from doublewin.models.importers import import_checkpoint
 
 
 @app.command("import-weights")
@@ -37,11 +41,7 @@ def import_weights_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Import a torchvision, MadryLab robustness or fast_adversarial checkpoint safely."""
-    from doublewin.models import save_weights
-    from doublewin.models.importers import import_checkpoint
-    from doublewin.parsing import parse_number
-
-    if out.suffix != ".safetensors":
+    if out.suffix != paths.SAFETENSORS:
         raise UserError(
             f"--out {out}: weights are written as safetensors; name the file *.safetensors"
         )

@@ -6,21 +6,14 @@ name and renamed, so a killed generation never leaves a truncated cache file beh
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from doublewin.experiments.store import atomic_path
-
-
-def cache_dir() -> Path:
-    """``$DOUBLEWIN_CACHE`` when set, else ``~/.cache/doublewin``."""
-    env = os.environ.get("DOUBLEWIN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "doublewin"
+from doublewin.core import paths
+from doublewin.core.atomic import atomic_path
 
 
 def cached_tensors(
@@ -30,7 +23,7 @@ def cached_tensors(
 
     A cache file that cannot be read (truncated by hand, wrong content) is rebuilt.
     """
-    path = cache_dir() / "datasets" / f"{name}.safetensors"
+    path = paths.cached_dataset(name)
     if path.exists():
         try:
             return load_file(str(path))
@@ -44,6 +37,3 @@ def cached_tensors(
         pass  # a read-only cache only costs regeneration next time
     return tensors
 
-
-def cache_path(name: str) -> Path:
-    return cache_dir() / "datasets" / f"{name}.safetensors"

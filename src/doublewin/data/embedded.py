@@ -20,6 +20,7 @@ import math
 import torch
 
 from doublewin.data.cache import cached_tensors
+from doublewin.data.splits import stratified_holdout
 
 SIZE = 32
 CACHE_VERSION = "3"  # bump when a generator changes, so stale caches are not read
@@ -117,8 +118,6 @@ def build_shapes(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def build_digits() -> dict[str, torch.Tensor]:
     from sklearn.datasets import load_digits
-
-    from doublewin.data.splits import stratified_holdout
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)  # [N,8,8] in 0..16

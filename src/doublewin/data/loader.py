@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from doublewin.core.errors import UserError
 from doublewin.data.imageset import ImageSet
-from doublewin.errors import UserError
 
 AUGMENTATIONS = ("none", "flip", "crop", "crop-flip", "rrc-flip")
 TEST_TRANSFORMS = ("resize", "resize-center-crop")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from doublewin.core.errors import UserError
 from doublewin.data.imageset import ImageSet
-from doublewin.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from doublewin.core.errors import UserError
+from doublewin.data.embedded import load_embedded
 from doublewin.data.imageset import ImageSet
+from doublewin.data.real import folder_classes, read_cifar, read_folder, read_svhn_mat, svhn_file
 from doublewin.data.splits import channel_stats, stratified_holdout
-from doublewin.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -210,8 +212,6 @@ def load_dataset(
     if info.kind == "embedded":
         return _embedded(info, val_size)
     if name in ("cifar10", "cifar100"):
-        from doublewin.data.real import read_cifar
-
         parts = read_cifar(base, name)
         train_images, train_labels = parts["train"]
         return _tail_split(
@@ -223,8 +223,6 @@ def load_dataset(
             source=str(base / info.files),
         )
     if name == "svhn":
-        from doublewin.data.real import read_svhn_mat, svhn_file
-
         train_images, train_labels = read_svhn_mat(svhn_file(base, "train"))
         test = read_svhn_mat(svhn_file(base, "test"))
         default = max(1, len(train_labels) - 68257) if len(train_labels) > 68257 else None
@@ -266,8 +264,6 @@ def _tail_split(
 
 
 def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
-    from doublewin.data.embedded import load_embedded
-
     data = load_embedded(info.name)
     k = info.num_classes
     sets = {
@@ -289,8 +285,6 @@ def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
 
 
 def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
-    from doublewin.data.real import folder_classes, read_folder
-
     if info.name == "imagenet":
         top, default_val = base / "imagenet", 10000
         test_dir = top / "val"

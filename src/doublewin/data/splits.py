@@ -9,8 +9,8 @@ from typing import Literal
 
 import torch
 
+from doublewin.core.errors import UserError
 from doublewin.data.imageset import ImageSet
-from doublewin.errors import UserError
 
 
 def stratified_holdout(

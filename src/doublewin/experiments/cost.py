@@ -17,8 +17,11 @@ from functools import lru_cache
 
 import torch
 
-from doublewin.experiments.experiment import Job
-from doublewin.experiments.specs import AttackSpec, TrainSpec
+from doublewin.core.specs import AttackSpec, TrainSpec
+from doublewin.data import dataset_info
+from doublewin.experiments.grid import Job
+from doublewin.models import arch_info, build_model
+from doublewin.train.schedules import stretched
 
 EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
 
@@ -39,8 +42,6 @@ def eval_passes(attack: AttackSpec | None) -> float:
 
 def split_sizes(dataset: str, fraction: float = 1.0) -> tuple[int, int, int]:
     """(train images after ``fraction``, val images, test images) from the registry."""
-    from doublewin.data import dataset_info
-
     info = dataset_info(dataset)
     splits = info.splits
     train = max(info.num_classes, round(splits["train"] * fraction))
@@ -48,8 +49,6 @@ def split_sizes(dataset: str, fraction: float = 1.0) -> tuple[int, int, int]:
 
 
 def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
-    from doublewin.train.schedules import stretched
-
     train = stretched(train, math.ceil(n_train / train.batch_size))
     per_epoch = n_train * attack_passes(train.regime, train.attack)
     validations = train.epochs / train.val_every
@@ -83,8 +82,6 @@ def job_passes(job: Job) -> float:
 
 
 def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
-    from doublewin.models import arch_info
-
     spec = job.spec
     arch = getattr(spec, "arch", default_arch)
     resolution = spec.data.resolution if hasattr(spec, "data") else None
@@ -95,8 +92,6 @@ def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
 def pass_rate(arch: str, resolution: int, device: str) -> float:
     """Measured forward+backward images per second of ``arch`` at ``resolution`` on ``device``
     (a short micro-benchmark: about a second)."""
-    from doublewin.models import build_model
-
     dev = torch.device(device)
     model = build_model(arch, 10).to(dev).train()
     batch = max(2, min(64, int(64 * (32 / resolution) ** 2)))

@@ -10,6 +10,10 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import torch
+
+from doublewin.core import paths
+
 
 def config_dir() -> Path:
     return Path(str(resources.files("doublewin") / "configs"))
@@ -17,14 +21,12 @@ def config_dir() -> Path:
 
 def demo_config(quick: bool = False) -> Path:
     """Path of the demo experiment file (the toy-size one with ``quick``)."""
-    return config_dir() / ("demo-quick.yaml" if quick else "demo.yaml")
+    return config_dir() / (paths.QUICK_DEMO_CONFIG if quick else paths.DEMO_CONFIG)
 
 
 def demo_jobs(device: str = "auto") -> int:
     """Worker processes for the demo: one per GPU, else one per pair of CPU cores' worth of
     small jobs (the demo's tiny models use a core each better than two cores share one)."""
-    import torch
-
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return max(1, torch.cuda.device_count())
     return max(1, min(4, os.cpu_count() or 1))

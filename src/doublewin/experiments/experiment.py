@@ -1,38 +1,35 @@
-"""An experiment file (YAML) and its expansion into the grid of stage jobs.
+"""An experiment file (YAML), parsed and checked: the pre-trainings, the ticket specs, the
+transfer settings and the verdict (grid.py expands it into jobs).
 
 The file names the pre-trainings to compare, the ways to find tickets, and the downstream
 transfer settings; see configs/demo.yaml for a commented example and docs/experiments.md for
 every key. Sections hold the fields of the stage specs (specs.py); a named entry under
 ``pretrain.runs`` is deep-merged over the section's common fields, so
 ``pretrain.runs.AT.train.regime: at`` overrides ``pretrain.train`` for that run only.
-
-References between stages are store entry ids, known before anything runs: a ticket job names
-its pre-training as ``pretrain-<hash>`` (or ``weights-<content hash>`` for an imported file), a
-transfer job names its ticket as ``tickets-<hash>@<sparsity>``. So the whole grid, and what of
-it is already done, is known up front (``--dry-run``).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from doublewin.analysis.verdict import VerdictConfig
-from doublewin.errors import UserError
-from doublewin.experiments.hashing import spec_hash
-from doublewin.experiments.specs import (
+from doublewin.core.errors import UserError
+from doublewin.core.hashing import spec_hash
+from doublewin.core.specs import (
     AttackSpec,
     DataSpec,
     PretrainSpec,
     TicketSpec,
     TrainSpec,
-    TransferSpec,
     load_yaml,
 )
-from doublewin.experiments.typed import apply_override, from_dict, parse_overrides
+from doublewin.core.typed import apply_override, from_dict, parse_overrides
+from doublewin.models import read_content_hash
+from doublewin.tickets.ladder import imp_ladder
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -66,20 +63,6 @@ class Pretraining:
         if self.weights_hash:
             return f"weights-{self.weights_hash}"
         return f"file-{self.path}"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One stage run. ``id`` is its store entry name; ``labels`` go into results.csv."""
-
-    stage: str
-    spec: Any
-    deps: tuple[str, ...] = ()
-    labels: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.stage}-{spec_hash(self.stage, self.spec)}"
 
 
 @dataclass(frozen=True)
@@ -195,125 +178,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     )
 
 
-def expand(
-    experiment: Experiment, ladders: Mapping[str, tuple[float, ...]] | None = None
-) -> list[Job]:
-    """Every job of the full grid, upstream stages first.
-
-    ``ladders`` maps a tickets job id to the sparsities it produces; by default the ladder is
-    computed from the spec (IMP: 1 − (1 − rate)^k; others: their ``sparsities``)."""
-    jobs: list[Job] = []
-    for p in experiment.pretrainings:
-        if p.spec is not None:
-            jobs.append(Job("pretrain", p.spec, (), {"pretraining": p.label}))
-    ticket_jobs: list[tuple[str, Job]] = []
-    by_label = {p.label: p for p in experiment.pretrainings}
-    for label, spec in experiment.ticket_specs:
-        p = by_label[label]
-        deps = (p.ref,) if p.spec is not None else ()
-        job = Job(
-            "tickets",
-            spec,
-            deps,
-            {
-                "pretraining": label,
-                "method": spec.method,
-                "imp_regime": spec.train.regime if spec.method == "imp" else "",
-            },
-        )
-        jobs.append(job)
-        ticket_jobs.append((label, job))
-    for p in experiment.pretrainings:
-        candidates: list[tuple[str, Mapping[str, Any], tuple[str, ...]]] = [
-            (
-                "",
-                {"method": "dense", "imp_regime": "", "sparsity": 0.0},
-                (p.ref,) if p.spec is not None else (),
-            )
-        ]
-        for label, job in ticket_jobs:
-            if label != p.label:
-                continue
-            ladder = (ladders or {}).get(job.id) or ticket_ladder(job.spec)
-            for index in select_rungs(len(ladder), experiment.transfer_rungs):
-                sparsity = ladder[index]
-                candidates.append(
-                    (
-                        ticket_ref(job.id, sparsity),
-                        {
-                            "method": job.labels["method"],
-                            "imp_regime": job.labels["imp_regime"],
-                            "sparsity": sparsity,
-                            "rung": index + 1,
-                        },
-                        (job.id,),
-                    )
-                )
-        for ticket, ticket_labels, deps in candidates:
-            for dataset in experiment.datasets:
-                for fraction in experiment.fractions:
-                    for regime, train in experiment.regimes.items():
-                        for seed in experiment.seeds:
-                            spec = transfer_spec(
-                                experiment, p.ref, ticket, dataset, fraction, train, seed
-                            )
-                            labels = {
-                                "pretraining": p.label,
-                                **ticket_labels,
-                                "dataset": dataset,
-                                "fraction": fraction,
-                                "regime": regime,
-                                "seed": seed,
-                            }
-                            jobs.append(Job("transfer", spec, deps, labels))
-    return jobs
-
-
-def transfer_spec(
-    experiment: Experiment,
-    weights: str,
-    ticket: str,
-    dataset: str,
-    fraction: float,
-    train: TrainSpec,
-    seed: int,
-) -> TransferSpec:
-    data = from_dict(DataSpec, {**experiment.transfer_data, "name": dataset, "fraction": fraction})
-    return TransferSpec(
-        weights=weights,
-        ticket=ticket,
-        data=data,
-        train=train,
-        eval_attack=experiment.eval_attack,
-        seed=seed,
-    )
-
-
-def ticket_ladder(spec: TicketSpec) -> tuple[float, ...]:
-    """Target sparsities a tickets job produces (fractions, ascending)."""
-    if spec.sparsities:
-        return tuple(sorted(spec.sparsities))
-    keep = 1.0 - spec.prune_rate
-    return tuple(round(1.0 - keep**k, 6) for k in range(1, spec.rounds + 1))
-
-
-def select_rungs(count: int, rungs: tuple[int, ...] | None) -> list[int]:
-    """0-based indices of the ladder rungs to transfer (``rungs`` are 1-based)."""
-    if rungs is None:
-        return list(range(count))
-    for r in rungs:
-        if not 1 <= r <= count:
-            raise UserError(
-                f"tickets.transfer_rungs: rung {r} is not on the {count}-rung ladder; "
-                f"use numbers from 1 to {count}"
-            )
-    return [r - 1 for r in rungs]
-
-
-def ticket_ref(tickets_id: str, sparsity: float) -> str:
-    return f"{tickets_id}@{sparsity:.6f}"
-
-
 def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
     if not isinstance(section, Mapping):
         raise UserError("pretrain: expected a mapping with runs")
@@ -337,7 +201,7 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
                     "takes only `weights: PATH`"
                 )
             path = Path(str(run["weights"])).expanduser()
-            out.append(Pretraining(str(label), path=path, weights_hash=_file_hash(path)))
+            out.append(Pretraining(str(label), path=path, weights_hash=read_content_hash(path)))
             continue
         merged = deep_merge({"arch": arch, **base}, run)
         spec = from_dict(PretrainSpec, merged, path=f"pretrain.runs.{label}")
@@ -377,22 +241,9 @@ def _parse_tickets(
                 if method != "imp" and not spec.sparsities:
                     # One-shot methods are drawn at the IMP ladder so methods meet at equal
                     # sparsity.
-                    spec = replace(spec, sparsities=ticket_ladder(replace(spec, method="imp")))
+                    spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
                 out.append((p.label, spec))
     return tuple(out), rungs
-
-
-def _file_hash(path: Path) -> str | None:
-    """Content hash recorded in a doublewin weights file's metadata (None if unreadable)."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except Exception:
-        return None
-    value = meta.get("content_hash")
-    return value.strip('"') if value else None
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -1,6 +1,6 @@
 """One results row per finished transfer job: its grid labels, every spec field, its metrics.
 
-Rows are what the verdict and the report read (columns in analysis/verdict.py). Timing
+Rows are what the verdict and the report read (the vocabulary is core/results.py). Timing
 columns change from run to run; everything else is a function of the spec alone.
 """
 
@@ -9,22 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from doublewin.experiments.experiment import Job
+from doublewin.core.results import LABEL_COLUMNS
+from doublewin.core.typed import to_dict
+from doublewin.experiments.grid import Job
 from doublewin.experiments.store import Store
-from doublewin.experiments.typed import to_dict
-
-LABEL_COLUMNS = (
-    "pretraining",
-    "dataset",
-    "fraction",
-    "method",
-    "imp_regime",
-    "sparsity",
-    "rung",
-    "regime",
-    "seed",
-)
-TIMING_COLUMNS = ("seconds", "images_per_second", "finished_at", "job_seconds")
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -66,8 +54,3 @@ def collect_rows(jobs: Iterable[Job], store: Store) -> list[dict[str, Any]]:
         if entry.done:
             rows.append(result_row(job, entry.metrics(), job.id))
     return rows
-
-
-def without_timing(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with the timing columns dropped (to compare two runs of the same grid)."""
-    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]

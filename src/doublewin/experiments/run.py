@@ -23,16 +23,21 @@ from typing import Any
 
 import yaml
 
-from doublewin.errors import UserError
-from doublewin.experiments.experiment import Experiment, Job, expand, load_experiment
+from doublewin.analysis.report import write_report
+from doublewin.analysis.results_table import write_results_csv
+from doublewin.core import paths
+from doublewin.core.atomic import atomic_write_text
+from doublewin.core.errors import UserError
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.typed import to_dict
+from doublewin.experiments.cost import job_passes
+from doublewin.experiments.experiment import Experiment, load_experiment
+from doublewin.experiments.grid import Job, expand
 from doublewin.experiments.results import collect_rows, result_row
 from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
-from doublewin.experiments.store import Store, atomic_write_text
-from doublewin.experiments.typed import to_dict
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.experiments.search import search_extreme
+from doublewin.experiments.store import Store
 
-RESULTS_FILE = "results.csv"
-REPORT_DIR = "report"
 RESULTS_WRITE_INTERVAL_S = 5.0
 
 
@@ -80,7 +85,7 @@ class RunOutcome:
 
 
 def store_root(experiment: Experiment, run_dir: Path) -> Path:
-    return Path(experiment.store).expanduser() if experiment.store else run_dir / "store"
+    return Path(experiment.store).expanduser() if experiment.store else run_dir / paths.STORE_DIR
 
 
 def default_run_dir(experiment: Experiment, base: str | Path = "runs") -> Path:
@@ -138,7 +143,7 @@ def context_for(
 def write_resolved(plan: Plan) -> None:
     """runs/<name>/experiment.yaml: the experiment as it ran (overrides applied)."""
     text = yaml.safe_dump(json.loads(json.dumps(plan.experiment.raw, default=str)), sort_keys=False)
-    atomic_write_text(plan.run_dir / "experiment.yaml", text)
+    atomic_write_text(plan.run_dir / paths.EXPERIMENT, text)
 
 
 def execute(
@@ -154,16 +159,13 @@ def execute(
     compile: bool = False,
 ) -> RunOutcome:
     """Run the plan (or the adaptive search over it), refresh results.csv, write the report."""
-    from doublewin.analysis.report import write_results_csv
-    from doublewin.experiments.cost import job_passes
-
     context = context_for(
         plan, device=device, data_root=data_root, threads=threads, compile=compile
     )
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_resolved(plan)
     store = plan.store
-    results_path = plan.run_dir / RESULTS_FILE
+    results_path = plan.run_dir / paths.RESULTS
 
     rows_by_job: dict[str, dict[str, Any]] = {}
     last_write = [0.0]
@@ -207,8 +209,6 @@ def execute(
 
     outcome_search = None
     if search == "extreme":
-        from doublewin.experiments.search import search_extreme
-
         outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
     elif search is None:
         run_some(list(plan.jobs))
@@ -225,11 +225,9 @@ def write_run_report(
     run_dir: Path, rows: list[dict[str, Any]], plan: Plan | None = None, search: Any = None
 ) -> Any:
     """report/ from the rows and what the plan knows about the pre-trainings."""
-    from doublewin.analysis.report import write_report
-
-    experiment = plan.experiment if plan else load_experiment(run_dir / "experiment.yaml")
+    experiment = plan.experiment if plan else load_experiment(run_dir / paths.EXPERIMENT)
     meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search)
-    return write_report(rows, run_dir / REPORT_DIR, meta=meta, verdict_config=experiment.verdict)
+    return write_report(rows, run_dir / paths.REPORT_DIR, meta=meta, verdict_config=experiment.verdict)
 
 
 def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[str, Any]:

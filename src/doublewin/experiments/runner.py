@@ -10,23 +10,32 @@ which jobs finish never changes a number.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from doublewin.errors import DoublewinError, RunFailure, UserError
-from doublewin.experiments.experiment import Job
+import torch
+
+from doublewin.core import paths
+from doublewin.core.errors import DoublewinError, RunFailure, UserError
+from doublewin.core.parsing import resolve_device
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.experiments.grid import Job
 from doublewin.experiments.store import Entry, Store
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.stages import Inputs, run_stage, stage, ticket_in
+from doublewin.tickets import trunk_key
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a stage needs besides its spec; picklable, so workers get a copy."""
+    """What a job needs besides its spec; picklable, so workers get a copy. ``device`` is
+    the job's device (the runner gives each worker job its own GPU when there are several);
+    ``imports`` maps a weights reference to an imported file."""
 
     store_root: Path
     device: str = "auto"
@@ -40,34 +49,86 @@ class RunContext:
         return Store(self.store_root)
 
 
-StageFunction = Callable[[Job, RunContext, Entry, Progress], dict[str, Any]]
-_STAGES: dict[str, tuple[StageFunction, bool]] = {}
+def weights_file(ref: str, context: RunContext) -> Path:
+    """The weights file a spec's ``weights`` reference names: an imported file, a pretrain
+    entry's weights, or a path."""
+    if ref in context.imports:
+        return Path(context.imports[ref])
+    if ref.startswith("pretrain-"):
+        path = context.store_root / ref / paths.WEIGHTS
+        if not path.is_file():
+            raise RunFailure(
+                f"{path}: pre-trained weights missing; the pretrain stage "
+                "did not finish — run the experiment again"
+            )
+        return path
+    path = Path(ref)
+    if path.is_file():
+        return path
+    raise UserError(
+        f"weights {ref!r}: no such file or store entry; pass a weights file "
+        "(doublewin pretrain / import-weights)"
+    )
 
 
-def register_stage(name: str, *, resumable: bool) -> Callable[[StageFunction], StageFunction]:
-    """Register the function that computes one job of stage ``name`` into its store entry."""
+def ticket_file(ref: str, context: RunContext) -> Path | None:
+    """The ticket file of ``tickets-<hash>@<sparsity>`` (or a path); None for the dense model."""
+    if not ref:
+        return None
+    entry_id, sep, sparsity = ref.partition("@")
+    if not sep:
+        path = Path(ref)
+        if path.is_file():
+            return path
+        raise UserError(f"ticket {ref!r}: no such file; pass a ticket file")
+    folder = context.store_root / entry_id
+    metrics_file = folder / paths.METRICS
+    if not metrics_file.is_file():
+        raise RunFailure(f"{folder}: tickets stage not finished; run the experiment again")
+    metrics = json.loads(metrics_file.read_text())
+    path = ticket_in(folder, metrics, float(sparsity))
+    if path is None:
+        made = ", ".join(sorted(metrics.get("tickets", {}))) or "none"
+        raise RunFailure(
+            f"{folder}: no ticket at sparsity {float(sparsity):.4f}; the tickets stage "
+            f"produced {made}"
+        )
+    return path
 
-    def wrap(fn: StageFunction) -> StageFunction:
-        _STAGES[name] = (fn, resumable)
-        return fn
 
-    return wrap
-
-
-def stage_function(name: str) -> tuple[StageFunction, bool]:
-    if not _STAGES:
-        import doublewin.experiments.stages  # noqa: F401  (registers the stages)
-    if name not in _STAGES:
-        raise UserError(f"no stage called {name!r}; stages: {', '.join(sorted(_STAGES))}")
-    return _STAGES[name]
+def inputs_for(job: Job, context: RunContext) -> Inputs:
+    """The files ``job`` reads, resolved from its spec's references."""
+    spec = job.spec
+    weights = weights_file(spec.weights, context) if getattr(spec, "weights", "") else None
+    if job.stage == "transfer":
+        return Inputs(weights=weights, ticket=ticket_file(spec.ticket, context))
+    if job.stage == "tickets":
+        # IMP rungs live in a trunk shared by every ladder length of the same IMP run, so
+        # asking for more rounds later continues from the rungs already found.
+        trunk = context.store_root / paths.IMP_TRUNKS_DIR / trunk_key(spec)
+        return Inputs(weights=weights, trunk=trunk)
+    return Inputs(weights=weights)
 
 
 def run_job(job: Job, context: RunContext, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Compute ``job`` unless its entry is finished; returns its metrics."""
-    fn, resumable = stage_function(job.stage)
-    store = context.store
-    entry = store.get_or_run(
-        job.stage, job.spec, lambda e: fn(job, context, e, progress), resumable=resumable
+    definition = stage(job.stage)
+    device = resolve_device(context.device)
+
+    def compute(entry: Entry) -> dict[str, Any]:
+        return run_stage(
+            job.stage,
+            job.spec,
+            inputs_for(job, context),
+            entry.path,
+            device=device,
+            data_root=context.data_root,
+            progress=progress,
+            compile=context.compile,
+        )
+
+    entry = context.store.get_or_run(
+        job.stage, job.spec, compute, resumable=definition.resumable
     )
     return entry.metrics()
 
@@ -156,19 +217,29 @@ def run_jobs(
                 if on_done:
                     on_done(job, metrics)
     else:
+        devices = worker_devices(context.device)
+        load = dict.fromkeys(devices, 0)  # jobs running on each GPU
         with _pool(workers, context) as pool:
-            running: dict[futures.Future, Job] = {}
+            running: dict[futures.Future, tuple[Job, str | None]] = {}
             while True:
                 for job in ready():
-                    if job.id in {j.id for j in running.values()}:
+                    if job.id in {j.id for j, _ in running.values()}:
                         continue
                     todo.pop(job.id)
-                    running[pool.submit(_worker_run, job, context)] = job
+                    # Each job goes to the least busy GPU: one per worker when there are
+                    # as many workers as GPUs.
+                    device = min(load, key=load.__getitem__) if load else None
+                    job_context = replace(context, device=device) if device else context
+                    if device:
+                        load[device] += 1
+                    running[pool.submit(_worker_run, job, job_context)] = (job, device)
                 if not running:
                     break
                 done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                 for future in done:
-                    job = running.pop(future)
+                    job, device = running.pop(future)
+                    if device:
+                        load[device] -= 1
                     try:
                         metrics = future.result()
                     except UserError:
@@ -192,56 +263,21 @@ def _worker_run(job: Job, context: RunContext) -> dict[str, Any]:
     return run_job(job, context)
 
 
-def _init_worker(threads: int, devices: list[str], counter: Any) -> None:
-    import torch
-
+def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    if devices:
-        # One GPU per worker: stages resolve "auto" to the device this variable names.
-        os.environ["DOUBLEWIN_WORKER_DEVICE"] = devices[index % len(devices)]
+
+
+def worker_devices(requested: str) -> list[str]:
+    """The GPUs worker jobs are spread over: every visible one when ``requested`` is auto or
+    cuda, none otherwise (the jobs then all use ``requested``)."""
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
 
 
 def _pool(workers: int, context: RunContext) -> futures.ProcessPoolExecutor:
-    import torch
-
     ctx = multiprocessing.get_context("spawn")  # CUDA and threads do not survive fork
-    devices: list[str] = []
-    if context.device in ("auto", "cuda") and torch.cuda.is_available():
-        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     threads = context.threads or max(1, (os.cpu_count() or 1) // workers)
-    counter = ctx.Value("i", 0)
     return futures.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(threads, devices, counter),
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
     )
-
-
-def worker_device(requested: str) -> str:
-    """The device a stage should use: a worker's assigned GPU when ``requested`` is auto."""
-    assigned = os.environ.get("DOUBLEWIN_WORKER_DEVICE")
-    if assigned and requested in ("auto", "cuda"):
-        return assigned
-    return requested
-
-
-def failure_summary(failed: Iterable[tuple[str, str]]) -> str:
-    lines = [f"{job_id}: {message}" for job_id, message in failed]
-    return "\n".join(lines)
-
-
-__all__ = [
-    "RunContext",
-    "RunSummary",
-    "register_stage",
-    "run_job",
-    "run_jobs",
-    "pending",
-    "worker_device",
-    "failure_summary",
-    "RunFailure",
-]

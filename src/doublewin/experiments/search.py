@@ -19,15 +19,22 @@ workers busy.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from doublewin.analysis.verdict import REGIMES, VerdictConfig, verdicts
-from doublewin.experiments.experiment import Job
-
-LadderKey = tuple[str, str, float, str, str]
-Setting = tuple[str, str, float]  # pre-training, dataset, fraction: what the dense run shares
+from doublewin.analysis.verdict import VerdictConfig, verdicts
+from doublewin.core.results import (
+    REGIMES,
+    LadderKey,
+    Setting,
+    is_dense,
+    ladder_of,
+    regime_of,
+    setting_of,
+    sparsity_of,
+)
+from doublewin.experiments.grid import Job
 
 
 @dataclass
@@ -111,16 +118,6 @@ class SearchOutcome:
     full_grid_transfer_runs: int
 
 
-def ladder_key(labels: Mapping[str, Any]) -> LadderKey:
-    return (
-        str(labels["pretraining"]),
-        str(labels["dataset"]),
-        float(labels["fraction"]),
-        str(labels["method"]),
-        str(labels.get("imp_regime") or ""),
-    )
-
-
 def regime_order(regimes: set[str]) -> list[str]:
     """ST before AT (ST alone can decide "not double-win"), then anything else."""
     return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
@@ -145,16 +142,15 @@ def search_extreme(
         lambda: defaultdict(lambda: defaultdict(list))
     )
     for job in transfers:
-        regime = str(job.labels["regime"]).lower()
-        if job.labels["method"] == "dense":
-            dense[_setting(job.labels)][regime].append(job)
+        regime = regime_of(job.labels)
+        if is_dense(job.labels):
+            dense[setting_of(job.labels)][regime].append(job)
         else:
-            sparsity = round(float(job.labels["sparsity"]), 6)
-            rungs[ladder_key(job.labels)][sparsity][regime].append(job)
+            rungs[ladder_of(job.labels)][sparsity_of(job.labels)][regime].append(job)
     searches = {
         key: LadderSearch(key, tuple(sorted(by_sparsity))) for key, by_sparsity in rungs.items()
     }
-    order = regime_order({str(j.labels["regime"]).lower() for j in transfers})
+    order = regime_order({regime_of(j.labels) for j in transfers})
 
     done_ids: set[str] = set()
 
@@ -197,7 +193,3 @@ def search_extreme(
             del current[key]
     spent = sum(1 for j in transfers if j.id in done_ids)
     return SearchOutcome(tuple(searches.values()), spent, len(transfers))
-
-
-def _setting(labels: Mapping[str, Any]) -> Setting:
-    return (str(labels["pretraining"]), str(labels["dataset"]), float(labels["fraction"]))

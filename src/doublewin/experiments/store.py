@@ -13,74 +13,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.experiments.hashing import canonical, spec_hash
-from doublewin.experiments.typed import to_dict
-
-DONE = "DONE"
-
-
-def _file_mode() -> int:
-    # mkstemp creates files 0600; give them the mode a plain open() would (0666 & ~umask).
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FILE_MODE = _file_mode()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed to ``path``.
-
-    For writers that want a file name (safetensors, torch.save, matplotlib)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, FILE_MODE)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from doublewin.core import paths
+from doublewin.core.atomic import atomic_write_json, atomic_write_text
+from doublewin.core.hashing import canonical, spec_hash
+from doublewin.core.typed import to_dict
 
 
 @dataclass
@@ -94,12 +37,12 @@ class Entry:
 
     @property
     def done(self) -> bool:
-        return (self.path / DONE).is_file()
+        return (self.path / paths.DONE).is_file()
 
     def open(self) -> Path:
         """Create the directory (if needed) and record the spec; returns the directory."""
         self.path.mkdir(parents=True, exist_ok=True)
-        spec_file = self.path / "spec.json"
+        spec_file = self.path / paths.SPEC
         if not spec_file.is_file():
             atomic_write_json(
                 spec_file,
@@ -117,7 +60,7 @@ class Entry:
         if self.done:
             raise RuntimeError(f"refusing to clear a finished entry: {self.path}")
         for child in self.path.iterdir() if self.path.exists() else ():
-            if child.name in ("spec.json", ".lock"):
+            if child.name in (paths.SPEC, paths.LOCK):
                 continue
             if child.is_dir():
                 shutil.rmtree(child)
@@ -126,20 +69,20 @@ class Entry:
 
     def metrics(self) -> dict[str, Any]:
         """The finished entry's metrics.json ({} when it has none)."""
-        path = self.path / "metrics.json"
+        path = self.path / paths.METRICS
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def finish(self, metrics: dict[str, Any] | None = None) -> None:
         """Write metrics.json, then DONE. Only call once every artifact is in place."""
         if metrics is not None:
-            atomic_write_json(self.path / "metrics.json", metrics)
-        atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+            atomic_write_json(self.path / paths.METRICS, metrics)
+        atomic_write_text(self.path / paths.DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive lock so two processes never work on the same entry at once."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+") as handle:
+        with open(self.path / paths.LOCK, "a+") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -192,7 +135,7 @@ class Store:
             name, sep, digest = child.name.rpartition("-")
             if not sep or not child.is_dir() or (stage and name != stage):
                 continue
-            spec_file = child / "spec.json"
+            spec_file = child / paths.SPEC
             spec = json.loads(spec_file.read_text())["spec"] if spec_file.is_file() else None
             out.append(Entry(child, name, digest, spec))
         return out

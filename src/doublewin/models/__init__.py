@@ -18,6 +18,7 @@ from doublewin.models.weights import (
     load_model,
     load_strict,
     load_weights,
+    read_content_hash,
     save_weights,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "load_model",
     "load_strict",
     "load_weights",
+    "read_content_hash",
     "replace_head",
     "save_weights",
     "set_normalization",

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.models import resnet as tv
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -96,29 +95,36 @@ class CifarResNet(Normalized):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-class TorchvisionResNet(tv.ResNet, Normalized):
+@functools.cache
+def torchvision_resnet() -> type[nn.Module]:
     """torchvision's ResNet with normalization inside; ``cifar_stem`` swaps the 7×7 stride-2
-    stem and max-pool for a 3×3 stride-1 stem (the CIFAR variant) with the same names."""
+    stem and max-pool for a 3×3 stride-1 stem (the CIFAR variant) with the same names.
+    Built on first use, so commands that never build one never load torchvision."""
+    # deferred: torchvision imports torch._dynamo (about 2 s); only these ResNets need it
+    from torchvision.models import resnet as tv
 
-    def __init__(
-        self,
-        block: type[nn.Module],
-        layers: list[int],
-        num_classes: int,
-        *,
-        cifar_stem: bool = False,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ):
-        super().__init__(block, layers, num_classes=num_classes)
-        self._init_normalization(mean, std)
-        if cifar_stem:
-            self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
-            self.maxpool = nn.Identity()
+    class TorchvisionResNet(tv.ResNet, Normalized):
+        def __init__(
+            self,
+            block: str,
+            layers: list[int],
+            num_classes: int,
+            *,
+            cifar_stem: bool = False,
+            mean: Sequence[float] = IMAGENET_MEAN,
+            std: Sequence[float] = IMAGENET_STD,
+        ):
+            super().__init__(getattr(tv, block), layers, num_classes=num_classes)
+            self._init_normalization(mean, std)
+            if cifar_stem:
+                self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+                nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+                self.maxpool = nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.normalize(x))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(self.normalize(x))
+
+    return TorchvisionResNet
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -162,11 +168,11 @@ def _cifar(blocks: int, width: int = 16) -> Callable[..., nn.Module]:
     return build
 
 
-def _torchvision(
-    block: type[nn.Module], layers: list[int], cifar_stem: bool
-) -> Callable[..., nn.Module]:
+def _torchvision(block: str, layers: list[int], cifar_stem: bool) -> Callable[..., nn.Module]:
+    """``block``: torchvision's ``BasicBlock`` or ``Bottleneck``."""
+
     def build(num_classes: int, **kw: object) -> nn.Module:
-        return TorchvisionResNet(block, layers, num_classes, cifar_stem=cifar_stem, **kw)
+        return torchvision_resnet()(block, layers, num_classes, cifar_stem=cifar_stem, **kw)
 
     return build
 
@@ -193,28 +199,28 @@ ARCHITECTURES: dict[str, ArchInfo] = {
             "torchvision-cifar",
             32,
             "ResNet-18 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
-            _torchvision(tv.BasicBlock, [2, 2, 2, 2], True),
+            _torchvision("BasicBlock", [2, 2, 2, 2], True),
         ),
         ArchInfo(
             "cifar_resnet50",
             "torchvision-cifar",
             32,
             "ResNet-50 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
-            _torchvision(tv.Bottleneck, [3, 4, 6, 3], True),
+            _torchvision("Bottleneck", [3, 4, 6, 3], True),
         ),
         ArchInfo(
             "resnet18",
             "torchvision",
             224,
             "torchvision ImageNet ResNet-18 (loads published weights strictly)",
-            _torchvision(tv.BasicBlock, [2, 2, 2, 2], False),
+            _torchvision("BasicBlock", [2, 2, 2, 2], False),
         ),
         ArchInfo(
             "resnet50",
             "torchvision",
             224,
             "torchvision ImageNet ResNet-50 (the paper's model; loads published weights strictly)",
-            _torchvision(tv.Bottleneck, [3, 4, 6, 3], False),
+            _torchvision("Bottleneck", [3, 4, 6, 3], False),
         ),
     )
 }

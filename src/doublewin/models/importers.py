@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.store import atomic_path
+from doublewin.core.atomic import atomic_path
+from doublewin.core.errors import UserError
 from doublewin.models.architectures import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -81,8 +83,6 @@ def save_weights(
     path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor], meta: WeightsMeta
 ) -> str:
     """Write weights and metadata atomically; returns the content hash."""
-    from safetensors.torch import save_file
-
     state = _state(model_or_state)
     digest = content_hash(state)
     meta = dataclasses.replace(meta, content_hash=digest)
@@ -109,11 +109,21 @@ def _read_meta(raw: Mapping[str, str], path: Path) -> WeightsMeta:
     return WeightsMeta(**values)
 
 
+def read_content_hash(path: str | Path) -> str | None:
+    """The content hash a doublewin weights file records in its metadata (None when the file
+    is unreadable or not a doublewin weights file); reads the header only."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    if raw.get("format") != FORMAT or "content_hash" not in raw:
+        return None
+    return str(json.loads(raw["content_hash"])) or None
+
+
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """The state dict and metadata of a doublewin weights file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -121,8 +131,6 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
             "pretrain or doublewin import-weights"
         )
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
         state = load_file(str(path))

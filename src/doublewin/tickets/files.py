@@ -21,117 +21,23 @@ Layout of a doublewin ticket (``*.safetensors``):
 from __future__ import annotations
 
 import json
-import warnings
 import zlib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
-from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import MaskScope
-from doublewin.experiments.store import atomic_write_bytes
+from doublewin.core.atomic import atomic_write_bytes
+from doublewin.core.errors import UserError
+from doublewin.core.specs import MaskScope
 from doublewin.tickets.mask import Mask, pack_bits, unpack_bits
+from doublewin.tickets.official import load_official
+from doublewin.tickets.ticket import FORMAT, Ticket, TicketInfo
 
-FORMAT = "doublewin-ticket"
 VERSION = "1"
 ENCODINGS = ("packbits+deflate", "packbits")
-
-
-class TicketWeightsWarning(UserWarning):
-    """A ticket is applied to weights other than those it was drawn from."""
-
-
-@dataclass(frozen=True)
-class TicketInfo:
-    """Provenance of a ticket. Sparsities are fractions in [0, 1]; hashes are hex strings
-    ("" when unknown, e.g. for an official file)."""
-
-    arch: str = ""
-    method: str = ""
-    target_sparsity: float | None = None
-    sparsity: float = 0.0
-    kept: int = 0
-    total: int = 0
-    weights_hash: str = ""
-    mask_hash: str = ""
-    scope: MaskScope = field(default_factory=MaskScope)
-    spec: Mapping[str, Any] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    format: str = FORMAT
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["scope"] = {
-            "include_linear": self.scope.include_linear,
-            "exclude": list(self.scope.exclude),
-        }
-        return out
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """A mask and where it came from."""
-
-    mask: Mask
-    info: TicketInfo
-
-    def fit(
-        self, model: nn.Module, *, weights_hash: str = "", arch: str = "", source: str = "ticket"
-    ) -> Mask:
-        """The mask, checked against ``model``.
-
-        A ticket for another architecture or other shapes is a UserError. Weights other than
-        those the ticket was drawn from are allowed, with a `TicketWeightsWarning` naming both
-        content hashes (pass ``weights_hash`` of the weights the model holds).
-        """
-        if arch and self.info.arch and arch != self.info.arch:
-            raise UserError(
-                f"{source} was drawn for {self.info.arch}, the model is {arch}; "
-                f"use a ticket drawn for {arch}"
-            )
-        self.mask.check_fits(model, what=source)
-        if weights_hash and self.info.weights_hash and weights_hash != self.info.weights_hash:
-            warnings.warn(
-                f"{source} was drawn from weights {self.info.weights_hash} but is applied to "
-                f"weights {weights_hash}",
-                TicketWeightsWarning,
-                stacklevel=2,
-            )
-        return self.mask
-
-
-def make_info(
-    mask: Mask,
-    *,
-    arch: str,
-    method: str,
-    weights_hash: str,
-    target_sparsity: float | None = None,
-    scope: MaskScope | None = None,
-    spec: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> TicketInfo:
-    """TicketInfo with the counts and the mask hash computed from ``mask``."""
-    return TicketInfo(
-        arch=arch,
-        method=method,
-        target_sparsity=target_sparsity,
-        sparsity=mask.sparsity,
-        kept=mask.num_kept,
-        total=mask.num_total,
-        weights_hash=weights_hash,
-        mask_hash=mask.content_hash(),
-        scope=scope or MaskScope(),
-        spec=dict(spec or {}),
-        extra=dict(extra or {}),
-    )
 
 
 def ticket_bytes(ticket: Ticket, *, encoding: str = "packbits+deflate") -> bytes:
@@ -191,8 +97,6 @@ def load_ticket(path: str | Path) -> Ticket:
         raise UserError(f"{path}: file not found; pass the path of a ticket file")
     if _looks_like_safetensors(path):
         return _load_doublewin(path)
-    from doublewin.tickets.official import load_official
-
     return load_official(path)
 
 

@@ -10,58 +10,43 @@ magnitude), ``random`` (global uniform, seeded), ``snip`` and ``grasp`` (gradien
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import TicketSpec
-from doublewin.experiments.typed import to_dict
-from doublewin.logs import JsonlLog
-from doublewin.progress import NULL_PROGRESS, Progress
-from doublewin.tickets.files import Ticket, make_info, save_ticket
+from doublewin.attacks import PGD
+from doublewin.core import paths
+from doublewin.core.errors import UserError
+from doublewin.core.hashing import spec_hash
+from doublewin.core.logs import JsonlLog
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.specs import TicketSpec
+from doublewin.core.typed import to_dict
+from doublewin.data import prepare_data
+from doublewin.models import load_model, replace_head
+from doublewin.tickets.files import save_ticket
+from doublewin.tickets.gem_miner import gem_miner_mask
+from doublewin.tickets.imp import run_imp
+from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
 from doublewin.tickets.mask import Mask
-from doublewin.tickets.pruning import imp_ladder, magnitude_scores, prune_to_sparsity
-
-
-def target_sparsities(spec: TicketSpec) -> list[float]:
-    """The ladder of a spec: its ``sparsities``, or the IMP ladder 1 − (1 − rate)^k."""
-    if spec.sparsities:
-        return sorted(spec.sparsities)
-    return imp_ladder(spec.prune_rate, spec.rounds)
-
-
-def imp_rounds(spec: TicketSpec) -> int:
-    """IMP rounds needed: ``rounds``, or enough to reach the largest requested sparsity (each
-    requested sparsity must be a rung of the ladder)."""
-    if not spec.sparsities:
-        return spec.rounds
-    ladder = imp_ladder(spec.prune_rate, 200)
-    rounds = 0
-    for s in spec.sparsities:
-        match = [k for k, v in enumerate(ladder, 1) if abs(v - s) < 5e-7]
-        if not match:
-            raise UserError(
-                f"tickets.sparsities: {s} is not a rung of the IMP ladder "
-                f"1 − {1 - spec.prune_rate:g}^k; leave sparsities empty and set "
-                "rounds, or change prune_rate"
-            )
-        rounds = max(rounds, match[0])
-    return rounds
+from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
+from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
+from doublewin.tickets.synflow import synflow_mask
+from doublewin.tickets.ticket import Ticket, make_info
 
 
 def trunk_key(spec: TicketSpec) -> str:
-    """Identity of an IMP run without its length, so more rounds continue the same trunk."""
-    data = to_dict(dataclasses.replace(spec, rounds=1, sparsities=()))
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def ticket_name(sparsity: float) -> str:
-    return f"ticket-{sparsity:.6f}.safetensors"
+    """Identity of an IMP run without its length, so more rounds continue the same trunk:
+    the canonical hash of the spec with ``rounds`` and ``sparsities`` at their defaults, so a
+    new spec field with a neutral default leaves every trunk where it is."""
+    defaults = TicketSpec()
+    return spec_hash(
+        "imp-trunk",
+        dataclasses.replace(spec, rounds=defaults.rounds, sparsities=defaults.sparsities),
+    )
 
 
 def find_tickets(
@@ -80,8 +65,6 @@ def find_tickets(
     ``trunk`` (IMP only): folder for the rungs, shared by runs that differ only in the number of
     rounds (default ``workdir/imp-trunk``).
     """
-    from doublewin.models import load_model
-
     device = torch.device(device)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -105,9 +88,6 @@ def find_tickets(
         )
 
     def loaders() -> tuple[Any, Any]:
-        from doublewin.data import prepare_data
-        from doublewin.models import replace_head
-
         train_loader, val_loader, _, info = prepare_data(
             spec.data,
             resolution_default=meta.input_size,
@@ -126,43 +106,39 @@ def find_tickets(
     if spec.method == "imp":
         rounds = imp_rounds(spec)
         ladder = imp_ladder(spec.prune_rate, rounds)
-        trunk_dir = Path(trunk) if trunk else workdir / "imp-trunk"
-        rungs = _imp(
+        rungs = run_imp(
             model,
             spec,
             rounds,
-            trunk_dir,
-            loaders,
-            make_ticket,
-            ladder,
-            device,
-            scope_mask,
-            progress,
-            log,
+            trunk=Path(trunk) if trunk else workdir / paths.IMP_TRUNK_DIR,
+            make_loaders=loaders,
+            make_ticket=lambda mask, k: make_ticket(mask, ladder[k - 1], {"round": k}),
+            device=device,
+            scope_mask=scope_mask,
+            progress=progress,
+            log=log,
         )
-        wanted = target_sparsities(spec)
+        wanted = ticket_ladder(spec)
         for k, path in enumerate(rungs, 1):
             target = ladder[k - 1]
-            if any(abs(target - w) < 5e-7 for w in wanted):
-                destination = workdir / ticket_name(target)
+            if target in wanted:
+                destination = workdir / paths.ticket(target)
                 if Path(path).resolve() != destination.resolve():
                     shutil.copyfile(path, destination)
                 out.append(destination)
         return out
 
-    targets = target_sparsities(spec)
+    targets = ticket_ladder(spec)
     if spec.method in ("omp", "random", "snip", "grasp"):
         scores = _one_shot_scores(spec, model, scope_mask, loaders, device)
         for s in targets:
             mask = prune_to_sparsity(scores, scope_mask, s)
-            out.append(save_ticket(workdir / ticket_name(s), make_ticket(mask, s)))
+            out.append(save_ticket(workdir / paths.ticket(s), make_ticket(mask, s)))
         return out
     if spec.method == "synflow":
-        from doublewin.tickets.synflow import synflow_mask
-
         size = meta.input_size if not spec.data.resolution else spec.data.resolution
         for s in targets:
-            path = workdir / ticket_name(s)
+            path = workdir / paths.ticket(s)
             if not path.is_file():  # one file per sparsity: a resumed call skips finished ones
                 mask = synflow_mask(
                     model,
@@ -178,12 +154,10 @@ def find_tickets(
             out.append(path)
         return out
     if spec.method == "gem-miner":
-        from doublewin.tickets.gem_miner import gem_miner_mask
-
         train_loader, _ = loaders()
         attack = _attack(spec)
         for s in targets:
-            path = workdir / ticket_name(s)
+            path = workdir / paths.ticket(s)
             if not path.is_file():
                 result = gem_miner_mask(
                     model,
@@ -215,45 +189,23 @@ def find_tickets(
     )
 
 
-def _imp(
-    model, spec, rounds, trunk_dir, loaders, make_ticket, ladder, device, scope_mask, progress, log
-) -> list[Path]:
-    from doublewin.tickets.imp import run_imp
-
-    return run_imp(
-        model,
-        spec,
-        rounds,
-        trunk=trunk_dir,
-        make_loaders=loaders,
-        make_ticket=lambda mask, k: make_ticket(mask, ladder[k - 1], {"round": k}),
-        device=device,
-        scope_mask=scope_mask,
-        progress=progress,
-        log=log,
-    )
-
-
-def _attack(spec: TicketSpec):
-    if spec.train.regime == "std":
-        return None
-    from doublewin.attacks import make_attack
-
-    return make_attack(spec.train.attack)
+def _attack(spec: TicketSpec) -> PGD | None:
+    """The attack scores and masks are computed on when ``train.regime`` is adversarial."""
+    return None if spec.train.regime == "std" else PGD.from_spec(spec.train.attack)
 
 
 def _one_shot_scores(
-    spec: TicketSpec, model, scope_mask: Mask, loaders, device
+    spec: TicketSpec,
+    model: torch.nn.Module,
+    scope_mask: Mask,
+    loaders: Callable[[], tuple[Any, Any]],
+    device: torch.device,
 ) -> dict[str, torch.Tensor]:
     weights = dict(model.named_parameters())
     if spec.method == "omp":
         return magnitude_scores(weights, scope_mask)
     if spec.method == "random":
-        from doublewin.tickets.scores import random_scores
-
         return random_scores(scope_mask, spec.seed)
-    from doublewin.tickets.scores import grasp_scores, snip_scores
-
     train_loader, _ = loaders()
     if spec.method == "snip":
         return snip_scores(

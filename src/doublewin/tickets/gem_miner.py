@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from doublewin.errors import RunFailure
-from doublewin.experiments.specs import GemMinerSpec
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.core.errors import RunFailure
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.specs import GemMinerSpec
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.pruning import prune_to_sparsity
 

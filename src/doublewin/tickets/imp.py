@@ -16,7 +16,6 @@ trunk.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,22 +24,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from doublewin.experiments.specs import TicketSpec
-from doublewin.logs import JsonlLog
-from doublewin.progress import NULL_PROGRESS, Progress
-from doublewin.tickets.files import Ticket, load_ticket, save_ticket
+from doublewin.core import paths
+from doublewin.core.atomic import atomic_path
+from doublewin.core.logs import JsonlLog
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.specs import TicketSpec
+from doublewin.tickets.files import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.pruning import magnitude_scores, prune_fraction_of_remaining
+from doublewin.tickets.ticket import Ticket
+from doublewin.train import train
 
-RUNG_FILE = re.compile(r"rung-(\d+)\.safetensors$")
-REWIND_FILE = "rewind-state.pt"
+RUNG_FILE = re.compile(paths.RUNG_PATTERN)
 
 # make_ticket(mask, round_index) -> Ticket: the caller knows the metadata (arch, hashes).
 TicketMaker = Callable[[Mask, int], Ticket]
 
 
 def rung_path(trunk: Path, k: int) -> Path:
-    return trunk / f"rung-{k:02d}.safetensors"
+    return trunk / paths.rung(k)
 
 
 def finished_rungs(trunk: Path) -> list[int]:
@@ -83,8 +85,6 @@ def run_imp(
     ``make_loaders()`` gives (train, val) loaders of the source task (called only when a
     round needs training); ``scope_mask`` is the dense mask over the parameters to prune.
     """
-    from doublewin.train import train
-
     trunk.mkdir(parents=True, exist_ok=True)
     theta_p = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     rewind_state = _load_rewind(trunk) if spec.rewind_to == "step" else theta_p
@@ -116,7 +116,7 @@ def run_imp(
                 loaders[0],
                 loaders[1],
                 mask=mask,
-                workdir=trunk / f"round-{k:02d}",
+                workdir=trunk / paths.imp_round_dir(k),
                 device=device,
                 seed=spec.seed + k,
                 progress=progress,
@@ -139,7 +139,7 @@ def run_imp(
                 )
         mask = prune_fraction_of_remaining(magnitude_scores(weights, mask), mask, spec.prune_rate)
         save_ticket(rung_path(trunk, k), make_ticket(mask, k))
-        _clean_round(trunk / f"round-{k:02d}")
+        _clean_round(trunk / paths.imp_round_dir(k))
         if log is not None:
             log.write("rung", step=k, round=k, sparsity=mask.sparsity)
         task.advance(1, sparsity=mask.sparsity)
@@ -153,23 +153,17 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], device: torch.device
 
 
 def _save_rewind(trunk: Path, state: dict[str, torch.Tensor]) -> None:
-    from doublewin.experiments.store import atomic_path
-
-    with atomic_path(trunk / REWIND_FILE) as tmp:
+    with atomic_path(trunk / paths.REWIND_STATE) as tmp:
         torch.save(state, tmp)
 
 
 def _load_rewind(trunk: Path) -> dict[str, torch.Tensor] | None:
-    path = trunk / REWIND_FILE
+    path = trunk / paths.REWIND_STATE
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 def _clean_round(folder: Path) -> None:
     """A finished round's training checkpoint is no longer needed (its rung file is)."""
-    checkpoint = folder / "checkpoint.pt"
+    checkpoint = folder / paths.CHECKPOINT
     if checkpoint.is_file():
         checkpoint.unlink()
-
-
-def copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

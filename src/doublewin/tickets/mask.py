@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import MaskScope
+from doublewin.core.errors import UserError
+from doublewin.core.specs import MaskScope
 
 
 def prunable_parameters(

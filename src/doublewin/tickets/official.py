@@ -24,11 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from doublewin.errors import UserError
-from doublewin.experiments.specs import MaskScope
-from doublewin.experiments.store import atomic_write_bytes
-from doublewin.tickets.files import Ticket, TicketInfo, make_info
+from doublewin.core.atomic import atomic_write_bytes
+from doublewin.core.errors import UserError
+from doublewin.core.specs import MaskScope
+from doublewin.models import build_model, list_architectures
 from doublewin.tickets.mask import Mask, prunable_parameters
+from doublewin.tickets.ticket import Ticket, TicketInfo, make_info
 
 MASK_SUFFIX = "_mask"
 METADATA_KEY = "doublewin_metadata"
@@ -163,10 +164,6 @@ def _as_official(info: TicketInfo, fmt: str) -> TicketInfo:
 
 def _candidate_models() -> list[tuple[str, nn.Module]]:
     """Every registered architecture, built on the meta device (no memory, no init)."""
-    try:
-        from doublewin.models import build_model, list_architectures
-    except ImportError:
-        return []
     out = []
     for info in list_architectures():
         try:

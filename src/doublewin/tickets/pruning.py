@@ -14,23 +14,8 @@ from collections.abc import Mapping
 
 import torch
 
-from doublewin.errors import RunFailure, UserError
+from doublewin.core.errors import RunFailure, UserError
 from doublewin.tickets.mask import Mask
-
-
-def imp_ladder(prune_rate: float, rounds: int) -> list[float]:
-    """Nominal sparsities 1 − (1 − prune_rate)^k for k = 1 … rounds (fractions)."""
-    return [1.0 - (1.0 - prune_rate) ** k for k in range(1, rounds + 1)]
-
-
-def ladder_counts(total: int, prune_rate: float, rounds: int) -> list[int]:
-    """Exact numbers of pruned weights after each IMP round on ``total`` weights, pruning
-    ``round(prune_rate × remaining)`` per round (what `prune_fraction_of_remaining` does)."""
-    remaining, out = total, []
-    for _ in range(rounds):
-        remaining -= round(prune_rate * remaining)
-        out.append(total - remaining)
-    return out
 
 
 def target_pruned_count(total: int, sparsity: float) -> int:

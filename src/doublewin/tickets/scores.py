@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 from doublewin.tickets.mask import Mask
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]

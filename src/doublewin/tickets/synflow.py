@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.pruning import prune_to_sparsity
 

@@ -4,12 +4,7 @@ resume) and SA/RA evaluation with gradient-masking checks."""
 from doublewin.train.callbacks import Callback, TrainState
 from doublewin.train.engine import TrainResult, train
 from doublewin.train.evaluation import evaluate
-from doublewin.train.robustness import (
-    Check,
-    RobustnessReport,
-    evaluate_weights,
-    robustness_report,
-)
+from doublewin.train.robustness import Check, RobustnessReport, robustness_report
 
 __all__ = [
     "Callback",
@@ -18,7 +13,6 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "evaluate",
-    "evaluate_weights",
     "robustness_report",
     "train",
 ]

@@ -8,10 +8,11 @@ weights, checkpoints every epoch to ``workdir/checkpoint.pt`` and resumes from i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doublewin import distributed
-from doublewin.attacks import PGD, fgsm_rs, make_attack
-from doublewin.errors import RunFailure, UserError
-from doublewin.experiments.specs import TrainSpec
-from doublewin.experiments.typed import to_dict
-from doublewin.logs import JsonlLog
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.attacks import PGD, fgsm_rs
+from doublewin.core import distributed, paths
+from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.logs import JsonlLog
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.specs import TrainSpec
+from doublewin.core.typed import to_dict
 from doublewin.train.callbacks import Callback, TrainState
-from doublewin.train.checkpoint import (
-    CHECKPOINT,
-    cpu_state_dict,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from doublewin.train.checkpoint import RunState, cpu_state_dict, resume_run, save_run
 from doublewin.train.evaluation import evaluate
 from doublewin.train.guard import OverfitGuard
 from doublewin.train.masking import MaskEnforcer
 from doublewin.train.precision import autocast, resolve_precision
 from doublewin.train.schedules import lr_multiplier, stretched
-
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -66,27 +58,28 @@ class TrainResult:
 
 
 @dataclass
-class _Run:
-    """Everything a checkpoint restores (besides model, optimizer, scheduler, RNG)."""
+class _Loop:
+    """What every step of one run uses, set up once by `train`: the module that computes
+    (``net``, possibly DDP-wrapped or compiled) and the one that holds the weights (``model``),
+    the optimizer, the per-step scheduler, the mask, the training attack, the device and
+    precision, and where progress and logs go."""
 
-    epoch: int = 0  # epochs completed
-    step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {
-            "sa": {"value": None, "epoch": None},
-            "ra": {"value": None, "epoch": None},
-        }
-    )
-    best_states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    guard_best: float = -1.0
-    last_good: dict[str, torch.Tensor] | None = None
-    collapsed: bool = False
-    collapse_epoch: int | None = None
-    stopped: bool = False
-    seconds: float = 0.0
-    train_seconds: float = 0.0
-    images: int = 0
+    net: nn.Module
+    model: nn.Module
+    spec: TrainSpec
+    loader: Iterable
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    enforcer: MaskEnforcer
+    attack: PGD | None
+    device: torch.device
+    precision: str
+    channels_last: bool
+    steps_per_epoch: int
+    callbacks: Sequence[Callback]
+    task: Any
+    log: JsonlLog | None
+    log_every: int
 
 
 def train(
@@ -144,16 +137,15 @@ def train(
     attack = _training_attack(spec)
     guard = _make_guard(spec, val_loader, device)
 
-    run = _Run()
-    workdir = Path(workdir) if workdir is not None else None
-    ckpt_path = workdir / CHECKPOINT if workdir is not None else None
+    run = RunState()
+    ckpt_path = Path(workdir) / paths.CHECKPOINT if workdir is not None else None
     identity = {
         "spec": to_dict(spec),
         "steps_per_epoch": steps_per_epoch,
         "mask_kept": {n: int(torch.as_tensor(m).count_nonzero()) for n, m in (mask or {}).items()},
     }
     if ckpt_path is not None and ckpt_path.is_file():
-        _resume(ckpt_path, identity, model, optimizer, scheduler, run, device)
+        run = resume_run(ckpt_path, identity, model, optimizer, scheduler)
         if guard is not None:
             guard.best = run.guard_best
         progress.note(
@@ -166,7 +158,7 @@ def train(
         run.last_good = cpu_state_dict(model)
 
     # Under torchrun every rank trains on its slice of each global batch; DDP averages the
-    # gradients (see doublewin/distributed.py). Only rank 0 writes checkpoints and logs.
+    # gradients (see core/distributed.py). Only rank 0 writes checkpoints and logs.
     net = distributed.wrap(model, device)
     net = torch.compile(net) if compile else net
     if not distributed.is_main():
@@ -174,30 +166,30 @@ def train(
     task = progress.task(f"train {spec.regime}", spec.epochs * steps_per_epoch)
     if run.step:
         task.advance(run.step)
+    loop = _Loop(
+        net,
+        model,
+        spec,
+        train_loader,
+        optimizer,
+        scheduler,
+        enforcer,
+        attack,
+        device,
+        precision,
+        channels_last,
+        steps_per_epoch,
+        callbacks,
+        task,
+        log,
+        log_every,
+    )
     started = time.perf_counter()
     try:
         while run.epoch < spec.epochs and not run.stopped:
-            _train_epoch(
-                net,
-                model,
-                spec,
-                train_loader,
-                optimizer,
-                scheduler,
-                enforcer,
-                attack,
-                run,
-                device,
-                precision,
-                channels_last,
-                steps_per_epoch,
-                callbacks,
-                task,
-                log,
-                log_every,
-            )
+            _train_epoch(loop, run)
             record = run.history[-1]
-            _validate(model, spec, val_loader, guard, run, record, device, precision)
+            _validate(loop, val_loader, guard, run, record)
             if log is not None:
                 log.write("epoch", step=run.step, **record)
             for callback in callbacks:
@@ -205,45 +197,31 @@ def train(
                     TrainState(model, optimizer, run.epoch - 1, run.step, steps_per_epoch, record)
                 )
             if ckpt_path is not None and distributed.is_main():
-                _save(
+                elapsed = run.seconds + time.perf_counter() - started
+                save_run(
                     ckpt_path,
                     identity,
                     model,
                     optimizer,
                     scheduler,
-                    run,
-                    run.seconds + time.perf_counter() - started,
+                    dataclasses.replace(run, seconds=elapsed),
                 )
     finally:
         task.close()
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
     run.seconds += time.perf_counter() - started
-    return _result(model, run, ckpt_path)
+    return TrainResult(model, dict(run.best_states), list(run.history), run.metrics(), ckpt_path)
 
 
-def _train_epoch(
-    net: nn.Module,
-    model: nn.Module,
-    spec: TrainSpec,
-    loader: Iterable,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    enforcer: MaskEnforcer,
-    attack: PGD | None,
-    run: _Run,
-    device: torch.device,
-    precision: str,
-    channels_last: bool,
-    steps_per_epoch: int,
-    callbacks: Sequence[Callback],
-    task: Any,
-    log: JsonlLog | None,
-    log_every: int,
-) -> None:
+def _train_epoch(loop: _Loop, run: RunState) -> None:
+    """One epoch of SGD steps over ``loop.loader``; appends the epoch's record to
+    ``run.history``."""
+    spec, model, optimizer, scheduler = loop.spec, loop.model, loop.optimizer, loop.scheduler
+    device, precision = loop.device, loop.precision
     epoch = run.epoch
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(epoch)
+    if hasattr(loop.loader, "set_epoch"):
+        loop.loader.set_epoch(epoch)
     model.train()
     on_cpu = device.type != "cuda"
     sharded = distributed.world().distributed
@@ -256,19 +234,19 @@ def _train_epoch(
     advanced = 0
     lr = scheduler.get_last_lr()[0]
     tic = time.perf_counter()
-    for index, (x, y) in enumerate(loader):
+    for index, (x, y) in enumerate(loop.loader):
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
         x, y = distributed.shard(x, y)
-        if channels_last:
+        if loop.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if attack is not None:
+        if loop.attack is not None:
             with autocast(precision, device):
                 # The attack runs on the bare module: it takes input gradients only, which
                 # DDP's gradient hooks must not see.
-                x = attack(model if sharded else net, x, y)
+                x = loop.attack(model if sharded else loop.net, x, y)
         with autocast(precision, device):
-            logits = net(x)
+            logits = loop.net(x)
             loss = F.cross_entropy(logits.float(), y)
         if on_cpu:
             if not torch.isfinite(loss):
@@ -278,9 +256,9 @@ def _train_epoch(
             first_bad = torch.where(bad, torch.full_like(first_bad, run.step + 1), first_bad)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        enforcer.mask_gradients()
+        loop.enforcer.mask_gradients()
         optimizer.step()
-        enforcer.zero_pruned()
+        loop.enforcer.zero_pruned()
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         run.step += 1
@@ -288,17 +266,17 @@ def _train_epoch(
         seen += batch
         loss_sum += loss.detach().float() * batch
         correct += (logits.detach().argmax(1) == y).sum()
-        if callbacks:
-            state = TrainState(model, optimizer, epoch, run.step, steps_per_epoch)
-            for callback in callbacks:
+        if loop.callbacks:
+            state = TrainState(model, optimizer, epoch, run.step, loop.steps_per_epoch)
+            for callback in loop.callbacks:
                 callback.on_step_end(state)
-        if (index + 1) % log_every == 0:
+        if (index + 1) % loop.log_every == 0:
             _check_finite(spec, epoch, first_bad, lr)
             mean_loss, acc = loss_sum.item() / seen, 100.0 * correct.item() / seen
-            task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
+            loop.task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
             advanced = index + 1
-            if log is not None:
-                log.write(
+            if loop.log is not None:
+                loop.log.write(
                     "step",
                     step=run.step,
                     epoch=epoch + 1,
@@ -312,7 +290,7 @@ def _train_epoch(
         )
     _check_finite(spec, epoch, first_bad, lr)
     mean_loss, acc = loss_sum.item() / seen, 100.0 * correct.item() / seen
-    task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
+    loop.task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
     run.train_seconds += time.perf_counter() - tic
     run.images += seen
     run.epoch += 1
@@ -328,17 +306,15 @@ def _train_epoch(
 
 
 def _validate(
-    model: nn.Module,
-    spec: TrainSpec,
+    loop: _Loop,
     val_loader: Iterable | None,
     guard: OverfitGuard | None,
-    run: _Run,
+    run: RunState,
     record: dict[str, Any],
-    device: torch.device,
-    precision: str,
 ) -> None:
     """Guard check first (a collapsed epoch's weights are discarded, so they can be neither
     best), then validation SA/RA and the best states."""
+    model, spec = loop.model, loop.spec
     if guard is not None:
         accuracy = guard.accuracy(model)
         record["guard_ra"] = accuracy
@@ -354,7 +330,9 @@ def _validate(
     due = run.epoch % spec.val_every == 0 or run.epoch == spec.epochs
     if val_loader is None or not due:
         return
-    result = evaluate(model, val_loader, attack=spec.val_attack, device=device, precision=precision)
+    result = evaluate(
+        model, val_loader, attack=spec.val_attack, device=loop.device, precision=loop.precision
+    )
     record["val_sa"], record["val_ra"] = result["sa"], result["ra"]
     for key in ("sa", "ra"):
         value = result[key]
@@ -369,7 +347,7 @@ def _training_attack(spec: TrainSpec) -> PGD | None:
         return None
     if spec.regime == "fat":
         return fgsm_rs(spec.attack, spec.fat_alpha)
-    return make_attack(spec.attack)
+    return PGD.from_spec(spec.attack)
 
 
 def _make_guard(
@@ -409,96 +387,3 @@ def _diverged(spec: TrainSpec, epoch: int, step: int, value: float, lr: float) -
         f"({spec.regime}, lr {lr:.3g}); lower train.lr (e.g. {spec.lr / 10:.3g}) "
         "or add train.warmup_epochs"
     )
-
-
-def _save(
-    path: Path,
-    identity: dict[str, Any],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    run: _Run,
-    seconds: float,
-) -> None:
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        **identity,
-        "model": cpu_state_dict(model),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),
-        "epoch": run.epoch,
-        "step": run.step,
-        "history": run.history,
-        "best": run.best,
-        "best_states": run.best_states,
-        "guard_best": run.guard_best,
-        "last_good": run.last_good,
-        "collapsed": run.collapsed,
-        "collapse_epoch": run.collapse_epoch,
-        "stopped": run.stopped,
-        "seconds": seconds,
-        "train_seconds": run.train_seconds,
-        "images": run.images,
-    }
-    save_checkpoint(path, payload)
-
-
-def _resume(
-    path: Path,
-    identity: dict[str, Any],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    run: _Run,
-    device: torch.device,
-) -> None:
-    ckpt = load_checkpoint(path, device)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(
-            f"{path}: checkpoint format {ckpt.get('format')!r} is not readable "
-            "by this version; delete it to start the run over"
-        )
-    for key, value in identity.items():
-        if ckpt.get(key) != value:
-            raise UserError(
-                f"{path}: checkpoint of a different run ({key} differs); use a "
-                "new work directory or delete the checkpoint to start over"
-            )
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])
-    run.epoch, run.step = int(ckpt["epoch"]), int(ckpt["step"])
-    run.history, run.best = list(ckpt["history"]), dict(ckpt["best"])
-    run.best_states = {
-        k: {n: t.cpu() for n, t in v.items()} for k, v in ckpt["best_states"].items()
-    }
-    run.guard_best = float(ckpt["guard_best"])
-    last_good = ckpt["last_good"]
-    run.last_good = {n: t.cpu() for n, t in last_good.items()} if last_good else None
-    run.collapsed, run.collapse_epoch = bool(ckpt["collapsed"]), ckpt["collapse_epoch"]
-    run.stopped = bool(ckpt["stopped"])
-    run.seconds, run.train_seconds = float(ckpt["seconds"]), float(ckpt["train_seconds"])
-    run.images = int(ckpt["images"])
-
-
-def _result(model: nn.Module, run: _Run, ckpt_path: Path | None) -> TrainResult:
-    last = run.history[-1] if run.history else {}
-    metrics = {
-        "epochs_run": run.epoch,
-        "steps": run.step,
-        "best_val_sa": run.best["sa"]["value"],
-        "best_val_sa_epoch": run.best["sa"]["epoch"],
-        "best_val_ra": run.best["ra"]["value"],
-        "best_val_ra_epoch": run.best["ra"]["epoch"],
-        "collapsed": run.collapsed,
-        "collapse_epoch": run.collapse_epoch,
-        "seconds": round(run.seconds, 3),
-        "images_per_second": round(run.images / run.train_seconds, 1)
-        if run.train_seconds > 0
-        else None,
-        "final_train_loss": last.get("train_loss"),
-        "final_train_acc": last.get("train_acc"),
-    }
-    return TrainResult(model, dict(run.best_states), list(run.history), metrics, ckpt_path)

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from doublewin.attacks import make_attack, model_mode
-from doublewin.experiments.specs import AttackSpec
+from doublewin.attacks import PGD, model_mode
+from doublewin.core.specs import AttackSpec
 from doublewin.train.precision import autocast, resolve_precision
 
 
@@ -36,7 +36,7 @@ def evaluate(
     """
     device = torch.device(device) if device is not None else _model_device(model)
     precision = resolve_precision(precision, device)
-    pgd = make_attack(attack, bn_mode="eval") if attack is not None else None
+    pgd = PGD.from_spec(attack, bn_mode="eval") if attack is not None else None
     correct = torch.zeros((), dtype=torch.long, device=device)
     robust = torch.zeros((), dtype=torch.long, device=device)
     n = 0

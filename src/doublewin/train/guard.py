@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from doublewin.attacks import PGD, model_mode
-from doublewin.experiments.specs import AttackSpec
+from doublewin.core.specs import AttackSpec
 
 MIN_BEST = 10.0
 MAX_DROP = 20.0

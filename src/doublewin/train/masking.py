@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 
 class MaskEnforcer:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 Precision = Literal["auto", "fp32", "bf16"]
 

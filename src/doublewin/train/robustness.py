@@ -16,18 +16,17 @@ Accuracies are points 0–100; ε in [0,1] pixel units.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from doublewin.attacks import autoattack, make_attack, model_mode
-from doublewin.errors import UserError
-from doublewin.experiments.specs import AttackSpec, EvaluateSpec
-from doublewin.progress import NULL_PROGRESS, Progress
+from doublewin.attacks import PGD, autoattack, model_mode
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.specs import AttackSpec
 
 MAX_AA_GAP = 10.0
 LADDER_SLACK = 1.0
@@ -96,7 +95,7 @@ def robustness_report(
     """
     device = torch.device(device)
     torch.manual_seed(seed)
-    pgd = make_attack(attack, bn_mode="eval")
+    pgd = PGD.from_spec(attack, bn_mode="eval")
     keep = max(check_points, autoattack_n)
     xs: list[torch.Tensor] = []
     ys: list[torch.Tensor] = []
@@ -126,11 +125,11 @@ def robustness_report(
         ladder_ra = []
         for factor in sorted(ladder):
             rung = replace(attack, eps=attack.eps * factor, step=attack.step * factor)
-            _, robust = _correct(model, make_attack(rung, bn_mode="eval"), x_check, y_check)
+            _, robust = _correct(model, PGD.from_spec(rung, bn_mode="eval"), x_check, y_check)
             ladder_ra.append((attack.eps * factor, _points(robust)))
         big = LARGE_EPS[attack.norm] if large_eps is None else large_eps
         wide = replace(attack, eps=big, step=2.5 * big / attack.steps)
-        _, robust = _correct(model, make_attack(wide, bn_mode="eval"), x_check, y_check)
+        _, robust = _correct(model, PGD.from_spec(wide, bn_mode="eval"), x_check, y_check)
         large_ra = _points(robust)
 
         aa_ra = pgd_aa = sa_aa = None
@@ -156,14 +155,7 @@ def robustness_report(
         sa=_points(clean_all),
         ra=_points(robust_all),
         n=n,
-        attack={
-            "norm": attack.norm,
-            "eps": attack.eps,
-            "step": attack.step,
-            "steps": attack.steps,
-            "random_start": attack.random_start,
-            "restarts": attack.restarts,
-        },
+        attack={k: v for k, v in dataclasses.asdict(attack).items() if k != "bn_mode"},
         ladder=tuple(ladder_ra),
         large_eps=big,
         large_eps_ra=large_ra,
@@ -250,58 +242,3 @@ def _length(loader: Iterable) -> int | None:
         return len(loader)  # type: ignore[arg-type]
     except TypeError:
         return None
-
-
-def evaluate_weights(
-    spec: EvaluateSpec,
-    weights_path: str | Path,
-    *,
-    device: torch.device | str = "cpu",
-    data_root: str | Path | None = None,
-    batch_size: int = 256,
-    check_points: int = 1000,
-    seed: int = 0,
-    progress: Progress = NULL_PROGRESS,
-) -> tuple[RobustnessReport, Any, Any]:
-    """`robustness_report` of a doublewin weights file on ``spec.data``'s ``spec.split``.
-
-    The images are resized to ``spec.data.resolution``, else the weights' ``input_size``.
-    Returns ``(report, weights_meta, dataset_info)``. A dataset whose number of classes differs
-    from the weights' is a UserError.
-    """
-    from doublewin.data import load_dataset, make_loader
-    from doublewin.models import load_model
-
-    device = torch.device(device)
-    model, meta = load_model(weights_path, device=device)
-    splits = load_dataset(spec.data.name, data_root, val_size=spec.data.val_size)
-    info = splits.info
-    if int(info.num_classes) != int(meta.num_classes):
-        raise UserError(
-            f"{weights_path} has {meta.num_classes} classes but {spec.data.name} "
-            f"has {info.num_classes}; evaluate on the dataset the weights were "
-            "trained or transferred on"
-        )
-    images = splits.test if spec.split == "test" else splits.val
-    resolution = int(spec.data.resolution or meta.input_size)
-    loader = make_loader(
-        images,
-        batch_size=batch_size,
-        train=False,
-        resolution=resolution,
-        test_transform=spec.data.test_transform,
-        device=device,
-        seed=seed,
-    )
-    report = robustness_report(
-        model,
-        loader,
-        attack=spec.attack,
-        num_classes=int(info.num_classes),
-        autoattack_n=spec.autoattack,
-        check_points=check_points,
-        device=device,
-        seed=seed,
-        progress=progress,
-    )
-    return report, meta, info

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from doublewin.experiments.specs import TrainSpec
+from doublewin.core.specs import TrainSpec
 
 # The fast-AT one-cycle schedule (Wong et al. 2020) peaks at 2/5 of the run.
 CYCLIC_PEAK = 0.4

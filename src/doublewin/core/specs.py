@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from doublewin.errors import UserError
-from doublewin.experiments.typed import (
+from doublewin.core.errors import UserError
+from doublewin.core.typed import (
     Range,
     apply_override,
     checked,
@@ -226,13 +226,21 @@ class TransferSpec:
 
 @dataclass(frozen=True)
 class EvaluateSpec:
-    """SA and RA of given weights on a dataset's test split."""
+    """SA and RA of given weights on a dataset's ``split``, with the gradient-masking checks.
+
+    ``attack``: the PGD threat model (run in eval mode). ``autoattack``: standard AutoAttack
+    on the first N points (0 = off). ``check_points``: points the ε ladder and the large-ε
+    check run on. ``seed`` seeds the attacks' random starts.
+    """
 
     weights: str = ""
     data: DataSpec = field(default_factory=DataSpec)
     attack: AttackSpec = field(default_factory=_eval_attack)
     autoattack: int = checked(0, range=Range(0, None))
     split: Literal["test", "val"] = "test"
+    batch_size: int = checked(256, range=AT_LEAST_ONE)
+    check_points: int = checked(1000, range=AT_LEAST_ONE)
+    seed: int = 0
 
 
 STAGES: dict[str, type] = {

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from doublewin.core.paths import TENSORBOARD_DIR
+
 
 class JsonlLog:
     """Append-only JSONL log. Each record gets ``event`` and a wall-clock ``time``."""
@@ -16,7 +18,7 @@ class JsonlLog:
     def __init__(self, path: str | Path, *, tensorboard: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tb = _tensorboard_writer(self.path.parent / "tensorboard") if tensorboard else None
+        self._tb = _tensorboard_writer(self.path.parent / TENSORBOARD_DIR) if tensorboard else None
 
     def write(self, event: str, step: int | None = None, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3)}

@@ -15,8 +15,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from doublewin.errors import UserError
-from doublewin.parsing import parse_number
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import parse_number
 
 T = TypeVar("T")
 

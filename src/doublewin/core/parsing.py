@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import torch
 
-from doublewin.errors import UserError
+from doublewin.core.errors import UserError
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 

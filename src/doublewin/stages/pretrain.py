@@ -1,4 +1,4 @@
-"""Pre-training θp from scratch on a source dataset (STD, FAT or AT).
+"""The pretrain stage: θp trained from scratch on a source dataset (STD, FAT or AT).
 
 The weights file carries what a reader needs to trust and reuse it: the architecture, the
 classes, the regime with its ε and steps, the source dataset, the source SA and RA on its
@@ -7,59 +7,35 @@ validation split, and the content hash that tickets and transfer specs refer to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from doublewin import distributed
-from doublewin.experiments.specs import PretrainSpec
-from doublewin.experiments.typed import to_dict
-from doublewin.logs import JsonlLog
-from doublewin.progress import NULL_PROGRESS, Progress
-
-
-@dataclass(frozen=True)
-class PretrainResult:
-    """The saved weights and how good they are on the source (points 0–100)."""
-
-    path: Path
-    content_hash: str
-    source_sa: float
-    source_ra: float
-    collapsed: bool
-    metrics: dict[str, Any]
+from doublewin.core import distributed, paths
+from doublewin.core.specs import PretrainSpec
+from doublewin.core.typed import to_dict
+from doublewin.data import prepare_data
+from doublewin.models import WeightsMeta, arch_info, build_model, content_hash, save_weights
+from doublewin.stages.environment import Environment, Inputs
+from doublewin.train import evaluate, train
 
 
 def resolution_for(arch: str, requested: int | None) -> int:
     """The input side in pixels: the data spec's, else the architecture's default."""
-    from doublewin.models import arch_info
-
     return int(requested) if requested else int(arch_info(arch).input_size)
 
 
-def pretrain(
-    spec: PretrainSpec,
-    out: str | Path,
-    *,
-    workdir: str | Path,
-    device: str | torch.device = "cpu",
-    data_root: str | Path | None = None,
-    progress: Progress = NULL_PROGRESS,
-    log: JsonlLog | None = None,
-    compile: bool = False,
-) -> PretrainResult:
-    """Train ``spec.arch`` on ``spec.data`` with ``spec.train`` and save θp to ``out``.
+def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
+    """Train ``spec.arch`` on ``spec.data`` with ``spec.train``; write θp to ``out/WEIGHTS``.
 
-    ``workdir`` keeps the per-epoch checkpoint, so an interrupted call resumes. The file at
-    ``out`` is written atomically once training and the source evaluation are done.
+    ``out/TRAIN_DIR`` keeps the per-epoch checkpoint, so an interrupted call resumes. The
+    weights file is written atomically once training and the source evaluation are done.
+    Returns the training metrics with ``source_sa``, ``source_ra`` (points, on the validation
+    split), ``content_hash`` and ``collapsed`` (a FAT run stopped by the overfit guard).
     """
-    from doublewin.data import prepare_data
-    from doublewin.models import WeightsMeta, build_model, save_weights
-    from doublewin.train import evaluate, train
-
-    device = distributed.local_device(device)
+    del inputs  # trained from scratch: nothing to read
+    device = distributed.local_device(env.device)
     resolution = resolution_for(spec.arch, spec.data.resolution)
     train_loader, val_loader, _, info = prepare_data(
         spec.data,
@@ -67,7 +43,7 @@ def pretrain(
         batch_size=spec.train.batch_size,
         device=device,
         seed=spec.seed,
-        root=data_root,
+        root=env.data_root,
     )
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, info.num_classes, mean=info.mean, std=info.std).to(device)
@@ -76,17 +52,18 @@ def pretrain(
         spec.train,
         train_loader,
         val_loader,
-        workdir=Path(workdir),
+        workdir=out / paths.TRAIN_DIR,
         device=device,
         seed=spec.seed,
-        progress=progress,
-        log=log,
-        compile=compile,
+        progress=env.progress,
+        log=env.log,
+        compile=env.compile,
     )
     # θp is the final weights (the FAT guard has already restored the last good ones on a
     # collapse); source SA/RA are measured on the held-out validation split.
     source = evaluate(model, val_loader, attack=spec.eval_attack, device=device)
     attack = spec.train.attack if spec.train.regime != "std" else None
+    collapsed = bool(result.metrics.get("collapsed"))
     meta = WeightsMeta(
         arch=spec.arch,
         num_classes=info.num_classes,
@@ -102,33 +79,24 @@ def pretrain(
         source_ra=round(float(source["ra"]), 2),
         extra={
             "spec": to_dict(spec),
-            "collapsed": bool(result.metrics.get("collapsed")),
+            "collapsed": collapsed,
             "eval_attack": to_dict(spec.eval_attack),
         },
     )
     if distributed.is_main():
-        digest = save_weights(out, model, meta)
+        digest = save_weights(out / paths.WEIGHTS, model, meta)
     else:
-        from doublewin.models import content_hash
-
         digest = content_hash(model.state_dict())
     distributed.barrier()
-    metrics = {
+    if env.log is not None:
+        env.log.write("pretrain", source_sa=meta.source_sa, source_ra=meta.source_ra)
+    return {
         **{k: v for k, v in result.metrics.items() if _plain(v)},
         "source_sa": meta.source_sa,
         "source_ra": meta.source_ra,
         "content_hash": digest,
+        "collapsed": collapsed,
     }
-    if log is not None:
-        log.write("pretrain", source_sa=meta.source_sa, source_ra=meta.source_ra)
-    return PretrainResult(
-        Path(out),
-        digest,
-        meta.source_sa,
-        meta.source_ra,
-        bool(result.metrics.get("collapsed")),
-        metrics,
-    )
 
 
 def _plain(value: Any) -> bool:

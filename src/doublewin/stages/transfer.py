@@ -1,4 +1,4 @@
-"""Transfer of a ticket m ⊙ θp to a downstream task (the paper's ST and AT fine-tuning).
+"""The transfer stage: a ticket m ⊙ θp fine-tuned on a downstream task (the paper's ST and AT).
 
 A new head is drawn for the downstream classes, the mask is enforced by the training engine
 for the whole run, and SA and RA on the test split are measured at the two checkpoints the
@@ -8,54 +8,36 @@ official code reports: the best validation SA and the best validation RA.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from doublewin import distributed
-from doublewin.experiments.specs import TransferSpec
-from doublewin.logs import JsonlLog
-from doublewin.progress import NULL_PROGRESS, Progress
-
-TEST_METRICS = ("sa_best_sa", "ra_best_sa", "sa_best_ra", "ra_best_ra")
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    """Test SA/RA (points 0–100) at the best-val-SA and best-val-RA checkpoints, and more."""
-
-    metrics: dict[str, Any]
-    warnings: tuple[str, ...] = ()
+from doublewin.core import distributed, paths
+from doublewin.core.errors import UserError
+from doublewin.core.results import TEST_METRICS
+from doublewin.core.specs import TransferSpec
+from doublewin.data import prepare_data
+from doublewin.models import load_model, replace_head, save_weights, set_normalization
+from doublewin.stages.environment import Environment, Inputs
+from doublewin.tickets import load_ticket
+from doublewin.train import evaluate, train
 
 
-def transfer(
-    spec: TransferSpec,
-    weights_path: str | Path,
-    ticket_path: str | Path | None,
-    *,
-    workdir: str | Path,
-    device: str | torch.device = "cpu",
-    data_root: str | Path | None = None,
-    progress: Progress = NULL_PROGRESS,
-    log: JsonlLog | None = None,
-    save_models: bool = True,
-    compile: bool = False,
-) -> TransferResult:
-    """Fine-tune the ticket (or the dense θp when ``ticket_path`` is None) on ``spec.data``.
+def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
+    """Fine-tune the ticket ``inputs.ticket`` (or the dense θp when it is None) of
+    ``inputs.weights`` on ``spec.data``.
 
-    ``workdir`` keeps the per-epoch checkpoint (an interrupted call resumes) and, with
-    ``save_models``, receives ``best_sa.safetensors`` and ``best_ra.safetensors``.
+    ``out`` keeps the per-epoch checkpoint (an interrupted call resumes) and receives the
+    fine-tuned weights at the best-val-SA and best-val-RA checkpoints (``paths.BEST_WEIGHTS``).
+    Returns the test SA/RA (points) at both checkpoints (``TEST_METRICS``), the training
+    metrics, and ``warnings``: what applying the ticket warned about (other weights than it was
+    drawn from), one string each.
     """
-    from doublewin.data import prepare_data
-    from doublewin.models import load_model, replace_head, save_weights, set_normalization
-    from doublewin.tickets import load_ticket
-    from doublewin.train import evaluate, train
-
-    device = distributed.local_device(device)
-    workdir = Path(workdir)
+    if inputs.weights is None:
+        raise UserError("transfer needs the pre-trained weights θp; pass --weights FILE")
+    weights_path, ticket_path, workdir = inputs.weights, inputs.ticket, Path(out)
+    device = distributed.local_device(env.device)
     model, meta = load_model(weights_path, device=device)
     resolution = int(spec.data.resolution or meta.input_size)
     train_loader, val_loader, test_loader, info = prepare_data(
@@ -64,7 +46,7 @@ def transfer(
         batch_size=spec.train.batch_size,
         device=device,
         seed=spec.seed,
-        root=data_root,
+        root=env.data_root,
     )
     replace_head(model, info.num_classes, seed=spec.seed)
     if spec.normalization == "downstream":
@@ -95,9 +77,9 @@ def transfer(
         workdir=workdir,
         device=device,
         seed=spec.seed,
-        progress=progress,
-        log=log,
-        compile=compile,
+        progress=env.progress,
+        log=env.log,
+        compile=env.compile,
     )
     metrics: dict[str, Any] = {
         "sparsity": round(sparsity, 6),
@@ -117,29 +99,25 @@ def transfer(
             test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
-        if save_models and distributed.is_main():
-            fine_tuned = _replace(
+        if distributed.is_main():
+            fine_tuned = dataclasses.replace(
                 meta,
                 num_classes=info.num_classes,
                 dataset=spec.data.name,
                 source="transfer",
                 regime=spec.train.regime,
             )
-            save_weights(workdir / f"best_{which}.safetensors", model, fine_tuned)
+            save_weights(workdir / paths.BEST_WEIGHTS[which], model, fine_tuned)
     metrics["test_images"] = int(test["n"])
     for key, value in result.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             metrics.setdefault(key, value)
-    if log is not None:
-        log.write("transfer", **{k: metrics[k] for k in TEST_METRICS})
+    if env.log is not None:
+        env.log.write("transfer", **{k: metrics[k] for k in TEST_METRICS})
     # The per-epoch checkpoint holds optimizer state and best weights: large and no longer
     # needed once the test numbers are written.
     with contextlib.suppress(FileNotFoundError):
-        (workdir / "checkpoint.pt").unlink()
-    return TransferResult(metrics, tuple(caught))
-
-
-def _replace(meta: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(meta, **changes)
+        (workdir / paths.CHECKPOINT).unlink()
+    if caught:
+        metrics["warnings"] = caught
+    return metrics

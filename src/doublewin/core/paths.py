@@ -1,0 +1,95 @@
+"""Every file name doublewin writes, in one place.
+
+No other module spells a file name: a stage writes ``out / paths.WEIGHTS``, the store
+``entry / paths.DONE``, the report ``report / paths.figure(name)``. A newcomer looking for
+"where does ``metrics.json`` come from" searches for ``METRICS`` and finds every writer and
+reader. ``tests/test_layout.py`` keeps it so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SAFETENSORS = ".safetensors"  # weights, tickets and cached datasets
+
+# A stage's output folder (a store entry, or the work folder of a standalone command).
+WEIGHTS = "weights.safetensors"  # θp written by pretrain
+TRAIN_DIR = "train"  # pretrain's training work folder (holds CHECKPOINT)
+CHECKPOINT = "checkpoint.pt"  # the engine's per-epoch checkpoint, for resume
+LOG = "log.jsonl"  # one JSON record per line
+TENSORBOARD_DIR = "tensorboard"  # beside LOG when tensorboard is installed
+METRICS = "metrics.json"
+BEST_WEIGHTS = {"sa": "best_sa.safetensors", "ra": "best_ra.safetensors"}  # transfer
+
+# The store.
+STORE_DIR = "store"
+SPEC = "spec.json"
+DONE = "DONE"  # written last: an entry without it is incomplete
+LOCK = ".lock"
+IMP_TRUNKS_DIR = "imp-trunks"  # IMP trunks shared by every ladder length, under the store
+
+# Tickets and IMP.
+IMP_TRUNK_DIR = "imp-trunk"  # a standalone find-tickets run's trunk, under its output
+REWIND_STATE = "rewind-state.pt"  # θ after k steps, with rewind_to: step
+
+
+def ticket(sparsity: float) -> str:
+    """``ticket-0.800000.safetensors``: one ticket of a ladder."""
+    return f"ticket-{sparsity:.6f}{SAFETENSORS}"
+
+
+def rung(k: int) -> str:
+    """``rung-03.safetensors``: IMP's mask after round ``k`` (1-based)."""
+    return f"rung-{k:02d}{SAFETENSORS}"
+
+
+RUNG_PATTERN = r"rung-(\d+)\.safetensors$"
+
+
+def imp_round_dir(k: int) -> str:
+    """``round-03``: the training work folder of IMP round ``k``."""
+    return f"round-{k:02d}"
+
+
+# A run folder.
+EXPERIMENT = "experiment.yaml"  # the resolved experiment
+RESULTS = "results.csv"
+REPORT_DIR = "report"
+REPORT_MARKDOWN = "report.md"
+REPORT_HTML = "report.html"
+FIGURES_DIR = "figures"
+FIGURE_SUFFIX = ".png"
+
+
+def figure(stem: str) -> str:
+    """``accuracy-digits-100.png``: a report figure."""
+    return f"{stem}{FIGURE_SUFFIX}"
+
+
+# The shipped experiments.
+DEMO_CONFIG = "demo.yaml"
+QUICK_DEMO_CONFIG = "demo-quick.yaml"
+
+
+
+# A standalone command (pretrain) writes W.safetensors from a work folder beside it.
+def work_folder(out: Path) -> Path:
+    """``W.safetensors.work``: where a standalone command works before its output is moved."""
+    return out.with_name(out.name + ".work")
+
+
+def log_beside(out: Path) -> Path:
+    """``W.safetensors.log.jsonl``: the training log kept next to a standalone output."""
+    return out.with_name(out.name + "." + LOG)
+
+
+def cache_dir() -> Path:
+    """The cache of generated datasets: ``$DOUBLEWIN_CACHE``, else ``~/.cache/doublewin``."""
+    env = os.environ.get("DOUBLEWIN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "doublewin"
+
+
+def cached_dataset(name: str) -> Path:
+    """``<cache>/datasets/<name>.safetensors``: a generated dataset."""
+    return cache_dir() / "datasets" / f"{name}{SAFETENSORS}"

@@ -1,0 +1,143 @@
+"""The grid of an experiment: every stage job, with the references that connect them.
+
+References between stages are store entry ids, known before anything runs: a ticket job names
+its pre-training as ``pretrain-<hash>`` (or ``weights-<content hash>`` for an imported file), a
+transfer job names its ticket as ``tickets-<hash>@<sparsity>``. So the whole grid, and what of
+it is already done, is known up front (``--dry-run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from doublewin.core.errors import UserError
+from doublewin.core.hashing import spec_hash
+from doublewin.core.results import DENSE, SPARSITY_DIGITS
+from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
+from doublewin.core.typed import from_dict
+from doublewin.experiments.experiment import Experiment, Pretraining
+from doublewin.tickets.ladder import ticket_ladder
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stage run. ``id`` is its store entry name; ``labels`` go into results.csv."""
+
+    stage: str
+    spec: Any
+    deps: tuple[str, ...] = ()
+    labels: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}-{spec_hash(self.stage, self.spec)}"
+
+
+def expand(experiment: Experiment) -> list[Job]:
+    """Every job of the full grid, upstream stages first: the pre-trainings, their tickets,
+    then for each pre-training its dense baseline and every transferred rung × dataset ×
+    fraction × regime × seed."""
+    jobs = [
+        Job("pretrain", p.spec, (), {"pretraining": p.label})
+        for p in experiment.pretrainings
+        if p.spec is not None
+    ]
+    by_label = {p.label: p for p in experiment.pretrainings}
+    ticket_jobs = []
+    for label, spec in experiment.ticket_specs:
+        p = by_label[label]
+        labels = {
+            "pretraining": label,
+            "method": spec.method,
+            "imp_regime": spec.train.regime if spec.method == "imp" else "",
+        }
+        ticket_jobs.append(Job("tickets", spec, _trained_dep(p), labels))
+    jobs += ticket_jobs
+    for p in experiment.pretrainings:
+        # (ticket reference, its labels, its dependencies); the dense baseline first.
+        tickets: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+            ("", {"method": DENSE, "imp_regime": "", "sparsity": 0.0}, _trained_dep(p))
+        ]
+        for job in ticket_jobs:
+            if job.labels["pretraining"] != p.label:
+                continue
+            ladder = ticket_ladder(job.spec)
+            for index in select_rungs(len(ladder), experiment.transfer_rungs):
+                labels = {
+                    "method": job.labels["method"],
+                    "imp_regime": job.labels["imp_regime"],
+                    "sparsity": ladder[index],
+                    "rung": index + 1,
+                }
+                tickets.append((ticket_ref(job.id, ladder[index]), labels, (job.id,)))
+        for ticket, ticket_labels, deps in tickets:
+            for dataset, fraction, regime, seed in _downstream(experiment):
+                spec = transfer_spec(
+                    experiment, p.ref, ticket, dataset, fraction, experiment.regimes[regime], seed
+                )
+                labels = {
+                    "pretraining": p.label,
+                    **ticket_labels,
+                    "dataset": dataset,
+                    "fraction": fraction,
+                    "regime": regime,
+                    "seed": seed,
+                }
+                jobs.append(Job("transfer", spec, deps, labels))
+    return jobs
+
+
+def _trained_dep(p: Pretraining) -> tuple[str, ...]:
+    """A pre-training trained here is a job to wait for; an imported file is not."""
+    return (p.ref,) if p.spec is not None else ()
+
+
+def _downstream(experiment: Experiment) -> list[tuple[str, float, str, int]]:
+    """(dataset, fraction, regime, seed) of every transfer, in the grid's order."""
+    return [
+        (dataset, fraction, regime, seed)
+        for dataset in experiment.datasets
+        for fraction in experiment.fractions
+        for regime in experiment.regimes
+        for seed in experiment.seeds
+    ]
+
+
+def transfer_spec(
+    experiment: Experiment,
+    weights: str,
+    ticket: str,
+    dataset: str,
+    fraction: float,
+    train: TrainSpec,
+    seed: int,
+) -> TransferSpec:
+    data = from_dict(DataSpec, {**experiment.transfer_data, "name": dataset, "fraction": fraction})
+    return TransferSpec(
+        weights=weights,
+        ticket=ticket,
+        data=data,
+        train=train,
+        eval_attack=experiment.eval_attack,
+        seed=seed,
+    )
+
+
+def select_rungs(count: int, rungs: tuple[int, ...] | None) -> list[int]:
+    """0-based indices of the ladder rungs to transfer (``rungs`` are 1-based)."""
+    if rungs is None:
+        return list(range(count))
+    for r in rungs:
+        if not 1 <= r <= count:
+            raise UserError(
+                f"tickets.transfer_rungs: rung {r} is not on the {count}-rung ladder; "
+                f"use numbers from 1 to {count}"
+            )
+    return [r - 1 for r in rungs]
+
+
+def ticket_ref(tickets_id: str, sparsity: float) -> str:
+    """``tickets-<hash>@0.488000``: the ticket at one rung of a tickets job."""
+    return f"{tickets_id}@{sparsity:.{SPARSITY_DIGITS}f}"

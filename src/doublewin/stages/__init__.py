@@ -1,0 +1,88 @@
+"""The pipeline stages, one function each: pretrain, tickets, transfer, evaluate.
+
+``stage(spec, inputs, out, env) -> metrics`` (see environment.py). `STAGES` is the plain
+mapping the runner looks stages up in; `run_stage` is how both the runner and the standalone
+commands call one: it opens the stage's log in its output folder and closes it afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from doublewin.core import distributed, paths
+from doublewin.core.errors import UserError
+from doublewin.core.logs import JsonlLog
+from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.stages.environment import Environment, Inputs
+from doublewin.stages.evaluate import evaluate
+from doublewin.stages.pretrain import pretrain
+from doublewin.stages.tickets import ticket_in, tickets
+from doublewin.stages.transfer import transfer
+
+StageFunction = Callable[[Any, Inputs, Path, Environment], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage function and whether a rerun resumes its unfinished output folder
+    (``resumable``) or starts it over."""
+
+    run: StageFunction
+    resumable: bool
+
+
+STAGES: dict[str, Stage] = {
+    "pretrain": Stage(pretrain, resumable=True),
+    "tickets": Stage(tickets, resumable=True),
+    "transfer": Stage(transfer, resumable=True),
+    "evaluate": Stage(evaluate, resumable=False),
+}
+
+
+def stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise UserError(f"no stage called {name!r}; stages: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def run_stage(
+    name: str,
+    spec: Any,
+    inputs: Inputs,
+    out: Path | None,
+    *,
+    device: torch.device,
+    data_root: str | Path | None = None,
+    progress: Progress = NULL_PROGRESS,
+    compile: bool = False,
+) -> dict[str, Any]:
+    """Run stage ``name`` on ``spec`` into ``out`` and return its metrics.
+
+    The stage's JSONL log is ``out/LOG`` (rank 0 only; none when ``out`` is None)."""
+    log = JsonlLog(out / paths.LOG) if out is not None and distributed.is_main() else None
+    env = Environment(device, data_root, progress, log, compile)
+    try:
+        return stage(name).run(spec, inputs, out, env)
+    finally:
+        if log is not None:
+            log.close()
+
+
+__all__ = [
+    "STAGES",
+    "Environment",
+    "Inputs",
+    "Stage",
+    "evaluate",
+    "pretrain",
+    "run_stage",
+    "stage",
+    "ticket_in",
+    "tickets",
+    "transfer",
+]

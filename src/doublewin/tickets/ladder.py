@@ -1,0 +1,50 @@
+"""The ladder of sparsities a tickets spec produces: the one definition of every rung.
+
+IMP's ladder is 1 − (1 − prune_rate)^k for k = 1 … rounds; the other methods are drawn at
+their ``sparsities`` (by default the same IMP ladder, so methods meet at equal sparsity).
+Rungs are fractions rounded to 6 digits: the precision of ticket file names, of transfer
+references (``tickets-<hash>@0.488000``) and of results rows, so a rung compares equal to itself
+everywhere without tolerances.
+"""
+
+from __future__ import annotations
+
+from doublewin.core.errors import UserError
+from doublewin.core.results import SPARSITY_DIGITS
+from doublewin.core.specs import TicketSpec
+
+# Longest IMP ladder a list of sparsities is matched against (0.2 per round: 1 − 4e-20).
+MAX_IMP_ROUNDS = 200
+
+
+def imp_ladder(prune_rate: float, rounds: int) -> tuple[float, ...]:
+    """Sparsities 1 − (1 − prune_rate)^k for k = 1 … rounds (fractions, 6 digits)."""
+    keep = 1.0 - prune_rate
+    return tuple(round(1.0 - keep**k, SPARSITY_DIGITS) for k in range(1, rounds + 1))
+
+
+def ticket_ladder(spec: TicketSpec) -> tuple[float, ...]:
+    """The target sparsities of a tickets spec, ascending: its ``sparsities``, else the IMP
+    ladder of its ``prune_rate`` and ``rounds``."""
+    if spec.sparsities:
+        return tuple(sorted(round(s, SPARSITY_DIGITS) for s in spec.sparsities))
+    return imp_ladder(spec.prune_rate, spec.rounds)
+
+
+def imp_rounds(spec: TicketSpec) -> int:
+    """IMP rounds needed: ``rounds``, or enough to reach the largest requested sparsity (each
+    requested sparsity must be a rung of the ladder)."""
+    if not spec.sparsities:
+        return spec.rounds
+    ladder = imp_ladder(spec.prune_rate, MAX_IMP_ROUNDS)
+    rounds = 0
+    for s in spec.sparsities:
+        rung = round(s, SPARSITY_DIGITS)
+        if rung not in ladder:
+            raise UserError(
+                f"tickets.sparsities: {s} is not a rung of the IMP ladder "
+                f"1 − {1 - spec.prune_rate:g}^k; leave sparsities empty and set "
+                "rounds, or change prune_rate"
+            )
+        rounds = max(rounds, ladder.index(rung) + 1)
+    return rounds
