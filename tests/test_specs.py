@@ -19,6 +19,7 @@ from doublewin.core.specs import (
     load_spec,
 )
 from doublewin.core.typed import from_dict, replace_path
+from doublewin.tickets import trunk_key
 
 
 def test_yaml_file_with_dotted_overrides_builds_the_typed_spec(tmp_path):
@@ -132,6 +133,27 @@ PINNED = {
 def test_pinned_spec_hashes_hold(key, expected):
     stage, spec = key
     assert spec_hash(stage, spec) == expected
+
+
+# Pinned like the stage hashes: an IMP trunk holds up to 540 epochs of rungs.
+PINNED_TRUNK = "92921fbdfd802959"
+
+
+def test_imp_trunk_is_named_by_the_canonical_hash_whatever_the_ladder_length():
+    base = TicketSpec(weights="0123456789abcdef")
+    assert trunk_key(base) == PINNED_TRUNK
+    assert trunk_key(dataclasses.replace(base, rounds=19)) == PINNED_TRUNK
+    assert trunk_key(dataclasses.replace(base, sparsities=(0.2, 0.36))) == PINNED_TRUNK
+    assert trunk_key(dataclasses.replace(base, prune_rate=0.3)) != PINNED_TRUNK
+
+
+def test_a_new_ticket_field_with_a_neutral_default_keeps_the_imp_trunk():
+    @dataclasses.dataclass(frozen=True)
+    class Extended(TicketSpec):
+        new_option: float = 0.0
+
+    assert trunk_key(Extended(weights="0123456789abcdef")) == PINNED_TRUNK
+    assert trunk_key(Extended(weights="0123456789abcdef", new_option=1.0)) != PINNED_TRUNK
 
 
 def test_replace_path_types_and_checks_the_new_value():

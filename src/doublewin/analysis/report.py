@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis import sections
+from doublewin.analysis import figure_sections, sections
 from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
 from doublewin.analysis.findings import FindingsInput, findings
+from doublewin.analysis.report_data import ReportData
 from doublewin.analysis.results_table import (  # re-exported: the report's file interface
     read_results_csv,
     write_results_csv,
@@ -100,9 +101,9 @@ def build_report(
 ) -> Document:
     """The report as a ``Document`` (sections of text, tables and PNG figures), unwritten."""
     data = analyse(rows, meta=meta, verdict_config=verdict_config)
-    accuracy, accuracy_figures = sections.accuracy_section(data)
-    efficiency, efficiency_figures = sections.data_efficiency_section(data)
-    methods, methods_figures = sections.methods_section(data)
+    accuracy, accuracy_figures = figure_sections.accuracy_section(data)
+    efficiency, efficiency_figures = figure_sections.data_efficiency_section(data)
+    methods, methods_figures = figure_sections.methods_section(data)
     name = (meta or {}).get("name")
     document = Document(
         f"Double-win report: {name}" if name else "Double-win report",
@@ -134,7 +135,7 @@ def analyse(
     *,
     meta: Mapping[str, Any] | None = None,
     verdict_config: VerdictConfig | None = None,
-) -> sections.ReportData:
+) -> ReportData:
     """Verdicts, extremes, per-cell means and findings of ``rows`` (see ``ReportData``)."""
     meta = meta or {}
     rows = list(rows)
@@ -155,7 +156,7 @@ def analyse(
     if primary in ladders:  # the headline ladder first in every table
         ladders.remove(primary)
         ladders.insert(0, primary)
-    return sections.ReportData(
+    return ReportData(
         rows=rows,
         meta=meta,
         config=config,

@@ -24,8 +24,6 @@ from doublewin.core.results import LABEL_COLUMNS, TEST_METRICS, TEXT_COLUMNS, TI
 LEADING_COLUMNS = (*LABEL_COLUMNS, *TEST_METRICS)
 
 
-
-
 def column_order(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every column of ``rows`` in the file's order (a function of the set of names only)."""
     names: set[str] = set()

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig, metric_value
+from doublewin.analysis.verdict import ExtremeSparsity, VerdictConfig, metric_value
 from doublewin.core.results import (
     METRICS,
     REGIMES,
@@ -230,13 +230,6 @@ def extremes_by_setting(
     for e in extremes:
         out[(e.method, e.imp_regime)][(e.pretraining, e.dataset, e.fraction)] = e
     return out
-
-
-def verdict_index(
-    ticket_verdicts: Sequence[TicketVerdict],
-) -> dict[tuple[str, str, float, str, str, float], TicketVerdict]:
-    """(pre-training, dataset, fraction, method, IMP regime, sparsity) → verdict."""
-    return {(*v.key.group, v.key.sparsity): v for v in ticket_verdicts}
 
 
 def percent(sparsity: float | None, digits: int = 2) -> str:

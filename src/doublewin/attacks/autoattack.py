@@ -17,6 +17,7 @@ from doublewin.core.errors import UserError
 
 def _torchattacks() -> Any:
     try:
+        # deferred: torchattacks is optional (pip install doublewin[robust])
         import torchattacks
     except ImportError:
         raise UserError(

@@ -45,7 +45,9 @@ class PGD:
     bn_mode: BnMode | None = None
 
     @classmethod
-    def from_spec(cls, spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = "spec") -> PGD:
+    def from_spec(
+        cls, spec: AttackSpec, *, bn_mode: BnMode | None | Literal["spec"] = "spec"
+    ) -> PGD:
         """The attack an `AttackSpec` describes (every field of it). ``bn_mode`` overrides
         ``spec.bn_mode`` (evaluation passes ``"eval"``)."""
         fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}

@@ -92,7 +92,9 @@ def evaluate_command(
         return
     a = report["attack"]
     eps_text = f"{a['eps'] * 255:g}/255" if a["norm"] == "linf" else f"{a['eps']:g}"
-    console.print(f"{weights} ({report['arch']}) on {spec.data.name} {spec.split}, {report['n']} images")
+    console.print(
+        f"{weights} ({report['arch']}) on {spec.data.name} {spec.split}, {report['n']} images"
+    )
     console.print(f"  SA {report['sa']:6.2f}%")
     console.print(
         f"  RA {report['ra']:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "

@@ -17,7 +17,9 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,6 @@ def launched() -> bool:
 
 def init(device: str | torch.device | None = None) -> World:
     """Join the process group torchrun prepared (no-op for a single process)."""
-    import torch.distributed as dist
-
     if not launched():
         return World()
     if not dist.is_initialized():
@@ -57,8 +57,6 @@ def init(device: str | torch.device | None = None) -> World:
 
 
 def world() -> World:
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return World()
     return World(
@@ -95,46 +93,17 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     w = world()
     if not w.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     if device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=[device.index])
     return DistributedDataParallel(model)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
-
-
-def all_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum of ``tensor`` over ranks (in place; returned for chaining)."""
-    import torch.distributed as dist
-
-    if world().distributed:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
 def barrier() -> None:
-    import torch.distributed as dist
-
     if world().distributed:
         dist.barrier()
 
 
-def broadcast_state(model: nn.Module) -> None:
-    """Rank 0's parameters and buffers on every rank (e.g. after rank 0 resumed a file)."""
-    import torch.distributed as dist
-
-    if not world().distributed:
-        return
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        dist.broadcast(tensor.data, src=0)
-
-
 def shutdown() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -12,6 +12,8 @@ import hashlib
 import json
 from typing import Any
 
+from doublewin.core.typed import plain
+
 HASH_LENGTH = 16
 
 
@@ -33,9 +35,9 @@ def canonical(spec: Any, default: Any = None) -> dict[str, Any]:
             if nested:
                 out[f.name] = nested
             continue
-        if base is not dataclasses.MISSING and _plain(value) == _plain(base):
+        if base is not dataclasses.MISSING and plain(value) == plain(base):
             continue
-        out[f.name] = _plain(value)
+        out[f.name] = plain(value)
     return out
 
 
@@ -52,13 +54,3 @@ def canonical_string(stage: str, spec: Any) -> str:
 def spec_hash(stage: str, spec: Any) -> str:
     """The first 16 hex digits of the SHA-256 of the canonical string."""
     return hashlib.sha256(canonical_string(stage, spec).encode()).hexdigest()[:HASH_LENGTH]
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in sorted(value.items())}
-    return value

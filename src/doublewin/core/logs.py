@@ -61,6 +61,7 @@ def _jsonable(value: Any) -> Any:
 
 def _tensorboard_writer(folder: Path) -> Any:
     try:
+        # deferred: tensorboard is optional; without it the log is JSONL only
         from torch.utils.tensorboard import SummaryWriter
     except Exception:  # tensorboard not installed: JSONL only
         return None

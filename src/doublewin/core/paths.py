@@ -67,10 +67,12 @@ def figure(stem: str) -> str:
     return f"{stem}{FIGURE_SUFFIX}"
 
 
+# What the project reads: the images of an ImageFolder tree.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
 # The shipped experiments.
 DEMO_CONFIG = "demo.yaml"
 QUICK_DEMO_CONFIG = "demo-quick.yaml"
-
 
 
 # A standalone command (pretrain) writes W.safetensors from a work folder beside it.

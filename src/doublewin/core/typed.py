@@ -113,7 +113,7 @@ def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_dict(spec: Any) -> dict[str, Any]:
     """Every field, nested dataclasses as dicts, tuples as lists (YAML/JSON friendly)."""
-    return _plain(spec)
+    return plain(spec)
 
 
 def replace_path(spec: T, dotted: str, value: Any) -> T:
@@ -226,11 +226,12 @@ def _check_range(value: float, key: str, rng: Range | None) -> None:
         raise UserError(f"{key}: {value:g} is out of range; allowed {rng.describe()}")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` with dataclasses as dicts and tuples as lists, recursively."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value

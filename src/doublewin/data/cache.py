@@ -36,4 +36,3 @@ def cached_tensors(
     except OSError:
         pass  # a read-only cache only costs regeneration next time
     return tensors
-

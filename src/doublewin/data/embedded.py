@@ -117,6 +117,7 @@ def build_shapes(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def build_digits() -> dict[str, torch.Tensor]:
+    # deferred: scikit-learn loads in about 1 s; only the digits set needs it (once, cached)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

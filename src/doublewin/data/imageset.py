@@ -40,21 +40,11 @@ class ImageSet:
         return int(self.labels.numel())
 
     @property
-    def is_folder(self) -> bool:
-        """True when images are decoded from files (ImageNet, ``folder:``)."""
-        return self.paths is not None
-
-    @property
     def samples(self) -> list[tuple[str, int]]:
         """(path, label) pairs of a folder-backed set, in order."""
         if self.paths is None:
             raise ValueError("a tensor-backed ImageSet has no file paths")
         return list(zip(self.paths, self.labels.tolist(), strict=True))
-
-    @property
-    def native_size(self) -> int | None:
-        """Side in pixels of tensor-backed images; None for files (sizes vary)."""
-        return int(self.images.shape[-1]) if self.images is not None else None
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageSet:
         """The images at ``indices``, in that order."""
@@ -64,7 +54,3 @@ class ImageSet:
             return ImageSet(labels, self.num_classes, images=self.images[index])
         paths = self.paths or ()
         return ImageSet(labels, self.num_classes, paths=tuple(paths[i] for i in index.tolist()))
-
-    def class_counts(self) -> torch.Tensor:
-        """Images per class, int64 [num_classes]."""
-        return torch.bincount(self.labels, minlength=self.num_classes)

@@ -17,10 +17,13 @@ to the model's resolution R (bilinear). Test transforms: ``resize`` (bilinear to
 from __future__ import annotations
 
 import math
+import os
+import random
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from doublewin.core.errors import UserError
 from doublewin.data.imageset import ImageSet
@@ -68,6 +71,7 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Per-image RandomResizedCrop boxes cut and resized in one roi_align call."""
+    # deferred: torchvision imports torch._dynamo (about 2 s); only rrc-flip needs it
     from torchvision.ops import roi_align
 
     b, _, h, w = x.shape
@@ -184,10 +188,6 @@ class FolderLoader:
         drop_last: bool | None = None,
         workers: int | None = None,
     ):
-        import os
-
-        from torch.utils.data import DataLoader
-
         self.device = torch.device(device)
         self.train = train
         self.resolution = resolution
@@ -200,7 +200,6 @@ class FolderLoader:
         self.batch_size = batch_size
         self.drop_last = bool(drop_last) if drop_last is not None else train
         self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-        self._loader_cls = DataLoader
 
     def __len__(self) -> int:
         n, b = self.num_samples, self.batch_size
@@ -211,7 +210,7 @@ class FolderLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = _generator(self.seed, self.epoch)
-        loader = self._loader_cls(
+        loader = DataLoader(
             self.dataset,
             batch_size=self.batch_size,
             shuffle=self.train,
@@ -227,13 +226,11 @@ class FolderLoader:
 
 
 def _seed_worker(worker_id: int) -> None:
-    import random
-
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
 
 
-class _FolderDataset(torch.utils.data.Dataset):
+class _FolderDataset(Dataset):
     def __init__(self, images: ImageSet, transform):
         self.samples = images.samples
         self.transform = transform
@@ -242,6 +239,7 @@ class _FolderDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
+        # deferred: PIL (with torchvision's transforms below) only serves image folders
         from PIL import Image
 
         path, label = self.samples[index]
@@ -250,6 +248,7 @@ class _FolderDataset(torch.utils.data.Dataset):
 
 
 def _pil_transform(train: bool, resolution: int, augment: str, test_transform: str):
+    # deferred: torchvision imports torch._dynamo (about 2 s); only image folders need it
     from torchvision import transforms as T
 
     if train:

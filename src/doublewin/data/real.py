@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from doublewin.core.errors import UserError
+from doublewin.core.paths import IMAGE_SUFFIXES
 from doublewin.data.imageset import ImageSet
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 # What a CIFAR batch legitimately needs to be rebuilt (numpy moved `core` to `_core` in 2.0).
 _ALLOWED_GLOBALS = {
@@ -114,6 +113,7 @@ def svhn_file(root: Path, split: str) -> Path:
 
 def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images [N,3,32,32], int64 labels [N] with 10 → 0) of one SVHN .mat file."""
+    # deferred: scipy loads in about 1 s; only SVHN's .mat files need it
     from scipy.io import loadmat
 
     try:

@@ -227,7 +227,9 @@ def write_run_report(
     """report/ from the rows and what the plan knows about the pre-trainings."""
     experiment = plan.experiment if plan else load_experiment(run_dir / paths.EXPERIMENT)
     meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search)
-    return write_report(rows, run_dir / paths.REPORT_DIR, meta=meta, verdict_config=experiment.verdict)
+    return write_report(
+        rows, run_dir / paths.REPORT_DIR, meta=meta, verdict_config=experiment.verdict
+    )
 
 
 def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[str, Any]:

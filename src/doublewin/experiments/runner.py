@@ -127,9 +127,7 @@ def run_job(job: Job, context: RunContext, progress: Progress = NULL_PROGRESS) -
             compile=context.compile,
         )
 
-    entry = context.store.get_or_run(
-        job.stage, job.spec, compute, resumable=definition.resumable
-    )
+    entry = context.store.get_or_run(job.stage, job.spec, compute, resumable=definition.resumable)
     return entry.metrics()
 
 
@@ -139,11 +137,6 @@ class RunSummary:
     computed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def pending(jobs: Sequence[Job], store: Store) -> list[Job]:
-    """The jobs whose entries are not finished."""
-    return [j for j in jobs if not store.entry(j.stage, j.spec).done]
 
 
 def run_jobs(
@@ -197,6 +190,13 @@ def run_jobs(
                     todo.pop(other.id)
                     changed = True
 
+    def complete(job: Job, metrics: dict[str, Any]) -> None:
+        finished.add(job.id)
+        summary.computed += 1
+        task.advance(weight(job), last=job.stage)
+        if on_done:
+            on_done(job, metrics)
+
     if workers <= 1:
         while True:
             batch = ready()
@@ -211,11 +211,7 @@ def run_jobs(
                         raise
                     mark_failed(job, str(exc))
                     continue
-                finished.add(job.id)
-                summary.computed += 1
-                task.advance(weight(job), last=job.stage)
-                if on_done:
-                    on_done(job, metrics)
+                complete(job, metrics)
     else:
         devices = worker_devices(context.device)
         load = dict.fromkeys(devices, 0)  # jobs running on each GPU
@@ -249,11 +245,7 @@ def run_jobs(
                     except (DoublewinError, futures.process.BrokenProcessPool) as exc:
                         mark_failed(job, str(exc))
                         continue
-                    finished.add(job.id)
-                    summary.computed += 1
-                    task.advance(weight(job), last=job.stage)
-                    if on_done:
-                        on_done(job, metrics)
+                    complete(job, metrics)
     task.close()
     summary.seconds = time.time() - started
     return summary

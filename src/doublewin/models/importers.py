@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors.torch import load_file
 
+from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
@@ -37,9 +39,7 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
     """The object in a checkpoint file, loaded without running code unless trusted."""
     if not path.is_file():
         raise UserError(f"{path}: file not found; pass the checkpoint to import")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
+    if path.suffix == paths.SAFETENSORS:
         return load_file(str(path))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -13,7 +13,9 @@ from doublewin.stages.environment import Environment, Inputs
 from doublewin.train import robustness_report
 
 
-def evaluate(spec: EvaluateSpec, inputs: Inputs, out: Path | None, env: Environment) -> dict[str, Any]:
+def evaluate(
+    spec: EvaluateSpec, inputs: Inputs, out: Path | None, env: Environment
+) -> dict[str, Any]:
     """`robustness_report` of ``inputs.weights`` on ``spec.data``'s ``spec.split``.
 
     The images are resized to ``spec.data.resolution``, else the weights' ``input_size``. It

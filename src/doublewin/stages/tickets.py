@@ -50,4 +50,3 @@ def ticket_in(folder: Path, metrics: dict[str, Any], sparsity: float) -> Path | 
     (None when the stage produced none there)."""
     relative = metrics.get("tickets", {}).get(f"{sparsity:.{SPARSITY_DIGITS}f}")
     return None if relative is None else folder / relative
-

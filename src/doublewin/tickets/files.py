@@ -81,15 +81,6 @@ def save_ticket(path: str | Path, ticket: Ticket, *, encoding: str = "packbits+d
     return path
 
 
-def is_doublewin_ticket(path: str | Path) -> bool:
-    """True when ``path`` is a safetensors file whose metadata says it is a doublewin ticket."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return (handle.metadata() or {}).get("format") == FORMAT
-    except (SafetensorError, OSError, ValueError):
-        return False
-
-
 def load_ticket(path: str | Path) -> Ticket:
     """Read a doublewin ticket or an official Double-Win-LTH mask file (by content)."""
     path = Path(path)

@@ -1,0 +1,153 @@
+"""One finding of the paper and what a run says about it: the shared vocabulary of the rules
+(findings_sparsity.py, findings_accuracy.py) and their helpers.
+
+Every finding breaks into comparisons (one per dataset, setting or sparsity), each of which
+comes out for the paper (a *win*), against it (a *loss*), or neither (a tie, or data too thin
+to compare). ``decide`` turns the counts into the finding's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from doublewin.analysis.summaries import (
+    Cell,
+    CellKey,
+    known_extreme,
+    ladder_label,
+    percent,
+    ticket_score,
+)
+from doublewin.analysis.verdict import ExtremeSparsity
+
+Status = Literal["supports", "contradicts", "cannot tell"]
+
+# A double-win sparsity at or above this counts as "non-trivial" (the paper's lowest extreme
+# is 73.79%; half the weights keeps small ladders of 4–6 rungs able to reach it).
+NONTRIVIAL_SPARSITY = 0.5
+# AT-transfer RA must exceed ST-transfer RA by at least this many points to be "far above".
+FAR_ABOVE_POINTS = 5.0
+# Two tickets' four-accuracy means closer than this (points) are a tie, not a win.
+SCORE_TIE_POINTS = 0.5
+# Extreme sparsities at most this many rungs apart count as "no significant difference".
+SAME_RUNGS = 1
+# Baselines IMP is expected to beat at equal sparsity.
+IMP_BASELINES = ("omp", "random")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim of the paper and what this run says about it."""
+
+    key: str  # short stable id, e.g. "robust-sparser"
+    claim: str  # the paper's claim in words
+    paper: str  # where the paper says it and its numbers
+    rule: str  # how the status is computed, in one or two sentences
+    status: Status
+    wins: int = 0
+    losses: int = 0
+    evidence: tuple[str, ...] = field(default_factory=tuple)  # one line per comparison
+    note: str = ""  # why nothing could be compared, or a caveat
+
+    @property
+    def summary(self) -> str:
+        """One plain sentence on the outcome."""
+        if self.status == "supports":
+            return (
+                f"This run supports the paper: {self.wins} comparison(s) for, "
+                f"{self.losses} against."
+            )
+        if self.status == "contradicts":
+            return (
+                f"This run disagrees with the paper: {self.losses} comparison(s) against, "
+                f"{self.wins} for."
+            )
+        if self.wins or self.losses:
+            return f"This run cannot tell: {self.wins} comparison(s) for and {self.losses} against."
+        return "This run cannot tell: " + (self.note or "no comparison could be made.")
+
+
+def decide(wins: int, losses: int) -> Status:
+    """The shared rule: the majority of decided comparisons."""
+    if wins > losses:
+        return "supports"
+    if losses > wins:
+        return "contradicts"
+    return "cannot tell"
+
+
+@dataclass(frozen=True)
+class FindingsInput:
+    """What the rules read: per-cell means, per-ladder extremes, pre-training kinds."""
+
+    cells: Mapping[CellKey, Cell]
+    extremes: Sequence[ExtremeSparsity]
+    kinds: Mapping[str, str | None]  # pre-training label → std / fat / at / None
+
+
+def tally(lead: float, tie: float, wins: int, losses: int) -> tuple[str, int, int]:
+    if lead > tie:
+        return "for", wins + 1, losses
+    if lead < -tie:
+        return "against", wins, losses + 1
+    return "tie", wins, losses
+
+
+def best_of(kinds, by_setting, dataset, fraction, wanted) -> tuple[str, float] | None:
+    """(label, sparsity) of the sparsest known extreme among pre-trainings of ``wanted`` kinds;
+    None when any of them is undetermined or none was transferred."""
+    best: tuple[str, float] | None = None
+    found = False
+    for (label, d, f), e in by_setting.items():
+        if d != dataset or f != fraction or kinds.get(label) not in wanted:
+            continue
+        found = True
+        value = known_extreme(e)
+        if value is None:
+            return None
+        if best is None or value > best[1]:
+            best = (label, value)
+    return best if found else None
+
+
+def scores_by_sparsity(cells, labels, dataset, fraction, ladder) -> dict[float, float]:
+    """sparsity → the best ticket score among the pre-trainings ``labels``."""
+    out: dict[float, float] = {}
+    for key in cells:
+        if (
+            key.pretraining in labels
+            and key.dataset == dataset
+            and key.fraction == fraction
+            and key.ladder == ladder
+        ):
+            score = ticket_score(cells, key.setting, ladder, key.sparsity)
+            if score is not None:
+                out[key.sparsity] = max(score, out.get(key.sparsity, score))
+    return out
+
+
+def missing_kinds(kinds, *groups) -> str:
+    present = set(kinds.values())
+    for group in groups:
+        if not present & set(group):
+            names = " or ".join(g.upper() for g in group)
+            return (
+                f"no {names} pre-training is known in this run; label a pre-training {names} "
+                "or give its regime."
+            )
+    return ""
+
+
+def extreme_text(sparsity: float) -> str:
+    """A known extreme sparsity in words: 0 is a ladder judged with no double-win rung."""
+    return "no double-win rung" if sparsity == 0.0 else percent(sparsity)
+
+
+def ladder_text(ladder) -> str:
+    return ladder_label(*ladder) if ladder else "main"
+
+
+def replace_note(finding: Finding, note: str) -> Finding:
+    return replace(finding, note=note)
