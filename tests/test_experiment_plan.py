@@ -18,14 +18,14 @@ def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None
     plan = make_plan(demo_config(), run_dir="/nonexistent/run")
     experiment = plan.experiment
     counts = Counter(j.stage for j in plan.jobs)
-    assert counts["pretrain"] == 3
-    # imp × {std, at} + omp + random, per pre-training.
+    assert counts["pretrain"] == 4  # STD, FAT, AT and the no-pre-training control
+    # imp × {std, at} + omp + random, per trained pre-training; the control transfers densely.
     assert counts["tickets"] == 3 * 4
-    settings = 3 * len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
+    settings = len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
     rungs = len(experiment.transfer_rungs)
-    assert counts["transfer"] == settings * (4 * rungs + 1)
+    assert counts["transfer"] == 3 * settings * (4 * rungs + 1) + settings
     dense = [j for j in plan.jobs if j.stage == "transfer" and j.labels["method"] == "dense"]
-    assert len(dense) == settings
+    assert len(dense) == 4 * settings
     assert all(j.spec.ticket == "" for j in dense)
 
 
@@ -132,3 +132,23 @@ def test_a_transfer_rung_beyond_the_ladder_is_refused_with_the_valid_range(tmp_p
         0.4,
         round(1 - 0.6**8, 6),
     }
+
+
+def test_the_control_is_an_untrained_pretraining_named_only_by_what_builds_it() -> None:
+    experiment = load_experiment(demo_config())
+    (control,) = [p for p in experiment.pretrainings if p.kind == "control"]
+    assert control.spec.kind == "control" and not control.tickets
+    # The training fields of the pretrain section do not enter its identity.
+    assert control.spec.train == type(control.spec.train)()
+    tweaked = load_experiment(demo_config(), ["pretrain.train.epochs=9"])
+    (again,) = [p for p in tweaked.pretrainings if p.kind == "control"]
+    assert again.ref == control.ref
+    assert all(label != control.label for label, _ in experiment.ticket_specs)
+
+
+def test_a_control_can_ask_for_tickets() -> None:
+    experiment = load_experiment(demo_config(quick=True), ["pretrain.runs.CONTROL.tickets=true"])
+    labels = {label for label, _ in experiment.ticket_specs}
+    assert "CONTROL" in labels
+    with pytest.raises(UserError, match="pretrain.runs.CONTROL.tickets: expected true or false"):
+        load_experiment(demo_config(quick=True), ["pretrain.runs.CONTROL.tickets=maybe"])

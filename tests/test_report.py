@@ -20,6 +20,7 @@ META = {
         {"label": "STD", "regime": "std", "source_sa": 70.0},
         {"label": "FAT", "regime": "fat"},
         {"label": "AT", "regime": "at"},
+        {"label": "CONTROL", "regime": "control"},
     ],
 }
 
@@ -84,6 +85,20 @@ def ladder(pretraining, last_double_win, *, method="imp", imp_regime="std", drop
 
 def tickets_only(pretraining, last_double_win, **kwargs):
     return [r for r in ladder(pretraining, last_double_win, **kwargs) if r["method"] != "dense"]
+
+
+def with_control(rows, *, st=(60.0, 5.0), at=(50.0, 20.0)):
+    """``rows`` and a no-pre-training control's dense rows in each of their settings, by
+    default far below the pre-trained ones (so pre-training helps and the findings about
+    pre-training are testable)."""
+    settings = sorted({(r["dataset"], r["fraction"]) for r in rows})
+    seeds = tuple(sorted({r["seed"] for r in rows}))
+    extra = []
+    for dataset, fraction in settings:
+        extra += rows_for(
+            "CONTROL", "dense", 0.0, st=st, at=at, dataset=dataset, fraction=fraction, seeds=seeds
+        )
+    return rows + extra
 
 
 def finding(data, key):
@@ -169,7 +184,8 @@ def test_an_extreme_above_a_failing_rung_is_marked():
 
 
 def test_robust_pretraining_sparser_than_standard_supports_the_paper():
-    data = analyse(ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904), meta=META)
+    rows = ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904)
+    data = analyse(with_control(rows), meta=META)
     robust = finding(data, "robust-sparser")
     assert robust.status == "supports" and (robust.wins, robust.losses) == (1, 0)
     assert "59.04%" in robust.evidence[0] and "36.00%" in robust.evidence[0]
@@ -179,7 +195,7 @@ def test_robust_pretraining_sparser_than_standard_supports_the_paper():
 
 
 def test_standard_pretraining_sparser_than_robust_contradicts_the_paper():
-    data = analyse(ladder("STD", 0.5904) + ladder("AT", 0.2), meta=META)
+    data = analyse(with_control(ladder("STD", 0.5904) + ladder("AT", 0.2)), meta=META)
     robust = finding(data, "robust-sparser")
     assert robust.status == "contradicts"
     assert "disagrees with the paper" in robust.summary
@@ -187,13 +203,13 @@ def test_standard_pretraining_sparser_than_robust_contradicts_the_paper():
 
 
 def test_equal_extremes_cannot_tell():
-    data = analyse(ladder("STD", 0.488) + ladder("AT", 0.488), meta=META)
+    data = analyse(with_control(ladder("STD", 0.488) + ladder("AT", 0.488)), meta=META)
     robust = finding(data, "robust-sparser")
     assert robust.status == "cannot tell" and (robust.wins, robust.losses) == (0, 0)
 
 
 def test_no_matching_ticket_contradicts_existence_and_reads_as_no_rung():
-    data = analyse(ladder("STD", None) + ladder("AT", None), meta=META)
+    data = analyse(with_control(ladder("STD", None) + ladder("AT", None)), meta=META)
     assert all(e.extreme is None for e in data.extremes)
     exist = finding(data, "exist")
     assert exist.status == "contradicts" and exist.losses == 1
@@ -214,7 +230,7 @@ def test_ladders_below_the_nontrivial_sparsity_cannot_tell_existence():
 
 
 def test_missing_kinds_cannot_tell_and_say_what_to_add():
-    data = analyse(ladder("AT", 0.5904), meta=META)
+    data = analyse(with_control(ladder("AT", 0.5904)), meta=META)
     robust = finding(data, "robust-sparser")
     assert robust.status == "cannot tell" and "STD" in robust.note
     assert finding(data, "order").status == "cannot tell"
@@ -259,11 +275,11 @@ def test_limited_data_findings_read_the_smaller_fractions():
     rows = []
     for fraction, (std, at) in ((1.0, (0.36, 0.488)), (0.1, (0.2, 0.5904)), (0.01, (None, 0.5904))):
         rows += ladder("STD", std, fraction=fraction) + ladder("AT", at, fraction=fraction)
-    data = analyse(rows, meta=META)
+    data = analyse(with_control(rows), meta=META)
     limited = finding(data, "robust-sparser-limited")
     assert limited.status == "supports" and (limited.wins, limited.losses) == (2, 0)
     assert finding(data, "exist-limited").status == "supports"
-    single = analyse(ladder("STD", 0.2) + ladder("AT", 0.36), meta=META)
+    single = analyse(with_control(ladder("STD", 0.2) + ladder("AT", 0.36)), meta=META)
     assert finding(single, "robust-sparser-limited").status == "cannot tell"
     assert "single data fraction" in finding(single, "exist-limited").summary
 
@@ -275,8 +291,10 @@ def test_fat_ahead_at_low_and_at_ahead_at_high_sparsity_supports():
         fat, at = (85.0, 80.0) if low else (60.0, 70.0)
         rows += rows_for("FAT", "imp", sparsity, st=(fat, fat), at=(fat, fat), fraction=0.1)
         rows += rows_for("AT", "imp", sparsity, st=(at, at), at=(at, at), fraction=0.1)
-    rows += rows_for("FAT", "dense", 0.0) + rows_for("AT", "dense", 0.0)
-    result = finding(analyse(rows, meta=META), "fat-low-at-high")
+    for fraction in (1.0, 0.1):
+        rows += rows_for("FAT", "dense", 0.0, fraction=fraction)
+        rows += rows_for("AT", "dense", 0.0, fraction=fraction)
+    result = finding(analyse(with_control(rows), meta=META), "fat-low-at-high")
     # Median rung 48.8% is skipped: 2 low rungs with FAT ahead, 2 high rungs with AT ahead.
     assert (result.wins, result.losses) == (4, 0) and result.status == "supports"
 
@@ -364,3 +382,57 @@ def test_pretraining_kinds_come_from_metadata_then_from_the_label():
         "mine": None,
         "X": "at",
     }
+
+
+def test_pretraining_that_beats_the_control_helps_and_makes_the_findings_testable(tmp_path):
+    rows = with_control(ladder("STD", 0.36) + ladder("AT", 0.5904))
+    data = analyse(rows, meta=META)
+    helps = finding(data, "pretraining-helps")
+    # Both pre-trainings beat the control by 30 points of ST SA and 20 of AT RA, every seed.
+    assert helps.status == "supports" and (helps.wins, helps.losses) == (2, 0)
+    assert "ST SA +30.0 [+30.0, +30.0], AT RA +20.0 [+20.0, +20.0]" in helps.evidence[0]
+    assert data.control.testable == frozenset({("cifar10", 1.0)})
+    markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
+    assert "## Does pre-training help here?" in markdown
+    assert "| STD | **+30.0 [+30.0, +30.0]** |" in markdown
+
+
+def test_where_no_pretraining_beats_the_control_the_findings_about_pretraining_are_not_testable(
+    tmp_path,
+):
+    rows = with_control(
+        ladder("STD", 0.36) + ladder("AT", 0.5904), st=(95.0, 50.0), at=(90.0, 60.0)
+    )
+    data = analyse(rows, meta=META)
+    helps = finding(data, "pretraining-helps")
+    assert helps.status == "contradicts" and (helps.wins, helps.losses) == (0, 2)
+    for key in ("robust-sparser", "order"):
+        result = finding(data, key)
+        assert result.status == "not testable", key
+        assert "beats the no-pre-training control" in result.note
+        assert result.summary.startswith("Not testable in this setting")
+    # Findings that do not compare pre-trainings are still judged.
+    assert finding(data, "exist").status == "supports"
+    markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
+    assert "No pre-training beats the control in any setting" in markdown
+    assert "**not testable**" in markdown
+
+
+def test_without_a_control_whether_pretraining_helps_cannot_be_judged():
+    data = analyse(ladder("STD", 0.36) + ladder("AT", 0.5904), meta=META)
+    assert finding(data, "pretraining-helps").status == "cannot tell"
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "not testable" and "no no-pre-training control" in robust.note
+
+
+def test_one_seed_against_the_control_is_inconclusive():
+    rows = with_control(ladder("STD", 0.36, seeds=(0,)) + ladder("AT", 0.5904, seeds=(0,)))
+    data = analyse(rows, meta=META)
+    assert {g.outcome for g in data.control.gains} == {"inconclusive"}
+    assert finding(data, "pretraining-helps").status == "cannot tell"
+    assert finding(data, "robust-sparser").status == "not testable"
+
+
+def test_a_control_is_read_from_its_label_when_the_metadata_has_no_regime():
+    kinds = pretraining_kinds(["control", "scratch", "STD"], {})
+    assert kinds == {"control": "control", "scratch": "control", "STD": "std"}

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from doublewin.analysis.control import ControlComparison
 from doublewin.analysis.summaries import (
     Cell,
     CellKey,
@@ -22,7 +23,9 @@ from doublewin.analysis.summaries import (
 )
 from doublewin.analysis.verdict import ExtremeSparsity
 
-Status = Literal["supports", "contradicts", "cannot tell"]
+# "not testable": a claim about pre-training in a run where no pre-training beats the
+# no-pre-training control (or there is no control), so the claim has nothing to stand on.
+Status = Literal["supports", "contradicts", "cannot tell", "not testable"]
 
 # A double-win sparsity at or above this counts as "non-trivial" (the paper's lowest extreme
 # is 73.79%; half the weights keeps small ladders of 4–6 rungs able to reach it).
@@ -64,6 +67,8 @@ class Finding:
                 f"This run disagrees with the paper: {self.losses} comparison(s) against, "
                 f"{self.wins} for."
             )
+        if self.status == "not testable":
+            return "Not testable in this setting: " + self.note
         if self.wins or self.losses:
             return f"This run cannot tell: {self.wins} comparison(s) for and {self.losses} against."
         return "This run cannot tell: " + (self.note or "no comparison could be made.")
@@ -80,11 +85,26 @@ def decide(wins: int, losses: int) -> Status:
 
 @dataclass(frozen=True)
 class FindingsInput:
-    """What the rules read: per-cell means, per-ladder extremes, pre-training kinds."""
+    """What the rules read: per-cell means, per-ladder extremes, pre-training kinds, and the
+    comparison of every pre-training with the no-pre-training control."""
 
     cells: Mapping[CellKey, Cell]
     extremes: Sequence[ExtremeSparsity]
-    kinds: Mapping[str, str | None]  # pre-training label → std / fat / at / None
+    kinds: Mapping[str, str | None]  # pre-training label → std / fat / at / control / None
+    control: ControlComparison
+
+    def untestable(self, dataset: str, fraction: float) -> str:
+        """Why a claim about pre-training cannot be tested at this setting ("" if it can)."""
+        return self.control.reason_untestable(dataset, fraction)
+
+
+def gated(finding: Finding, untested: Sequence[str], tested: int) -> Finding:
+    """``finding`` as "not testable" when it is a claim about pre-training and none of the
+    settings it looked at could test it (``untested``: the reason for each skipped setting;
+    ``tested``: how many settings it did judge)."""
+    if tested or not untested:
+        return finding
+    return replace(finding, status="not testable", note=untested[0] + ".")
 
 
 def tally(lead: float, tie: float, wins: int, losses: int) -> tuple[str, int, int]:

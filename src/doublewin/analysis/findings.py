@@ -16,7 +16,13 @@ accuracies points 0–100.
 from __future__ import annotations
 
 from doublewin.analysis.finding import IMP_BASELINES, Finding, FindingsInput, decide
-from doublewin.analysis.findings_accuracy import at_ra_above, fat_low_at_high, imp_beats, landscape
+from doublewin.analysis.findings_accuracy import (
+    at_ra_above,
+    fat_low_at_high,
+    imp_beats,
+    landscape,
+    pretraining_helps,
+)
 from doublewin.analysis.findings_sparsity import (
     exist,
     exist_limited,
@@ -37,6 +43,7 @@ def findings(data: FindingsInput) -> list[Finding]:
     full = fractions[0] if fractions else None
     limited = fractions[1:]
     return [
+        pretraining_helps(data),
         exist(data, ladders, primary, full),
         robust_sparser(data, ladders, primary, [full] if full is not None else [], limited=False),
         order(data, ladders, primary, full),

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import statistics
 
+from doublewin.analysis.control import ENDPOINTS
 from doublewin.analysis.finding import (
     FAR_ABOVE_POINTS,
     SCORE_TIE_POINTS,
     Finding,
+    FindingsInput,
     decide,
+    gated,
     ladder_text,
     missing_kinds,
     scores_by_sparsity,
     tally,
 )
+from doublewin.analysis.stats import Interval
 from doublewin.analysis.summaries import (
     dense_cell,
     fraction_text,
@@ -101,10 +105,17 @@ def fat_low_at_high(data, primary, limited) -> Finding:
         )
     fat = [label for label, kind in data.kinds.items() if kind == "fat"]
     at = [label for label, kind in data.kinds.items() if kind == "at"]
-    evidence, wins, losses = [], 0, 0
+    evidence, wins, losses, untested, tested = [], 0, 0, [], 0
     datasets = sorted({k.dataset for k in data.cells})
     for fraction in limited:
         for dataset in datasets:
+            if reason := data.untestable(dataset, fraction):
+                untested.append(reason)
+                evidence.append(
+                    f"{dataset} at {fraction_text(fraction)} data: not testable ({reason})"
+                )
+                continue
+            tested += 1
             fat_scores = scores_by_sparsity(data.cells, fat, dataset, fraction, primary)
             at_scores = scores_by_sparsity(data.cells, at, dataset, fraction, primary)
             common = sorted(set(fat_scores) & set(at_scores))
@@ -122,7 +133,7 @@ def fat_low_at_high(data, primary, limited) -> Finding:
                     f"({'low' if low else 'high'}): FAT {fat_scores[sparsity]:.2f} vs AT "
                     f"{at_scores[sparsity]:.2f} — {outcome}"
                 )
-    return Finding(
+    finding = Finding(
         key,
         claim,
         paper,
@@ -136,6 +147,7 @@ def fat_low_at_high(data, primary, limited) -> Finding:
         else "no dataset has two or more rungs transferred from both "
         "FAT and AT pre-trainings with limited data.",
     )
+    return gated(finding, untested, tested)
 
 
 def imp_beats(data, primary, method) -> Finding:
@@ -195,3 +207,55 @@ def landscape() -> Finding:
         "cannot tell",
         note="the report does not compute loss landscapes; the result rows hold accuracies only.",
     )
+
+
+def pretraining_helps(data: FindingsInput) -> Finding:
+    """The premise of every claim about pre-training: its dense transfer beats the control."""
+    key = "pretraining-helps"
+    claim = (
+        "Pre-training helps downstream: a pre-trained model's dense transfer beats the "
+        "no-pre-training control (the premise every finding about pre-training rests on)."
+    )
+    paper = "Implicit in every comparison of pre-trainings; the paper runs no control."
+    rule = (
+        "Per pre-training, dataset and fraction: helps (a win) when its dense SA under ST and "
+        "its dense RA under AT both beat the control's, each paired-by-seed difference with "
+        "a 95% t-interval above zero; hurts (a loss) when either interval lies below zero; "
+        "neither otherwise."
+    )
+    comparison = data.control
+    if comparison.control is None:
+        return Finding(
+            key,
+            claim,
+            paper,
+            rule,
+            "cannot tell",
+            note="the run has no no-pre-training control; add `CONTROL: {kind: control}` "
+            "to pretrain.runs.",
+        )
+    evidence, wins, losses = [], 0, 0
+    for gain in comparison.gains:
+        st, at = (gain.differences.get(e) for e in ENDPOINTS)
+        outcome = {"helps": "for", "hurts": "against", "inconclusive": "neither"}[gain.outcome]
+        wins += gain.outcome == "helps"
+        losses += gain.outcome == "hurts"
+        evidence.append(
+            f"{gain.pretraining} → {gain.dataset} at {fraction_text(gain.fraction)} data: "
+            f"ST SA {_text(st)}, AT RA {_text(at)} points vs {comparison.control} — {outcome}"
+        )
+    return Finding(
+        key,
+        claim,
+        paper,
+        rule,
+        decide(wins, losses),
+        wins,
+        losses,
+        tuple(evidence),
+        "" if evidence else "no pre-training shares a dense setting with the control.",
+    )
+
+
+def _text(difference: Interval | None) -> str:
+    return "—" if difference is None else difference.text()

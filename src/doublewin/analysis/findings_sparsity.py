@@ -12,6 +12,7 @@ from doublewin.analysis.finding import (
     best_of,
     decide,
     extreme_text,
+    gated,
     ladder_text,
     missing_kinds,
     replace_note,
@@ -159,12 +160,17 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
             key, claim, paper, rule, "cannot tell", note=missing or "the run has no tickets."
         )
     by_setting = ladders[primary]
-    evidence, wins, losses = [], 0, 0
+    evidence, wins, losses, untested, tested = [], 0, 0, [], 0
     for fraction in fractions:
         for dataset in sorted({s[1] for s in by_setting if s[2] == fraction}):
             robust = best_of(data.kinds, by_setting, dataset, fraction, ("fat", "at"))
             standard = best_of(data.kinds, by_setting, dataset, fraction, ("std",))
             where = f"{dataset} at {fraction_text(fraction)} data"
+            if reason := data.untestable(dataset, fraction):
+                untested.append(reason)
+                evidence.append(f"{where}: not testable ({reason})")
+                continue
+            tested += 1
             if robust is None or standard is None:
                 evidence.append(
                     f"{where}: an extreme sparsity is undetermined or not transferred — neither"
@@ -176,7 +182,7 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
                 f"{where}: robust {extreme_text(r)} ({r_label}) vs standard "
                 f"{extreme_text(s)} ({s_label}) — {outcome}"
             )
-    return Finding(
+    finding = Finding(
         key,
         claim,
         paper,
@@ -187,6 +193,7 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
         tuple(evidence),
         "" if evidence else "no ladder of both kinds was transferred.",
     )
+    return gated(finding, untested, tested)
 
 
 def order(data, ladders, primary, full) -> Finding:
@@ -202,7 +209,7 @@ def order(data, ladders, primary, full) -> Finding:
         "extreme double-win sparsity of the more robust kind higher is a win, lower a loss, "
         "equal a tie."
     )
-    present = sorted({k for k in data.kinds.values() if k}, key=("at", "fat", "std").index)
+    present = [k for k in ("at", "fat", "std") if k in set(data.kinds.values())]
     if primary is None or len(present) < 2:
         return Finding(
             key,
@@ -214,8 +221,13 @@ def order(data, ladders, primary, full) -> Finding:
             "this run; label pre-trainings STD, FAT and AT or give their regime.",
         )
     by_setting = ladders[primary]
-    evidence, wins, losses = [], 0, 0
+    evidence, wins, losses, untested, tested = [], 0, 0, [], 0
     for dataset in sorted({s[1] for s in by_setting if s[2] == full}):
+        if reason := data.untestable(dataset, full):
+            untested.append(reason)
+            evidence.append(f"{dataset}: not testable ({reason})")
+            continue
+        tested += 1
         for i, high in enumerate(present):
             for low in present[i + 1 :]:
                 a = best_of(data.kinds, by_setting, dataset, full, (high,))
@@ -228,7 +240,8 @@ def order(data, ladders, primary, full) -> Finding:
                     continue
                 outcome, wins, losses = tally(a[1] - b[1], 0.0, wins, losses)
                 evidence.append(f"{pair}: {extreme_text(a[1])} vs {extreme_text(b[1])} — {outcome}")
-    return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
+    finding = Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
+    return gated(finding, untested, tested)
 
 
 def imp_regime(data, ladders) -> Finding:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis import figure_sections, sections
+from doublewin.analysis import control_section, figure_sections, sections
+from doublewin.analysis.control import compare_with_control
 from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
 from doublewin.analysis.findings import FindingsInput, findings
 from doublewin.analysis.report_data import ReportData
@@ -109,6 +110,7 @@ def build_report(
         f"Double-win report: {name}" if name else "Double-win report",
         [
             sections.run_section(data),
+            control_section.pretraining_help_section(data),
             sections.findings_section(data),
             sections.dense_section(data),
             sections.double_win_section(data),
@@ -152,6 +154,7 @@ def analyse(
         {k.ladder for k in cells if k.method != "dense"},
         key=lambda ladder: (ladder[0] != "imp", ladder),
     )
+    control = compare_with_control(rows, kinds, pretrainings, config)
     primary = primary_ladder(ladders)
     if primary in ladders:  # the headline ladder first in every table
         ladders.remove(primary)
@@ -169,7 +172,8 @@ def analyse(
         fractions=sorted({float(r["fraction"]) for r in rows}, reverse=True),
         ladders=ladders,
         primary=primary,
-        findings=findings(FindingsInput(cells, extremes, kinds)),
+        findings=findings(FindingsInput(cells, extremes, kinds, control)),
+        control=control,
     )
 
 

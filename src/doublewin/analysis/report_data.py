@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from doublewin.analysis.control import ControlComparison
 from doublewin.analysis.findings import Finding
 from doublewin.analysis.summaries import Cell, CellKey, Stat, known_extreme, percent
 from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig
@@ -35,6 +36,7 @@ class ReportData:
     ladders: Sequence[tuple[str, str]]  # (method, IMP regime), dense excluded
     primary: tuple[str, str] | None
     findings: Sequence[Finding]
+    control: ControlComparison
 
     @property
     def double_win(self) -> dict[tuple[str, str, float, str, str, float], bool | None]:

@@ -278,6 +278,8 @@ def findings_section(data: ReportData) -> Section:
             "for the paper, against it, or neither. The finding is **supports** when the "
             "comparisons for outnumber those against, **contradicts** when those against outnumber "
             "those for, and **cannot tell** otherwise, including when nothing could be compared. "
+            "A finding about pre-training is **not testable** where no pre-training beats the "
+            "no-pre-training control (see *Does pre-training help here?*). "
             "A small run can disagree with the paper for reasons of scale (architecture, source "
             "data, epochs, seeds): a disagreement below is about this run, stated as measured."
         )

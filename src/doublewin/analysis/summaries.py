@@ -25,13 +25,20 @@ from doublewin.core.results import (
     sparsity_of,
 )
 
-PRETRAINING_KINDS = ("std", "fat", "at")
-_KIND_NAMES = {"std": "standard", "fat": "fast adversarial (FAT)", "at": "PGD adversarial (AT)"}
+# ``control``: the no-pre-training control (seeded initialization, not trained).
+PRETRAINING_KINDS = ("std", "fat", "at", "control")
+_KIND_NAMES = {
+    "std": "standard",
+    "fat": "fast adversarial (FAT)",
+    "at": "PGD adversarial (AT)",
+    "control": "none (the no-pre-training control)",
+}
 # Label spellings read as a pre-training kind when the metadata does not give its regime.
 _KIND_ALIASES = {
     "std": ("std", "standard", "st", "natural", "clean", "torchvision"),
     "fat": ("fat", "fast", "fast-at", "fast_at", "fgsm"),
     "at": ("at", "adv", "pgd", "pgd-at", "robust", "madry", "salman"),
+    "control": ("control", "none", "scratch", "init", "untrained", "no-pretraining"),
 }
 _METHOD_NAMES = {
     "imp": "IMP",

@@ -123,7 +123,10 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class PretrainSpec:
-    """Train θp from scratch on a source dataset."""
+    """Train θp from scratch on a source dataset — or, with ``kind: control``, do not: the
+    no-pre-training control is ``arch`` at its initialization seeded by ``seed``, with the
+    head and input statistics of ``data``'s dataset, and no training (``train`` and
+    ``eval_attack`` are ignored and left at their defaults)."""
 
     arch: str = "resnet8"
     data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
@@ -131,6 +134,7 @@ class PretrainSpec:
     seed: int = 0
     # Source SA/RA recorded in the weights' metadata are measured with this attack.
     eval_attack: AttackSpec = field(default_factory=_eval_attack)
+    kind: Literal["trained", "control"] = "trained"
 
 
 @dataclass(frozen=True)

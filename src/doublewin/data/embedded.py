@@ -1,29 +1,35 @@
 """The embedded datasets: no files needed, deterministic from a seed, cached.
 
-- ``shapes`` (the source task): ten shape classes (disk, square, triangle, plus, ring, hollow
+- ``shapes``: ten shape classes (disk, square, triangle, plus, ring, hollow
   square, half-disk, diamond, bar, two dots) drawn at random position, scale, rotation and
   colour over textured backgrounds (colour gradients, stripes, noise) with distractor
   strokes, rendered 2× supersampled and averaged down to 32 px. 10,000 / 2,000 / 2,000.
 - ``digits``: scikit-learn's 8×8 handwritten digits (1,797 images, 17 grey levels) as RGB,
   stratified 60 / 10 / 30 split.
+- ``chars`` (the demo's source task): printed letters and digits, 47 classes in 21 faces, in
+  the 8×8 format of ``digits`` (printed.py). 20,000 / 2,000 / 2,000.
 - ``textures``: ten texture classes (gratings at four orientations, checkerboard, dot grid,
   concentric rings, white noise, smooth blobs, plaid) with random frequency, phase, colours
   and contrast, 32 px. 1,500 / 250 / 500.
 Everything is vectorised torch work seeded per split, so the bytes are the same on every
-machine; results are cached under ``$DOUBLEWIN_CACHE`` (default ``~/.cache/doublewin``).
+machine (``chars`` also rasterises fonts with matplotlib's FreeType, so its cache is keyed by
+the matplotlib version too); results are cached under ``$DOUBLEWIN_CACHE`` (default
+``~/.cache/doublewin``).
 """
 
 from __future__ import annotations
 
 import math
 
+import matplotlib
 import torch
 
 from doublewin.data.cache import cached_tensors
+from doublewin.data.printed import render_chars
 from doublewin.data.splits import stratified_holdout
 
 SIZE = 32
-CACHE_VERSION = "3"  # bump when a generator changes, so stale caches are not read
+CACHE_VERSION = "4"  # bump when a generator changes, so stale caches are not read
 
 
 # ---------------------------------------------------------------- shapes (source task)
@@ -205,9 +211,28 @@ def build_textures(seed: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
-BUILDERS = {"shapes": build_shapes, "digits": build_digits, "textures": build_textures}
+# ---------------------------------------------------------------- chars (source task)
+
+
+def build_chars(seed: int = 0) -> dict[str, torch.Tensor]:
+    out = {}
+    for offset, (split, n) in enumerate((("train", 20000), ("val", 2000), ("test", 2000))):
+        images, labels = render_chars(n, seed * 1000 + 700 + offset)
+        out[f"{split}_images"], out[f"{split}_labels"] = images, labels
+    return out
+
+
+BUILDERS = {
+    "shapes": build_shapes,
+    "digits": build_digits,
+    "textures": build_textures,
+    "chars": build_chars,
+}
 
 
 def load_embedded(name: str) -> dict[str, torch.Tensor]:
     """{split}_images / {split}_labels tensors of an embedded dataset (cached)."""
-    return cached_tensors(f"{name}-v{CACHE_VERSION}", BUILDERS[name])
+    key = f"{name}-v{CACHE_VERSION}"
+    if name == "chars":
+        key += f"-mpl{matplotlib.__version__}"
+    return cached_tensors(key, BUILDERS[name])

@@ -17,6 +17,7 @@ import torch
 from doublewin.core.errors import UserError
 from doublewin.data.embedded import load_embedded
 from doublewin.data.imageset import ImageSet
+from doublewin.data.printed import NUM_CLASSES as CHARS_CLASSES
 from doublewin.data.real import folder_classes, read_cifar, read_folder, read_svhn_mat, svhn_file
 from doublewin.data.splits import channel_stats, stratified_holdout
 
@@ -62,6 +63,14 @@ _REGISTRY: dict[str, DatasetInfo] = {
             32,
             {"train": 10000, "val": 2000, "test": 2000},
             "procedural source task: 10 shape classes on textured backgrounds",
+        ),
+        DatasetInfo(
+            "chars",
+            "embedded",
+            CHARS_CLASSES,
+            8,
+            {"train": 20000, "val": 2000, "test": 2000},
+            "printed letters and digits (47 classes, 21 faces) in the digits' 8×8 format",
         ),
         DatasetInfo(
             "digits",

@@ -45,16 +45,29 @@ TOP_LEVEL_KEYS = (
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
+# What a no-pre-training control keeps of the pretrain section: the rest is training.
+CONTROL_KEYS = ("arch", "data", "seed", "kind")
 
 
 @dataclass(frozen=True)
 class Pretraining:
-    """One pre-training of the comparison: trained here (``spec``) or imported (``path``)."""
+    """One pre-training of the comparison: trained here (``spec``) or imported (``path``).
+    ``tickets``: whether tickets are drawn from it (the no-pre-training control transfers
+    densely unless its entry says ``tickets: true``)."""
 
     label: str
     spec: PretrainSpec | None = None
     path: Path | None = None
     weights_hash: str | None = None  # content hash of an imported file, when readable
+    tickets: bool = True
+
+    @property
+    def kind(self) -> str:
+        """``control`` for the no-pre-training control, else the training regime (an
+        imported file: ``imported``)."""
+        if self.spec is None:
+            return "imported"
+        return "control" if self.spec.kind == "control" else self.spec.train.regime
 
     @property
     def ref(self) -> str:
@@ -190,22 +203,31 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
     base = {k: v for k, v in section.items() if k != "runs"}
     out = []
     for label, run in runs.items():
-        run = run or {}
+        run = dict(run or {}) if isinstance(run, Mapping) or run is None else run
         if not isinstance(run, Mapping):
             raise UserError(f"pretrain.runs.{label}: expected a mapping")
+        tickets = run.pop("tickets", None)
+        if tickets is not None and not isinstance(tickets, bool):
+            raise UserError(f"pretrain.runs.{label}.tickets: expected true or false")
         if "weights" in run:
             extra = sorted(set(run) - {"weights"})
             if extra:
                 raise UserError(
                     f"pretrain.runs.{label}.{extra[0]}: an imported pre-training "
-                    "takes only `weights: PATH`"
+                    "takes only `weights: PATH` (and `tickets`)"
                 )
             path = Path(str(run["weights"])).expanduser()
-            out.append(Pretraining(str(label), path=path, weights_hash=read_content_hash(path)))
+            weights_hash = read_content_hash(path)
+            wants = True if tickets is None else tickets
+            out.append(Pretraining(str(label), path=path, weights_hash=weights_hash, tickets=wants))
             continue
         merged = deep_merge({"arch": arch, **base}, run)
+        if merged.get("kind") == "control":
+            # Not trained: only what builds the initialization names it.
+            merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
         spec = from_dict(PretrainSpec, merged, path=f"pretrain.runs.{label}")
-        out.append(Pretraining(str(label), spec=spec))
+        wants = spec.kind != "control" if tickets is None else tickets
+        out.append(Pretraining(str(label), spec=spec, tickets=wants))
     return tuple(out)
 
 
@@ -231,6 +253,8 @@ def _parse_tickets(
             )
     out = []
     for p in pretrainings:
+        if not p.tickets:
+            continue
         for method in methods:
             regimes = imp_regimes if method == "imp" else [None]
             for regime in regimes:

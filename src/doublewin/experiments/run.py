@@ -238,7 +238,8 @@ def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[s
     for p in experiment.pretrainings:
         item: dict[str, Any] = {"label": p.label, "ref": p.ref}
         if p.spec is not None:
-            item["regime"] = p.spec.train.regime
+            # The report reads a pre-training's kind from its regime: std, fat, at or control.
+            item["regime"] = p.kind
             item["spec"] = to_dict(p.spec)
             entry = store.entry("pretrain", p.spec)
             if entry.done:

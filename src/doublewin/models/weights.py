@@ -43,7 +43,7 @@ class WeightsMeta:
     std: tuple[float, ...] = IMAGENET_STD
     input_size: int = 224
     dataset: str = ""
-    regime: str = "unknown"  # std | fat | at | unknown
+    regime: str = "unknown"  # std | fat | at | control (not trained) | unknown
     eps: float | None = None
     attack_steps: int | None = None
     source: str = "pretrain"  # pretrain | torchvision | robustness | fast-adversarial | transfer

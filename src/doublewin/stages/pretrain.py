@@ -1,4 +1,5 @@
-"""The pretrain stage: θp trained from scratch on a source dataset (STD, FAT or AT).
+"""The pretrain stage: θp trained from scratch on a source dataset (STD, FAT or AT), or the
+no-pre-training control (the seeded initialization, not trained).
 
 The weights file carries what a reader needs to trust and reuse it: the architecture, the
 classes, the regime with its ε and steps, the source dataset, the source SA and RA on its
@@ -15,8 +16,16 @@ import torch
 from doublewin.core import distributed, paths
 from doublewin.core.specs import PretrainSpec
 from doublewin.core.typed import to_dict
-from doublewin.data import prepare_data
-from doublewin.models import WeightsMeta, arch_info, build_model, content_hash, save_weights
+from doublewin.data import dataset_info, prepare_data
+from doublewin.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WeightsMeta,
+    arch_info,
+    build_model,
+    content_hash,
+    save_weights,
+)
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.train import evaluate, train
 
@@ -35,6 +44,8 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
     split), ``content_hash`` and ``collapsed`` (a FAT run stopped by the overfit guard).
     """
     del inputs  # trained from scratch: nothing to read
+    if spec.kind == "control":
+        return _control(spec, out)
     device = distributed.local_device(env.device)
     resolution = resolution_for(spec.arch, spec.data.resolution)
     train_loader, val_loader, _, info = prepare_data(
@@ -97,6 +108,32 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
         "content_hash": digest,
         "collapsed": collapsed,
     }
+
+
+def _control(spec: PretrainSpec, out: Path) -> dict[str, Any]:
+    """The no-pre-training control: ``spec.arch`` initialised from ``spec.seed`` with the
+    source dataset's classes, saved untrained. No data is read (the class count and statistics
+    come from the registry; transfer replaces the head and the normalization anyway), so it
+    costs nothing and has no source accuracy."""
+    info = dataset_info(spec.data.name)
+    mean = info.mean or IMAGENET_MEAN
+    std = info.std or IMAGENET_STD
+    classes = info.num_classes or 1000  # a folder: tree's classes are unknown without it
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.arch, classes, mean=mean, std=std)
+    meta = WeightsMeta(
+        arch=spec.arch,
+        num_classes=classes,
+        mean=tuple(mean),
+        std=tuple(std),
+        input_size=resolution_for(spec.arch, spec.data.resolution),
+        dataset=spec.data.name,
+        regime="control",
+        source="control",
+        extra={"spec": to_dict(spec)},
+    )
+    digest = save_weights(out / paths.WEIGHTS, model, meta) if distributed.is_main() else ""
+    return {"content_hash": digest, "kind": "control", "collapsed": False}
 
 
 def _plain(value: Any) -> bool:

@@ -16,15 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from doublewin.core.errors import UserError
+from doublewin.core.seeds import stream
 from doublewin.tickets.mask import Mask
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def random_scores(mask: Mask, seed: int) -> dict[str, torch.Tensor]:
-    """Uniform random scores from a seeded generator: pruning the lowest gives a global
-    uniformly random subset, and the masks for increasing sparsities are nested."""
-    generator = torch.Generator().manual_seed(seed)
+    """Uniform random scores from the ``random-ticket`` stream of ``seed`` (independent of any
+    weight initialization, see core/seeds.py): pruning the lowest gives a global uniformly
+    random subset, and the masks for increasing sparsities are nested."""
+    generator = stream("random-ticket", seed)
     return {n: torch.rand(m.shape, generator=generator) for n, m in mask.items()}
 
 

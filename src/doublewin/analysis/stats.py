@@ -1,0 +1,64 @@
+"""Intervals over seeds, from scipy.stats.
+
+Accuracies are points (0–100). Two runs that share a seed share their head initialization,
+data order and attack starts, so differences are taken seed by seed (paired) where both sides
+ran the same seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over ``n`` seeds with its two-sided confidence interval [low, high] (None when
+    one seed gives no spread)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    n: int
+
+    @property
+    def above_zero(self) -> bool:
+        return self.low is not None and self.low > 0
+
+    @property
+    def below_zero(self) -> bool:
+        return self.high is not None and self.high < 0
+
+    def text(self, digits: int = 1) -> str:
+        """``+4.2 [+1.0, +7.4]`` (or ``+4.2`` with one seed)."""
+        if self.low is None or self.high is None:
+            return f"{self.mean:+.{digits}f}"
+        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def mean_interval(values: list[float], confidence: float = CONFIDENCE) -> Interval | None:
+    """Student-t interval of the mean of ``values`` (None for no values)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return Interval(mean, None, None, len(values))
+    sem = statistics.stdev(values) / math.sqrt(len(values))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * sem
+    return Interval(mean, mean - half, mean + half, len(values))
+
+
+def paired_difference(
+    a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE
+) -> Interval | None:
+    """``a − b`` seed by seed over the seeds both ran, with its t-interval (None when they
+    share no seed)."""
+    seeds = sorted(set(a) & set(b))
+    return mean_interval([a[s] - b[s] for s in seeds], confidence)
