@@ -199,3 +199,25 @@ def test_crop_shifts_but_never_mirrors_while_crop_flip_mirrors_about_half() -> N
     assert (shifted != ramp.float() / 255).flatten(1).any(dim=1).float().mean() > 0.5
     assert mirrored("crop") == 0.0
     assert 0.25 < mirrored("crop-flip") < 0.75
+
+
+def test_chars_are_printed_glyphs_in_the_format_of_the_handwritten_digits() -> None:
+    from doublewin.data import load_dataset
+    from doublewin.data.printed import CLASS_CHARS, NUM_CLASSES, render_chars
+
+    # EMNIST-balanced's 47 classes: 10 digits, 26 capitals, 11 lower-case letters.
+    assert NUM_CLASSES == 47 and CLASS_CHARS[12] == "Cc" and CLASS_CHARS[-1] == "t"
+    chars, digits = load_dataset("chars"), load_dataset("digits")
+    assert [len(chars.train), len(chars.val), len(chars.test)] == [20000, 2000, 2000]
+    assert chars.info.num_classes == 47 and chars.info.image_size == 8
+    assert chars.train.images.shape[1:] == digits.train.images.shape[1:] == (3, 8, 8)
+    # 17 grey levels (a count of 0–16 ink pixels per 4×4 block), grey in all three channels.
+    levels = {round(v * 16 / 255) * 255 / 16 for v in chars.train.images.unique().tolist()}
+    assert {round(v) for v in levels} == set(chars.train.images.unique().tolist())
+    assert len(levels) == 17
+    assert torch.equal(chars.train.images[:, 0], chars.train.images[:, 2])
+    assert chars.train.labels.bincount(minlength=47).min() >= 20000 // 47
+    # The same seed gives the same bytes; another seed other images.
+    a, b = render_chars(64, seed=5), render_chars(64, seed=5)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], render_chars(64, seed=6)[0])

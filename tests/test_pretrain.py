@@ -103,3 +103,26 @@ def test_resuming_an_interrupted_pretraining_gives_the_same_weights(tmp_path: Pa
     pretrain(spec, Inputs(), tmp_path / "resumed", Environment())
     whole, resumed = (tmp_path / name / paths.WEIGHTS for name in ("whole", "resumed"))
     assert load_weights(resumed)[1].content_hash == load_weights(whole)[1].content_hash
+
+
+def test_the_control_is_the_seeded_initialization_untrained_and_reads_no_data(tmp_path) -> None:
+    import torch
+
+    from doublewin.models import build_model
+
+    # cifar10 has no files here: the control needs only the registry's class count.
+    spec = load_spec(
+        "pretrain", {"arch": "resnet8", "data": {"name": "cifar10"}, "kind": "control"}
+    )
+    metrics = pretrain(spec, Inputs(), tmp_path, Environment())
+    state, meta = load_weights(tmp_path / paths.WEIGHTS)
+    assert (meta.regime, meta.source, meta.num_classes, meta.source_sa) == (
+        "control",
+        "control",
+        10,
+        None,
+    )
+    torch.manual_seed(spec.seed)
+    expected = build_model("resnet8", 10).state_dict()
+    assert content_hash(state) == content_hash(expected) == metrics["content_hash"]
+    assert not (tmp_path / paths.TRAIN_DIR).exists()

@@ -388,13 +388,14 @@ def test_pretraining_that_beats_the_control_helps_and_makes_the_findings_testabl
     rows = with_control(ladder("STD", 0.36) + ladder("AT", 0.5904))
     data = analyse(rows, meta=META)
     helps = finding(data, "pretraining-helps")
-    # Both pre-trainings beat the control by 30 points of ST SA and 20 of AT RA, every seed.
+    # Both beat the control by 30 points of ST SA and 20 of AT RA; each side has two seeds ±1
+    # around its mean, so Welch gives ± t(0.975, 2 df) · √2 = ± 6.1 points.
     assert helps.status == "supports" and (helps.wins, helps.losses) == (2, 0)
-    assert "ST SA +30.0 [+30.0, +30.0], AT RA +20.0 [+20.0, +20.0]" in helps.evidence[0]
+    assert "ST SA +30.0 [+23.9, +36.1], AT RA +20.0 [+13.9, +26.1]" in helps.evidence[0]
     assert data.control.testable == frozenset({("cifar10", 1.0)})
     markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
     assert "## Does pre-training help here?" in markdown
-    assert "| STD | **+30.0 [+30.0, +30.0]** |" in markdown
+    assert "| STD | **+30.0 [+23.9, +36.1]** |" in markdown
 
 
 def test_where_no_pretraining_beats_the_control_the_findings_about_pretraining_are_not_testable(

@@ -188,3 +188,18 @@ def test_ladders_are_kept_apart_by_method_and_imp_regime():
 def test_compare_without_common_seeds_is_undetermined():
     c = compare({0: 90.0}, {1: 90.0}, regime="st", metric="sa", config=VerdictConfig())
     assert c.matching is None and c.margin is None
+
+
+def test_welch_and_paired_intervals_by_hand():
+    from doublewin.analysis.stats import paired_difference, welch_difference
+
+    # a = 1, 2, 3 (mean 2, variance 1); b = 0, 0, 0 → se = √(1/3), df = 2, t = 4.303.
+    welch = welch_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert welch.mean == 2.0 and welch.n == 3
+    assert welch.low == pytest.approx(2 - 4.3027 * (1 / 3) ** 0.5, abs=1e-3)
+    assert welch.high == pytest.approx(2 + 4.3027 * (1 / 3) ** 0.5, abs=1e-3)
+    # Paired: differences 1, 1, 1 over the shared seeds 0–2 have no spread.
+    paired = paired_difference({0: 1.0, 1: 2.0, 2: 3.0, 5: 9.0}, {0: 0.0, 1: 1.0, 2: 2.0})
+    assert (paired.mean, paired.low, paired.high, paired.n) == (1.0, 1.0, 1.0, 3)
+    assert welch_difference([1.0], [0.0, 2.0]).low is None
+    assert welch_difference([], [1.0]) is None

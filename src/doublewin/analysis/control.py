@@ -4,8 +4,9 @@ be tested at all.
 
 The rule (docs/report.md): a pre-training **helps** in a setting (dataset, fraction) when its
 dense transfer beats the control's on the accuracy each transfer regime is for — SA under
-standard transfer (ST) and RA under adversarial transfer (AT) — both paired-by-seed
-differences having a 95% t-interval above zero. It **hurts** when either interval lies below
+standard transfer (ST) and RA under adversarial transfer (AT) — both differences of means over
+seeds having a 95% Welch t-interval above zero (the two are independent runs: a seed fixes the
+head initialization and data order, not anything the pre-training and the control share). It **hurts** when either interval lies below
 zero, and is **inconclusive** otherwise (one seed gives no interval). A setting is
 *testable* when some pre-training helps there.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from doublewin.analysis.stats import Interval, paired_difference
+from doublewin.analysis.stats import Interval, welch_difference
 from doublewin.analysis.verdict import VerdictConfig, metric_value
 from doublewin.core.results import METRICS, REGIMES, is_dense, regime_of, setting_of
 
@@ -29,7 +30,7 @@ ENDPOINTS = (("st", "sa"), ("at", "ra"))
 @dataclass(frozen=True)
 class Gain:
     """One pre-training against the control in one setting: every regime × metric difference
-    (pre-trained − control, points, paired by seed) and the outcome of the rule."""
+    of means (pre-trained − control, points, Welch interval) and the outcome of the rule."""
 
     pretraining: str
     dataset: str
@@ -97,9 +98,9 @@ def compare_with_control(
             continue
         for dataset, fraction in settings:
             differences = {
-                (regime, metric): paired_difference(
-                    values.get((label, dataset, fraction, regime, metric), {}),
-                    values.get((control, dataset, fraction, regime, metric), {}),
+                (regime, metric): welch_difference(
+                    list(values.get((label, dataset, fraction, regime, metric), {}).values()),
+                    list(values.get((control, dataset, fraction, regime, metric), {}).values()),
                 )
                 for regime in REGIMES
                 for metric in METRICS

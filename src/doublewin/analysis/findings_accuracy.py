@@ -219,8 +219,8 @@ def pretraining_helps(data: FindingsInput) -> Finding:
     paper = "Implicit in every comparison of pre-trainings; the paper runs no control."
     rule = (
         "Per pre-training, dataset and fraction: helps (a win) when its dense SA under ST and "
-        "its dense RA under AT both beat the control's, each paired-by-seed difference with "
-        "a 95% t-interval above zero; hurts (a loss) when either interval lies below zero; "
+        "its dense RA under AT both beat the control's, each difference of means with its "
+        "95% Welch t-interval above zero; hurts (a loss) when either interval lies below zero; "
         "neither otherwise."
     )
     comparison = data.control

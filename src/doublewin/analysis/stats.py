@@ -1,15 +1,17 @@
 """Intervals over seeds, from scipy.stats.
 
-Accuracies are points (0–100). Two runs that share a seed share their head initialization,
-data order and attack starts, so differences are taken seed by seed (paired) where both sides
-ran the same seeds.
+Accuracies are points (0–100). Two kinds of difference: ``paired_difference`` takes it seed by
+seed, for two runs that share what a seed fixes (a ticket and its dense model: the same θp,
+head initialization, data order and attack starts); ``welch_difference`` compares two
+independent samples (two pre-trainings' dense transfers, which share nothing but the recipe),
+with Welch's unequal-variance t-interval.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
@@ -53,6 +55,25 @@ def mean_interval(values: list[float], confidence: float = CONFIDENCE) -> Interv
     sem = statistics.stdev(values) / math.sqrt(len(values))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * sem
     return Interval(mean, mean - half, mean + half, len(values))
+
+
+def welch_difference(
+    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+) -> Interval | None:
+    """mean(``a``) − mean(``b``) with Welch's t-interval (None when either is empty; no
+    interval when either has a single value). ``n`` is the smaller sample."""
+    a = [v for v in a if not math.isnan(v)]
+    b = [v for v in b if not math.isnan(v)]
+    if not a or not b:
+        return None
+    mean = statistics.fmean(a) - statistics.fmean(b)
+    n = min(len(a), len(b))
+    if n < 2:
+        return Interval(mean, None, None, n)
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        return Interval(mean, mean, mean, n)  # no spread at all: the difference is exact
+    low, high = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+    return Interval(mean, float(low), float(high), n)
 
 
 def paired_difference(

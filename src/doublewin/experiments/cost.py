@@ -59,6 +59,8 @@ def job_passes(job: Job) -> float:
     """Image passes of one job (0 for the ones that cost next to nothing)."""
     spec = job.spec
     if job.stage == "pretrain":
+        if spec.kind == "control":
+            return 0.0  # the seeded initialization: nothing is trained
         n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
         return training_passes(spec.train, n_train, n_val) + n_val * eval_passes(spec.eval_attack)
     if job.stage == "tickets":

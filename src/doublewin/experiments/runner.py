@@ -175,7 +175,9 @@ def run_jobs(
             # A dependency outside the plan (an imported file) is always ready.
             if all(d in finished or d not in ids_in_plan for d in job.deps):
                 out.append(job)
-        return out
+        # Costliest first (longest-processing-time order): the long pre-trainings start at
+        # once instead of after the cheap jobs, which shortens the run on several workers.
+        return sorted(out, key=weight, reverse=True)
 
     def mark_failed(job: Job, message: str) -> None:
         summary.failed.append((job.id, message))
