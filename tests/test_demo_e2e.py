@@ -49,7 +49,9 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
     rows = _rows(out / "results.csv")
     methods = {row["method"] for row in rows.values()}
     assert methods == {"dense", "imp"}
-    assert {row["pretraining"] for row in rows.values()} == {"STD", "FAT", "AT"}
+    assert {row["pretraining"] for row in rows.values()} == {"STD", "FAT", "AT", "CONTROL"}
+    # The no-pre-training control transfers densely only.
+    assert {row["method"] for row in rows.values() if row["pretraining"] == "CONTROL"} == {"dense"}
     assert {row["regime"] for row in rows.values()} == {"st", "at"}
     for row in rows.values():
         for column in ("sa_best_sa", "ra_best_sa", "sa_best_ra", "ra_best_ra"):
@@ -57,6 +59,14 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
     report = out / "report"
     assert (report / "report.md").is_file() and (report / "report.html").is_file()
     assert "http://" not in (report / "report.html").read_text()
+    # Every pre-training's dense transfer against the control, and what follows from it.
+    markdown = (report / "report.md").read_text()
+    section = markdown.split("## Does pre-training help here?")[1].split("\n## ")[0]
+    assert "the control (CONTROL)" in section
+    for label in ("STD", "FAT", "AT"):
+        assert f"| {label} |" in section
+    if "No pre-training beats the control in any setting" in section:
+        assert "**not testable**" in markdown
     assert seconds <= 90 * 1.5, f"quick demo took {seconds:.0f} s"  # slack for a busy CI box
 
 
