@@ -73,13 +73,14 @@ def run_section(data: ReportData) -> Section:
     table_rows = []
     for label in data.pretrainings:
         p = given.get(label, {})
-        origin = (
-            f"imported from `{p['weights']}`"
-            if p.get("weights")
-            else "pre-trained in this run"
-            if p.get("spec") or p.get("ref")
-            else "—"
-        )
+        if p.get("weights"):
+            origin = f"imported from `{p['weights']}`"
+        elif data.kinds.get(label) == "control":
+            origin = "not trained: the seeded initialization"
+        elif p.get("spec") or p.get("ref"):
+            origin = "pre-trained in this run"
+        else:
+            origin = "—"
         notes = "collapsed (FAT catastrophic overfitting guard fired)" if p.get("collapsed") else ""
         table_rows.append(
             (
