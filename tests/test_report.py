@@ -101,6 +101,16 @@ def with_control(rows, *, st=(60.0, 5.0), at=(50.0, 20.0)):
     return rows + extra
 
 
+# Six downstream datasets: six comparisons all one way are the fewest a sign test can call
+# significant (two-sided p = 2 · 0.5^6 = 0.031).
+SIX = ("cifar10", "cifar100", "svhn", "d4", "d5", "d6")
+
+
+def across(build, datasets=SIX):
+    """``build(dataset)`` (rows of one dataset) repeated over ``datasets``."""
+    return [row for dataset in datasets for row in build(dataset)]
+
+
 def finding(data, key):
     return next(f for f in data.findings if f.key == key)
 
@@ -118,11 +128,14 @@ def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in html and "<script" not in html
     # Markdown emphasis is rendered, not shown as asterisks.
-    assert "**" not in html and "<em>matches</em>" in html
+    assert "**" not in html and "<em>matching</em>" in html
     markdown = paths.markdown.read_text()
-    # Two seeds: the tolerance is √2 everywhere, and the report warns it is a rough estimate.
-    assert "Matching tolerances used: 1.41–1.41 points" in markdown
-    assert "rough estimate" in markdown
+    # Two seeds ±1: δ = max(1 point, the dense std √2) everywhere. The report opens with the
+    # forest plot, before any text.
+    assert "Margins δ used: 1.41–1.41 points" in markdown
+    blocks = markdown.split("\n\n")
+    assert blocks[1] == "## Findings at a glance" and blocks[2].startswith("![")
+    assert "## Verdicts with intervals" in markdown
     for path in paths.figures:
         assert f"](figures/{path.name})" in markdown
     # No temporary files are left next to the outputs.
@@ -147,7 +160,7 @@ def test_every_section_is_present_even_with_only_dense_rows(tmp_path):
     assert "No ticket has been transferred yet" in markdown
     assert "data efficiency cannot be assessed" in markdown
     assert "no timing column" in markdown
-    assert paths.figures == ()
+    assert [p.name for p in paths.figures] == ["findings.png"]  # the forest plot only
 
 
 def test_an_empty_table_still_gives_a_report_that_says_so(tmp_path):
@@ -183,21 +196,41 @@ def test_an_extreme_above_a_failing_rung_is_marked():
     assert "48.80% †" in text
 
 
+def _robust_sparser(dataset):
+    return (
+        ladder("STD", 0.36, dataset=dataset)
+        + ladder("FAT", 0.488, dataset=dataset)
+        + ladder("AT", 0.5904, dataset=dataset)
+    )
+
+
 def test_robust_pretraining_sparser_than_standard_supports_the_paper():
-    rows = ladder("STD", 0.36) + ladder("FAT", 0.488) + ladder("AT", 0.5904)
-    data = analyse(with_control(rows), meta=META)
+    data = analyse(with_control(across(_robust_sparser)), meta=META)
     robust = finding(data, "robust-sparser")
-    assert robust.status == "supports" and (robust.wins, robust.losses) == (1, 0)
+    assert robust.status == "supports" and (robust.wins, robust.losses) == (6, 0)
+    assert robust.sign.p_value == pytest.approx(0.03125)
     assert "59.04%" in robust.evidence[0] and "36.00%" in robust.evidence[0]
+    assert "sign test p = 0.0312" in robust.summary
     order = finding(data, "order")
-    assert order.status == "supports" and (order.wins, order.losses) == (3, 0)
+    assert order.status == "supports" and (order.wins, order.losses) == (18, 0)
     assert finding(data, "exist").status == "supports"
 
 
-def test_standard_pretraining_sparser_than_robust_contradicts_the_paper():
-    data = analyse(with_control(ladder("STD", 0.5904) + ladder("AT", 0.2)), meta=META)
+def test_the_same_effect_on_one_dataset_is_not_significant():
+    data = analyse(with_control(_robust_sparser("cifar10")), meta=META)
     robust = finding(data, "robust-sparser")
-    assert robust.status == "contradicts"
+    assert (robust.wins, robust.losses) == (1, 0) and robust.status == "cannot tell"
+    assert robust.sign.p_value == 1.0 and "not significant at α = 0.05" in robust.summary
+    order = finding(data, "order")  # 3–0: p = 0.25
+    assert (order.wins, order.losses) == (3, 0) and order.status == "cannot tell"
+    assert finding(data, "exist").status == "supports"  # every (one) dataset certified
+
+
+def test_standard_pretraining_sparser_than_robust_contradicts_the_paper():
+    rows = across(lambda d: ladder("STD", 0.5904, dataset=d) + ladder("AT", 0.2, dataset=d))
+    data = analyse(with_control(rows), meta=META)
+    robust = finding(data, "robust-sparser")
+    assert robust.status == "contradicts" and (robust.wins, robust.losses) == (0, 6)
     assert "disagrees with the paper" in robust.summary
     assert finding(data, "order").status == "contradicts"
 
@@ -226,7 +259,7 @@ def test_ladders_below_the_nontrivial_sparsity_cannot_tell_existence():
     rows = [r for r in ladder("AT", None) if r["sparsity"] < 0.5]
     exist = finding(analyse(rows, meta=META), "exist")
     assert exist.status == "cannot tell"
-    assert "untested or undetermined" in exist.evidence[0]
+    assert "untested, inconclusive or undetermined" in exist.evidence[0]
 
 
 def test_missing_kinds_cannot_tell_and_say_what_to_add():
@@ -239,11 +272,14 @@ def test_missing_kinds_cannot_tell_and_say_what_to_add():
 
 
 def test_at_transfer_ra_far_above_st_supports_and_a_reversal_contradicts():
-    good = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 5.0), at=(80.0, 40.0)), meta=META)
+    def dense(st, at):
+        return across(lambda d: rows_for("AT", "dense", 0.0, st=st, at=at, dataset=d))
+
+    good = analyse(dense((90.0, 5.0), (80.0, 40.0)), meta=META)
     assert finding(good, "at-ra").status == "supports"
-    bad = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 30.0), at=(80.0, 25.0)), meta=META)
+    bad = analyse(dense((90.0, 30.0), (80.0, 25.0)), meta=META)
     assert finding(bad, "at-ra").status == "contradicts"
-    close = analyse(rows_for("AT", "dense", 0.0, st=(90.0, 30.0), at=(80.0, 33.0)), meta=META)
+    close = analyse(dense((90.0, 30.0), (80.0, 33.0)), meta=META)
     assert finding(close, "at-ra").status == "cannot tell"
 
 
@@ -255,17 +291,50 @@ def test_imp_beating_omp_and_random_at_equal_sparsity():
     omp = finding(data, "imp-beats-omp")
     # IMP equals dense up to 59.04%, OMP is 3 points below everywhere: IMP wins at 4 rungs
     # and loses the last one (IMP 10 points below dense there, OMP only 3).
-    assert (omp.wins, omp.losses) == (4, 1) and omp.status == "supports"
+    # 4–1 is no evidence for a sign test (p = 0.375).
+    assert (omp.wins, omp.losses) == (4, 1) and omp.status == "cannot tell"
     random = finding(data, "imp-beats-random")
     # random equals dense everywhere: ties at 4 rungs, IMP behind at the last.
-    assert (random.wins, random.losses) == (0, 1) and random.status == "contradicts"
+    assert (random.wins, random.losses) == (0, 1) and random.status == "cannot tell"
+
+
+def test_imp_beating_a_baseline_is_significant_insignificant_or_opposite_by_the_sign_test():
+    def build(imp_last, omp_drop, datasets):
+        return across(
+            lambda d: (
+                ladder("AT", imp_last, dataset=d)
+                + tickets_only("AT", None, method="omp", imp_regime="", drop=omp_drop, dataset=d)
+            ),
+            datasets,
+        )
+
+    # IMP equals dense on every rung, OMP 3 points below: 30 comparisons for, none against.
+    significant = finding(analyse(build(0.67232, 3.0, SIX), meta=META), "imp-beats-omp")
+    assert (significant.wins, significant.losses) == (30, 0)
+    assert significant.status == "supports" and significant.sign.p_value < 1e-8
+    # One dataset and two rungs: 2 for, 0 against is p = 0.5.
+    few = [r for r in build(0.67232, 3.0, ("cifar10",)) if r["sparsity"] in (0.0, 0.2, 0.36)]
+    insignificant = finding(analyse(few, meta=META), "imp-beats-omp")
+    assert (insignificant.wins, insignificant.losses) == (2, 0)
+    assert insignificant.status == "cannot tell"
+    # IMP 10 points below dense on every rung, OMP 3: every comparison against the paper.
+    opposite = finding(analyse(build(None, 3.0, SIX), meta=META), "imp-beats-omp")
+    assert (opposite.wins, opposite.losses) == (0, 30) and opposite.status == "contradicts"
 
 
 def test_st_and_at_inside_imp_agreeing_supports_no_difference():
-    rows = ladder("AT", 0.5904) + tickets_only("AT", 0.488, imp_regime="at")
+    rows = across(
+        lambda d: (
+            ladder("AT", 0.5904, dataset=d) + tickets_only("AT", 0.488, imp_regime="at", dataset=d)
+        )
+    )
     regime = finding(analyse(rows, meta=META), "imp-regime")
     assert regime.status == "supports" and "1 rung(s) apart" in regime.evidence[0]
-    far = ladder("AT", 0.67232) + tickets_only("AT", 0.2, imp_regime="at")
+    far = across(
+        lambda d: (
+            ladder("AT", 0.67232, dataset=d) + tickets_only("AT", 0.2, imp_regime="at", dataset=d)
+        )
+    )
     assert finding(analyse(far, meta=META), "imp-regime").status == "contradicts"
     alone = finding(analyse(ladder("AT", 0.5904), meta=META), "imp-regime")
     assert alone.status == "cannot tell" and "imp_regimes" in alone.note
@@ -277,7 +346,7 @@ def test_limited_data_findings_read_the_smaller_fractions():
         rows += ladder("STD", std, fraction=fraction) + ladder("AT", at, fraction=fraction)
     data = analyse(with_control(rows), meta=META)
     limited = finding(data, "robust-sparser-limited")
-    assert limited.status == "supports" and (limited.wins, limited.losses) == (2, 0)
+    assert limited.status == "cannot tell" and (limited.wins, limited.losses) == (2, 0)
     assert finding(data, "exist-limited").status == "supports"
     single = analyse(with_control(ladder("STD", 0.2) + ladder("AT", 0.36)), meta=META)
     assert finding(single, "robust-sparser-limited").status == "cannot tell"
@@ -296,18 +365,20 @@ def test_fat_ahead_at_low_and_at_ahead_at_high_sparsity_supports():
         rows += rows_for("AT", "dense", 0.0, fraction=fraction)
     result = finding(analyse(with_control(rows), meta=META), "fat-low-at-high")
     # Median rung 48.8% is skipped: 2 low rungs with FAT ahead, 2 high rungs with AT ahead.
-    assert (result.wins, result.losses) == (4, 0) and result.status == "supports"
+    # 4–0 is p = 0.125 under the sign test: in the paper's direction, not yet significant.
+    assert (result.wins, result.losses) == (4, 0) and result.status == "cannot tell"
 
 
 def test_one_seed_uses_the_fixed_tolerance_and_shows_no_spread(tmp_path):
     rows = rows_for("AT", "dense", 0.0, seeds=(0,))
     rows += rows_for("AT", "imp", 0.2, st=(89.5, 9.5), at=(79.5, 39.5), seeds=(0,))
     rows += rows_for("AT", "imp", 0.36, st=(88.0, 9.5), at=(79.5, 39.5), seeds=(0,))
-    data = analyse(rows, meta=META, verdict_config=VerdictConfig(points=1.0))
+    data = analyse(rows, meta=META, verdict_config=VerdictConfig(rule="paper", points=1.0))
     (extreme,) = data.extremes
     assert extreme.extreme == 0.2
-    markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
-    assert "(1 point when only one seed ran)" in markdown
+    meta = {**META, "verdict": {"rule": "paper"}}
+    markdown = write_report(rows, tmp_path, meta=meta).markdown.read_text()
+    assert "(1 point when one seed ran)" in markdown
     assert "Matching tolerances used: 1.00–1.00 points" in markdown
     assert "| AT | cifar10 | 100% | ST | 1 | 90.00 | 10.00 |" in markdown
 
@@ -315,8 +386,9 @@ def test_one_seed_uses_the_fixed_tolerance_and_shows_no_spread(tmp_path):
 def test_the_verdict_config_comes_from_the_metadata_when_not_passed():
     rows = rows_for("AT", "dense", 0.0, seeds=(0,))
     rows += rows_for("AT", "imp", 0.2, st=(88.0, 10.0), seeds=(0,))
-    strict = analyse(rows, meta={**META, "verdict": {"points": 1.0}})
-    loose = analyse(rows, meta={**META, "verdict": {"points": 3.0}})
+    strict = analyse(rows, meta={**META, "verdict": {"rule": "points", "points": 1.0}})
+    # Earlier runs' metadata spelled the rule ``tolerance``.
+    loose = analyse(rows, meta={**META, "verdict": {"tolerance": "points", "points": 3.0}})
     assert strict.extremes[0].extreme is None and loose.extremes[0].extreme == 0.2
     with pytest.raises(UserError, match="verdict.tolerence"):
         analyse(rows, meta={"verdict": {"tolerence": "std"}})
@@ -346,7 +418,7 @@ def test_methods_meet_at_equal_sparsity_in_one_table():
 def test_stale_figures_are_removed_on_rewrite(tmp_path):
     rows = ladder("AT", 0.2) + ladder("AT", 0.2, dataset="svhn")
     first = write_report(rows, tmp_path, meta=META)
-    assert len(first.figures) == 2
+    assert len(first.figures) == 3  # the forest plot and one accuracy figure per dataset
     second = write_report(ladder("AT", 0.2), tmp_path, meta=META)
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(
         p.name for p in second.figures
@@ -390,7 +462,8 @@ def test_pretraining_that_beats_the_control_helps_and_makes_the_findings_testabl
     helps = finding(data, "pretraining-helps")
     # Both beat the control by 30 points of ST SA and 20 of AT RA; each side has two seeds ±1
     # around its mean, so Welch gives ± t(0.975, 2 df) · √2 = ± 6.1 points.
-    assert helps.status == "supports" and (helps.wins, helps.losses) == (2, 0)
+    # 2–0 is the paper's direction but no evidence for a sign test (p = 0.5).
+    assert helps.status == "cannot tell" and (helps.wins, helps.losses) == (2, 0)
     assert "ST SA +30.0 [+23.9, +36.1], AT RA +20.0 [+13.9, +26.1]" in helps.evidence[0]
     assert data.control.testable == frozenset({("cifar10", 1.0)})
     markdown = write_report(rows, tmp_path, meta=META).markdown.read_text()
@@ -406,7 +479,7 @@ def test_where_no_pretraining_beats_the_control_the_findings_about_pretraining_a
     )
     data = analyse(rows, meta=META)
     helps = finding(data, "pretraining-helps")
-    assert helps.status == "contradicts" and (helps.wins, helps.losses) == (0, 2)
+    assert helps.status == "cannot tell" and (helps.wins, helps.losses) == (0, 2)
     for key in ("robust-sparser", "order"):
         result = finding(data, key)
         assert result.status == "not testable", key

@@ -62,6 +62,32 @@ def test_every_ladder_whose_failures_below_the_extreme_are_isolated_gets_the_gri
     assert checked > n  # the condition admits more than the n + 1 monotone ladders when n > 2
 
 
+@pytest.mark.parametrize("n", range(1, 8))
+def test_an_inconclusive_rung_is_neither_a_winner_nor_a_boundary(n: int) -> None:
+    """Exhaustive over all 3^n patterns of double-win / not / inconclusive (None): the search
+    never reports a rung that is not double-win, never stops at an inconclusive rung as if it
+    failed, and finds the grid's extreme whenever no rung below it fails."""
+    for flags in itertools.product((False, True, None), repeat=n):
+        search = LadderSearch(("P", "d", 1.0, "imp", "std"), tuple(range(n)))
+        _drive(search, flags.__getitem__)
+        winners = [r for r, dw in enumerate(flags) if dw]
+        extreme = max(winners) if winners else None
+        assert search.extreme is None or flags[search.extreme] is True
+        if extreme is not None and False not in flags[:extreme]:
+            assert search.extreme == extreme, flags
+        judged_inconclusive = [r for r, dw in search.results.items() if dw is None]
+        assert len([n for n in search.notes if "neither a winner" in n]) == len(judged_inconclusive)
+
+
+def test_a_monotone_ladder_with_an_inconclusive_middle_rung_still_finds_its_extreme() -> None:
+    # Bisection would stop at rung 3 (inconclusive) under the two-valued rule; it must go on.
+    pattern = [True, True, True, None, True, True, False, False]
+    search = LadderSearch(("P", "d", 1.0, "imp", "std"), tuple(range(8)))
+    _drive(search, pattern.__getitem__)
+    assert search.extreme == 5
+    assert search.results[3] is None
+
+
 def _grid(
     boundaries: dict[str, int], rungs: int, fails_under: tuple[str, ...] = ("st", "at")
 ) -> tuple[list[Job], dict]:

@@ -1,4 +1,5 @@
-"""The double-win verdict on hand-made result tables."""
+"""The double-win verdict on hand-made result tables: the paper rule (mean ≥ dense mean − one
+dense std) of earlier reports. The interval rule is in test_verdict_interval.py."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ DENSE = _rows(
     },
 )
 DENSE_STD = statistics.stdev([90.0, 92.0])  # 1.414…: the same spread for every cell above
+PAPER = VerdictConfig(rule="paper")
 
 
 def _single(values):
@@ -60,11 +62,11 @@ def test_ticket_within_one_dense_std_is_matching_and_double_win():
             ("at", 1): (80.0, 40.0),
         },
     )
-    (verdict,) = verdicts(DENSE + ticket)
+    (verdict,) = verdicts(DENSE + ticket, PAPER)
     assert verdict.double_win is True
     st_sa = next(c for c in verdict.comparisons if (c.regime, c.metric) == ("st", "sa"))
     assert st_sa.dense_mean == 91.0 and st_sa.ticket_mean == 90.0
-    assert st_sa.tolerance == pytest.approx(DENSE_STD)
+    assert st_sa.delta == pytest.approx(DENSE_STD)
 
 
 def test_one_metric_below_the_bar_is_not_double_win():
@@ -79,7 +81,7 @@ def test_one_metric_below_the_bar_is_not_double_win():
             ("at", 1): (81.0, 39.0),
         },
     )
-    (verdict,) = verdicts(DENSE + ticket)
+    (verdict,) = verdicts(DENSE + ticket, PAPER)
     assert verdict.matching("at", "ra") is False
     assert verdict.matching("st", "sa") is True
     assert verdict.double_win is False
@@ -97,15 +99,15 @@ def test_a_tie_at_the_bar_counts_as_matching():
             ("at", 1): (81.0, 41.0),
         },
     )
-    (verdict,) = verdicts(DENSE + ticket)
+    (verdict,) = verdicts(DENSE + ticket, PAPER)
     assert verdict.matching("st", "sa") is True
 
 
 def test_one_seed_uses_the_fixed_points_tolerance():
     dense = _rows("dense", 0.0, {("st", 0): (90.0, 10.0), ("at", 0): (80.0, 40.0)})
     ticket = _rows("imp", 0.5, {("st", 0): (89.5, 9.5), ("at", 0): (78.0, 39.5)})
-    (loose,) = verdicts(dense + ticket, VerdictConfig(points=2.5))
-    (tight,) = verdicts(dense + ticket, VerdictConfig(points=1.0))
+    (loose,) = verdicts(dense + ticket, VerdictConfig(rule="paper", points=2.5))
+    (tight,) = verdicts(dense + ticket, VerdictConfig(rule="paper", points=1.0))
     assert loose.double_win is True
     assert tight.matching("at", "sa") is False and tight.double_win is False
     assert tight.comparisons[0].dense_std is None
@@ -113,14 +115,14 @@ def test_one_seed_uses_the_fixed_points_tolerance():
 
 def test_only_common_seeds_are_compared():
     ticket = _rows("imp", 0.5, {("st", 1): (92.0, 12.0), ("at", 1): (82.0, 42.0)})
-    (verdict,) = verdicts(DENSE + ticket, VerdictConfig(points=0.0))
+    (verdict,) = verdicts(DENSE + ticket, VerdictConfig(rule="paper", points=0.0))
     assert all(c.seeds == (1,) for c in verdict.comparisons)
     assert verdict.double_win is True  # equals dense seed 1 exactly, tolerance 0
 
 
 def test_missing_regime_leaves_the_verdict_undetermined():
     ticket = _rows("imp", 0.5, {("st", 0): (95.0, 20.0), ("st", 1): (95.0, 20.0)})
-    (verdict,) = verdicts(DENSE + ticket)
+    (verdict,) = verdicts(DENSE + ticket, PAPER)
     assert verdict.matching("at", "sa") is None
     assert verdict.double_win is None
 
@@ -137,12 +139,12 @@ def test_selection_picks_the_checkpoint():
             ("at", 1): (81.0, 41.0),
         },
     )
-    (per_metric,) = verdicts(DENSE + ticket, VerdictConfig(selection="per-metric"))
-    (both_at_ra,) = verdicts(DENSE + ticket, VerdictConfig(selection="best-ra"))
+    (per_metric,) = verdicts(DENSE + ticket, VerdictConfig(rule="paper", selection="per-metric"))
+    (both_at_ra,) = verdicts(DENSE + ticket, VerdictConfig(rule="paper", selection="best-ra"))
     assert per_metric.double_win is True
     assert both_at_ra.matching("st", "sa") is True  # dense also loses 5 at that checkpoint
     ticket[0]["sa_best_ra"] = 70.0
-    (worse,) = verdicts(DENSE + ticket, VerdictConfig(selection="best-ra"))
+    (worse,) = verdicts(DENSE + ticket, VerdictConfig(rule="paper", selection="best-ra"))
     assert worse.matching("st", "sa") is False
 
 
@@ -161,7 +163,7 @@ def test_extreme_sparsity_is_the_largest_double_win_rung():
         + _rows("imp", 0.488, good)
         + _rows("imp", 0.59, bad)
     )
-    (ladder,) = extreme_sparsities(verdicts(rows))
+    (ladder,) = extreme_sparsities(verdicts(rows, PAPER))
     assert ladder.extreme == 0.488
     assert ladder.all_lower_double_win is False
     assert [dw for _, dw in ladder.rungs] == [True, False, True, False]
@@ -181,13 +183,15 @@ def test_ladders_are_kept_apart_by_method_and_imp_regime():
         + _rows("imp", 0.5, bad, imp_regime="at")
         + _rows("random", 0.5, bad, imp_regime="")
     )
-    result = {(e.method, e.imp_regime): e.extreme for e in extreme_sparsities(verdicts(rows))}
+    result = {
+        (e.method, e.imp_regime): e.extreme for e in extreme_sparsities(verdicts(rows, PAPER))
+    }
     assert result == {("imp", "std"): 0.5, ("imp", "at"): None, ("random", ""): None}
 
 
 def test_compare_without_common_seeds_is_undetermined():
     c = compare({0: 90.0}, {1: 90.0}, regime="st", metric="sa", config=VerdictConfig())
-    assert c.matching is None and c.margin is None
+    assert c.matching is None and c.outcome is None and c.difference is None
 
 
 def test_welch_and_paired_intervals_by_hand():

@@ -9,6 +9,7 @@ from doublewin.analysis import figures
 from doublewin.analysis.document import Figure, Paragraph, Section, Table
 from doublewin.analysis.report_data import (
     MARK,
+    MARK_LEGEND,
     ReportData,
     extreme_text,
     mean,
@@ -40,8 +41,9 @@ def accuracy_section(data: ReportData) -> tuple[Section, list[Figure]]:
     section.blocks.append(
         Paragraph(
             f"SA and RA of the {ladder_label(*data.primary)} tickets against sparsity, under ST "
-            "and AT transfer, for each dataset and data fraction: mean ± std over seeds, the dense "
-            "model's mean ± std as a shaded band, double-win rungs filled. Other ticket methods are "
+            "and AT transfer, for each dataset and data fraction: means over seeds with 95% "
+            "t-intervals as error bars, the dense model's interval as a shaded band, double-win "
+            "rungs filled. Other ticket methods are "
             "compared in their own section."
         )
     )
@@ -94,7 +96,8 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
         section.blocks.append(
             Paragraph(
                 "The verdict and the accuracies as the downstream training set shrinks (the paper: "
-                "100%, 10%, 1% of the training images). Dense accuracies are mean ± std in points; "
+                "100%, 10%, 1% of the training images). Dense accuracies are mean ± the "
+                "95% interval's half-width in points, over the seeds column's count; "
                 "the extreme sparsity is that of the "
                 f"{ladder_label(*data.primary) if data.primary else 'main'} ladder."
             )
@@ -114,6 +117,7 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
                 setting[0],
                 setting[1],
                 fraction_text(setting[2]),
+                "/".join(str(len(c.seeds)) if c else "0" for c in (st, at)),
                 stat(st.sa if st else None),
                 stat(st.ra if st else None),
                 stat(at.sa if at else None),
@@ -129,6 +133,7 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
                     "pre-training",
                     "dataset",
                     "data",
+                    "seeds (ST/AT)",
                     "dense ST SA",
                     "dense ST RA",
                     "dense AT SA",
@@ -184,11 +189,11 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
         Paragraph(
             "Tickets of different methods at the same sparsity in the same setting. Each cell is "
             "the ticket's *score*, the mean of its four accuracies (ST SA, ST RA, AT SA, AT RA; "
-            "means over seeds, points), and its verdict (✓ double-win, ✗ not, ? undetermined); the "
+            f"means over seeds, points), and its verdict ({MARK_LEGEND}); the "
             "best score at each sparsity is in bold. The findings rank methods by this score."
         )
     )
-    double_win = data.double_win
+    outcomes = data.outcomes
     rows = []
     totals: dict[tuple[str, str], list[float]] = defaultdict(list)
     # The headline ladder's scores at the same points, so the method means are comparable.
@@ -206,8 +211,8 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
                 cells.append("")
                 continue
             score = scores[ladder]
-            verdict = double_win.get((*setting, *ladder, sparsity))
-            wins[ladder] += verdict is True
+            verdict = outcomes.get((*setting, *ladder, sparsity))
+            wins[ladder] += verdict == "double-win"
             if score is None:
                 cells.append(f"— {MARK[verdict]}")
                 continue
@@ -255,7 +260,7 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
             pretrainings=data.pretrainings,
             double_win={
                 (k[0], k[3], k[4], k[5]): dw
-                for k, dw in double_win.items()
+                for k, dw in data.double_win.items()
                 if k[1:3] == (dataset, full)
             },
         )

@@ -55,11 +55,12 @@ def accuracy_vs_sparsity(
 ) -> bytes:
     """SA and RA (points) against sparsity under ST and AT transfer, one line per pre-training.
 
-    Each line is the ticket mean over seeds with ± one standard deviation as error bars; the
-    shaded band is the dense model's mean ± std (dashed line: its mean). A filled marker is a
-    double-win rung, a hollow one a rung that is not, a small dot one left undetermined.
+    Each line is the ticket mean over seeds with its 95% t-interval as error bars; the shaded
+    band is the dense model's 95% interval (dashed line: its mean). A filled marker is a
+    double-win rung, a hollow one a rung that is not, a small dot one inconclusive or
+    undetermined.
     ``double_win`` maps (pre-training, sparsity) → the rung's verdict."""
-    figure = _new_figure(figsize=(8.4, 5.8), dpi=DPI)
+    figure = new_figure(figsize=(8.4, 5.8), dpi=DPI)
     axes = figure.subplots(2, 2, sharex=True)
     sparsities: set[float] = set()
     for row, regime in enumerate(("st", "at")):
@@ -71,7 +72,7 @@ def accuracy_vs_sparsity(
                 dense = dense_cell(cells, setting, regime)
                 dense_stat = dense.metric(metric) if dense else None
                 if dense_stat is not None:
-                    spread = dense_stat.std or 0.0
+                    spread = dense_stat.half or 0.0
                     ax.axhspan(
                         dense_stat.mean - spread,
                         dense_stat.mean + spread,
@@ -92,7 +93,7 @@ def accuracy_vs_sparsity(
                     continue
                 xs = [_position(s) for s, _ in points]
                 ys = [v.mean for _, v in points]
-                errors = [v.std or 0.0 for _, v in points]
+                errors = [v.half or 0.0 for _, v in points]
                 sparsities.update(s for s, _ in points)
                 ax.errorbar(
                     xs,
@@ -157,15 +158,15 @@ def accuracy_vs_sparsity(
     figure.text(
         0.5,
         0.005,
-        "filled: double-win rung · hollow: not double-win · dot: "
-        "undetermined · band: dense mean ± std",
+        "filled: double-win rung · hollow: not double-win · dot: inconclusive or "
+        "undetermined · bars and band: 95% intervals over seeds",
         ha="center",
         fontsize=8,
         color="#555",
     )
     # Fixed margins instead of tight_layout: a third of the drawing time, same look.
     figure.subplots_adjust(left=0.08, right=0.985, top=0.86, bottom=0.14, hspace=0.3, wspace=0.22)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def extreme_vs_fraction(
@@ -178,7 +179,7 @@ def extreme_vs_fraction(
     datasets = sorted({e.dataset for e in chosen})
     columns = max(1, min(3, len(datasets)))
     rows = max(1, math.ceil(len(datasets) / columns))
-    figure = _new_figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
+    figure = new_figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, dataset in enumerate(datasets):
         ax = axes[index // columns][index % columns]
@@ -212,7 +213,7 @@ def extreme_vs_fraction(
         axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(f"Data efficiency, {ladder_label(*ladder)} tickets", fontsize=11)
     figure.tight_layout()
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def methods_vs_sparsity(
@@ -240,7 +241,7 @@ def methods_vs_sparsity(
     ]
     columns = max(1, min(3, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
-    figure = _new_figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
+    figure = new_figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, label in enumerate(shown):
         ax = axes[index // columns][index % columns]
@@ -306,7 +307,7 @@ def methods_vs_sparsity(
         fontsize=11,
     )
     figure.tight_layout()
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _position(sparsity: float) -> float:
@@ -328,15 +329,15 @@ def _sparsity_ticks(ax, sparsities: set[float]) -> None:
     ax.set_xlabel("sparsity (%)", fontsize=9)
 
 
-def _new_figure(**options: Any) -> Figure:
+def new_figure(**options: Any) -> Figure:
     # deferred: matplotlib loads in about 0.5 s; only a report with figures needs it
     from matplotlib.figure import Figure
 
     return Figure(**options)
 
 
-def _png(figure: Figure) -> bytes:
-    # deferred: see _new_figure
+def png_bytes(figure: Figure) -> bytes:
+    # deferred: see new_figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)

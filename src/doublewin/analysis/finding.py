@@ -3,7 +3,9 @@
 
 Every finding breaks into comparisons (one per dataset, setting or sparsity), each of which
 comes out for the paper (a *win*), against it (a *loss*), or neither (a tie, or data too thin
-to compare). ``decide`` turns the counts into the finding's status.
+to compare). ``decide`` turns the counts into the finding's status by a two-sided exact sign
+test at ``ALPHA``; the existence findings use ``decide_every`` instead (every dataset must
+have a certified double-win ticket).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from doublewin.analysis.control import ControlComparison
+from doublewin.analysis.stats import SignTest, sign_test
 from doublewin.analysis.summaries import (
     Cell,
     CellKey,
@@ -36,6 +39,11 @@ FAR_ABOVE_POINTS = 5.0
 SCORE_TIE_POINTS = 0.5
 # Extreme sparsities at most this many rungs apart count as "no significant difference".
 SAME_RUNGS = 1
+# A finding supports or contradicts the paper only when its test rejects "no effect" at this level.
+ALPHA = 0.05
+# The two tests a finding can be judged by (``Finding.test``).
+SIGN_TEST = "sign"
+EVERY_TEST = "every"
 # Baselines IMP is expected to beat at equal sparsity.
 IMP_BASELINES = ("omp", "random")
 
@@ -53,33 +61,58 @@ class Finding:
     losses: int = 0
     evidence: tuple[str, ...] = field(default_factory=tuple)  # one line per comparison
     note: str = ""  # why nothing could be compared, or a caveat
+    test: str = SIGN_TEST  # SIGN_TEST or EVERY_TEST (the existence findings)
+
+    @property
+    def sign(self) -> SignTest:
+        """The sign test of the wins against the losses (its p-value and the share of wins
+        with a 95% interval; for an ``EVERY_TEST`` finding only the share is read)."""
+        return sign_test(self.wins, self.losses)
+
+    @property
+    def test_text(self) -> str:
+        """The test's outcome in a few words, e.g. ``sign test p = 0.031``."""
+        if self.test == EVERY_TEST:
+            return "every dataset certified"
+        p = self.sign.p_value
+        return "no decided comparison" if p is None else f"sign test p = {p:.3g}"
 
     @property
     def summary(self) -> str:
         """One plain sentence on the outcome."""
+        counts = f"{self.wins} comparison(s) for, {self.losses} against ({self.test_text})"
         if self.status == "supports":
-            return (
-                f"This run supports the paper: {self.wins} comparison(s) for, "
-                f"{self.losses} against."
-            )
+            return f"This run supports the paper: {counts}."
         if self.status == "contradicts":
-            return (
-                f"This run disagrees with the paper: {self.losses} comparison(s) against, "
-                f"{self.wins} for."
-            )
+            return f"This run disagrees with the paper: {counts}."
         if self.status == "not testable":
             return "Not testable in this setting: " + self.note
         if self.wins or self.losses:
-            return f"This run cannot tell: {self.wins} comparison(s) for and {self.losses} against."
+            if self.test == EVERY_TEST:
+                return f"This run cannot tell: {counts}; some dataset is undecided."
+            return f"This run cannot tell: {counts}, not significant at α = {ALPHA:g}."
         return "This run cannot tell: " + (self.note or "no comparison could be made.")
 
 
 def decide(wins: int, losses: int) -> Status:
-    """The shared rule: the majority of decided comparisons."""
-    if wins > losses:
-        return "supports"
-    if losses > wins:
+    """The shared rule: a two-sided exact sign test of the decided comparisons (ties and
+    undecided ones dropped) rejects "a win is as likely as a loss" at ``ALPHA``, in the
+    direction of the majority. Six decided comparisons, all one way, are the fewest that can
+    reject (p = 0.031)."""
+    p = sign_test(wins, losses).p_value
+    if p is None or p >= ALPHA:
+        return "cannot tell"
+    return "supports" if wins > losses else "contradicts"
+
+
+def decide_every(wins: int, losses: int, undecided: int) -> Status:
+    """For a claim about every dataset: supports when every dataset has a win (each win is a
+    certified double-win verdict, itself a test at the verdict's confidence), contradicts when
+    any dataset has a certified loss, cannot tell otherwise."""
+    if losses:
         return "contradicts"
+    if wins and not undecided:
+        return "supports"
     return "cannot tell"
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import statistics
 
 from doublewin.analysis.finding import (
+    EVERY_TEST,
     NONTRIVIAL_SPARSITY,
     SAME_RUNGS,
     Finding,
     best_of,
     decide,
+    decide_every,
     extreme_text,
     gated,
     ladder_text,
@@ -38,7 +40,10 @@ def exist(data, ladders, primary, full) -> Finding:
         f"Per dataset at the largest data fraction, on the {ladder_text(primary)} ladder: "
         f"a win when some pre-training's extreme double-win sparsity is ≥ "
         f"{percent(NONTRIVIAL_SPARSITY, 0)}; a loss when every pre-training was judged on "
-        f"a rung ≥ {percent(NONTRIVIAL_SPARSITY, 0)} and none is double-win there."
+        f"a rung ≥ {percent(NONTRIVIAL_SPARSITY, 0)} and none is double-win there. "
+        "Supports when every dataset is a win, contradicts when any is a loss (each verdict "
+        "is itself a test at the verdict's confidence; no correction for the number of rungs "
+        "looked at)."
     )
     return existence(
         data,
@@ -74,7 +79,7 @@ def existence(data, ladders, primary, fractions, *, claim, paper, rule, key) -> 
     if primary is None:
         return Finding(key, claim, paper, rule, "cannot tell", note="the run has no tickets.")
     by_setting = ladders[primary]
-    evidence, wins, losses = [], 0, 0
+    evidence, wins, losses, undecided = [], 0, 0, 0
     for fraction in fractions:
         for dataset in sorted({s[1] for s in by_setting if s[2] == fraction}):
             items = {s[0]: e for s, e in by_setting.items() if s[1:] == (dataset, fraction)}
@@ -100,9 +105,10 @@ def existence(data, ladders, primary, fractions, *, claim, paper, rule, key) -> 
                     f"{percent(NONTRIVIAL_SPARSITY, 0)} fails — against"
                 )
             else:
+                undecided += 1
                 evidence.append(
                     f"{where}: double-win {top}; rungs ≥ "
-                    f"{percent(NONTRIVIAL_SPARSITY, 0)} untested or undetermined "
+                    f"{percent(NONTRIVIAL_SPARSITY, 0)} untested, inconclusive or undetermined "
                     "— neither"
                 )
     return Finding(
@@ -110,11 +116,12 @@ def existence(data, ladders, primary, fractions, *, claim, paper, rule, key) -> 
         claim,
         paper,
         rule,
-        decide(wins, losses),
+        decide_every(wins, losses, undecided),
         wins,
         losses,
         tuple(evidence),
         "" if evidence else "no ticket ladder was transferred at these fractions.",
+        test=EVERY_TEST,
     )
 
 

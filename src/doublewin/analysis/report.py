@@ -17,13 +17,12 @@ adaptive extreme-sparsity search did). docs/report.md describes every section.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis import control_section, figure_sections, sections
+from doublewin.analysis import control_section, figure_sections, sections, verdict_section
 from doublewin.analysis.control import compare_with_control
 from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
 from doublewin.analysis.findings import FindingsInput, findings
@@ -105,15 +104,18 @@ def build_report(
     accuracy, accuracy_figures = figure_sections.accuracy_section(data)
     efficiency, efficiency_figures = figure_sections.data_efficiency_section(data)
     methods, methods_figures = figure_sections.methods_section(data)
+    glance, glance_figures = verdict_section.glance_section(data)
     name = (meta or {}).get("name")
     document = Document(
         f"Double-win report: {name}" if name else "Double-win report",
         [
+            glance,
             sections.run_section(data),
             control_section.pretraining_help_section(data),
             sections.findings_section(data),
             sections.dense_section(data),
             sections.double_win_section(data),
+            verdict_section.verdicts_section(data),
             accuracy,
             efficiency,
             methods,
@@ -121,14 +123,14 @@ def build_report(
         ],
     )
     if not rows:
-        document.sections[0].blocks.insert(
+        document.sections[1].blocks.insert(
             0,
             Paragraph(
                 "**No transfer run has finished yet**: every section below is empty. Run the "
                 "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."
             ),
         )
-    _check_names(accuracy_figures + efficiency_figures + methods_figures)
+    _check_names(glance_figures + accuracy_figures + efficiency_figures + methods_figures)
     return document
 
 
@@ -201,15 +203,7 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> None:
 
 def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:
     raw = meta.get("verdict")
-    if not isinstance(raw, Mapping):
-        return VerdictConfig()
-    fields = {f.name for f in dataclasses.fields(VerdictConfig)}
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise UserError(
-            f"verdict.{unknown[0]}: unknown verdict option; use {', '.join(sorted(fields))}"
-        )
-    return VerdictConfig(**dict(raw))
+    return VerdictConfig.from_mapping(raw if isinstance(raw, Mapping) else None)
 
 
 def _check_names(made: Sequence[Figure]) -> None:

@@ -1,6 +1,6 @@
 """What the report's sections read (``ReportData``, computed once from the rows) and the small
-formatting helpers they share. Accuracies in points (0–100) as mean ± sample standard
-deviation over seeds; sparsities and data fractions in percent.
+formatting helpers they share. Accuracies in points (0–100) as mean ± the half-width of the
+95% t-interval over seeds; sparsities and data fractions in percent.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from doublewin.analysis.summaries import Cell, CellKey, Stat, known_extreme, per
 from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig
 from doublewin.core.results import REGIMES, Setting
 
-MARK = {True: "✓", False: "✗", None: "?"}
+# A ticket's verdict as one character: double-win, not, inconclusive, undetermined (a run missing).
+MARK = {"double-win": "✓", "not double-win": "✗", "inconclusive": "~", None: "?"}
+MARK_LEGEND = "✓ double-win, ✗ not double-win, ~ inconclusive, ? undetermined (a run missing)"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class ReportData:
     @property
     def double_win(self) -> dict[tuple[str, str, float, str, str, float], bool | None]:
         return {(*v.key.group, v.key.sparsity): v.double_win for v in self.verdicts}
+
+    @property
+    def outcomes(self) -> dict[tuple[str, str, float, str, str, float], str | None]:
+        """Ticket → double-win / not double-win / inconclusive / None (undetermined)."""
+        return {(*v.key.group, v.key.sparsity): v.outcome for v in self.verdicts}
 
 
 def settings(data: ReportData) -> list[Setting]:
@@ -67,7 +74,15 @@ def extreme_text(e: ExtremeSparsity | None) -> str:
         return "—"
     if e.extreme is None:
         return "none" if known_extreme(e) == 0.0 else "?"
-    return percent(e.extreme) + ("" if e.all_lower_double_win else " †")
+    mark = {True: "", False: " †", None: " ‡"}[e.all_lower_double_win]
+    return percent(e.extreme) + mark
+
+
+def rung_mark(e: ExtremeSparsity, sparsity: float, double_win: bool | None) -> str:
+    """The MARK of one rung of ``e``."""
+    if double_win is not None:
+        return MARK["double-win" if double_win else "not double-win"]
+    return MARK["inconclusive" if sparsity in e.inconclusive else None]
 
 
 def mean(values: Sequence[float]) -> str:

@@ -12,14 +12,16 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from doublewin.analysis.document import Bullets, Paragraph, Section, Table
+from doublewin.analysis.finding import ALPHA, Finding
 from doublewin.analysis.report_data import (
-    MARK,
+    MARK_LEGEND,
     ReportData,
     extreme_text,
     is_number,
     number,
     points,
     pretraining_index,
+    rung_mark,
     setting_order,
     stat,
 )
@@ -54,15 +56,14 @@ def run_section(data: ReportData) -> Section:
         facts.insert(1, str(meta["description"]))
     section.blocks.append(Bullets(tuple(facts)))
     section.blocks.append(Paragraph(verdict_rule(data.config)))
-    tolerances = sorted(
-        c.tolerance for v in data.verdicts for c in v.comparisons if c.tolerance is not None
-    )
-    if tolerances:
+    deltas = sorted(c.delta for v in data.verdicts for c in v.comparisons if c.delta is not None)
+    if deltas:
+        name = "Margins δ" if data.config.rule == "interval" else "Matching tolerances"
         text = (
-            f"Matching tolerances used: {tolerances[0]:.2f}–{tolerances[-1]:.2f} points "
-            f"(median {statistics.median(tolerances):.2f})."
+            f"{name} used: {deltas[0]:.2f}–{deltas[-1]:.2f} points "
+            f"(median {statistics.median(deltas):.2f})."
         )
-        if data.config.tolerance == "std" and 1 < len(transfer_seeds) < 3:
+        if data.config.rule == "paper" and 1 < len(transfer_seeds) < 3:
             text += (
                 f" With {len(transfer_seeds)} seeds the dense standard deviation, and so "
                 "the tolerance, is itself a rough estimate: verdicts near the bar can flip "
@@ -121,26 +122,47 @@ def run_section(data: ReportData) -> Section:
 
 
 def verdict_rule(config: VerdictConfig) -> str:
-    """The matching rule of ``config`` in one sentence."""
-    if config.tolerance == "std":
-        multiplier = "" if config.std_multiplier == 1 else f"{config.std_multiplier:g} × "
-        tolerance = (
-            f"{multiplier}the standard deviation of the dense runs over the same seeds "
-            f"({points(config.points)} when only one seed ran)"
-        )
-    else:
-        tolerance = points(config.points)
+    """The matching rule of ``config`` in a few sentences."""
     selection = {
         "per-metric": "SA at the best-validation-SA checkpoint and RA at the best-validation-RA "
         "checkpoint",
         "best-sa": "SA and RA both at the best-validation-SA checkpoint",
         "best-ra": "SA and RA both at the best-validation-RA checkpoint",
     }[config.selection]
+    multiplier = "" if config.std_multiplier == 1 else f"{config.std_multiplier:g} × "
+    if config.rule == "interval":
+        pairing = "paired by seed" if config.pairing == "seed" else "Welch's, unpaired"
+        single = (
+            "with one seed the single difference is held against δ"
+            if config.single_seed == "margin"
+            else "with one seed there is no interval and the comparison is inconclusive"
+        )
+        rule = (
+            f"**Verdict rule (interval).** For each ticket, regime and metric, the ticket − "
+            f"dense difference over the seeds both ran gets its {100 * config.confidence:g}% "
+            f"t-interval ({pairing}). The margin is δ = max({points(config.margin_floor)}, "
+            f"{multiplier}the dense runs' standard deviation). The ticket is *matching* when "
+            "the interval's lower end is ≥ −δ, *not matching* when its upper end is < −δ, and "
+            f"*inconclusive* otherwise; {single}."
+        )
+    elif config.rule == "paper":
+        rule = (
+            "**Verdict rule (paper).** A ticket *matches* on a metric under a transfer regime "
+            f"when its mean is at least the dense mean minus {multiplier}the dense runs' "
+            f"standard deviation ({points(config.points)} when one seed ran), over the seeds "
+            "both ran."
+        )
+    else:
+        rule = (
+            "**Verdict rule (points).** A ticket *matches* on a metric under a transfer regime "
+            f"when its mean is at least the dense mean minus {points(config.points)}, over the "
+            "seeds both ran."
+        )
+    counted = "SA and RA" if "ra" in config.st_metrics else "SA only"
     return (
-        f"**Verdict rule.** A ticket *matches* the dense model on a metric under a transfer "
-        f"regime when its mean test accuracy is at least the dense mean minus {tolerance}, "
-        f"over the seeds both ran. It is *double-win* when it matches on SA and RA under "
-        f"both ST and AT transfer. Accuracies are read as {selection}."
+        f"{rule} A ticket is *double-win* when it matches on SA and RA under AT transfer and "
+        f"on {counted} under ST transfer; *not double-win* when any of those is not matching; "
+        f"*inconclusive* otherwise. Accuracies are read as {selection}."
     )
 
 
@@ -172,8 +194,8 @@ def dense_section(data: ReportData) -> Section:
     section.blocks.append(
         Paragraph(
             "The fully dense pre-trained model transferred with the same recipe: the bar every "
-            "ticket is judged against. Mean ± standard deviation over seeds (points); a single "
-            "seed shows no spread."
+            "ticket is judged against. Mean ± the half-width of its 95% t-interval over the "
+            "seeds column's count (points); a single seed shows no interval."
         )
     )
     section.blocks.append(
@@ -195,9 +217,10 @@ def double_win_section(data: ReportData) -> Section:
     section.blocks.append(
         Paragraph(
             "Extreme double-win sparsity: the largest tested sparsity whose ticket is double-win. "
-            "**†** marks an extreme with a lower rung that is *not* double-win; **none** means "
-            "every tested rung was judged and none is double-win; **?** means no rung is double-win "
-            "but some could not be judged (a regime, metric or dense baseline is missing). The "
+            "**†** marks an extreme with a lower rung that is *not* double-win, **‡** one with a "
+            "lower rung inconclusive or undetermined; **none** means every tested rung was judged "
+            "and none is double-win; **?** means no rung is double-win but some are inconclusive "
+            "or could not be judged (a regime, metric or dense baseline is missing). The "
             "paper's ImageNet ResNet-50 numbers for comparison: STD 89.26% / 73.79%, FAT 89.26% / "
             "79.03%, AT 91.41% / 83.22% on CIFAR-10 / CIFAR-100."
         )
@@ -240,7 +263,7 @@ def double_win_section(data: ReportData) -> Section:
             e.imp_regime,
         ),
     ):
-        rungs = " ".join(f"{100 * s:.1f}{MARK[dw]}" for s, dw in e.rungs)
+        rungs = " ".join(f"{100 * s:.1f}{rung_mark(e, s, dw)}" for s, dw in e.rungs)
         lower = {True: "yes", False: "no", None: "—"}[e.all_lower_double_win]
         details.append(
             (
@@ -265,7 +288,7 @@ def double_win_section(data: ReportData) -> Section:
                 "rungs (sparsity % and verdict)",
             ),
             tuple(details),
-            "Every ladder rung by rung: ✓ double-win, ✗ not double-win, ? undetermined.",
+            f"Every ladder rung by rung: {MARK_LEGEND}.",
         )
     )
     return section
@@ -276,22 +299,36 @@ def findings_section(data: ReportData) -> Section:
     section.blocks.append(
         Paragraph(
             "Each finding is split into comparisons (per dataset, setting or sparsity) that come out "
-            "for the paper, against it, or neither. The finding is **supports** when the "
-            "comparisons for outnumber those against, **contradicts** when those against outnumber "
-            "those for, and **cannot tell** otherwise, including when nothing could be compared. "
-            "A finding about pre-training is **not testable** where no pre-training beats the "
-            "no-pre-training control (see *Does pre-training help here?*). "
-            "A small run can disagree with the paper for reasons of scale (architecture, source "
-            "data, epochs, seeds): a disagreement below is about this run, stated as measured."
+            "for the paper, against it, or neither. A two-sided exact sign test of the decided "
+            f'comparisons judges the finding: **supports** when it rejects "no effect" at α = '
+            f"{ALPHA:g} in the paper's direction, **contradicts** when it rejects in the opposite "
+            "direction, **cannot tell** otherwise (six decided comparisons, all one way, are the "
+            "fewest that can reject). The two existence findings are claims about every dataset: "
+            "they support when every dataset has a certified double-win ticket at non-trivial "
+            "sparsity and contradict when one certainly has none. A finding about pre-training is "
+            "**not testable** where no pre-training beats the no-pre-training control (see *Does "
+            "pre-training help here?*). A small run can disagree with the paper for reasons of "
+            "scale (architecture, source data, epochs, seeds): a disagreement below is about this "
+            "run, stated as measured."
         )
     )
     section.blocks.append(
         Table(
-            ("#", "claim", "this run", "for", "against"),
+            ("#", "claim", "this run", "for", "against", "test", "share for [95% CI]"),
             tuple(
-                (str(i), f.claim, f"**{f.status}**", str(f.wins), str(f.losses))
+                (
+                    str(i),
+                    f.claim,
+                    f"**{f.status}**",
+                    str(f.wins),
+                    str(f.losses),
+                    f.test_text,
+                    share_text(f),
+                )
                 for i, f in enumerate(data.findings, start=1)
             ),
+            "share for: the fraction of decided comparisons that came out for the paper, with "
+            "its exact (Clopper–Pearson) interval.",
         )
     )
     for i, f in enumerate(data.findings, start=1):
@@ -330,3 +367,11 @@ def compute_section(data: ReportData) -> Section:
     )
     section.blocks.append(Table(("transfer", "runs", "mean seconds per run", "hours"), rows))
     return section
+
+
+def share_text(finding: Finding) -> str:
+    """``83% [36%, 100%]``: the share of decided comparisons for the paper."""
+    test = finding.sign
+    if test.share is None or test.low is None or test.high is None:
+        return "—"
+    return f"{100 * test.share:.0f}% [{100 * test.low:.0f}%, {100 * test.high:.0f}%]"

@@ -83,3 +83,51 @@ def paired_difference(
     share no seed)."""
     seeds = sorted(set(a) & set(b))
     return mean_interval([a[s] - b[s] for s in seeds], confidence)
+
+
+def seeds_to_resolve(
+    spread: float | None,
+    mean: float,
+    bar: float,
+    have: int,
+    confidence: float = CONFIDENCE,
+    most: int = 1000,
+) -> int | None:
+    """Roughly how many seeds put a mean at ``mean`` with per-seed standard deviation
+    ``spread`` clear of ``bar`` at ``confidence``: the smallest n > ``have`` whose t-interval
+    half-width t(n−1)·spread/√n is below |mean − bar|, assuming the spread stays as observed.
+    None when it cannot be said (no spread yet, the mean on the bar) or exceeds ``most``."""
+    distance = abs(mean - bar)
+    if spread is None or distance == 0:
+        return None
+    if spread == 0:
+        return max(have, 2)
+    for n in range(max(have + 1, 2), most + 1):
+        if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n) < distance:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class SignTest:
+    """The two-sided exact binomial sign test of ``wins`` against ``losses`` (ties dropped):
+    p-value of "no effect" (a win as likely as a loss), and the share of wins with its
+    Clopper–Pearson interval."""
+
+    wins: int
+    losses: int
+    p_value: float | None  # None: nothing decided
+    share: float | None
+    low: float | None
+    high: float | None
+
+
+def sign_test(wins: int, losses: int, confidence: float = CONFIDENCE) -> SignTest:
+    n = wins + losses
+    if n == 0:
+        return SignTest(wins, losses, None, None, None, None)
+    result = stats.binomtest(wins, n, 0.5, alternative="two-sided")
+    interval = result.proportion_ci(confidence_level=confidence, method="exact")
+    return SignTest(
+        wins, losses, float(result.pvalue), wins / n, float(interval.low), float(interval.high)
+    )

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from doublewin.analysis.stats import mean_interval
 from doublewin.analysis.verdict import ExtremeSparsity, VerdictConfig, metric_value
 from doublewin.core.results import (
     METRICS,
@@ -55,24 +56,29 @@ _METHOD_NAMES = {
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (None for one value) of ``n`` values, in points."""
+    """Mean, sample standard deviation and the half-width of the 95% t-interval of the mean
+    (both None for one value) of ``n`` values, in points."""
 
     mean: float
     std: float | None
     n: int
+    half: float | None = None
 
     def text(self, digits: int = 2) -> str:
-        if self.std is None:
+        """``90.00 ± 2.54`` (± the 95% interval's half-width), or ``90.00`` for one seed."""
+        if self.half is None:
             return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.half:.{digits}f}"
 
 
 def stat(values: Iterable[float]) -> Stat | None:
     values = [v for v in values if not math.isnan(v)]
-    if not values:
+    interval = mean_interval(values)
+    if interval is None:
         return None
     std = statistics.stdev(values) if len(values) > 1 else None
-    return Stat(statistics.fmean(values), std, len(values))
+    half = None if interval.high is None else interval.high - interval.mean
+    return Stat(interval.mean, std, len(values), half)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,25 @@
-"""The double-win verdict (definitions in docs/verdict.md).
+"""The double-win verdict (definitions and a worked example in docs/verdict.md).
 
-Matching under transfer regime R ∈ {ST, AT} for metric M ∈ {SA, RA}: the ticket's mean M is at
-least the dense model's mean M minus a tolerance, both over the same seeds. The default
-tolerance is one standard deviation of the dense runs; with a single dense seed it is a fixed
-number of points. Double-win: matching for both metrics under both regimes. Extreme double-win
-sparsity: the largest ladder sparsity whose ticket is double-win.
+Matching under transfer regime R ∈ {ST, AT} for metric M ∈ {SA, RA} compares a ticket with its
+dense model over the seeds both ran. Three rules (``VerdictConfig.rule``):
 
-Rows are plain mappings with the columns of ``results.csv``: ``pretraining``, ``dataset``,
-``fraction``, ``method`` (``dense`` for the baseline), ``imp_regime``, ``sparsity`` (fraction),
-``regime`` (``st``/``at``), ``seed`` and the test accuracies in points ``sa_best_sa``,
-``ra_best_sa``, ``sa_best_ra``, ``ra_best_ra`` (SA/RA at the best-val-SA / best-val-RA
-checkpoint).
+- ``interval`` (the default): a non-inferiority decision. The ticket − dense difference, paired
+  by seed (or Welch's, for unpaired runs), gets its 95% t-interval; the margin is
+  δ = max(``margin_floor``, ``std_multiplier`` × the dense runs' standard deviation). The ticket
+  is *matching* when the interval's lower end is ≥ −δ, *not matching* when its upper end is
+  < −δ, and *inconclusive* otherwise (and with one seed, unless ``single_seed: margin``).
+- ``paper``: the ticket's mean is at least the dense mean minus ``std_multiplier`` × the dense
+  standard deviation (``points`` with one seed): the rule of earlier reports.
+- ``points``: the ticket's mean is at least the dense mean minus ``points``.
+
+Double-win: matching on every counted comparison (SA and RA under AT; ``st_metrics`` under ST);
+not double-win when any counted comparison is not matching; inconclusive otherwise. Extreme
+double-win sparsity: the largest ladder sparsity whose ticket is double-win.
+
+Rows are plain mappings with the columns of ``results.csv`` (docs/report.md): ``pretraining``,
+``dataset``, ``fraction``, ``method`` (``dense`` for the baseline), ``imp_regime``,
+``sparsity``, ``regime`` (``st``/``at``), ``seed`` and the test accuracies in points
+``sa_best_sa``, ``ra_best_sa``, ``sa_best_ra``, ``ra_best_ra``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from doublewin.analysis.stats import (
+    Interval,
+    mean_interval,
+    seeds_to_resolve,
+    welch_difference,
+)
+from doublewin.core.errors import UserError
 from doublewin.core.results import (
     METRICS,
     REGIMES,
@@ -32,26 +48,61 @@ from doublewin.core.results import (
     setting_of,
     sparsity_of,
 )
+from doublewin.core.typed import Range, checked, from_dict
 
 # Accuracies are compared in points; differences below this are float noise, not a gap.
 _EPSILON = 1e-9
 
+Rule = Literal["interval", "paper", "points"]
+Outcome = Literal["matching", "not matching", "inconclusive"]
+TicketOutcome = Literal["double-win", "not double-win", "inconclusive"]
+# Earlier experiment files and run metadata spelled the rule as ``tolerance``.
+_LEGACY_TOLERANCE = {"std": "paper", "points": "points"}
+
 
 @dataclass(frozen=True)
 class VerdictConfig:
-    """How matching is decided.
+    """How matching is decided (``verdict:`` in the experiment file; docs/verdict.md).
 
-    ``tolerance``: ``std`` = ``std_multiplier`` × the sample standard deviation of the dense
-    runs (``points`` when only one dense seed ran); ``points`` = always ``points``.
     ``selection``: which checkpoint's test accuracy counts — ``per-metric`` takes SA at the
     best-val-SA checkpoint and RA at the best-val-RA checkpoint; ``best-sa`` / ``best-ra`` take
     both metrics at one checkpoint.
     """
 
-    tolerance: Literal["std", "points"] = "std"
-    std_multiplier: float = 1.0
-    points: float = 1.0
+    rule: Rule = "interval"
+    confidence: float = checked(0.95, range=Range(0.5, 1.0, high_open=True))
+    margin_floor: float = checked(1.0, range=Range(0.0, 100.0))  # δ never below this (points)
+    std_multiplier: float = checked(1.0, range=Range(0.0, 100.0))
+    points: float = checked(1.0, range=Range(0.0, 100.0))  # rule points; paper with one seed
+    pairing: Literal["seed", "welch"] = "seed"  # interval: paired by seed, or Welch's
+    single_seed: Literal["inconclusive", "margin"] = "inconclusive"
+    st_metrics: tuple[Literal["sa", "ra"], ...] = ("sa", "ra")
     selection: Literal["per-metric", "best-sa", "best-ra"] = "per-metric"
+
+    def __post_init__(self) -> None:
+        if "sa" not in self.st_metrics:
+            raise UserError(
+                "verdict.st_metrics: must include sa; use [sa, ra] (both metrics) or [sa]"
+            )
+
+    def counted(self, regime: str) -> tuple[str, ...]:
+        """The metrics that decide double-win under ``regime``."""
+        return tuple(m for m in METRICS if m in self.st_metrics) if regime == "st" else METRICS
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None, path: str = "verdict") -> VerdictConfig:
+        """From an experiment file's or a run's ``verdict:`` mapping; the earlier key
+        ``tolerance: std|points`` reads as ``rule: paper|points``."""
+        raw = dict(raw or {})
+        if "tolerance" in raw:
+            legacy = raw.pop("tolerance")
+            if legacy not in _LEGACY_TOLERANCE:
+                raise UserError(
+                    f"{path}.tolerance: {legacy!r} is not std or points; "
+                    "write rule: interval, paper or points instead"
+                )
+            raw.setdefault("rule", _LEGACY_TOLERANCE[legacy])
+        return from_dict(cls, raw, path=path)
 
 
 @dataclass(frozen=True)
@@ -73,7 +124,13 @@ class TicketKey:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Ticket vs dense for one regime and one metric; accuracies in points."""
+    """Ticket vs dense for one regime and one metric; accuracies in points.
+
+    ``difference``: ticket − dense with its confidence interval (the interval rule's evidence;
+    also filled under the other rules, for the tables). ``delta``: how far below the dense
+    model the ticket may fall (δ of the interval rule, the tolerance of the others).
+    ``seeds_needed``: for an inconclusive comparison, roughly how many seeds would decide it at
+    the observed spread (None when that cannot be said)."""
 
     regime: str
     metric: str
@@ -81,38 +138,61 @@ class Comparison:
     ticket_mean: float | None
     dense_mean: float | None
     dense_std: float | None
-    tolerance: float | None
-    matching: bool | None  # None: no common seeds, nothing to compare
+    difference: Interval | None
+    delta: float | None
+    outcome: Outcome | None  # None: no common seeds, nothing to compare
+    seeds_needed: int | None = None
 
     @property
-    def margin(self) -> float | None:
-        """Points by which the ticket clears (≥ 0) or misses (< 0) the matching bar."""
-        if self.ticket_mean is None or self.dense_mean is None or self.tolerance is None:
-            return None
-        return self.ticket_mean - (self.dense_mean - self.tolerance)
+    def matching(self) -> bool | None:
+        """True matching, False not matching, None inconclusive or not compared."""
+        return {"matching": True, "not matching": False}.get(self.outcome or "")
 
 
 @dataclass(frozen=True)
 class TicketVerdict:
     key: TicketKey
     comparisons: tuple[Comparison, ...]
+    counted: tuple[tuple[str, str], ...] = tuple((r, m) for r in REGIMES for m in METRICS)
+
+    @property
+    def outcome(self) -> TicketOutcome | None:
+        """Double-win, not double-win, inconclusive; None when a counted comparison could not
+        be made (a missing run) and none failed."""
+        found = {(c.regime, c.metric): c.outcome for c in self.comparisons}
+        values = [found.get(pair) for pair in self.counted]
+        if "not matching" in values:
+            return "not double-win"
+        if None in values:
+            return None
+        if "inconclusive" in values:
+            return "inconclusive"
+        return "double-win"
 
     @property
     def double_win(self) -> bool | None:
-        """True/False when all four comparisons were made; None when any is missing."""
-        found = {(c.regime, c.metric): c.matching for c in self.comparisons}
-        values = [found.get((r, m)) for r in REGIMES for m in METRICS]
-        if any(v is False for v in values):
-            return False
-        if any(v is None for v in values):
-            return None
-        return True
+        """True double-win, False not double-win, None inconclusive or undetermined."""
+        return {"double-win": True, "not double-win": False}.get(self.outcome or "")
 
-    def matching(self, regime: str, metric: str) -> bool | None:
+    def comparison(self, regime: str, metric: str) -> Comparison | None:
         for c in self.comparisons:
             if c.regime == regime and c.metric == metric:
-                return c.matching
+                return c
         return None
+
+    def matching(self, regime: str, metric: str) -> bool | None:
+        c = self.comparison(regime, metric)
+        return None if c is None else c.matching
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Seeds that would decide every inconclusive counted comparison (the largest need)."""
+        needs = [
+            c.seeds_needed
+            for c in self.comparisons
+            if (c.regime, c.metric) in self.counted and c.outcome == "inconclusive"
+        ]
+        return None if not needs or None in needs else max(n for n in needs if n is not None)
 
 
 @dataclass(frozen=True)
@@ -125,8 +205,10 @@ class ExtremeSparsity:
     method: str
     imp_regime: str
     extreme: float | None  # None: no rung is double-win
-    all_lower_double_win: bool | None  # every tested rung below the extreme is double-win
+    # False: a rung below the extreme is not double-win; None: one is inconclusive or missing.
+    all_lower_double_win: bool | None
     rungs: tuple[tuple[float, bool | None], ...] = field(default_factory=tuple)
+    inconclusive: tuple[float, ...] = ()  # rungs judged inconclusive (not merely missing)
 
 
 def metric_value(row: Mapping[str, Any], metric: str, selection: str) -> float | None:
@@ -150,18 +232,61 @@ def compare(
     """Matching of one metric under one regime; ``ticket``/``dense`` map seed → points."""
     seeds = tuple(sorted(set(ticket) & set(dense)))
     if not seeds:
-        return Comparison(regime, metric, (), None, None, None, None, None)
-    ticket_mean = statistics.fmean(ticket[s] for s in seeds)
+        return Comparison(regime, metric, (), None, None, None, None, None, None)
+    ticket_values = [ticket[s] for s in seeds]
     dense_values = [dense[s] for s in seeds]
+    ticket_mean = statistics.fmean(ticket_values)
     dense_mean = statistics.fmean(dense_values)
-    dense_std = statistics.stdev(dense_values) if len(dense_values) > 1 else None
-    if config.tolerance == "std" and dense_std is not None:
-        tolerance = config.std_multiplier * dense_std
+    dense_std = statistics.stdev(dense_values) if len(seeds) > 1 else None
+    if config.pairing == "seed":
+        diffs = [t - d for t, d in zip(ticket_values, dense_values, strict=True)]
+        difference = mean_interval(diffs, config.confidence)
+        spread = statistics.stdev(diffs) if len(diffs) > 1 else None
     else:
-        tolerance = config.points
-    matching = ticket_mean >= dense_mean - tolerance - _EPSILON
+        difference = welch_difference(ticket_values, dense_values, config.confidence)
+        spread = (
+            math.sqrt(statistics.variance(ticket_values) + statistics.variance(dense_values))
+            if len(seeds) > 1
+            else None
+        )
+    assert difference is not None  # at least one common seed
+    needed = None
+    if config.rule == "interval":
+        delta = max(config.margin_floor, config.std_multiplier * (dense_std or 0.0))
+        if difference.low is None or difference.high is None:  # one seed: no interval
+            if config.single_seed == "margin":
+                outcome: Outcome = (
+                    "matching" if difference.mean >= -delta - _EPSILON else "not matching"
+                )
+            else:
+                outcome = "inconclusive"
+        elif difference.low >= -delta - _EPSILON:
+            outcome = "matching"
+        elif difference.high < -delta - _EPSILON:
+            outcome = "not matching"
+        else:
+            outcome = "inconclusive"
+        if outcome == "inconclusive":
+            needed = seeds_to_resolve(
+                spread, difference.mean, -delta, len(seeds), config.confidence
+            )
+    else:
+        if config.rule == "paper" and dense_std is not None:
+            delta = config.std_multiplier * dense_std
+        else:
+            delta = config.points
+        outcome = "matching" if ticket_mean >= dense_mean - delta - _EPSILON else "not matching"
     return Comparison(
-        regime, metric, seeds, ticket_mean, dense_mean, dense_std, tolerance, matching
+        regime,
+        metric,
+        seeds,
+        ticket_mean,
+        dense_mean,
+        dense_std,
+        difference,
+        delta,
+        outcome,
+        needed,
     )
 
 
@@ -171,6 +296,7 @@ def verdicts(
     """A verdict for every ticket in ``rows`` against the dense rows of the same pre-training,
     dataset and fraction. Dense rows themselves get no verdict."""
     config = config or VerdictConfig()
+    counted = tuple((r, m) for r in REGIMES for m in config.counted(r))
     # (pretraining, dataset, fraction) -> regime -> metric -> seed -> value
     dense: dict[tuple, dict[str, dict[str, dict[int, float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict))
@@ -203,7 +329,7 @@ def verdicts(
             for r in REGIMES
             for m in METRICS
         )
-        out.append(TicketVerdict(key, comparisons))
+        out.append(TicketVerdict(key, comparisons, counted))
     return out
 
 
@@ -219,12 +345,18 @@ def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[Extreme
         rungs = tuple((v.key.sparsity, v.double_win) for v in items)
         winners = [s for s, dw in rungs if dw]
         extreme = max(winners) if winners else None
-        if extreme is None:
-            all_lower = None
-        else:
-            all_lower = all(dw is True for s, dw in rungs if s < extreme)
+        all_lower: bool | None = None
+        if extreme is not None:
+            lower = [dw for s, dw in rungs if s < extreme]
+            all_lower = False if False in lower else (None if None in lower else True)
         out.append(
-            ExtremeSparsity(*group, extreme=extreme, all_lower_double_win=all_lower, rungs=rungs)
+            ExtremeSparsity(
+                *group,
+                extreme=extreme,
+                all_lower_double_win=all_lower,
+                rungs=rungs,
+                inconclusive=tuple(v.key.sparsity for v in items if v.outcome == "inconclusive"),
+            )
         )
     return out
 

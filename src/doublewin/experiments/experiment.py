@@ -169,7 +169,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
-    verdict = from_dict(VerdictConfig, raw.get("verdict") or {}, path="verdict")
+    verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")

@@ -9,6 +9,10 @@ further up: the rung above the first failure must fail too. If it is double-win 
 not monotone there, the note says so, and bisection goes on above it. The extreme reported is
 the largest double-win rung evaluated — the definition the full grid uses.
 
+A rung whose verdict is inconclusive (the seeds cannot tell matching from not matching) is
+neither a winner nor a boundary: bisection tries the other rungs between the bounds, and the
+note says about how many seeds would decide it at the observed spread.
+
 A rung is judged regime by regime, standard transfer first: a ticket that does not match under
 ST is not double-win whatever AT shows, so its AT runs are skipped (and so is the AT dense
 baseline while no rung of its setting needs it). Ladders advance in waves: each wave gathers
@@ -23,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from doublewin.analysis.verdict import VerdictConfig, verdicts
+from doublewin.analysis.verdict import TicketVerdict, VerdictConfig, verdicts
 from doublewin.core.results import (
     REGIMES,
     LadderKey,
@@ -56,8 +60,11 @@ class LadderSearch:
         """The rung to evaluate next, or None when the search is done."""
         while True:
             if self.phase == "bisect":
-                if self.high - self.low > 1:
-                    return (self.low + self.high) // 2
+                # Rungs already judged inside the bounds are inconclusive ones: skip them.
+                open_rungs = [r for r in range(self.low + 1, self.high) if r not in self.results]
+                if open_rungs:
+                    middle = (self.low + self.high) // 2
+                    return min(open_rungs, key=lambda r: (abs(r - middle), r))
                 self.phase = "confirm"
             if self.phase == "confirm":
                 above = self.high + 1
@@ -74,14 +81,17 @@ class LadderSearch:
                 continue
             return None
 
-    def record(self, rung: int, double_win: bool | None) -> None:
+    def record(self, rung: int, double_win: bool | None, why: str = "") -> None:
+        """The rung's verdict: True double-win, False not, None inconclusive or missing
+        (``why`` says which, for the notes)."""
         self.results[rung] = double_win
         if double_win is None:
             self.notes.append(
-                f"rung {self.sparsities[rung]:.4f} has no verdict (a transfer "
-                "run failed or is missing); it counts as not double-win"
+                f"rung {self.sparsities[rung]:.4f} "
+                + (why or "has no verdict (a transfer run failed or is missing)")
+                + ": neither a winner nor a boundary"
             )
-        if self.phase == "bisect":
+        if self.phase == "bisect" and double_win is not None:
             if double_win:
                 self.low = rung
             else:
@@ -91,7 +101,9 @@ class LadderSearch:
         self.phase = "done"
         extreme = self.extreme_rung
         losers = sorted(
-            r for r, dw in self.results.items() if not dw and extreme is not None and r < extreme
+            r
+            for r, dw in self.results.items()
+            if dw is False and extreme is not None and r < extreme
         )
         if losers:
             self.notes.append(
@@ -116,6 +128,18 @@ class SearchOutcome:
     ladders: tuple[LadderSearch, ...]
     transfer_runs: int  # transfer jobs the search needed (dense baselines included)
     full_grid_transfer_runs: int
+
+
+def _why_undecided(verdict: TicketVerdict | None) -> str:
+    if verdict is None or verdict.outcome != "inconclusive":
+        return ""
+    needed = verdict.seeds_needed
+    more = (
+        f"about {needed} seeds would decide it at the observed spread"
+        if needed is not None
+        else "more seeds are needed to decide it"
+    )
+    return f"is inconclusive ({more})"
 
 
 def regime_order(regimes: set[str]) -> list[str]:
@@ -180,16 +204,15 @@ def search_extreme(
         if not current:
             break
         rows = submit(batch)
-        outcome = {
-            (v.key.group, v.key.sparsity): v.double_win for v in verdicts(rows, verdict_config)
-        }
+        judged = {(v.key.group, v.key.sparsity): v for v in verdicts(rows, verdict_config)}
         for key, (rung, step) in list(current.items()):
             search = searches[key]
-            double_win = outcome.get((key, search.sparsities[rung]))
+            verdict = judged.get((key, search.sparsities[rung]))
+            double_win = None if verdict is None else verdict.double_win
             if double_win is None and step + 1 < len(order):
                 current[key] = (rung, step + 1)  # not decided yet: the next regime
                 continue
-            search.record(rung, double_win)
+            search.record(rung, double_win, _why_undecided(verdict))
             del current[key]
     spent = sum(1 for j in transfers if j.id in done_ids)
     return SearchOutcome(tuple(searches.values()), spent, len(transfers))

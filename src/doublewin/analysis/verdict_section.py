@@ -1,0 +1,148 @@
+"""The report's sections about the verdicts themselves: the findings at a glance (the forest
+plot that opens the report) and every ticket's four comparisons with their intervals."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from doublewin.analysis.document import Bullets, Figure, Paragraph, Section, Table
+from doublewin.analysis.forest import forest_plot
+from doublewin.analysis.report_data import MARK, MARK_LEGEND, ReportData, pretraining_index
+from doublewin.analysis.summaries import fraction_text, ladder_label, percent
+from doublewin.analysis.verdict import Comparison, TicketVerdict
+from doublewin.core import paths
+from doublewin.core.results import METRICS, REGIMES
+
+_COMPARISON_MARK = {"matching": "✓", "not matching": "✗", "inconclusive": "~", None: "?"}
+
+
+def glance_section(data: ReportData) -> tuple[Section, list[Figure]]:
+    section = Section("Findings at a glance")
+    figure = Figure(
+        paths.figure("findings"),
+        forest_plot(data.findings),
+        "Each finding of the paper on this run: the share of its decided comparisons that "
+        "came out for the paper, with its exact 95% interval; colour by status (green "
+        "supports, red contradicts, grey cannot tell or not testable). Details in *Findings of "
+        "the paper, checked on this run*.",
+    )
+    section.blocks.append(figure)
+    return section, [figure]
+
+
+def verdicts_section(data: ReportData) -> Section:
+    section = Section("Verdicts with intervals")
+    if not data.verdicts:
+        section.blocks.append(
+            Paragraph("No ticket has been transferred, so there is no verdict to show.")
+        )
+        return section
+    counts = Counter(v.outcome for v in data.verdicts)
+    section.blocks.append(
+        Paragraph(
+            f"{len(data.verdicts)} tickets judged: {counts['double-win']} double-win, "
+            f"{counts['not double-win']} not double-win, {counts['inconclusive']} inconclusive, "
+            f"{counts[None]} undetermined (a run missing). Each cell is ticket − dense in points "
+            "over the seeds both ran, with its interval, and the comparison's outcome (✓ "
+            "matching, ✗ not matching, ~ inconclusive, ? not compared) with the margin δ: a "
+            "ticket matches when the interval's lower end is at least −δ. A comparison in parentheses does not count towards "
+            f"double-win (`verdict.st_metrics`). Verdict: {MARK_LEGEND}."
+        )
+    )
+    ordered = sorted(
+        data.verdicts,
+        key=lambda v: (
+            pretraining_index(data, v.key.pretraining),
+            v.key.dataset,
+            -v.key.fraction,
+            v.key.method != "imp",
+            v.key.method,
+            v.key.imp_regime,
+            v.key.sparsity,
+        ),
+    )
+    rows = []
+    for verdict in ordered:
+        key = verdict.key
+        seeds = {len(c.seeds) for c in verdict.comparisons if c.seeds}
+        rows.append(
+            (
+                key.pretraining,
+                key.dataset,
+                fraction_text(key.fraction),
+                ladder_label(key.method, key.imp_regime),
+                percent(key.sparsity),
+                "/".join(str(n) for n in sorted(seeds)) or "0",
+                *[
+                    _cell(verdict, verdict.comparison(regime, metric))
+                    for regime in REGIMES
+                    for metric in METRICS
+                ],
+                MARK[verdict.outcome],
+            )
+        )
+    section.blocks.append(
+        Table(
+            (
+                "pre-training",
+                "dataset",
+                "data",
+                "ladder",
+                "sparsity",
+                "seeds",
+                "ST SA",
+                "ST RA",
+                "AT SA",
+                "AT RA",
+                "verdict",
+            ),
+            tuple(rows),
+        )
+    )
+    undecided = [v for v in ordered if v.outcome == "inconclusive"]
+    if undecided:
+        section.blocks.append(
+            Paragraph(
+                "**Inconclusive verdicts** and roughly how many seeds would decide them, if the "
+                "spread over seeds stays as observed (the smallest n whose t-interval half-width "
+                "falls below the distance between the mean difference and −δ):"
+            )
+        )
+        section.blocks.append(Bullets(tuple(_undecided(v) for v in undecided)))
+    return section
+
+
+def _cell(verdict: TicketVerdict, comparison: Comparison | None) -> str:
+    if comparison is None or comparison.difference is None:
+        return "?"
+    text = f"{comparison.difference.text()} {_COMPARISON_MARK[comparison.outcome]}"
+    if comparison.delta is not None:
+        text += f" (δ {comparison.delta:.2f})"
+    if (comparison.regime, comparison.metric) not in verdict.counted:
+        text = f"({text})"
+    return text
+
+
+def _undecided(verdict: TicketVerdict) -> str:
+    key = verdict.key
+    where = (
+        f"{key.pretraining} → {key.dataset} at {fraction_text(key.fraction)} data, "
+        f"{ladder_label(key.method, key.imp_regime)} at {percent(key.sparsity)}"
+    )
+    parts = []
+    for c in verdict.comparisons:
+        if c.outcome != "inconclusive" or (c.regime, c.metric) not in verdict.counted:
+            continue
+        assert c.difference is not None and c.delta is not None
+        need = (
+            f"about {c.seeds_needed} seeds"
+            if c.seeds_needed is not None
+            else "seeds beyond any practical count"
+            if len(c.seeds) > 1
+            else "a second seed first (one seed shows no spread)"
+        )
+        parts.append(
+            f"{c.regime.upper()} {c.metric.upper()} {c.difference.text()} held against "
+            f"δ = {c.delta:.2f} over {len(c.seeds)} seed(s): {need}"
+        )
+    return f"{where}: " + "; ".join(parts)
