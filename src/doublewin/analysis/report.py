@@ -37,11 +37,11 @@ from doublewin.analysis.summaries import (
     pretraining_kinds,
     primary_ladder,
 )
+from doublewin.analysis.table_check import check_rows
 from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdicts
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
 from doublewin.core.errors import UserError
-from doublewin.core.results import REQUIRED_COLUMNS
 
 __all__ = [
     "ReportPaths",
@@ -143,7 +143,7 @@ def analyse(
     """Verdicts, extremes, per-cell means and findings of ``rows`` (see ``ReportData``)."""
     meta = meta or {}
     rows = list(rows)
-    _check_rows(rows)
+    check_rows(rows)
     config = verdict_config or _config_from_meta(meta)
     cells = aggregate(rows, config)
     ticket_verdicts = verdicts(rows, config)
@@ -177,28 +177,6 @@ def analyse(
         findings=findings(FindingsInput(cells, extremes, kinds, control)),
         control=control,
     )
-
-
-def _check_rows(rows: Sequence[Mapping[str, Any]]) -> None:
-    for index, row in enumerate(rows, start=1):
-        for column in REQUIRED_COLUMNS:
-            if row.get(column) is None or row.get(column) == "":
-                raise UserError(
-                    f"results row {index} has no {column!r}; every row needs "
-                    f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)"
-                )
-        try:
-            float(row["fraction"]), float(row["sparsity"]), int(row["seed"])
-        except (TypeError, ValueError):
-            raise UserError(
-                f"results row {index}: fraction, sparsity and seed must be numbers "
-                f"(got {row['fraction']!r}, {row['sparsity']!r}, {row['seed']!r})"
-            ) from None
-        if str(row["regime"]).lower() not in ("st", "at"):
-            raise UserError(
-                f"results row {index}: regime {row['regime']!r} is not st or at; "
-                "transfer regimes are st (standard) and at (adversarial)"
-            )
 
 
 def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:

@@ -11,6 +11,7 @@ from doublewin.cli import (
     experiments,  # noqa: F401
     stages,  # noqa: F401
     tickets,  # noqa: F401
+    verdict,  # noqa: F401
     weights,  # noqa: F401
 )
 from doublewin.cli.app import app, err_console

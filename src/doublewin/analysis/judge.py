@@ -1,0 +1,185 @@
+"""``doublewin verdict``: judge any results table (ours, or one converted from another tool's
+logs) and say per ticket whether it is double-win, each ladder's extreme sparsity and what the
+paper's findings come to, as text or as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from doublewin.analysis.finding import Finding
+from doublewin.analysis.report import analyse
+from doublewin.analysis.report_data import MARK, ReportData
+from doublewin.analysis.results_table import read_results_csv
+from doublewin.analysis.sections import verdict_rule
+from doublewin.analysis.stats import Interval
+from doublewin.analysis.summaries import fraction_text, ladder_label, percent
+from doublewin.analysis.table_check import check_rows
+from doublewin.analysis.verdict import Comparison, ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.core.errors import UserError
+from doublewin.core.typed import to_dict
+
+
+def load_verdict_file(path: Path | None) -> tuple[VerdictConfig, dict[str, Any]]:
+    """The verdict options and the metadata of a YAML file: either the options themselves
+    (``rule: interval``…) or an experiment-like file with ``verdict:`` and optionally
+    ``pretrainings:`` (label → regime std|fat|at|control)."""
+    if path is None:
+        return VerdictConfig(), {}
+    if not path.is_file():
+        raise UserError(f"{path} not found; pass a YAML file of verdict options (docs/verdict.md)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" at line {line + 1}" if line is not None else ""
+        raise UserError(f"{path}: not valid YAML{at}; fix the file (docs/verdict.md)") from None
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{path}: expected a mapping of verdict options, got {type(raw).__name__}")
+    meta: dict[str, Any] = {}
+    if "verdict" in raw or "pretrainings" in raw:
+        regimes = raw.get("pretrainings") or {}
+        if not isinstance(regimes, Mapping):
+            raise UserError(f"{path}: pretrainings must map each label to std, fat, at or control")
+        meta["pretrainings"] = [
+            {
+                "label": str(label),
+                "regime": value.get("regime") if isinstance(value, Mapping) else value,
+            }
+            for label, value in regimes.items()
+        ]
+        raw = raw.get("verdict") or {}
+    return VerdictConfig.from_mapping(raw), meta
+
+
+def judge_table(
+    csv_path: Path, config: VerdictConfig, meta: Mapping[str, Any] | None = None
+) -> ReportData:
+    """Read, check (strictly: docs/report.md's columns) and judge a results table."""
+    rows = read_results_csv(csv_path)
+    if not rows:
+        raise UserError(f"{csv_path} has no rows; it needs a header and one row per transfer run")
+    check_rows(rows, source=str(csv_path), strict=True, selection=config.selection)
+    return analyse(rows, meta=meta or {}, verdict_config=config)
+
+
+def judgement(data: ReportData) -> dict[str, Any]:
+    """Everything ``doublewin verdict --json`` prints."""
+    return {
+        "verdict": to_dict(data.config),
+        "tickets": [_ticket(v) for v in data.verdicts],
+        "extremes": [_extreme(e) for e in data.extremes],
+        "findings": [_finding(f) for f in data.findings],
+    }
+
+
+def judgement_lines(data: ReportData) -> list[str]:
+    """The same as plain text, one line per ticket, ladder and finding."""
+    lines = [_plain(verdict_rule(data.config)), "", f"Tickets ({len(data.verdicts)}):"]
+    for v in data.verdicts:
+        k = v.key
+        cells = "  ".join(
+            f"{c.regime.upper()} {c.metric.upper()} {_interval(c.difference)} {_mark(c)}"
+            + ("" if (c.regime, c.metric) in v.counted else " (not counted)")
+            for c in v.comparisons
+        )
+        seeds = max((len(c.seeds) for c in v.comparisons), default=0)
+        need = f"; about {v.seeds_needed} seeds would decide it" if v.seeds_needed else ""
+        lines.append(
+            f"  {MARK[v.outcome]} {k.pretraining} → {k.dataset} {fraction_text(k.fraction)}  "
+            f"{ladder_label(k.method, k.imp_regime)} {percent(k.sparsity)}  {seeds} seed(s)  "
+            f"{v.outcome or 'undetermined'}{need}  |  {cells}"
+        )
+    lines += ["", "Extreme double-win sparsity:"]
+    for e in data.extremes:
+        lines.append(
+            f"  {e.pretraining} → {e.dataset} {fraction_text(e.fraction)}  "
+            f"{ladder_label(e.method, e.imp_regime)}: {percent(e.extreme) if e.extreme else 'none'}"
+            + (f" ({len(e.inconclusive)} inconclusive rung(s))" if e.inconclusive else "")
+        )
+    lines += ["", "Findings:"]
+    for i, f in enumerate(data.findings, start=1):
+        lines.append(f"  {i:2d}. [{f.status}] {f.claim} {f.summary}")
+    return lines
+
+
+def _ticket(v: TicketVerdict) -> dict[str, Any]:
+    k = v.key
+    return {
+        "pretraining": k.pretraining,
+        "dataset": k.dataset,
+        "fraction": k.fraction,
+        "method": k.method,
+        "imp_regime": k.imp_regime,
+        "sparsity": k.sparsity,
+        "outcome": v.outcome,
+        "seeds_needed": v.seeds_needed,
+        "comparisons": [_comparison(c, v) for c in v.comparisons],
+    }
+
+
+def _comparison(c: Comparison, v: TicketVerdict) -> dict[str, Any]:
+    d = c.difference
+    return {
+        "regime": c.regime,
+        "metric": c.metric,
+        "counted": (c.regime, c.metric) in v.counted,
+        "seeds": list(c.seeds),
+        "ticket_mean": c.ticket_mean,
+        "dense_mean": c.dense_mean,
+        "dense_std": c.dense_std,
+        "difference": None if d is None else {"mean": d.mean, "low": d.low, "high": d.high},
+        "delta": c.delta,
+        "outcome": c.outcome,
+        "seeds_needed": c.seeds_needed,
+    }
+
+
+def _extreme(e: ExtremeSparsity) -> dict[str, Any]:
+    return {
+        "pretraining": e.pretraining,
+        "dataset": e.dataset,
+        "fraction": e.fraction,
+        "method": e.method,
+        "imp_regime": e.imp_regime,
+        "extreme": e.extreme,
+        "all_lower_double_win": e.all_lower_double_win,
+        "rungs": [{"sparsity": s, "double_win": dw} for s, dw in e.rungs],
+        "inconclusive": list(e.inconclusive),
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    test = f.sign
+    return {
+        "key": f.key,
+        "claim": f.claim,
+        "status": f.status,
+        "wins": f.wins,
+        "losses": f.losses,
+        "test": f.test,
+        "p_value": test.p_value,
+        "share": test.share,
+        "share_interval": None if test.low is None else [test.low, test.high],
+        "rule": f.rule,
+        "note": f.note,
+        "evidence": list(f.evidence),
+    }
+
+
+def _interval(d: Interval | None) -> str:
+    return "—" if d is None else d.text()
+
+
+def _mark(c: Comparison) -> str:
+    return {"matching": "✓", "not matching": "✗", "inconclusive": "~"}.get(c.outcome or "", "?")
+
+
+def _plain(text: str) -> str:
+    return text.replace("**", "").replace("*", "")
+
+
+__all__ = ["judge_table", "judgement", "judgement_lines", "load_verdict_file"]

@@ -1,0 +1,140 @@
+"""Checks of a results table before anything is judged: one line naming the row, the column
+and the fix for each kind of bad table (docs/report.md lists the columns).
+
+``check_rows`` is what every reader runs (the report, ``doublewin verdict``); ``strict`` adds
+what a table handed to ``doublewin verdict`` must also hold: the accuracy columns the checkpoint
+selection reads, numbers in points, and a dense baseline for every ticket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from doublewin.core.errors import UserError
+from doublewin.core.results import REGIMES, REQUIRED_COLUMNS, TEST_METRICS, is_dense
+
+# Which accuracy columns each checkpoint selection reads (see verdict.metric_value).
+SELECTION_COLUMNS = {
+    "per-metric": ("sa_best_sa", "ra_best_ra"),
+    "best-sa": ("sa_best_sa", "ra_best_sa"),
+    "best-ra": ("sa_best_ra", "ra_best_ra"),
+}
+
+
+def check_rows(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: str | None = None,
+    strict: bool = False,
+    selection: str = "per-metric",
+) -> None:
+    """Raise ``UserError`` on the first bad row. ``source`` names a CSV file: rows are then
+    called by their line in it (the header is line 1)."""
+
+    def where(index: int) -> str:
+        return f"{source} line {index + 2}" if source else f"results row {index + 1}"
+
+    seen: dict[tuple, int] = {}
+    for index, row in enumerate(rows):
+        for column in REQUIRED_COLUMNS:
+            if row.get(column) is None or row.get(column) == "":
+                raise UserError(
+                    f"{where(index)} has no {column!r}; every row needs "
+                    f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)"
+                )
+        for column, kind in (("fraction", float), ("sparsity", float), ("seed", int)):
+            try:
+                kind(row[column])
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"{where(index)}, column {column!r}: {row[column]!r} is not a "
+                    f"{'whole number' if kind is int else 'number'}"
+                ) from None
+        if str(row["regime"]).lower() not in REGIMES:
+            raise UserError(
+                f"{where(index)}, column 'regime': {row['regime']!r} is not st or at; "
+                "transfer regimes are st (standard) and at (adversarial)"
+            )
+        key = _run_key(row)
+        if key in seen:
+            first = f"line {seen[key] + 2}" if source else f"row {seen[key] + 1}"
+            raise UserError(
+                f"{where(index)} repeats {first}: two rows for "
+                f"{_describe(row)} seed {row['seed']}; keep one row per seed"
+            )
+        seen[key] = index
+        if strict:
+            _check_accuracies(row, where(index))
+    if strict:
+        _check_columns(rows, selection, source or "the results table")
+        _check_dense(rows, where)
+
+
+def _check_columns(rows: Sequence[Mapping[str, Any]], selection: str, source: str) -> None:
+    names = {str(k) for row in rows for k in row}
+    for column in SELECTION_COLUMNS[selection]:
+        if column not in names:
+            raise UserError(
+                f"{source} has no column {column!r}, which verdict.selection {selection} "
+                f"reads; add it (columns: docs/report.md) or choose another selection"
+            )
+
+
+def _check_accuracies(row: Mapping[str, Any], where: str) -> None:
+    for column in TEST_METRICS:
+        value = row.get(column)
+        if value is None or value == "":
+            continue  # a run that did not finish: its comparisons stay undetermined
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UserError(
+                f"{where}, column {column!r}: {value!r} is not a number; accuracies are "
+                "points from 0 to 100"
+            ) from None
+        if math.isnan(number):
+            continue
+        if not 0.0 <= number <= 100.0:
+            raise UserError(
+                f"{where}, column {column!r}: {number:g} is outside 0–100; accuracies are "
+                "points from 0 to 100"
+            )
+
+
+def _check_dense(rows: Sequence[Mapping[str, Any]], where) -> None:
+    dense = {_setting_regime(row) for row in rows if is_dense(row)}
+    for index, row in enumerate(rows):
+        if not is_dense(row) and _setting_regime(row) not in dense:
+            raise UserError(
+                f"{where(index)}: the ticket {_describe(row)} has no dense baseline (no row "
+                "with method dense and the same pretraining, dataset, fraction and regime); "
+                "add the dense runs"
+            )
+
+
+def _setting_regime(row: Mapping[str, Any]) -> tuple:
+    return (
+        str(row["pretraining"]),
+        str(row["dataset"]),
+        float(row["fraction"]),
+        str(row["regime"]).lower(),
+    )
+
+
+def _run_key(row: Mapping[str, Any]) -> tuple:
+    sparsity = 0.0 if is_dense(row) else round(float(row["sparsity"]), 6)
+    imp_regime = "" if is_dense(row) else str(row.get("imp_regime") or "")
+    return (*_setting_regime(row), str(row["method"]), imp_regime, sparsity, int(row["seed"]))
+
+
+def _describe(row: Mapping[str, Any]) -> str:
+    method = str(row["method"])
+    ladder = (
+        method if not row.get("imp_regime") or is_dense(row) else f"{method}/{row['imp_regime']}"
+    )
+    return (
+        f"{row['pretraining']} → {row['dataset']} at fraction {float(row['fraction']):g}, "
+        f"{ladder} at sparsity {float(row['sparsity']):g}, regime {str(row['regime']).lower()}"
+    )

@@ -1,0 +1,178 @@
+"""Matching as a statistical decision: the interval rule at its edges, one seed, identical dense
+seeds (the δ floor), the three rules side by side, ST metrics, and the seeds-needed estimate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from doublewin.analysis.stats import seeds_to_resolve
+from doublewin.analysis.verdict import VerdictConfig, compare, extreme_sparsities, verdicts
+from doublewin.core.errors import UserError
+
+T2 = float(stats.t.ppf(0.975, 2))  # 4.303: three seeds
+HALF = T2 / math.sqrt(3)  # interval half-width of differences m − 1, m, m + 1 (sd 1)
+DENSE = {0: 90.0, 1: 90.0, 2: 90.0}  # identical seeds: std 0, so δ is the floor (1 point)
+
+
+def _ticket(mean: float) -> dict[int, float]:
+    return {0: 90.0 + mean - 1.0, 1: 90.0 + mean, 2: 90.0 + mean + 1.0}
+
+
+def _compare(ticket, dense=DENSE, **config):
+    return compare(ticket, dense, regime="st", metric="sa", config=VerdictConfig(**config))
+
+
+@pytest.mark.parametrize(
+    ("mean", "outcome"),
+    [
+        (-1.0 + HALF + 0.01, "matching"),  # lower end −0.99 ≥ −δ = −1
+        (-1.0 + HALF - 0.01, "inconclusive"),  # lower end −1.01
+        (-1.0 - HALF + 0.01, "inconclusive"),  # upper end −0.99
+        (-1.0 - HALF - 0.01, "not matching"),  # upper end −1.01 < −δ
+    ],
+)
+def test_matching_not_matching_and_inconclusive_at_the_intervals_edges(mean, outcome):
+    c = _compare(_ticket(mean))
+    assert c.delta == 1.0
+    assert c.difference.mean == pytest.approx(mean)
+    assert c.difference.high - c.difference.mean == pytest.approx(HALF)
+    assert c.outcome == outcome
+    assert c.matching is {"matching": True, "not matching": False}.get(outcome)
+
+
+def test_identical_dense_seeds_never_set_a_zero_point_bar():
+    ticket = {0: 89.5, 1: 89.5, 2: 89.5}  # 0.5 below dense on every seed, no spread
+    assert _compare(ticket, rule="paper").outcome == "not matching"  # tolerance 0: std of 90s
+    floored = _compare(ticket)
+    assert floored.delta == 1.0 and floored.outcome == "matching"
+    assert _compare(ticket, margin_floor=0.0).outcome == "not matching"
+
+
+def test_the_margin_grows_with_the_dense_spread_above_the_floor():
+    dense = {0: 88.0, 1: 90.0, 2: 92.0}  # std 2
+    c = _compare({0: 87.0, 1: 89.0, 2: 91.0}, dense)  # 1 below on every seed
+    assert c.delta == pytest.approx(2.0) and c.outcome == "matching"
+    assert _compare({0: 87.0, 1: 89.0, 2: 91.0}, dense, std_multiplier=0.0).delta == 1.0
+
+
+def test_one_seed_is_inconclusive_unless_the_single_seed_margin_is_chosen():
+    one = _compare({0: 89.5}, {0: 90.0})
+    assert one.outcome == "inconclusive" and one.difference.low is None
+    assert one.seeds_needed is None  # no spread yet: nothing to extrapolate from
+    assert _compare({0: 89.5}, {0: 90.0}, single_seed="margin").outcome == "matching"
+    assert _compare({0: 88.5}, {0: 90.0}, single_seed="margin").outcome == "not matching"
+
+
+def test_the_three_rules_on_one_table():
+    # Dense 90 ± 1 (two seeds at 89, 91: std √2); ticket 1.2 below on average, paired
+    # differences −0.2 and −2.2 (sd √2): interval −1.2 ± 12.7 · 1 → inconclusive.
+    dense, ticket = {0: 89.0, 1: 91.0}, {0: 88.8, 1: 88.8}
+    assert _compare(ticket, dense).outcome == "inconclusive"
+    assert _compare(ticket, dense, rule="paper").outcome == "matching"  # 88.8 ≥ 90 − 1.41
+    assert _compare(ticket, dense, rule="points").outcome == "not matching"  # < 90 − 1
+    assert _compare(ticket, dense, rule="points", points=1.5).outcome == "matching"
+
+
+def test_welch_pairing_is_wider_when_seeds_share_their_luck():
+    dense = {0: 85.0, 1: 90.0, 2: 95.0}
+    ticket = {0: 84.5, 1: 89.5, 2: 94.5}  # exactly 0.5 below, seed by seed
+    paired = _compare(ticket, dense)
+    welch = _compare(ticket, dense, pairing="welch")
+    assert paired.difference.low == pytest.approx(-0.5) and paired.outcome == "matching"
+    assert welch.difference.low < -10 and welch.outcome == "inconclusive"
+
+
+def test_the_seeds_needed_estimate_resolves_the_comparison_at_the_observed_spread():
+    mean = -1.0 + HALF - 0.5  # inconclusive with three seeds
+    c = _compare(_ticket(mean))
+    assert c.outcome == "inconclusive"
+    n = c.seeds_needed
+    assert n is not None and n > 3
+    # With n seeds of the same mean and spread the interval clears −δ; with n − 1 it does not.
+    for seeds, decided in ((n, True), (n - 1, False)):
+        half = float(stats.t.ppf(0.975, seeds - 1)) / math.sqrt(seeds)
+        assert (mean - half >= -1.0) is decided
+    assert seeds_to_resolve(1.0, -1.0, -1.0, 3) is None  # on the bar: no count decides it
+
+
+def _rows(method, sparsity, values):
+    """values: {(regime, seed): (sa, ra)} → rows with the same numbers at both checkpoints."""
+    return [
+        {
+            "pretraining": "AT",
+            "dataset": "digits",
+            "fraction": 1.0,
+            "method": method,
+            "imp_regime": "" if method == "dense" else "std",
+            "sparsity": sparsity,
+            "regime": regime,
+            "seed": seed,
+            "sa_best_sa": sa,
+            "ra_best_sa": ra,
+            "sa_best_ra": sa,
+            "ra_best_ra": ra,
+        }
+        for (regime, seed), (sa, ra) in values.items()
+    ]
+
+
+def _grid(st_ra_offsets, at_sa_offsets=(0.0, 0.0, 0.0)):
+    dense = {(r, s): (90.0, 40.0) for r in ("st", "at") for s in range(3)}
+    ticket = {}
+    for s in range(3):
+        ticket[("st", s)] = (90.0, 40.0 + st_ra_offsets[s])
+        ticket[("at", s)] = (90.0 + at_sa_offsets[s], 40.0)
+    return _rows("dense", 0.0, dense) + _rows("imp", 0.5, ticket)
+
+
+def test_double_win_is_three_valued():
+    (win,) = verdicts(_grid((0.0, 0.0, 0.0)))
+    assert win.outcome == "double-win" and win.double_win is True
+    (fail,) = verdicts(_grid((-5.0, -5.0, -5.0), at_sa_offsets=(-3.0, 2.0, 0.0)))
+    assert fail.outcome == "not double-win"  # one failure decides, whatever AT SA shows
+    (unsure,) = verdicts(_grid((-3.0, 0.0, 1.0)))
+    assert unsure.outcome == "inconclusive" and unsure.double_win is None
+    assert unsure.seeds_needed is not None
+    (missing,) = verdicts([r for r in _grid((0.0, 0.0, 0.0)) if r["regime"] == "st"])
+    assert missing.outcome is None
+
+
+def test_st_metrics_sa_only_ignores_robust_accuracy_after_standard_transfer():
+    rows = _grid((-20.0, -20.0, -20.0))  # RA collapses under ST transfer, all else matches
+    (both,) = verdicts(rows)
+    (sa_only,) = verdicts(rows, VerdictConfig(st_metrics=("sa",)))
+    assert both.outcome == "not double-win"
+    assert sa_only.outcome == "double-win"
+    assert sa_only.matching("st", "ra") is False  # still computed and shown, not counted
+    with pytest.raises(UserError, match="st_metrics"):
+        VerdictConfig(st_metrics=("ra",))
+
+
+def test_an_inconclusive_rung_is_neither_the_extreme_nor_a_failure():
+    rows = _grid((0.0, 0.0, 0.0))
+    for sparsity, offsets in ((0.6, (-3.0, 0.0, 1.0)), (0.7, (0.0, 0.0, 0.0))):
+        rows += [
+            {**r, "sparsity": sparsity, "ra_best_ra": 40.0 + offsets[r["seed"]]}
+            if r["regime"] == "st"
+            else {**r, "sparsity": sparsity}
+            for r in _rows(
+                "imp", 0.5, {(g, s): (90.0, 40.0) for g in ("st", "at") for s in range(3)}
+            )
+        ]
+    (ladder,) = extreme_sparsities(verdicts(rows))
+    assert ladder.extreme == 0.7
+    assert ladder.inconclusive == (0.6,)
+    assert ladder.all_lower_double_win is None  # a lower rung is inconclusive, not failing
+
+
+def test_the_legacy_tolerance_key_reads_as_a_rule():
+    assert VerdictConfig.from_mapping({"tolerance": "std"}).rule == "paper"
+    assert VerdictConfig.from_mapping({"tolerance": "points", "points": 3}).rule == "points"
+    assert VerdictConfig.from_mapping(None).rule == "interval"
+    with pytest.raises(UserError, match="verdict.tolerance"):
+        VerdictConfig.from_mapping({"tolerance": "loose"})
+    with pytest.raises(UserError, match="verdict.margin_floor"):
+        VerdictConfig.from_mapping({"margin_floor": -1})
