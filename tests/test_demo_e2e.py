@@ -108,16 +108,16 @@ def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_pa
     "tolerance",
     [
         [],
-        ["verdict.tolerance=points", "verdict.points=5"],
-        ["verdict.tolerance=points", "verdict.points=10"],
+        ["verdict.rule=points", "verdict.points=5"],
+        ["verdict.rule=points", "verdict.points=10"],
     ],
-    ids=["std", "5-points", "10-points"],
+    ids=["paper", "5-points", "10-points"],
 )
 def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     quick_run, tolerance: list[str]
 ) -> None:
-    """On the quick demo's own results, under its verdict (one dense standard deviation) and
-    under looser tolerances that move the boundary up the ladder, the search finds every
+    """On the quick demo's own results, under its verdict (the paper rule: one dense standard
+    deviation) and under looser tolerances that move the boundary up the ladder, the search finds every
     ladder's full-grid extreme with at most half the grid's transfer runs."""
     import json
 

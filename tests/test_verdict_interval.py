@@ -172,6 +172,8 @@ def test_the_legacy_tolerance_key_reads_as_a_rule():
     assert VerdictConfig.from_mapping({"tolerance": "std"}).rule == "paper"
     assert VerdictConfig.from_mapping({"tolerance": "points", "points": 3}).rule == "points"
     assert VerdictConfig.from_mapping(None).rule == "interval"
+    with pytest.raises(UserError, match="keep rule only"):
+        VerdictConfig.from_mapping({"tolerance": "std", "rule": "interval"})
     with pytest.raises(UserError, match="verdict.tolerance"):
         VerdictConfig.from_mapping({"tolerance": "loose"})
     with pytest.raises(UserError, match="verdict.margin_floor"):

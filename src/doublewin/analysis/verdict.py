@@ -101,7 +101,11 @@ class VerdictConfig:
                     f"{path}.tolerance: {legacy!r} is not std or points; "
                     "write rule: interval, paper or points instead"
                 )
-            raw.setdefault("rule", _LEGACY_TOLERANCE[legacy])
+            if "rule" in raw:
+                raise UserError(
+                    f"{path}: both rule and the earlier key tolerance are set; keep rule only"
+                )
+            raw["rule"] = _LEGACY_TOLERANCE[legacy]
         return from_dict(cls, raw, path=path)
 
 
