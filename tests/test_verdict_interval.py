@@ -178,3 +178,23 @@ def test_the_legacy_tolerance_key_reads_as_a_rule():
         VerdictConfig.from_mapping({"tolerance": "loose"})
     with pytest.raises(UserError, match="verdict.margin_floor"):
         VerdictConfig.from_mapping({"margin_floor": -1})
+
+
+def test_an_inconclusive_verdict_needs_the_seeds_of_its_first_likely_failure():
+    from doublewin.analysis.verdict import TicketKey, TicketVerdict
+
+    config = VerdictConfig()
+    failing = compare(_ticket(-2.5), DENSE, regime="st", metric="sa", config=config)
+    passing = compare(_ticket(0.3), DENSE, regime="st", metric="ra", config=config)
+    matching = compare(
+        _ticket(0.0) | {0: 90.0, 2: 90.0}, DENSE, regime="at", metric="sa", config=config
+    )
+    assert failing.outcome == passing.outcome == "inconclusive" and matching.outcome == "matching"
+    at_ra = compare({0: 90.0, 1: 90.0, 2: 90.0}, DENSE, regime="at", metric="ra", config=config)
+    key = TicketKey("AT", "digits", 1.0, "imp", "std", 0.5)
+    verdict = TicketVerdict(key, (failing, passing, matching, at_ra))
+    assert verdict.outcome == "inconclusive" and verdict.heading == "not double-win"
+    assert verdict.seeds_needed == failing.seeds_needed  # one failure decides
+    passing_sa = compare(_ticket(0.3), DENSE, regime="st", metric="sa", config=config)
+    hopeful = TicketVerdict(key, (passing_sa, passing, matching, at_ra))
+    assert hopeful.heading == "double-win" and hopeful.seeds_needed == passing.seeds_needed

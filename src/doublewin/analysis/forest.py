@@ -36,7 +36,13 @@ def forest_plot(findings: Sequence[Finding]) -> bytes:
         test = finding.sign
         labels.append(f"{row + 1}. {finding.key}")
         if finding.status == "not testable" or test.share is None:
-            notes.append(finding.status if finding.status == "not testable" else "no comparison")
+            notes.append(
+                finding.status
+                if finding.status == "not testable"
+                else f"{finding.status} · nothing decided"
+                if finding.evidence
+                else "no comparison"
+            )
             continue
         ax.plot([100 * test.low, 100 * test.high], [y, y], color=color, linewidth=2.2, alpha=0.8)
         ax.plot([100 * test.share], [y], marker="o", markersize=6, color=color)

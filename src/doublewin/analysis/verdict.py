@@ -189,14 +189,39 @@ class TicketVerdict:
         return None if c is None else c.matching
 
     @property
+    def heading(self) -> TicketOutcome | None:
+        """For an inconclusive verdict, where its means point: not double-win when some
+        inconclusive counted comparison's mean difference is below −δ, else double-win."""
+        if self.outcome != "inconclusive":
+            return None
+        return "not double-win" if self._failing() else "double-win"
+
+    @property
     def seeds_needed(self) -> int | None:
-        """Seeds that would decide every inconclusive counted comparison (the largest need)."""
-        needs = [
-            c.seeds_needed
+        """Roughly how many seeds would decide an inconclusive verdict at the observed spread:
+        the fewest that fail one comparison heading below −δ (one failure decides), else the
+        most that every comparison needs to match. None when that cannot be said."""
+        if self.outcome != "inconclusive":
+            return None
+        failing = [c.seeds_needed for c in self._failing() if c.seeds_needed is not None]
+        if self._failing():
+            return min(failing) if failing else None
+        needs = [c.seeds_needed for c in self._undecided()]
+        return None if None in needs else max(n for n in needs if n is not None)
+
+    def _undecided(self) -> list[Comparison]:
+        return [
+            c
             for c in self.comparisons
             if (c.regime, c.metric) in self.counted and c.outcome == "inconclusive"
         ]
-        return None if not needs or None in needs else max(n for n in needs if n is not None)
+
+    def _failing(self) -> list[Comparison]:
+        return [
+            c
+            for c in self._undecided()
+            if c.difference is not None and c.delta is not None and c.difference.mean < -c.delta
+        ]
 
 
 @dataclass(frozen=True)

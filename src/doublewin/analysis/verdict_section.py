@@ -104,8 +104,10 @@ def verdicts_section(data: ReportData) -> Section:
         section.blocks.append(
             Paragraph(
                 "**Inconclusive verdicts** and roughly how many seeds would decide them, if the "
-                "spread over seeds stays as observed (the smallest n whose t-interval half-width "
-                "falls below the distance between the mean difference and −δ):"
+                "spread over seeds stays as observed (per comparison: the smallest n whose "
+                "t-interval half-width falls below the distance between the mean difference and "
+                "−δ; per ticket: the fewest that fail a comparison heading below −δ, since one "
+                "failure decides, else the most that every comparison needs to match):"
             )
         )
         section.blocks.append(Bullets(tuple(_undecided(v) for v in undecided)))
@@ -145,4 +147,10 @@ def _undecided(verdict: TicketVerdict) -> str:
             f"{c.regime.upper()} {c.metric.upper()} {c.difference.text()} held against "
             f"δ = {c.delta:.2f} over {len(c.seeds)} seed(s): {need}"
         )
-    return f"{where}: " + "; ".join(parts)
+    total = verdict.seeds_needed
+    overall = (
+        f"heading for {verdict.heading}; about {total} seeds would decide it"
+        if total is not None
+        else f"heading for {verdict.heading}; the seeds needed cannot be estimated"
+    )
+    return f"{where} ({overall}): " + "; ".join(parts)
