@@ -396,3 +396,26 @@ def test_progress_task_advances_to_the_total_number_of_steps():
     recorder = Recorder()
     train(tiny_net(), spec(epochs=2), TinyLoader(), progress=recorder, log_every=4)
     assert recorder.total == 12 and recorder.done == 12 and recorder.closed
+
+
+def test_batchnorm_re_estimation_fits_the_statistics_to_the_masked_network():
+    """Running statistics become exact averages over the batches; weights, mode and each
+    layer's momentum are left as found."""
+    from doublewin.train.batchnorm import recalibrate_bn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4))
+    bn = net[1]
+    bn.running_mean.fill_(50.0)  # stale statistics of another network
+    bn.running_var.fill_(9.0)
+    bn.momentum = 0.3
+    weights = net[0].weight.detach().clone()
+    batches = [(torch.rand(8, 3, 6, 6), torch.zeros(8)) for _ in range(4)]
+    net.eval()
+    assert recalibrate_bn(net, batches, 3) == 3
+    with torch.no_grad():
+        features = [net[0](x) for x, _ in batches[:3]]
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in features])
+    torch.testing.assert_close(bn.running_mean, means.mean(0))
+    assert not net.training and bn.momentum == 0.3
+    assert torch.equal(net[0].weight, weights)

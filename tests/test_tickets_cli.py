@@ -159,3 +159,35 @@ def test_a_killed_imp_run_resumes_at_the_last_rung_with_the_same_masks(
     longer = find_tickets(_imp_spec(weights, 4), weights, workdir=tmp_path / "killed", device="cpu")
     assert len(longer) == 4 and imp.finished_rungs(trunk) == [1, 2, 3, 4]
     assert [round(load_ticket(p).mask.sparsity, 3) for p in longer] == [0.5, 0.75, 0.875, 0.938]
+
+
+def test_evaluate_a_ticket_without_retraining_after_batchnorm_re_estimation(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, _ = _cli(
+        capsys,
+        "find-tickets",
+        "--weights",
+        str(weights),
+        "--method",
+        "omp",
+        "--sparsities",
+        "0.9",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--json",
+    )
+    ticket = json.loads(out)[0]["file"]
+    common = ["evaluate", "--weights", str(weights), "--data", "digits", "--steps", "1"]
+    common += ["--check-points", "32", "--device", "cpu", "--json"]
+    code, out, err = _cli(capsys, *common, "--ticket", ticket, "--recalibrate-bn", "3")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["recalibrated_bn_batches"] == 3
+    assert report["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    code, out, _ = _cli(capsys, *common, "--ticket", ticket)
+    assert code == 0 and "recalibrated_bn_batches" not in json.loads(out)
+    code, _, err = _cli(capsys, *common, "--recalibrate-bn", "-1")
+    assert code == 2

@@ -22,6 +22,19 @@ def evaluate_command(
     data: Annotated[
         str, typer.Option("--data", help="Dataset to evaluate on (see `doublewin datasets`).")
     ],
+    ticket: Annotated[
+        Path | None,
+        typer.Option("--ticket", help="A ticket file: evaluate m ⊙ θ instead of θ."),
+    ] = None,
+    recalibrate_bn: Annotated[
+        int,
+        typer.Option(
+            "--recalibrate-bn",
+            min=0,
+            help="Re-estimate BatchNorm statistics on N training batches first (for a ticket "
+            "evaluated without retraining; 0 = off).",
+        ),
+    ] = 0,
     eps: Annotated[
         str, typer.Option("--eps", help="Attack radius in [0,1] pixels, e.g. 8/255.")
     ] = "8/255",
@@ -75,13 +88,14 @@ def evaluate_command(
             "batch_size": batch_size,
             "check_points": check_points,
             "seed": seed,
+            "recalibrate_bn": recalibrate_bn,
         },
     )
     with RichProgress(enabled=not as_json) as progress:
         report = run_stage(
             "evaluate",
             spec,
-            Inputs(weights=weights),
+            Inputs(weights=weights, ticket=ticket),
             None,
             device=resolve_device(device),
             data_root=data_root,
@@ -95,6 +109,13 @@ def evaluate_command(
     console.print(
         f"{weights} ({report['arch']}) on {spec.data.name} {spec.split}, {report['n']} images"
     )
+    if ticket is not None:
+        console.print(f"  ticket {ticket}: sparsity {100 * report['sparsity']:.2f}%")
+    if report.get("recalibrated_bn_batches"):
+        console.print(
+            f"  BatchNorm statistics re-estimated on {report['recalibrated_bn_batches']} "
+            "training batches"
+        )
     console.print(f"  SA {report['sa']:6.2f}%")
     console.print(
         f"  RA {report['ra']:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "

@@ -157,20 +157,37 @@ class SynFlowSpec:
     bn: Literal["fold", "identity"] = "fold"
 
 
+# Gem-Miner defaults, measured on the embedded tasks (docs/tickets.md, "Gem-Miner defaults").
+GEM_MINER_EPOCHS = 8
+GEM_MINER_PERIOD = 1
+GEM_MINER_LR = 5.0
+GEM_MINER_LAMBDA = 1e-4
+
+
 @dataclass(frozen=True)
 class GemMinerSpec:
-    """Gem-Miner options: scores s ∈ [0,1] trained on frozen θp for ``epochs`` epochs with SGD
-    (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam`` × ‖s‖². Every ``period``
-    epochs the lowest-scoring fraction of still-active weights is frozen out, sized so the
-    target density is reached exactly at the last epoch. ``score_init``: ``uniform`` in [0,1]
-    (seeded) or ``ones`` (start from the dense θp)."""
+    """Gem-Miner options (docs/tickets.md): scores s ∈ [0,1] trained on frozen θp for
+    ``epochs`` epochs with SGD (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam``
+    × ‖s‖². After every ``period``-th epoch but the last, the lowest-scoring flagged weights
+    are flagged out, sized so the target is reached at the last freeze; at least one epoch
+    follows it. ``score_init``: ``uniform`` in [0,1] (the reference's) or ``ones`` (start from
+    the dense θp). ``final``: ``flags`` (the flag set, exactly at the target) or ``gem`` (the
+    reference's flag ∧ 1[s > 0.5], at or above it)."""
 
-    epochs: int = checked(10, range=AT_LEAST_ONE)
-    period: int = checked(1, range=AT_LEAST_ONE)
-    lr: float = checked(0.1, range=POSITIVE)
+    epochs: int = checked(GEM_MINER_EPOCHS, range=Range(2, None))
+    period: int = checked(GEM_MINER_PERIOD, range=AT_LEAST_ONE)
+    lr: float = checked(GEM_MINER_LR, range=POSITIVE)
     momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
-    lam: float = checked(1e-4, range=NON_NEGATIVE)
+    lam: float = checked(GEM_MINER_LAMBDA, range=NON_NEGATIVE)
     score_init: Literal["uniform", "ones"] = "uniform"
+    final: Literal["flags", "gem"] = "flags"
+
+    def __post_init__(self) -> None:
+        if self.epochs <= self.period:
+            raise UserError(
+                f"gem_miner.epochs {self.epochs} leaves no freeze with period {self.period}: "
+                f"use epochs > period (e.g. epochs: {self.period + 1})"
+            )
 
 
 @dataclass(frozen=True)
@@ -234,7 +251,9 @@ class EvaluateSpec:
 
     ``attack``: the PGD threat model (run in eval mode). ``autoattack``: standard AutoAttack
     on the first N points (0 = off). ``check_points``: points the ε ladder and the large-ε
-    check run on. ``seed`` seeds the attacks' random starts.
+    check run on. ``seed`` seeds the attacks' random starts. ``recalibrate_bn``: re-estimate
+    BatchNorm statistics on this many training batches first (0 = off): for a ticket evaluated
+    without retraining, whose θp statistics no longer fit (train/batchnorm.py).
     """
 
     weights: str = ""
@@ -245,6 +264,7 @@ class EvaluateSpec:
     batch_size: int = checked(256, range=AT_LEAST_ONE)
     check_points: int = checked(1000, range=AT_LEAST_ONE)
     seed: int = 0
+    recalibrate_bn: int = checked(0, range=Range(0, None))
 
 
 STAGES: dict[str, type] = {

@@ -10,13 +10,17 @@ from doublewin.core.specs import EvaluateSpec
 from doublewin.data import load_dataset, make_loader
 from doublewin.models import load_model
 from doublewin.stages.environment import Environment, Inputs
+from doublewin.tickets import load_ticket
 from doublewin.train import robustness_report
+from doublewin.train.batchnorm import recalibrate_bn
 
 
 def evaluate(
     spec: EvaluateSpec, inputs: Inputs, out: Path | None, env: Environment
 ) -> dict[str, Any]:
-    """`robustness_report` of ``inputs.weights`` on ``spec.data``'s ``spec.split``.
+    """`robustness_report` of ``inputs.weights`` (masked by ``inputs.ticket`` when given) on
+    ``spec.data``'s ``spec.split``, after re-estimating BatchNorm statistics on
+    ``spec.recalibrate_bn`` training batches when that is > 0.
 
     The images are resized to ``spec.data.resolution``, else the weights' ``input_size``. It
     writes no file (``out`` is unused); the metrics are the report (``RobustnessReport.as_dict``)
@@ -36,16 +40,33 @@ def evaluate(
             f"has {info.num_classes}; evaluate on the dataset the weights were "
             "trained or transferred on"
         )
+    resolution = int(spec.data.resolution or meta.input_size)
+
+    def loader_of(images):
+        return make_loader(
+            images,
+            batch_size=spec.batch_size,
+            train=False,
+            resolution=resolution,
+            test_transform=spec.data.test_transform,
+            device=device,
+            seed=spec.seed,
+        )
+
+    extra: dict[str, Any] = {}
+    if inputs.ticket is not None:
+        ticket = load_ticket(inputs.ticket)
+        mask = ticket.fit(
+            model, weights_hash=meta.content_hash, arch=meta.arch, source=str(inputs.ticket)
+        )
+        mask.apply_to(model)
+        extra.update(ticket=str(inputs.ticket), sparsity=mask.sparsity)
+    if spec.recalibrate_bn:
+        # Training images without augmentation: the statistics the ticket meets on its task.
+        used = recalibrate_bn(model, loader_of(splits.train), spec.recalibrate_bn, device=device)
+        extra["recalibrated_bn_batches"] = used
     images = splits.test if spec.split == "test" else splits.val
-    loader = make_loader(
-        images,
-        batch_size=spec.batch_size,
-        train=False,
-        resolution=int(spec.data.resolution or meta.input_size),
-        test_transform=spec.data.test_transform,
-        device=device,
-        seed=spec.seed,
-    )
+    loader = loader_of(images)
     report = robustness_report(
         model,
         loader,
@@ -57,4 +78,10 @@ def evaluate(
         seed=spec.seed,
         progress=env.progress,
     )
-    return {"arch": meta.arch, "data": spec.data.name, "split": spec.split, **report.as_dict()}
+    return {
+        "arch": meta.arch,
+        "data": spec.data.name,
+        "split": spec.split,
+        **extra,
+        **report.as_dict(),
+    }

@@ -168,6 +168,7 @@ def find_tickets(
                     device=device,
                     seed=spec.seed,
                     attack=attack,
+                    attack_steps=attack.steps if attack is not None else 0,
                     progress=progress,
                 )
                 save_ticket(
@@ -178,7 +179,10 @@ def find_tickets(
                         {
                             "epochs": result.epochs,
                             "steps": result.steps,
+                            "source_passes": result.passes,
+                            "freeze_epochs": list(result.freeze_epochs),
                             "final_loss": result.final_loss,
+                            "gem_sparsity": result.gem_sparsity,
                         },
                     ),
                 )
