@@ -127,3 +127,30 @@ def test_entries_lists_every_stage_directory(tmp_path):
     listed = store.entries("transfer")
     assert len(listed) == 2
     assert all(isinstance(e.path, Path) and e.spec["seed"] in (0, 1) for e in listed)
+
+
+def test_a_finished_entry_made_under_an_old_default_is_refused_not_reused(tmp_path):
+    """The hash omits default values, so a spec relying on a default that has since changed
+    hashes like the old one: the store compares the recorded spec and names the key."""
+    import json
+
+    import pytest
+
+    from doublewin.core import paths
+    from doublewin.core.errors import UserError
+    from doublewin.core.specs import TicketSpec
+    from doublewin.experiments.store import Store
+
+    store = Store(tmp_path)
+    spec = TicketSpec(weights="w", method="gem-miner")
+    entry = store.entry("tickets", spec)
+    entry.open()
+    entry.finish({})
+    recorded = json.loads((entry.path / paths.SPEC).read_text())
+    del recorded["spec"]["gem_miner"]["final"]  # a field added since: not a change
+    (entry.path / paths.SPEC).write_text(json.dumps(recorded))
+    assert store.entry("tickets", spec).done
+    recorded["spec"]["gem_miner"]["lr"] = 0.1  # the default when the entry was made
+    (entry.path / paths.SPEC).write_text(json.dumps(recorded))
+    with pytest.raises(UserError, match=r"gem_miner\.lr = 0\.1, whose default is now 5\.0"):
+        store.entry("tickets", spec)

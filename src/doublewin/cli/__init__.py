@@ -5,7 +5,14 @@ Each module under ``doublewin.cli`` registers its commands on the one typer ``ap
 
 from __future__ import annotations
 
-from doublewin.cli import (
+import os
+
+# Before torch loads (the commands import it): OpenMP threads that wait for work by sleeping,
+# not spinning, so a doublewin process beside another busy one does not collapse (measured in
+# benchmarks/bench_contention.py, docs/benchmarks.md). An explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from doublewin.cli import (  # noqa: E402
     catalog,  # noqa: F401  (registers commands)
     evaluate,  # noqa: F401
     experiments,  # noqa: F401
@@ -17,25 +24,39 @@ from doublewin.cli import (
 from doublewin.cli.app import app, err_console
 from doublewin.core import distributed
 from doublewin.core.errors import DoublewinError
+from doublewin.core.processes import exit_code, raise_on_sigterm
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one line on stderr and their exit code."""
+    raise_on_sigterm()
     try:
         if distributed.launched():  # torchrun --nproc-per-node N -m doublewin ...
             distributed.init()
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except DoublewinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished work is kept: run the same command to resume")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as interrupt:
+        _interrupted(exit_code(interrupt))
     except Exception as exc:
         # Usage errors of the click underneath typer (vendored in newer typer releases).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         if type(exc).__name__ == "Abort":
-            raise SystemExit(1) from None
+            _interrupted(exit_code())  # click re-wraps an interrupt it catches as Abort
         raise
+    if isinstance(code, int) and code == 130:
+        # click turns an interrupt it catches into a returned 130 without standalone mode
+        _interrupted(exit_code())
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _interrupted(code: int) -> None:
+    what = "stopped (SIGTERM)" if code == 143 else "interrupted"
+    err_console.print(
+        f"{what}; finished work is kept: run the same command to resume", highlight=False
+    )
+    raise SystemExit(code)

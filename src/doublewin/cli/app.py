@@ -34,6 +34,25 @@ DeviceOption = Annotated[
 ]
 
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads per job (default: the cores divided among the workers).",
+    ),
+]
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` to this process (training commands that run in-process)."""
+    if threads:
+        # deferred: the CLI starts without torch; only commands that compute need it
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def print_json(obj: Any) -> None:
     """Machine-readable output for --json."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

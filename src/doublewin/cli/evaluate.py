@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
+from doublewin.cli.app import (
+    DataRoot,
+    DeviceOption,
+    JsonFlag,
+    ThreadsOption,
+    app,
+    console,
+    print_json,
+    set_threads,
+)
 from doublewin.cli.progress import RichProgress
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import load_spec
@@ -65,11 +74,13 @@ def evaluate_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random starts.")] = 0,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step 2/255 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
     signs are flagged in words."""
+    set_threads(threads)
     spec = load_spec(
         "evaluate",
         {

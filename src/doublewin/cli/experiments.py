@@ -9,13 +9,22 @@ import typer
 from rich.table import Table
 
 from doublewin.analysis.results_table import write_results_csv
-from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
+from doublewin.cli.app import (
+    DataRoot,
+    DeviceOption,
+    JsonFlag,
+    ThreadsOption,
+    app,
+    console,
+    print_json,
+)
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.experiments.cost import estimate
 from doublewin.experiments.demo import demo_config, demo_jobs
+from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
 from doublewin.experiments.results import collect_rows
 from doublewin.experiments.run import Plan, execute, make_plan, write_run_report
 
@@ -43,6 +52,27 @@ CompileOption = Annotated[
         "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
     ),
 ]
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (processes on this machine), ray (a Ray cluster; `pip install "
+        "doublewin[ray]`) or slurm (Slurm job arrays through submitit; `doublewin[slurm]`).",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Ray cluster to join (e.g. 10.0.0.1:6379); none: start Ray here."
+    ),
+]
+PartitionOption = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
+TimeOption = Annotated[
+    int, typer.Option("--time", min=1, help="Slurm time limit per job, in minutes.")
+]
+GpusOption = Annotated[
+    int, typer.Option("--gpus", min=0, help="GPUs per Slurm job for the jobs that train (0: CPU).")
+]
 SearchOption = Annotated[
     str | None,
     typer.Option(
@@ -67,9 +97,17 @@ def run_command(
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     compile: CompileOption = False,
+    threads: ThreadsOption = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    partition: PartitionOption = None,
+    time_minutes: TimeOption = 60,
+    gpus: GpusOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: use local, ray or slurm")
     plan = make_plan(experiment, overrides or (), run_dir=out)
     if dry_run:
         _print_plan(plan, device, search, as_json)
@@ -82,6 +120,14 @@ def run_command(
         search=search,
         as_json=as_json,
         compile=compile,
+        threads=threads,
+        executor=ExecutorOptions(
+            kind=executor,  # type: ignore[arg-type]
+            address=address,
+            partition=partition,
+            time_minutes=time_minutes,
+            gpus=gpus,
+        ),
     )
 
 
@@ -97,6 +143,7 @@ def demo_command(
     overrides: SetOption = None,
     device: DeviceOption = "auto",
     compile: CompileOption = False,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
@@ -110,6 +157,7 @@ def demo_command(
         search=None,
         as_json=as_json,
         compile=compile,
+        threads=threads,
     )
 
 
@@ -149,6 +197,8 @@ def _execute(
     search: str | None,
     as_json: bool,
     compile: bool = False,
+    threads: int | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> None:
     counts = plan.counts()
     if not as_json:
@@ -167,6 +217,8 @@ def _execute(
             progress=progress,
             search=search,
             compile=compile,
+            threads=threads,
+            executor=executor,
         )
     summary = outcome.summary
     result = {

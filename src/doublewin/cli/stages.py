@@ -19,10 +19,12 @@ from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
     JsonFlag,
+    ThreadsOption,
     app,
     console,
     err_console,
     print_json,
+    set_threads,
 )
 from doublewin.cli.progress import RichProgress
 from doublewin.core import distributed, paths
@@ -78,9 +80,11 @@ def pretrain_command(
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     compile: CompileOption = False,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
+    set_threads(threads)
     spec = load_spec(
         "pretrain",
         config,
@@ -164,9 +168,11 @@ def transfer_command(
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     compile: CompileOption = False,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
+    set_threads(threads)
     regimes = {"st": "std", "at": "at"}
     if regime not in regimes:
         raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")

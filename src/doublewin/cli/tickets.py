@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from doublewin.cli.app import DataRoot, DeviceOption, JsonFlag, app, console, print_json
+from doublewin.cli.app import (
+    DataRoot,
+    DeviceOption,
+    JsonFlag,
+    ThreadsOption,
+    app,
+    console,
+    print_json,
+    set_threads,
+)
 from doublewin.cli.progress import RichProgress
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
@@ -64,9 +73,11 @@ def find_tickets_command(
     ] = None,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
+    set_threads(threads)
     if method not in METHODS:
         raise UserError(f"--method {method}: use one of {', '.join(METHODS)}")
     if not weights.is_file():

@@ -27,6 +27,8 @@ STORE_DIR = "store"
 SPEC = "spec.json"
 DONE = "DONE"  # written last: an entry without it is incomplete
 LOCK = ".lock"
+LOCK_BREAK = ".lock-break"  # taken while a stale lock is broken (experiments/locks.py)
+LEASE = "lease.json"  # the lock holder's heartbeat
 IMP_TRUNKS_DIR = "imp-trunks"  # IMP trunks shared by every ladder length, under the store
 
 # Tickets and IMP.
@@ -56,6 +58,7 @@ def imp_round_dir(k: int) -> str:
 EXPERIMENT = "experiment.yaml"  # the resolved experiment
 RESULTS = "results.csv"
 REPORT_DIR = "report"
+SLURM_DIR = "slurm"  # submitit's job files and logs, under the run directory
 REPORT_MARKDOWN = "report.md"
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"

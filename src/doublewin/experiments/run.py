@@ -13,6 +13,7 @@ loses a finished result and the table always matches the store.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from doublewin.core.errors import UserError
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.typed import to_dict
 from doublewin.experiments.cost import job_passes
+from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
 from doublewin.experiments.grid import Job, expand
 from doublewin.experiments.results import collect_rows, result_row
@@ -157,8 +159,15 @@ def execute(
     threads: int | None = None,
     report: bool = True,
     compile: bool = False,
+    executor: ExecutorOptions | None = None,
 ) -> RunOutcome:
-    """Run the plan (or the adaptive search over it), refresh results.csv, write the report."""
+    """Run the plan (or the adaptive search over it), refresh results.csv, write the report.
+
+    Interrupted (Ctrl-C, SIGTERM), it stops the jobs, rewrites results.csv from the store and
+    re-raises: every finished entry is kept for the next run of the same command."""
+    executor = executor or ExecutorOptions()
+    if executor.kind == "slurm" and executor.folder is None:
+        executor = dataclasses.replace(executor, folder=plan.run_dir / paths.SLURM_DIR)
     context = context_for(
         plan, device=device, data_root=data_root, threads=threads, compile=compile
     )
@@ -199,7 +208,13 @@ def execute(
     def run_some(jobs: list[Job]) -> list[dict[str, Any]]:
         wanted = _with_dependencies(jobs, plan.jobs)
         summary = run_jobs(
-            wanted, context, workers=workers, progress=progress, on_done=refresh, cost=cost
+            wanted,
+            context,
+            workers=workers,
+            progress=progress,
+            on_done=refresh,
+            cost=cost,
+            executor=executor,
         )
         total.done_before += summary.done_before
         total.computed += summary.computed
@@ -208,12 +223,16 @@ def execute(
         return refresh()
 
     outcome_search = None
-    if search == "extreme":
-        outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
-    elif search is None:
-        run_some(list(plan.jobs))
-    else:
+    if search not in (None, "extreme"):
         raise UserError(f"--search {search}: unknown search; use --search extreme")
+    try:
+        if search == "extreme":
+            outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
+        else:
+            run_some(list(plan.jobs))
+    except KeyboardInterrupt:
+        refresh()  # results.csv holds every finished transfer before the run stops
+        raise
     rows = refresh()
     outcome = RunOutcome(plan, total, rows, outcome_search)
     if report:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +24,14 @@ from doublewin.core import paths
 from doublewin.core.errors import DoublewinError, RunFailure, UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.experiments.executors import ExecutorOptions, make_pool
 from doublewin.experiments.grid import Job
 from doublewin.experiments.store import Entry, Store
 from doublewin.stages import Inputs, run_stage, stage, ticket_in
 from doublewin.tickets import trunk_key
+
+# Stages that train or attack a network: a GPU job on a cluster.
+GPU_STAGES = ("pretrain", "tickets", "transfer", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,14 @@ def run_jobs(
     progress: Progress = NULL_PROGRESS,
     on_done: Callable[[Job, dict[str, Any]], None] | None = None,
     cost: Callable[[Job], float] | None = None,
+    executor: ExecutorOptions = ExecutorOptions(),
 ) -> RunSummary:
     """Run every unfinished job once its dependencies are finished.
 
     ``on_done(job, metrics)`` is called in this process after each job (e.g. to refresh
     results.csv). A failing job is recorded and the jobs that depend on it are skipped;
-    the others go on. ``cost(job)`` weighs jobs for the progress bar's ETA.
+    the others go on. ``cost(job)`` weighs jobs for the progress bar's ETA. ``executor``:
+    where the jobs run (executors.py); anything but one local worker goes through a pool.
     """
     store = context.store
     started = time.time()
@@ -199,7 +204,7 @@ def run_jobs(
         if on_done:
             on_done(job, metrics)
 
-    if workers <= 1:
+    if workers <= 1 and executor.kind == "local":
         while True:
             batch = ready()
             if not batch:
@@ -215,9 +220,14 @@ def run_jobs(
                     continue
                 complete(job, metrics)
     else:
-        devices = worker_devices(context.device)
+        devices = worker_devices(context.device) if executor.kind == "local" else []
         load = dict.fromkeys(devices, 0)  # jobs running on each GPU
-        with _pool(workers, context) as pool:
+        # Locally the cores are shared among the workers; on a cluster a job asks for one CPU
+        # unless --threads says more (the scheduler packs jobs onto the nodes' cores).
+        threads = context.threads or (
+            max(1, (os.cpu_count() or 1) // workers) if executor.kind == "local" else 1
+        )
+        with make_pool(executor, workers, threads) as pool:
             running: dict[futures.Future, tuple[Job, str | None]] = {}
             while True:
                 for job in ready():
@@ -230,9 +240,11 @@ def run_jobs(
                     job_context = replace(context, device=device) if device else context
                     if device:
                         load[device] += 1
-                    running[pool.submit(_worker_run, job, job_context)] = (job, device)
+                    gpu = job.stage in GPU_STAGES and context.device != "cpu"
+                    running[pool.submit(_worker_run, job, job_context, gpu=gpu)] = (job, device)
                 if not running:
                     break
+                pool.flush()
                 done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     job, device = running.pop(future)
@@ -241,11 +253,9 @@ def run_jobs(
                     try:
                         metrics = future.result()
                     except UserError:
-                        for other in running:
-                            other.cancel()
-                        raise
-                    except (DoublewinError, futures.process.BrokenProcessPool) as exc:
-                        mark_failed(job, str(exc))
+                        raise  # bad input: stop everything (the pool stops its jobs)
+                    except Exception as exc:  # the job failed, or its worker or node died
+                        mark_failed(job, f"{type(exc).__name__}: {exc}")
                         continue
                     complete(job, metrics)
     task.close()
@@ -254,11 +264,9 @@ def run_jobs(
 
 
 def _worker_run(job: Job, context: RunContext) -> dict[str, Any]:
+    if context.threads:  # a Ray or Slurm job sets its own threads
+        torch.set_num_threads(context.threads)
     return run_job(job, context)
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(max(1, threads))
 
 
 def worker_devices(requested: str) -> list[str]:
@@ -267,11 +275,3 @@ def worker_devices(requested: str) -> list[str]:
     if requested in ("auto", "cuda") and torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return []
-
-
-def _pool(workers: int, context: RunContext) -> futures.ProcessPoolExecutor:
-    ctx = multiprocessing.get_context("spawn")  # CUDA and threads do not survive fork
-    threads = context.threads or max(1, (os.cpu_count() or 1) // workers)
-    return futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
-    )

@@ -11,19 +11,20 @@ recomputed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json, atomic_write_text
+from doublewin.core.errors import UserError
 from doublewin.core.hashing import canonical, spec_hash
 from doublewin.core.typed import to_dict
+from doublewin.experiments.locks import entry_lock
 
 
 @dataclass
@@ -60,12 +61,19 @@ class Entry:
         if self.done:
             raise RuntimeError(f"refusing to clear a finished entry: {self.path}")
         for child in self.path.iterdir() if self.path.exists() else ():
-            if child.name in (paths.SPEC, paths.LOCK):
+            if child.name in (paths.SPEC, paths.LEASE) or child.name.startswith(paths.LOCK):
                 continue
             if child.is_dir():
                 shutil.rmtree(child)
             else:
                 child.unlink()
+
+    def recorded_spec(self) -> dict[str, Any] | None:
+        """The full spec recorded in spec.json (None when there is none or it is unreadable)."""
+        try:
+            return json.loads((self.path / paths.SPEC).read_text())["spec"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def metrics(self) -> dict[str, Any]:
         """The finished entry's metrics.json ({} when it has none)."""
@@ -78,16 +86,10 @@ class Entry:
             atomic_write_json(self.path / paths.METRICS, metrics)
         atomic_write_text(self.path / paths.DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive lock so two processes never work on the same entry at once."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / paths.LOCK, "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock so two processes, on one host or several, never work on the same
+        entry at once (locks.py: flock with a heartbeat lease)."""
+        return entry_lock(self.path)
 
 
 class Store:
@@ -97,8 +99,20 @@ class Store:
         self.root = Path(root)
 
     def entry(self, stage: str, spec: Any) -> Entry:
+        """The entry of (stage, spec). A finished entry recorded with a value that is now a
+        different default (the hash omits defaults, so it cannot tell) is a UserError naming
+        the key, instead of a silent reuse of work done under the old value."""
         digest = spec_hash(stage, spec)
-        return Entry(self.root / f"{stage}-{digest}", stage, digest, spec)
+        entry = Entry(self.root / f"{stage}-{digest}", stage, digest, spec)
+        if entry.done:
+            changed = _changed_keys(entry.recorded_spec(), to_dict(spec))
+            if changed:
+                key, old, new = changed[0]
+                raise UserError(
+                    f"{entry.path} was computed with {key} = {old!r}, whose default is now "
+                    f"{new!r}; remove that folder to recompute it with the new default"
+                )
+        return entry
 
     def get_or_run(
         self,
@@ -139,3 +153,19 @@ class Store:
             spec = json.loads(spec_file.read_text())["spec"] if spec_file.is_file() else None
             out.append(Entry(child, name, digest, spec))
         return out
+
+
+def _changed_keys(recorded: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Dotted keys both specs have whose values differ (keys only one has are a field added
+    or removed since, with a neutral default: not a change)."""
+    if not isinstance(recorded, dict) or not isinstance(current, dict):
+        return []
+    out = []
+    for key in sorted(set(recorded) & set(current)):
+        a, b = recorded[key], current[key]
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, name + ".")
+        elif a != b:
+            out.append((name, a, b))
+    return out

@@ -7,6 +7,8 @@ commands call one: it opens the stage's log in its output folder and closes it a
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,8 @@ def run_stage(
     The stage's JSONL log is ``out/LOG`` (rank 0 only; none when ``out`` is None)."""
     log = JsonlLog(out / paths.LOG) if out is not None and distributed.is_main() else None
     env = Environment(device, data_root, progress, log, compile)
+    if log is not None:  # who computed the entry: two runners must never both do it
+        log.write("stage-start", stage=name, host=socket.gethostname(), pid=os.getpid())
     try:
         return stage(name).run(spec, inputs, out, env)
     finally:

@@ -1,0 +1,71 @@
+"""Processes that end with their runner, and signals that stop a run cleanly.
+
+A worker process must not outlive the runner that started it: a runner killed by any signal
+(SIGKILL included, which it cannot catch) would otherwise leave its workers blocked on a dead
+pipe for good, each holding its memory. ``die_with_parent`` arms two guards in a worker: the
+Linux parent-death signal (the kernel sends SIGKILL when the parent goes) and, on every
+platform, a watchdog thread that ends the worker when its parent pid changes.
+
+SIGTERM (a scheduler's or ``kill``'s stop) is turned into ``Terminated``, a KeyboardInterrupt,
+so that Ctrl-C and SIGTERM take the same path: the runner stops its workers, keeps what has
+finished, and the CLI exits with 130 (SIGINT) or 143 (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 0.5
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM."""
+
+    exit_code = 143
+
+
+_sigterm = threading.Event()
+
+
+def exit_code(interrupt: BaseException | None = None) -> int:
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM: the shell's 128 + signal number. SIGTERM is
+    remembered when it arrives, so the code survives a library that re-wraps the interrupt."""
+    return 143 if _sigterm.is_set() or isinstance(interrupt, Terminated) else 130
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise ``Terminated`` in the main thread (no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        _sigterm.set()
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process within about a second of process ``parent`` ending, however it ends."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still holds
+    if os.getppid() != parent:  # the parent died before the guard was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
