@@ -56,3 +56,24 @@ def digits_pair() -> TrainedPair:
         train(model, spec, train_loader, device="cpu", seed=0)
         models[regime] = model.eval()
     return TrainedPair(models["std"], models["at"], test_loader, info, eps, resolution)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory):
+    """One uninterrupted `doublewin demo --quick` (its folder and wall seconds), shared by
+    the end-to-end and fault tests."""
+    import subprocess
+    import time
+
+    from runs import doublewin
+
+    out = tmp_path_factory.mktemp("quick") / "run"
+    started = time.monotonic()
+    done = subprocess.run(
+        doublewin("demo", "--quick", "--out", str(out), "--json"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, time.monotonic() - started

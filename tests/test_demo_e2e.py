@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import random
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from doublewin.core.results import TIMING_COLUMNS
 from doublewin.experiments.demo import demo_config
+from runs import doublewin, rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _doublewin(*args: str) -> list[str]:
-    return [sys.executable, "-m", "doublewin", *args]
-
-
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {row["job"]: {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows}
-
-
-@pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
-    """One uninterrupted `doublewin demo --quick`, shared by the tests below."""
-    out = tmp_path_factory.mktemp("quick") / "run"
-    started = time.monotonic()
-    done = subprocess.run(
-        _doublewin("demo", "--quick", "--out", str(out), "--json"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out, time.monotonic() - started
+_doublewin = doublewin
+_rows = rows
 
 
 def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> None:
@@ -68,40 +40,6 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
     if "No pre-training beats the control in any setting" in section:
         assert "**not testable**" in markdown
     assert seconds <= 90 * 1.5, f"quick demo took {seconds:.0f} s"  # slack for a busy CI box
-
-
-def test_killed_and_restarted_quick_runs_give_the_same_results(quick_run, tmp_path) -> None:
-    reference = _rows(quick_run[0] / "results.csv")
-    out = tmp_path / "killed"
-    # A smaller slice of the same grid (one seed, three rungs): identical specs, so every row
-    # must equal the uninterrupted run's row of the same job.
-    args = _doublewin(
-        "demo",
-        "--quick",
-        "--out",
-        str(out),
-        "--json",
-        "--set",
-        "seeds=[0]",
-        "--set",
-        "tickets.transfer_rungs=[1,4,8]",
-    )
-    rng = random.Random(7)
-    for _ in range(3):
-        process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        time.sleep(rng.uniform(2.0, 12.0))
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # the whole group: workers die too
-        process.wait()
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    resumed = _rows(out / "results.csv")
-    assert resumed, "no rows after resuming"
-    for job, row in resumed.items():
-        assert job in reference
-        assert row == reference[job]
 
 
 @pytest.mark.parametrize(

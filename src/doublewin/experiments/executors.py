@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as futures
+import logging
 import multiprocessing
 import os
 import signal
@@ -167,6 +168,8 @@ class SlurmPool(Pool):
             ) from None
         if options.folder is None:
             raise UserError("--executor slurm needs a folder for its job files")
+        # submitit logs every status poll to stdout; only its errors belong in our output.
+        logging.getLogger("submitit").setLevel(logging.ERROR)
         self.executor = submitit.AutoExecutor(folder=str(options.folder / "%j"), cluster="slurm")
         parameters: dict[str, Any] = {
             "timeout_min": options.time_minutes,

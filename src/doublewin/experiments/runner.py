@@ -237,7 +237,9 @@ def run_jobs(
                     # Each job goes to the least busy GPU: one per worker when there are
                     # as many workers as GPUs.
                     device = min(load, key=load.__getitem__) if load else None
-                    job_context = replace(context, device=device) if device else context
+                    # The job sets its own threads: CPU numbers are bit-identical only at the
+                    # same thread count (float reductions change order), wherever it runs.
+                    job_context = replace(context, device=device or context.device, threads=threads)
                     if device:
                         load[device] += 1
                     gpu = job.stage in GPU_STAGES and context.device != "cpu"

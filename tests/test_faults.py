@@ -1,0 +1,147 @@
+"""Runs that survive faults: workers that die with their runner, clean interruption with
+130 / 143, restarts that give the uninterrupted results, two runners on one folder, and the
+entry lock's lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from doublewin.core import paths
+from runs import SLICE, computations, doublewin, finished_transfers, rows, wait_until_gone
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.slow]
+
+
+def _slice_args(out) -> list[str]:
+    return doublewin("demo", "--quick", "--out", str(out), "--json", *SLICE)
+
+
+def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
+    quick_run, tmp_path
+) -> None:
+    reference = rows(quick_run[0] / "results.csv")
+    out = tmp_path / "killed"
+    rng = random.Random(11)
+    kills = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGINT]
+    for sig in kills:
+        process = subprocess.Popen(
+            _slice_args(out),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group: the run's processes, found later
+        )
+        time.sleep(rng.uniform(3.0, 7.0))
+        running = process.poll() is None
+        if running:
+            os.kill(process.pid, sig)  # the runner alone: its workers must follow by themselves
+        _, err = process.communicate(timeout=60)
+        left = wait_until_gone(process.pid, 10.0)
+        if left:
+            os.killpg(process.pid, signal.SIGKILL)
+        assert not left, f"{len(left)} process(es) of the run outlived {sig.name}"
+        if not running:
+            continue
+        if sig is signal.SIGKILL:
+            assert process.returncode == -signal.SIGKILL
+            continue
+        assert process.returncode == (130 if sig is signal.SIGINT else 143), err[-2000:]
+        assert "run the same command to resume" in err
+        # results.csv was rewritten from the store before the runner stopped.
+        done = finished_transfers(out / paths.STORE_DIR)
+        assert len(rows(out / paths.RESULTS)) == len(done)
+    finished = subprocess.run(_slice_args(out), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    resumed = rows(out / paths.RESULTS)
+    assert len(resumed) == 26
+    for job, row in resumed.items():
+        assert row == reference[job], job
+
+
+def test_an_interrupted_single_process_command_exits_130(tmp_path) -> None:
+    args = doublewin(
+        "pretrain", "--arch", "resnet8", "--data", "digits", "--regime", "at", "--epochs", "50",
+        "--out", str(tmp_path / "w.safetensors"), "--device", "cpu",
+    )  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+
+
+def test_two_runners_on_one_folder_compute_every_entry_once(quick_run, tmp_path) -> None:
+    reference = rows(quick_run[0] / "results.csv")
+    out = tmp_path / "shared"
+    runners = [
+        subprocess.Popen(
+            _slice_args(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    for runner in runners:
+        stdout, stderr = runner.communicate(timeout=600)
+        assert runner.returncode == 0, stderr[-3000:]
+        assert json.loads(stdout)["failed"] == []
+    counts = computations(out / paths.STORE_DIR)
+    assert counts and max(counts.values()) == 1, counts.most_common(3)
+    assert len(counts) == 33  # 4 pre-trainings, 3 ticket ladders, 26 transfers
+    for job, row in rows(out / paths.RESULTS).items():
+        assert row == reference[job], job
+
+
+def test_a_lock_whose_holder_stopped_heartbeating_is_taken_over(tmp_path, monkeypatch) -> None:
+    """A holder on another host that died with its lock stuck (its heartbeat stopped) loses the
+    lock after the lease; a live holder's lock is never taken."""
+    import fcntl
+
+    from doublewin.experiments import locks
+
+    folder = tmp_path / "entry"
+    folder.mkdir()
+    stuck = open(folder / paths.LOCK, "a+")  # noqa: SIM115  (a lock nobody will release)
+    fcntl.flock(stuck.fileno(), fcntl.LOCK_EX)
+    (folder / paths.LEASE).write_text(
+        json.dumps({"host": "elsewhere", "pid": 1, "time": time.time() - 3600})
+    )
+    monkeypatch.setattr(locks, "POLL_SECONDS", 0.05)
+    acquired = threading.Event()
+
+    def take() -> None:
+        with locks.entry_lock(folder, lease_seconds=60):
+            acquired.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    assert acquired.wait(10), "the stale lock was not taken over"
+    thread.join(5)
+    assert list(folder.glob(f"{paths.LOCK}.broken-*"))  # the dead holder's lock, moved aside
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    held = open(fresh / paths.LOCK, "a+")  # noqa: SIM115
+    fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+    (fresh / paths.LEASE).write_text(
+        json.dumps({"host": "elsewhere", "pid": 1, "time": time.time()})
+    )
+    waiting = threading.Event()
+
+    def wait_for_it() -> None:
+        with locks.entry_lock(fresh, lease_seconds=60):
+            waiting.set()
+
+    threading.Thread(target=wait_for_it, daemon=True).start()
+    assert not waiting.wait(1.5), "a live holder's lock was taken"
+    fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    assert waiting.wait(10)
+    stuck.close()
+    held.close()
