@@ -14,9 +14,10 @@ from pathlib import Path
 from doublewin.core import paths
 from doublewin.core.results import TIMING_COLUMNS
 
-# A slice of the quick demo (one seed, three rungs): the same specs, so each of its rows must
+# A slice of the quick demo (one seed, the first rung): the same specs, so each of its rows must
 # equal the full quick demo's row of the same job.
-SLICE = ("--set", "seeds=[0]", "--set", "tickets.transfer_rungs=[1,4,8]")
+SLICE = ("--set", "seeds=[0]", "--set", "tickets.transfer_rungs=[1]")
+SLICE_TRANSFERS = 14  # 4 pre-trainings' dense models and 3 ladders' first rung, ST and AT
 
 
 def doublewin(*args: str) -> list[str]:
@@ -62,3 +63,21 @@ def computations(store: Path) -> Counter:
 
 def finished_transfers(store: Path) -> set[str]:
     return {d.parent.name for d in store.glob(f"transfer-*/{paths.DONE}")}
+
+
+def seed_upstream(reference: Path, out: Path) -> int:
+    """Copy the finished pre-training and ticket entries (and IMP trunks) of the reference
+    run's store into ``out``'s store: content-addressed, so the run under test reuses them and
+    spends its time on the transfers it is about. Returns the entries copied."""
+    import shutil
+
+    source, target = reference / paths.STORE_DIR, out / paths.STORE_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for entry in [*source.glob("pretrain-*"), *source.glob("tickets-*")]:
+        shutil.copytree(entry, target / entry.name, ignore=shutil.ignore_patterns(".lock*"))
+        copied += 1
+    trunks = source / paths.IMP_TRUNKS_DIR
+    if trunks.is_dir():
+        shutil.copytree(trunks, target / paths.IMP_TRUNKS_DIR)
+    return copied

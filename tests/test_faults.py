@@ -15,7 +15,16 @@ import time
 import pytest
 
 from doublewin.core import paths
-from runs import SLICE, computations, doublewin, finished_transfers, rows, wait_until_gone
+from runs import (
+    SLICE,
+    SLICE_TRANSFERS,
+    computations,
+    doublewin,
+    finished_transfers,
+    rows,
+    seed_upstream,
+    wait_until_gone,
+)
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.slow]
 
@@ -29,6 +38,7 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
 ) -> None:
     reference = rows(quick_run[0] / "results.csv")
     out = tmp_path / "killed"
+    seed_upstream(quick_run[0], out)  # the kills land among the transfers
     rng = random.Random(11)
     kills = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGINT]
     for sig in kills:
@@ -39,7 +49,15 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
             text=True,
             start_new_session=True,  # its own process group: the run's processes, found later
         )
-        time.sleep(rng.uniform(3.0, 7.0))
+        # Kill once the runner is executing (its first act rewrites results.csv), a random
+        # moment later.
+        started = time.time()
+        table = out / paths.RESULTS
+        while process.poll() is None and not (
+            table.is_file() and table.stat().st_mtime >= started - 1
+        ):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.5, 3.0))
         running = process.poll() is None
         if running:
             os.kill(process.pid, sig)  # the runner alone: its workers must follow by themselves
@@ -61,7 +79,7 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
     finished = subprocess.run(_slice_args(out), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     resumed = rows(out / paths.RESULTS)
-    assert len(resumed) == 26
+    assert len(resumed) == SLICE_TRANSFERS
     for job, row in resumed.items():
         assert row == reference[job], job
 
@@ -82,6 +100,7 @@ def test_an_interrupted_single_process_command_exits_130(tmp_path) -> None:
 def test_two_runners_on_one_folder_compute_every_entry_once(quick_run, tmp_path) -> None:
     reference = rows(quick_run[0] / "results.csv")
     out = tmp_path / "shared"
+    seed_upstream(quick_run[0], out)  # the two runners race on the transfers
     runners = [
         subprocess.Popen(
             _slice_args(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -94,7 +113,8 @@ def test_two_runners_on_one_folder_compute_every_entry_once(quick_run, tmp_path)
         assert json.loads(stdout)["failed"] == []
     counts = computations(out / paths.STORE_DIR)
     assert counts and max(counts.values()) == 1, counts.most_common(3)
-    assert len(counts) == 33  # 4 pre-trainings, 3 ticket ladders, 26 transfers
+    transfers = [name for name in counts if name.startswith("transfer-")]
+    assert len(transfers) == SLICE_TRANSFERS
     for job, row in rows(out / paths.RESULTS).items():
         assert row == reference[job], job
 

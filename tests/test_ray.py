@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from doublewin.core import paths
-from runs import SLICE, computations, doublewin, finished_transfers, rows
+from runs import (
+    SLICE,
+    SLICE_TRANSFERS,
+    computations,
+    doublewin,
+    finished_transfers,
+    rows,
+    seed_upstream,
+)
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.slow]
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install doublewin[ray])")
@@ -86,6 +94,7 @@ def test_the_quick_demo_on_ray_survives_a_dead_worker_and_a_dead_driver(
     reference = rows(quick_run[0] / paths.RESULTS)
     out = tmp_path / "ray"
     store = out / paths.STORE_DIR
+    seed_upstream(quick_run[0], out)  # the cluster runs the transfers
     args = _args(out, ray_address)
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed_worker = False
@@ -95,7 +104,7 @@ def test_the_quick_demo_on_ray_survives_a_dead_worker_and_a_dead_driver(
         if not killed_worker and done >= 2 and (pids := _ray_task_pids()):
             os.kill(pids[0], signal.SIGKILL)  # a worker dies mid-job
             killed_worker = True
-        if killed_worker and done >= 8:
+        if killed_worker and done >= 6:
             break
         time.sleep(0.2)
     assert killed_worker, "no Ray task was running to kill"
@@ -110,6 +119,6 @@ def test_the_quick_demo_on_ray_survives_a_dead_worker_and_a_dead_driver(
     for entry in done_before:  # finished entries were not computed again
         assert counts_after[entry] == counts_before[entry], entry
     result = rows(out / paths.RESULTS)
-    assert len(result) == 26
+    assert len(result) == SLICE_TRANSFERS
     for job, row in result.items():
         assert row == reference[job], job

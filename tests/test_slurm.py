@@ -14,7 +14,7 @@ import pytest
 
 import slurm_cluster
 from doublewin.core import paths
-from runs import computations, doublewin, finished_transfers, rows
+from runs import computations, doublewin, finished_transfers, rows, seed_upstream
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.slow]
 pytest.importorskip(
@@ -48,6 +48,7 @@ def test_the_quick_demo_on_slurm_matches_the_local_run_and_survives_its_driver(
         "--executor", "slurm", "--partition", "debug", "--time", "10", *DENSE_SLICE,
     )  # fmt: skip
     store = out / paths.STORE_DIR
+    seed_upstream(quick_run[0], out)  # the cluster runs the transfers
     first = subprocess.Popen(
         args, env=slurm_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

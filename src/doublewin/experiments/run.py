@@ -226,6 +226,7 @@ def execute(
     if search not in (None, "extreme"):
         raise UserError(f"--search {search}: unknown search; use --search extreme")
     try:
+        refresh()  # results.csv matches the store from the start, whatever stopped a last run
         if search == "extreme":
             outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
         else:
