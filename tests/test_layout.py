@@ -36,7 +36,7 @@ ALLOWED = {
         "analysis",
         "experiments",
     },
-    "__main__": {"cli"},
+    "__main__": {"cli", "core"},  # the program: signal handling (core) before the commands load
     "__init__": set(),
 }
 MAX_LINES = 400

@@ -21,10 +21,10 @@ from doublewin.cli import (  # noqa: E402
     verdict,  # noqa: F401
     weights,  # noqa: F401
 )
-from doublewin.cli.app import app, err_console
-from doublewin.core import distributed
-from doublewin.core.errors import DoublewinError
-from doublewin.core.processes import exit_code, raise_on_sigterm
+from doublewin.cli.app import app, err_console  # noqa: E402
+from doublewin.core import distributed  # noqa: E402
+from doublewin.core.errors import DoublewinError  # noqa: E402
+from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +56,5 @@ def main(argv: list[str] | None = None) -> None:
 
 def _interrupted(code: int) -> None:
     what = "stopped (SIGTERM)" if code == 143 else "interrupted"
-    err_console.print(
-        f"{what}; finished work is kept: run the same command to resume", highlight=False
-    )
+    err_console.print(f"{what}; {RESUME_LINE}", highlight=False)
     raise SystemExit(code)

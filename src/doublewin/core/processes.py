@@ -39,10 +39,30 @@ def exit_code(interrupt: BaseException | None = None) -> int:
     return 143 if _sigterm.is_set() or isinstance(interrupt, Terminated) else 130
 
 
-def raise_on_sigterm() -> None:
-    """Make SIGTERM raise ``Terminated`` in the main thread (no-op elsewhere)."""
+RESUME_LINE = "finished work is kept: run the same command to resume"
+
+
+def stop_while_loading() -> None:
+    """Until ``raise_on_sigterm`` runs: SIGINT / SIGTERM end the process at once (130 / 143)
+    with the resume line. For the seconds a command spends importing, with nothing to save."""
     if threading.current_thread() is not threading.main_thread():
         return
+
+    def handler(signum, frame):  # noqa: ARG001
+        what = "stopped (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"{what}; {RESUME_LINE}\n")
+        os._exit(143 if signum == signal.SIGTERM else 130)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise ``Terminated`` and Ctrl-C raise KeyboardInterrupt in the main thread
+    (no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def handler(signum, frame):  # noqa: ARG001
         _sigterm.set()
