@@ -81,10 +81,13 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per job")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}")
-    print(f"{'threads':>7} {'OpenMP setting':>20} {'solo img/s':>11} {'pair img/s':>17} "
-          f"{'ratio':>11}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"{'threads':>7} {'OpenMP setting':>20} {'solo img/s':>11} {'pair img/s':>17} {'ratio':>11}"
+    )
     for threads in args.threads:
         for policy in args.policies:
             solo = run(1, threads, None if policy == "default" else policy, args.epochs)[0]
