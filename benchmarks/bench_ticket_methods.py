@@ -23,7 +23,6 @@ Means ± standard deviations over the seeds. Not a test.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -35,7 +34,7 @@ import torch
 
 from doublewin.core.specs import DataSpec, GemMinerSpec, TicketSpec, TrainSpec
 from doublewin.data import prepare_data
-from doublewin.models import WeightsMeta, build_model, save_weights
+from doublewin.models import WeightsMeta, build_model, load_model, save_weights
 from doublewin.tickets import find_tickets, load_ticket
 from doublewin.tickets.ladder import imp_ladder
 from doublewin.train import evaluate, train
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
                     source_passes(method, spec, len(train_loader), dict(ticket.info.extra or {}))
                 )
                 row.setdefault("seconds", []).append(seconds)
-                model, _ = load_model_copy(weights)
+                model, _ = load_model(weights)
                 ticket.mask.apply_to(model)
                 recalibrate_bn(model, train_loader, args.recalibrate)
                 row.setdefault("no_retrain", []).append(evaluate(model, test_loader)["sa"])
@@ -153,13 +152,6 @@ def run(args: argparse.Namespace) -> dict:
                 both = sum(int((m & reference[n]).sum()) for n, m in mask.items())
                 results[(method, target)].setdefault("overlap", []).append(100.0 * both / kept)
     return {f"{m} {s}": v for (m, s), v in results.items()}
-
-
-def load_model_copy(weights: Path):
-    from doublewin.models import load_model
-
-    model, meta = load_model(weights)
-    return copy.deepcopy(model), meta
 
 
 def _stat(values: list[float] | None, digits: int = 1) -> str:

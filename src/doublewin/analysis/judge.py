@@ -12,7 +12,7 @@ import yaml
 
 from doublewin.analysis.finding import Finding
 from doublewin.analysis.report import analyse
-from doublewin.analysis.report_data import MARK, ReportData
+from doublewin.analysis.report_data import COMPARISON_MARK, MARK, ReportData
 from doublewin.analysis.results_table import read_results_csv
 from doublewin.analysis.sections import verdict_rule
 from doublewin.analysis.stats import Interval
@@ -82,7 +82,7 @@ def judgement_lines(data: ReportData) -> list[str]:
     for v in data.verdicts:
         k = v.key
         cells = "  ".join(
-            f"{c.regime.upper()} {c.metric.upper()} {_interval(c.difference)} {_mark(c)}"
+            f"{c.regime.upper()} {c.metric.upper()} {_interval(c.difference)} {COMPARISON_MARK[c.outcome]}"
             + ("" if (c.regime, c.metric) in v.counted else " (not counted)")
             for c in v.comparisons
         )
@@ -172,10 +172,6 @@ def _finding(f: Finding) -> dict[str, Any]:
 
 def _interval(d: Interval | None) -> str:
     return "—" if d is None else d.text()
-
-
-def _mark(c: Comparison) -> str:
-    return {"matching": "✓", "not matching": "✗", "inconclusive": "~"}.get(c.outcome or "", "?")
 
 
 def _plain(text: str) -> str:

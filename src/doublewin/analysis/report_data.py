@@ -18,6 +18,8 @@ from doublewin.core.results import REGIMES, Setting
 
 # A ticket's verdict as one character: double-win, not, inconclusive, undetermined (a run missing).
 MARK = {"double-win": "✓", "not double-win": "✗", "inconclusive": "~", None: "?"}
+# One comparison's outcome as one character (None: not compared).
+COMPARISON_MARK = {"matching": "✓", "not matching": "✗", "inconclusive": "~", None: "?"}
 MARK_LEGEND = "✓ double-win, ✗ not double-win, ~ inconclusive, ? undetermined (a run missing)"
 
 

@@ -7,13 +7,17 @@ from collections import Counter
 
 from doublewin.analysis.document import Bullets, Figure, Paragraph, Section, Table
 from doublewin.analysis.forest import forest_plot
-from doublewin.analysis.report_data import MARK, MARK_LEGEND, ReportData, pretraining_index
+from doublewin.analysis.report_data import (
+    COMPARISON_MARK,
+    MARK,
+    MARK_LEGEND,
+    ReportData,
+    pretraining_index,
+)
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.verdict import Comparison, TicketVerdict
 from doublewin.core import paths
 from doublewin.core.results import METRICS, REGIMES
-
-_COMPARISON_MARK = {"matching": "✓", "not matching": "✗", "inconclusive": "~", None: "?"}
 
 
 def glance_section(data: ReportData) -> tuple[Section, list[Figure]]:
@@ -117,7 +121,7 @@ def verdicts_section(data: ReportData) -> Section:
 def _cell(verdict: TicketVerdict, comparison: Comparison | None) -> str:
     if comparison is None or comparison.difference is None:
         return "?"
-    text = f"{comparison.difference.text()} {_COMPARISON_MARK[comparison.outcome]}"
+    text = f"{comparison.difference.text()} {COMPARISON_MARK[comparison.outcome]}"
     if comparison.delta is not None:
         text += f" (δ {comparison.delta:.2f})"
     if (comparison.regime, comparison.metric) not in verdict.counted:
