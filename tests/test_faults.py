@@ -40,7 +40,8 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
     out = tmp_path / "killed"
     seed_upstream(quick_run[0], out)  # the kills land among the transfers
     rng = random.Random(11)
-    kills = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGINT]
+    kills = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+    landed_mid_entry = 0  # kills that found a transfer entry started and not finished
     for sig in kills:
         process = subprocess.Popen(
             _slice_args(out),
@@ -58,7 +59,12 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
         time.sleep(rng.uniform(0.5, 3.0))
         running = process.poll() is None
         if running:
-            os.kill(process.pid, sig)  # the runner alone: its workers must follow by themselves
+            unfinished = _unfinished_transfers(out / paths.STORE_DIR)
+            os.kill(process.pid, sig)
+            # Still unfinished after the kill: the kill landed while it was being computed.
+            landed_mid_entry += bool(
+                unfinished & _unfinished_transfers(out / paths.STORE_DIR)
+            )  # the runner alone: its workers must follow by themselves
         _, err = process.communicate(timeout=60)
         left = wait_until_gone(process.pid, 10.0)
         if left:
@@ -74,12 +80,26 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
         # results.csv was rewritten from the store before the runner stopped.
         done = finished_transfers(out / paths.STORE_DIR)
         assert len(rows(out / paths.RESULTS)) == len(done)
+    assert landed_mid_entry, "no kill landed while a transfer was being computed"
     finished = subprocess.run(_slice_args(out), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     resumed = rows(out / paths.RESULTS)
-    assert len(resumed) == SLICE_TRANSFERS
+    # Every job of the slice, each equal to the uninterrupted run's row: nothing dropped.
+    expected = {
+        job for job, row in reference.items() if row["seed"] == "0" and row["rung"] in ("", "1")
+    }
+    assert set(resumed) == expected and len(expected) == SLICE_TRANSFERS
     for job, row in resumed.items():
         assert row == reference[job], job
+
+
+def _unfinished_transfers(store) -> set[str]:
+    """Transfer entries that have started (a spec written) but have no DONE."""
+    return {
+        d.parent.name
+        for d in store.glob(f"transfer-*/{paths.SPEC}")
+        if not (d.parent / paths.DONE).exists()
+    }
 
 
 def test_an_interrupted_single_process_command_exits_130(tmp_path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from doublewin.analysis.control import ControlComparison
 from doublewin.analysis.stats import SignTest, sign_test
@@ -125,6 +125,8 @@ class FindingsInput:
     extremes: Sequence[ExtremeSparsity]
     kinds: Mapping[str, str | None]  # pre-training label → std / fat / at / control / None
     control: ControlComparison
+    # The landscape stage's results (run.py `landscape_meta`): labels and sharpness per seed.
+    landscapes: Sequence[Mapping[str, Any]] = ()
 
     def untestable(self, dataset: str, fraction: float) -> str:
         """Why a claim about pre-training cannot be tested at this setting ("" if it can)."""

@@ -20,7 +20,6 @@ from doublewin.analysis.findings_accuracy import (
     at_ra_above,
     fat_low_at_high,
     imp_beats,
-    landscape,
     pretraining_helps,
 )
 from doublewin.analysis.findings_sparsity import (
@@ -30,6 +29,7 @@ from doublewin.analysis.findings_sparsity import (
     order,
     robust_sparser,
 )
+from doublewin.analysis.landscape_finding import landscape
 from doublewin.analysis.summaries import extremes_by_setting, primary_ladder
 
 __all__ = ["Finding", "FindingsInput", "decide", "findings"]
@@ -53,5 +53,5 @@ def findings(data: FindingsInput) -> list[Finding]:
         fat_low_at_high(data, primary, limited),
         imp_regime(data, ladders),
         *[imp_beats(data, primary, method) for method in IMP_BASELINES],
-        landscape(),
+        landscape(data),
     ]

@@ -1,5 +1,5 @@
 """The findings about accuracies: AT transfer's RA above ST's, FAT ahead at low and AT at high
-sparsity with limited data, IMP ahead of the baselines, and the loss landscape."""
+sparsity with limited data and IMP ahead of the baselines."""
 
 from __future__ import annotations
 
@@ -195,17 +195,6 @@ def imp_beats(data, primary, method) -> Finding:
         note = f"mean IMP lead {statistics.fmean(leads):+.2f} points over {len(leads)} ticket(s)."
     return Finding(
         key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence), note
-    )
-
-
-def landscape() -> Finding:
-    return Finding(
-        "landscape",
-        "Robust pre-training gives tickets flatter loss landscapes under AT with 100/10/1% data.",
-        "Finding 4 (Figure 6: loss contours and trajectories at 73.79% sparsity).",
-        "Not computed from result rows: it needs loss-landscape evaluations of trained tickets.",
-        "cannot tell",
-        note="the report does not compute loss landscapes; the result rows hold accuracies only.",
     )
 
 

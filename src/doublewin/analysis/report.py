@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis import control_section, figure_sections, sections, verdict_section
+from doublewin.analysis import (
+    control_section,
+    figure_sections,
+    landscape_section,
+    sections,
+    verdict_section,
+)
 from doublewin.analysis.control import compare_with_control
 from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
 from doublewin.analysis.findings import FindingsInput, findings
@@ -105,6 +111,7 @@ def build_report(
     efficiency, efficiency_figures = figure_sections.data_efficiency_section(data)
     methods, methods_figures = figure_sections.methods_section(data)
     glance, glance_figures = verdict_section.glance_section(data)
+    landscapes, landscape_figures = landscape_section.landscape_section(data)
     name = (meta or {}).get("name")
     document = Document(
         f"Double-win report: {name}" if name else "Double-win report",
@@ -119,6 +126,7 @@ def build_report(
             accuracy,
             efficiency,
             methods,
+            landscapes,
             sections.compute_section(data),
         ],
     )
@@ -130,7 +138,9 @@ def build_report(
                 "experiment (`doublewin run EXPERIMENT.yaml`), then `doublewin report RUN_DIR`."
             ),
         )
-    _check_names(glance_figures + accuracy_figures + efficiency_figures + methods_figures)
+    _check_names(
+        glance_figures + accuracy_figures + efficiency_figures + methods_figures + landscape_figures
+    )
     return document
 
 
@@ -174,7 +184,9 @@ def analyse(
         fractions=sorted({float(r["fraction"]) for r in rows}, reverse=True),
         ladders=ladders,
         primary=primary,
-        findings=findings(FindingsInput(cells, extremes, kinds, control)),
+        findings=findings(
+            FindingsInput(cells, extremes, kinds, control, tuple(meta.get("landscapes") or ()))
+        ),
         control=control,
     )
 

@@ -52,7 +52,7 @@ SetOption = Annotated[
 ]
 
 
-def _overrides(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
+def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
     out = [f"{key}={value}" for key, value in pairs.items() if value is not None]
     return out + list(extra or [])
 
@@ -88,7 +88,7 @@ def pretrain_command(
     spec = load_spec(
         "pretrain",
         config,
-        _overrides(
+        overrides_of(
             {
                 "arch": arch,
                 "data.name": data,
@@ -188,7 +188,7 @@ def transfer_command(
     spec = load_spec(
         "transfer",
         config,
-        _overrides(
+        overrides_of(
             {
                 "weights": str(weights),
                 "ticket": str(ticket) if ticket else None,

@@ -54,6 +54,20 @@ def imp_round_dir(k: int) -> str:
     return f"round-{k:02d}"
 
 
+# The landscape stage (stages/landscape.py).
+TRAJECTORY_DIR = "trajectory"  # the transfer run's snapshots, removed once the grid is done
+LANDSCAPE_GRID = "landscape.npz"  # loss grids, plane coordinates, projected trajectory
+LANDSCAPE_PARTIAL = "landscape-partial.npz"  # the grid rows done so far, for resume
+LANDSCAPE_SHARPNESS_PARTIAL = "sharpness-partial.npz"  # the same for the sharpness grid
+LANDSCAPE_FIGURE = "landscape.png"  # contours and trajectory
+SNAPSHOT_PATTERN = r"step-(\d+)\.safetensors"
+
+
+def snapshot(step: int) -> str:
+    """``step-000120.safetensors``: the plane parameters after ``step`` optimizer steps."""
+    return f"step-{step:06d}{SAFETENSORS}"
+
+
 # A run folder.
 EXPERIMENT = "experiment.yaml"  # the resolved experiment
 RESULTS = "results.csv"

@@ -113,8 +113,21 @@ class TrainSpec:
     val_attack: AttackSpec = field(default_factory=_eval_attack)
     val_every: int = checked(1, range=AT_LEAST_ONE)
     min_steps: int = checked(0, range=Range(0, None))
+    # Precision of training, training attacks and validation: auto = bf16 autocast on CUDA and
+    # fp32 elsewhere; the official code runs fp32 throughout. Test numbers are always fp32.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # The best-SA/best-RA checkpoints are chosen among epochs >= this one (1-based); earlier
+    # epochs are not validated. The official CIFAR AT script validates from 0-based epoch 45.
+    select_from_epoch: int = checked(1, range=AT_LEAST_ONE)
+    # Validation RA with val_attack; false = SA only, as the official ST script.
+    val_ra: bool = True
 
     def __post_init__(self) -> None:
+        if self.select_from_epoch > self.epochs:
+            raise UserError(
+                f"train.select_from_epoch {self.select_from_epoch} is after the last epoch "
+                f"({self.epochs}); set it to at most {self.epochs}"
+            )
         if self.regime == "std":
             return
         if self.attack.eps <= 0:
@@ -267,11 +280,51 @@ class EvaluateSpec:
     recalibrate_bn: int = checked(0, range=Range(0, None))
 
 
+@dataclass(frozen=True)
+class LandscapeSpec:
+    """The loss landscape of a transferred ticket (the paper's Figure 6): the transfer run
+    ``transfer`` trained again with its trajectory recorded, then the loss on a plane through
+    its final weights.
+
+    ``plane``: ``random`` (filter-normalized, Li et al. 2018) or ``pca`` (the trajectory's top
+    two principal directions). ``loss``: ``clean`` or ``adversarial`` (``attack``, default the
+    transfer's training attack, in eval mode). ``grid``: points per axis (odd, so the centre is
+    on the grid); ``radius``: the plane spans [-radius, radius]² (None: 1 for ``random``, 1.25×
+    the trajectory's largest coordinate for ``pca``). ``images``: training images the loss is
+    averaged over. ``snapshots``: trajectory points kept along the run. The sharpness measures
+    (train/sharpness.py): the mean loss increase within ``sharpness_radius`` on a
+    filter-normalized random plane (its own when ``plane`` is pca), and the top Hessian
+    eigenvalue after at most ``hessian_iterations`` power iterations (0 = off). ``seed`` seeds
+    the random directions and the start vector.
+    """
+
+    transfer: TransferSpec = field(default_factory=TransferSpec)
+    plane: Literal["random", "pca"] = "random"
+    loss: Literal["clean", "adversarial"] = "clean"
+    attack: AttackSpec | None = None
+    grid: int = checked(21, range=Range(3, 201))
+    radius: float | None = checked(None, range=POSITIVE)
+    images: int = checked(1000, range=AT_LEAST_ONE)
+    batch_size: int = checked(250, range=AT_LEAST_ONE)
+    snapshots: int = checked(20, range=Range(3, None))
+    sharpness_radius: float = checked(0.5, range=POSITIVE)
+    hessian_iterations: int = checked(20, range=Range(0, None))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.grid % 2 == 0:
+            raise UserError(
+                f"landscape.grid: {self.grid} is even; use an odd number (e.g. {self.grid + 1}) "
+                "so the centre is a grid point"
+            )
+
+
 STAGES: dict[str, type] = {
     "pretrain": PretrainSpec,
     "tickets": TicketSpec,
     "transfer": TransferSpec,
     "evaluate": EvaluateSpec,
+    "landscape": LandscapeSpec,
 }
 
 

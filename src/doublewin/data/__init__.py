@@ -66,6 +66,36 @@ def prepare_data(
     return train, val, test, splits.info
 
 
+def training_sample(
+    spec,
+    *,
+    images: int,
+    resolution_default: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed sample of ``images`` training images (of the ``spec.fraction`` subset, drawn with
+    ``seed``), unaugmented, as a list of batches on ``device``: the points a loss landscape
+    averages its loss over."""
+    splits = load_dataset(spec.name, root, val_size=spec.val_size)
+    train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed, mode=spec.subset)
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
+    sample = train_set.subset(order[: min(images, len(train_set))])
+    loader = make_loader(
+        sample,
+        batch_size=batch_size,
+        train=False,
+        seed=seed,
+        resolution=int(spec.resolution or resolution_default),
+        device=device,
+        augment="none",
+        test_transform=spec.test_transform,
+    )
+    return [(x.to(device), y.to(device)) for x, y in loader]
+
+
 __all__ = [
     "BatchLoader",
     "DatasetInfo",
@@ -78,6 +108,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "make_loader",
+    "training_sample",
     "prepare_data",
     "stratified_holdout",
     "take_fraction",

@@ -21,6 +21,7 @@ from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.data import dataset_info
 from doublewin.experiments.grid import Job
 from doublewin.models import arch_info, build_model
+from doublewin.stages.landscape import SHARPNESS_GRID
 from doublewin.train.schedules import stretched
 
 EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
@@ -75,16 +76,41 @@ def job_passes(job: Job) -> float:
             return spec.synflow.iterations
         return 0.0
     if job.stage == "transfer":
-        n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction)
-        # Test SA/RA at two checkpoints.
-        return training_passes(spec.train, n_train, n_val) + 2 * n_test * eval_passes(
-            spec.eval_attack
-        )
+        return transfer_passes(spec)
+    if job.stage == "landscape":
+        return landscape_passes(spec)
     return 0.0
 
 
+def transfer_passes(spec) -> float:
+    n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction)
+    # Test SA/RA at two checkpoints, and clean SA at the last epoch.
+    return (
+        training_passes(spec.train, n_train, n_val)
+        + 2 * n_test * eval_passes(spec.eval_attack)
+        + n_test * EVAL_FORWARD_SHARE
+    )
+
+
+def landscape_passes(spec) -> float:
+    """The transfer trained again, the loss grid and the sharpness grid (each point a pass over
+    the sample, clean or attacked), and the power iterations (a Hessian-vector product costs
+    about three passes)."""
+    n_train, _, _ = split_sizes(spec.transfer.data.name, spec.transfer.data.fraction)
+    images = min(spec.images, n_train)
+    attack = None
+    if spec.loss == "adversarial":
+        attack = spec.attack or spec.transfer.train.attack
+    points = spec.grid**2 + SHARPNESS_GRID**2
+    return (
+        transfer_passes(spec.transfer)
+        + points * images * eval_passes(attack)
+        + 3 * spec.hessian_iterations * images
+    )
+
+
 def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
-    spec = job.spec
+    spec = job.spec.transfer if job.stage == "landscape" else job.spec
     arch = getattr(spec, "arch", default_arch)
     resolution = spec.data.resolution if hasattr(spec, "data") else None
     return arch, int(resolution or arch_info(arch).input_size)

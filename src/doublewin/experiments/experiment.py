@@ -28,6 +28,7 @@ from doublewin.core.specs import (
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
+from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
 from doublewin.models import read_content_hash
 from doublewin.tickets.ladder import imp_ladder
 
@@ -41,6 +42,7 @@ TOP_LEVEL_KEYS = (
     "verdict",
     "description",
     "store",
+    "analysis",
 )
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
@@ -98,6 +100,8 @@ class Experiment:
     # A store shared by several experiments (e.g. the paper configs share their IMP tickets);
     # None = <run dir>/store.
     store: str | None = None
+    # Which transfers get a loss landscape (analysis.landscape); None = none.
+    landscape: LandscapePlan | None = None
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,6 +192,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         verdict,
         dict(raw),
         store,
+        parse_analysis(raw.get("analysis")),
     )
 
 

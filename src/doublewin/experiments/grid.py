@@ -18,6 +18,7 @@ from doublewin.core.results import DENSE, SPARSITY_DIGITS
 from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
 from doublewin.core.typed import from_dict
 from doublewin.experiments.experiment import Experiment, Pretraining
+from doublewin.experiments.landscapes import landscape_spec, nearest_rung
 from doublewin.tickets.ladder import ticket_ladder
 
 
@@ -86,6 +87,56 @@ def expand(experiment: Experiment) -> list[Job]:
                     "seed": seed,
                 }
                 jobs.append(Job("transfer", spec, deps, labels))
+    return jobs + landscape_jobs(experiment, ticket_jobs)
+
+
+def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
+    """The loss landscapes ``analysis.landscape`` asks for: per selected pre-training, its
+    ticket of the chosen method at the rung nearest the plan's sparsity, transferred again
+    with its trajectory for every selected dataset × fraction × regime × seed."""
+    plan = experiment.landscape
+    if plan is None:
+        return []
+    jobs = []
+    refs = {p.label: p.ref for p in experiment.pretrainings}
+    for job in ticket_jobs:
+        label = job.labels["pretraining"]
+        if job.labels["method"] != plan.method or (
+            plan.method == "imp" and job.labels["imp_regime"] != plan.imp_regime
+        ):
+            continue
+        if plan.pretrainings is not None and label not in plan.pretrainings:
+            continue
+        ladder = ticket_ladder(job.spec)
+        rung = nearest_rung(ladder, plan.sparsity)
+        for dataset, fraction, regime, seed in _downstream(experiment):
+            if regime not in plan.regimes or (
+                plan.fractions is not None and fraction not in plan.fractions
+            ):
+                continue
+            if plan.seeds is not None and seed not in plan.seeds:
+                continue
+            transfer = transfer_spec(
+                experiment,
+                refs[label],
+                ticket_ref(job.id, ladder[rung]),
+                dataset,
+                fraction,
+                experiment.regimes[regime],
+                seed,
+            )
+            labels = {
+                "pretraining": label,
+                "method": plan.method,
+                "imp_regime": job.labels["imp_regime"],
+                "sparsity": ladder[rung],
+                "rung": rung + 1,
+                "dataset": dataset,
+                "fraction": fraction,
+                "regime": regime,
+                "seed": seed,
+            }
+            jobs.append(Job("landscape", landscape_spec(plan, transfer), (job.id,), labels))
     return jobs
 
 

@@ -41,6 +41,8 @@ from doublewin.experiments.search import search_extreme
 from doublewin.experiments.store import Store
 
 RESULTS_WRITE_INTERVAL_S = 5.0
+LANDSCAPE_LABELS = ("pretraining", "dataset", "fraction", "regime", "seed", "sparsity", "rung")
+LANDSCAPE_METRICS = ("sharpness", "hessian_top", "centre_loss", "sa", "ra", "radius")
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ def execute(
         refresh()  # results.csv matches the store from the start, whatever stopped a last run
         if search == "extreme":
             outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
+            # The search chooses transfers; the landscapes asked for run whatever it found.
+            run_some([j for j in plan.jobs if j.stage == "landscape"])
         else:
             run_some(list(plan.jobs))
     except KeyboardInterrupt:
@@ -274,6 +278,7 @@ def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[s
             item["weights"] = str(p.path)
         pretrainings.append(item)
     meta: dict[str, Any] = {
+        "landscapes": landscape_meta(experiment, store),
         "name": experiment.name,
         "arch": experiment.arch,
         "seeds": list(experiment.seeds),
@@ -299,6 +304,23 @@ def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[s
             ],
         }
     return meta
+
+
+def landscape_meta(experiment: Experiment, store: Store) -> list[dict[str, Any]]:
+    """Every finished landscape of the run: its labels, sharpness measures and grid file."""
+    out = []
+    for job in expand(experiment):
+        if job.stage != "landscape":
+            continue
+        entry = store.entry(job.stage, job.spec)
+        if not entry.done:
+            continue
+        metrics = entry.metrics()
+        item = {k: job.labels.get(k) for k in LANDSCAPE_LABELS}
+        item.update({k: metrics.get(k) for k in LANDSCAPE_METRICS})
+        item["grid"] = str(entry.path / paths.LANDSCAPE_GRID)
+        out.append(item)
+    return out
 
 
 def _unique(jobs: Iterable[Job]) -> list[Job]:

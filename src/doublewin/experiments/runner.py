@@ -31,7 +31,7 @@ from doublewin.stages import Inputs, run_stage, stage, ticket_in
 from doublewin.tickets import trunk_key
 
 # Stages that train or attack a network: a GPU job on a cluster.
-GPU_STAGES = ("pretrain", "tickets", "transfer", "evaluate")
+GPU_STAGES = ("pretrain", "tickets", "transfer", "evaluate", "landscape")
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,12 @@ def inputs_for(job: Job, context: RunContext) -> Inputs:
     weights = weights_file(spec.weights, context) if getattr(spec, "weights", "") else None
     if job.stage == "transfer":
         return Inputs(weights=weights, ticket=ticket_file(spec.ticket, context))
+    if job.stage == "landscape":
+        # The landscape trains its transfer run again: the transfer spec names the files.
+        return Inputs(
+            weights=weights_file(spec.transfer.weights, context),
+            ticket=ticket_file(spec.transfer.ticket, context),
+        )
     if job.stage == "tickets":
         # IMP rungs live in a trunk shared by every ladder length of the same IMP run, so
         # asking for more rounds later continues from the rungs already found.

@@ -1,4 +1,4 @@
-"""The pipeline stages, one function each: pretrain, tickets, transfer, evaluate.
+"""The pipeline stages, one function each: pretrain, tickets, transfer, evaluate, landscape.
 
 ``stage(spec, inputs, out, env) -> metrics`` (see environment.py). `STAGES` is the plain
 mapping the runner looks stages up in; `run_stage` is how both the runner and the standalone
@@ -22,6 +22,7 @@ from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.stages.evaluate import evaluate
+from doublewin.stages.landscape import landscape
 from doublewin.stages.pretrain import pretrain
 from doublewin.stages.tickets import ticket_in, tickets
 from doublewin.stages.transfer import transfer
@@ -43,6 +44,7 @@ STAGES: dict[str, Stage] = {
     "tickets": Stage(tickets, resumable=True),
     "transfer": Stage(transfer, resumable=True),
     "evaluate": Stage(evaluate, resumable=False),
+    "landscape": Stage(landscape, resumable=True),
 }
 
 
@@ -83,6 +85,7 @@ __all__ = [
     "Inputs",
     "Stage",
     "evaluate",
+    "landscape",
     "pretrain",
     "run_stage",
     "stage",

@@ -10,8 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import nn
 
 from doublewin.core import distributed, paths
 from doublewin.core.errors import UserError
@@ -34,39 +38,11 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     metrics, and ``warnings``: what applying the ticket warned about (other weights than it was
     drawn from), one string each.
     """
-    if inputs.weights is None:
-        raise UserError("transfer needs the pre-trained weights θp; pass --weights FILE")
-    weights_path, ticket_path, workdir = inputs.weights, inputs.ticket, Path(out)
-    device = distributed.local_device(env.device)
-    model, meta = load_model(weights_path, device=device)
-    resolution = int(spec.data.resolution or meta.input_size)
-    train_loader, val_loader, test_loader, info = prepare_data(
-        spec.data,
-        resolution_default=resolution,
-        batch_size=spec.train.batch_size,
-        device=device,
-        seed=spec.seed,
-        root=env.data_root,
-    )
-    replace_head(model, info.num_classes, seed=spec.seed)
-    if spec.normalization == "downstream":
-        # The official recipe normalizes with the downstream dataset's statistics.
-        set_normalization(model, info.mean, info.std)
-    model.to(device)
-
-    mask = None
-    caught: list[str] = []
-    sparsity = 0.0
-    if ticket_path is not None:
-        ticket = load_ticket(ticket_path)
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always")
-            mask = ticket.fit(
-                model, weights_hash=meta.content_hash, arch=meta.arch, source=str(ticket_path)
-            )
-        caught = [str(w.message) for w in seen]
-        mask = mask.to(device)
-        sparsity = float(mask.sparsity)
+    setup = prepare_transfer(spec, inputs, env)
+    model, mask, info, meta = setup.model, setup.mask, setup.info, setup.meta
+    train_loader, val_loader, test_loader = setup.train, setup.val, setup.test
+    workdir, device, caught = Path(out), setup.device, setup.warnings
+    sparsity = float(mask.sparsity) if mask is not None else 0.0
 
     result = train(
         model,
@@ -87,12 +63,20 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
         "train_images": train_loader.num_samples,
     }
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    same_checkpoint = result.metrics.get("best_val_sa_epoch") is not None and result.metrics.get(
-        "best_val_sa_epoch"
-    ) == result.metrics.get("best_val_ra_epoch")
+    # The official scripts also print test SA at the last epoch.
+    metrics["sa_last"] = round(float(evaluate(model, test_loader, device=device)["sa"]), 2)
+    states = dict(result.best_states)
+    if "ra" not in states and "sa" in states:
+        # No validation RA (train.val_ra: false): the best-SA checkpoint stands for both.
+        states["ra"] = states["sa"]
+    same_checkpoint = states.get("ra") is not None and states.get("ra") is states.get("sa")
+    same_checkpoint = same_checkpoint or (
+        result.metrics.get("best_val_sa_epoch") is not None
+        and result.metrics.get("best_val_sa_epoch") == result.metrics.get("best_val_ra_epoch")
+    )
     test: dict[str, Any] = {}
     for which in ("sa", "ra"):
-        state = result.best_states.get(which) or final_state
+        state = states.get(which) or final_state
         model.load_state_dict(state)
         if not (which == "ra" and same_checkpoint):
             # One checkpoint is best on both: its test numbers are measured once.
@@ -121,3 +105,59 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     if caught:
         metrics["warnings"] = caught
     return metrics
+
+
+@dataclass
+class TransferSetup:
+    """What a transfer run trains: θp with the downstream head (and normalization), the
+    ticket's mask (None: dense), the loaders, the dataset's info, θp's metadata, and what
+    applying the ticket warned about."""
+
+    model: nn.Module
+    mask: Any
+    train: Any
+    val: Any
+    test: Any
+    info: Any
+    meta: Any
+    device: torch.device
+    warnings: list[str]
+
+
+def prepare_transfer(spec: TransferSpec, inputs: Inputs, env: Environment) -> TransferSetup:
+    """Load θp and the ticket of ``inputs`` and the data of ``spec`` (transfer and landscape
+    stages alike)."""
+    if inputs.weights is None:
+        raise UserError("transfer needs the pre-trained weights θp; pass --weights FILE")
+    weights_path, ticket_path = inputs.weights, inputs.ticket
+    device = distributed.local_device(env.device)
+    model, meta = load_model(weights_path, device=device)
+    resolution = int(spec.data.resolution or meta.input_size)
+    train_loader, val_loader, test_loader, info = prepare_data(
+        spec.data,
+        resolution_default=resolution,
+        batch_size=spec.train.batch_size,
+        device=device,
+        seed=spec.seed,
+        root=env.data_root,
+    )
+    replace_head(model, info.num_classes, seed=spec.seed)
+    if spec.normalization == "downstream":
+        # The official recipe normalizes with the downstream dataset's statistics.
+        set_normalization(model, info.mean, info.std)
+    model.to(device)
+
+    mask = None
+    caught: list[str] = []
+    if ticket_path is not None:
+        ticket = load_ticket(ticket_path)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            mask = ticket.fit(
+                model, weights_hash=meta.content_hash, arch=meta.arch, source=str(ticket_path)
+            )
+        caught = [str(w.message) for w in seen]
+        mask = mask.to(device)
+    return TransferSetup(
+        model, mask, train_loader, val_loader, test_loader, info, meta, device, caught
+    )

@@ -95,7 +95,7 @@ def train(
     progress: Progress = NULL_PROGRESS,
     callbacks: Sequence[Callback] = (),
     log: JsonlLog | None = None,
-    precision: str = "auto",
+    precision: str | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
     log_every: int = 50,
@@ -107,13 +107,13 @@ def train(
     ``mask``: parameter name → 0/1 tensor (1 = kept), enforced for the whole run.
     ``workdir``: where ``checkpoint.pt`` is written each epoch; an existing checkpoint of the
     same spec is resumed (a finished one is returned as is). ``seed`` seeds the attacks' random
-    starts (the loaders carry their own seeds). ``precision``: ``auto`` = bf16 autocast on
-    CUDA, fp32 elsewhere; ``channels_last``: default on CUDA; ``compile``: torch.compile the
+    starts (the loaders carry their own seeds). ``precision``: overrides ``spec.precision``
+    (``auto`` = bf16 autocast on CUDA, fp32 elsewhere); ``channels_last``: default on CUDA; ``compile``: torch.compile the
     forward. Raises `RunFailure` when the loss turns NaN/inf, `UserError` for a mask that does
     not fit the model or a checkpoint of a different spec.
     """
     device = torch.device(device)
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(precision or spec.precision, device)
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     steps_per_epoch = _length(train_loader)
     # train.min_steps lengthens short runs (small data fractions); `spec` below is the run's.
@@ -328,10 +328,11 @@ def _validate(
         run.guard_best = guard.best
         run.last_good = cpu_state_dict(model)
     due = run.epoch % spec.val_every == 0 or run.epoch == spec.epochs
-    if val_loader is None or not due:
+    if val_loader is None or not due or run.epoch < spec.select_from_epoch:
         return
+    attack = spec.val_attack if spec.val_ra else None
     result = evaluate(
-        model, val_loader, attack=spec.val_attack, device=loop.device, precision=loop.precision
+        model, val_loader, attack=attack, device=loop.device, precision=loop.precision
     )
     record["val_sa"], record["val_ra"] = result["sa"], result["ra"]
     for key in ("sa", "ra"):

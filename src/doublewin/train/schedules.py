@@ -52,7 +52,7 @@ def lr_multiplier(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], floa
 def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
     """``spec`` with ``epochs`` raised to reach ``spec.min_steps`` optimizer steps.
 
-    Milestones, warmup and the validation spacing stretch by the same factor, so the schedule
+    Milestones, warmup, the validation spacing and the selection window stretch by the same factor, so the schedule
     keeps its shape and the run validates as often; a spec that already reaches
     ``min_steps`` (or has it at 0) is returned unchanged.
     """
@@ -66,4 +66,5 @@ def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
         milestones=tuple(round(m * factor) for m in spec.milestones),
         warmup_epochs=spec.warmup_epochs * factor,
         val_every=max(1, round(spec.val_every * factor)),
+        select_from_epoch=min(epochs, max(1, round(spec.select_from_epoch * factor))),
     )

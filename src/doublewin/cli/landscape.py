@@ -1,0 +1,141 @@
+"""`doublewin landscape`: a ticket transferred with its trajectory, the loss on a plane through
+its final weights, the contour-plus-trajectory figure and the sharpness (the paper's Figure 6).
+
+Options map to fields of the landscape spec (``transfer.*`` for the transfer run; docs/specs.md).
+The output folder keeps the training checkpoint, the snapshots and the finished grid rows, so
+the same command resumes after an interruption.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from doublewin.analysis.landscape_figure import panel_png
+from doublewin.cli.app import (
+    DataRoot,
+    DeviceOption,
+    JsonFlag,
+    ThreadsOption,
+    app,
+    console,
+    print_json,
+    set_threads,
+)
+from doublewin.cli.progress import RichProgress
+from doublewin.cli.stages import ConfigOption, SetOption, overrides_of
+from doublewin.core import distributed, paths
+from doublewin.core.atomic import atomic_write_bytes, atomic_write_json
+from doublewin.core.errors import UserError
+from doublewin.core.parsing import resolve_device
+from doublewin.core.specs import load_spec
+from doublewin.core.typed import to_dict
+from doublewin.stages import Inputs, run_stage
+
+
+@app.command("landscape")
+def landscape_command(
+    weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")],
+    data: Annotated[str, typer.Option("--data", help="Downstream dataset (transfer.data.name).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
+    ticket: Annotated[
+        Path | None,
+        typer.Option("--ticket", help="Ticket file (doublewin or official format); none = dense."),
+    ] = None,
+    fraction: Annotated[
+        float | None, typer.Option("--fraction", help="transfer.data.fraction in (0, 1]")
+    ] = None,
+    regime: Annotated[str, typer.Option("--regime", help="st or at transfer")] = "at",
+    seed: Annotated[int | None, typer.Option("--seed", help="transfer.seed")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="transfer.train.epochs")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="transfer.train.lr")] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="transfer.data.resolution")
+    ] = None,
+    plane: Annotated[
+        str | None, typer.Option("--plane", help="random (filter-normalized) or pca")
+    ] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="clean or adversarial")] = None,
+    grid: Annotated[int | None, typer.Option("--grid", help="points per axis (odd)")] = None,
+    radius: Annotated[
+        float | None, typer.Option("--radius", help="the plane spans [-radius, radius]²")
+    ] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", help="training images the loss averages over")
+    ] = None,
+    snapshots: Annotated[
+        int | None, typer.Option("--snapshots", help="trajectory points along the run")
+    ] = None,
+    hessian_iterations: Annotated[
+        int | None, typer.Option("--hessian-iterations", help="power iterations (0 = off)")
+    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    device: DeviceOption = "auto",
+    data_root: DataRoot = None,
+    threads: ThreadsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
+    set_threads(threads)
+    regimes = {"st": "std", "at": "at"}
+    if regime not in regimes:
+        raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
+    for option, path in (("--weights", weights), ("--ticket", ticket)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{option} {path}: file not found")
+    spec = load_spec(
+        "landscape",
+        config,
+        overrides_of(
+            {
+                "transfer.weights": str(weights),
+                "transfer.ticket": str(ticket) if ticket else None,
+                "transfer.data.name": data,
+                "transfer.data.fraction": fraction,
+                "transfer.train.regime": regimes[regime],
+                "transfer.seed": seed,
+                "transfer.train.epochs": epochs,
+                "transfer.train.lr": lr,
+                "transfer.data.resolution": resolution,
+                "plane": plane,
+                "loss": loss,
+                "grid": grid,
+                "radius": radius,
+                "images": images,
+                "snapshots": snapshots,
+                "hessian_iterations": hessian_iterations,
+            },
+            overrides,
+        ),
+    )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder; pass a folder path")
+    out.mkdir(parents=True, exist_ok=True)
+    with RichProgress(enabled=not as_json) as progress:
+        m = run_stage(
+            "landscape",
+            spec,
+            Inputs(weights=weights, ticket=ticket),
+            out,
+            device=resolve_device(device),
+            data_root=data_root,
+            progress=progress,
+        )
+    if not distributed.is_main():
+        return
+    title = f"{data}, {regime.upper()}, sparsity {m['sparsity']:.2%}"
+    atomic_write_bytes(out / paths.LANDSCAPE_FIGURE, panel_png(out / paths.LANDSCAPE_GRID, title))
+    atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
+    if as_json:
+        print_json(m)
+        return
+    hessian = f", top Hessian eigenvalue {m['hessian_top']:.4g}" if "hessian_top" in m else ""
+    console.print(
+        f"{title}: loss {m['centre_loss']:.4f} at the centre; sharpness (mean increase within "
+        f"radius {spec.sharpness_radius:g}) {m['sharpness']:.4f}{hessian}; "
+        f"test SA {m['sa']:.2f}% RA {m['ra']:.2f}%"
+    )
+    console.print(f"figure: {out / paths.LANDSCAPE_FIGURE}; grid: {out / paths.LANDSCAPE_GRID}")
