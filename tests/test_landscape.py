@@ -14,7 +14,7 @@ from torch import nn
 
 from doublewin.core import paths
 from doublewin.core.specs import load_spec
-from doublewin.stages import Environment, Inputs, run_stage
+from doublewin.stages import Inputs, run_stage
 from doublewin.tickets import find_tickets
 from doublewin.train.landscape import (
     LossSurface,
@@ -127,7 +127,8 @@ def test_power_iteration_matches_the_exact_top_eigenvalue_of_the_hessian():
     sizes = [params[n].numel() for n in names]
 
     def loss(flat: torch.Tensor) -> torch.Tensor:
-        pieces = dict(zip(names, [t.reshape(s) for t, s in zip(flat.split(sizes), shapes)]))
+        split = [t.reshape(s) for t, s in zip(flat.split(sizes), shapes, strict=True)]
+        pieces = dict(zip(names, split, strict=True))
         logits = functional_call(net, {**params, **pieces}, (x,))
         return nn.functional.cross_entropy(logits, y)
 
