@@ -88,7 +88,7 @@ def grid_png(panels: Sequence[Panel], rows: Sequence[str], columns: Sequence[str
     with one set of contour levels; a missing panel is left blank."""
     grids = {(p.row, p.column): (read_grid(p.path), p) for p in panels}
     levels = shared_levels([g for g, _ in grids.values()])
-    figure = new_figure(figsize=(2.6 * len(columns) + 0.8, 2.4 * len(rows)))
+    figure = new_figure(figsize=(2.7 * len(columns) + 1.0, 2.7 * len(rows)), layout="constrained")
     filled = None
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
@@ -100,5 +100,5 @@ def grid_png(panels: Sequence[Panel], rows: Sequence[str], columns: Sequence[str
             title = f"{column}, {row}" + (f"\n{panel.note}" if panel.note else "")
             filled = _draw(ax, grid, levels, title)
     if filled is not None:
-        figure.colorbar(filled, ax=figure.axes, shrink=0.8, label="loss")
+        figure.colorbar(filled, ax=figure.axes, shrink=0.8, label="loss (shared levels)")
     return png_bytes(figure)

@@ -68,6 +68,7 @@ def landscape(data: FindingsInput) -> Finding:
         reason = data.untestable(dataset, fraction)
         if reason:
             untested.append(reason)
+            evidence.append(f"{dataset} at {fraction_text(fraction)} data: not testable ({reason})")
             continue
         tested += 1
         baseline = groups[(std[0], dataset, fraction)]

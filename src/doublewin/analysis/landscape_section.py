@@ -104,7 +104,14 @@ def landscape_section(data: ReportData) -> tuple[Section, list[Figure]]:
             )
         )
     if finding is not None:
-        section.blocks.append(Paragraph(f"**Finding 11** ({finding.rule}) {finding.summary}"))
+        number = list(data.findings).index(finding) + 1
+        evidence = "; ".join(finding.evidence)
+        section.blocks.append(
+            Paragraph(
+                f"**Finding {number}** (the table *Findings*): {finding.summary} "
+                f"Rule: {finding.rule}" + (f" Comparisons: {evidence}." if evidence else "")
+            )
+        )
     return section, figures
 
 

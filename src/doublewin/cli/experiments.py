@@ -22,7 +22,7 @@ from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.cost import estimate
+from doublewin.experiments.cost import GPU_REFERENCE_DEVICE, estimate, gpu_seconds
 from doublewin.experiments.demo import demo_config, demo_jobs
 from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
 from doublewin.experiments.results import collect_rows
@@ -295,6 +295,10 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
         "total_hours": round(cost.seconds / 3600, 3),
         "measured_rates": cost.rates,
     }
+    on_gpu = gpu_seconds(pending, plan.experiment.arch)
+    if on_gpu is not None:
+        result["one_gpu_hours"] = round(on_gpu / 3600, 3)
+        result["one_gpu_reference"] = GPU_REFERENCE_DEVICE
     if search == "extreme":
         result["search_note"] = (
             "--search extreme runs a subset of the transfer jobs "
@@ -322,6 +326,8 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
         f"estimated {_duration(cost.seconds)} on {dev} "
         f"(measured forward+backward rates: {rates or 'none needed'})"
     )
+    if on_gpu is not None and not dev.startswith("cuda"):
+        console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}")
     if search == "extreme":
         console.print(result["search_note"])
 

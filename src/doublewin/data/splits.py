@@ -51,8 +51,8 @@ def take_fraction(
     """Keep ``fraction`` ∈ (0, 1] of ``images``.
 
     ``balanced``: each class keeps round(f · n_c) of its images, at least one, chosen by a
-    generator seeded with ``seed`` (order kept). ``first``: the first ⌈f·N⌉ images in order
-    (what the official scripts do).
+    generator seeded with ``seed`` (order kept). ``first``: the first ⌊f·N⌋ images in order
+    (at least one), as the official scripts' ``int(N * data_rate)``.
     """
     if not 0.0 < fraction <= 1.0:
         raise UserError(f"data fraction {fraction} is outside (0, 1]; use e.g. 1, 0.1, 0.01")
@@ -60,7 +60,7 @@ def take_fraction(
         return images
     labels = images.labels
     if mode == "first":
-        count = max(1, int(round(fraction * len(labels))))
+        count = max(1, int(fraction * len(labels)))
         return images.subset(torch.arange(count))
     generator = torch.Generator().manual_seed(seed)
     chosen = []

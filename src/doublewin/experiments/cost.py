@@ -142,6 +142,40 @@ def pass_rate(arch: str, resolution: int, device: str) -> float:
     return batch * count / (time.perf_counter() - start)
 
 
+# Forward+backward images per second on one GPU, from published measurements (no GPU rate has
+# been measured with doublewin yet; docs/benchmarks.md): the dry run's "one GPU" line.
+# resnet50 at 224 px: about 2,600 img/s on an A100 with AMP and channels_last (timm's
+# benchmark.py, huggingface/pytorch-image-models issue 1491). Another resolution scales with
+# the pixel count, at most GPU_SMALL_INPUT_GAIN times (small inputs are launch-bound); an
+# architecture without an entry gets no GPU estimate.
+GPU_REFERENCE_RATES = {"resnet50": (224, 2600.0)}
+GPU_REFERENCE_DEVICE = "one A100 (published resnet50 rate, AMP)"
+GPU_SMALL_INPUT_GAIN = 4.0
+
+
+def gpu_rate(arch: str, resolution: int) -> float | None:
+    """The reference GPU pass rate of ``arch`` at ``resolution`` (None: none known)."""
+    if arch not in GPU_REFERENCE_RATES:
+        return None
+    size, rate = GPU_REFERENCE_RATES[arch]
+    return rate * min(GPU_SMALL_INPUT_GAIN, (size / resolution) ** 2)
+
+
+def gpu_seconds(jobs: Iterable[Job], default_arch: str) -> float | None:
+    """Seconds of ``jobs`` on one GPU at the reference rates; None when a job's architecture
+    has no reference rate."""
+    seconds = 0.0
+    for job in jobs:
+        n = job_passes(job)
+        if n <= 0:
+            continue
+        rate = gpu_rate(*job_resolution(job, default_arch))
+        if rate is None:
+            return None
+        seconds += n / rate
+    return seconds
+
+
 @dataclass(frozen=True)
 class CostEstimate:
     passes: float

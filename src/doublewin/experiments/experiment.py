@@ -150,11 +150,16 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
+    verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     regimes: dict[str, TrainSpec] = {}
     for regime, train_raw in regimes_raw.items():
         if regime not in REGIME_NAMES:
             raise UserError(f"transfer.regimes.{regime}: unknown regime; use st and at")
         merged = deep_merge(train_raw or {}, {"regime": REGIME_NAMES[regime]})
+        if regime == "st" and "ra" not in verdict.st_metrics and "val_ra" not in merged:
+            # The verdict does not count RA under ST: validate SA only, as the official ST
+            # script does (test RA is still measured once per checkpoint).
+            merged["val_ra"] = False
         regimes[regime] = from_dict(TrainSpec, merged, path=f"transfer.regimes.{regime}")
     transfer_data = dict(transfer.get("data") or {})
     for key in ("name", "fraction"):
@@ -173,7 +178,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
-    verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
