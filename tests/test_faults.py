@@ -50,13 +50,15 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
             text=True,
             start_new_session=True,  # its own process group: the run's processes, found later
         )
-        # Kill once the runner is executing (its first act rewrites results.csv), a random
-        # moment later.
-        started = time.time()
-        table = out / paths.RESULTS
-        while process.poll() is None and not (table.is_file() and table.stat().st_mtime > started):
+        # Kill once a worker is computing a transfer (an entry open without DONE), a random
+        # moment later: the kill lands mid-entry (checked below), not in the workers' start-up.
+        store = out / paths.STORE_DIR
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not _unfinished_transfers(store):
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.5, 3.0))
+        time.sleep(rng.uniform(0.0, 1.0))
         running = process.poll() is None
         if running:
             unfinished = _unfinished_transfers(out / paths.STORE_DIR)

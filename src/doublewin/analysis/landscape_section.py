@@ -11,6 +11,7 @@ from doublewin.analysis.landscape_figure import Panel, grid_png
 from doublewin.analysis.report_data import ReportData
 from doublewin.analysis.stats import mean_interval
 from doublewin.analysis.summaries import fraction_text, percent
+from doublewin.core import paths
 
 FIGURE_STEM = "landscapes"
 
@@ -65,7 +66,7 @@ def landscape_section(data: ReportData) -> tuple[Section, list[Figure]]:
         if panels:
             sparsity = percent(float(chosen[0]["sparsity"]))
             figure = Figure(
-                f"{FIGURE_STEM}-{dataset}.png",
+                paths.figure(f"{FIGURE_STEM}-{dataset}"),
                 grid_png(panels, rows, columns),
                 f"{dataset}: loss contours and trajectories of the {sparsity} tickets under AT "
                 f"(seed {first_seed}); rows: data fractions, columns: pre-trainings.",
