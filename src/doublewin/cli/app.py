@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from doublewin import __version__
+
 app = typer.Typer(
     name="doublewin",
     help="Find and certify double-win lottery tickets: sparse subnetworks of pre-trained "
@@ -56,3 +58,21 @@ def set_threads(threads: int | None) -> None:
 def print_json(obj: Any) -> None:
     """Machine-readable output for --json."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"doublewin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options every command shares."""

@@ -60,6 +60,14 @@ def evaluate_command(
         ),
     ] = 0,
     split: Annotated[str, typer.Option("--split", help="test or val.")] = "test",
+    val_size: Annotated[
+        int | None,
+        typer.Option(
+            "--val-size",
+            min=1,
+            help="Images held out of the training files for --split val (data.val_size).",
+        ),
+    ] = None,
     resolution: Annotated[
         int | None,
         typer.Option(
@@ -85,7 +93,7 @@ def evaluate_command(
         "evaluate",
         {
             "weights": str(weights),
-            "data": {"name": data, "resolution": resolution},
+            "data": {"name": data, "resolution": resolution, "val_size": val_size},
             "attack": {
                 "eps": eps,
                 "step": step,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from doublewin.analysis.results_table import write_results_csv
+from doublewin.analysis.results_table import read_results_csv, write_results_csv
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
@@ -18,6 +18,7 @@ from doublewin.cli.app import (
     console,
     print_json,
 )
+from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
@@ -170,8 +171,22 @@ def report_command(
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
     plan = make_plan(resolved, run_dir=run_dir)
+    if not plan.store_root.is_dir():
+        raise UserError(
+            f"{plan.store_root}: the run's store is not there (store: in {resolved}); run "
+            "the report from the folder the run was started in, or fix that path"
+        )
     rows = collect_rows(plan.jobs, plan.store)
-    write_results_csv(rows, run_dir / paths.RESULTS)
+    table = run_dir / paths.RESULTS
+    before = len(read_results_csv(table)) if table.is_file() else 0
+    if len(rows) < before:
+        # Never replace a table with a smaller one: the store read is not the one it came from.
+        raise UserError(
+            f"{plan.store_root} holds {len(rows)} finished transfer(s) but {table} has "
+            f"{before} rows; {table.name} is left as it is. Point store: in {resolved} at "
+            "the run's store"
+        )
+    write_results_csv(rows, table)
     report = write_run_report(run_dir, rows, plan)
     if as_json:
         print_json(
@@ -200,6 +215,10 @@ def _execute(
     threads: int | None = None,
     executor: ExecutorOptions | None = None,
 ) -> None:
+    resolve_device(device)  # an impossible device stops here, before anything is written
+    check_writable(plan.run_dir, folder=True)
+    if plan.experiment.store:
+        check_writable(plan.store_root, folder=True, option="store:")
     counts = plan.counts()
     if not as_json:
         todo = ", ".join(f"{c['to_run']} {stage}" for stage, c in counts.items())

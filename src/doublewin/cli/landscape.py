@@ -24,6 +24,7 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
+from doublewin.cli.outputs import output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.cli.stages import ConfigOption, SetOption, overrides_of
 from doublewin.core import distributed, paths
@@ -111,16 +112,14 @@ def landscape_command(
             overrides,
         ),
     )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder; pass a folder path")
-    out.mkdir(parents=True, exist_ok=True)
-    with RichProgress(enabled=not as_json) as progress:
+    dev = resolve_device(device)  # before anything is made
+    with output_folder(out), RichProgress(enabled=not as_json) as progress:
         m = run_stage(
             "landscape",
             spec,
             Inputs(weights=weights, ticket=ticket),
             out,
-            device=resolve_device(device),
+            device=dev,
             data_root=data_root,
             progress=progress,
         )

@@ -26,6 +26,7 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
+from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.core import distributed, paths
 from doublewin.core.atomic import atomic_write_json
@@ -68,7 +69,14 @@ def pretrain_command(
     epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="train.lr")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="train.batch_size")] = None,
-    eps: Annotated[str | None, typer.Option("--eps", help="train.attack.eps, e.g. 8/255")] = None,
+    eps: Annotated[
+        str | None,
+        typer.Option(
+            "--eps",
+            help="ε of every attack of the stage (training, validation, the source RA), "
+            "e.g. 8/255; a --set of one attack's eps overrides it",
+        ),
+    ] = None,
     step: Annotated[
         str | None, typer.Option("--step", help="train.attack.step, e.g. 2/255")
     ] = None,
@@ -106,14 +114,15 @@ def pretrain_command(
         ),
     )
     out = _weights_path(out)
+    dev = resolve_device(device)  # before anything is made
     workdir = paths.work_folder(out)
-    with RichProgress(enabled=not as_json) as progress:
+    with output_folder(workdir, option="--out"), RichProgress(enabled=not as_json) as progress:
         result = run_stage(
             "pretrain",
             spec,
             Inputs(),
             workdir,
-            device=resolve_device(device),
+            device=dev,
             data_root=data_root,
             progress=progress,
             compile=compile,
@@ -203,14 +212,14 @@ def transfer_command(
             overrides,
         ),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    with RichProgress(enabled=not as_json) as progress:
+    dev = resolve_device(device)  # before anything is made
+    with output_folder(out), RichProgress(enabled=not as_json) as progress:
         m = run_stage(
             "transfer",
             spec,
             Inputs(weights=weights, ticket=ticket),
             out,
-            device=resolve_device(device),
+            device=dev,
             data_root=data_root,
             progress=progress,
             compile=compile,
@@ -236,5 +245,5 @@ def _weights_path(out: Path) -> Path:
         raise UserError(
             f"--out {out}: weights are written as safetensors; name the file *.safetensors"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out, folder=False)
     return out

@@ -20,6 +20,7 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
+from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
@@ -102,14 +103,14 @@ def find_tickets_command(
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
     items = [f"{k}={v}" for k, v in pairs.items() if v is not None] + list(overrides or [])
     spec = load_spec("tickets", config, items)
-    out.mkdir(parents=True, exist_ok=True)
-    with RichProgress(enabled=not as_json) as progress:
+    dev = resolve_device(device)  # before anything is made
+    with output_folder(out), RichProgress(enabled=not as_json) as progress:
         found = run_stage(
             "tickets",
             spec,
             Inputs(weights=weights),
             out,
-            device=resolve_device(device),
+            device=dev,
             data_root=data_root,
             progress=progress,
         )
@@ -184,6 +185,7 @@ def convert_command(
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
     if to not in ("doublewin", "official"):
         raise UserError(f"--to {to}: use doublewin or official")
+    check_writable(target, folder=False, option="TARGET")
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
     if to == "doublewin":
         ticket = dataclasses.replace(ticket, info=dataclasses.replace(ticket.info, format=FORMAT))

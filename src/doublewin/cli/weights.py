@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.cli.outputs import check_writable
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import parse_number
@@ -45,6 +46,7 @@ def import_weights_command(
         raise UserError(
             f"--out {out}: weights are written as safetensors; name the file *.safetensors"
         )
+    check_writable(out, folder=False)
     epsilon = parse_number(eps, name="--eps") if eps is not None else None
     state, meta = import_checkpoint(
         source, format=format, arch=arch, trust_pickle=trust_pickle, eps=epsilon

@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 
 SAFETENSORS = ".safetensors"  # weights, tickets and cached datasets
+# The ``format`` entry of a doublewin safetensors header, so a weights loader can recognise a
+# ticket handed to it by mistake (and the other way round).
+TICKET_FORMAT = "doublewin-ticket"
 
 # A stage's output folder (a store entry, or the work folder of a standalone command).
 WEIGHTS = "weights.safetensors"  # θp written by pretrain

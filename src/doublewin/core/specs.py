@@ -30,6 +30,7 @@ UNIT_OPEN_CLOSED = Range(0.0, 1.0, low_open=True)  # (0, 1]
 UNIT_CLOSED_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
 UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)
 AT_LEAST_ONE = Range(1, None)
+PIXEL_UNITS = Range(0.0, 1.0)  # ε and step sizes: [0,1] pixel space
 
 Regime = Literal["std", "fat", "at"]
 TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
@@ -71,8 +72,9 @@ class AttackSpec:
     """
 
     norm: Literal["linf", "l2"] = "linf"
-    eps: float = checked(8 / 255, range=NON_NEGATIVE)
-    step: float = checked(2 / 255, range=NON_NEGATIVE)
+    # Pixel units: an ε above 1 (e.g. 8 for 8/255) is a unit mistake, refused.
+    eps: float = checked(8 / 255, range=PIXEL_UNITS)
+    step: float = checked(2 / 255, range=PIXEL_UNITS)
     steps: int = checked(10, range=AT_LEAST_ONE)
     random_start: bool = True
     restarts: int = checked(1, range=AT_LEAST_ONE)
@@ -328,11 +330,44 @@ STAGES: dict[str, type] = {
 }
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+# Where one ε, given for a stage's training attack, also goes: the stage's other attacks, unless
+# their own ε is written out (an explicit per-attack field wins).
+EPS_FOLLOWERS = {
+    "pretrain": ("train.val_attack", "eval_attack"),
+    "tickets": ("train.val_attack",),
+    "transfer": ("train.val_attack", "eval_attack"),
+    "landscape": ("transfer.train.val_attack", "transfer.eval_attack"),
+}
+
+
+def one_eps(stage: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a stage's spec fields) with the training attack's ε copied to the stage's
+    validation and evaluation attacks that do not set their own, so ``--eps 4/255`` means one
+    threat model for the whole stage: training, validation and the RA a weights file records."""
+    prefix = "transfer." if stage == "landscape" else ""
+    source = _get(data, f"{prefix}train.attack.eps")
+    if source is None:
+        return data
+    for target in EPS_FOLLOWERS.get(stage, ()):
+        if _get(data, f"{target}.eps") is None:
+            apply_override(data, f"{target}.eps", source)
+    return data
+
+
+def _get(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: file not found; pass the path of an experiment YAML")
+        raise UserError(f"{path}: file not found; pass the path of {what}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -357,7 +392,7 @@ def load_spec(
     elif isinstance(source, Mapping):
         data = copy.deepcopy(dict(source))
     else:
-        data = load_yaml(source)
+        data = load_yaml(source, what=f"a {stage} spec YAML (--config)")
     for key, value in parse_overrides(overrides):
         apply_override(data, key, value)
-    return from_dict(STAGES[stage], data, path="")
+    return from_dict(STAGES[stage], one_eps(stage, data), path="")

@@ -127,7 +127,7 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way."""
     parts = dotted.split(".")
     if not all(parts):
-        raise UserError(f"--set {dotted}: empty key segment; write e.g. transfer.train.epochs=5")
+        raise UserError(f"--set {dotted}: empty key segment; write e.g. train.epochs=5")
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -146,7 +146,7 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected key=value, e.g. transfer.train.epochs=5")
+            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -223,7 +223,10 @@ def _coerce(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
 
 def _check_range(value: float, key: str, rng: Range | None) -> None:
     if rng is not None and not rng.holds(value):
-        raise UserError(f"{key}: {value:g} is out of range; allowed {rng.describe()}")
+        hint = (
+            "; write ε in [0,1] pixel units, e.g. 8/255" if key.endswith((".eps", ".step")) else ""
+        )
+        raise UserError(f"{key}: {value:g} is out of range; allowed {rng.describe()}{hint}")
 
 
 def plain(value: Any) -> Any:

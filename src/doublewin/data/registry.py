@@ -231,7 +231,9 @@ def load_dataset(
             train_images,
             train_labels,
             *parts["test"],
-            val_size or 5000,
+            # The official 5,000 held out; a small CIFAR-format folder keeps a tenth instead,
+            # so a command that never reads validation is not blocked by it.
+            val_size or _default_val(5000, len(train_labels)),
             source=str(base / info.files),
         )
     if name == "svhn":
@@ -247,6 +249,14 @@ def load_dataset(
             source=str(base / "svhn"),
         )
     return _folder(info, base, val_size)
+
+
+def _default_val(official: int | None, n: int) -> int:
+    """The default validation size: ``official`` when the training files leave at least as
+    many for training, else a tenth of them (at least one)."""
+    if official is not None and 2 * official <= n:
+        return official
+    return max(1, n // 10)
 
 
 def _tail_split(
@@ -307,7 +317,7 @@ def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
     classes = folder_classes(top / "train")
     full = read_folder(top / "train", classes)
     test = read_folder(test_dir, classes)
-    count = val_size or default_val or max(1, len(full) // 10)
+    count = val_size or _default_val(default_val, len(full))
     if count >= len(full):
         raise UserError(
             f"{info.name}: val_size {count} must be smaller than the {len(full)} "

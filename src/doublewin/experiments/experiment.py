@@ -26,6 +26,7 @@ from doublewin.core.specs import (
     TicketSpec,
     TrainSpec,
     load_yaml,
+    one_eps,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
@@ -160,6 +161,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
             # The verdict does not count RA under ST: validate SA only, as the official ST
             # script does (test RA is still measured once per checkpoint).
             merged["val_ra"] = False
+        if "eps" in (merged.get("attack") or {}) and "eps" not in (merged.get("val_attack") or {}):
+            merged = deep_merge(merged, {"val_attack": {"eps": merged["attack"]["eps"]}})
         regimes[regime] = from_dict(TrainSpec, merged, path=f"transfer.regimes.{regime}")
     transfer_data = dict(transfer.get("data") or {})
     for key in ("name", "fraction"):
@@ -210,6 +213,9 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
             "runs: {STD: {train: {regime: std}}}"
         )
     base = {k: v for k, v in section.items() if k != "runs"}
+    # The shared fields are checked where the user wrote them (pretrain.train.epochz, not
+    # pretrain.runs.STD.train.epochz).
+    from_dict(PretrainSpec, one_eps("pretrain", deep_merge({"arch": arch}, base)), path="pretrain")
     out = []
     for label, run in runs.items():
         run = dict(run or {}) if isinstance(run, Mapping) or run is None else run
@@ -234,7 +240,7 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         if merged.get("kind") == "control":
             # Not trained: only what builds the initialization names it.
             merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
-        spec = from_dict(PretrainSpec, merged, path=f"pretrain.runs.{label}")
+        spec = from_dict(PretrainSpec, one_eps("pretrain", merged), path=f"pretrain.runs.{label}")
         wants = spec.kind != "control" if tickets is None else tickets
         out.append(Pretraining(str(label), spec=spec, tickets=wants))
     return tuple(out)
@@ -270,7 +276,7 @@ def _parse_tickets(
                 merged = deep_merge(base, {"weights": p.ref, "method": method})
                 if regime is not None:
                     merged = deep_merge(merged, {"train": {"regime": regime}})
-                spec = from_dict(TicketSpec, merged, path="tickets")
+                spec = from_dict(TicketSpec, one_eps("tickets", merged), path="tickets")
                 if method != "imp" and not spec.sparsities:
                     # One-shot methods are drawn at the IMP ladder so methods meet at equal
                     # sparsity.

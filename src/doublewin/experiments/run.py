@@ -145,8 +145,13 @@ def context_for(
 
 
 def write_resolved(plan: Plan) -> None:
-    """runs/<name>/experiment.yaml: the experiment as it ran (overrides applied)."""
-    text = yaml.safe_dump(json.loads(json.dumps(plan.experiment.raw, default=str)), sort_keys=False)
+    """runs/<name>/experiment.yaml: the experiment as it ran (overrides applied). A ``store:``
+    is recorded as the absolute folder it resolved to (relative paths are taken from the
+    folder the run starts in), so `doublewin report RUN_DIR` finds it from anywhere."""
+    raw = dict(plan.experiment.raw)
+    if plan.experiment.store:
+        raw["store"] = str(plan.store_root.resolve())
+    text = yaml.safe_dump(json.loads(json.dumps(raw, default=str)), sort_keys=False)
     atomic_write_text(plan.run_dir / paths.EXPERIMENT, text)
 
 

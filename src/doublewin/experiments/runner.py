@@ -162,7 +162,7 @@ def run_jobs(
 
     ``on_done(job, metrics)`` is called in this process after each job (e.g. to refresh
     results.csv). A failing job is recorded and the jobs that depend on it are skipped;
-    the others go on. ``cost(job)`` weighs jobs for the progress bar's ETA. ``executor``:
+    the others go on. ``cost(job)`` orders ready jobs, costliest first. ``executor``:
     where the jobs run (executors.py); anything but one local worker goes through a pool.
     """
     store = context.store
@@ -175,7 +175,8 @@ def run_jobs(
     for job_id in finished:
         todo.pop(job_id)
     weight = cost or (lambda job: 1.0)
-    task = progress.task(f"jobs ({len(todo)} to run)", sum(weight(j) for j in todo.values()))
+    # The bar counts jobs, done / total; the costs only order the work.
+    task = progress.task("jobs", len(todo))
     blocked: set[str] = set()
 
     def ready() -> list[Job]:
@@ -206,7 +207,7 @@ def run_jobs(
     def complete(job: Job, metrics: dict[str, Any]) -> None:
         finished.add(job.id)
         summary.computed += 1
-        task.advance(weight(job), last=job.stage)
+        task.advance(1, last=job.stage)
         if on_done:
             on_done(job, metrics)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json, atomic_write_text
-from doublewin.core.errors import UserError
+from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.hashing import canonical, spec_hash
 from doublewin.core.typed import to_dict
 from doublewin.experiments.locks import entry_lock
@@ -78,7 +78,18 @@ class Entry:
     def metrics(self) -> dict[str, Any]:
         """The finished entry's metrics.json ({} when it has none)."""
         path = self.path / paths.METRICS
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunFailure(
+                f"{path}: damaged ({type(exc).__name__}); remove the folder {self.path} and "
+                "run again to recompute that entry"
+            ) from None
+        if not isinstance(metrics, dict):
+            raise RunFailure(f"{path}: not a metrics mapping; remove {self.path} and run again")
+        return metrics
 
     def finish(self, metrics: dict[str, Any] | None = None) -> None:
         """Write metrics.json, then DONE. Only call once every artifact is in place."""

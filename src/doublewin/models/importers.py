@@ -17,6 +17,7 @@ needs more (robustness files are pickled with dill) is refused unless the caller
 from __future__ import annotations
 
 import pickle
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,11 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
         raise UserError(f"{path}: file not found; pass the checkpoint to import")
     if path.suffix == paths.SAFETENSORS:
         return load_file(str(path))
+    if not _looks_like_torch(path):
+        raise UserError(
+            f"{path}: not a torch checkpoint (neither torch's zip format nor a pickle); pass "
+            "a .pt/.pth/.tar checkpoint or a .safetensors file"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -56,6 +62,13 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
             ".pth/.tar checkpoint or a .safetensors file"
         ) from None
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _looks_like_torch(path: Path) -> bool:
+    """torch.save's zip archive, a pickle (protocol marker 0x80) or the legacy tar format."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return head == b"PK" or head[:1] == b"\x80" or tarfile.is_tarfile(path)
 
 
 def _tensors(obj: Any, path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ from torch import nn
 
 from doublewin.core.atomic import atomic_path
 from doublewin.core.errors import UserError
+from doublewin.core.paths import TICKET_FORMAT
 from doublewin.models.architectures import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -94,6 +95,11 @@ def save_weights(
 
 
 def _read_meta(raw: Mapping[str, str], path: Path) -> WeightsMeta:
+    if raw.get("format") == TICKET_FORMAT:
+        raise UserError(
+            f"{path}: a ticket file, not weights; pass it as --ticket and the weights it was "
+            "drawn from as --weights"
+        )
     if raw.get("format") != FORMAT:
         raise UserError(
             f"{path}: a safetensors file without doublewin metadata; convert it "
@@ -136,10 +142,20 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(
-            f"{path}: not a safetensors weights file ({exc}); import foreign "
-            "checkpoints with doublewin import-weights"
+            f"{path}: not a readable safetensors weights file ({exc}); pass a file from "
+            "doublewin pretrain, or import a foreign checkpoint with doublewin import-weights"
         ) from None
-    return state, _read_meta(raw, path)
+    meta = _read_meta(raw, path)
+    if meta.content_hash:
+        # The recorded hash covers every tensor's bytes: flipped bytes behind an intact
+        # header are caught here, not later as a mysterious accuracy.
+        actual = content_hash(state)
+        if actual != meta.content_hash:
+            raise UserError(
+                f"{path}: corrupt weights file: its tensors hash to {actual}, its metadata "
+                f"records {meta.content_hash}; make or copy the file again"
+            )
+    return state, meta
 
 
 def load_model(

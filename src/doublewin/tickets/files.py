@@ -75,8 +75,15 @@ def ticket_bytes(ticket: Ticket, *, encoding: str = "packbits+deflate") -> bytes
 
 
 def save_ticket(path: str | Path, ticket: Ticket, *, encoding: str = "packbits+deflate") -> Path:
-    """Write ``ticket`` to ``path`` atomically (temporary name, then rename). Returns the path."""
+    """Write ``ticket`` to ``path`` atomically (temporary name, then rename). Returns the path.
+
+    A ticket that keeps no weight is refused: every prediction would be the biases'."""
     path = Path(path)
+    if ticket.mask.num_total and ticket.mask.num_kept == 0:
+        raise UserError(
+            f"{path}: this ticket keeps no weight at all (100% sparse); choose a sparsity "
+            "below 1, e.g. 0.9"
+        )
     atomic_write_bytes(path, ticket_bytes(ticket, encoding=encoding))
     return path
 

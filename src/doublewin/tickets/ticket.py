@@ -13,11 +13,12 @@ from typing import Any
 
 from torch import nn
 
+from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.specs import MaskScope
 from doublewin.tickets.mask import Mask
 
-FORMAT = "doublewin-ticket"
+FORMAT = paths.TICKET_FORMAT
 
 
 class TicketWeightsWarning(UserWarning):

@@ -80,6 +80,7 @@ class _Loop:
     task: Any
     log: JsonlLog | None
     log_every: int
+    progress: Progress = NULL_PROGRESS
 
 
 def train(
@@ -183,6 +184,7 @@ def train(
         task,
         log,
         log_every,
+        progress,
     )
     started = time.perf_counter()
     try:
@@ -332,8 +334,9 @@ def _validate(
         return
     attack = spec.val_attack if spec.val_ra else None
     result = evaluate(
-        model, val_loader, attack=attack, device=loop.device, precision=loop.precision
-    )
+        model, val_loader, attack=attack, device=loop.device, precision=loop.precision,
+        progress=loop.progress, label="validating",
+    )  # fmt: skip
     record["val_sa"], record["val_ra"] = result["sa"], result["ra"]
     for key in ("sa", "ra"):
         value = result[key]

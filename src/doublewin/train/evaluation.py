@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from doublewin.attacks import PGD, model_mode
+from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import AttackSpec
 from doublewin.train.precision import autocast, resolve_precision
 
@@ -26,6 +27,8 @@ def evaluate(
     device: torch.device | str | None = None,
     max_batches: int | None = None,
     precision: str = "fp32",
+    progress: Progress = NULL_PROGRESS,
+    label: str = "evaluating",
 ) -> dict[str, Any]:
     """SA and RA of ``model`` on the batches of ``loader`` (pixels in [0,1]).
 
@@ -40,6 +43,8 @@ def evaluate(
     correct = torch.zeros((), dtype=torch.long, device=device)
     robust = torch.zeros((), dtype=torch.long, device=device)
     n = 0
+    total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    task = progress.task(label + (f" (PGD-{attack.steps})" if attack is not None else ""), total)
     with model_mode(model, "eval"):
         for index, (x, y) in enumerate(loader):
             if max_batches is not None and index >= max_batches:
@@ -54,6 +59,8 @@ def evaluate(
                 with torch.no_grad(), autocast(precision, device):
                     robust += (model(x_adv).argmax(1) == y).sum()
             n += int(y.shape[0])
+            task.advance(1)
+    task.close()
     if n == 0:
         return {"sa": float("nan"), "ra": None if pgd is None else float("nan"), "n": 0}
     sa = 100.0 * correct.item() / n

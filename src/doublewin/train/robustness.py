@@ -123,18 +123,25 @@ def robustness_report(
         x_check, y_check = x_keep[:check_points], y_keep[:check_points]
         m = int(y_check.numel())
         ladder_ra = []
-        for factor in sorted(ladder):
+        # Multiples of ε = 0 are all 0: no ladder to read (and no false "flat" warning).
+        factors = sorted(ladder) if attack.eps > 0 else []
+        task = progress.task(f"ε ladder and large ε on {m} points", len(factors) + 1)
+        for factor in factors:
             rung = replace(attack, eps=attack.eps * factor, step=attack.step * factor)
             _, robust = _correct(model, PGD.from_spec(rung, bn_mode="eval"), x_check, y_check)
             ladder_ra.append((attack.eps * factor, _points(robust)))
+            task.advance(1)
         big = LARGE_EPS[attack.norm] if large_eps is None else large_eps
         wide = replace(attack, eps=big, step=2.5 * big / attack.steps)
         _, robust = _correct(model, PGD.from_spec(wide, bn_mode="eval"), x_check, y_check)
         large_ra = _points(robust)
+        task.advance(1)
+        task.close()
 
         aa_ra = pgd_aa = sa_aa = None
         if autoattack_n > 0:
             k = int(min(autoattack_n, y_keep.numel()))
+            progress.note(f"AutoAttack (standard) on {k} points: this takes a while")
             x_aa = autoattack(
                 model,
                 x_keep[:k],
@@ -196,7 +203,9 @@ def _checks(
     flat = len(ladder) > 1 and ladder[0][1] > 0 and ladder[-1][1] >= ladder[0][1]
     unit = 255 if attack.norm == "linf" else 1
     rungs = ", ".join(f"ε={_eps(e, unit)}: {r:.1f}" for e, r in ladder)
-    if rises or flat:
+    if not ladder:
+        detail = "no ε ladder at ε = 0 (multiples of 0 are all 0)"
+    elif rises or flat:
         detail = f"RA does not fall as ε grows ({rungs})"
     else:
         detail = f"RA falls as ε grows ({rungs})"
