@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-
-from doublewin import __version__
 
 app = typer.Typer(
     name="doublewin",
@@ -62,7 +61,7 @@ def print_json(obj: Any) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        console.print(f"doublewin {__version__}")
+        console.print(f"doublewin {package_version('doublewin')}")
         raise typer.Exit()
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.typed import (
     Range,
@@ -328,39 +329,6 @@ STAGES: dict[str, type] = {
     "evaluate": EvaluateSpec,
     "landscape": LandscapeSpec,
 }
-
-
-# Where one ε, given for a stage's training attack, also goes: the stage's other attacks, unless
-# their own ε is written out (an explicit per-attack field wins).
-EPS_FOLLOWERS = {
-    "pretrain": ("train.val_attack", "eval_attack"),
-    "tickets": ("train.val_attack",),
-    "transfer": ("train.val_attack", "eval_attack"),
-    "landscape": ("transfer.train.val_attack", "transfer.eval_attack"),
-}
-
-
-def one_eps(stage: str, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` (a stage's spec fields) with the training attack's ε copied to the stage's
-    validation and evaluation attacks that do not set their own, so ``--eps 4/255`` means one
-    threat model for the whole stage: training, validation and the RA a weights file records."""
-    prefix = "transfer." if stage == "landscape" else ""
-    source = _get(data, f"{prefix}train.attack.eps")
-    if source is None:
-        return data
-    for target in EPS_FOLLOWERS.get(stage, ()):
-        if _get(data, f"{target}.eps") is None:
-            apply_override(data, f"{target}.eps", source)
-    return data
-
-
-def _get(data: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:

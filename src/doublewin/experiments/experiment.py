@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from doublewin.analysis.verdict import VerdictConfig
+from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import (
@@ -26,7 +27,6 @@ from doublewin.core.specs import (
     TicketSpec,
     TrainSpec,
     load_yaml,
-    one_eps,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
