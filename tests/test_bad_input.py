@@ -385,6 +385,13 @@ def test_missing_files_are_named(tmp_path, capsys):
         fails(argv, capsys, names=(name,), watch=tmp_path)
 
 
+def test_an_official_ticket_of_unknown_architecture_asks_for_arch(tmp_path, capsys):
+    official = tmp_path / "odd.pth"
+    torch.save({"stem.weight_mask": torch.ones(5, 3, 7, 7)}, official)
+    fails(["tickets", "convert", official, tmp_path / "t.safetensors", "--to", "doublewin"],
+          capsys, names=("odd.pth", "--arch"), watch=tmp_path)  # fmt: skip
+
+
 def test_conversions_check_their_arguments(tmp_path, capsys, files):
     fails(["tickets", "convert", files["ticket"], tmp_path / "t.pth", "--to", "onnx"], capsys,
           names=("onnx",), watch=tmp_path)  # fmt: skip

@@ -92,3 +92,19 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     found = {tuple(key.split(" / ")): value for key, value in result["extreme"].items()}
     assert found == grid
     # Exact equality on monotone ladders of every shape: tests/test_search.py.
+
+
+def test_the_dry_run_disk_estimate_is_within_20_percent_of_the_quick_demos_store(
+    quick_run, tmp_path
+) -> None:
+    from doublewin.experiments.disk import plan_bytes
+    from doublewin.experiments.run import make_plan
+
+    store = quick_run[0] / "store"
+    real = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+    plan = make_plan(demo_config(quick=True), run_dir=tmp_path / "fresh")
+    estimate = plan_bytes(plan.pending(), plan.experiment.arch)
+    assert abs(estimate - real) <= 0.2 * real, (estimate, real)
+    # Transfers keep metrics only by default: no fine-tuned weights in the store.
+    assert not list(store.glob("transfer-*/*.safetensors"))
+    assert not list(store.glob("pretrain-*/train"))  # finished entries drop their checkpoints

@@ -127,11 +127,17 @@ def test_two_runners_on_one_folder_compute_every_entry_once(quick_run, tmp_path)
         )
         for _ in range(2)
     ]
+    summaries = []
     for runner in runners:
         stdout, stderr = runner.communicate(timeout=600)
         assert runner.returncode == 0, stderr[-3000:]
-        assert json.loads(stdout)["failed"] == []
+        summaries.append(json.loads(stdout))
+        assert summaries[-1]["failed"] == []
     counts = computations(out / paths.STORE_DIR)
+    # Each runner's summary adds up to the plan, and together they computed each entry once.
+    totals = {s["computed"] + s["reused"] for s in summaries}
+    assert len(totals) == 1, summaries
+    assert sum(s["computed"] for s in summaries) == SLICE_TRANSFERS, summaries
     assert counts and max(counts.values()) == 1, counts.most_common(3)
     transfers = [name for name in counts if name.startswith("transfer-")]
     assert len(transfers) == SLICE_TRANSFERS

@@ -18,6 +18,7 @@ from doublewin.cli import (  # noqa: E402
     experiments,  # noqa: F401
     landscape,  # noqa: F401
     stages,  # noqa: F401
+    store,  # noqa: F401
     tickets,  # noqa: F401
     verdict,  # noqa: F401
     weights,  # noqa: F401

@@ -25,6 +25,7 @@ from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.experiments.cost import GPU_REFERENCE_DEVICE, estimate, gpu_seconds
 from doublewin.experiments.demo import demo_config, demo_jobs
+from doublewin.experiments.disk import plan_bytes
 from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
 from doublewin.experiments.results import collect_rows
 from doublewin.experiments.run import Plan, execute, make_plan, write_run_report
@@ -307,12 +308,16 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
                 **c,
                 "passes": round(per_stage[stage].passes),
                 "hours": round(per_stage[stage].seconds / 3600, 3),
+                "disk_bytes": plan_bytes(
+                    [j for j in pending if j.stage == stage], plan.experiment.arch
+                ),
             }
             for stage, c in counts.items()
         },
         "total_passes": round(cost.passes),
         "total_hours": round(cost.seconds / 3600, 3),
         "measured_rates": cost.rates,
+        "disk_bytes": plan_bytes(pending, plan.experiment.arch),
     }
     on_gpu = gpu_seconds(pending, plan.experiment.arch)
     if on_gpu is not None:
@@ -328,7 +333,7 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
         print_json(result)
         return
     table = Table(title=f"plan: {plan.experiment.name} → {plan.run_dir}")
-    for column in ("stage", "jobs", "done", "to run", "image passes", "est. time"):
+    for column in ("stage", "jobs", "done", "to run", "image passes", "est. time", "disk"):
         table.add_column(column, justify="right")
     for stage, c in result["stages"].items():
         table.add_row(
@@ -338,9 +343,11 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
             str(c["to_run"]),
             f"{c['passes']:.3g}",
             _duration(c["hours"] * 3600),
+            _size(c["disk_bytes"]),
         )
     console.print(table)
     rates = ", ".join(f"{k}: {v:,.0f} img/s" for k, v in cost.rates.items())
+    console.print(f"disk: about {_size(result['disk_bytes'])} in the store")
     console.print(
         f"estimated {_duration(cost.seconds)} on {dev} "
         f"(measured forward+backward rates: {rates or 'none needed'})"
@@ -349,6 +356,14 @@ def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> N
         console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}")
     if search == "extreme":
         console.print(result["search_note"])
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
 
 
 def _duration(seconds: float) -> str:

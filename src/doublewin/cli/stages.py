@@ -172,6 +172,13 @@ def transfer_command(
     epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="train.lr")] = None,
     resolution: Annotated[int | None, typer.Option("--resolution", help="data.resolution")] = None,
+    save_models: Annotated[
+        str,
+        typer.Option(
+            "--save-models",
+            help="Fine-tuned weights to keep: none, best_sa, best_ra or both (save_models).",
+        ),
+    ] = "both",
     config: ConfigOption = None,
     overrides: SetOption = None,
     device: DeviceOption = "auto",
@@ -208,6 +215,7 @@ def transfer_command(
                 "train.epochs": epochs,
                 "train.lr": lr,
                 "data.resolution": resolution,
+                "save_models": save_models,
             },
             overrides,
         ),

@@ -187,6 +187,11 @@ def convert_command(
         raise UserError(f"--to {to}: use doublewin or official")
     check_writable(target, folder=False, option="TARGET")
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
+    if to == "doublewin" and not ticket.info.arch:
+        raise UserError(
+            f"{source}: its architecture cannot be inferred from its tensor names and shapes; "
+            "pass --arch (doublewin models lists them)"
+        )
     if to == "doublewin":
         ticket = dataclasses.replace(ticket, info=dataclasses.replace(ticket.info, format=FORMAT))
         save_ticket(target, ticket)

@@ -255,6 +255,9 @@ class TransferSpec:
     # The model's built-in normalization during transfer: the downstream dataset's mean/std
     # (the official recipe) or the one θp was pre-trained with.
     normalization: Literal["downstream", "pretrained"] = "downstream"
+    # Fine-tuned weights kept: none (metrics only: all the verdict and report read), the
+    # best-val-SA and/or best-val-RA checkpoints.
+    save_models: Literal["none", "best_sa", "best_ra", "both"] = "none"
 
     def __post_init__(self) -> None:
         if self.train.regime == "fat":

@@ -223,8 +223,8 @@ def execute(
             cost=cost,
             executor=executor,
         )
-        total.done_before += summary.done_before
-        total.computed += summary.computed
+        total.reused_ids |= summary.reused_ids
+        total.computed_ids |= summary.computed_ids
         total.failed.extend(summary.failed)
         total.seconds += summary.seconds
         return refresh()

@@ -30,6 +30,8 @@ from doublewin.experiments.store import Entry, Store
 from doublewin.stages import Inputs, run_stage, stage, ticket_in
 from doublewin.tickets import trunk_key
 
+# The key run_job adds to a job's metrics on the way back to the runner (not stored).
+COMPUTED_HERE = "_computed_here"
 # Stages that train or attack a network: a GPU job on a cluster.
 GPU_STAGES = ("pretrain", "tickets", "transfer", "evaluate", "landscape")
 
@@ -124,7 +126,10 @@ def run_job(job: Job, context: RunContext, progress: Progress = NULL_PROGRESS) -
     definition = stage(job.stage)
     device = resolve_device(context.device)
 
+    computed = []
+
     def compute(entry: Entry) -> dict[str, Any]:
+        computed.append(True)
         return run_stage(
             job.stage,
             job.spec,
@@ -137,15 +142,28 @@ def run_job(job: Job, context: RunContext, progress: Progress = NULL_PROGRESS) -
         )
 
     entry = context.store.get_or_run(job.stage, job.spec, compute, resumable=definition.resumable)
-    return entry.metrics()
+    # Whether this call computed the entry or found it finished by another runner: the run's
+    # summary counts each once, under the right heading (never part of the stored metrics).
+    return {**entry.metrics(), COMPUTED_HERE: bool(computed)}
 
 
 @dataclass
 class RunSummary:
-    done_before: int = 0
-    computed: int = 0
+    """What a run did: the jobs it computed and the ones it found finished (ids, so a job
+    counted by several calls, as the search makes, counts once), failures, seconds."""
+
+    computed_ids: set[str] = field(default_factory=set)
+    reused_ids: set[str] = field(default_factory=set)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def computed(self) -> int:
+        return len(self.computed_ids)
+
+    @property
+    def done_before(self) -> int:
+        return len(self.reused_ids - self.computed_ids)
 
 
 def run_jobs(
@@ -171,7 +189,7 @@ def run_jobs(
     todo = {j.id: j for j in jobs}
     ids_in_plan = set(todo)
     finished = {j.id for j in jobs if store.entry(j.stage, j.spec).done}
-    summary.done_before = len(finished)
+    summary.reused_ids.update(finished)
     for job_id in finished:
         todo.pop(job_id)
     weight = cost or (lambda job: 1.0)
@@ -206,7 +224,11 @@ def run_jobs(
 
     def complete(job: Job, metrics: dict[str, Any]) -> None:
         finished.add(job.id)
-        summary.computed += 1
+        metrics = dict(metrics)
+        if metrics.pop(COMPUTED_HERE, True):
+            summary.computed_ids.add(job.id)
+        else:
+            summary.reused_ids.add(job.id)  # another runner finished it while this one waited
         task.advance(1, last=job.stage)
         if on_done:
             on_done(job, metrics)

@@ -8,6 +8,7 @@ validation split, and the content hash that tickets and transfer specs refer to.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
     )
     if distributed.is_main():
         digest = save_weights(out / paths.WEIGHTS, model, meta)
+        # The epoch checkpoint (optimizer state, best weights) only serves a resume; the
+        # weights file is written, so it goes.
+        shutil.rmtree(out / paths.TRAIN_DIR, ignore_errors=True)
     else:
         digest = content_hash(model.state_dict())
     distributed.barrier()

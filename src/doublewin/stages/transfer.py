@@ -32,8 +32,9 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     """Fine-tune the ticket ``inputs.ticket`` (or the dense θp when it is None) of
     ``inputs.weights`` on ``spec.data``.
 
-    ``out`` keeps the per-epoch checkpoint (an interrupted call resumes) and receives the
-    fine-tuned weights at the best-val-SA and best-val-RA checkpoints (``paths.BEST_WEIGHTS``).
+    ``out`` keeps the per-epoch checkpoint (an interrupted call resumes; removed at the end)
+    and receives the fine-tuned weights at the best-val-SA and/or best-val-RA checkpoints
+    (``paths.BEST_WEIGHTS``) that ``spec.save_models`` asks for.
     Returns the test SA/RA (points) at both checkpoints (``TEST_METRICS``), the training
     metrics, and ``warnings``: what applying the ticket warned about (other weights than it was
     drawn from), one string each.
@@ -83,7 +84,7 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
             test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
-        if distributed.is_main():
+        if distributed.is_main() and spec.save_models in (f"best_{which}", "both"):
             fine_tuned = dataclasses.replace(
                 meta,
                 num_classes=info.num_classes,
