@@ -84,8 +84,10 @@ class PGD:
         for _ in range(self.steps):
             delta.requires_grad_(True)
             logits = model(x + delta)
-            # Sum, not mean: the step direction must not depend on the batch size.
-            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            # Sum, not mean: the step direction must not depend on the batch size. The loss in
+            # at least fp32 (bf16 logits under autocast are promoted; fp64 stays fp64).
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            loss = F.cross_entropy(logits, y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
                 delta = self._ascend(delta.detach(), grad)
