@@ -16,8 +16,12 @@ from doublewin.core.results import TIMING_COLUMNS
 
 # A slice of the quick demo (one seed, the first rung): the same specs, so each of its rows must
 # equal the full quick demo's row of the same job.
-SLICE = ("--set", "seeds=[0]", "--set", "tickets.transfer_rungs=[1]")
-SLICE_TRANSFERS = 14  # 4 pre-trainings' dense models and 3 ladders' first rung, ST and AT
+SLICE_PRETRAININGS = ("STD", "CONTROL")
+SLICE = (
+    "--set", "seeds=[0]", "--set", "tickets.transfer_rungs=[1]",
+    "--set", "pretrain.runs={STD: {train: {regime: std}}, CONTROL: {kind: control}}",
+)  # fmt: skip
+SLICE_TRANSFERS = 6  # STD's and the control's dense models and STD's first IMP rung, ST and AT
 
 
 def doublewin(*args: str) -> list[str]:

@@ -14,9 +14,9 @@ from runs import doublewin
 def test_piped_output_shows_progress_lines_while_the_command_runs(tmp_path):
     env = {**os.environ, "DOUBLEWIN_PROGRESS_INTERVAL": "0.5"}
     process = subprocess.Popen(
-        doublewin("pretrain", "--arch", "resnet8", "--data", "digits", "--regime", "at",
-                  "--epochs", "3", "--resolution", "8", "--out", str(tmp_path / "w.safetensors"),
-                  "--set", "train.attack.steps=2", "--set", "eval_attack.steps=2"),
+        doublewin("pretrain", "--arch", "resnet8", "--data", "digits", "--regime", "std",
+                  "--epochs", "2", "--resolution", "8", "--out", str(tmp_path / "w.safetensors"),
+                  "--set", "eval_attack.steps=1", "--set", "train.val_attack.steps=1"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert process.stderr is not None
@@ -28,7 +28,7 @@ def test_piped_output_shows_progress_lines_while_the_command_runs(tmp_path):
     running = [line for line, alive in live if alive]
     assert len(running) >= 2, live
     assert any("eta" in line and "/" in line for line in running), running
-    assert any(line.startswith("[") and "train at" in line for line in running), running
+    assert any(line.startswith("[") and "train std" in line for line in running), running
 
 
 def test_the_eta_is_the_average_rate_from_the_first_step():
