@@ -101,6 +101,7 @@ class _PlainTask:
             f"[{stamp}] {self.description}: {count}{share}, {timing}  {self.metrics}".rstrip(),
             highlight=False,
             markup=False,
+            soft_wrap=True,  # one line per update, whatever the log's width
         )
         self.printed = True
 

@@ -180,7 +180,7 @@ def run_jobs(
 
     ``on_done(job, metrics)`` is called in this process after each job (e.g. to refresh
     results.csv). A failing job is recorded and the jobs that depend on it are skipped;
-    the others go on. ``cost(job)`` orders ready jobs, costliest first. ``executor``:
+    the others go on. ``cost(job)`` orders ready jobs, costliest first, and weighs them for the ETA. ``executor``:
     where the jobs run (executors.py); anything but one local worker goes through a pool.
     """
     store = context.store
@@ -193,8 +193,10 @@ def run_jobs(
     for job_id in finished:
         todo.pop(job_id)
     weight = cost or (lambda job: 1.0)
-    # The bar counts jobs, done / total; the costs only order the work.
-    task = progress.task("jobs", len(todo))
+    # The bar advances by each job's estimated cost (image passes), so its ETA holds when the
+    # first jobs are the long pre-trainings; the jobs themselves show as done / total.
+    task = progress.task("work (image passes)", sum(weight(j) for j in todo.values()))
+    job_count = [0, len(todo)]
     blocked: set[str] = set()
 
     def ready() -> list[Job]:
@@ -229,7 +231,8 @@ def run_jobs(
             summary.computed_ids.add(job.id)
         else:
             summary.reused_ids.add(job.id)  # another runner finished it while this one waited
-        task.advance(1, last=job.stage)
+        job_count[0] += 1
+        task.advance(weight(job), jobs=f"{job_count[0]}/{job_count[1]}", last=job.stage)
         if on_done:
             on_done(job, metrics)
 
