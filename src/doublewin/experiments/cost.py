@@ -21,7 +21,7 @@ from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.data import dataset_info
 from doublewin.experiments.grid import Job
 from doublewin.models import arch_info, build_model
-from doublewin.stages.landscape import SHARPNESS_GRID
+from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.train.schedules import stretched
 
 EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
@@ -98,9 +98,7 @@ def landscape_passes(spec) -> float:
     about three passes)."""
     n_train, _, _ = split_sizes(spec.transfer.data.name, spec.transfer.data.fraction)
     images = min(spec.images, n_train)
-    attack = None
-    if spec.loss == "adversarial":
-        attack = spec.attack or spec.transfer.train.attack
+    attack = loss_attack(spec)
     points = spec.grid**2 + SHARPNESS_GRID**2
     return (
         transfer_passes(spec.transfer)

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from doublewin.attacks import model_mode
+from doublewin.train.landscape import Batches
 from doublewin.train.trajectory import plane_parameters
-
-Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
 def mean_increase(
