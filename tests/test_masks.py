@@ -18,6 +18,7 @@ from doublewin.tickets.pruning import (
     magnitude_scores,
     prune_fraction_of_remaining,
     prune_to_sparsity,
+    target_pruned_count,
 )
 
 
@@ -223,3 +224,38 @@ def test_pruning_to_a_lower_sparsity_than_the_mask_has_is_a_user_error():
     half = prune_to_sparsity(scores, dense, 0.5)
     with pytest.raises(UserError, match="already sparser"):
         prune_to_sparsity(scores, half, 0.2)
+
+
+def test_ladder_counts_and_rungs_by_hand():
+    # 1,000 weights, a fifth of the remaining per round: 200 → 800 left, 160 → 640,
+    # 128 → 512, round(102.4) = 102 → 410, 82 → 328.
+    assert ladder_counts(1000, 0.2, 5) == [200, 360, 488, 590, 672]
+    # 1 − 0.8^k to 6 digits: 0.2, 0.36, 0.488, 0.5904, 0.67232, 0.737856.
+    assert imp_ladder(0.2, 6) == (0.2, 0.36, 0.488, 0.5904, 0.67232, 0.737856)
+    assert imp_ladder(0.5, 4) == (0.5, 0.75, 0.875, 0.9375)
+    # A count is Python's round(): 5,418.8 → 5,419; 1.4 → 1; 2.5 → 2 (half to even, where
+    # int() and rounding half up part ways: 2 and 3); 1.5 → 2 (int() would give 1).
+    assert target_pruned_count(7344, 0.737856) == 5419
+    assert target_pruned_count(7, 0.2) == 1
+    assert target_pruned_count(5, 0.5) == 2
+    assert target_pruned_count(3, 0.5) == 2
+    mask = Mask({"w": torch.ones(1000, dtype=torch.bool)})
+    scores = {"w": torch.arange(1000, dtype=torch.float32)}
+    for pruned in (200, 360, 488, 590, 672):
+        mask = prune_fraction_of_remaining(scores, mask, 0.2)
+        assert mask.num_pruned == pruned
+        assert not bool(mask["w"][:pruned].any()) and bool(mask["w"][pruned:].all())
+
+
+def test_imp_rounds_are_the_rounds_to_the_largest_requested_rung():
+    from doublewin.core.specs import TicketSpec
+    from doublewin.tickets.ladder import imp_rounds, ticket_ladder
+
+    assert imp_rounds(TicketSpec(rounds=3)) == 3
+    # 0.36 is rung 2 and 0.737856 rung 6 of 1 − 0.8^k; the largest decides.
+    spec = TicketSpec(prune_rate=0.2, sparsities=(0.737856, 0.36))
+    assert imp_rounds(spec) == 6 and ticket_ladder(spec) == (0.36, 0.737856)
+    assert imp_rounds(TicketSpec(prune_rate=0.5, sparsities=(0.875,))) == 3
+    assert ticket_ladder(TicketSpec(prune_rate=0.5, rounds=2)) == (0.5, 0.75)
+    with pytest.raises(UserError, match=r"0\.7 is not a rung of the IMP ladder 1 − 0\.8\^k"):
+        imp_rounds(TicketSpec(prune_rate=0.2, sparsities=(0.36, 0.7)))

@@ -123,7 +123,7 @@ def test_synflow_keeps_every_layer_alive_where_global_magnitude_empties_one():
     before = copy.deepcopy(net.state_dict())
     synflow = synflow_mask(net, dense, sparsity, input_shape=(3, 8, 8), iterations=20)
     assert all(r.kept > 0 for r in synflow.per_layer())
-    assert synflow.num_pruned == target_pruned_count(dense.num_total, sparsity)
+    assert synflow.num_pruned == 3672  # half of 432 + 2,304 + 4,608 conv weights
     for key, value in net.state_dict().items():  # scoring never touches the caller's model
         assert torch.equal(value, before[key]), key
 
@@ -158,8 +158,11 @@ def test_freeze_schedule_ends_exactly_at_the_target():
     assert steps[0] == pytest.approx(1 - 0.1**0.2)
 
 
-@pytest.mark.parametrize(("epochs", "period", "sparsity"), [(3, 1, 0.8), (3, 2, 0.737856)])
-def test_gem_miner_lands_exactly_on_the_target_sparsity(epochs, period, sparsity):
+# 7,344 conv weights: 0.8 · 7,344 = 5,875.2 and 0.737856 · 7,344 = 5,418.8 pruned, rounded.
+@pytest.mark.parametrize(
+    ("epochs", "period", "sparsity", "pruned"), [(3, 1, 0.8, 5875), (3, 2, 0.737856, 5419)]
+)
+def test_gem_miner_lands_exactly_on_the_target_sparsity(epochs, period, sparsity, pruned):
     net = chain()
     before = copy.deepcopy(net.state_dict())
     dense = Mask.dense(net)
@@ -172,7 +175,7 @@ def test_gem_miner_lands_exactly_on_the_target_sparsity(epochs, period, sparsity
         spec=GemMinerSpec(epochs=epochs, period=period, lr=0.1),
         seed=0,
     )
-    assert result.mask.num_pruned == target_pruned_count(dense.num_total, sparsity)
+    assert dense.num_total == 7344 and result.mask.num_pruned == pruned
     assert result.steps == epochs * 2 and result.epochs == epochs
     for key, value in net.state_dict().items():  # weights and BN statistics untouched
         assert torch.equal(value, before[key]), key
@@ -263,7 +266,7 @@ def test_gem_miner_final_gem_is_the_flag_set_and_scores_above_half():
     gem = gem_miner_mask(
         net, dense, 0.5, loader(), spec=GemMinerSpec(epochs=3, final="gem"), **kwargs
     )
-    assert flags.mask.num_pruned == target_pruned_count(dense.num_total, 0.5)
+    assert flags.mask.num_pruned == 3672
     assert all(bool((gem.mask[n] <= flags.mask[n]).all()) for n in dense)  # gem ⊆ flags
     assert gem.mask.sparsity == pytest.approx(flags.gem_sparsity)
     assert gem.mask.sparsity >= flags.mask.sparsity
@@ -338,3 +341,45 @@ def test_grasp_takes_its_hessian_gradient_product_over_conv_and_linear_weights()
     assert set(a) == set(conv_only) and set(b) == set(with_linear)
     for n in conv_only:
         assert torch.allclose(a[n], b[n])
+
+
+def _two_layer_flow_net() -> nn.Module:
+    """A bias-free two-layer 1×1-conv network, 2 → 2 → 2 channels: SynFlow's scores have a
+    closed form. With an all-ones input, s(W1[k,j]) = |W1[k,j]| · Σ_o |W2[o,k]| and
+    s(W2[o,k]) = |W2[o,k]| · Σ_j |W1[k,j]|."""
+    net = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.Conv2d(2, 2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -2.0], [3.0, 4.0]]).view(2, 2, 1, 1))
+        net[1].weight.copy_(torch.tensor([[1.0, 5.0], [-2.5, 0.6]]).view(2, 2, 1, 1))
+    return net
+
+
+# By hand: Σ_o|W2[o,k]| = 3.5 (k=0), 5.6 (k=1); Σ_j|W1[k,j]| = 3 (k=0), 7 (k=1), so
+# s(W1) = [[3.5, 7], [16.8, 22.4]] and s(W2) = [[3, 35], [7.5, 4.2]]: no two scores tie.
+# SynFlow keeps the layer-0 weight of magnitude 1 only as long as its path carries flow.
+
+
+def test_synflow_one_round_prunes_the_lowest_closed_form_scores():
+    net = _two_layer_flow_net()
+    mask = synflow_mask(net, Mask.dense(net), 0.5, input_shape=(2, 1, 1), iterations=1)
+    # The four lowest: 3 (W2[0,0]), 3.5 (W1[0,0]), 4.2 (W2[1,1]), 7 (W1[0,1]).
+    assert mask["0.weight"].view(2, 2).tolist() == [[False, False], [True, True]]
+    assert mask["1.weight"].view(2, 2).tolist() == [[False, True], [True, False]]
+
+
+def test_synflow_rescores_the_masked_network_on_its_exponential_schedule():
+    # Target 3/8 in two rounds: round 1 prunes round(8 · (1 − 0.625^½)) = round(1.68) = 2
+    # weights (W2[0,0] at 3 and W1[0,0] at 3.5). Rescored on the masked network,
+    # Σ_o|W2[o,0]| drops to 2.5 and Σ_j|W1[0,j]| to 2: s(W1[0,1]) = 5, s(W2[1,0]) = 5,
+    # s(W2[1,1]) = 4.2 is still the lowest, so round 2 prunes it.
+    net = _two_layer_flow_net()
+    mask = synflow_mask(net, Mask.dense(net), 0.375, input_shape=(2, 1, 1), iterations=2)
+    assert mask["0.weight"].view(2, 2).tolist() == [[False, True], [True, True]]
+    assert mask["1.weight"].view(2, 2).tolist() == [[False, True], [True, False]]
+    # Four rounds to 3/4 prune 2, 4, 5, 6 weights in all (8 · (1 − 0.25^(i/4)), rounded).
+    # Round 2 takes 4.2 and one of the two 5s; whichever goes, the other weight of that path
+    # then carries no flow (score 0) and goes in round 3; round 4 weighs the last path's
+    # W1[1,0] = 3 · 5 = 15 against W1[1,1] = 20 and W2[0,1] = 35. Left: input 1 → k = 1 → 0.
+    deep = synflow_mask(net, Mask.dense(net), 0.75, input_shape=(2, 1, 1), iterations=4)
+    assert deep["0.weight"].view(2, 2).tolist() == [[False, False], [False, True]]
+    assert deep["1.weight"].view(2, 2).tolist() == [[False, True], [False, False]]

@@ -198,3 +198,24 @@ def test_an_inconclusive_verdict_needs_the_seeds_of_its_first_likely_failure():
     passing_sa = compare(_ticket(0.3), DENSE, regime="st", metric="sa", config=config)
     hopeful = TicketVerdict(key, (passing_sa, passing, matching, at_ra))
     assert hopeful.heading == "double-win" and hopeful.seeds_needed == passing.seeds_needed
+
+
+def test_the_confidence_sets_the_intervals_t_quantile():
+    # Differences m − 1, m, m + 1 (sd 1): at 80% the half-width is t(0.90, 2)/√3 = 1.886/1.732.
+    half_80 = float(stats.t.ppf(0.90, 2)) / math.sqrt(3)
+    assert half_80 == pytest.approx(1.0887, abs=1e-4)
+    mean = -2.5  # 95%: upper end −2.5 + 2.48 = −0.02 ≥ −δ = −1: inconclusive; 80%: −1.41
+    wide, narrow = _compare(_ticket(mean)), _compare(_ticket(mean), confidence=0.8)
+    assert wide.difference.high - wide.difference.mean == pytest.approx(HALF)
+    assert narrow.difference.high - narrow.difference.mean == pytest.approx(half_80)
+    assert wide.outcome == "inconclusive" and narrow.outcome == "not matching"
+
+
+def test_the_paper_rule_scales_the_dense_std_by_the_multiplier():
+    dense, ticket = {0: 89.0, 1: 91.0}, {0: 88.8, 1: 88.8}  # dense std √2 = 1.414
+    assert _compare(ticket, dense, rule="paper").outcome == "matching"  # 88.8 ≥ 88.59
+    # 0.5 · 1.414 = 0.707: the bar is 89.29, above 88.8.
+    assert _compare(ticket, dense, rule="paper", std_multiplier=0.5).outcome == "not matching"
+    assert _compare(ticket, dense, rule="paper", std_multiplier=0.5).delta == pytest.approx(
+        0.5 * math.sqrt(2)
+    )

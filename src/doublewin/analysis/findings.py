@@ -2,11 +2,11 @@
 
 Every finding breaks into comparisons (one per dataset, setting or sparsity), each of which
 comes out for the paper (a *win*), against it (a *loss*), or neither (a tie, or data too thin
-to compare). The verdict is the same for all findings:
-
-- **supports** when wins outnumber losses;
-- **contradicts** when losses outnumber wins;
-- **cannot tell** when they are equal, including when nothing could be compared.
+to compare). The status comes from a two-sided exact sign test of the wins against the losses
+at α = 0.05 (``finding.decide``): **supports** or **contradicts** when it rejects "no effect"
+in that direction, **cannot tell** otherwise. The existence findings need every dataset
+certified instead (``finding.decide_every``); the findings about pre-training are **not
+testable** where no pre-training beats the no-pre-training control.
 
 Each finding carries the rule in words and the numbers of every comparison, so a reader can
 redo it. docs/report.md lists the rules. Sparsities are fractions 0–1 (written as percent),
