@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.doublewin-installed
 
-.PHONY: demo test lint setup clean-venv
+.PHONY: demo test lint mutants setup clean-venv
 
 setup: $(STAMP)
 
@@ -20,9 +20,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The mutation gate (docs/testing.md): run by developers, not by CI. About an hour on 2 cores;
+# a second run retests only what changed.
+mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutants]'
+	$(BIN)/mutmut run
+	$(BIN)/python tools/mutation_score.py $(BIN)/mutmut
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 clean-venv:
 	rm -rf $(VENV)

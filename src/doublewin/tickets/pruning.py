@@ -101,7 +101,8 @@ def _lowest_spread(
     need = count - below.numel()
     if need == tied.numel():
         return torch.cat([below, tied])
-    survivors = torch.bincount(tensor_of[values >= kth], minlength=int(tensor_of.max()) + 1)
+    # Every tied weight is ≥ kth, so each tensor holding one has its count here.
+    survivors = torch.bincount(tensor_of[values >= kth])
     order = torch.randperm(tied.numel(), generator=generator).to(tied.device)
     tied = tied[order]
     share = torch.empty(tied.numel(), dtype=torch.float64, device=tied.device)
