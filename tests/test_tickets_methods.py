@@ -12,7 +12,7 @@ from torch import nn
 from doublewin.core.specs import GemMinerSpec, MaskScope
 from doublewin.tickets.gem_miner import freeze_schedule, gem_miner_mask
 from doublewin.tickets.mask import Mask
-from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity, target_pruned_count
+from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
 from doublewin.tickets.synflow import linearise, synflow_mask
 
