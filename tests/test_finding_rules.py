@@ -162,3 +162,14 @@ def test_the_sign_tests_numbers():
     assert sign.p_value == pytest.approx(0.14599609375)  # 2 · Σ_{k≤3} C(12,k) / 2¹²
     assert sign.share == 0.75
     assert _finding().test_text == "no decided comparison"
+
+
+def test_scores_by_sparsity_take_the_maximum_whatever_the_order():
+    for order in (
+        ((("AT", 0.5), 85.0), (("FAT", 0.5), 80.0)),
+        ((("FAT", 0.5), 80.0), (("AT", 0.5), 85.0)),
+    ):
+        cells = _cells(dict(order))
+        assert scores_by_sparsity(cells, {"FAT", "AT"}, "digits", 1.0, ("imp", "std")) == {
+            0.5: 85.0
+        }

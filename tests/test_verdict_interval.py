@@ -219,3 +219,14 @@ def test_the_paper_rule_scales_the_dense_std_by_the_multiplier():
     assert _compare(ticket, dense, rule="paper", std_multiplier=0.5).delta == pytest.approx(
         0.5 * math.sqrt(2)
     )
+
+
+def test_a_mean_exactly_at_minus_delta_heads_for_double_win():
+    # ST RA differences −2, −1, 0 (sd 1): mean −1 = −δ, interval [−3.48, +1.48]: inconclusive;
+    # a comparison heads for failure only when its mean is *below* −δ.
+    (verdict,) = verdicts(_grid((-2.0, -1.0, 0.0)))
+    assert verdict.outcome == "inconclusive" and verdict.heading == "double-win"
+    assert verdict.matching("st", "ra") is None and verdict.matching("st", "sa") is True
+    (lower,) = verdicts(_grid((-2.01, -1.01, -0.01)))
+    assert lower.outcome == "inconclusive" and lower.heading == "not double-win"
+    assert verdict.comparison("st", "nope") is None and verdict.matching("st", "nope") is None
