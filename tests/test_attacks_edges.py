@@ -130,3 +130,27 @@ def test_fgsm_rs_is_one_randomly_started_step_of_alpha_eps_whatever_the_spec_say
     assert attack.step == pytest.approx(1.25 * 8 / 255)  # the default α of fast AT
     assert (attack.steps, attack.random_start, attack.restarts) == (1, True, 1)
     assert fgsm_rs(spec, alpha=2.0).step == pytest.approx(16 / 255)
+
+
+class _ThreeClass(nn.Module):
+    """Class 2 wins every example, by more the brighter the example; class 0 never does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        s = x.flatten(1).sum(1, keepdim=True)
+        return torch.cat([0.0 * s, 1e-3 * s, 5.0 + 1e-3 * s], dim=1)
+
+
+def test_restarts_judge_each_example_by_its_own_prediction():
+    # Brightness rises with the index, so the largest logit of the whole batch is the last
+    # example's class 2: reading one argmax over the batch instead of one per example would
+    # call everyone fooled after the first run.
+    x = torch.linspace(0.1, 0.8, 4, dtype=torch.float64).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    model = _ThreeClass()
+    torch.manual_seed(0)
+    PGD(eps=0.05, step=0.01, steps=2, restarts=3)(model, x.clone(), torch.tensor([0, 2, 0, 2]))
+    assert model.calls == 3 * 2 + 2  # examples 1 and 3 are never fooled: every restart runs
