@@ -173,3 +173,12 @@ def test_scores_by_sparsity_take_the_maximum_whatever_the_order():
         assert scores_by_sparsity(cells, {"FAT", "AT"}, "digits", 1.0, ("imp", "std")) == {
             0.5: 85.0
         }
+
+
+def test_best_of_keeps_the_first_of_pretrainings_tied_at_the_best_extreme():
+    kinds = {"AT": "at", "AT2": "at"}
+    by_setting = {
+        ("AT", "digits", 1.0): _extreme("AT", 0.75),
+        ("AT2", "digits", 1.0): _extreme("AT2", 0.75),
+    }
+    assert best_of(kinds, by_setting, "digits", 1.0, ("at",)) == ("AT", 0.75)

@@ -100,3 +100,10 @@ def test_equal_shares_at_the_cut_are_taken_in_random_order():
         out = prune_lowest(tied, mask, 1, ties=torch.Generator().manual_seed(seed))
         first += int(out["t0"].sum()) == 3
     assert 70 <= first <= 130, first  # binomial(200, ½): 100 ± 30 is beyond 4 standard deviations
+
+
+def test_nan_scores_fail_with_exactly_one_line():
+    mask = _mask(2)
+    with pytest.raises(RunFailure) as err:
+        prune_lowest({"t0": torch.tensor([0.0, float("nan")])}, mask, 1)
+    assert str(err.value) == "pruning scores contain NaN; the model or the scoring data diverged"

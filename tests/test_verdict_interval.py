@@ -230,3 +230,53 @@ def test_a_mean_exactly_at_minus_delta_heads_for_double_win():
     (lower,) = verdicts(_grid((-2.01, -1.01, -0.01)))
     assert lower.outcome == "inconclusive" and lower.heading == "not double-win"
     assert verdict.comparison("st", "nope") is None and verdict.matching("st", "nope") is None
+
+
+def test_no_common_seed_gives_an_empty_comparison_of_its_own_regime_and_metric():
+    c = compare({0: 90.0}, {1: 90.0}, regime="at", metric="ra", config=VerdictConfig())
+    assert (c.regime, c.metric, c.seeds, c.outcome, c.difference) == ("at", "ra", (), None, None)
+
+
+def test_a_difference_exactly_at_minus_delta_matches():
+    # Every seed exactly 1 below (sd 0): the interval is [−1, −1] and δ = 1.
+    assert _compare({0: 89.0, 1: 89.0, 2: 89.0}).outcome == "matching"
+    assert _compare({0: 89.0}, {0: 90.0}, single_seed="margin").outcome == "matching"
+
+
+def test_a_decided_comparison_needs_no_more_seeds():
+    c = _compare({0: 90.0, 1: 90.0, 2: 90.0})
+    assert c.outcome == "matching" and c.seeds_needed is None
+
+
+def test_two_seeds_already_estimate_the_seeds_needed_paired_and_welch():
+    dense, ticket = {0: 89.0, 1: 91.0}, {0: 88.8, 1: 88.8}  # inconclusive (see above)
+    paired = _compare(ticket, dense)
+    assert paired.outcome == "inconclusive"
+    # Paired differences −0.2, −2.2: sd √2, mean −1.2 against −δ = −max(1, √2).
+    assert paired.seeds_needed == seeds_to_resolve(math.sqrt(2), -1.2, -math.sqrt(2), 2, 0.95)
+    welch = _compare(ticket, dense, pairing="welch")
+    assert welch.outcome == "inconclusive"
+    # Welch: the spread is √(var ticket + var dense) = √(0 + 2).
+    assert welch.seeds_needed == seeds_to_resolve(math.sqrt(0 + 2), -1.2, -math.sqrt(2), 2, 0.95)
+    one = _compare({0: 89.5}, {0: 90.0}, pairing="welch")
+    assert one.outcome == "inconclusive" and one.seeds_needed is None
+
+
+def test_welch_intervals_follow_the_confidence():
+    dense, ticket = {0: 85.0, 1: 90.0, 2: 95.0}, {0: 84.5, 1: 89.5, 2: 94.5}
+    wide = _compare(ticket, dense, pairing="welch")
+    narrow = _compare(ticket, dense, pairing="welch", confidence=0.8)
+    # Both samples have sd 5: standard error √(25/3 + 25/3) = 4.08, Welch df 4.
+    se = math.sqrt(25 / 3 + 25 / 3)
+    assert wide.difference.high - wide.difference.mean == pytest.approx(stats.t.ppf(0.975, 4) * se)
+    assert narrow.difference.high - narrow.difference.mean == pytest.approx(
+        stats.t.ppf(0.90, 4) * se
+    )
+
+
+def test_extremes_list_the_larger_data_fraction_first():
+    rows = []
+    for fraction in (0.1, 1.0):
+        rows += [{**r, "fraction": fraction} for r in _grid((0.0, 0.0, 0.0))]
+    fractions = [e.fraction for e in extreme_sparsities(verdicts(rows))]
+    assert fractions == [1.0, 0.1]

@@ -154,17 +154,15 @@ def best_of(kinds, by_setting, dataset, fraction, wanted) -> tuple[str, float] |
     """(label, sparsity) of the sparsest known extreme among pre-trainings of ``wanted`` kinds;
     None when any of them is undetermined or none was transferred."""
     best: tuple[str, float] | None = None
-    found = False
     for (label, d, f), e in by_setting.items():
         if d != dataset or f != fraction or kinds.get(label) not in wanted:
             continue
-        found = True
         value = known_extreme(e)
         if value is None:
             return None
-        if best is None or value > best[1]:
+        if best is None or value > best[1]:  # a tie keeps the first pre-training listed
             best = (label, value)
-    return best if found else None
+    return best
 
 
 def scores_by_sparsity(cells, labels, dataset, fraction, ladder) -> dict[float, float]:
