@@ -9,7 +9,13 @@ import pytest
 from scipy import stats
 
 from doublewin.analysis.stats import seeds_to_resolve
-from doublewin.analysis.verdict import VerdictConfig, compare, extreme_sparsities, verdicts
+from doublewin.analysis.verdict import (
+    VerdictConfig,
+    compare,
+    extreme_sparsities,
+    metric_value,
+    verdicts,
+)
 from doublewin.core.errors import UserError
 
 T2 = float(stats.t.ppf(0.975, 2))  # 4.303: three seeds
@@ -280,3 +286,54 @@ def test_extremes_list_the_larger_data_fraction_first():
         rows += [{**r, "fraction": fraction} for r in _grid((0.0, 0.0, 0.0))]
     fractions = [e.fraction for e in extreme_sparsities(verdicts(rows))]
     assert fractions == [1.0, 0.1]
+
+
+def test_st_metrics_count_under_st_only():
+    config = VerdictConfig(st_metrics=("sa",))
+    assert config.counted("st") == ("sa",) and config.counted("at") == ("sa", "ra")
+
+
+@pytest.mark.parametrize(
+    ("metric", "selection", "column"),
+    [
+        ("sa", "per-metric", "sa_best_sa"),
+        ("ra", "per-metric", "ra_best_ra"),
+        ("ra", "best-sa", "ra_best_sa"),
+        ("sa", "best-ra", "sa_best_ra"),
+    ],
+)
+def test_a_selection_reads_its_checkpoints_column(metric, selection, column):
+    row = {"sa_best_sa": 1.0, "ra_best_sa": 2.0, "sa_best_ra": 3.0, "ra_best_ra": 4.0}
+    assert metric_value(row, metric, selection) == row[column]
+
+
+@pytest.mark.parametrize("empty", [None, "", float("nan"), "nan"])
+def test_a_missing_accuracy_reads_as_none(empty):
+    assert metric_value({"sa_best_sa": empty}, "sa", "per-metric") is None
+
+
+def test_an_interval_ending_exactly_at_minus_delta_is_not_yet_a_failure():
+    ticket = _ticket(-1.0 - HALF - 0.5)  # the upper end lies 0.5 below −1
+    high = _compare(ticket).difference.high
+    # With δ set to exactly −high, the upper end sits on −δ: not below it, so inconclusive.
+    assert _compare(ticket, margin_floor=-high).outcome == "inconclusive"
+    assert _compare(ticket, margin_floor=-high - 0.01).outcome == "not matching"
+
+
+def test_a_comparison_records_the_dense_spread():
+    c = _compare({0: 87.0, 1: 89.0, 2: 91.0}, {0: 88.0, 1: 90.0, 2: 92.0})
+    assert c.dense_std == pytest.approx(2.0) and c.dense_mean == 90.0 and c.ticket_mean == 89.0
+
+
+def test_a_row_missing_one_metric_still_gives_the_other():
+    rows = _grid((0.0, 0.0, 0.0))
+    rows = [{**r, "sa_best_sa": ""} if r["method"] != "dense" else r for r in rows]
+    (verdict,) = verdicts(rows)
+    assert verdict.comparison("st", "sa").seeds == ()
+    assert verdict.comparison("st", "ra").seeds == (0, 1, 2)
+
+
+def test_a_ticket_without_a_dense_baseline_is_undetermined():
+    rows = [r for r in _grid((0.0, 0.0, 0.0)) if r["method"] != "dense"]
+    (verdict,) = verdicts(rows)
+    assert verdict.outcome is None and all(c.outcome is None for c in verdict.comparisons)

@@ -44,11 +44,11 @@ def findings(data: FindingsInput) -> list[Finding]:
     limited = fractions[1:]
     return [
         pretraining_helps(data),
-        exist(data, ladders, primary, full),
+        exist(ladders, primary, full),
         robust_sparser(data, ladders, primary, [full] if full is not None else [], limited=False),
         order(data, ladders, primary, full),
         at_ra_above(data),
-        exist_limited(data, ladders, primary, limited),
+        exist_limited(ladders, primary, limited),
         robust_sparser(data, ladders, primary, limited, limited=True),
         fat_low_at_high(data, primary, limited),
         imp_regime(data, ladders),

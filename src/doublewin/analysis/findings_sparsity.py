@@ -28,7 +28,7 @@ from doublewin.analysis.summaries import (
 )
 
 
-def exist(data, ladders, primary, full) -> Finding:
+def exist(ladders, primary, full) -> Finding:
     claim = (
         "Double-win tickets exist at non-trivial sparsity on every downstream dataset "
         "(full downstream data)."
@@ -46,7 +46,6 @@ def exist(data, ladders, primary, full) -> Finding:
         "looked at)."
     )
     return existence(
-        data,
         ladders,
         primary,
         [full] if full is not None else [],
@@ -57,14 +56,14 @@ def exist(data, ladders, primary, full) -> Finding:
     )
 
 
-def exist_limited(data, ladders, primary, limited) -> Finding:
+def exist_limited(ladders, primary, limited) -> Finding:
     claim = "Double-win tickets still exist at non-trivial sparsity with limited downstream data."
     paper = "Finding 2 and the data-efficiency results (10% and 1% of the training set)."
     rule = (
         "The rule of the first finding, at every data fraction below the largest one, per dataset."
     )
     finding = existence(
-        data, ladders, primary, limited, claim=claim, paper=paper, rule=rule, key="exist-limited"
+        ladders, primary, limited, claim=claim, paper=paper, rule=rule, key="exist-limited"
     )
     if not limited:
         return replace_note(
@@ -75,7 +74,7 @@ def exist_limited(data, ladders, primary, limited) -> Finding:
     return finding
 
 
-def existence(data, ladders, primary, fractions, *, claim, paper, rule, key) -> Finding:
+def existence(ladders, primary, fractions, *, claim, paper, rule, key) -> Finding:
     if primary is None:
         return Finding(key, claim, paper, rule, "cannot tell", note="the run has no tickets.")
     by_setting = ladders[primary]
