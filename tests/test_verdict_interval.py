@@ -337,3 +337,13 @@ def test_a_ticket_without_a_dense_baseline_is_undetermined():
     rows = [r for r in _grid((0.0, 0.0, 0.0)) if r["method"] != "dense"]
     (verdict,) = verdicts(rows)
     assert verdict.outcome is None and all(c.outcome is None for c in verdict.comparisons)
+
+
+def test_the_seeds_needed_use_the_verdicts_confidence():
+    # Mean −0.5, sd 1: inconclusive at 95% ([−2.98, +1.98]) and at 80% ([−1.59, +0.59]).
+    c = _compare(_ticket(-0.5), confidence=0.8)
+    assert c.outcome == "inconclusive"
+    # The fewest n whose 80% half-width t(0.90, n−1)/√n is below |−0.5 − (−1)| = 0.5.
+    n = next(k for k in range(4, 1000) if stats.t.ppf(0.90, k - 1) / math.sqrt(k) < 0.5)
+    assert c.seeds_needed == n
+    assert c.seeds_needed < _compare(_ticket(-0.5)).seeds_needed
