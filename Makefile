@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The mutation gate (docs/testing.md): run by developers, not by CI. About half an hour on 2 cores;
+# The mutation gate (docs/testing.md): run by developers, not by CI. About 35 minutes on 2 cores;
 # a second run retests only what changed.
 mutants: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutants]'
