@@ -37,40 +37,46 @@ def test_pgd_refuses_exactly_the_arguments_out_of_range(fields, ok):
 
 
 class _Counting(nn.Module):
-    """Logits bias + tiny·Σx: the prediction is the bias's class whatever x is, so an example
-    whose label differs from it is fooled from the start and one labelled with it never is."""
+    """Logits bias + slope·Σx, counting its calls. With a large bias the prediction is the
+    bias's class whatever x is; the tiny slopes give the attack a gradient."""
 
-    def __init__(self) -> None:
+    def __init__(self, bias: list[float], slopes: list[float]) -> None:
         super().__init__()
         self.calls = 0
-        self.bias = torch.tensor([5.0, 0.0], dtype=torch.float64)
+        self.bias = torch.tensor(bias, dtype=torch.float64)
+        self.slopes = torch.tensor(slopes, dtype=torch.float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        s = x.flatten(1).sum(1, keepdim=True)
-        return self.bias + 1e-3 * torch.cat([s, -s], dim=1)
+        return self.bias + self.slopes * x.flatten(1).sum(1, keepdim=True)
+
+
+def _two_class() -> _Counting:
+    """Class 0 wins every example: one labelled 1 is fooled from the start, one labelled 0
+    never is."""
+    return _Counting([5.0, 0.0], [1e-3, -1e-3])
 
 
 def test_restarts_run_until_every_example_is_fooled_and_keep_each_ones_first_success():
     x = torch.full((4, 1, 2, 2), 0.5, dtype=torch.float64)
     y = torch.tensor([1, 0, 1, 0])  # examples 0 and 2 fooled at once, 1 and 3 never
-    model = _Counting()
+    model = _two_class()
     attack = PGD(eps=0.1, step=0.02, steps=3, restarts=4)
     torch.manual_seed(0)
     out = attack(model, x, y)
     # Never all fooled: four runs of three steps, and one check before each later restart.
     assert model.calls == 4 * 3 + 3
     torch.manual_seed(0)
-    first = PGD(eps=0.1, step=0.02, steps=3)(_Counting(), x, y)
+    first = PGD(eps=0.1, step=0.02, steps=3)(_two_class(), x, y)
     assert torch.equal(out[[0, 2]], first[[0, 2]])  # fooled: the first restart is kept
     assert not torch.equal(out[[1, 3]], first[[1, 3]])  # not fooled: the last restart
     everyone = torch.tensor([1, 1, 1, 1])
-    model = _Counting()
+    model = _two_class()
     torch.manual_seed(0)
     out = attack(model, x, everyone)
     assert model.calls == 3 + 1  # all fooled after the first run: one check, then stop
     torch.manual_seed(0)
-    assert torch.equal(out, PGD(eps=0.1, step=0.02, steps=3)(_Counting(), x, everyone))
+    assert torch.equal(out, PGD(eps=0.1, step=0.02, steps=3)(_two_class(), x, everyone))
 
 
 def test_the_loss_is_taken_in_fp32_from_bf16_logits():
@@ -132,25 +138,12 @@ def test_fgsm_rs_is_one_randomly_started_step_of_alpha_eps_whatever_the_spec_say
     assert fgsm_rs(spec, alpha=2.0).step == pytest.approx(16 / 255)
 
 
-class _ThreeClass(nn.Module):
-    """Class 2 wins every example, by more the brighter the example; class 0 never does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        s = x.flatten(1).sum(1, keepdim=True)
-        return torch.cat([0.0 * s, 1e-3 * s, 5.0 + 1e-3 * s], dim=1)
-
-
 def test_restarts_judge_each_example_by_its_own_prediction():
     # Brightness rises with the index, so the largest logit of the whole batch is the last
     # example's class 2: reading one argmax over the batch instead of one per example would
     # call everyone fooled after the first run.
     x = torch.linspace(0.1, 0.8, 4, dtype=torch.float64).view(4, 1, 1, 1).expand(4, 1, 2, 2)
-    model = _ThreeClass()
+    model = _Counting([0.0, 0.0, 5.0], [0.0, 1e-3, 1e-3])  # class 2 wins, more when brighter
     torch.manual_seed(0)
     PGD(eps=0.05, step=0.01, steps=2, restarts=3)(model, x.clone(), torch.tensor([0, 2, 0, 2]))
     assert model.calls == 3 * 2 + 2  # examples 1 and 3 are never fooled: every restart runs
