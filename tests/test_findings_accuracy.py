@@ -309,3 +309,30 @@ def test_pretraining_helps_needs_a_control_sharing_a_dense_setting():
     alone = pretraining_helps(data(control=comparison(gains=())))
     assert (alone.status, alone.evidence) == ("cannot tell", ())
     assert alone.note == "no pre-training shares a dense setting with the control."
+
+
+def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
+    dense = _dense({}, "STD", 80.0, 90.0)
+    split = _fat_at({0.5: 80.0, 0.875: 50.0}, {0.5: 70.0, 0.875: 60.0})
+    pair = score(score({}, "STD", 0.5, 80.0), "STD", 0.5, 70.0, method="omp")
+    helped = comparison(gains=[gain("STD", "helps", None, None)])
+    paths = {
+        "at-ra": [at_ra_above(data()), at_ra_above(data(dense))],
+        "fat-low-at-high": [
+            fat_low_at_high(data(split), IMP, []),
+            fat_low_at_high(data(split, kinds={}), IMP, [0.1]),
+            fat_low_at_high(data(split), IMP, [0.1]),
+            fat_low_at_high(data(split, control=comparison(())), IMP, [0.1]),
+        ],
+        "imp-beats-omp": [imp_beats(data(pair), None, "omp"), imp_beats(data(pair), IMP, "omp")],
+        "pretraining-helps": [
+            pretraining_helps(data(control=comparison(control=None))),
+            pretraining_helps(data(control=helped)),
+        ],
+    }
+    for key, findings in paths.items():
+        assert {f.key for f in findings} == {key}
+        texts = {(f.claim, f.paper) for f in findings}  # the rule names the ladder it reads
+        assert len(texts) == 1, key
+        words = [*texts.pop(), *(f.rule for f in findings)]
+        assert all(isinstance(t, str) and len(t.split()) >= 2 for t in words), key

@@ -355,3 +355,35 @@ def test_imp_regime_needs_both_regimes():
     assert found.note == (
         "the run does not have both IMP regimes; set tickets.imp_regimes: [std, at]."
     )
+
+
+def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
+    pair = ladders(up_to("AT", 0.875), up_to("STD", 0.5))
+    limited = ladders(up_to("AT", 0.875, fraction=0.1), up_to("STD", 0.5, fraction=0.1))
+    gate = comparison(())
+    paths = {
+        "exist": [exist(pair, None, 1.0), exist(pair, IMP, 1.0)],
+        "exist-limited": [exist_limited(limited, IMP, []), exist_limited(limited, IMP, [0.1])],
+        "robust-sparser": [
+            robust_sparser(data(kinds={}), pair, IMP, [1.0], limited=False),
+            robust_sparser(data(), pair, IMP, [1.0], limited=False),
+            robust_sparser(data(control=gate), pair, IMP, [1.0], limited=False),
+        ],
+        "robust-sparser-limited": [
+            robust_sparser(data(), limited, IMP, [], limited=True),
+            robust_sparser(data(kinds={}), limited, IMP, [0.1], limited=True),
+            robust_sparser(data(), limited, IMP, [0.1], limited=True),
+        ],
+        "order": [
+            order(data(kinds={}), pair, IMP, 1.0),
+            order(data(), pair, IMP, 1.0),
+            order(data(control=gate), pair, IMP, 1.0),
+        ],
+        "imp-regime": [imp_regime(data(), pair), imp_regime(data(), _imp_pair(0.5, 0.75))],
+    }
+    for key, findings in paths.items():
+        assert {f.key for f in findings} == {key}
+        texts = {(f.claim, f.paper) for f in findings}  # the rule names the ladder it reads
+        assert len(texts) == 1, key
+        words = [*texts.pop(), *(f.rule for f in findings)]
+        assert all(isinstance(t, str) and len(t.split()) >= 2 for t in words), key
