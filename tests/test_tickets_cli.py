@@ -191,3 +191,22 @@ def test_evaluate_a_ticket_without_retraining_after_batchnorm_re_estimation(
     assert code == 0 and "recalibrated_bn_batches" not in json.loads(out)
     code, _, err = _cli(capsys, *common, "--recalibrate-bn", "-1")
     assert code == 2
+
+
+@pytest.mark.parametrize(("given", "trained"), [((), "at"), (("--regime", "st"), "std")])
+def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture, given, trained
+) -> None:
+    config = tmp_path / "at.yaml"
+    config.write_text("train: {regime: at, attack: {eps: 8/255, step: 4/255, steps: 1}}\n")
+    out = tmp_path / "out"
+    code, stdout, err = _cli(
+        capsys,
+        *("transfer", "--weights", str(weights), "--data", "digits", "--out", str(out)),
+        *("--config", str(config), "--epochs", "1", "--fraction", "0.05", *given),
+        *("--set", "data.test_limit=64", "--set", "eval_attack.steps=2"),
+    )
+    assert code == 0, err
+    spec = json.loads((out / "metrics.json").read_text())["spec"]
+    assert spec["train"]["regime"] == trained
+    assert stdout.startswith(f"digits ({'AT' if trained == 'at' else 'ST'}, sparsity 0.00%)")

@@ -48,7 +48,10 @@ def landscape_command(
     fraction: Annotated[
         float | None, typer.Option("--fraction", help="transfer.data.fraction in (0, 1]")
     ] = None,
-    regime: Annotated[str, typer.Option("--regime", help="st or at transfer")] = "at",
+    regime: Annotated[
+        str | None,
+        typer.Option("--regime", help="st or at transfer (default at, or the --config's)"),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="transfer.seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="transfer.train.epochs")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="transfer.train.lr")] = None,
@@ -82,7 +85,7 @@ def landscape_command(
     """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
     set_threads(threads)
     regimes = {"st": "std", "at": "at"}
-    if regime not in regimes:
+    if regime is not None and regime not in regimes:
         raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
     for option, path in (("--weights", weights), ("--ticket", ticket)):
         if path is not None and not path.is_file():
@@ -96,7 +99,8 @@ def landscape_command(
                 "transfer.ticket": str(ticket) if ticket else None,
                 "transfer.data.name": data,
                 "transfer.data.fraction": fraction,
-                "transfer.train.regime": regimes[regime],
+                # Figure 6 is AT transfer; a --config's own regime stands unless --regime.
+                "transfer.train.regime": regimes[regime or "at"] if regime or not config else None,
                 "transfer.seed": seed,
                 "transfer.train.epochs": epochs,
                 "transfer.train.lr": lr,
@@ -125,7 +129,8 @@ def landscape_command(
         )
     if not distributed.is_main():
         return
-    title = f"{data}, {regime.upper()}, sparsity {m['sparsity']:.2%}"
+    shown = "AT" if spec.transfer.train.regime == "at" else "ST"
+    title = f"{data}, {shown}, sparsity {m['sparsity']:.2%}"
     atomic_write_bytes(out / paths.LANDSCAPE_FIGURE, panel_png(out / paths.LANDSCAPE_GRID, title))
     atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
     if as_json:

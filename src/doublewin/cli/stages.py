@@ -167,7 +167,10 @@ def transfer_command(
     fraction: Annotated[
         float | None, typer.Option("--fraction", help="data.fraction in (0, 1]")
     ] = None,
-    regime: Annotated[str, typer.Option("--regime", help="st or at (train.regime)")] = "st",
+    regime: Annotated[
+        str | None,
+        typer.Option("--regime", help="st or at (train.regime; default st, or the --config's)"),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="train.lr")] = None,
@@ -190,7 +193,7 @@ def transfer_command(
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
     set_threads(threads)
     regimes = {"st": "std", "at": "at"}
-    if regime not in regimes:
+    if regime is not None and regime not in regimes:
         raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
     if not weights.is_file():
         raise UserError(
@@ -210,7 +213,8 @@ def transfer_command(
                 "ticket": str(ticket) if ticket else None,
                 "data.name": data,
                 "data.fraction": fraction,
-                "train.regime": regimes[regime],
+                # Only when given: a --config's own regime stands otherwise.
+                "train.regime": regimes[regime] if regime else None,
                 "seed": seed,
                 "train.epochs": epochs,
                 "train.lr": lr,
@@ -241,7 +245,8 @@ def transfer_command(
         print_json(m)
         return
     console.print(
-        f"{data} ({regime.upper()}, sparsity {m['sparsity']:.2%}): "
+        f"{data} ({'AT' if spec.train.regime == 'at' else 'ST'}, "
+        f"sparsity {m['sparsity']:.2%}): "
         f"best-val-SA checkpoint SA {m['sa_best_sa']:.2f}% RA {m['ra_best_sa']:.2f}%;"
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
