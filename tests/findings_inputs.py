@@ -87,3 +87,15 @@ RUNGS = (0.5, 0.75, 0.875)
 def up_to(label: str, last: float | None, **kwargs) -> ExtremeSparsity:
     rungs = tuple((s, last is not None and s <= last) for s in RUNGS)
     return extreme(label, last, rungs, **kwargs)
+
+
+def assert_same_texts_on_every_path(paths: dict) -> None:
+    """``paths``: a rule's key → the findings it returned on different inputs. Each carries
+    that key, one claim and paper text on every path, and a rule in words (the rule names the
+    ladder it reads, so it may differ between paths)."""
+    for key, findings in paths.items():
+        assert {f.key for f in findings} == {key}
+        texts = {(f.claim, f.paper) for f in findings}
+        assert len(texts) == 1, key
+        words = [*texts.pop(), *(f.rule for f in findings)]
+        assert all(isinstance(t, str) and len(t.split()) >= 2 for t in words), key

@@ -15,7 +15,17 @@ from doublewin.analysis.findings_accuracy import (
     pretraining_helps,
 )
 from doublewin.analysis.stats import Interval
-from findings_inputs import IMP, KINDS, UNTESTABLE, comparison, data, gain, put, score
+from findings_inputs import (
+    IMP,
+    KINDS,
+    UNTESTABLE,
+    assert_same_texts_on_every_path,
+    comparison,
+    data,
+    gain,
+    put,
+    score,
+)
 
 # ---------------------------------------------------------------- AT RA far above ST RA
 
@@ -330,9 +340,4 @@ def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
             pretraining_helps(data(control=helped)),
         ],
     }
-    for key, findings in paths.items():
-        assert {f.key for f in findings} == {key}
-        texts = {(f.claim, f.paper) for f in findings}  # the rule names the ladder it reads
-        assert len(texts) == 1, key
-        words = [*texts.pop(), *(f.rule for f in findings)]
-        assert all(isinstance(t, str) and len(t.split()) >= 2 for t in words), key
+    assert_same_texts_on_every_path(paths)

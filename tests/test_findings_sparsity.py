@@ -18,6 +18,7 @@ from doublewin.analysis.findings_sparsity import (
 from findings_inputs import (
     IMP,
     UNTESTABLE,
+    assert_same_texts_on_every_path,
     comparison,
     data,
     extreme,
@@ -381,9 +382,4 @@ def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
         ],
         "imp-regime": [imp_regime(data(), pair), imp_regime(data(), _imp_pair(0.5, 0.75))],
     }
-    for key, findings in paths.items():
-        assert {f.key for f in findings} == {key}
-        texts = {(f.claim, f.paper) for f in findings}  # the rule names the ladder it reads
-        assert len(texts) == 1, key
-        words = [*texts.pop(), *(f.rule for f in findings)]
-        assert all(isinstance(t, str) and len(t.split()) >= 2 for t in words), key
+    assert_same_texts_on_every_path(paths)
