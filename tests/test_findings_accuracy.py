@@ -293,7 +293,7 @@ def test_pretraining_helps_counts_helps_as_for_and_hurts_as_against():
     )
     finding = pretraining_helps(data(control=comparison(gains=gains)))
     assert finding.key == "pretraining-helps"
-    assert (finding.wins, finding.losses, finding.status) == (1, 1, "cannot tell")
+    assert (finding.wins, finding.losses, finding.status, finding.note) == (1, 1, "cannot tell", "")
     assert finding.evidence == (
         "STD → digits at 10% data: ST SA +4.2 [+1.0, +7.4], AT RA +6.0 [+2.0, +10.0] points "
         "vs CONTROL — for",

@@ -383,3 +383,89 @@ def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
         "imp-regime": [imp_regime(data(), pair), imp_regime(data(), _imp_pair(0.5, 0.75))],
     }
     assert_same_texts_on_every_path(paths)
+
+
+# ------------------------------------------------- edges the mutation gate asked for
+
+
+def test_a_best_extreme_of_exactly_half_the_weights_wins_and_wins_are_counted():
+    found = exist(ladders(up_to("STD", 0.5), up_to("STD", 0.75, dataset="svhn")), IMP, 1.0)
+    assert found.evidence[0] == "digits at 100% data: double-win up to 50.00% (STD) — for"
+    assert (found.wins, found.losses, found.note) == (2, 0, "")
+    lost = exist(ladders(up_to("STD", None), up_to("STD", None, dataset="svhn")), IMP, 1.0)
+    assert (lost.wins, lost.losses) == (0, 2)
+
+
+def test_an_undecided_rung_at_exactly_half_the_weights_keeps_existence_undecided():
+    found = exist(ladders(extreme("AT", None, ((0.5, None), (0.75, False)))), IMP, 1.0)
+    assert found.evidence[0].endswith("untested, inconclusive or undetermined — neither")
+
+
+def test_robust_sparser_names_its_fractions_in_the_rule_and_reads_fat_alone():
+    pair = ladders(up_to("FAT", 0.875), up_to("STD", 0.5))
+    full = robust_sparser(data(kinds={"STD": "std", "FAT": "fat"}), pair, IMP, [1.0], limited=False)
+    assert full.rule.startswith("Per dataset at the largest data fraction, on the IMP (ST) ladder")
+    assert (full.wins, full.note) == (1, "")
+    limited = robust_sparser(data(), pair, IMP, [0.1], limited=True)
+    assert limited.rule.startswith("Per dataset at every data fraction below the largest one,")
+    assert (limited.evidence, limited.note) == ((), "no ladder of both kinds was transferred.")
+
+
+def _three_datasets(first: str):
+    """cifar10 (decided by ``first``: "untestable" or "undetermined"), then digits and svhn,
+    both robust ahead."""
+    extremes = [up_to("AT", 0.875, dataset=d) for d in ("digits", "svhn")]
+    extremes += [up_to("STD", 0.5, dataset=d) for d in ("cifar10", "digits", "svhn")]
+    cifar = extreme("AT", None, ((0.5, None),), dataset="cifar10")
+    extremes.append(up_to("AT", 0.875, dataset="cifar10") if first == "untestable" else cifar)
+    testable = [("digits", 1.0), ("svhn", 1.0)] + (
+        [] if first == "untestable" else [("cifar10", 1.0)]
+    )
+    return ladders(*extremes), comparison(testable)
+
+
+@pytest.mark.parametrize("first", ["untestable", "undetermined"])
+def test_a_skipped_dataset_does_not_stop_robust_sparser_or_the_order(first):
+    extremes, control = _three_datasets(first)
+    found = robust_sparser(data(control=control), extremes, IMP, [1.0], limited=False)
+    assert (found.wins, found.status) == (2, "cannot tell")  # judged, not gated
+    assert found.evidence[0].startswith("cifar10 at 100% data: ")
+    ordered = order(data(kinds={"AT": "at", "STD": "std"}, control=control), extremes, IMP, 1.0)
+    assert (ordered.wins, ordered.status) == (2, "cannot tell")
+
+
+def test_an_undetermined_pair_does_not_stop_the_other_pairs():
+    three = ladders(up_to("AT", 0.875), extreme("FAT", None, ((0.5, None),)), up_to("STD", 0.5))
+    found = order(data(), three, IMP, 1.0)
+    assert found.evidence == (
+        "digits: AT vs FAT: an extreme sparsity is undetermined or not transferred — neither",
+        "digits: AT vs STD: 87.50% vs 50.00% — for",
+        "digits: FAT vs STD: an extreme sparsity is undetermined or not transferred — neither",
+    )
+
+
+def test_imp_regime_counts_rungs_of_both_ladders_and_scores_at_common_rungs_only():
+    st = up_to("STD", 0.875, ladder=("imp", "std"))  # rungs 50, 75, 87.5%
+    at = extreme("STD", 0.5, ((0.5, True), (0.875, False)), ladder=("imp", "at"))
+    cells = {}
+    for sparsity, x, y in ((0.5, 80.0, 78.0), (0.75, 70.0, 40.0), (0.875, 60.0, 57.0)):
+        score(cells, "STD", sparsity, x)
+        score(cells, "STD", sparsity, y, imp_regime="at")
+    del cells[next(k for k in cells if k.imp_regime == "at" and k.sparsity == 0.875)]
+    found = imp_regime(data(cells), ladders(st, at))
+    # Rungs 0, 50, 75, 87.5% (75% is IMP (ST)'s alone): 87.5% against 50% is 2 apart. The
+    # scores are compared at 50% only: 75% is not an IMP (AT) rung, and its 87.5% ticket
+    # misses an accuracy.
+    assert found.evidence == (
+        "STD → digits at 100% data: IMP (ST) 87.50% vs IMP (AT) 50.00%, 2 rung(s) apart; "
+        "mean |Δscore| 2.00 points over 1 rung(s) — against",
+    )
+
+
+def test_imp_regime_lists_settings_by_pretraining_first():
+    pairs = {("imp", "std"): {}, ("imp", "at"): {}}
+    for label, dataset in (("STD", "digits"), ("AT", "svhn")):
+        for ladder in pairs:
+            pairs[ladder][(label, dataset, 1.0)] = up_to(label, 0.5, ladder=ladder, dataset=dataset)
+    heads = [line.split(":")[0] for line in imp_regime(data(), pairs).evidence]
+    assert heads == ["AT → svhn at 100% data", "STD → digits at 100% data"]
