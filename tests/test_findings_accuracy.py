@@ -341,3 +341,29 @@ def test_every_path_of_a_rule_carries_the_same_key_claim_paper_and_rule():
         ],
     }
     assert_same_texts_on_every_path(paths)
+
+
+def test_a_lead_at_a_high_rung_counts_once_within_the_tie_band():
+    # AT ahead by 0.3 at the high rung: inside the 0.5 band, a tie.
+    cells = _fat_at({0.5: 80.0, 0.875: 60.0}, {0.5: 70.0, 0.875: 60.3})
+    finding = fat_low_at_high(data(cells), IMP, [0.1])
+    assert [line.rsplit("— ", 1)[1] for line in finding.evidence] == ["for", "tie"]
+
+
+def test_a_dataset_that_cannot_be_tested_does_not_stop_the_next():
+    cells = _fat_at({0.5: 80.0, 0.875: 50.0}, {0.5: 70.0, 0.875: 60.0}, dataset="cifar10")
+    cells.update(_fat_at({0.5: 80.0, 0.875: 50.0}, {0.5: 70.0, 0.875: 60.0}))
+    finding = fat_low_at_high(data(cells, control=comparison([("digits", 0.1)])), IMP, [0.1])
+    assert finding.evidence[0] == f"cifar10 at 10% data: not testable ({UNTESTABLE})"
+    assert (finding.wins, finding.status) == (2, "cannot tell")
+
+
+def test_a_sparsity_without_both_scores_does_not_stop_the_next():
+    cells = put({}, "STD", "imp", 0.5, at=(80.0, None))  # IMP misses an accuracy at 50%
+    score(cells, "STD", 0.5, 60.0, method="random")
+    score(cells, "STD", 0.75, 70.0)
+    score(cells, "STD", 0.75, 60.0, method="random")
+    finding = imp_beats(data(cells), IMP, "random")
+    assert finding.evidence == (
+        "STD → digits at 100% data, 75.00%: IMP 70.00 vs random 60.00 — for",
+    )

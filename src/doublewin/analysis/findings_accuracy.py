@@ -183,16 +183,14 @@ def imp_beats(data, primary, method) -> Finding:
             f"{setting[0]} → {setting[1]} at {fraction_text(setting[2])} data, "
             f"{percent(sparsity)}: IMP {imp:.2f} vs {name} {other:.2f} — {outcome}"
         )
-    note = (
-        ""
-        if evidence
-        else (
+    # Evidence and leads grow together: a lead to report, or no comparison at all.
+    if leads:
+        note = f"mean IMP lead {statistics.fmean(leads):+.2f} points over {len(leads)} ticket(s)."
+    else:
+        note = (
             f"the run has no {name} tickets at the sparsities of the IMP "
             f"ladder; add {method} to tickets.methods."
         )
-    )
-    if leads:
-        note = f"mean IMP lead {statistics.fmean(leads):+.2f} points over {len(leads)} ticket(s)."
     return Finding(
         key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence), note
     )
