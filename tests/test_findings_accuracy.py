@@ -367,3 +367,11 @@ def test_a_sparsity_without_both_scores_does_not_stop_the_next():
     assert finding.evidence == (
         "STD → digits at 100% data, 75.00%: IMP 70.00 vs random 60.00 — for",
     )
+
+
+def test_a_dataset_with_one_common_rung_does_not_stop_the_next():
+    cells = _fat_at({0.5: 80.0}, {0.5: 70.0, 0.875: 60.0}, dataset="cifar10")
+    cells.update(_fat_at({0.5: 80.0, 0.875: 50.0}, {0.5: 70.0, 0.875: 60.0}))
+    testable = [("cifar10", 0.1), ("digits", 0.1)]
+    finding = fat_low_at_high(data(cells, control=comparison(testable)), IMP, [0.1])
+    assert [line.split(",")[0] for line in finding.evidence] == ["digits at 10% data"] * 2
