@@ -35,7 +35,7 @@ test: $(TEST_STAMP)
 # The mutation gate (docs/testing.md): run by developers, not by CI. About 35 minutes on 2 cores;
 # a second run retests only what changed.
 mutants: $(TEST_STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutants]'
+	$(PIP) -e '.[mutants]'
 	$(BIN)/mutmut run
 	$(BIN)/python tools/mutation_score.py $(BIN)/mutmut
 

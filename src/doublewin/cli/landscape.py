@@ -87,6 +87,8 @@ def landscape_command(
     regimes = {"st": "std", "at": "at"}
     if regime is not None and regime not in regimes:
         raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
+    if regime is None and config is None:
+        regime = "at"  # Figure 6 is AT transfer; a --config's own regime stands otherwise
     for option, path in (("--weights", weights), ("--ticket", ticket)):
         if path is not None and not path.is_file():
             raise UserError(f"{option} {path}: file not found")
@@ -99,8 +101,7 @@ def landscape_command(
                 "transfer.ticket": str(ticket) if ticket else None,
                 "transfer.data.name": data,
                 "transfer.data.fraction": fraction,
-                # Figure 6 is AT transfer; a --config's own regime stands unless --regime.
-                "transfer.train.regime": regimes[regime or "at"] if regime or not config else None,
+                "transfer.train.regime": regimes[regime] if regime else None,
                 "transfer.seed": seed,
                 "transfer.train.epochs": epochs,
                 "transfer.train.lr": lr,
