@@ -207,6 +207,15 @@ def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
         *("--set", "data.test_limit=64", "--set", "eval_attack.steps=2"),
     )
     assert code == 0, err
-    spec = json.loads((out / "metrics.json").read_text())["spec"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    spec = metrics["spec"]
     assert spec["train"]["regime"] == trained
+    # ST validates SA only (the official ST script) and tests both metrics at that checkpoint.
+    assert spec["train"]["val_ra"] is (trained == "at")
+    if trained == "std":
+        assert metrics["best_val_ra"] is None
+        assert (metrics["sa_best_ra"], metrics["ra_best_ra"]) == (
+            metrics["sa_best_sa"],
+            metrics["ra_best_sa"],
+        )
     assert stdout.startswith(f"digits ({'AT' if trained == 'at' else 'ST'}, sparsity 0.00%)")

@@ -17,6 +17,7 @@ import yaml
 
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
+from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import (
     Range,
     apply_override,
@@ -366,4 +367,4 @@ def load_spec(
         data = load_yaml(source, what=f"a {stage} spec YAML (--config)")
     for key, value in parse_overrides(overrides):
         apply_override(data, key, value)
-    return from_dict(STAGES[stage], one_eps(stage, data), path="")
+    return from_dict(STAGES[stage], st_validates_sa(stage, one_eps(stage, data)), path="")

@@ -140,6 +140,16 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    """``data[a][b][c]`` for ``dotted = "a.b.c"``; None where a segment is missing."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
     """``["a.b=5", "c=8/255"]`` → ``[("a.b", 5), ("c", "8/255")]``; values parsed as YAML."""
     out = []

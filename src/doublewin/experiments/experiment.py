@@ -28,6 +28,7 @@ from doublewin.core.specs import (
     TrainSpec,
     load_yaml,
 )
+from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
 from doublewin.models import read_content_hash
@@ -157,10 +158,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         if regime not in REGIME_NAMES:
             raise UserError(f"transfer.regimes.{regime}: unknown regime; use st and at")
         merged = deep_merge(train_raw or {}, {"regime": REGIME_NAMES[regime]})
-        if regime == "st" and "ra" not in verdict.st_metrics and "val_ra" not in merged:
-            # The verdict does not count RA under ST: validate SA only, as the official ST
-            # script does (test RA is still measured once per checkpoint).
-            merged["val_ra"] = False
+        # ST validates SA only unless val_ra is set (core/st_defaults.py).
+        merged = st_validates_sa("transfer", {"train": merged})["train"]
         if "eps" in (merged.get("attack") or {}) and "eps" not in (merged.get("val_attack") or {}):
             merged = deep_merge(merged, {"val_attack": {"eps": merged["attack"]["eps"]}})
         regimes[regime] = from_dict(TrainSpec, merged, path=f"transfer.regimes.{regime}")
