@@ -4,11 +4,11 @@ comparison with the control that marks chosen settings testable."""
 
 from __future__ import annotations
 
-from doublewin.analysis.control import ControlComparison, Gain
-from doublewin.analysis.finding import FindingsInput
-from doublewin.analysis.stats import Interval
+from doublewin.analysis.findings.finding import FindingsInput
 from doublewin.analysis.summaries import Cell, CellKey, Stat, extremes_by_setting
 from doublewin.analysis.verdict import ExtremeSparsity
+from doublewin.analysis.verdict.control import ControlComparison, Gain
+from doublewin.analysis.verdict.stats import Interval
 
 KINDS = {"STD": "std", "FAT": "fat", "AT": "at", "CONTROL": "control"}
 IMP = ("imp", "std")

@@ -371,6 +371,26 @@ def test_a_bad_experiment_file_is_one_line_and_writes_nothing(content, names, tm
           watch=tmp_path)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("content", "extra", "names"),
+    [
+        ("verdict: {rule: paper}\n", ["--seeds", "auto"], ("verdict.rule", "no interval")),
+        ("verdict: {rule: points}\n", ["--seeds", "auto"], ("verdict.rule",)),
+        ("verdict: {seeds: {min: 6, max: 4}}\n", ["--seeds", "auto"], ("verdict.seeds.min",)),
+        ("verdict: {seeds: {step: 0}}\n", ["--seeds", "auto"], ("verdict.seeds.step",)),
+        ("verdict: {seeds: {max: 4}}\n", [], ("verdict.seeds", "seeds: auto")),
+        ("", ["--seeds", "3"], ("--seeds 3", "auto")),
+    ],
+)
+def test_seeds_on_demand_that_cannot_work_is_one_line_before_anything_runs(
+    content, extra, names, tmp_path, capsys
+):
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text("pretrain: {runs: {STD: {}}}\n" + content)
+    fails(["run", experiment, "--out", tmp_path / "run", *extra], capsys, names=names,
+          watch=tmp_path)  # fmt: skip
+
+
 def test_missing_files_are_named(tmp_path, capsys):
     for argv, name in (
         (["run", tmp_path / "none.yaml"], "none.yaml"),

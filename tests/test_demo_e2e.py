@@ -55,8 +55,10 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     quick_run, tolerance: list[str]
 ) -> None:
     """On the quick demo's own results, under its verdict (the paper rule: one dense standard
-    deviation) and under looser tolerances that move the boundary up the ladder, the search finds every
-    ladder's full-grid extreme with at most half the grid's transfer runs."""
+    deviation) and under looser tolerances that move the boundary up the ladder, with at most
+    half the grid's transfer runs the search keeps its documented guarantee on every ladder:
+    it never reports a rung the full grid does not call double-win, and it finds the grid's
+    extreme whenever each failing rung below that extreme sits between two double-win rungs."""
     import json
 
     from doublewin.analysis.verdict import extreme_sparsities, verdicts
@@ -65,8 +67,8 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     out = quick_run[0]
     rows = list(_rows(out / "results.csv").values())
     config = load_experiment(demo_config(quick=True), tolerance).verdict
-    grid = {
-        (e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e.extreme
+    ladders = {
+        (e.pretraining, e.dataset, str(e.fraction), e.method, e.imp_regime): e
         for e in extreme_sparsities(verdicts(rows, config))
     }
     # Same store: the search reuses the finished transfers and reports what it needed.
@@ -90,8 +92,20 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     result = json.loads(done.stdout)["search"]
     assert result["transfer_runs"] <= result["full_grid_transfer_runs"] / 2
     found = {tuple(key.split(" / ")): value for key, value in result["extreme"].items()}
-    assert found == grid
-    # Exact equality on monotone ladders of every shape: tests/test_search.py.
+    assert set(found) == set(ladders)
+    guaranteed = 0
+    for key, ladder in ladders.items():
+        flags = [dw for _, dw in ladder.rungs]
+        sparsities = [s for s, _ in ladder.rungs]
+        if found[key] is not None:
+            assert flags[sparsities.index(round(found[key], 6))] is True, key
+        below = [i for i, dw in enumerate(flags) if ladder.extreme is not None and dw is False
+                 and sparsities[i] < ladder.extreme]  # fmt: skip
+        if all(0 < i < len(flags) - 1 and flags[i - 1] and flags[i + 1] for i in below):
+            guaranteed += 1
+            assert found[key] == ladder.extreme, key
+    assert guaranteed, "no ladder of the quick demo meets the search's condition"
+    # Exact equality on every verdict pattern of up to 10 rungs: tests/test_search.py.
 
 
 def test_the_dry_run_disk_estimate_is_within_20_percent_of_the_quick_demos_store(

@@ -196,3 +196,85 @@ def test_a_lock_whose_holder_stopped_heartbeating_is_taken_over(tmp_path, monkey
     assert waiting.wait(10)
     stuck.close()
     held.close()
+
+
+ON_DEMAND = """
+name: on-demand
+arch: resnet8
+seeds: auto
+pretrain:
+  data: {name: chars, fraction: 0.02, val_size: 100, augment: none}
+  train: {epochs: 1, batch_size: 64, lr: 0.1, schedule: cosine, val_ra: false}
+  eval_attack: {steps: 1, step: 8/255}
+  runs: {STD: {train: {regime: std}}}
+tickets:
+  methods: [imp]
+  prune_rate: 0.5
+  rounds: 2
+  data: {name: chars, fraction: 0.01, val_size: 100, augment: none}
+  train: {epochs: 1, batch_size: 64, lr: 0.01, schedule: constant, val_ra: false}
+transfer:
+  datasets: [digits]
+  fractions: [0.5]
+  data: {resolution: 8, test_limit: 64, val_size: 30, augment: none}
+  regimes:
+    st: {epochs: 1, batch_size: 32, lr: 0.1}
+    at: {epochs: 1, batch_size: 32, lr: 0.1, attack: {steps: 1, step: 8/255}}
+  eval_attack: {steps: 1, step: 8/255}
+verdict: {rule: interval, seeds: {min: 2, max: 5, step: 1}}
+"""
+
+
+def test_seeds_on_demand_killed_mid_wave_resume_to_the_uninterrupted_rows(tmp_path) -> None:
+    experiment = tmp_path / "on-demand.yaml"
+    experiment.write_text(ON_DEMAND)
+    reference = tmp_path / "reference"
+    done = subprocess.run(
+        doublewin("run", str(experiment), "--out", str(reference), "--json"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = rows(reference / paths.RESULTS)
+    seeds = {int(r["seed"]) for r in expected.values()}
+    # Later waves ran: seeds past the first look (2 seeds) were asked for.
+    assert max(seeds) >= 2
+    out = tmp_path / "killed"
+    seed_upstream(reference, out)
+    process = subprocess.Popen(
+        doublewin("run", str(experiment), "--out", str(out)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    # Kill once a later wave has started: a transfer of a seed past the first look computing.
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if _later_wave_started(out / paths.STORE_DIR):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before a later wave started"
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    left = wait_until_gone(process.pid, 10.0)
+    if left:
+        os.killpg(process.pid, signal.SIGKILL)
+    assert not left
+    before = finished_transfers(out / paths.STORE_DIR)
+    resumed = subprocess.run(
+        doublewin("run", str(experiment), "--out", str(out), "--json"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert rows(out / paths.RESULTS) == expected
+    # Nothing finished before the kill was computed again.
+    counts = computations(out / paths.STORE_DIR)
+    assert all(counts[entry] == 1 for entry in before)
+
+
+def _later_wave_started(store) -> bool:
+    for spec_file in store.glob(f"transfer-*/{paths.SPEC}"):
+        try:
+            spec = json.loads(spec_file.read_text())["spec"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if spec.get("seed", 0) >= 2:
+            return True
+    return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from doublewin.analysis.finding import (
+from doublewin.analysis.findings.finding import (
     EVERY_TEST,
     Finding,
     best_of,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from doublewin.analysis.findings_accuracy import (
+from doublewin.analysis.findings.accuracy import (
     at_ra_above,
     fat_low_at_high,
     imp_beats,
     pretraining_helps,
 )
-from doublewin.analysis.stats import Interval
+from doublewin.analysis.verdict.stats import Interval
 from findings_inputs import (
     IMP,
     KINDS,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from doublewin.analysis.finding import EVERY_TEST
-from doublewin.analysis.findings_sparsity import (
+from doublewin.analysis.findings.finding import EVERY_TEST
+from doublewin.analysis.findings.sparsity import (
     exist,
     exist_limited,
     imp_regime,

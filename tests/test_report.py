@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from doublewin.analysis.document import Figure
 from doublewin.analysis.report import analyse, build_report, write_report
+from doublewin.analysis.report.document import Figure
 from doublewin.analysis.summaries import pretraining_kinds
 from doublewin.analysis.verdict import VerdictConfig
 from doublewin.core.errors import UserError

@@ -195,7 +195,7 @@ def test_compare_without_common_seeds_is_undetermined():
 
 
 def test_welch_and_paired_intervals_by_hand():
-    from doublewin.analysis.stats import paired_difference, welch_difference
+    from doublewin.analysis.verdict.stats import paired_difference, welch_difference
 
     # a = 1, 2, 3 (mean 2, variance 1); b = 0, 0, 0 → se = √(1/3), df = 2, t = 4.303.
     welch = welch_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])

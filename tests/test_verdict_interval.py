@@ -8,7 +8,6 @@ import math
 import pytest
 from scipy import stats
 
-from doublewin.analysis.stats import seeds_to_resolve
 from doublewin.analysis.verdict import (
     VerdictConfig,
     compare,
@@ -16,6 +15,7 @@ from doublewin.analysis.verdict import (
     metric_value,
     verdicts,
 )
+from doublewin.analysis.verdict.stats import seeds_to_resolve
 from doublewin.core.errors import UserError
 
 T2 = float(stats.t.ppf(0.975, 2))  # 4.303: three seeds

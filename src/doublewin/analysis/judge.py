@@ -10,15 +10,15 @@ from typing import Any
 
 import yaml
 
-from doublewin.analysis.finding import Finding
+from doublewin.analysis.findings.finding import Finding
 from doublewin.analysis.report import analyse
-from doublewin.analysis.report_data import COMPARISON_MARK, MARK, ReportData
+from doublewin.analysis.report.data import COMPARISON_MARK, MARK, ReportData
+from doublewin.analysis.report.rule import verdict_rule
 from doublewin.analysis.results_table import read_results_csv
-from doublewin.analysis.sections import verdict_rule
-from doublewin.analysis.stats import Interval
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.table_check import check_rows
 from doublewin.analysis.verdict import Comparison, ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
 from doublewin.core.typed import to_dict
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doublewin.analysis.stats import mean_interval
 from doublewin.analysis.verdict import ExtremeSparsity, VerdictConfig, metric_value
+from doublewin.analysis.verdict.stats import mean_interval
 from doublewin.core.results import (
     METRICS,
     REGIMES,

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from doublewin.analysis.results_table import read_results_csv, write_results_csv
 from doublewin.cli.app import (
@@ -18,14 +17,13 @@ from doublewin.cli.app import (
     console,
     print_json,
 )
+from doublewin.cli.dry_run import print_plan
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.cost import GPU_REFERENCE_DEVICE, estimate, gpu_seconds
 from doublewin.experiments.demo import demo_config, demo_jobs
-from doublewin.experiments.disk import plan_bytes
 from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
 from doublewin.experiments.results import collect_rows
 from doublewin.experiments.run import Plan, execute, make_plan, write_run_report
@@ -75,6 +73,15 @@ TimeOption = Annotated[
 GpusOption = Annotated[
     int, typer.Option("--gpus", min=0, help="GPUs per Slurm job for the jobs that train (0: CPU).")
 ]
+SeedsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--seeds",
+        help="auto: seeds on demand — every ticket runs verdict.seeds.min seeds, then only the "
+        "still inconclusive ones get more, up to max, judged by group-sequential intervals "
+        "(docs/verdict.md). Without it: the experiment's seeds list.",
+    ),
+]
 SearchOption = Annotated[
     str | None,
     typer.Option(
@@ -95,6 +102,7 @@ def run_command(
     ] = False,
     jobs: JobsOption = 1,
     search: SearchOption = None,
+    seeds: SeedsOption = None,
     out: OutOption = None,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
@@ -110,9 +118,16 @@ def run_command(
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r}: use local, ray or slurm")
-    plan = make_plan(experiment, overrides or (), run_dir=out)
+    if seeds is not None and seeds != "auto":
+        raise UserError(
+            f"--seeds {seeds}: only auto is accepted; list fixed seeds in the experiment's "
+            "seeds: (or --set 'seeds=[0,1,2]')"
+        )
+    plan = make_plan(
+        experiment, [*(overrides or ()), *(["seeds=auto"] if seeds else [])], run_dir=out
+    )
     if dry_run:
-        _print_plan(plan, device, search, as_json)
+        print_plan(plan, device, search, as_json)
         return
     _execute(
         plan,
@@ -288,89 +303,3 @@ def _execute(
             f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
             "fix it and run again (finished work is kept)"
         )
-
-
-def _print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> None:
-    dev = str(resolve_device(device))
-    pending = plan.pending()
-    cost = estimate(pending, plan.experiment.arch, dev)
-    counts = plan.counts()
-    per_stage = {
-        stage: estimate([j for j in pending if j.stage == stage], plan.experiment.arch, dev)
-        for stage in counts
-    }
-    result = {
-        "experiment": plan.experiment.name,
-        "run_dir": str(plan.run_dir),
-        "device": dev,
-        "stages": {
-            stage: {
-                **c,
-                "passes": round(per_stage[stage].passes),
-                "hours": round(per_stage[stage].seconds / 3600, 3),
-                "disk_bytes": plan_bytes(
-                    [j for j in pending if j.stage == stage], plan.experiment.arch
-                ),
-            }
-            for stage, c in counts.items()
-        },
-        "total_passes": round(cost.passes),
-        "total_hours": round(cost.seconds / 3600, 3),
-        "measured_rates": cost.rates,
-        "disk_bytes": plan_bytes(pending, plan.experiment.arch),
-    }
-    on_gpu = gpu_seconds(pending, plan.experiment.arch)
-    if on_gpu is not None:
-        result["one_gpu_hours"] = round(on_gpu / 3600, 3)
-        result["one_gpu_reference"] = GPU_REFERENCE_DEVICE
-    if search == "extreme":
-        result["search_note"] = (
-            "--search extreme runs a subset of the transfer jobs "
-            "(bisection per ladder); the transfer cost above is the "
-            "full grid's upper bound"
-        )
-    if as_json:
-        print_json(result)
-        return
-    table = Table(title=f"plan: {plan.experiment.name} → {plan.run_dir}")
-    for column in ("stage", "jobs", "done", "to run", "image passes", "est. time", "disk"):
-        table.add_column(column, justify="right")
-    for stage, c in result["stages"].items():
-        table.add_row(
-            stage,
-            str(c["total"]),
-            str(c["done"]),
-            str(c["to_run"]),
-            f"{c['passes']:.3g}",
-            _duration(c["hours"] * 3600),
-            _size(c["disk_bytes"]),
-        )
-    console.print(table)
-    rates = ", ".join(f"{k}: {v:,.0f} img/s" for k, v in cost.rates.items())
-    console.print(f"disk: about {_size(result['disk_bytes'])} in the store")
-    console.print(
-        f"estimated {_duration(cost.seconds)} on {dev} "
-        f"(measured forward+backward rates: {rates or 'none needed'})"
-    )
-    if on_gpu is not None and not dev.startswith("cuda"):
-        console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}")
-    if search == "extreme":
-        console.print(result["search_note"])
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from doublewin.analysis.landscape_figure import panel_png
+from doublewin.analysis.report.landscape_figure import panel_png
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,

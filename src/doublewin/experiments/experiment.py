@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis.verdict import VerdictConfig
+from doublewin.analysis.verdict import SeedPlan, VerdictConfig
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
@@ -31,6 +31,7 @@ from doublewin.core.specs import (
 from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
+from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
 from doublewin.models import read_content_hash
 from doublewin.tickets.ladder import imp_ladder
 
@@ -64,6 +65,9 @@ class Pretraining:
     path: Path | None = None
     weights_hash: str | None = None  # content hash of an imported file, when readable
     tickets: bool = True
+    # Ticket files transferred instead of drawn tickets (ticket_files.py); then ``tickets``
+    # is False: nothing is drawn from this pre-training.
+    ticket_files: tuple[TicketFile, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -105,6 +109,11 @@ class Experiment:
     # Which transfers get a loss landscape (analysis.landscape); None = none.
     landscape: LandscapePlan | None = None
 
+    @property
+    def on_demand(self) -> bool:
+        """Seeds are added on demand (``seeds: auto``): ``seeds`` are the candidates."""
+        return self.verdict.seeds is not None
+
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """``update`` over ``base``, recursing into mappings present in both."""
@@ -135,9 +144,20 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
         raise UserError(f"arch: expected an architecture name, got {arch!r}")
-    seeds = _int_list(raw.get("seeds", [0]), "seeds")
+    verdict = VerdictConfig.from_mapping(raw.get("verdict"))
+    if raw.get("seeds") == "auto":
+        # Seeds on demand (on_demand.py): the plan's seeds 0 … max − 1 are the candidates.
+        verdict = replace(verdict, seeds=verdict.seeds or SeedPlan())
+        seeds = list(range(verdict.seeds.max))  # type: ignore[union-attr]
+    else:
+        if verdict.seeds is not None:
+            raise UserError(
+                "verdict.seeds: adds seeds on demand only with seeds: auto (or doublewin run "
+                "--seeds auto); remove it to run the listed seeds"
+            )
+        seeds = _int_list(raw.get("seeds", [0]), "seeds")
     if not seeds:
-        raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1]")
+        raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
 
     pretrainings = _parse_pretrain(raw.get("pretrain") or {}, arch)
     ticket_specs, rungs = _parse_tickets(raw.get("tickets"), pretrainings)
@@ -152,7 +172,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
-    verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     regimes: dict[str, TrainSpec] = {}
     for regime, train_raw in regimes_raw.items():
         if regime not in REGIME_NAMES:
@@ -221,8 +240,9 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         if not isinstance(run, Mapping):
             raise UserError(f"pretrain.runs.{label}: expected a mapping")
         tickets = run.pop("tickets", None)
-        if tickets is not None and not isinstance(tickets, bool):
-            raise UserError(f"pretrain.runs.{label}.tickets: expected true or false")
+        files_raw = None
+        if isinstance(tickets, Mapping) or (tickets is not None and not isinstance(tickets, bool)):
+            files_raw, tickets = tickets, False
         if "weights" in run:
             extra = sorted(set(run) - {"weights"})
             if extra:
@@ -233,7 +253,16 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
             path = Path(str(run["weights"])).expanduser()
             weights_hash = read_content_hash(path)
             wants = True if tickets is None else tickets
-            out.append(Pretraining(str(label), path=path, weights_hash=weights_hash, tickets=wants))
+            files = _files(files_raw, str(label), *source_of(arch, None, path))
+            out.append(
+                Pretraining(
+                    str(label),
+                    path=path,
+                    weights_hash=weights_hash,
+                    tickets=wants,
+                    ticket_files=files,
+                )
+            )
             continue
         merged = deep_merge({"arch": arch, **base}, run)
         if merged.get("kind") == "control":
@@ -241,8 +270,19 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
             merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
         spec = from_dict(PretrainSpec, one_eps("pretrain", merged), path=f"pretrain.runs.{label}")
         wants = spec.kind != "control" if tickets is None else tickets
-        out.append(Pretraining(str(label), spec=spec, tickets=wants))
+        files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))
+        out.append(Pretraining(str(label), spec=spec, tickets=wants, ticket_files=files))
     return tuple(out)
+
+
+def _files(
+    raw: Any, label: str, arch: str | None, num_classes: int | None
+) -> tuple[TicketFile, ...]:
+    if raw is None:
+        return ()
+    return parse_ticket_files(
+        raw, f"pretrain.runs.{label}.tickets", arch=arch, num_classes=num_classes
+    )
 
 
 def _parse_tickets(

@@ -61,6 +61,7 @@ def expand(experiment: Experiment) -> list[Job]:
         tickets: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
             ("", {"method": DENSE, "imp_regime": "", "sparsity": 0.0}, _trained_dep(p))
         ]
+        tickets += _file_tickets(p)
         for job in ticket_jobs:
             if job.labels["pretraining"] != p.label:
                 continue
@@ -116,6 +117,8 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
                 continue
             if plan.seeds is not None and seed not in plan.seeds:
                 continue
+            if plan.seeds is None and experiment.on_demand and seed >= experiment.verdict.seeds.min:  # type: ignore[union-attr]
+                continue  # seeds on demand: the landscapes of the seeds every cell runs
             transfer = transfer_spec(
                 experiment,
                 refs[label],
@@ -138,6 +141,25 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
             }
             jobs.append(Job("landscape", landscape_spec(plan, transfer), (job.id,), labels))
     return jobs
+
+
+def _file_tickets(p: Pretraining) -> list[tuple[str, dict[str, Any], tuple[str, ...]]]:
+    """The ticket files of ``p`` as (mask reference, labels, dependencies): every file is
+    transferred, its rung its place among its ladder's sparsities."""
+    ladders: dict[tuple[str, str], list[float]] = {}
+    for f in p.ticket_files:
+        ladders.setdefault((f.method, f.imp_regime), []).append(f.sparsity)
+    out = []
+    for f in sorted(p.ticket_files, key=lambda f: (f.method, f.imp_regime, f.sparsity)):
+        rung = sorted(set(ladders[(f.method, f.imp_regime)])).index(f.sparsity) + 1
+        labels = {
+            "method": f.method,
+            "imp_regime": f.imp_regime,
+            "sparsity": f.sparsity,
+            "rung": rung,
+        }
+        out.append((f.ref, labels, _trained_dep(p)))
+    return out
 
 
 def _trained_dep(p: Pretraining) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from doublewin.experiments.cost import job_passes
 from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
 from doublewin.experiments.grid import Job, expand
+from doublewin.experiments.on_demand import seeds_on_demand
 from doublewin.experiments.results import collect_rows, result_row
 from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
 from doublewin.experiments.search import search_extreme
@@ -84,6 +85,7 @@ class RunOutcome:
     summary: RunSummary
     rows: list[dict[str, Any]]
     search: Any = None  # SearchOutcome when --search extreme ran
+    on_demand: Any = None  # OnDemandOutcome when seeds were added on demand
     report: Any = None
     notes: list[str] = field(default_factory=list)
 
@@ -134,11 +136,15 @@ def context_for(
                 "weights file; convert it with doublewin import-weights"
             )
         imports[p.ref] = str(p.path.resolve())
+    ticket_files = {
+        f.ref: str(f.path) for p in plan.experiment.pretrainings for f in p.ticket_files
+    }
     return RunContext(
         store_root=plan.store_root,
         device=device,
         data_root=data_root,
         imports=imports,
+        ticket_files=ticket_files,
         threads=threads,
         compile=compile,
     )
@@ -229,14 +235,17 @@ def execute(
         total.seconds += summary.seconds
         return refresh()
 
-    outcome_search = None
+    outcome_search = on_demand = None
     if search not in (None, "extreme"):
         raise UserError(f"--search {search}: unknown search; use --search extreme")
     try:
         refresh()  # results.csv matches the store from the start, whatever stopped a last run
         if search == "extreme":
             outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
-            # The search chooses transfers; the landscapes asked for run whatever it found.
+        elif plan.experiment.on_demand:
+            on_demand = seeds_on_demand(plan.jobs, run_some, plan.experiment.verdict)
+        if search == "extreme" or plan.experiment.on_demand:
+            # The transfers were chosen; the landscapes asked for run whatever they found.
             run_some([j for j in plan.jobs if j.stage == "landscape"])
         else:
             run_some(list(plan.jobs))
@@ -244,24 +253,32 @@ def execute(
         refresh()  # results.csv holds every finished transfer before the run stops
         raise
     rows = refresh()
-    outcome = RunOutcome(plan, total, rows, outcome_search)
+    outcome = RunOutcome(plan, total, rows, outcome_search, on_demand)
     if report:
-        outcome.report = write_run_report(plan.run_dir, rows, plan, search=outcome_search)
+        outcome.report = write_run_report(
+            plan.run_dir, rows, plan, search=outcome_search, on_demand=on_demand
+        )
     return outcome
 
 
 def write_run_report(
-    run_dir: Path, rows: list[dict[str, Any]], plan: Plan | None = None, search: Any = None
+    run_dir: Path,
+    rows: list[dict[str, Any]],
+    plan: Plan | None = None,
+    search: Any = None,
+    on_demand: Any = None,
 ) -> Any:
     """report/ from the rows and what the plan knows about the pre-trainings."""
     experiment = plan.experiment if plan else load_experiment(run_dir / paths.EXPERIMENT)
-    meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search)
+    meta = run_meta(experiment, Store(store_root(experiment, run_dir)), search, on_demand)
     return write_report(
         rows, run_dir / paths.REPORT_DIR, meta=meta, verdict_config=experiment.verdict
     )
 
 
-def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[str, Any]:
+def run_meta(
+    experiment: Experiment, store: Store, search: Any = None, on_demand: Any = None
+) -> dict[str, Any]:
     """What the report says about the run besides the rows."""
     pretrainings = []
     for p in experiment.pretrainings:
@@ -292,6 +309,13 @@ def run_meta(experiment: Experiment, store: Store, search: Any = None) -> dict[s
         "fractions": list(experiment.fractions),
         "verdict": to_dict(experiment.verdict),
     }
+    if on_demand is not None:
+        meta["on_demand"] = {
+            "transfer_runs": on_demand.transfer_runs,
+            "fixed_max_runs": on_demand.fixed_max_runs,
+            "fixed_min_runs": on_demand.fixed_min_runs,
+            "waves": on_demand.waves,
+        }
     if search is not None:
         meta["search"] = {
             "transfer_runs": search.transfer_runs,

@@ -46,6 +46,7 @@ class RunContext:
     device: str = "auto"
     data_root: str | None = None
     imports: Mapping[str, str] = field(default_factory=dict)  # weights ref -> file path
+    ticket_files: Mapping[str, str] = field(default_factory=dict)  # mask ref -> file path
     threads: int | None = None
     compile: bool = False  # torch.compile the training forward (GPU runs)
 
@@ -80,6 +81,8 @@ def ticket_file(ref: str, context: RunContext) -> Path | None:
     """The ticket file of ``tickets-<hash>@<sparsity>`` (or a path); None for the dense model."""
     if not ref:
         return None
+    if ref in context.ticket_files:
+        return Path(context.ticket_files[ref])
     entry_id, sep, sparsity = ref.partition("@")
     if not sep:
         path = Path(ref)

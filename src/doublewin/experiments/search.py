@@ -39,6 +39,7 @@ from doublewin.core.results import (
     sparsity_of,
 )
 from doublewin.experiments.grid import Job
+from doublewin.experiments.on_demand import open_regimes
 
 
 @dataclass
@@ -175,6 +176,15 @@ def search_extreme(
         key: LadderSearch(key, tuple(sorted(by_sparsity))) for key, by_sparsity in rungs.items()
     }
     order = regime_order({regime_of(j.labels) for j in transfers})
+    # Seeds on demand (verdict.seeds): a rung's regime starts at the plan's first look and
+    # takes more seeds while its comparisons are open; otherwise every seed at once.
+    plan = verdict_config.seeds
+    seeds = sorted({int(j.labels["seed"]) for j in transfers})
+    start = min(plan.min, len(seeds)) if plan is not None else len(seeds)
+
+    def first(batch: list[Job], n: int) -> list[Job]:
+        kept = set(seeds[:n])
+        return [j for j in batch if int(j.labels["seed"]) in kept]
 
     done_ids: set[str] = set()
 
@@ -186,9 +196,11 @@ def search_extreme(
         return rows
 
     # Wave 0: every upstream stage and the dense baselines of the first regime.
-    submit([*upstream, *(j for by_regime in dense.values() for j in by_regime.get(order[0], []))])
-    # A rung under evaluation: (ladder, rung index, position in ``order`` reached so far).
-    current: dict[LadderKey, tuple[int, int]] = {}
+    first_dense = [j for by_regime in dense.values() for j in by_regime.get(order[0], [])]
+    submit([*upstream, *first(first_dense, start)])
+    # A rung under evaluation: (ladder, rung index, position in ``order`` reached so far,
+    # seeds asked for in that regime).
+    current: dict[LadderKey, tuple[int, int, int]] = {}
     while True:
         batch: list[Job] = []
         for key, search in searches.items():
@@ -196,21 +208,25 @@ def search_extreme(
                 rung = search.next_rung()
                 if rung is None:
                     continue
-                current[key] = (rung, 0)
-            rung, step = current[key]
+                current[key] = (rung, 0, start)
+            rung, step, n = current[key]
             regime = order[step]
-            batch += dense[key[:3]].get(regime, [])
-            batch += rungs[key][search.sparsities[rung]].get(regime, [])
+            batch += first(dense[key[:3]].get(regime, []), n)
+            batch += first(rungs[key][search.sparsities[rung]].get(regime, []), n)
         if not current:
             break
         rows = submit(batch)
         judged = {(v.key.group, v.key.sparsity): v for v in verdicts(rows, verdict_config)}
-        for key, (rung, step) in list(current.items()):
+        for key, (rung, step, n) in list(current.items()):
             search = searches[key]
             verdict = judged.get((key, search.sparsities[rung]))
             double_win = None if verdict is None else verdict.double_win
+            more = plan.next_look(n) if plan is not None else None
+            if more is not None and more <= len(seeds) and open_regimes(verdict, [order[step]]):
+                current[key] = (rung, step, more)  # this regime is open: its next look
+                continue
             if double_win is None and step + 1 < len(order):
-                current[key] = (rung, step + 1)  # not decided yet: the next regime
+                current[key] = (rung, step + 1, start)  # not decided yet: the next regime
                 continue
             search.record(rung, double_win, _why_undecided(verdict))
             del current[key]

@@ -19,6 +19,7 @@ from doublewin.models.weights import (
     load_strict,
     load_weights,
     read_content_hash,
+    read_weights_meta,
     save_weights,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_strict",
     "load_weights",
     "read_content_hash",
+    "read_weights_meta",
     "replace_head",
     "save_weights",
     "set_normalization",

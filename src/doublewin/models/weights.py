@@ -118,14 +118,21 @@ def _read_meta(raw: Mapping[str, str], path: Path) -> WeightsMeta:
 def read_content_hash(path: str | Path) -> str | None:
     """The content hash a doublewin weights file records in its metadata (None when the file
     is unreadable or not a doublewin weights file); reads the header only."""
+    meta = read_weights_meta(path)
+    return (meta.content_hash or None) if meta is not None else None
+
+
+def read_weights_meta(path: str | Path) -> WeightsMeta | None:
+    """The metadata a doublewin weights file records (None when the file is unreadable or
+    not a doublewin weights file); reads the header only, no tensor."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError):
         return None
-    if raw.get("format") != FORMAT or "content_hash" not in raw:
+    if raw.get("format") != FORMAT:
         return None
-    return str(json.loads(raw["content_hash"])) or None
+    return _read_meta(raw, Path(path))
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doublewin.analysis.control import ControlComparison
 from doublewin.analysis.findings import Finding
 from doublewin.analysis.summaries import Cell, CellKey, Stat, known_extreme, percent
 from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.analysis.verdict.control import ControlComparison
 from doublewin.core.results import REGIMES, Setting
 
 # A ticket's verdict as one character: double-win, not, inconclusive, undetermined (a run missing).

@@ -22,17 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.analysis import (
+from doublewin.analysis.findings import FindingsInput, findings
+from doublewin.analysis.report import (
     control_section,
     figure_sections,
     landscape_section,
     sections,
     verdict_section,
 )
-from doublewin.analysis.control import compare_with_control
-from doublewin.analysis.document import Document, Figure, Paragraph, to_html, to_markdown
-from doublewin.analysis.findings import FindingsInput, findings
-from doublewin.analysis.report_data import ReportData
+from doublewin.analysis.report.data import ReportData
+from doublewin.analysis.report.document import Document, Figure, Paragraph, to_html, to_markdown
 from doublewin.analysis.results_table import (  # re-exported: the report's file interface
     read_results_csv,
     write_results_csv,
@@ -45,6 +44,7 @@ from doublewin.analysis.summaries import (
 )
 from doublewin.analysis.table_check import check_rows
 from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdicts
+from doublewin.analysis.verdict.control import compare_with_control
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
 from doublewin.core.errors import UserError

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from doublewin.analysis.figures import new_figure, png_bytes
+from doublewin.analysis.report.figures import new_figure, png_bytes
 from doublewin.core.errors import UserError
 
 LEVELS = 14

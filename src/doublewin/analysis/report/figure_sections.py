@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from doublewin.analysis import figures
-from doublewin.analysis.document import Figure, Paragraph, Section, Table
-from doublewin.analysis.report_data import (
+from doublewin.analysis.report import figures
+from doublewin.analysis.report.data import (
     MARK,
     MARK_LEGEND,
     ReportData,
@@ -18,6 +17,7 @@ from doublewin.analysis.report_data import (
     slug,
     stat,
 )
+from doublewin.analysis.report.document import Figure, Paragraph, Section, Table
 from doublewin.analysis.summaries import (
     dense_cell,
     fraction_text,

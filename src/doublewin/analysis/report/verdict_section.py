@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from doublewin.analysis.document import Bullets, Figure, Paragraph, Section, Table
-from doublewin.analysis.forest import forest_plot
-from doublewin.analysis.report_data import (
+from doublewin.analysis.report.data import (
     COMPARISON_MARK,
     MARK,
     MARK_LEGEND,
     ReportData,
     pretraining_index,
 )
+from doublewin.analysis.report.document import Bullets, Figure, Paragraph, Section, Table
+from doublewin.analysis.report.forest import forest_plot
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.verdict import Comparison, TicketVerdict
 from doublewin.core import paths
@@ -68,7 +68,11 @@ def verdicts_section(data: ReportData) -> Section:
     rows = []
     for verdict in ordered:
         key = verdict.key
-        seeds = {len(c.seeds) for c in verdict.comparisons if c.seeds}
+        # Seeds per regime: with seeds on demand the two regimes can stop at different looks.
+        per_regime = [
+            max((len(c.seeds) for c in verdict.comparisons if c.regime == r), default=0)
+            for r in REGIMES
+        ]
         rows.append(
             (
                 key.pretraining,
@@ -76,7 +80,7 @@ def verdicts_section(data: ReportData) -> Section:
                 fraction_text(key.fraction),
                 ladder_label(key.method, key.imp_regime),
                 percent(key.sparsity),
-                "/".join(str(n) for n in sorted(seeds)) or "0",
+                str(per_regime[0]) if len(set(per_regime)) == 1 else "/".join(map(str, per_regime)),
                 *[
                     _cell(verdict, verdict.comparison(regime, metric))
                     for regime in REGIMES
@@ -93,7 +97,7 @@ def verdicts_section(data: ReportData) -> Section:
                 "data",
                 "ladder",
                 "sparsity",
-                "seeds",
+                "seeds (ST/AT)",
                 "ST SA",
                 "ST RA",
                 "AT SA",
@@ -111,7 +115,12 @@ def verdicts_section(data: ReportData) -> Section:
                 "spread over seeds stays as observed (per comparison: the smallest n whose "
                 "t-interval half-width falls below the distance between the mean difference and "
                 "−δ; per ticket: the fewest that fail a comparison heading below −δ, since one "
-                "failure decides, else the most that every comparison needs to match):"
+                "failure decides, else the most that every comparison needs to match"
+                + (
+                    "; with seeds on demand, the first planned look whose interval would clear −δ):"
+                    if data.config.seeds is not None
+                    else "):"
+                )
             )
         )
         section.blocks.append(Bullets(tuple(_undecided(v) for v in undecided)))

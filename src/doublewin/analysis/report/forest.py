@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from doublewin.analysis.figures import new_figure, png_bytes
-from doublewin.analysis.finding import EVERY_TEST, Finding
+from doublewin.analysis.findings.finding import EVERY_TEST, Finding
+from doublewin.analysis.report.figures import new_figure, png_bytes
 
 _STATUS_COLORS = {
     "supports": "#2ca02c",

@@ -11,27 +11,27 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping
 
-from doublewin.analysis.document import Bullets, Paragraph, Section, Table
-from doublewin.analysis.finding import ALPHA, Finding
-from doublewin.analysis.report_data import (
+from doublewin.analysis.findings.finding import ALPHA, Finding
+from doublewin.analysis.report.data import (
     MARK_LEGEND,
     ReportData,
     extreme_text,
     is_number,
     number,
-    points,
     pretraining_index,
     rung_mark,
     setting_order,
     stat,
 )
+from doublewin.analysis.report.document import Bullets, Paragraph, Section, Table
+from doublewin.analysis.report.rule import on_demand_text, verdict_rule
 from doublewin.analysis.summaries import (
     fraction_text,
     kind_name,
     ladder_label,
     meta_pretrainings,
 )
-from doublewin.analysis.verdict import ExtremeSparsity, VerdictConfig
+from doublewin.analysis.verdict import ExtremeSparsity
 
 
 def run_section(data: ReportData) -> Section:
@@ -42,7 +42,8 @@ def run_section(data: ReportData) -> Section:
         f"Experiment: **{meta.get('name') or 'unnamed'}**; architecture: "
         f"`{meta.get('arch') or 'not given'}`.",
         f"Transfer runs: {len(data.rows)} (one row each in results.csv); seeds: "
-        f"{', '.join(map(str, transfer_seeds)) or 'none'}.",
+        f"{', '.join(map(str, transfer_seeds)) or 'none'}."
+        + on_demand_text(meta.get("on_demand"), data.config),
         f"Downstream datasets: {', '.join(data.datasets) or 'none'}; data fractions: "
         f"{', '.join(fraction_text(f) for f in data.fractions) or 'none'}.",
         "Ticket ladders: "
@@ -119,51 +120,6 @@ def run_section(data: ReportData) -> Section:
         if notes:
             section.blocks.append(Bullets(tuple(notes)))
     return section
-
-
-def verdict_rule(config: VerdictConfig) -> str:
-    """The matching rule of ``config`` in a few sentences."""
-    selection = {
-        "per-metric": "SA at the best-validation-SA checkpoint and RA at the best-validation-RA "
-        "checkpoint",
-        "best-sa": "SA and RA both at the best-validation-SA checkpoint",
-        "best-ra": "SA and RA both at the best-validation-RA checkpoint",
-    }[config.selection]
-    multiplier = "" if config.std_multiplier == 1 else f"{config.std_multiplier:g} × "
-    if config.rule == "interval":
-        pairing = "paired by seed" if config.pairing == "seed" else "Welch's, unpaired"
-        single = (
-            "with one seed the single difference is held against δ"
-            if config.single_seed == "margin"
-            else "with one seed there is no interval and the comparison is inconclusive"
-        )
-        rule = (
-            f"**Verdict rule (interval).** For each ticket, regime and metric, the ticket − "
-            f"dense difference over the seeds both ran gets its {100 * config.confidence:g}% "
-            f"t-interval ({pairing}). The margin is δ = max({points(config.margin_floor)}, "
-            f"{multiplier}the dense runs' standard deviation). The ticket is *matching* when "
-            "the interval's lower end is ≥ −δ, *not matching* when its upper end is < −δ, and "
-            f"*inconclusive* otherwise; {single}."
-        )
-    elif config.rule == "paper":
-        rule = (
-            "**Verdict rule (paper).** A ticket *matches* on a metric under a transfer regime "
-            f"when its mean is at least the dense mean minus {multiplier}the dense runs' "
-            f"standard deviation ({points(config.points)} when one seed ran), over the seeds "
-            "both ran."
-        )
-    else:
-        rule = (
-            "**Verdict rule (points).** A ticket *matches* on a metric under a transfer regime "
-            f"when its mean is at least the dense mean minus {points(config.points)}, over the "
-            "seeds both ran."
-        )
-    counted = "SA and RA" if "ra" in config.st_metrics else "SA only"
-    return (
-        f"{rule} A ticket is *double-win* when it matches on SA and RA under AT transfer and "
-        f"on {counted} under ST transfer; *not double-win* when any of those is not matching; "
-        f"*inconclusive* otherwise. Accuracies are read as {selection}."
-    )
 
 
 def dense_section(data: ReportData) -> Section:

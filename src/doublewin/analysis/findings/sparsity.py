@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from doublewin.analysis.finding import (
+from doublewin.analysis.findings.finding import (
     EVERY_TEST,
     NONTRIVIAL_SPARSITY,
     SAME_RUNGS,

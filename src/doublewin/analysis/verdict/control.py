@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from doublewin.analysis.stats import Interval, welch_difference
 from doublewin.analysis.verdict import VerdictConfig, metric_value
+from doublewin.analysis.verdict.stats import Interval, welch_difference
 from doublewin.core.results import METRICS, REGIMES, is_dense, regime_of, setting_of
 
 Outcome = Literal["helps", "hurts", "inconclusive"]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doublewin.analysis.document import Figure, Paragraph, Section, Table
-from doublewin.analysis.landscape_figure import Panel, grid_png
-from doublewin.analysis.report_data import ReportData
-from doublewin.analysis.stats import mean_interval
+from doublewin.analysis.report.data import ReportData
+from doublewin.analysis.report.document import Figure, Paragraph, Section, Table
+from doublewin.analysis.report.landscape_figure import Panel, grid_png
 from doublewin.analysis.summaries import fraction_text, percent
+from doublewin.analysis.verdict.stats import mean_interval
 from doublewin.core import paths
 
 FIGURE_STEM = "landscapes"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from doublewin.analysis.control import ENDPOINTS
-from doublewin.analysis.finding import (
+from doublewin.analysis.findings.finding import (
     FAR_ABOVE_POINTS,
     SCORE_TIE_POINTS,
     Finding,
@@ -18,7 +17,6 @@ from doublewin.analysis.finding import (
     scores_by_sparsity,
     tally,
 )
-from doublewin.analysis.stats import Interval
 from doublewin.analysis.summaries import (
     dense_cell,
     fraction_text,
@@ -26,6 +24,8 @@ from doublewin.analysis.summaries import (
     percent,
     ticket_score,
 )
+from doublewin.analysis.verdict.control import ENDPOINTS
+from doublewin.analysis.verdict.stats import Interval
 
 
 def at_ra_above(data) -> Finding:

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from doublewin.analysis.control import ControlComparison
-from doublewin.analysis.stats import SignTest, sign_test
 from doublewin.analysis.summaries import (
     Cell,
     CellKey,
@@ -25,6 +23,8 @@ from doublewin.analysis.summaries import (
     ticket_score,
 )
 from doublewin.analysis.verdict import ExtremeSparsity
+from doublewin.analysis.verdict.control import ControlComparison
+from doublewin.analysis.verdict.stats import SignTest, sign_test
 
 # "not testable": a claim about pre-training in a run where no pre-training beats the
 # no-pre-training control (or there is no control), so the claim has nothing to stand on.

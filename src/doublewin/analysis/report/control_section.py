@@ -4,10 +4,10 @@ over seeds, and whether the paper's claims about pre-training can be tested at a
 
 from __future__ import annotations
 
-from doublewin.analysis.control import ENDPOINTS, Gain
-from doublewin.analysis.document import Bullets, Paragraph, Section, Table
-from doublewin.analysis.report_data import ReportData
+from doublewin.analysis.report.data import ReportData
+from doublewin.analysis.report.document import Bullets, Paragraph, Section, Table
 from doublewin.analysis.summaries import dense_cell, fraction_text
+from doublewin.analysis.verdict.control import ENDPOINTS, Gain
 from doublewin.core.results import METRICS, REGIMES
 
 _COLUMNS = tuple(f"{r.upper()} Δ{m.upper()}" for r in REGIMES for m in METRICS)

@@ -14,9 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from doublewin.analysis.finding import Finding, FindingsInput, decide, gated
-from doublewin.analysis.stats import welch_difference
+from doublewin.analysis.findings.finding import Finding, FindingsInput, decide, gated
 from doublewin.analysis.summaries import fraction_text
+from doublewin.analysis.verdict.stats import welch_difference
 
 ROBUST_KINDS = ("fat", "at")
 CLAIM = "Robust pre-training gives tickets flatter loss landscapes under AT with 100/10/1% data."

@@ -15,21 +15,21 @@ accuracies points 0–100.
 
 from __future__ import annotations
 
-from doublewin.analysis.finding import IMP_BASELINES, Finding, FindingsInput, decide
-from doublewin.analysis.findings_accuracy import (
+from doublewin.analysis.findings.accuracy import (
     at_ra_above,
     fat_low_at_high,
     imp_beats,
     pretraining_helps,
 )
-from doublewin.analysis.findings_sparsity import (
+from doublewin.analysis.findings.finding import IMP_BASELINES, Finding, FindingsInput, decide
+from doublewin.analysis.findings.landscape import landscape
+from doublewin.analysis.findings.sparsity import (
     exist,
     exist_limited,
     imp_regime,
     order,
     robust_sparser,
 )
-from doublewin.analysis.landscape_finding import landscape
 from doublewin.analysis.summaries import extremes_by_setting, primary_ladder
 
 __all__ = ["Finding", "FindingsInput", "decide", "findings"]

@@ -1,0 +1,208 @@
+"""Double-win: a ticket's four comparisons together, every ticket of a results table, and each
+ladder's extreme double-win sparsity."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from doublewin.analysis.verdict.config import VerdictConfig
+from doublewin.analysis.verdict.matching import Comparison, compare, metric_value
+from doublewin.core.results import (
+    METRICS,
+    REGIMES,
+    LadderKey,
+    is_dense,
+    ladder_of,
+    regime_of,
+    setting_of,
+    sparsity_of,
+)
+
+TicketOutcome = Literal["double-win", "not double-win", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class TicketKey:
+    """One ticket transferred to one downstream setting (all seeds and regimes together)."""
+
+    pretraining: str
+    dataset: str
+    fraction: float
+    method: str
+    imp_regime: str
+    sparsity: float
+
+    @property
+    def group(self) -> LadderKey:
+        """The ladder this ticket sits on (everything but the sparsity)."""
+        return (self.pretraining, self.dataset, self.fraction, self.method, self.imp_regime)
+
+
+@dataclass(frozen=True)
+class TicketVerdict:
+    key: TicketKey
+    comparisons: tuple[Comparison, ...]
+    counted: tuple[tuple[str, str], ...] = tuple((r, m) for r in REGIMES for m in METRICS)
+
+    @property
+    def outcome(self) -> TicketOutcome | None:
+        """Double-win, not double-win, inconclusive; None when a counted comparison could not
+        be made (a missing run) and none failed."""
+        found = {(c.regime, c.metric): c.outcome for c in self.comparisons}
+        values = [found.get(pair) for pair in self.counted]
+        if "not matching" in values:
+            return "not double-win"
+        if None in values:
+            return None
+        if "inconclusive" in values:
+            return "inconclusive"
+        return "double-win"
+
+    @property
+    def double_win(self) -> bool | None:
+        """True double-win, False not double-win, None inconclusive or undetermined."""
+        return {"double-win": True, "not double-win": False}.get(self.outcome or "")
+
+    def comparison(self, regime: str, metric: str) -> Comparison | None:
+        for c in self.comparisons:
+            if c.regime == regime and c.metric == metric:
+                return c
+        return None
+
+    def matching(self, regime: str, metric: str) -> bool | None:
+        c = self.comparison(regime, metric)
+        return None if c is None else c.matching
+
+    @property
+    def heading(self) -> TicketOutcome | None:
+        """For an inconclusive verdict, where its means point: not double-win when some
+        inconclusive counted comparison's mean difference is below −δ, else double-win."""
+        if self.outcome != "inconclusive":
+            return None
+        return "not double-win" if self._failing() else "double-win"
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Roughly how many seeds would decide an inconclusive verdict at the observed spread:
+        the fewest that fail one comparison heading below −δ (one failure decides), else the
+        most that every comparison needs to match. None when that cannot be said."""
+        if self.outcome != "inconclusive":
+            return None
+        failing = [c.seeds_needed for c in self._failing() if c.seeds_needed is not None]
+        if self._failing():
+            return min(failing) if failing else None
+        needs = [c.seeds_needed for c in self._undecided()]
+        return None if None in needs else max(n for n in needs if n is not None)
+
+    def _undecided(self) -> list[Comparison]:
+        return [
+            c
+            for c in self.comparisons
+            if (c.regime, c.metric) in self.counted and c.outcome == "inconclusive"
+        ]
+
+    def _failing(self) -> list[Comparison]:
+        return [
+            c
+            for c in self._undecided()
+            if c.difference is not None and c.delta is not None and c.difference.mean < -c.delta
+        ]
+
+
+@dataclass(frozen=True)
+class ExtremeSparsity:
+    """The extreme double-win sparsity of one ladder."""
+
+    pretraining: str
+    dataset: str
+    fraction: float
+    method: str
+    imp_regime: str
+    extreme: float | None  # None: no rung is double-win
+    # False: a rung below the extreme is not double-win; None: one is inconclusive or missing.
+    all_lower_double_win: bool | None
+    rungs: tuple[tuple[float, bool | None], ...] = field(default_factory=tuple)
+    inconclusive: tuple[float, ...] = ()  # rungs judged inconclusive (not merely missing)
+
+
+def verdicts(
+    rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = None
+) -> list[TicketVerdict]:
+    """A verdict for every ticket in ``rows`` against the dense rows of the same pre-training,
+    dataset and fraction. Dense rows themselves get no verdict."""
+    config = config or VerdictConfig()
+    counted = tuple((r, m) for r in REGIMES for m in config.counted(r))
+    # (pretraining, dataset, fraction) -> regime -> metric -> seed -> value
+    dense: dict[tuple, dict[str, dict[str, dict[int, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    tickets: dict[TicketKey, dict[str, dict[str, dict[int, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    for row in rows:
+        regime, seed = regime_of(row), int(row["seed"])
+        for metric in METRICS:
+            value = metric_value(row, metric, config.selection)
+            if value is None:
+                continue
+            if is_dense(row):
+                dense[setting_of(row)][regime][metric][seed] = value
+            else:
+                key = TicketKey(*ladder_of(row), sparsity_of(row))
+                tickets[key][regime][metric][seed] = value
+    out = []
+    for key in sorted(tickets, key=_sort_key):
+        baseline = dense.get((key.pretraining, key.dataset, key.fraction), {})
+        comparisons = tuple(
+            compare(
+                tickets[key].get(r, {}).get(m, {}),
+                baseline.get(r, {}).get(m, {}),
+                regime=r,
+                metric=m,
+                config=config,
+            )
+            for r in REGIMES
+            for m in METRICS
+        )
+        out.append(TicketVerdict(key, comparisons, counted))
+    return out
+
+
+def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[ExtremeSparsity]:
+    """Per ladder: the largest sparsity whose ticket is double-win, and whether every lower
+    rung is double-win too."""
+    ladders: dict[tuple, list[TicketVerdict]] = defaultdict(list)
+    for verdict in ticket_verdicts:
+        ladders[verdict.key.group].append(verdict)
+    out = []
+    for group, items in sorted(ladders.items(), key=lambda kv: _group_sort(kv[0])):
+        items = sorted(items, key=lambda v: v.key.sparsity)
+        rungs = tuple((v.key.sparsity, v.double_win) for v in items)
+        winners = [s for s, dw in rungs if dw]
+        extreme = max(winners) if winners else None
+        all_lower: bool | None = None
+        if extreme is not None:
+            lower = [dw for s, dw in rungs if s < extreme]
+            all_lower = False if False in lower else (None if None in lower else True)
+        out.append(
+            ExtremeSparsity(
+                *group,
+                extreme=extreme,
+                all_lower_double_win=all_lower,
+                rungs=rungs,
+                inconclusive=tuple(v.key.sparsity for v in items if v.outcome == "inconclusive"),
+            )
+        )
+    return out
+
+
+def _sort_key(key: TicketKey) -> tuple:
+    return (*_group_sort(key.group), key.sparsity)
+
+
+def _group_sort(group: tuple) -> tuple:
+    pretraining, dataset, fraction, method, imp_regime = group
+    return (pretraining, dataset, -fraction, method, imp_regime)
