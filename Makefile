@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-
 # minute less on 2 cores). A file that does not compile is left to the import, as without it.
 COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
-.PHONY: demo test lint mutants setup clean-venv
+.PHONY: demo test lint mutants setup clean-venv cluster-deps
 
 setup: $(STAMP)
 
@@ -31,6 +31,20 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# What the cluster tests need from the machine besides the Python packages (Ray comes with the
+# test extras): Slurm and munge from Debian's packages for tests/test_slurm.py. Needs root and
+# apt-get; without them it says so and installs nothing (the Slurm tests then skip, outside CI).
+cluster-deps:
+	@if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then \
+		echo "cluster-deps: slurm and munge are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "cluster-deps: installing slurm-wlm and munge (apt-get)"; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; \
+	else \
+		echo "cluster-deps: slurm and munge are missing and need root with apt-get; the Slurm tests will skip"; \
+	fi
 
 # The mutation gate (docs/testing.md): run by developers, not by CI. About 35 minutes on 2 cores;
 # a second run retests only what changed.

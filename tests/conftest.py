@@ -1,13 +1,26 @@
-"""Shared fixtures. Models trained once per session are reused across test files."""
+"""Shared fixtures. Models trained once per session are reused across test files.
+
+Before torch loads: the thread defaults the command line sets (doublewin/cli/__init__.py), so
+in-process tests beside a busy process slow down in proportion instead of collapsing: OpenMP
+threads that sleep while they wait, and one intra-op thread per core this process may use.
+Under CI=true (.ci/run), a test that needs a cluster service and skips fails the run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import os
 
-import pytest
-import torch
-from torch import nn
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+# Under CI=true a skipped cluster test fails the run (ci_required.py).
+pytest_plugins = ["ci_required"]
 
 
 @dataclass

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,70 @@ def test_two_gloo_processes_match_one_process_and_only_rank_zero_writes(tmp_path
         assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name
     assert (double / "work0" / "checkpoint.pt").is_file()
     assert not (double / "work1" / "checkpoint.pt").exists()
+
+
+def _torchrun(script: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--master-port", str(_free_port()), str(script), str(out), *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ten_two_rank_runs_beside_a_busy_core_end_cleanly(tmp_path: Path) -> None:
+    """The teardown (a barrier, then destroy_process_group, before the interpreter exits)
+    never aborts a finished rank, even when another process keeps a core busy."""
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for attempt in range(10):
+            out = tmp_path / f"run{attempt}"
+            out.mkdir()
+            done = subprocess.run(
+                _torchrun(script, out), capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, (attempt, done.stderr[-3000:])
+            assert "terminate called" not in done.stderr, (attempt, done.stderr[-3000:])
+            assert (out / "final.pt").is_file()
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys, time
+    from doublewin.core import distributed
+    world = distributed.init("cpu")
+    distributed.barrier()
+    if world.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # this rank dies mid-job
+    time.sleep(30)
+    distributed.shutdown()
+""")
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_fails_the_job(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    started = time.monotonic()
+    done = subprocess.run(_torchrun(script, tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60  # the launcher stops the survivor, no hang
+
+
+def test_the_command_line_leaves_the_process_group_before_exiting(monkeypatch) -> None:
+    """Under torchrun, doublewin's entry point destroys the process group on the way out:
+    after a barrier when the command finished, at once when it failed."""
+    from doublewin import cli
+    from doublewin.core import distributed
+
+    calls: list[bool] = []
+    monkeypatch.setattr(distributed, "launched", lambda: True)
+    monkeypatch.setattr(distributed, "init", lambda device=None: distributed.World())
+    monkeypatch.setattr(distributed, "shutdown", lambda synchronize=True: calls.append(synchronize))
+    cli.main(["models", "--json"])
+    with pytest.raises(SystemExit):
+        cli.main(["pretrain", "--data", "nowhere", "--out", "x.safetensors"])
+    assert calls == [True, False]

@@ -150,5 +150,7 @@ def test_a_control_can_ask_for_tickets() -> None:
     experiment = load_experiment(demo_config(quick=True), ["pretrain.runs.CONTROL.tickets=true"])
     labels = {label for label, _ in experiment.ticket_specs}
     assert "CONTROL" in labels
-    with pytest.raises(UserError, match=r"pretrain.runs.CONTROL.tickets: expected true, false or \{files"):
+    with pytest.raises(
+        UserError, match=r"pretrain.runs.CONTROL.tickets: expected true, false or \{files"
+    ):
         load_experiment(demo_config(quick=True), ["pretrain.runs.CONTROL.tickets=maybe"])

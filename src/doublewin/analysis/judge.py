@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from doublewin.analysis.findings.finding import Finding
 from doublewin.analysis.report import analyse
 from doublewin.analysis.report.data import COMPARISON_MARK, MARK, ReportData
@@ -20,6 +18,7 @@ from doublewin.analysis.table_check import check_rows
 from doublewin.analysis.verdict import Comparison, ExtremeSparsity, TicketVerdict, VerdictConfig
 from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
+from doublewin.core.specs import load_yaml
 from doublewin.core.typed import to_dict
 
 
@@ -29,16 +28,7 @@ def load_verdict_file(path: Path | None) -> tuple[VerdictConfig, dict[str, Any]]
     ``pretrainings:`` (label → regime std|fat|at|control)."""
     if path is None:
         return VerdictConfig(), {}
-    if not path.is_file():
-        raise UserError(f"{path} not found; pass a YAML file of verdict options (docs/verdict.md)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f" at line {line + 1}" if line is not None else ""
-        raise UserError(f"{path}: not valid YAML{at}; fix the file (docs/verdict.md)") from None
-    if not isinstance(raw, Mapping):
-        raise UserError(f"{path}: expected a mapping of verdict options, got {type(raw).__name__}")
+    raw = load_yaml(path, "a YAML file of verdict options (docs/verdict.md)")
     meta: dict[str, Any] = {}
     if "verdict" in raw or "pretrainings" in raw:
         regimes = raw.get("pretrainings") or {}

@@ -19,6 +19,7 @@ from typing import Any
 
 from doublewin.core.atomic import atomic_write_text
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.core.results import LABEL_COLUMNS, TEST_METRICS, TEXT_COLUMNS, TIMING_COLUMNS
 
 LEADING_COLUMNS = (*LABEL_COLUMNS, *TEST_METRICS)
@@ -57,9 +58,10 @@ def write_results_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Pa
     return path
 
 
-def parse_results_csv(text: str) -> list[dict[str, Any]]:
-    """Rows of a ``results.csv`` text; numbers are parsed back, empty cells are ``None``
-    (``""`` in the label columns, where an empty name such as ``imp_regime`` is meaningful)."""
+def parse_results_csv(text: str, name: str = "results.csv") -> list[dict[str, Any]]:
+    """Rows of a ``results.csv`` text (``name``: the file it came from, for errors); numbers
+    are parsed back, empty cells are ``None`` (``""`` in the label columns, where an empty
+    name such as ``imp_regime`` is meaningful)."""
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -71,7 +73,7 @@ def parse_results_csv(text: str) -> list[dict[str, Any]]:
             continue
         if len(cells) != len(header):
             raise UserError(
-                f"results.csv line {line_number}: {len(cells)} cells under "
+                f"{name} line {line_number}: {len(cells)} cells under "
                 f"{len(header)} columns; rewrite it with `doublewin report RUN_DIR`"
             )
         rows.append({name: _parse(name, cell) for name, cell in zip(header, cells, strict=True)})
@@ -80,13 +82,9 @@ def parse_results_csv(text: str) -> list[dict[str, Any]]:
 
 def read_results_csv(path: str | Path) -> list[dict[str, Any]]:
     """The rows of the ``results.csv`` at ``path`` (see ``parse_results_csv``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"{path} not found; run `doublewin run EXPERIMENT.yaml` (or "
-            "`doublewin report RUN_DIR`) to write it"
-        )
-    return parse_results_csv(path.read_text())
+    fix = "pass a results.csv of `doublewin run` / `doublewin report` (docs/report.md)"
+    with reading(path, "a results table (CSV text)", fix) as path:
+        return parse_results_csv(path.read_text(), str(path))
 
 
 def _cell(value: Any) -> str:

@@ -32,10 +32,13 @@ from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  #
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one line on stderr and their exit code."""
     raise_on_sigterm()
+    launched = distributed.launched()  # torchrun --nproc-per-node N -m doublewin ...
+    finished = False
     try:
-        if distributed.launched():  # torchrun --nproc-per-node N -m doublewin ...
+        if launched:
             distributed.init()
         code = app(args=argv, standalone_mode=False)
+        finished = True
     except DoublewinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "Abort":
             _interrupted(exit_code())  # click re-wraps an interrupt it catches as Abort
         raise
+    finally:
+        if launched:
+            distributed.shutdown(synchronize=finished)
     if isinstance(code, int) and code == 130:
         # click turns an interrupt it catches into a returned 130 without standalone mode
         _interrupted(exit_code())

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
-from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
+from doublewin.cli.app import DataRoot, JsonFlag, app, print_json
+from doublewin.cli.tables import Column, print_table
 from doublewin.data import describe_datasets
 from doublewin.models import list_architectures
 
@@ -16,20 +15,26 @@ def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> N
     if as_json:
         print_json(rows)
         return
-    table = Table(title="datasets")
-    for column in ("name", "kind", "classes", "image", "train/val/test", "files"):
-        table.add_column(column)
-    for row in rows:
-        sizes = "/".join(f"{row['splits'][s]:,}" for s in ("train", "val", "test"))
-        table.add_row(
+    columns = [
+        Column("name"),
+        Column("kind"),
+        Column("classes", right=True),
+        Column("image", right=True),
+        Column("train/val/test", right=True),
+        Column("files", wraps=True),
+    ]
+    table = [
+        [
             row["name"],
             row["kind"],
             str(row["num_classes"]),
             f"{row['image_size']} px",
-            sizes,
+            "/".join(f"{row['splits'][s]:,}" for s in ("train", "val", "test")),
             f"{row['status']}: {row['location']}",
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_table("datasets", columns, table)
 
 
 @app.command("models")
@@ -39,15 +44,21 @@ def models_command(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title="architectures")
-    for column in ("name", "family", "input", "parameters (10 classes)", "description"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
+    columns = [
+        Column("name"),
+        Column("family"),
+        Column("input", right=True),
+        Column("parameters (10 classes)", right=True),
+        Column("description", wraps=True),
+    ]
+    table = [
+        [
             row["name"],
             row["family"],
             f"{row['input_size']} px",
             f"{row['num_params']:,}",
             row["description"],
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_table("architectures", columns, table)

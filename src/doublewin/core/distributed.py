@@ -13,6 +13,7 @@ Only rank 0 writes files (checkpoints, weights, tickets, logs, metrics).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -104,6 +105,18 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(*, synchronize: bool = True) -> None:
+    """Leave the process group before the interpreter exits.
+
+    Without this, gloo's C++ threads are torn down during interpreter finalization, which can
+    abort a finished rank ("terminate called without an active exception"). With
+    ``synchronize`` (a rank that finished its work), every rank first meets at a barrier, so
+    none destroys its connections while a peer may still use them; a rank on its way out with
+    an error skips it (a peer may be gone) and destroys its group at once."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if synchronize and world().distributed:
+        # A peer that left raises here: nothing to wait for; the launcher reports that rank.
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
+    dist.destroy_process_group()

@@ -17,6 +17,7 @@ import yaml
 
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import (
     Range,
@@ -337,19 +338,20 @@ STAGES: dict[str, type] = {
 
 def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; pass the path of {what}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    with reading(path, what, f"pass the path of {what}") as path:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of keys at the top level")
+        raise UserError(
+            f"{path}: expected a mapping of keys at the top level (a YAML file of {what}), "
+            f"got {type(data).__name__}"
+        )
     return data
 
 

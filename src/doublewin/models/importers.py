@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 
 from doublewin.core import paths
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
 
@@ -38,8 +39,12 @@ ROBUSTNESS_PREFIX = "module.model."
 
 def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> Any:
     """The object in a checkpoint file, loaded without running code unless trusted."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; pass the checkpoint to import")
+    fix = "pass a .pt/.pth/.tar checkpoint or a .safetensors file"
+    with reading(path, "a checkpoint (torch.save or safetensors)", fix) as path:
+        return _read(path, trust_pickle=trust_pickle)
+
+
+def _read(path: Path, *, trust_pickle: bool) -> Any:
     if path.suffix == paths.SAFETENSORS:
         return load_file(str(path))
     if not _looks_like_torch(path):

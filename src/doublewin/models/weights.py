@@ -22,6 +22,7 @@ from torch import nn
 
 from doublewin.core.atomic import atomic_path
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.core.paths import TICKET_FORMAT
 from doublewin.models.architectures import (
     IMAGENET_MEAN,
@@ -137,22 +138,15 @@ def read_weights_meta(path: str | Path) -> WeightsMeta | None:
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """The state dict and metadata of a doublewin weights file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"{path}: weights file not found; pass a file from doublewin "
-            "pretrain or doublewin import-weights"
-        )
-    try:
+    fix = (
+        "pass a file from doublewin pretrain, or import a foreign checkpoint with doublewin "
+        "import-weights"
+    )
+    with reading(path, "a doublewin weights file (safetensors)", fix) as path:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
+        meta = _read_meta(raw, path)
         state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(
-            f"{path}: not a readable safetensors weights file ({exc}); pass a file from "
-            "doublewin pretrain, or import a foreign checkpoint with doublewin import-weights"
-        ) from None
-    meta = _read_meta(raw, path)
     if meta.content_hash:
         # The recorded hash covers every tensor's bytes: flipped bytes behind an intact
         # header are caught here, not later as a mysterious accuracy.

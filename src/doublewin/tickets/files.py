@@ -31,6 +31,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from doublewin.core.atomic import atomic_write_bytes
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.core.specs import MaskScope
 from doublewin.tickets.mask import Mask, pack_bits, unpack_bits
 from doublewin.tickets.official import load_official
@@ -90,12 +91,13 @@ def save_ticket(path: str | Path, ticket: Ticket, *, encoding: str = "packbits+d
 
 def load_ticket(path: str | Path) -> Ticket:
     """Read a doublewin ticket or an official Double-Win-LTH mask file (by content)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; pass the path of a ticket file")
-    if _looks_like_safetensors(path):
-        return _load_doublewin(path)
-    return load_official(path)
+    fix = "pass a ticket from doublewin find-tickets or an official *_mask file"
+    with reading(
+        path, "a ticket file (doublewin safetensors or an official mask state dict)", fix
+    ) as path:
+        if _looks_like_safetensors(path):
+            return _load_doublewin(path)
+        return load_official(path)
 
 
 def _looks_like_safetensors(path: Path) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from torch import nn
 
 from doublewin.core.atomic import atomic_write_bytes
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import reading
 from doublewin.core.specs import MaskScope
 from doublewin.models import build_model, list_architectures
 from doublewin.tickets.mask import Mask, prunable_parameters
@@ -84,15 +84,9 @@ def save_official(
 
 def read_official_state(path: str | Path) -> dict[str, Any]:
     """The state dict of an official file (unwrapped from ``state_dict``), weights only."""
-    path = Path(path)
-    try:
+    expected = "a doublewin ticket or a torch state dict of masks"
+    with reading(path, expected, "pass a ticket file") as path:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"{path}: neither a doublewin ticket nor a torch state dict of masks "
-            f"({first}); pass a ticket file"
-        ) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
