@@ -181,7 +181,7 @@ def test_official_file_without_masks_or_not_a_state_dict_is_a_user_error(tmp_pat
     with pytest.raises(UserError, match="no '<module>.weight_mask' entries"):
         load_ticket(path)
     path.write_bytes(b"not a torch file at all")
-    with pytest.raises(UserError, match="neither a doublewin ticket nor a torch state dict"):
+    with pytest.raises(UserError, match="not a doublewin ticket or a torch state dict of masks"):
         load_ticket(path)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_text
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading
@@ -58,7 +59,7 @@ def write_results_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Pa
     return path
 
 
-def parse_results_csv(text: str, name: str = "results.csv") -> list[dict[str, Any]]:
+def parse_results_csv(text: str, name: str = paths.RESULTS) -> list[dict[str, Any]]:
     """Rows of a ``results.csv`` text (``name``: the file it came from, for errors); numbers
     are parsed back, empty cells are ``None`` (``""`` in the label columns, where an empty
     name such as ``imp_regime`` is meaningful)."""

@@ -20,10 +20,12 @@ from doublewin.analysis.verdict.stats import mean_interval
 from doublewin.core.results import (
     METRICS,
     REGIMES,
+    UNSTRUCTURED,
     Setting,
     ladder_of,
     regime_of,
     sparsity_of,
+    split_method,
 )
 
 # ``control``: the no-pre-training control (seeded initialization, not trained).
@@ -206,17 +208,21 @@ def _kind_from_label(label: str) -> str | None:
 
 
 def ladder_label(method: str, imp_regime: str) -> str:
-    """``imp``/``std`` → ``IMP (ST)``; other methods by their paper names."""
+    """``imp``/``std`` → ``IMP (ST)``; other methods by their paper names; a pattern other
+    than unstructured after a comma (``imp:channel`` → ``IMP (ST), channel``)."""
+    method, pattern = split_method(method)
     name = _METHOD_NAMES.get(method, method)
+    suffix = "" if pattern == UNSTRUCTURED else f", {pattern}"
     if method == "imp" and imp_regime:
-        return f"{name} ({'ST' if imp_regime == 'std' else imp_regime.upper()})"
-    return f"{name} ({imp_regime})" if imp_regime else name
+        return f"{name} ({'ST' if imp_regime == 'std' else imp_regime.upper()}){suffix}"
+    return (f"{name} ({imp_regime})" if imp_regime else name) + suffix
 
 
 def primary_ladder(ladders: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
     """The ladder the headline comparisons use: IMP with ST inside IMP (the paper's default),
     else IMP with another regime, else the first method alphabetically."""
-    ladders = sorted(set(ladders))
+    # The paper's findings read unstructured tickets only: a pattern's ladder is never primary.
+    ladders = sorted(set(ladder for ladder in ladders if ":" not in ladder[0]))
     if not ladders:
         return None
     if ("imp", "std") in ladders:

@@ -16,6 +16,7 @@ from doublewin.cli import (  # noqa: E402
     catalog,  # noqa: F401  (registers commands)
     evaluate,  # noqa: F401
     experiments,  # noqa: F401
+    export,  # noqa: F401
     landscape,  # noqa: F401
     stages,  # noqa: F401
     store,  # noqa: F401

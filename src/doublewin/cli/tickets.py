@@ -28,6 +28,7 @@ from doublewin.core.specs import TicketMethod, load_spec
 from doublewin.stages import Inputs, run_stage
 from doublewin.tickets import load_ticket, save_ticket
 from doublewin.tickets.official import load_official, save_official
+from doublewin.tickets.patterned import verify_pattern
 from doublewin.tickets.ticket import FORMAT
 
 tickets_app = typer.Typer(
@@ -144,15 +145,33 @@ def inspect_command(
 ) -> None:
     """Global and per-layer sparsity of a ticket, with where it came from."""
     ticket = load_ticket(file)
-    report = {"file": str(file), **ticket.info.as_dict(), **ticket.mask.report()}
+    check = verify_pattern(ticket.mask, ticket.info.extra, ticket.info.arch)
+    report = {
+        "file": str(file),
+        **ticket.info.as_dict(),
+        "pattern": check.pattern,
+        "pattern_summary": check.summary,
+        "pattern_problems": list(check.problems),
+        **ticket.mask.report(),
+    }
     if as_json:
         print_json(report)
-        return
+    else:
+        _print_inspection(file, ticket, check)
+    if check.problems:
+        raise UserError(
+            f"{file}: records a {check.pattern} pattern its mask does not hold "
+            f"({len(check.problems)} problem(s), first: {check.problems[0]}); draw it again"
+        )
+
+
+def _print_inspection(file: Path, ticket, check) -> None:
     info = ticket.info
     console.print(
         f"{file}: {info.format} ticket, arch {info.arch or '?'}, method "
         f"{info.method or '?'}, weights {info.weights_hash or '?'}"
     )
+    console.print(f"pattern {check.pattern}: {check.summary}" + ("" if check.problems else " ✓"))
     console.print(
         f"global sparsity {ticket.mask.sparsity:.4%} ({ticket.mask.num_pruned:,} of "
         f"{ticket.mask.num_total:,} weights pruned)"

@@ -26,6 +26,16 @@ METRICS = "metrics.json"
 BEST_WEIGHTS = {"sa": "best_sa.safetensors", "ra": "best_ra.safetensors"}  # transfer
 
 # The store.
+# doublewin export (tickets/export.py): the deployable model, beside WEIGHTS
+EXPORT_TICKET = "ticket.safetensors"  # the ticket that was exported
+EXPORT_CSR = "csr.safetensors"  # the pruned layers in CSR form (--csr)
+EXPORT_ARCHITECTURE = "architecture.json"  # a channel export's layer widths
+EXPORT_MODULE = "model.py"  # a channel export's plain torch module definition
+EXPORT_SUMMARY = "export.json"  # parameters, bytes, FLOPs, the check's largest difference
+
+# What a ticket file can be called: doublewin's, and the official torch.save'd state dicts.
+TICKET_SUFFIXES = (".safetensors", ".pt", ".pth", ".tar")
+
 STORE_DIR = "store"
 SPEC = "spec.json"
 DONE = "DONE"  # written last: an entry without it is incomplete

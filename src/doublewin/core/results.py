@@ -10,7 +10,11 @@ once:
   differ only in sparsity;
 - a **ticket**: a ladder and a sparsity (a fraction, rounded to 6 digits).
 
-The dense baseline has method ``dense``, no IMP regime and sparsity 0.
+The dense baseline has method ``dense``, no IMP regime and sparsity 0. A ticket of another
+sparsity pattern than unstructured (the ``pattern`` column: ``channel``, ``nm``) sits on a
+ladder of its own: its method key is ``<method>:<pattern>`` (``imp:channel``), so every
+grouping above keeps patterns apart, and a rule that reads ``imp`` reads unstructured tickets
+only (the paper's). A table without a ``pattern`` column is unstructured throughout.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ LABEL_COLUMNS = (
     "fraction",
     "method",
     "imp_regime",
+    "pattern",
     "sparsity",
     "rung",
     "regime",
@@ -41,7 +46,8 @@ REQUIRED_COLUMNS = ("pretraining", "dataset", "fraction", "method", "sparsity", 
 # Columns that change from run to run of the same spec; everything else is a function of it.
 TIMING_COLUMNS = ("seconds", "images_per_second", "finished_at", "job_seconds")
 # Columns that are names, never numbers, whatever their text looks like.
-TEXT_COLUMNS = ("pretraining", "dataset", "method", "imp_regime", "regime", "job")
+TEXT_COLUMNS = ("pretraining", "dataset", "method", "imp_regime", "pattern", "regime", "job")
+UNSTRUCTURED = "unstructured"
 SPARSITY_DIGITS = 6
 
 Setting = tuple[str, str, float]  # pretraining, dataset, fraction
@@ -59,7 +65,19 @@ def is_dense(row: Mapping[str, Any]) -> bool:
 def ladder_of(row: Mapping[str, Any]) -> LadderKey:
     """The ladder a ticket row sits on (a dense row: method ``dense``, no IMP regime)."""
     imp_regime = "" if is_dense(row) else str(row.get("imp_regime") or "")
-    return (*setting_of(row), str(row["method"]), imp_regime)
+    return (*setting_of(row), method_key(row), imp_regime)
+
+
+def method_key(row: Mapping[str, Any]) -> str:
+    """``method``, with ``:<pattern>`` for a ticket of a pattern other than unstructured."""
+    method, pattern = str(row["method"]), str(row.get("pattern") or UNSTRUCTURED)
+    return method if method == DENSE or pattern == UNSTRUCTURED else f"{method}:{pattern}"
+
+
+def split_method(key: str) -> tuple[str, str]:
+    """``imp:channel`` → (``imp``, ``channel``); ``imp`` → (``imp``, ``unstructured``)."""
+    method, _, pattern = key.partition(":")
+    return method, pattern or UNSTRUCTURED
 
 
 def sparsity_of(row: Mapping[str, Any]) -> float:

@@ -238,6 +238,25 @@ class TicketSpec:
     grasp_temperature: float = checked(200.0, range=POSITIVE)
     synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
     gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
+    # The pattern (docs/tickets.md): unstructured weights (the paper), whole output channels
+    # (channel_score: their filters' norm; channel_ratio: ranked across layers or in each), nm.
+    pattern: Literal["unstructured", "channel", "nm"] = "unstructured"
+    channel_score: Literal["l1", "l2"] = "l1"
+    channel_ratio: Literal["global", "layer"] = "global"
+    nm: tuple[int, ...] = checked((2, 4), range=AT_LEAST_ONE)
+
+    def __post_init__(self) -> None:
+        if len(self.nm) != 2 or not self.nm[0] < self.nm[1]:
+            raise UserError(
+                f"tickets.nm: {list(self.nm)} is not N:M with N < M; keep N of every M "
+                "weights, e.g. nm: [2, 4]"
+            )
+        if self.pattern != "unstructured" and self.method in ("synflow", "gem-miner"):
+            raise UserError(
+                f"tickets.pattern: {self.pattern} is not available for {self.method}, which "
+                "prunes weight by weight (an iterative score or a trained per-weight mask); use "
+                "imp, omp, random, snip or grasp for channel and N:M tickets"
+            )
 
 
 @dataclass(frozen=True)

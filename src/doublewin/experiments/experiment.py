@@ -32,8 +32,9 @@ from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
-from doublewin.models import read_content_hash
+from doublewin.models import read_content_hash, read_weights_meta
 from doublewin.tickets.ladder import imp_ladder
+from doublewin.tickets.patterned import check_fits
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -47,7 +48,7 @@ TOP_LEVEL_KEYS = (
     "store",
     "analysis",
 )
-TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs")
+TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "patterns")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
 # What a no-pre-training control keeps of the pretrain section: the rest is training.
@@ -305,23 +306,44 @@ def _parse_tickets(
             raise UserError(
                 f"tickets.{key}: set by the grid; use tickets.methods and pretrain.runs"
             )
+    if "patterns" in section and "pattern" in base:
+        raise UserError("tickets.pattern: give either pattern or patterns, not both")
+    patterns = _as_list(section.get("patterns")) or [base.get("pattern", "unstructured")]
     out = []
     for p in pretrainings:
         if not p.tickets:
             continue
-        for method in methods:
-            regimes = imp_regimes if method == "imp" else [None]
-            for regime in regimes:
-                merged = deep_merge(base, {"weights": p.ref, "method": method})
-                if regime is not None:
-                    merged = deep_merge(merged, {"train": {"regime": regime}})
-                spec = from_dict(TicketSpec, one_eps("tickets", merged), path="tickets")
-                if method != "imp" and not spec.sparsities:
-                    # One-shot methods are drawn at the IMP ladder so methods meet at equal
-                    # sparsity.
-                    spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
-                out.append((p.label, spec))
+        for method, regime, pattern in (
+            (m, r, x)
+            for x in patterns
+            for m in methods
+            for r in (imp_regimes if m == "imp" else [None])
+        ):
+            merged = deep_merge(base, {"weights": p.ref, "method": method, "pattern": pattern})
+            if regime is not None:
+                merged = deep_merge(merged, {"train": {"regime": regime}})
+            spec = from_dict(TicketSpec, one_eps("tickets", merged), path="tickets")
+            if method != "imp" and not spec.sparsities and spec.pattern != "nm":
+                # One-shot methods are drawn at the IMP ladder so methods meet at equal
+                # sparsity.
+                spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
+            if spec.pattern != "unstructured":
+                check_fits(spec, _arch_of(p), _input_size_of(p))
+            out.append((p.label, spec))
     return tuple(out), rungs
+
+
+def _arch_of(p: Pretraining) -> str | None:
+    if p.spec is not None:
+        return p.spec.arch
+    meta = read_weights_meta(p.path) if p.path is not None else None
+    return meta.arch if meta is not None else None
+
+
+def _input_size_of(p: Pretraining) -> int | None:
+    if p.spec is not None and p.spec.data.resolution:
+        return p.spec.data.resolution
+    return None
 
 
 def _as_list(value: Any) -> list[Any]:

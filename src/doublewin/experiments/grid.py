@@ -53,23 +53,35 @@ def expand(experiment: Experiment) -> list[Job]:
             "pretraining": label,
             "method": spec.method,
             "imp_regime": spec.train.regime if spec.method == "imp" else "",
+            "pattern": spec.pattern,
         }
         ticket_jobs.append(Job("tickets", spec, _trained_dep(p), labels))
     jobs += ticket_jobs
     for p in experiment.pretrainings:
         # (ticket reference, its labels, its dependencies); the dense baseline first.
         tickets: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
-            ("", {"method": DENSE, "imp_regime": "", "sparsity": 0.0}, _trained_dep(p))
+            (
+                "",
+                {"method": DENSE, "imp_regime": "", "pattern": "", "sparsity": 0.0},
+                _trained_dep(p),
+            )
         ]
         tickets += _file_tickets(p)
         for job in ticket_jobs:
             if job.labels["pretraining"] != p.label:
                 continue
             ladder = ticket_ladder(job.spec)
-            for index in select_rungs(len(ladder), experiment.transfer_rungs):
+            # An N:M ladder transfers its N:M rung only (IMP's rungs before it are (M−k):M).
+            chosen = (
+                [len(ladder) - 1]
+                if job.spec.pattern == "nm"
+                else select_rungs(len(ladder), experiment.transfer_rungs)
+            )
+            for index in chosen:
                 labels = {
                     "method": job.labels["method"],
                     "imp_regime": job.labels["imp_regime"],
+                    "pattern": job.labels["pattern"],
                     "sparsity": ladder[index],
                     "rung": index + 1,
                 }
@@ -146,15 +158,16 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
 def _file_tickets(p: Pretraining) -> list[tuple[str, dict[str, Any], tuple[str, ...]]]:
     """The ticket files of ``p`` as (mask reference, labels, dependencies): every file is
     transferred, its rung its place among its ladder's sparsities."""
-    ladders: dict[tuple[str, str], list[float]] = {}
+    ladders: dict[tuple[str, str, str], list[float]] = {}
     for f in p.ticket_files:
-        ladders.setdefault((f.method, f.imp_regime), []).append(f.sparsity)
+        ladders.setdefault((f.method, f.imp_regime, f.pattern), []).append(f.sparsity)
     out = []
-    for f in sorted(p.ticket_files, key=lambda f: (f.method, f.imp_regime, f.sparsity)):
-        rung = sorted(set(ladders[(f.method, f.imp_regime)])).index(f.sparsity) + 1
+    for f in sorted(p.ticket_files, key=lambda f: (f.method, f.imp_regime, f.pattern, f.sparsity)):
+        rung = sorted(set(ladders[(f.method, f.imp_regime, f.pattern)])).index(f.sparsity) + 1
         labels = {
             "method": f.method,
             "imp_regime": f.imp_regime,
+            "pattern": f.pattern,
             "sparsity": f.sparsity,
             "rung": rung,
         }

@@ -21,14 +21,14 @@ from typing import Any
 
 import torch
 
+from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.results import SPARSITY_DIGITS
 from doublewin.data import dataset_info
 from doublewin.models import build_model, read_weights_meta
 from doublewin.tickets import load_ticket
 
-# What a ticket file can be called: doublewin's, and the official torch.save'd state dicts.
-TICKET_SUFFIXES = (".safetensors", ".pt", ".pth", ".tar")
+TICKET_SUFFIXES = paths.TICKET_SUFFIXES
 FILE_KEYS = ("files", "method", "imp_regime")
 MASK_REF_PREFIX = "mask-"
 
@@ -43,6 +43,7 @@ class TicketFile:
     sparsity: float
     method: str
     imp_regime: str
+    pattern: str = "unstructured"
 
     @property
     def ref(self) -> str:
@@ -82,6 +83,7 @@ def parse_ticket_files(
                 sparsity=round(float(ticket.mask.sparsity), SPARSITY_DIGITS),
                 method=method,
                 imp_regime=imp_regime,
+                pattern=str((ticket.info.extra or {}).get("pattern") or "unstructured"),
             )
         )
     return tuple(out)

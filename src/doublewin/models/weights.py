@@ -30,6 +30,7 @@ from doublewin.models.architectures import (
     build_model,
     set_normalization,
 )
+from doublewin.models.slim import SlimResNet
 
 FORMAT = "doublewin-weights-1"
 
@@ -162,9 +163,14 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
 def load_model(
     path: str | Path, *, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, WeightsMeta]:
-    """Build ``meta.arch``, load the weights strictly, set the normalization."""
+    """Build ``meta.arch``, load the weights strictly, set the normalization. A channel
+    ticket's exported network (``extra.architecture``, slim.py) is built at its own widths."""
     state, meta = load_weights(path)
-    model = build_model(meta.arch, meta.num_classes, mean=meta.mean, std=meta.std)
+    if isinstance(meta.extra.get("architecture"), Mapping):
+        model = SlimResNet(dict(meta.extra["architecture"]))
+        model.arch = meta.arch  # type: ignore[attr-defined]
+    else:
+        model = build_model(meta.arch, meta.num_classes, mean=meta.mean, std=meta.std)
     load_strict(model, state, source=str(path))
     set_normalization(model, meta.mean, meta.std)
     return model.to(device), meta

@@ -32,6 +32,7 @@ from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
 from doublewin.tickets.mask import Mask
+from doublewin.tickets.patterned import Pattern
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
 from doublewin.tickets.synflow import synflow_mask
@@ -70,9 +71,11 @@ def find_tickets(
     workdir.mkdir(parents=True, exist_ok=True)
     model, meta = load_model(weights_path, device=device)
     scope_mask = Mask.dense(model, spec.scope)
-    spec_dict = to_dict(spec)
+    pattern = Pattern.of(spec, model, scope_mask, spec.data.resolution or meta.input_size)
+    spec_dict = recorded_spec(spec)
 
     def make_ticket(mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
+        extra = {**(extra or {}), **pattern.describe(mask)}
         return Ticket(
             mask,
             make_info(
@@ -105,7 +108,9 @@ def find_tickets(
     out: list[Path] = []
     if spec.method == "imp":
         rounds = imp_rounds(spec)
-        ladder = imp_ladder(spec.prune_rate, rounds)
+        ladder = (
+            ticket_ladder(spec) if spec.pattern == "nm" else imp_ladder(spec.prune_rate, rounds)
+        )
         rungs = run_imp(
             model,
             spec,
@@ -117,6 +122,7 @@ def find_tickets(
             scope_mask=scope_mask,
             progress=progress,
             log=log,
+            prune=pattern.imp_pruner() if spec.pattern != "unstructured" else None,
         )
         wanted = ticket_ladder(spec)
         for k, path in enumerate(rungs, 1):
@@ -130,9 +136,16 @@ def find_tickets(
 
     targets = ticket_ladder(spec)
     if spec.method in ("omp", "random", "snip", "grasp"):
-        scores = _one_shot_scores(spec, model, scope_mask, loaders, device)
+        params = {n: p.detach() for n, p in model.named_parameters()}
+        # Channels rank by filter norms (OMP) or one random score each; per-weight scores
+        # otherwise (SNIP and GraSP summed over each filter for channels).
+        own = spec.pattern == "channel" and spec.method in ("omp", "random")
+        scores = None if own else _one_shot_scores(spec, model, scope_mask, loaders, device)
         for s in targets:
-            mask = prune_to_sparsity(scores, scope_mask, s)
+            if spec.pattern == "unstructured":
+                mask = prune_to_sparsity(scores, scope_mask, s)  # type: ignore[arg-type]
+            else:
+                mask = pattern.one_shot(scores, scope_mask, s, params)
             out.append(save_ticket(workdir / paths.ticket(s), make_ticket(mask, s)))
         return out
     if spec.method == "synflow":
@@ -191,6 +204,18 @@ def find_tickets(
     raise UserError(
         f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow or gem-miner"
     )
+
+
+def recorded_spec(spec: TicketSpec) -> dict[str, Any]:
+    """The spec a ticket file records: every field, but the pattern fields at their
+    defaults are left out, so an unstructured ticket's file is byte for byte what it was
+    before patterns existed."""
+    out = to_dict(spec)
+    defaults = TicketSpec()
+    for key in ("pattern", "channel_score", "channel_ratio", "nm"):
+        if getattr(spec, key) == getattr(defaults, key):
+            out.pop(key, None)
+    return out
 
 
 def _attack(spec: TicketSpec) -> PGD | None:

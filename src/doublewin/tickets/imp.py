@@ -79,11 +79,14 @@ def run_imp(
     scope_mask: Mask,
     progress: Progress = NULL_PROGRESS,
     log: JsonlLog | None = None,
+    prune: Callable[[dict[str, torch.Tensor], Mask, int], Mask] | None = None,
 ) -> list[Path]:
     """Run IMP on ``model`` (holding θp) up to ``rounds`` rungs; returns the rung files.
 
     ``make_loaders()`` gives (train, val) loaders of the source task (called only when a
-    round needs training); ``scope_mask`` is the dense mask over the parameters to prune.
+    round needs training); ``scope_mask`` is the dense mask over the parameters to prune;
+    ``prune(weights, mask, k)`` the next rung's mask after round k (default: ``prune_rate``
+    of the kept weights by global magnitude; channel and N:M tickets: patterned.py).
     """
     trunk.mkdir(parents=True, exist_ok=True)
     theta_p = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -137,7 +140,12 @@ def run_imp(
                     best_val_sa=result.metrics.get("best_val_sa"),
                     best_val_ra=result.metrics.get("best_val_ra"),
                 )
-        mask = prune_fraction_of_remaining(magnitude_scores(weights, mask), mask, spec.prune_rate)
+        if prune is not None:
+            mask = prune(weights, mask, k)
+        else:
+            mask = prune_fraction_of_remaining(
+                magnitude_scores(weights, mask), mask, spec.prune_rate
+            )
         save_ticket(rung_path(trunk, k), make_ticket(mask, k))
         _clean_round(trunk / paths.imp_round_dir(k))
         if log is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from doublewin.core.errors import UserError
 from doublewin.core.results import SPARSITY_DIGITS
 from doublewin.core.specs import TicketSpec
+from doublewin.tickets.nm import nm_ladder
 
 # Longest IMP ladder a list of sparsities is matched against (0.2 per round: 1 − 4e-20).
 MAX_IMP_ROUNDS = 200
@@ -25,7 +26,17 @@ def imp_ladder(prune_rate: float, rounds: int) -> tuple[float, ...]:
 
 def ticket_ladder(spec: TicketSpec) -> tuple[float, ...]:
     """The target sparsities of a tickets spec, ascending: its ``sparsities``, else the IMP
-    ladder of its ``prune_rate`` and ``rounds``."""
+    ladder of its ``prune_rate`` and ``rounds``. An N:M spec has the one rung 1 − N/M, and
+    IMP the rungs (M−1):M … N:M on its way there (nm.py)."""
+    if spec.pattern == "nm":
+        n, m = spec.nm
+        final = round(1 - n / m, SPARSITY_DIGITS)
+        if any(round(s, SPARSITY_DIGITS) != final for s in spec.sparsities):
+            raise UserError(
+                f"tickets.sparsities: an {n}:{m} ticket is {final:.4f} sparse by "
+                "construction; leave sparsities empty"
+            )
+        return nm_ladder(n, m) if spec.method == "imp" else (final,)
     if spec.sparsities:
         return tuple(sorted(round(s, SPARSITY_DIGITS) for s in spec.sparsities))
     return imp_ladder(spec.prune_rate, spec.rounds)
@@ -34,6 +45,8 @@ def ticket_ladder(spec: TicketSpec) -> tuple[float, ...]:
 def imp_rounds(spec: TicketSpec) -> int:
     """IMP rounds needed: ``rounds``, or enough to reach the largest requested sparsity (each
     requested sparsity must be a rung of the ladder)."""
+    if spec.pattern == "nm":
+        return len(nm_ladder(*spec.nm))
     if not spec.sparsities:
         return spec.rounds
     ladder = imp_ladder(spec.prune_rate, MAX_IMP_ROUNDS)

@@ -23,6 +23,7 @@ from doublewin.analysis.findings.accuracy import (
 )
 from doublewin.analysis.findings.finding import IMP_BASELINES, Finding, FindingsInput, decide
 from doublewin.analysis.findings.landscape import landscape
+from doublewin.analysis.findings.patterns import robust_every_pattern
 from doublewin.analysis.findings.sparsity import (
     exist,
     exist_limited,
@@ -54,4 +55,5 @@ def findings(data: FindingsInput) -> list[Finding]:
         imp_regime(data, ladders),
         *[imp_beats(data, primary, method) for method in IMP_BASELINES],
         landscape(data),
+        robust_every_pattern(data),
     ]

@@ -1,0 +1,186 @@
+"""Masks of a ticket spec's sparsity pattern: how a method's scores become an unstructured, a
+channel or an N:M mask, one shot or round by round inside IMP.
+
+- ``unstructured``: the lowest scores pruned globally (the paper's global magnitude pruning).
+- ``channel``: per-weight scores summed over each channel's filters (channels.py); magnitude
+  (OMP, IMP) uses the filters' L1 or L2 norms; random draws one score per channel.
+- ``nm``: the N highest scores of every M kept (nm.py); IMP tightens (M−1):M … N:M.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from doublewin.core.seeds import stream
+from doublewin.core.specs import TicketSpec
+from doublewin.models import arch_info, build_model
+from doublewin.tickets.channels import (
+    ChannelGroup,
+    aggregate_scores,
+    channel_groups,
+    channel_mask,
+    channel_scores,
+    channel_sparsity,
+    check_channels,
+    prunable_groups,
+    prune_channels,
+    pruned_positions,
+)
+from doublewin.tickets.ladder import imp_ladder, ticket_ladder
+from doublewin.tickets.mask import Mask
+from doublewin.tickets.nm import check_divides, check_pattern, nm_mask
+from doublewin.tickets.pruning import (
+    magnitude_scores,
+    prune_fraction_of_remaining,
+    prune_to_sparsity,
+)
+
+# prune(weights, mask, round) -> the next rung's mask (IMP)
+RoundPruner = Callable[[Mapping[str, torch.Tensor], Mask, int], Mask]
+
+
+@dataclass
+class Pattern:
+    """A spec's pattern bound to a model: its channel groups when it has them."""
+
+    spec: TicketSpec
+    groups: list[ChannelGroup]
+
+    @classmethod
+    def of(cls, spec: TicketSpec, model: nn.Module, scope_mask: Mask, input_size: int) -> Pattern:
+        groups: list[ChannelGroup] = []
+        if spec.pattern == "channel":
+            groups = prunable_groups(channel_groups(model, input_size), scope_mask)
+        elif spec.pattern == "nm":
+            check_divides(scope_mask, spec.nm[1])
+        return cls(spec, groups)
+
+    def one_shot(
+        self,
+        weight_scores: Mapping[str, torch.Tensor] | None,
+        mask: Mask,
+        sparsity: float,
+        params: Mapping[str, torch.Tensor],
+    ) -> Mask:
+        """The mask at ``sparsity`` from per-weight scores (None: magnitude, in the pattern's
+        own sense; for channels of ``method: random``, one random score per channel)."""
+        spec = self.spec
+        if spec.pattern == "unstructured":
+            scores = weight_scores if weight_scores is not None else magnitude_scores(params, mask)
+            return prune_to_sparsity(scores, mask, sparsity)
+        if spec.pattern == "nm":
+            n, m = spec.nm
+            scores = weight_scores if weight_scores is not None else magnitude_scores(params, mask)
+            return nm_mask(scores, mask, n, m)
+        scores = self.channel_scores(weight_scores, params)
+        pruned = prune_channels(
+            scores, self.groups, pruned_positions_or_empty(mask, self.groups), sparsity,
+            spec.channel_ratio,
+        )  # fmt: skip
+        return channel_mask(mask, self.groups, pruned, params)
+
+    def channel_scores(
+        self, weight_scores: Mapping[str, torch.Tensor] | None, params: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        if self.spec.method == "random":
+            generator = stream("random-channel-ticket", self.spec.seed)
+            return {g.name: torch.rand(g.size, generator=generator) for g in self.groups}
+        if weight_scores is not None:
+            return aggregate_scores(self.groups, weight_scores)
+        return channel_scores(self.groups, params, self.spec.channel_score)
+
+    def imp_pruner(self) -> RoundPruner:
+        """IMP's pruning after round k, from the trained weights: ``prune_rate`` of the kept
+        weights (unstructured), of the kept channels (channel), or one more of every M (nm)."""
+        spec = self.spec
+
+        def prune(weights: Mapping[str, torch.Tensor], mask: Mask, k: int) -> Mask:
+            if spec.pattern == "unstructured":
+                return prune_fraction_of_remaining(
+                    magnitude_scores(weights, mask), mask, spec.prune_rate
+                )
+            if spec.pattern == "nm":
+                n, m = spec.nm
+                return nm_mask(magnitude_scores(weights, mask), mask, m - k, m)
+            return self.one_shot(None, mask, imp_ladder(spec.prune_rate, k)[-1], weights)
+
+        return prune
+
+    def describe(self, mask: Mask) -> dict[str, object]:
+        """What a ticket file records about its pattern (nothing for unstructured tickets, so
+        their files stay as they were)."""
+        if self.spec.pattern == "unstructured":
+            return {}
+        if self.spec.pattern == "nm":
+            m = self.spec.nm[1]  # an IMP rung on the way holds (M − k):M, not yet N:M
+            return {"pattern": "nm", "nm": [round(mask.density * m), m]}
+        return {
+            "pattern": "channel",
+            "channel_sparsity": round(channel_sparsity(mask, self.groups), 6),
+            "channel_groups": len(self.groups),
+        }
+
+
+def pruned_positions_or_empty(mask: Mask, groups: list[ChannelGroup]) -> dict[str, set[int]]:
+    """Channels ``mask`` already prunes (none when its BatchNorm entries are not there yet)."""
+    if not groups or not all(name in mask for g in groups for name, _ in g.norms):
+        return {}
+    return pruned_positions(mask, groups)
+
+
+@dataclass(frozen=True)
+class PatternCheck:
+    """What a ticket file says its pattern is, the numbers that describe it, and what breaks
+    it (empty when the mask holds the pattern)."""
+
+    pattern: str
+    summary: str
+    problems: tuple[str, ...]
+
+
+def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> PatternCheck:
+    """Check a ticket's mask against the pattern its file records: every channel ticket's
+    filter wholly kept or pruned and every channel group consistent; every N:M group keeping
+    exactly N."""
+    pattern = str(extra.get("pattern") or "unstructured")
+    if pattern == "nm":
+        n, m = (int(v) for v in extra.get("nm", (2, 4)))  # type: ignore[union-attr]
+        problems = check_pattern(mask, n, m)
+        groups = mask.num_total // m
+        return PatternCheck(
+            pattern, f"{n}:{m}, {groups:,} groups of {m} along the input dimension", tuple(problems)
+        )
+    if pattern == "channel":
+        if not arch:
+            return PatternCheck(pattern, "architecture unknown", ("no architecture to trace",))
+        info = arch_info(arch)
+        model = build_model(arch, 10)
+        groups = prunable_groups(channel_groups(model, info.input_size), mask)
+        problems = check_channels(mask, groups)
+        total = sum(g.size for g in groups)
+        summary = (
+            f"{channel_sparsity(mask, groups):.2%} of {total:,} channels in {len(groups)} "
+            "groups pruned"
+        )
+        return PatternCheck(pattern, summary, tuple(problems))
+    return PatternCheck("unstructured", "individual weights", ())
+
+
+def check_fits(spec: TicketSpec, arch: str | None, input_size: int | None = None) -> None:
+    """Before anything runs: the spec's pattern fits the architecture at every rung of its
+    ladder (N:M: every layer's input size a multiple of M; channels: no layer emptied).
+    ``arch`` None (an imported file without metadata) is checked when the tickets are drawn."""
+    if not arch:
+        return
+    info = arch_info(arch)
+    model = build_model(arch, 10)
+    scope_mask = Mask.dense(model, spec.scope)
+    pattern = Pattern.of(spec, model, scope_mask, input_size or info.input_size)
+    for target in ticket_ladder(spec):
+        if spec.pattern == "channel":
+            flat = {g.name: torch.zeros(g.size) for g in pattern.groups}
+            prune_channels(flat, pattern.groups, {}, target, spec.channel_ratio)
