@@ -219,3 +219,26 @@ def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
             metrics["ra_best_sa"],
         )
     assert stdout.startswith(f"digits ({'AT' if trained == 'at' else 'ST'}, sparsity 0.00%)")
+
+
+def test_transferred_weights_reload_to_the_model_that_was_tested(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The fine-tuned weights a transfer saves carry the normalization they were trained with
+    (the downstream statistics), so evaluating the file gives the transfer's test numbers."""
+    out = tmp_path / "t"
+    code, _, err = _cli(
+        capsys,
+        *("transfer", "--weights", str(weights), "--data", "digits", "--out", str(out)),
+        *("--epochs", "1", "--fraction", "0.3", "--save-models", "best_sa", "--json"),
+        *("--set", "eval_attack.steps=2"),
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    code, stdout, err = _cli(
+        capsys,
+        *("evaluate", "--weights", str(out / "best_sa.safetensors"), "--data", "digits"),
+        *("--steps", "2", "--json"),
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["sa"] == pytest.approx(metrics["sa_best_sa"], abs=0.01)

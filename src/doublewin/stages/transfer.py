@@ -22,7 +22,13 @@ from doublewin.core.errors import UserError
 from doublewin.core.results import TEST_METRICS
 from doublewin.core.specs import TransferSpec
 from doublewin.data import prepare_data
-from doublewin.models import load_model, replace_head, save_weights, set_normalization
+from doublewin.models import (
+    get_normalization,
+    load_model,
+    replace_head,
+    save_weights,
+    set_normalization,
+)
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
 from doublewin.train import evaluate, train
@@ -85,12 +91,18 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
         metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
         if distributed.is_main() and spec.save_models in (f"best_{which}", "both"):
+            mean, std = get_normalization(model)
             fine_tuned = dataclasses.replace(
                 meta,
                 num_classes=info.num_classes,
                 dataset=spec.data.name,
                 source="transfer",
                 regime=spec.train.regime,
+                # The normalization the fine-tuned model runs with (the downstream statistics
+                # by default): reloading the file must give the model that was tested.
+                mean=mean,
+                std=std,
+                input_size=int(spec.data.resolution or meta.input_size),
             )
             save_weights(workdir / paths.BEST_WEIGHTS[which], model, fine_tuned)
     metrics["test_images"] = int(test["n"])
