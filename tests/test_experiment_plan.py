@@ -19,11 +19,14 @@ def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None
     experiment = plan.experiment
     counts = Counter(j.stage for j in plan.jobs)
     assert counts["pretrain"] == 4  # STD, FAT, AT and the no-pre-training control
-    # imp × {std, at} + omp + random, per trained pre-training; the control transfers densely.
-    assert counts["tickets"] == 3 * 4
+    # IMP (ST inside) and random per trained pre-training; the control transfers densely.
+    assert counts["tickets"] == 3 * 2
+    # Seeds on demand: the candidate seeds are 0 … max − 1, every one a job of the plan.
+    assert experiment.on_demand and experiment.seeds == tuple(range(experiment.verdict.seeds.max))
     settings = len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
-    rungs = len(experiment.transfer_rungs)
-    assert counts["transfer"] == 3 * settings * (4 * rungs + 1) + settings
+    rungs = len(ticket_ladder(experiment.ticket_specs[0][1]))
+    assert rungs == 4 and experiment.transfer_rungs is None  # 50, 75, 87.5, 93.75%
+    assert counts["transfer"] == 3 * settings * (2 * rungs + 1) + settings
     dense = [j for j in plan.jobs if j.stage == "transfer" and j.labels["method"] == "dense"]
     assert len(dense) == 4 * settings
     assert all(j.spec.ticket == "" for j in dense)
@@ -44,7 +47,7 @@ def test_every_transfer_names_a_ticket_of_a_job_in_the_plan() -> None:
 def test_one_shot_methods_are_drawn_at_the_imp_ladder() -> None:
     experiment = load_experiment(demo_config())
     ladders = {spec.method: ticket_ladder(spec) for _, spec in experiment.ticket_specs}
-    assert ladders["omp"] == ladders["random"] == ladders["imp"]
+    assert ladders["random"] == ladders["imp"]
 
 
 def test_overrides_change_the_grid_and_the_hashes() -> None:

@@ -16,6 +16,8 @@ from doublewin.models import (
     arch_info,
     build_model,
     content_hash,
+    head_module,
+    head_name,
     list_architectures,
     load_model,
     load_weights,
@@ -25,11 +27,16 @@ from doublewin.models import (
 
 
 @pytest.mark.parametrize("arch", [a.name for a in list_architectures()])
-def test_every_architecture_forwards_pixels_at_its_input_size_with_head_fc(arch: str) -> None:
+def test_every_architecture_forwards_pixels_at_its_input_size_with_its_published_head(
+    arch: str,
+) -> None:
     size = min(arch_info(arch).input_size, 64)
     model = build_model(arch, 7).eval()
     out = model(torch.rand(2, 3, size, size))
-    assert out.shape == (2, 7) and isinstance(model.fc, torch.nn.Linear)
+    # The head keeps its published name: fc, or RobustBench's PreAct ResNet's linear.
+    expected = "linear" if arch == "preact_resnet18" else "fc"
+    assert out.shape == (2, 7) and head_name(model) == expected
+    assert isinstance(head_module(model), torch.nn.Linear)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])

@@ -130,11 +130,12 @@ def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     # Markdown emphasis is rendered, not shown as asterisks.
     assert "**" not in html and "<em>matching</em>" in html
     markdown = paths.markdown.read_text()
-    # Two seeds ±1: δ = max(1 point, the dense std √2) everywhere. The report opens with the
-    # forest plot, before any text.
+    # Two seeds ±1: δ = max(1 point, the dense std √2) everywhere. The report opens with one
+    # paragraph of what the run found, then the forest plot.
     assert "Margins δ used: 1.41–1.41 points" in markdown
     blocks = markdown.split("\n\n")
-    assert blocks[1] == "## Findings at a glance" and blocks[2].startswith("![")
+    assert blocks[1] == "## Findings at a glance"
+    assert blocks[2].startswith("**What this run found:** of ") and blocks[3].startswith("![")
     assert "## Verdicts with intervals" in markdown
     for path in paths.figures:
         assert f"](figures/{path.name})" in markdown

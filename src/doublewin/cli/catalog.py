@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from doublewin.cli.app import DataRoot, JsonFlag, app, print_json
+from typing import Annotated
+
+import typer
+
+from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
 from doublewin.cli.tables import Column, print_table
+from doublewin.core.errors import UserError
 from doublewin.data import describe_datasets
 from doublewin.models import list_architectures
+from doublewin.models.zoo import ZOOS, zoo_models
 
 
 @app.command("datasets")
@@ -38,11 +44,24 @@ def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> N
 
 
 @app.command("models")
-def models_command(as_json: JsonFlag = False) -> None:
-    """List architectures with their input size and parameter count."""
+def models_command(
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Also list timm/ and torchvision/ models whose name contains this text.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List architectures by family: doublewin's own (input size, parameters) and, with
+    --search, the timm and torchvision models of that name (any of them works in --arch)."""
     rows = [info.as_dict() for info in list_architectures()]
+    zoo = zoo_listing(search)
+    if search:
+        rows = [r for r in rows if search.lower() in r["name"].lower()]
     if as_json:
-        print_json(rows)
+        print_json({"doublewin": rows, **zoo})
         return
     columns = [
         Column("name"),
@@ -61,4 +80,29 @@ def models_command(as_json: JsonFlag = False) -> None:
         ]
         for row in rows
     ]
-    print_table("architectures", columns, table)
+    print_table("doublewin's architectures", columns, table)
+    for name, models in zoo.items():
+        if search:
+            shown = ", ".join(f"{name}/{m}" for m in models) or "none"
+            console.print(
+                f"{name} models matching {search!r} ({len(models)}): {shown}", soft_wrap=True
+            )
+        else:
+            console.print(f"{name}: {models} models; --search TEXT lists them (e.g. --search vit)")
+
+
+def zoo_listing(search: str | None) -> dict[str, object]:
+    """Per zoo: the matching model names (with ``search``), else how many it has; a zoo whose
+    package is not installed says so."""
+    out: dict[str, object] = {}
+    for zoo in ZOOS:
+        try:
+            names = zoo_models(zoo)
+        except UserError as exc:
+            out[zoo] = str(exc) if search else 0
+            continue
+        if search:
+            out[zoo] = [n for n in names if search.lower() in n.lower()]
+        else:
+            out[zoo] = len(names)
+    return out

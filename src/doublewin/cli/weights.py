@@ -22,7 +22,11 @@ def import_weights_command(
         Path, typer.Argument(help="Checkpoint to import (.pt, .pth, .tar, .safetensors).")
     ],
     format: Annotated[
-        str, typer.Option("--format", help="torchvision | robustness | fast-adversarial")
+        str,
+        typer.Option(
+            "--format",
+            help="torchvision | robustness | fast-adversarial | robustbench | huggingface",
+        ),
     ],
     arch: Annotated[str, typer.Option("--arch", help="Architecture (doublewin models).")],
     out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],

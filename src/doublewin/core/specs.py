@@ -157,11 +157,16 @@ class PretrainSpec:
 
 @dataclass(frozen=True)
 class MaskScope:
-    """Which parameters a ticket prunes. Default (the paper): every Conv2d weight, the first
-    conv included; Linear layers, BatchNorm and biases stay dense."""
+    """Which parameters a ticket prunes. ``layers``: ``conv`` (the paper): every Conv2d weight,
+    the first conv included, plus Linear weights with ``include_linear``; ``transformer``
+    (BERT-Tickets, Chen et al. 2020): the attention (query/key/value, output projection) and
+    MLP Linear weights, never embeddings, LayerNorm or the head; ``auto`` (default):
+    transformer for a model with attention layers, conv otherwise. BatchNorm and biases
+    stay dense; ``exclude`` removes layers by glob pattern."""
 
     include_linear: bool = False
     exclude: tuple[str, ...] = ()
+    layers: Literal["auto", "conv", "transformer"] = "auto"
 
 
 @dataclass(frozen=True)

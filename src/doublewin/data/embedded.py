@@ -27,9 +27,10 @@ import torch
 from doublewin.data.cache import cached_tensors
 from doublewin.data.printed import render_chars
 from doublewin.data.splits import stratified_holdout
+from doublewin.data.strokes import render_strokes
 
 SIZE = 32
-CACHE_VERSION = "4"  # bump when a generator changes, so stale caches are not read
+CACHE_VERSION = "6"  # bump when a generator changes, so stale caches are not read
 
 
 # ---------------------------------------------------------------- shapes (source task)
@@ -222,11 +223,25 @@ def build_chars(seed: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
+# ---------------------------------------------------------------- strokes (downstream)
+
+STROKES_SPLITS = (("train", 3000), ("val", 500), ("test", 2000))
+
+
+def build_strokes(seed: int = 0) -> dict[str, torch.Tensor]:
+    out = {}
+    for offset, (split, n) in enumerate(STROKES_SPLITS):
+        images, labels = render_strokes(n, seed * 1000 + 900 + offset)
+        out[f"{split}_images"], out[f"{split}_labels"] = images, labels
+    return out
+
+
 BUILDERS = {
     "shapes": build_shapes,
     "digits": build_digits,
     "textures": build_textures,
     "chars": build_chars,
+    "strokes": build_strokes,
 }
 
 

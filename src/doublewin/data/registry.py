@@ -81,6 +81,14 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB",
         ),
         DatasetInfo(
+            "strokes",
+            "embedded",
+            10,
+            8,
+            {"train": 3000, "val": 500, "test": 2000},
+            "handwritten-style digits drawn as pen strokes, in the digits' 8×8 format",
+        ),
+        DatasetInfo(
             "textures",
             "embedded",
             10,

@@ -1,4 +1,5 @@
-"""Architectures (normalization inside, head ``fc``), weights files and importers."""
+"""Architectures (normalization inside; doublewin's, timm's and torchvision's by name), their
+heads, weights files and importers."""
 
 from doublewin.models.architectures import (
     ARCHITECTURES,
@@ -9,9 +10,9 @@ from doublewin.models.architectures import (
     build_model,
     get_normalization,
     list_architectures,
-    replace_head,
     set_normalization,
 )
+from doublewin.models.heads import head_module, head_name, replace_head
 from doublewin.models.weights import (
     WeightsMeta,
     content_hash,
@@ -33,6 +34,8 @@ __all__ = [
     "build_model",
     "content_hash",
     "get_normalization",
+    "head_module",
+    "head_name",
     "list_architectures",
     "load_model",
     "load_strict",

@@ -15,24 +15,9 @@ import torch
 from torch import nn
 
 from doublewin.core.errors import UserError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class Normalized(nn.Module):
-    """Base for models that normalize their [0,1] input with built-in mean/std."""
-
-    def _init_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.register_buffer(
-            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
-        )
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
+from doublewin.models.robust_archs import PreActResNet, WideResNet
+from doublewin.models.zoo import build_zoo_model, input_size_of, is_zoo_name, parse_zoo_name
 
 
 class CifarBasicBlock(nn.Module):
@@ -87,7 +72,7 @@ class CifarResNet(Normalized):
             setattr(self, f"layer{index}", nn.Sequential(*layers))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.normalize(x))))
@@ -111,10 +96,13 @@ def torchvision_resnet() -> type[nn.Module]:
             num_classes: int,
             *,
             cifar_stem: bool = False,
+            width_per_group: int = 64,
             mean: Sequence[float] = IMAGENET_MEAN,
             std: Sequence[float] = IMAGENET_STD,
         ):
-            super().__init__(getattr(tv, block), layers, num_classes=num_classes)
+            super().__init__(
+                getattr(tv, block), layers, num_classes=num_classes, width_per_group=width_per_group
+            )
             self._init_normalization(mean, std)
             if cifar_stem:
                 self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -125,15 +113,6 @@ def torchvision_resnet() -> type[nn.Module]:
             return super().forward(self.normalize(x))
 
     return TorchvisionResNet
-
-
-def _init_weights(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
 
 @dataclass(frozen=True)
@@ -168,11 +147,30 @@ def _cifar(blocks: int, width: int = 16) -> Callable[..., nn.Module]:
     return build
 
 
-def _torchvision(block: str, layers: list[int], cifar_stem: bool) -> Callable[..., nn.Module]:
-    """``block``: torchvision's ``BasicBlock`` or ``Bottleneck``."""
+def _torchvision(
+    block: str, layers: list[int], cifar_stem: bool, **options: object
+) -> Callable[..., nn.Module]:
+    """``block``: torchvision's ``BasicBlock`` or ``Bottleneck``; ``options`` (e.g.
+    ``width_per_group``) go to torchvision's ResNet."""
 
     def build(num_classes: int, **kw: object) -> nn.Module:
-        return torchvision_resnet()(block, layers, num_classes, cifar_stem=cifar_stem, **kw)
+        return torchvision_resnet()(
+            block, layers, num_classes, cifar_stem=cifar_stem, **options, **kw
+        )
+
+    return build
+
+
+def _wide(depth: int, widen: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **kw: object) -> nn.Module:
+        return WideResNet(depth, widen, num_classes, **kw)  # type: ignore[arg-type]
+
+    return build
+
+
+def _preact(layers: list[int]) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **kw: object) -> nn.Module:
+        return PreActResNet(layers, num_classes, **kw)  # type: ignore[arg-type]
 
     return build
 
@@ -222,6 +220,34 @@ ARCHITECTURES: dict[str, ArchInfo] = {
             "torchvision ImageNet ResNet-50 (the paper's model; loads published weights strictly)",
             _torchvision("Bottleneck", [3, 4, 6, 3], False),
         ),
+        ArchInfo(
+            "wide_resnet50_2",
+            "torchvision",
+            224,
+            "torchvision Wide ResNet-50-2 (the robust ImageNet models of Salman et al. 2020)",
+            _torchvision("Bottleneck", [3, 4, 6, 3], False, width_per_group=128),
+        ),
+        ArchInfo(
+            "wrn28_10",
+            "robustbench",
+            32,
+            "WideResNet-28-10 with RobustBench's names (the robust CIFAR models of its zoo)",
+            _wide(28, 10),
+        ),
+        ArchInfo(
+            "wrn34_10",
+            "robustbench",
+            32,
+            "WideResNet-34-10 with RobustBench's names (TRADES, MART and most Linf CIFAR entries)",
+            _wide(34, 10),
+        ),
+        ArchInfo(
+            "preact_resnet18",
+            "robustbench",
+            32,
+            "PreAct ResNet-18 with RobustBench's names (fast AT and many CIFAR entries)",
+            _preact([2, 2, 2, 2]),
+        ),
     )
 }
 
@@ -239,9 +265,18 @@ def list_architectures() -> list[ArchInfo]:
 
 
 def arch_info(name: str) -> ArchInfo:
+    if is_zoo_name(name):
+        return ArchInfo(
+            name,
+            name.partition("/")[0],
+            input_size_of(name),
+            f"{name.partition('/')[0]}'s {parse_zoo_name(name)[1]}, randomly initialized",
+            functools.partial(build_zoo_model, name),
+        )
     if name not in ARCHITECTURES:
         raise UserError(
-            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)} (doublewin models)"
+            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}, timm/<name> or "
+            "torchvision/<name> (doublewin models)"
         )
     return ARCHITECTURES[name]
 
@@ -258,21 +293,6 @@ def build_model(
         raise UserError(f"num_classes must be at least 1, got {num_classes}")
     model = arch_info(arch).builder(num_classes, mean=tuple(mean), std=tuple(std))
     model.arch = arch  # type: ignore[attr-defined]
-    return model
-
-
-def replace_head(model: nn.Module, num_classes: int, *, seed: int | None = None) -> nn.Module:
-    """A new ``fc`` for ``num_classes`` (the downstream head); everything else unchanged."""
-    old = model.fc
-    generator_state = torch.random.get_rng_state()
-    if seed is not None:
-        torch.manual_seed(seed)
-    try:
-        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
-    finally:
-        if seed is not None:
-            torch.random.set_rng_state(generator_state)
-    model.fc = new.to(device=old.weight.device, dtype=old.weight.dtype)
     return model
 
 

@@ -29,11 +29,14 @@ from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
+from doublewin.models.heads import head_name
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
 
-Format = Literal["torchvision", "robustness", "fast-adversarial"]
-FORMATS: tuple[str, ...] = ("torchvision", "robustness", "fast-adversarial")
-REGIME = {"torchvision": "std", "robustness": "at", "fast-adversarial": "fat"}
+Format = Literal["torchvision", "robustness", "fast-adversarial", "robustbench"]
+FORMATS: tuple[str, ...] = ("torchvision", "robustness", "fast-adversarial", "robustbench")
+REGIME = {"torchvision": "std", "robustness": "at", "fast-adversarial": "fat", "robustbench": "at"}
+# RobustBench's CIFAR models take [0, 1] pixels; most normalize nothing.
+NO_NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 ROBUSTNESS_PREFIX = "module.model."
 
 
@@ -127,7 +130,30 @@ def convert_state(obj: Any, fmt: str, path: Path) -> tuple[dict[str, torch.Tenso
                 "not — wrong --format?"
             )
         return {k[len("module.") :]: v for k, v in raw.items()}, notes
+    if fmt == "robustbench":
+        return _robustbench(obj, path)
     raise UserError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+
+
+def _robustbench(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A RobustBench model file: the state dict (also under ``state_dict`` or
+    ``model_state_dict``), DataParallel's ``module.`` prefix stripped, the unused
+    ``sub_block1`` of TRADES-era WideResNets dropped, and the ``mu``/``sigma`` buffers of the
+    models that normalize inside read as the normalization."""
+    raw = _tensors(obj, path, ("state_dict", "model_state_dict", "model"))
+    if raw and all(k.startswith("module.") for k in raw):
+        raw = {k[len("module.") :]: v for k, v in raw.items()}
+    notes: dict[str, Any] = {}
+    dropped = [k for k in raw if k.startswith("sub_block1.")]
+    if dropped:
+        notes["dropped_unused"] = f"sub_block1 ({len(dropped)} tensors)"
+    state = {
+        k: v for k, v in raw.items() if not k.startswith("sub_block1.") and k not in ("mu", "sigma")
+    }
+    if "mu" in raw and "sigma" in raw:
+        notes["mean"] = tuple(float(v) for v in raw["mu"].flatten())
+        notes["std"] = tuple(float(v) for v in raw["sigma"].flatten())
+    return state, notes
 
 
 def import_checkpoint(
@@ -146,20 +172,29 @@ def import_checkpoint(
     info = arch_info(arch)
     obj = read_checkpoint(path, trust_pickle=trust_pickle)
     state, notes = convert_state(obj, format, path)
-    fc = state.get("fc.weight")
+    with torch.device("meta"):
+        head = head_name(build_model(arch, 10))
+    fc = state.get(f"{head}.weight")
     if fc is None:
-        raise UserError(f"{path}: no fc.weight after conversion; wrong --format or --arch?")
-    model = build_model(arch, int(fc.shape[0]))
+        raise UserError(
+            f"{path}: no {head}.weight after conversion, so it is not a {arch} checkpoint; wrong "
+            "--format or --arch?"
+        )
+    if format == "robustbench":
+        mean, std = notes.pop("mean", NO_NORMALIZATION[0]), notes.pop("std", NO_NORMALIZATION[1])
+    else:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    model = build_model(arch, int(fc.shape[0]), mean=mean, std=std)
     load_strict(
         model, state, source=str(path), hint=f"wrong --arch ({arch}?) or wrong --format ({format}?)"
     )
     meta = WeightsMeta(
         arch=arch,
         num_classes=int(fc.shape[0]),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=tuple(mean),
+        std=tuple(std),
         input_size=info.input_size,
-        dataset="imagenet",
+        dataset="cifar10" if format == "robustbench" else "imagenet",
         regime=REGIME[format],
         eps=eps,
         source=format,

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from doublewin.core.errors import UserError
+from doublewin.models import head_module
 from doublewin.tickets.mask import Mask
 
 
@@ -55,7 +56,7 @@ def channel_groups(
     import torch_pruning as tp
 
     names = {module: name for name, module in model.named_modules()}
-    head = head if head is not None else getattr(model, "fc", None)
+    head = head if head is not None else head_module(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

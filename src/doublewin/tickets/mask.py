@@ -20,6 +20,7 @@ from torch import nn
 
 from doublewin.core.errors import UserError
 from doublewin.core.specs import MaskScope
+from doublewin.models import head_name
 
 
 def prunable_parameters(
@@ -28,20 +29,21 @@ def prunable_parameters(
     """The parameters a ticket prunes, in model order.
 
     Default scope (the paper): the weight of every ``Conv2d``, the first conv included;
-    ``scope.include_linear`` adds ``Linear`` weights; ``scope.exclude`` removes layers whose
-    module or parameter name matches one of its glob patterns (``conv1``, ``layer4.*``). Biases
-    and BatchNorm parameters are never pruned. A pattern that matches nothing is a UserError
-    (a typo would otherwise silently prune the layer it meant to keep).
+    ``scope.include_linear`` adds ``Linear`` weights; a model with attention layers gets
+    BERT-Tickets' set instead (``scope.layers``, specs.py); ``scope.exclude`` removes layers
+    whose module or parameter name matches one of its glob patterns (``conv1``, ``layer4.*``).
+    Biases and BatchNorm parameters are never pruned. A pattern that matches nothing is a
+    UserError (a typo would otherwise silently prune the layer it meant to keep).
     """
     scope = scope or MaskScope()
-    kinds: tuple[type[nn.Module], ...] = (
-        (nn.Conv2d, nn.Linear) if scope.include_linear else (nn.Conv2d,)
+    layers = scope.layers
+    if layers == "auto":
+        layers = "transformer" if is_transformer(model) else "conv"
+    candidates = (
+        _transformer_candidates(model)
+        if layers == "transformer"
+        else _conv_candidates(model, scope)
     )
-    candidates: list[tuple[str, str, nn.Parameter]] = []
-    for module_name, module in model.named_modules():
-        if isinstance(module, kinds) and isinstance(module.weight, nn.Parameter):
-            param_name = f"{module_name}.weight" if module_name else "weight"
-            candidates.append((module_name, param_name, module.weight))
     used = set()
     out: dict[str, nn.Parameter] = {}
     for module_name, param_name, param in candidates:
@@ -63,6 +65,53 @@ def prunable_parameters(
     if not out:
         raise UserError("the mask scope leaves no parameter to prune; exclude fewer layers")
     return out
+
+
+# A module of one of these classes is attention: timm's, torch's, and Hugging Face's (BERT).
+_ATTENTION = ("Attention", "MultiheadAttention", "SelfAttention")
+# Never pruned under the transformer convention: embeddings, poolers, norms, the head.
+_DENSE_NAMES = ("embed", "embedding", "pooler", "norm", "head", "classifier", "cls")
+
+
+def is_transformer(model: nn.Module) -> bool:
+    """A model with attention layers (timm ViTs, torch's MultiheadAttention, BERT)."""
+    return any(type(m).__name__.endswith(_ATTENTION) for m in model.modules())
+
+
+def _conv_candidates(model: nn.Module, scope: MaskScope) -> list[tuple[str, str, nn.Parameter]]:
+    kinds: tuple[type[nn.Module], ...] = (
+        (nn.Conv2d, nn.Linear) if scope.include_linear else (nn.Conv2d,)
+    )
+    out = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, kinds) and isinstance(module.weight, nn.Parameter):
+            out.append(
+                (module_name, f"{module_name}.weight" if module_name else "weight", module.weight)
+            )
+    return out
+
+
+def _transformer_candidates(model: nn.Module) -> list[tuple[str, str, nn.Parameter]]:
+    """BERT-Tickets' parameter set: every Linear weight (and MultiheadAttention's packed input
+    projection) outside embeddings, poolers, norms and the head."""
+    head = _head(model)
+    out = []
+    for module_name, module in model.named_modules():
+        parts = module_name.lower().split(".")
+        if module_name == head or any(d in p for p in parts for d in _DENSE_NAMES):
+            continue
+        if isinstance(module, nn.Linear) and isinstance(module.weight, nn.Parameter):
+            out.append((module_name, f"{module_name}.weight", module.weight))
+        elif isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
+            out.append((module_name, f"{module_name}.in_proj_weight", module.in_proj_weight))
+    return out
+
+
+def _head(model: nn.Module) -> str:
+    try:
+        return head_name(model)
+    except UserError:
+        return ""
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,56 @@ from doublewin.core import paths
 from doublewin.core.results import METRICS, REGIMES
 
 
+def headline(data: ReportData) -> Paragraph:
+    """What the run found, in one paragraph: the tickets certified, the extreme double-win
+    sparsity of each pre-training at each data fraction (headline ladder), and which findings
+    support or contradict the paper."""
+    if not data.verdicts:
+        return Paragraph("**What this run found:** no ticket has been transferred yet.")
+    counts = Counter(v.outcome for v in data.verdicts)
+    parts = [
+        f"**What this run found:** of {len(data.verdicts)} tickets judged, "
+        f"{counts['double-win']} are certified double-win, {counts['not double-win']} not "
+        f"double-win and {counts['inconclusive']} inconclusive"
+        + (f" ({counts[None]} undetermined)" if counts[None] else "")
+        + "."
+    ]
+    if data.primary is not None:
+        extremes = []
+        for fraction in data.fractions:
+            per = []
+            for e in data.extremes:
+                if (e.method, e.imp_regime) != data.primary or e.fraction != fraction:
+                    continue
+                per.append(f"{e.pretraining} {_extreme(e)}")
+            if per:
+                extremes.append(f"with {fraction_text(fraction)} data {', '.join(per)}")
+        if extremes:
+            parts.append(
+                f"Extreme double-win sparsity ({ladder_label(*data.primary)}): "
+                + "; ".join(extremes)
+                + "."
+            )
+    for status in ("supports", "contradicts"):
+        keys = [f"{i} ({f.key})" for i, f in enumerate(data.findings, 1) if f.status == status]
+        if keys:
+            verb = "support" if status == "supports" else "contradict"
+            parts.append(f"Findings {', '.join(keys)} {verb} the paper.")
+    undecided = sum(f.status in ("cannot tell", "not testable") for f in data.findings)
+    if undecided:
+        parts.append(f"{undecided} cannot tell or are not testable here.")
+    return Paragraph(" ".join(parts))
+
+
+def _extreme(e) -> str:
+    if e.extreme is not None:
+        return percent(e.extreme)
+    return "none" if e.rungs and all(dw is False for _, dw in e.rungs) else "undecided"
+
+
 def glance_section(data: ReportData) -> tuple[Section, list[Figure]]:
     section = Section("Findings at a glance")
+    section.blocks.append(headline(data))
     figure = Figure(
         paths.figure("findings"),
         forest_plot(data.findings),
