@@ -282,3 +282,49 @@ def _key(sparsity: float):
     from doublewin.analysis.verdict import TicketKey
 
     return TicketKey("AT", "strokes", 1.0, "imp", "std", sparsity)
+
+
+def _with_control(jobs: list[Job], seeds: int) -> list[Job]:
+    control = []
+    for regime in ("st", "at"):
+        for seed in range(seeds):
+            labels = {
+                "pretraining": "CONTROL",
+                "dataset": "strokes",
+                "fraction": 1.0,
+                "method": "dense",
+                "imp_regime": "",
+                "sparsity": 0.0,
+                "regime": regime,
+                "seed": seed,
+            }
+            train = TrainSpec(regime="std" if regime == "st" else "at")
+            spec = TransferSpec(weights="control", ticket="", seed=seed, train=train)
+            control.append(Job("transfer", spec, (), labels))
+    return jobs + control
+
+
+def test_the_control_runs_max_seeds_in_the_first_wave_and_no_other_dense_does():
+    """The control's comparisons are fixed-sample Welch intervals: its seeds must not depend
+    on any verdict, so it takes every seed up to max at once; a pre-training's dense baseline
+    still starts at min."""
+    config = _config("pocock", max=6)
+    jobs = _with_control(_grid(8), 8)
+    waves: list[list[Job]] = []
+    done: dict[str, dict] = {}
+    inner = _runner(done)
+
+    def run(batch):
+        waves.append(batch)
+        return inner(batch)
+
+    seeds_on_demand(jobs, run, config, controls=("CONTROL",))
+    first = {(j.labels["pretraining"], j.labels["regime"], j.labels["seed"]) for j in waves[0]}
+    assert {("CONTROL", r, s) for r in ("st", "at") for s in range(6)} <= first
+    assert ("CONTROL", "st", 6) not in first
+    later = [j for wave in waves[1:] for j in wave if j.labels["pretraining"] == "CONTROL"]
+    assert not later
+    dense_st = [j for j in waves[0] if j.labels["method"] == "dense" and j.labels["regime"] == "st"]
+    assert sum(j.labels["pretraining"] == "AT" for j in dense_st) == 3
+    cost = on_demand_cost(jobs, [], config, controls=("CONTROL",))
+    assert cost.first_look == 3 * 8 + 2 * 6

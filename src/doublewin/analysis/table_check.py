@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from doublewin.core.errors import UserError
-from doublewin.core.results import REGIMES, REQUIRED_COLUMNS, TEST_METRICS, is_dense
+from doublewin.core.results import REGIMES, REQUIRED_COLUMNS, TEST_METRICS, is_dense, method_key
 
 # Which accuracy columns each checkpoint selection reads (see verdict.metric_value).
 SELECTION_COLUMNS = {
@@ -126,11 +126,11 @@ def _setting_regime(row: Mapping[str, Any]) -> tuple:
 def _run_key(row: Mapping[str, Any]) -> tuple:
     sparsity = 0.0 if is_dense(row) else round(float(row["sparsity"]), 6)
     imp_regime = "" if is_dense(row) else str(row.get("imp_regime") or "")
-    return (*_setting_regime(row), str(row["method"]), imp_regime, sparsity, int(row["seed"]))
+    return (*_setting_regime(row), method_key(row), imp_regime, sparsity, int(row["seed"]))
 
 
 def _describe(row: Mapping[str, Any]) -> str:
-    method = str(row["method"])
+    method = method_key(row)
     ladder = (
         method if not row.get("imp_regime") or is_dense(row) else f"{method}/{row['imp_regime']}"
     )

@@ -93,7 +93,7 @@ def _on_demand_note(plan: Plan) -> dict[str, Any]:
     plan's max could add, and what the verdicts of finished results expect."""
     seeds = plan.experiment.verdict.seeds
     rows = collect_rows(plan.jobs, plan.store)
-    cost = on_demand_cost(plan.jobs, rows, plan.experiment.verdict)
+    cost = on_demand_cost(plan.jobs, rows, plan.experiment.verdict, plan.experiment.controls)
     expected = (
         f"the verdicts so far expect about {cost.expected} more for the {cost.judged} of "
         f"{cost.cells} (ticket, regime) cells judged"

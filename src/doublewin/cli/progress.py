@@ -64,8 +64,8 @@ class _RichTask:
 
 
 class _PlainTask:
-    """A task written as plain lines: at most one per interval, and one at the end of a task
-    that printed any."""
+    """A task written as plain lines: one at its first step (so a log shows at once what
+    started), then at most one per interval, and one at the end."""
 
     def __init__(self, owner: RichProgress, description: str, total: float | None):
         self._owner, self.description, self.total = owner, description, total
@@ -79,7 +79,7 @@ class _PlainTask:
         if metrics:
             self.metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
         now = time.monotonic()
-        if now - self.last >= self._owner.interval:
+        if not self.printed or now - self.last >= self._owner.interval:
             self.last = now
             self._line()
 

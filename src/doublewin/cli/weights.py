@@ -28,7 +28,6 @@ def import_weights_command(
             help="torchvision | robustness | fast-adversarial | robustbench | huggingface",
         ),
     ],
-    arch: Annotated[str, typer.Option("--arch", help="Architecture (doublewin models).")],
     out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
     eps: Annotated[
         str | None,
@@ -43,9 +42,24 @@ def import_weights_command(
             help="Allow full unpickling (can run code): only for files whose source you trust.",
         ),
     ] = False,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            "--arch",
+            help="Architecture (doublewin models); a huggingface folder names its own.",
+        ),
+    ] = None,
+    num_classes: Annotated[
+        int, typer.Option("--num-classes", min=1, help="huggingface: the classifier's classes.")
+    ] = 2,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import a torchvision, MadryLab robustness or fast_adversarial checkpoint safely."""
+    """Import a torchvision, MadryLab robustness, fast_adversarial or RobustBench checkpoint,
+    or a Hugging Face BERT-family folder, safely (no code runs unless --trust-pickle)."""
+    if arch is None and format != "huggingface":
+        raise UserError(
+            f"--arch: name the architecture of this {format} checkpoint (doublewin models)"
+        )
     if out.suffix != paths.SAFETENSORS:
         raise UserError(
             f"--out {out}: weights are written as safetensors; name the file *.safetensors"
@@ -53,8 +67,14 @@ def import_weights_command(
     check_writable(out, folder=False)
     epsilon = parse_number(eps, name="--eps") if eps is not None else None
     state, meta = import_checkpoint(
-        source, format=format, arch=arch, trust_pickle=trust_pickle, eps=epsilon
+        source,
+        format=format,
+        arch=arch or "",
+        trust_pickle=trust_pickle,
+        eps=epsilon,
+        num_classes=num_classes,
     )
+    arch = meta.arch
     digest = save_weights(out, state, meta)
     params = sum(
         v.numel()

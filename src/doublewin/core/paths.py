@@ -35,6 +35,8 @@ EXPORT_SUMMARY = "export.json"  # parameters, bytes, FLOPs, the check's largest 
 
 # What a ticket file can be called: doublewin's, and the official torch.save'd state dicts.
 TICKET_SUFFIXES = (".safetensors", ".pt", ".pth", ".tar")
+HF_CONFIG = "config.json"  # a Hugging Face checkpoint folder, as save_pretrained writes it
+HF_WEIGHTS = "model.safetensors"
 
 STORE_DIR = "store"
 SPEC = "spec.json"

@@ -115,6 +115,11 @@ class Experiment:
         """Seeds are added on demand (``seeds: auto``): ``seeds`` are the candidates."""
         return self.verdict.seeds is not None
 
+    @property
+    def controls(self) -> tuple[str, ...]:
+        """The labels of the no-pre-training controls."""
+        return tuple(p.label for p in self.pretrainings if p.kind == "control")
+
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """``update`` over ``base``, recursing into mappings present in both."""

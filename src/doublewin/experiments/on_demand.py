@@ -7,6 +7,11 @@ do not have them yet, up to ``max``. A cell is open while one of its regime's co
 comparisons is inconclusive and its ticket is not decided: a ticket that is double-win, or not
 double-win (one failing comparison decides it), adds no more seeds anywhere.
 
+The no-pre-training control is no ticket's baseline: its dense runs take all ``max`` seeds in
+the first wave. A fixed number of seeds keeps the Welch intervals of "does pre-training help"
+what they say (no optional stopping), and the control is the reference of every pre-training,
+so its spread over seeds counts in each of those comparisons.
+
 The verdict at every look is the sequential one (``VerdictConfig.seeds``), so stopping a cell
 as soon as it is decided keeps the error rate the plan was calibrated for. Every decision is a
 function of finished results, so a run stopped mid-wave and started again takes the same
@@ -109,18 +114,19 @@ def seeds_on_demand(
     jobs: Sequence[Job],
     run: Callable[[list[Job]], list[dict[str, Any]]],
     config: VerdictConfig,
+    controls: Iterable[str] = (),
 ) -> OnDemandOutcome:
     """Run the grid's upstream jobs and the transfer seeds the verdict asks for.
 
     ``run(jobs)`` runs the given jobs (and what they depend on) and returns the results rows
-    of every finished transfer so far; ``config.seeds`` is the plan."""
+    of every finished transfer so far; ``config.seeds`` is the plan; ``controls`` names the
+    no-pre-training controls, whose dense runs take every seed up to ``max`` at once."""
     plan: SeedPlan = config.seeds or SeedPlan()
     cells = TransferCells.of(jobs)
     upstream = [j for j in jobs if j.stage not in ("transfer", "landscape")]
     reached = {cell: min(plan.min, len(cells.seeds)) for cell in cells.tickets}
     batch = upstream + [j for cell, n in reached.items() for j in cells.seed_jobs(cell, n)]
-    first = set(cells.seeds[: plan.min])
-    batch += [j for dense in cells.dense.values() for s, j in dense.items() if s in first]
+    batch += first_dense_jobs(cells, plan, set(controls))
     done: set[str] = set()
     waves = 0
     while batch:
@@ -151,6 +157,15 @@ def seeds_on_demand(
     )
 
 
+def first_dense_jobs(cells: TransferCells, plan: SeedPlan, controls: set[str]) -> list[Job]:
+    """The dense runs of the first wave: ``min`` seeds, and a control's ``max``."""
+    out = []
+    for (setting, _), dense in cells.dense.items():
+        upto = plan.max if setting[0] in controls else plan.min
+        out += [dense[s] for s in cells.seeds[:upto] if s in dense]
+    return out
+
+
 @dataclass(frozen=True)
 class OnDemandCost:
     """The transfer runs of a plan with seeds on demand, for ``--dry-run``: ``first_look``
@@ -166,14 +181,20 @@ class OnDemandCost:
 
 
 def on_demand_cost(
-    jobs: Sequence[Job], rows: Sequence[dict[str, Any]], config: VerdictConfig
+    jobs: Sequence[Job],
+    rows: Sequence[dict[str, Any]],
+    config: VerdictConfig,
+    controls: Iterable[str] = (),
 ) -> OnDemandCost:
     """What seeds on demand would run, and expects to run from the finished ``rows``."""
     plan: SeedPlan = config.seeds or SeedPlan()
     cells = TransferCells.of(jobs)
     first = set(cells.seeds[: plan.min])
     transfers = [j for j in jobs if j.stage == "transfer"]
-    first_look = sum(1 for j in transfers if int(j.labels["seed"]) in first)
+    dense_first = first_dense_jobs(cells, plan, set(controls))
+    first_look = len(dense_first) + sum(
+        1 for j in transfers if int(j.labels["seed"]) in first and not is_dense(j.labels)
+    )
     judged = {v.key: v for v in verdicts(rows, config)} if rows else {}
     wanted: dict[str, Job] = {}
     seen = 0

@@ -243,7 +243,9 @@ def execute(
         if search == "extreme":
             outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
         elif plan.experiment.on_demand:
-            on_demand = seeds_on_demand(plan.jobs, run_some, plan.experiment.verdict)
+            on_demand = seeds_on_demand(
+                plan.jobs, run_some, plan.experiment.verdict, plan.experiment.controls
+            )
         if search == "extreme" or plan.experiment.on_demand:
             # The transfers were chosen; the landscapes asked for run whatever they found.
             run_some([j for j in plan.jobs if j.stage == "landscape"])

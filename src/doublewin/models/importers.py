@@ -30,11 +30,24 @@ from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
 from doublewin.models.heads import head_name
+from doublewin.models.hf import load_encoder
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
 
-Format = Literal["torchvision", "robustness", "fast-adversarial", "robustbench"]
-FORMATS: tuple[str, ...] = ("torchvision", "robustness", "fast-adversarial", "robustbench")
-REGIME = {"torchvision": "std", "robustness": "at", "fast-adversarial": "fat", "robustbench": "at"}
+Format = Literal["torchvision", "robustness", "fast-adversarial", "robustbench", "huggingface"]
+FORMATS: tuple[str, ...] = (
+    "torchvision",
+    "robustness",
+    "fast-adversarial",
+    "robustbench",
+    "huggingface",
+)
+REGIME = {
+    "torchvision": "std",
+    "robustness": "at",
+    "fast-adversarial": "fat",
+    "robustbench": "at",
+    "huggingface": "std",
+}
 # RobustBench's CIFAR models take [0, 1] pixels; most normalize nothing.
 NO_NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 ROBUSTNESS_PREFIX = "module.model."
@@ -163,12 +176,28 @@ def import_checkpoint(
     arch: str,
     trust_pickle: bool = False,
     eps: float | None = None,
+    num_classes: int = 2,
 ) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """Read ``path`` in ``format`` for ``arch``; returns the strict-checked state dict and the
-    metadata of the doublewin weights file to write."""
+    metadata of the doublewin weights file to write. A ``huggingface`` folder names its own
+    architecture and gets a fresh ``num_classes`` classifier."""
     path = Path(path)
     if format not in FORMATS:
         raise UserError(f"--format {format}: use one of {', '.join(FORMATS)}")
+    if format == "huggingface":
+        model, config = load_encoder(path, num_classes)
+        state = model.state_dict()
+        meta = WeightsMeta(
+            arch=model.arch,
+            num_classes=num_classes,
+            input_size=int(config.get("max_position_embeddings", 512)),
+            dataset="text",
+            regime="std",
+            source="huggingface",
+            content_hash=content_hash(state),
+            extra={"imported_from": str(path), "hf_config": config},
+        )
+        return state, meta
     info = arch_info(arch)
     obj = read_checkpoint(path, trust_pickle=trust_pickle)
     state, notes = convert_state(obj, format, path)

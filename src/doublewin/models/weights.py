@@ -30,6 +30,7 @@ from doublewin.models.architectures import (
     build_model,
     set_normalization,
 )
+from doublewin.models.hf import build_from_config
 from doublewin.models.slim import SlimResNet
 
 FORMAT = "doublewin-weights-1"
@@ -166,6 +167,11 @@ def load_model(
     """Build ``meta.arch``, load the weights strictly, set the normalization. A channel
     ticket's exported network (``extra.architecture``, slim.py) is built at its own widths."""
     state, meta = load_weights(path)
+    if isinstance(meta.extra.get("hf_config"), Mapping):
+        # A Hugging Face text encoder: token ids in, no image normalization.
+        model = build_from_config(dict(meta.extra["hf_config"]), meta.num_classes)
+        load_strict(model, state, source=str(path))
+        return model.to(device), meta
     if isinstance(meta.extra.get("architecture"), Mapping):
         model = SlimResNet(dict(meta.extra["architecture"]))
         model.arch = meta.arch  # type: ignore[attr-defined]

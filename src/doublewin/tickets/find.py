@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,28 +68,7 @@ def find_tickets(
     rounds (default ``workdir/imp-trunk``).
     """
     device = torch.device(device)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     model, meta = load_model(weights_path, device=device)
-    scope_mask = Mask.dense(model, spec.scope)
-    pattern = Pattern.of(spec, model, scope_mask, spec.data.resolution or meta.input_size)
-    spec_dict = recorded_spec(spec)
-
-    def make_ticket(mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
-        extra = {**(extra or {}), **pattern.describe(mask)}
-        return Ticket(
-            mask,
-            make_info(
-                mask,
-                arch=meta.arch,
-                method=spec.method,
-                weights_hash=meta.content_hash,
-                target_sparsity=target,
-                scope=spec.scope,
-                spec=spec_dict,
-                extra=extra,
-            ),
-        )
 
     def loaders() -> tuple[Any, Any]:
         train_loader, val_loader, _, info = prepare_data(
@@ -104,6 +84,60 @@ def find_tickets(
             replace_head(model, info.num_classes, seed=spec.seed)
             model.to(device)
         return train_loader, val_loader
+
+    source = Source(meta.arch, meta.content_hash, int(spec.data.resolution or meta.input_size))
+    return draw_tickets(
+        spec, model, source, loaders, workdir=workdir, device=device, progress=progress,
+        log=log, trunk=trunk,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a ticket records about the model it is drawn from: its architecture name, the
+    content hash of its weights, and the side in pixels it sees (traced for channel groups)."""
+
+    arch: str
+    weights_hash: str
+    input_size: int
+
+
+def draw_tickets(
+    spec: TicketSpec,
+    model: torch.nn.Module,
+    source: Source,
+    loaders: Callable[[], tuple[Any, Any]],
+    *,
+    workdir: str | Path,
+    device: str | torch.device = "cpu",
+    progress: Progress = NULL_PROGRESS,
+    log: JsonlLog | None = None,
+    trunk: str | Path | None = None,
+) -> list[Path]:
+    """`find_tickets` on a model already built (holding θp, on ``device``): ``loaders()``
+    gives the source task's (train, val) loaders when a method needs data."""
+    device = torch.device(device)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    scope_mask = Mask.dense(model, spec.scope)
+    pattern = Pattern.of(spec, model, scope_mask, source.input_size)
+    spec_dict = recorded_spec(spec)
+
+    def make_ticket(mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
+        extra = {**(extra or {}), **pattern.describe(mask)}
+        return Ticket(
+            mask,
+            make_info(
+                mask,
+                arch=source.arch,
+                method=spec.method,
+                weights_hash=source.weights_hash,
+                target_sparsity=target,
+                scope=spec.scope,
+                spec=spec_dict,
+                extra=extra,
+            ),
+        )
 
     out: list[Path] = []
     if spec.method == "imp":
@@ -149,7 +183,7 @@ def find_tickets(
             out.append(save_ticket(workdir / paths.ticket(s), make_ticket(mask, s)))
         return out
     if spec.method == "synflow":
-        size = meta.input_size if not spec.data.resolution else spec.data.resolution
+        size = source.input_size
         for s in targets:
             path = workdir / paths.ticket(s)
             if not path.is_file():  # one file per sparsity: a resumed call skips finished ones

@@ -1,0 +1,89 @@
+"""AutoAttack against the demo's PGD test attack, on its final dense and ticket models.
+
+After `doublewin demo` (or `doublewin run` of an experiment), this trains again, with the
+fine-tuned weights kept, the AT transfers of seed 0 at full data for the dense model and the
+IMP ticket at the first rung (50%), for each pre-training given, from the run's own store; then
+it runs standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; torchattacks) on the first N test
+points and the experiment's PGD test attack on the same points. A PGD RA more than 3 points
+above AutoAttack's would mean the PGD numbers overstate robustness (gradient masking).
+
+    python benchmarks/bench_autoattack.py [RUN_DIR] [--points 500] [--pretrainings AT,STD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import torch
+
+from doublewin.core import paths
+from doublewin.core.specs import load_spec
+from doublewin.experiments.run import context_for, make_plan
+from doublewin.experiments.runner import inputs_for
+from doublewin.stages import Inputs, run_stage
+
+GAP = 3.0  # points: PGD RA may exceed AutoAttack RA by at most this much
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", default="runs/demo")
+    parser.add_argument("--points", type=int, default=500)
+    parser.add_argument("--pretrainings", default="AT,STD")
+    args = parser.parse_args()
+    run_dir = Path(args.run_dir)
+    plan = make_plan(run_dir / paths.EXPERIMENT, run_dir=run_dir)
+    context = context_for(plan, device="cpu")
+    wanted = args.pretrainings.split(",")
+    picked = []
+    for job in plan.jobs:
+        labels = job.labels
+        if (
+            job.stage == "transfer"
+            and labels["pretraining"] in wanted
+            and labels["regime"] == "at"
+            and float(labels["fraction"]) == max(plan.experiment.fractions)
+            and int(labels["seed"]) == 0
+            and (
+                labels["method"] == "dense"
+                or (labels["method"] == "imp" and labels.get("rung") == 1)
+            )
+        ):
+            picked.append(job)
+    print(f"{'model':34}{'PGD RA':>9}{'AutoAttack RA':>15}{'gap':>7}  (first {args.points} points)")
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for job in picked:
+            spec = dataclasses.replace(job.spec, save_models="best_ra")
+            out = Path(tmp) / job.id
+            run_stage("transfer", spec, inputs_for(job, context), out, device=torch.device("cpu"))
+            attack = spec.eval_attack
+            evaluation = load_spec(
+                "evaluate",
+                {
+                    "weights": str(out / paths.BEST_WEIGHTS["ra"]),
+                    "data": {"name": spec.data.name, "resolution": spec.data.resolution},
+                    "attack": {"eps": attack.eps, "step": attack.step, "steps": attack.steps,
+                               "bn_mode": "eval"},
+                    "autoattack": args.points,
+                    "check_points": 100,
+                },
+            )  # fmt: skip
+            # The fine-tuned ticket's weights hold its zeros: no mask to apply again.
+            report = run_stage(
+                "evaluate", evaluation, Inputs(weights=out / paths.BEST_WEIGHTS["ra"]), None,
+                device=torch.device("cpu"),
+            )  # fmt: skip
+            pgd, aa = report["pgd_ra_autoattack_points"], report["autoattack_ra"]
+            worst = max(worst, pgd - aa)
+            name = f"{job.labels['pretraining']} {job.labels['method']} {float(job.labels['sparsity']):.0%}"
+            print(f"{name:34}{pgd:>9.2f}{aa:>15.2f}{pgd - aa:>+7.2f}", flush=True)
+    verdict = "within" if worst <= GAP else "MORE than"
+    print(f"\nlargest PGD − AutoAttack gap {worst:+.2f} points: {verdict} {GAP:g} points")
+
+
+if __name__ == "__main__":
+    main()
