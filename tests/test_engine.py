@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.hashing import canonical
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.train import TrainResult, train
-from doublewin.train.schedules import lr_multiplier, stretched
+from doublewin.train.schedules import lr_multiplier, make_optimizer, stretched
 
 
 class TinyLoader:
@@ -79,12 +80,17 @@ def half_mask(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def test_pruned_weights_stay_exactly_zero_with_momentum_and_weight_decay():
+@pytest.mark.parametrize(
+    "optimizer",
+    [{}, {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.05}],
+    ids=["sgd", "adamw"],
+)
+def test_pruned_weights_stay_exactly_zero_with_momentum_and_weight_decay(optimizer):
     model = tiny_net()
     mask = half_mask(model)
     result = train(
         model,
-        spec(regime="at", attack=AttackSpec(eps=4 / 255, step=2 / 255, steps=2)),
+        spec(regime="at", attack=AttackSpec(eps=4 / 255, step=2 / 255, steps=2), **optimizer),
         TinyLoader(),
         TinyLoader(train=False),
         mask=mask,
@@ -113,6 +119,24 @@ def test_mask_with_unknown_name_or_wrong_shape_is_a_user_error():
         train(model, spec(epochs=1), TinyLoader(), mask={"nope.weight": torch.ones(3)})
     with pytest.raises(UserError, match="shape"):
         train(model, spec(epochs=1), TinyLoader(), mask={"0.weight": torch.ones(8, 3, 1, 1)})
+
+
+def test_adamw_is_torchs_adamw_with_the_specs_lr_and_decoupled_weight_decay():
+    sgd = make_optimizer(tiny_net(), spec())
+    adamw = make_optimizer(tiny_net(), spec(optimizer="adamw", lr=0.003, weight_decay=0.05))
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.9
+    assert type(adamw) is torch.optim.AdamW
+    assert adamw.defaults["lr"] == 0.003 and adamw.defaults["weight_decay"] == 0.05
+    # A field at its default stays out of the spec's identity: earlier hashes hold.
+    assert "optimizer" not in canonical(spec()) and canonical(spec(optimizer="adamw"))["optimizer"]
+
+
+def test_adamw_learns_the_tiny_task():
+    model = tiny_net()
+    result = train(
+        model, spec(epochs=4, optimizer="adamw", lr=0.01), TinyLoader(), TinyLoader(train=False)
+    )
+    assert result.metrics["best_val_sa"] >= 90.0
 
 
 def test_std_training_learns_the_tiny_task():

@@ -95,6 +95,7 @@ class TrainSpec:
     ``regime``: ``std`` clean training, ``fat`` FGSM with random start (fast adversarial
     training, step = ``fat_alpha`` × ε), ``at`` PGD adversarial training with ``attack``.
     ``milestones`` are epochs where the learning rate is multiplied by ``gamma``.
+    ``optimizer``: ``sgd`` (the paper's) or ``adamw`` (betas 0.9, 0.999).
     ``val_attack`` measures validation RA each epoch (to keep the best-RA checkpoint).
     ``min_steps`` (0 = off, the official recipe): when ``epochs`` would take fewer optimizer
     steps than this — a small data fraction — the run is lengthened to the fewest whole epochs
@@ -102,6 +103,9 @@ class TrainSpec:
     """
 
     regime: Regime = "std"
+    # sgd: the paper's (momentum, nesterov); adamw: decoupled weight decay, what transformers
+    # trained from scratch need (momentum and nesterov are then unused).
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     epochs: int = checked(10, range=AT_LEAST_ONE)
     batch_size: int = checked(128, range=AT_LEAST_ONE)
     lr: float = checked(0.1, range=POSITIVE)

@@ -33,7 +33,7 @@ from doublewin.train.evaluation import evaluate
 from doublewin.train.guard import OverfitGuard
 from doublewin.train.masking import MaskEnforcer
 from doublewin.train.precision import autocast, resolve_precision
-from doublewin.train.schedules import lr_multiplier, stretched
+from doublewin.train.schedules import lr_multiplier, make_optimizer, stretched
 
 
 @dataclass
@@ -119,7 +119,7 @@ def train(
     steps_per_epoch = _length(train_loader)
     # train.min_steps lengthens short runs (small data fractions); `spec` below is the run's.
     spec = stretched(spec, steps_per_epoch)
-    if spec.nesterov and spec.momentum <= 0:
+    if spec.optimizer == "sgd" and spec.nesterov and spec.momentum <= 0:
         raise UserError("train.nesterov needs train.momentum > 0; set momentum: 0.9")
 
     model.to(device)
@@ -127,13 +127,7 @@ def train(
         model.to(memory_format=torch.channels_last)
     enforcer = MaskEnforcer(model, mask)
     enforcer.zero_pruned()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=spec.lr,
-        momentum=spec.momentum,
-        weight_decay=spec.weight_decay,
-        nesterov=spec.nesterov,
-    )
+    optimizer = make_optimizer(model, spec)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(spec, steps_per_epoch))
     attack = _training_attack(spec)
     guard = _make_guard(spec, val_loader, device)

@@ -1,4 +1,5 @@
-"""Learning-rate schedules as a multiplier of ``TrainSpec.lr`` per optimizer step.
+"""The optimizer (SGD or AdamW) and learning-rate schedules as a multiplier of ``TrainSpec.lr``
+per optimizer step.
 
 The scheduler steps once per iteration, so a run of a few hundred steps still follows its
 schedule. Epoch positions (milestones, warmup) are converted to steps with the number of
@@ -10,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+
+import torch
+from torch import nn
 
 from doublewin.core.specs import TrainSpec
 
@@ -67,4 +71,18 @@ def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
         warmup_epochs=spec.warmup_epochs * factor,
         val_every=max(1, round(spec.val_every * factor)),
         select_from_epoch=min(epochs, max(1, round(spec.select_from_epoch * factor))),
+    )
+
+
+def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    """SGD (the paper's) or AdamW; weight decay on every parameter either way, as in the
+    official code. Pruned weights get zero gradients, so neither optimizer's state moves them."""
+    if spec.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=spec.lr,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        nesterov=spec.nesterov,
     )
