@@ -4,12 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.doublewin-installed
 TEST_STAMP := $(VENV)/.doublewin-test-installed
+ZOO_STAMP := $(VENV)/.doublewin-zoo-installed
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt
 # pip byte-compiles what it installs on one core; compileall does it on every core (about a
 # minute less on 2 cores). A file that does not compile is left to the import, as without it.
 COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
-.PHONY: demo test lint mutants setup clean-venv cluster-deps
+.PHONY: demo demo-vit test lint mutants setup clean-venv cluster-deps
 
 setup: $(STAMP)
 
@@ -26,8 +27,17 @@ $(TEST_STAMP): $(STAMP)
 	@$(COMPILE)
 	@touch $(TEST_STAMP)
 
+$(ZOO_STAMP): $(STAMP)
+	$(PIP) -e '.[zoo]'
+	@$(COMPILE)
+	@touch $(ZOO_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/doublewin demo
+
+# The demo on a small timm ViT (configs/demo-vit.yaml); timm comes with the zoo extra.
+demo-vit: $(ZOO_STAMP)
+	$(BIN)/doublewin run configs/demo-vit.yaml
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

@@ -44,7 +44,9 @@ def main() -> None:
     # One store for both passes: the on-demand pass finds every seed the fixed one ran.
     shared = [*args.overrides, f"store={(out / 'store').resolve()}"]
     fixed = make_plan(
-        args.experiment, [*shared, f"seeds={list(range(args.max))}", "verdict.seeds=null"], run_dir=out / "fixed"
+        args.experiment,
+        [*shared, f"seeds={list(range(args.max))}", "verdict.seeds=null"],
+        run_dir=out / "fixed",
     )
     started = time.monotonic()
     grid = execute(fixed, workers=args.jobs, report=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -40,6 +41,42 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
     if "No pre-training beats the control in any setting" in section:
         assert "**not testable**" in markdown
     assert seconds <= 90 * 1.5, f"quick demo took {seconds:.0f} s"  # slack for a busy CI box
+
+
+def test_the_quick_demos_report_opens_with_what_the_run_found(quick_run) -> None:
+    """The first screen: one paragraph with the verdict counts of every judged ticket, the
+    extreme double-win sparsity of each pre-training at each data fraction, and what the
+    findings say; the same counts as judging results.csv again."""
+    from collections import Counter
+
+    from doublewin.analysis.verdict import verdicts
+    from doublewin.experiments.experiment import load_experiment
+
+    out = quick_run[0]
+    rows = list(_rows(out / "results.csv").values())
+    config = load_experiment(demo_config(quick=True)).verdict
+    judged = verdicts(rows, config)
+    counts = Counter(v.outcome for v in judged)
+    markdown = (out / "report" / "report.md").read_text()
+    headline = markdown.split("## Findings at a glance\n\n")[1].split("\n\n")[0]
+    assert headline.startswith(
+        f"**What this run found:** of {len(judged)} tickets judged, "
+        f"{counts['double-win']} are certified double-win, {counts['not double-win']} not "
+        f"double-win and {counts['inconclusive']} inconclusive"
+    )
+    # The quick demo's one ladder (IMP with ST inside IMP) at its one fraction, per pre-training.
+    assert "Extreme double-win sparsity (IMP (ST)): with 50% data " in headline
+    for label in ("STD", "FAT", "AT"):
+        assert f" {label} " in headline.split("Extreme double-win sparsity")[1]
+    # What the findings say, as the report's own findings table has it.
+    statuses = dict(re.findall(r"^\| (\d+) \| [^|]+ \| \*\*([a-z ]+)\*\* \|", markdown, re.M))
+    assert len(statuses) >= 12
+    undecided = sum(s in ("cannot tell", "not testable") for s in statuses.values())
+    assert (f"{undecided} cannot tell or are not testable here." in headline) == bool(undecided)
+    for status, verb in (("supports", "support"), ("contradicts", "contradict")):
+        said = re.search(rf"Findings ([^.]*) {verb} the paper\.", headline)
+        named = set(re.findall(r"(\d+) \(", said.group(1))) if said else set()
+        assert named == {i for i, s in statuses.items() if s == status}, status
 
 
 @pytest.mark.parametrize(
