@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 # The demo on a small timm ViT (configs/demo-vit.yaml); timm comes with the zoo extra.
 demo-vit: $(ZOO_STAMP)
-	$(BIN)/doublewin run configs/demo-vit.yaml
+	$(BIN)/doublewin demo --vit
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

@@ -421,3 +421,8 @@ def test_conversions_check_their_arguments(tmp_path, capsys, files):
     fails(["import-weights", files["weights"], "--format", "torchvision", "--arch", "resnet8",
            "--out", tmp_path / "w.pt"], capsys, names=("safetensors",),
           watch=tmp_path)  # fmt: skip
+
+
+def test_two_demos_at_once_are_one_line_before_anything_runs(tmp_path, capsys):
+    fails(["demo", "--quick", "--vit", "--out", tmp_path / "run"], capsys, names=("--vit",),
+          watch=tmp_path)  # fmt: skip

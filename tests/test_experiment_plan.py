@@ -32,6 +32,30 @@ def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None
     assert all(j.spec.ticket == "" for j in dense)
 
 
+def test_the_vit_demo_plans_a_timm_vit_with_transformer_tickets_and_adamw() -> None:
+    from doublewin.models import build_model
+    from doublewin.tickets.mask import Mask
+
+    plan = make_plan(demo_config(vit=True), run_dir="/nonexistent/run")
+    experiment = plan.experiment
+    assert experiment.arch.startswith("timm/vit_") and experiment.seeds == (0, 1, 2)
+    counts = Counter(j.stage for j in plan.jobs)
+    rungs = len(ticket_ladder(experiment.ticket_specs[0][1]))
+    settings = len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
+    assert counts["pretrain"] == 4 and counts["tickets"] == 3 * 2 and rungs == 2
+    assert counts["transfer"] == 3 * settings * (2 * rungs + 1) + settings
+    trained = [j for j in plan.jobs if j.stage in ("pretrain", "transfer") and j.spec.train.epochs]
+    assert all(
+        j.spec.train.optimizer == "adamw"
+        for j in trained
+        if j.labels.get("pretraining") != "CONTROL"
+    )
+    # BERT-Tickets' scope: the attention and MLP weights of the blocks, nothing else.
+    scope = Mask.dense(build_model(experiment.arch, 10), experiment.ticket_specs[0][1].scope)
+    assert scope and all(n.startswith("blocks.") for n in scope)
+    assert {n.split(".")[-2] for n in scope} == {"qkv", "proj", "fc1", "fc2"}
+
+
 def test_every_transfer_names_a_ticket_of_a_job_in_the_plan() -> None:
     plan = make_plan(demo_config(quick=True), run_dir="/nonexistent/run")
     ids = {j.id for j in plan.jobs}

@@ -153,6 +153,12 @@ def demo_command(
     quick: Annotated[
         bool, typer.Option("--quick", help="Toy size: the same pipeline in about a minute.")
     ] = False,
+    vit: Annotated[
+        bool,
+        typer.Option(
+            "--vit", help="The demo on a small timm ViT (configs/demo-vit.yaml; needs timm)."
+        ),
+    ] = False,
     out: OutOption = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", min=1, help="Worker processes (default: 2 on CPU).")
@@ -164,7 +170,9 @@ def demo_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
-    config = demo_config(quick)
+    if quick and vit:
+        raise UserError("--quick and --vit are two demos; pass one of them")
+    config = demo_config(quick, vit)
     plan = make_plan(config, overrides or (), run_dir=out)
     _execute(
         plan,

@@ -105,6 +105,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 # The shipped experiments.
 DEMO_CONFIG = "demo.yaml"
 QUICK_DEMO_CONFIG = "demo-quick.yaml"
+VIT_DEMO_CONFIG = "demo-vit.yaml"
 
 
 # A standalone command (pretrain) writes W.safetensors from a work folder beside it.

@@ -1,4 +1,5 @@
-"""The shipped demo experiments: ``configs/demo.yaml`` and ``configs/demo-quick.yaml``.
+"""The shipped demo experiments: ``configs/demo.yaml``, ``configs/demo-quick.yaml`` and
+``configs/demo-vit.yaml``.
 
 The configs live inside the package (``doublewin/configs``, linked as ``configs/`` at the
 repository root) so an installed ``doublewin demo`` finds them.
@@ -19,8 +20,11 @@ def config_dir() -> Path:
     return Path(str(resources.files("doublewin") / "configs"))
 
 
-def demo_config(quick: bool = False) -> Path:
-    """Path of the demo experiment file (the toy-size one with ``quick``)."""
+def demo_config(quick: bool = False, vit: bool = False) -> Path:
+    """Path of the demo experiment file (the toy-size one with ``quick``, the one on a small
+    timm ViT with ``vit``)."""
+    if vit:
+        return config_dir() / paths.VIT_DEMO_CONFIG
     return config_dir() / (paths.QUICK_DEMO_CONFIG if quick else paths.DEMO_CONFIG)
 
 
