@@ -116,7 +116,14 @@ def test_fgsm_rs_takes_one_step_of_alpha_eps_then_projects():
 
 def test_pgd_from_spec_carries_every_spec_field_and_eval_override():
     spec = AttackSpec(
-        norm="l2", eps=0.5, step=0.1, steps=7, random_start=False, restarts=3, bn_mode="train"
+        norm="l2",
+        eps=0.5,
+        step=0.1,
+        steps=7,
+        random_start=False,
+        restarts=3,
+        bn_mode="train",
+        loss="margin",
     )
     attack = PGD.from_spec(spec)
     assert (
@@ -127,7 +134,8 @@ def test_pgd_from_spec_carries_every_spec_field_and_eval_override():
         attack.random_start,
         attack.restarts,
         attack.bn_mode,
-    ) == ("l2", 0.5, 0.1, 7, False, 3, "train")
+        attack.loss,
+    ) == ("l2", 0.5, 0.1, 7, False, 3, "train", "margin")
     assert PGD.from_spec(spec, bn_mode="eval").bn_mode == "eval"
 
 

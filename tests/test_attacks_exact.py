@@ -49,6 +49,14 @@ def _reference(model, x, y, *, eps, step, steps, norm):
     return iterates
 
 
+def _margin_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∂ Σ (max_{j≠y} z_j − z_y) / ∂x for logits W x + b: W_j* − W_y, j* the best other class."""
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    z = x.flatten(1) @ w.T + b
+    z[torch.arange(len(y)), y] = float("-inf")
+    return (w[z.argmax(1)] - w[y]).view_as(x)
+
+
 def _data(n: int = 6, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 3, 4, generator=g, dtype=torch.float64)
@@ -72,6 +80,19 @@ def test_pgd_iterates_equal_the_reference_step_by_step(norm, eps, step):
         first = reference[0] - x
         inside = (x > eps) & (x < 1 - eps)
         assert torch.allclose(first[inside].abs(), torch.full_like(first[inside], step))
+
+
+def test_margin_pgd_iterates_ascend_the_best_other_logit_minus_the_true_one():
+    model, (x, y) = _linear(), _data()
+    eps, step, delta = 0.1, 0.03, torch.zeros_like(x)
+    for t in range(1, 7):
+        delta = (delta + step * _margin_grad(model, x + delta, y).sign()).clamp(-eps, eps)
+        delta = (x + delta).clamp(0.0, 1.0) - x
+        ours = PGD(eps=eps, step=step, steps=t, random_start=False, loss="margin")(model, x, y)
+        torch.testing.assert_close(ours, x + delta, rtol=0, atol=1e-12, msg=f"step {t}")
+    # Not the cross-entropy's iterates: the two losses point elsewhere on this model.
+    ce = PGD(eps=eps, step=step, steps=6, random_start=False)(model, x, y)
+    assert not torch.allclose(ce, x + delta)
 
 
 def test_l2_steps_and_projection_are_per_example():

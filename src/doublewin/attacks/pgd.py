@@ -33,7 +33,8 @@ class PGD:
     mode the model is put in while attacking (``train``: BatchNorm uses batch statistics and
     updates its running statistics, as in the official Double-Win code; ``eval``: running
     statistics, as in robustness/torchattacks; ``None``: the model's current mode). The model's
-    modes are restored afterwards. The returned ``x_adv`` is detached, in [0,1].
+    modes are restored afterwards. ``loss``: ``ce`` ascends the cross-entropy, ``margin`` the
+    margin max_{j≠y} z_j − z_y. The returned ``x_adv`` is detached, in [0,1].
     """
 
     eps: float
@@ -43,6 +44,7 @@ class PGD:
     random_start: bool = True
     restarts: int = 1
     bn_mode: BnMode | None = None
+    loss: Literal["ce", "margin"] = "ce"
 
     @classmethod
     def from_spec(
@@ -62,6 +64,8 @@ class PGD:
             raise UserError("attack eps and step must be >= 0; write e.g. eps=8/255 step=2/255")
         if self.steps < 1 or self.restarts < 1:
             raise UserError("attack steps and restarts must be >= 1")
+        if self.loss not in ("ce", "margin"):
+            raise UserError(f"attack loss {self.loss!r} is not supported; use ce or margin")
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.detach()
@@ -87,13 +91,19 @@ class PGD:
             # Sum, not mean: the step direction must not depend on the batch size. The loss in
             # at least fp32 (bf16 logits under autocast are promoted; fp64 stays fp64).
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, delta)
+            (grad,) = torch.autograd.grad(self._objective(logits, y), delta)
             with torch.no_grad():
                 delta = self._ascend(delta.detach(), grad)
                 delta = self._project(delta)
                 delta = (x + delta).clamp_(0.0, 1.0) - x
         return (x + delta).detach()
+
+    def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss == "ce":
+            return F.cross_entropy(logits, y, reduction="sum")
+        true = logits.gather(1, y[:, None]).squeeze(1)
+        others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+        return (others.amax(1) - true).sum()
 
     def _start(self, x: torch.Tensor) -> torch.Tensor:
         if not self.random_start:

@@ -51,6 +51,10 @@ def evaluate_command(
     steps: Annotated[int, typer.Option("--steps", help="PGD steps.")] = 20,
     norm: Annotated[str, typer.Option("--norm", help="linf or l2.")] = "linf",
     restarts: Annotated[int, typer.Option("--restarts", help="PGD random restarts.")] = 1,
+    loss: Annotated[
+        str,
+        typer.Option("--loss", help="ce (cross-entropy) or margin (Carlini-Wagner's) for PGD."),
+    ] = "ce",
     autoattack: Annotated[
         int,
         typer.Option(
@@ -100,6 +104,7 @@ def evaluate_command(
                 "steps": steps,
                 "norm": norm,
                 "restarts": restarts,
+                "loss": loss,
                 "bn_mode": "eval",
             },
             "autoattack": autoattack,
@@ -140,6 +145,7 @@ def evaluate_command(
         f"  RA {report['ra']:6.2f}%   PGD-{a['steps']} {a['norm']} ε={eps_text} "
         f"step {a['step'] * (255 if a['norm'] == 'linf' else 1):g}"
         f"{'/255' if a['norm'] == 'linf' else ''}, restarts {a['restarts']}"
+        + (f", {a['loss']} loss" if a.get("loss", "ce") != "ce" else "")
     )
     if report["autoattack_ra"] is not None:
         console.print(

@@ -82,6 +82,10 @@ class AttackSpec:
     random_start: bool = True
     restarts: int = checked(1, range=AT_LEAST_ONE)
     bn_mode: Literal["train", "eval"] = "train"
+    # The loss PGD ascends: ce (cross-entropy, the paper's) or margin (the best other logit
+    # minus the true one, Carlini-Wagner's), which finds what AutoAttack's targeted DLR finds
+    # where cross-entropy saturates (docs/evaluation.md).
+    loss: Literal["ce", "margin"] = "ce"
 
 
 def _eval_attack() -> AttackSpec:
