@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent('''
     train(model, spec, Batches(), workdir=out / f"work{world.rank}", seed=0)
     if world.main:
         torch.save(model.state_dict(), out / "final.pt")
-    distributed.shutdown()
+    distributed.finish()
 ''')
 
 
@@ -101,8 +101,9 @@ def _torchrun(script: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.mark.slow
 def test_ten_two_rank_runs_beside_a_busy_core_end_cleanly(tmp_path: Path) -> None:
-    """The teardown (a barrier, then destroy_process_group, before the interpreter exits)
-    never aborts a finished rank, even when another process keeps a core busy."""
+    """The end of a rank (`distributed.finish`: a barrier, destroy_process_group, then
+    os._exit without interpreter finalization) never aborts a finished rank, even when
+    another process keeps a core busy."""
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -143,17 +144,32 @@ def test_a_rank_that_dies_fails_the_job(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60  # the launcher stops the survivor, no hang
 
 
-def test_the_command_line_leaves_the_process_group_before_exiting(monkeypatch) -> None:
-    """Under torchrun, doublewin's entry point destroys the process group on the way out:
-    after a barrier when the command finished, at once when it failed."""
+def test_the_command_line_leaves_the_process_group_and_ends_with_the_commands_code(
+    monkeypatch,
+) -> None:
+    """Under torchrun, doublewin's entry point ends every rank through `distributed.finish`
+    with the command's exit code: after a barrier when the command finished, at once when it
+    failed (bad input: 2; a crash: 1, its traceback printed first)."""
     from doublewin import cli
     from doublewin.core import distributed
 
-    calls: list[bool] = []
+    calls: list[tuple[int, bool]] = []
     monkeypatch.setattr(distributed, "launched", lambda: True)
     monkeypatch.setattr(distributed, "init", lambda device=None: distributed.World())
-    monkeypatch.setattr(distributed, "shutdown", lambda synchronize=True: calls.append(synchronize))
+    monkeypatch.setattr(
+        distributed, "finish", lambda code=0, synchronize=True: calls.append((code, synchronize))
+    )
     cli.main(["models", "--json"])
-    with pytest.raises(SystemExit):
-        cli.main(["pretrain", "--data", "nowhere", "--out", "x.safetensors"])
-    assert calls == [True, False]
+    cli.main(["pretrain", "--data", "nowhere", "--out", "x.safetensors"])
+    monkeypatch.setattr(cli, "app", lambda **_: 1 / 0)
+    cli.main(["models"])
+    assert calls == [(0, True), (2, False), (1, False)]
+
+
+@pytest.mark.slow
+def test_finish_flushes_and_ends_the_process_with_its_code(tmp_path: Path) -> None:
+    script = (
+        "from doublewin.core import distributed\nprint('done', end='')\ndistributed.finish(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3 and done.stdout == "done"

@@ -6,6 +6,8 @@ Each module under ``doublewin.cli`` registers its commands on the one typer ``ap
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 
 # Before torch loads (the commands import it): OpenMP threads that wait for work by sleeping,
 # not spinning, so a doublewin process beside another busy one does not collapse (measured in
@@ -31,15 +33,31 @@ from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  #
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: library errors become one line on stderr and their exit code."""
+    """Entry point: library errors become one line on stderr and their exit code. Under
+    torchrun (``torchrun --nproc-per-node N -m doublewin ...``) each rank leaves the process
+    group and ends its process itself, with the command's exit code (`distributed.finish`)."""
     raise_on_sigterm()
-    launched = distributed.launched()  # torchrun --nproc-per-node N -m doublewin ...
-    finished = False
+    if not distributed.launched():
+        _main(argv)
+        return
+    code = 1
     try:
-        if launched:
-            distributed.init()
+        distributed.init()
+        _main(argv)
+        code = 0
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except BaseException:
+        traceback.print_exc()
+    # A barrier before leaving only when this rank finished: a failed peer may be gone.
+    distributed.finish(code, synchronize=code == 0)
+
+
+def _main(argv: list[str] | None) -> None:
+    try:
         code = app(args=argv, standalone_mode=False)
-        finished = True
     except DoublewinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
@@ -53,9 +71,6 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "Abort":
             _interrupted(exit_code())  # click re-wraps an interrupt it catches as Abort
         raise
-    finally:
-        if launched:
-            distributed.shutdown(synchronize=finished)
     if isinstance(code, int) and code == 130:
         # click turns an interrupt it catches into a returned 130 without standalone mode
         _interrupted(exit_code())

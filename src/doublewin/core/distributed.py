@@ -14,8 +14,11 @@ Only rank 0 writes files (checkpoints, weights, tickets, logs, metrics).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -103,6 +106,29 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 def barrier() -> None:
     if world().distributed:
         dist.barrier()
+
+
+def finish(code: int = 0, *, synchronize: bool = True) -> NoReturn:
+    """Leave the process group (`shutdown`), flush, and end this rank's process with ``code``,
+    without the interpreter's finalization.
+
+    A rank launched by torchrun ends this way. Gloo's worker threads drop their last reference
+    to a collective's work object after the collective has returned to Python; when that comes
+    while the interpreter is finalizing, the work's destructor asks for the GIL, the finalizing
+    interpreter ends the thread instead, and the unwind through a noexcept destructor aborts the
+    rank ("terminate called without an active exception", SIGABRT after a finished run; a core
+    dump shows ``AsyncBarrierWork::~AsyncBarrierWork`` in ``ProcessGroupGloo::runLoop``). Ending
+    with ``os._exit`` once the group is left and every stream is flushed skips that
+    finalization; nothing is lost, as every file doublewin writes is already renamed into place.
+    """
+    try:
+        shutdown(synchronize=synchronize)
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 def shutdown(*, synchronize: bool = True) -> None:

@@ -60,8 +60,7 @@ class DataSpec:
     val_size: int | None = checked(None, range=Range(1, None))
     augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
     test_transform: Literal["resize", "resize-center-crop"] = "resize"
-    # Evaluate on the first ``test_limit`` test images only (RobustBench convention); None =
-    # the whole test split.
+    # Evaluate on the first ``test_limit`` test images only (RobustBench); None = all.
     test_limit: int | None = checked(None, range=Range(1, None))
 
 
@@ -82,9 +81,7 @@ class AttackSpec:
     random_start: bool = True
     restarts: int = checked(1, range=AT_LEAST_ONE)
     bn_mode: Literal["train", "eval"] = "train"
-    # The loss PGD ascends: ce (cross-entropy, the paper's) or margin (the best other logit
-    # minus the true one, Carlini-Wagner's), which finds what AutoAttack's targeted DLR finds
-    # where cross-entropy saturates (docs/evaluation.md).
+    # PGD's loss: ce (the paper's) or margin (Carlini-Wagner's; docs/evaluation.md).
     loss: Literal["ce", "margin"] = "ce"
 
 
@@ -107,8 +104,7 @@ class TrainSpec:
     """
 
     regime: Regime = "std"
-    # sgd: the paper's (momentum, nesterov); adamw: decoupled weight decay, what transformers
-    # trained from scratch need (momentum and nesterov are then unused).
+    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused).
     optimizer: Literal["sgd", "adamw"] = "sgd"
     epochs: int = checked(10, range=AT_LEAST_ONE)
     batch_size: int = checked(128, range=AT_LEAST_ONE)
