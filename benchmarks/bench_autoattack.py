@@ -8,6 +8,10 @@ points and the experiment's PGD test attack on the same points. A PGD RA more th
 above AutoAttack's would mean the PGD numbers overstate robustness (gradient masking).
 
     python benchmarks/bench_autoattack.py [RUN_DIR] [--points 500] [--pretrainings AT,STD]
+        [--variants]
+
+``--variants`` also prints, on the same points, the test attack with each PGD loss (ce,
+margin), with and without early stop: which reading of PGD comes within 3 points.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import torch
 
 from doublewin.core import paths
 from doublewin.core.specs import load_spec
+from doublewin.data import prepare_data
 from doublewin.experiments.run import context_for, make_plan
 from doublewin.experiments.runner import inputs_for
+from doublewin.models import load_model
 from doublewin.stages import Inputs, run_stage
+from doublewin.train import evaluate
 
 GAP = 3.0  # points: PGD RA may exceed AutoAttack RA by at most this much
 
@@ -33,6 +40,7 @@ def main() -> None:
     parser.add_argument("run_dir", nargs="?", default="runs/demo")
     parser.add_argument("--points", type=int, default=500)
     parser.add_argument("--pretrainings", default="AT,STD")
+    parser.add_argument("--variants", action="store_true", help="also PGD's loss × early stop")
     args = parser.parse_args()
     run_dir = Path(args.run_dir)
     plan = make_plan(run_dir / paths.EXPERIMENT, run_dir=run_dir)
@@ -66,8 +74,8 @@ def main() -> None:
                 {
                     "weights": str(out / paths.BEST_WEIGHTS["ra"]),
                     "data": {"name": spec.data.name, "resolution": spec.data.resolution},
-                    "attack": {"eps": attack.eps, "step": attack.step, "steps": attack.steps,
-                               "bn_mode": "eval"},
+                    # The experiment's whole test attack (loss, restarts, early stop).
+                    "attack": {**dataclasses.asdict(attack), "bn_mode": "eval"},
                     "autoattack": args.points,
                     "check_points": 100,
                 },
@@ -81,8 +89,28 @@ def main() -> None:
             worst = max(worst, pgd - aa)
             name = f"{job.labels['pretraining']} {job.labels['method']} {float(job.labels['sparsity']):.0%}"
             print(f"{name:34}{pgd:>9.2f}{aa:>15.2f}{pgd - aa:>+7.2f}", flush=True)
+            if args.variants:
+                weights = out / paths.BEST_WEIGHTS["ra"]
+                print("    " + _variants(weights, spec, args.points, aa), flush=True)
     verdict = "within" if worst <= GAP else "MORE than"
     print(f"\nlargest PGD − AutoAttack gap {worst:+.2f} points: {verdict} {GAP:g} points")
+
+
+def _variants(weights: Path, spec, points: int, aa: float) -> str:
+    """The test attack with each loss, with and without early stop, on the first points."""
+    model, meta = load_model(weights)
+    _, _, test, _ = prepare_data(spec.data, resolution_default=meta.input_size, batch_size=points)
+    x, y = next(iter(test))
+    cells = []
+    for loss in ("ce", "margin"):
+        for early_stop in (False, True):
+            attack = dataclasses.replace(
+                spec.eval_attack, loss=loss, early_stop=early_stop, bn_mode="eval"
+            )
+            torch.manual_seed(0)
+            ra = evaluate(model, [(x[:points], y[:points])], attack=attack)["ra"]
+            cells.append(f"{loss}{', early stop' if early_stop else ''} {ra:.2f} ({ra - aa:+.2f})")
+    return "; ".join(cells)
 
 
 if __name__ == "__main__":

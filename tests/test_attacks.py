@@ -124,6 +124,7 @@ def test_pgd_from_spec_carries_every_spec_field_and_eval_override():
         restarts=3,
         bn_mode="train",
         loss="margin",
+        early_stop=True,
     )
     attack = PGD.from_spec(spec)
     assert (
@@ -135,7 +136,8 @@ def test_pgd_from_spec_carries_every_spec_field_and_eval_override():
         attack.restarts,
         attack.bn_mode,
         attack.loss,
-    ) == ("l2", 0.5, 0.1, 7, False, 3, "train", "margin")
+        attack.early_stop,
+    ) == ("l2", 0.5, 0.1, 7, False, 3, "train", "margin", True)
     assert PGD.from_spec(spec, bn_mode="eval").bn_mode == "eval"
 
 

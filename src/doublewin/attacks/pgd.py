@@ -34,7 +34,10 @@ class PGD:
     updates its running statistics, as in the official Double-Win code; ``eval``: running
     statistics, as in robustness/torchattacks; ``None``: the model's current mode). The model's
     modes are restored afterwards. ``loss``: ``ce`` ascends the cross-entropy, ``margin`` the
-    margin max_{j≠y} z_j − z_y. The returned ``x_adv`` is detached, in [0,1].
+    margin max_{j≠y} z_j − z_y. ``early_stop`` (test attacks, eval-mode BN): an example that
+    an iterate fools keeps that iterate and is attacked no more (AutoAttack's reading: fooled
+    by any iterate, not only the last), so the attack costs less where examples fall early.
+    The returned ``x_adv`` is detached, in [0,1].
     """
 
     eps: float
@@ -45,6 +48,7 @@ class PGD:
     restarts: int = 1
     bn_mode: BnMode | None = None
     loss: Literal["ce", "margin"] = "ce"
+    early_stop: bool = False
 
     @classmethod
     def from_spec(
@@ -84,18 +88,41 @@ class PGD:
         return best
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.early_stop:
+            return self._run_until_fooled(model, x, y)
         delta = self._start(x)
         for _ in range(self.steps):
-            delta.requires_grad_(True)
-            logits = model(x + delta)
-            # Sum, not mean: the step direction must not depend on the batch size. The loss in
-            # at least fp32 (bf16 logits under autocast are promoted; fp64 stays fp64).
-            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-            (grad,) = torch.autograd.grad(self._objective(logits, y), delta)
-            with torch.no_grad():
-                delta = self._ascend(delta.detach(), grad)
-                delta = self._project(delta)
-                delta = (x + delta).clamp_(0.0, 1.0) - x
+            delta, _ = self._step(model, x, y, delta)
+        return (x + delta).detach()
+
+    def _step(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ascent step from ``delta``; also returns the logits at ``x + delta``."""
+        delta = delta.detach().requires_grad_(True)
+        logits = model(x + delta)
+        # Sum, not mean: the step direction must not depend on the batch size. The loss in at
+        # least fp32 (bf16 logits under autocast are promoted; fp64 stays fp64).
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        (grad,) = torch.autograd.grad(self._objective(logits, y), delta)
+        with torch.no_grad():
+            delta = self._ascend(delta.detach(), grad)
+            delta = self._project(delta)
+            delta = (x + delta).clamp_(0.0, 1.0) - x
+        return delta, logits.detach()
+
+    def _run_until_fooled(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        delta = self._start(x)
+        active = torch.arange(x.shape[0], device=x.device)  # examples not fooled yet
+        for _ in range(self.steps):
+            stepped, logits = self._step(model, x[active], y[active], delta[active])
+            # The logits are those of the iterate this step started from: an example they
+            # already fool keeps that iterate; the others take the step.
+            holding = logits.argmax(1) == y[active]
+            delta[active[holding]] = stepped[holding]
+            active = active[holding]
+            if active.numel() == 0:
+                break
         return (x + delta).detach()
 
     def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,14 @@ def evaluate_command(
         str,
         typer.Option("--loss", help="ce (cross-entropy) or margin (Carlini-Wagner's) for PGD."),
     ] = "ce",
+    early_stop: Annotated[
+        bool,
+        typer.Option(
+            "--early-stop",
+            help="Stop attacking an example once an iterate fools it (counted as fooled; "
+            "AutoAttack's reading, faster).",
+        ),
+    ] = False,
     autoattack: Annotated[
         int,
         typer.Option(
@@ -105,6 +113,7 @@ def evaluate_command(
                 "norm": norm,
                 "restarts": restarts,
                 "loss": loss,
+                "early_stop": early_stop,
                 "bn_mode": "eval",
             },
             "autoattack": autoattack,
@@ -146,6 +155,7 @@ def evaluate_command(
         f"step {a['step'] * (255 if a['norm'] == 'linf' else 1):g}"
         f"{'/255' if a['norm'] == 'linf' else ''}, restarts {a['restarts']}"
         + (f", {a['loss']} loss" if a.get("loss", "ce") != "ce" else "")
+        + (", early stop" if a.get("early_stop") else "")
     )
     if report["autoattack_ra"] is not None:
         console.print(

@@ -19,13 +19,7 @@ from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading
 from doublewin.core.st_defaults import st_validates_sa
-from doublewin.core.typed import (
-    Range,
-    apply_override,
-    checked,
-    from_dict,
-    parse_overrides,
-)
+from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
 
 POSITIVE = Range(0.0, None, low_open=True)
 NON_NEGATIVE = Range(0.0, None)
@@ -83,6 +77,8 @@ class AttackSpec:
     bn_mode: Literal["train", "eval"] = "train"
     # PGD's loss: ce (the paper's) or margin (Carlini-Wagner's; docs/evaluation.md).
     loss: Literal["ce", "margin"] = "ce"
+    # Test attacks only: a point fooled by any iterate counts as fooled and is attacked no more.
+    early_stop: bool = False
 
 
 def _eval_attack() -> AttackSpec:
@@ -122,11 +118,9 @@ class TrainSpec:
     val_attack: AttackSpec = field(default_factory=_eval_attack)
     val_every: int = checked(1, range=AT_LEAST_ONE)
     min_steps: int = checked(0, range=Range(0, None))
-    # Precision of training, training attacks and validation: auto = bf16 autocast on CUDA and
-    # fp32 elsewhere; the official code runs fp32 throughout. Test numbers are always fp32.
+    # auto = bf16 autocast on CUDA, fp32 elsewhere (official: fp32); test numbers are fp32.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # The best-SA/best-RA checkpoints are chosen among epochs >= this one (1-based); earlier
-    # epochs are not validated. The official CIFAR AT script validates from 0-based epoch 45.
+    # Best checkpoints come from epochs >= this one (1-based); the official AT script: 46.
     select_from_epoch: int = checked(1, range=AT_LEAST_ONE)
     # Validation RA with val_attack; false = SA only, as the official ST script.
     val_ra: bool = True
@@ -136,6 +130,11 @@ class TrainSpec:
             raise UserError(
                 f"train.select_from_epoch {self.select_from_epoch} is after the last epoch "
                 f"({self.epochs}); set it to at most {self.epochs}"
+            )
+        if self.attack.early_stop:
+            raise UserError(
+                "train.attack.early_stop is for test and validation attacks only (a training "
+                "step must see the attack's last iterate); remove it from train.attack"
             )
         if self.regime == "std":
             return

@@ -52,13 +52,19 @@ def evaluate(
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             with torch.no_grad(), autocast(precision, device):
-                correct += (model(x).argmax(1) == y).sum()
-            if pgd is not None:
-                with autocast(precision, device):
-                    x_adv = pgd(model, x, y)
-                with torch.no_grad(), autocast(precision, device):
-                    robust += (model(x_adv).argmax(1) == y).sum()
+                clean = model(x).argmax(1) == y
+            correct += clean.sum()
             n += int(y.shape[0])
+            if pgd is not None:
+                if pgd.early_stop:
+                    # A wrong clean example is not robust whatever the attack does: skip it.
+                    x, y, clean = x[clean], y[clean], clean[clean]
+                if y.shape[0] > 0:
+                    with autocast(precision, device):
+                        x_adv = pgd(model, x, y)
+                    with torch.no_grad(), autocast(precision, device):
+                        # Robust: right on the clean example and on its attacked version.
+                        robust += (clean & (model(x_adv).argmax(1) == y)).sum()
             task.advance(1)
     task.close()
     if n == 0:
