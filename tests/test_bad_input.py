@@ -361,6 +361,11 @@ def test_a_ticket_of_another_architecture_does_not_fit(tmp_path, capsys, files):
         ("pretrain: {runs: {STD: {}}}\ntransfer: {regimes: {fat: {}}}\n", ("regimes.fat",)),
         ("pretrain: {runs: {STD: {}}}\ntickets: {transfer_rungs: [99]}\n", ("rung 99",)),
         ("pretrain: {runs: {STD: {}}}\nverdict: {rule: vibes}\n", ("vibes",)),
+        (
+            "pretrain: {runs: {STD: {}}}\n"
+            "transfer: {regimes: {at: {attack: {eps: 8/255, early_stop: true}}}}\n",
+            ("train.attack.early_stop",),
+        ),
     ],
 )
 def test_a_bad_experiment_file_is_one_line_and_writes_nothing(content, names, tmp_path, capsys):
