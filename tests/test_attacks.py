@@ -154,3 +154,16 @@ def test_autoattack_examples_respect_the_threat_model_and_restore_the_mode():
     x_adv = autoattack(model, x, y, eps=8 / 255, num_classes=5)
     assert (x_adv - x).abs().max() <= 8 / 255 + 1e-5
     assert model.training
+
+
+def test_margin_loss_works_when_a_batch_lacks_the_last_class():
+    """The margin masks the true class among all the model's classes, not among the labels
+    the batch happens to hold."""
+    model, (x, _) = net(), batch(16)
+    attack = PGD(eps=4 / 255, step=1 / 255, steps=3, loss="margin", random_start=False)
+    zeros = torch.zeros(16, dtype=torch.long)  # class 0 only, of 5
+    with_last = zeros.clone()
+    with_last[-1] = 4
+    # Each example's iterates depend on its own label only (eval mode, no random start).
+    alone, among = attack(model, x, zeros), attack(model, x, with_last)
+    assert torch.allclose(alone[:-1], among[:-1]) and not torch.equal(alone[:-1], x[:-1])

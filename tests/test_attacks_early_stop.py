@@ -113,3 +113,24 @@ def test_an_example_wrong_when_clean_is_never_counted_robust():
 def test_a_training_attack_with_early_stop_is_refused_in_one_line():
     with pytest.raises(UserError, match="early_stop is for test and validation attacks"):
         TrainSpec(regime="at", attack=AttackSpec(eps=8 / 255, early_stop=True))
+
+
+def test_early_stop_keeps_stepping_a_lone_example_that_holds():
+    """One example never fooled takes all of plain PGD's steps, even when it is the only one
+    left to attack."""
+    model, (x, _) = Counting(), batch(1)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    eps = 1e-3  # too small to fool it
+    plain = PGD(eps=eps, step=eps / 4, steps=6, random_start=False)(model, x, y)
+    early = PGD(eps=eps, step=eps / 4, steps=6, random_start=False, early_stop=True)(model, x, y)
+    assert not bool(fooled(model, early, y).any())
+    assert torch.equal(early, plain) and not torch.equal(early, x)
+
+
+def test_early_stop_returns_every_example_fooled_when_all_fall():
+    model, (x, _) = Counting(), batch(64)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    x_adv = PGD(eps=1.0, step=0.5, steps=10, early_stop=True)(model, x, y)
+    assert x_adv.shape == x.shape and bool(fooled(model, x_adv, y).all())
