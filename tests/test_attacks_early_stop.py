@@ -3,6 +3,8 @@ forward passes; evaluation skips examples wrong when clean and counts them as no
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -86,7 +88,7 @@ def test_evaluate_with_early_stop_attacks_only_right_examples_and_never_reports_
     plain = evaluate(model, loader, attack=spec)
     model.examples = 0
     torch.manual_seed(0)
-    early = evaluate(model, loader, attack=AttackSpec(**{**spec.__dict__, "early_stop": True}))
+    early = evaluate(model, loader, attack=dataclasses.replace(spec, early_stop=True))
     assert early["n"] == plain["n"] == x.shape[0]
     assert early["sa"] == plain["sa"] == pytest.approx(100 * right / x.shape[0])
     assert early["ra"] <= plain["ra"]
