@@ -9,6 +9,8 @@ import os
 import sys
 import traceback
 
+from rich.markup import escape
+
 # Before torch loads (the commands import it): OpenMP threads that wait for work by sleeping,
 # not spinning, so a doublewin process beside another busy one does not collapse (measured in
 # benchmarks/bench_contention.py, docs/benchmarks.md). An explicit setting wins.
@@ -59,7 +61,10 @@ def _main(argv: list[str] | None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
     except DoublewinError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message's own brackets (pip install 'doublewin[zoo]') are text, not markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt as interrupt:
         _interrupted(exit_code(interrupt))

@@ -11,6 +11,7 @@ from doublewin.cli.tables import Column, print_table
 from doublewin.core.errors import UserError
 from doublewin.data import describe_datasets
 from doublewin.models import list_architectures
+from doublewin.models.robustbench import INSTALL, catalog, catalog_version, entry_row
 from doublewin.models.zoo import ZOOS, zoo_models
 
 
@@ -49,7 +50,8 @@ def models_command(
         str | None,
         typer.Option(
             "--search",
-            help="Also list timm/ and torchvision/ models whose name contains this text.",
+            help="Also list timm/, torchvision/ and robustbench/ models whose name contains "
+            "this text (robustbench: every RobustBench entry).",
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -58,10 +60,11 @@ def models_command(
     --search, the timm and torchvision models of that name (any of them works in --arch)."""
     rows = [info.as_dict() for info in list_architectures()]
     zoo = zoo_listing(search)
+    entries = robustbench_listing(search)
     if search:
         rows = [r for r in rows if search.lower() in r["name"].lower()]
     if as_json:
-        print_json({"doublewin": rows, **zoo})
+        print_json({"doublewin": rows, **zoo, "robustbench": entries})
         return
     columns = [
         Column("name"),
@@ -80,7 +83,10 @@ def models_command(
         ]
         for row in rows
     ]
-    print_table("doublewin's architectures", columns, table)
+    if table:
+        print_table("doublewin's architectures", columns, table)
+    else:
+        console.print(f"doublewin's architectures matching {search!r}: none", markup=False)
     for name, models in zoo.items():
         if search:
             shown = ", ".join(f"{name}/{m}" for m in models) or "none"
@@ -89,6 +95,45 @@ def models_command(
             )
         else:
             console.print(f"{name}: {models} models; --search TEXT lists them (e.g. --search vit)")
+    if not search:
+        console.print(
+            f"robustbench: {len(catalog())} entries of RobustBench {catalog_version()}'s zoo; "
+            "--search robustbench lists them",
+            soft_wrap=True,
+            markup=False,
+        )
+    elif entries:
+        console.print(
+            f"RobustBench entries matching {search!r}: --arch robustbench/<dataset>/<threat>/"
+            f"<entry> with import-weights --format robustbench ({INSTALL})",
+            soft_wrap=True,
+            markup=False,
+        )
+        groups: dict[str, list[dict[str, object]]] = {}
+        for e in entries:
+            groups.setdefault(f"robustbench/{e['dataset']}/{e['threat']}/", []).append(e)
+        for prefix, group in groups.items():
+            table = [
+                [
+                    str(e["name"]),
+                    f"{int(e['parameters']) / 1e6:.1f}M" if e["parameters"] else "-",
+                    "; ".join(
+                        str(v)
+                        for v in (
+                            e["architecture"],
+                            e["note"] or ("" if e["importable"] else "cannot be imported"),
+                        )
+                        if v
+                    ),
+                ]
+                for e in group
+            ]
+            columns = [
+                Column("entry"),
+                Column("parameters", right=True),
+                Column("architecture", wraps=True),
+            ]
+            print_table(prefix + "<entry>", columns, table)
 
 
 def zoo_listing(search: str | None) -> dict[str, object]:
@@ -106,3 +151,16 @@ def zoo_listing(search: str | None) -> dict[str, object]:
         else:
             out[zoo] = len(names)
     return out
+
+
+def robustbench_listing(search: str | None) -> list[dict[str, object]]:
+    """The RobustBench entries whose name or architecture contains ``search`` (all of them
+    for any text in ``robustbench/``), from doublewin's catalog of its zoo."""
+    if not search:
+        return []
+    text = search.lower()
+    return [
+        {**entry_row(e), "importable": e.importable}
+        for e in catalog()
+        if text in e.arch.lower() or text in e.architecture.lower()
+    ]

@@ -87,6 +87,15 @@ def evaluate_command(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 256,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="Evaluate on the first N points of the split (RobustBench's convention); "
+            "default: all of them.",
+        ),
+    ] = None,
     check_points: Annotated[
         int,
         typer.Option("--check-points", help="Test points the ε-ladder and large-ε checks run on."),
@@ -105,7 +114,12 @@ def evaluate_command(
         "evaluate",
         {
             "weights": str(weights),
-            "data": {"name": data, "resolution": resolution, "val_size": val_size},
+            "data": {
+                "name": data,
+                "resolution": resolution,
+                "val_size": val_size,
+                "test_limit": limit,
+            },
             "attack": {
                 "eps": eps,
                 "step": step,

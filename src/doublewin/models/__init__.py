@@ -10,6 +10,7 @@ from doublewin.models.architectures import (
     build_model,
     get_normalization,
     list_architectures,
+    normalize_inputs,
     set_normalization,
 )
 from doublewin.models.heads import head_module, head_name, replace_head
@@ -40,6 +41,7 @@ __all__ = [
     "load_model",
     "load_strict",
     "load_weights",
+    "normalize_inputs",
     "read_content_hash",
     "read_weights_meta",
     "replace_head",

@@ -17,6 +17,7 @@ from torch import nn
 from doublewin.core.errors import UserError
 from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
 from doublewin.models.robust_archs import PreActResNet, WideResNet
+from doublewin.models.robustbench import build_robustbench_model, find_entry, is_robustbench_name
 from doublewin.models.zoo import build_zoo_model, input_size_of, is_zoo_name, parse_zoo_name
 
 
@@ -245,7 +246,8 @@ ARCHITECTURES: dict[str, ArchInfo] = {
             "preact_resnet18",
             "robustbench",
             32,
-            "PreAct ResNet-18 with RobustBench's names (fast AT and many CIFAR entries)",
+            "PreAct ResNet-18 with RobustBench's names, a BatchNorm before the head and the "
+            "shortcut on the activated input (fast AT's model, RobustBench's Rice2020Overfitting)",
             _preact([2, 2, 2, 2]),
         ),
     )
@@ -273,10 +275,19 @@ def arch_info(name: str) -> ArchInfo:
             f"{name.partition('/')[0]}'s {parse_zoo_name(name)[1]}, randomly initialized",
             functools.partial(build_zoo_model, name),
         )
+    if is_robustbench_name(name):
+        entry = find_entry(name)
+        return ArchInfo(
+            name,
+            "robustbench-zoo",
+            entry.input_size,
+            f"RobustBench {entry.dataset} {entry.threat} entry {entry.name} ({entry.architecture})",
+            functools.partial(build_robustbench_model, name),
+        )
     if name not in ARCHITECTURES:
         raise UserError(
-            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}, timm/<name> or "
-            "torchvision/<name> (doublewin models)"
+            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}, timm/<name>, "
+            "torchvision/<name> or robustbench/<dataset>/<threat>/<Entry> (doublewin models)"
         )
     return ARCHITECTURES[name]
 
@@ -300,12 +311,37 @@ def set_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[flo
     """Set the mean/std the model normalizes its [0,1] input with."""
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise UserError(f"normalization needs 3 means and 3 positive stds, got {mean}, {std}")
-    model.mean.copy_(torch.tensor(mean).view(1, 3, 1, 1))
-    model.std.copy_(torch.tensor(std).view(1, 3, 1, 1))
+    mean_name, std_name = _buffers(model)
+    getattr(model, mean_name).copy_(torch.tensor(mean).view(1, 3, 1, 1))
+    getattr(model, std_name).copy_(torch.tensor(std).view(1, 3, 1, 1))
+
+
+def _buffers(model: nn.Module) -> tuple[str, str]:
+    """The names of the buffers the model normalizes its input with (zoo.normalized)."""
+    return getattr(model, "normalization_buffers", ("mean", "std"))
+
+
+def normalize_inputs(
+    model: nn.Module, mean: Sequence[float], std: Sequence[float]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Make ``model`` see images of per-channel ``mean``/``std`` (a downstream dataset's) as it
+    saw its training images: for doublewin's, timm's and torchvision's models, normalize with
+    them (the official recipe); for a model that normalizes inside with constants of its own
+    (a RobustBench entry: ``source_statistics``), map them onto its training statistics
+    ``(x - mean) / std * source_std + source_mean``, which that normalization then standardizes
+    exactly as the recipe would. Returns the (mean, std) the model now normalizes with."""
+    source = getattr(model, "source_statistics", None)
+    if source is not None:
+        source_mean, source_std = source
+        std = [s / t for s, t in zip(std, source_std, strict=True)]
+        mean = [m - u * k for m, u, k in zip(mean, source_mean, std, strict=True)]
+    set_normalization(model, mean, std)
+    return tuple(mean), tuple(std)
 
 
 def get_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean_name, std_name = _buffers(model)
     return (
-        tuple(float(v) for v in model.mean.flatten()),
-        tuple(float(v) for v in model.std.flatten()),
+        tuple(float(v) for v in getattr(model, mean_name).flatten()),
+        tuple(float(v) for v in getattr(model, std_name).flatten()),
     )

@@ -3,7 +3,8 @@
 In order: an explicit ``head`` (the module's dotted name, for anything else); timm's
 ``get_classifier()``; ``fc`` (ResNets, doublewin's and torchvision's); torchvision's
 ``classifier[-1]`` (VGG, MobileNet, EfficientNet, ConvNeXt) and ``heads.head`` (ViT); a
-module named ``head``, ``classifier`` or ``linear`` (PreAct ResNets) that is a ``Linear``. Transfer swaps it for a fresh
+module named ``head``, ``classifier``, ``linear`` (PreAct ResNets) or ``logits`` (DeepMind's
+WideResNets) that is a ``Linear``; the same inside a wrapper's ``model``. Transfer swaps it for a fresh
 ``Linear`` with the downstream classes; tickets never prune it.
 """
 
@@ -31,7 +32,7 @@ def head_name(model: nn.Module, head: str | None = None) -> str:
         for name, module in modules.items():
             if module is found and isinstance(module, nn.Linear):
                 return name
-    for name in ("fc", "heads.head", "head", "classifier", "linear"):
+    for name in ("fc", "heads.head", "head", "classifier", "linear", "logits"):
         if isinstance(modules.get(name), nn.Linear):
             return name
     classifier = modules.get("classifier")
@@ -39,6 +40,13 @@ def head_name(model: nn.Module, head: str | None = None) -> str:
         linears = [n for n, m in classifier.named_children() if isinstance(m, nn.Linear)]
         if linears:
             return f"classifier.{linears[-1]}"
+    inner = modules.get("model")
+    if isinstance(inner, nn.Module) and inner is not model:
+        # A wrapper around the network (RobustBench's ImageNet normalizer): its `model`'s head.
+        try:
+            return f"model.{head_name(inner)}"
+        except UserError:
+            pass
     raise UserError(
         f"the model's classifier head cannot be found ({type(model).__name__} has no fc, "
         "classifier or head Linear); pass head='<dotted name>' naming it, e.g. "

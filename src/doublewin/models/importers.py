@@ -31,6 +31,14 @@ from doublewin.core.foreign import reading
 from doublewin.models.architectures import IMAGENET_MEAN, IMAGENET_STD, arch_info, build_model
 from doublewin.models.heads import head_name
 from doublewin.models.hf import load_encoder
+from doublewin.models.robustbench import (
+    Entry,
+    entries_with_signature,
+    entry_state,
+    find_entry,
+    is_robustbench_name,
+    state_signature,
+)
 from doublewin.models.weights import WeightsMeta, content_hash, load_strict
 
 Format = Literal["torchvision", "robustness", "fast-adversarial", "robustbench", "huggingface"]
@@ -153,7 +161,7 @@ def _robustbench(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[st
     ``model_state_dict``), DataParallel's ``module.`` prefix stripped, the unused
     ``sub_block1`` of TRADES-era WideResNets dropped, and the ``mu``/``sigma`` buffers of the
     models that normalize inside read as the normalization."""
-    raw = _tensors(obj, path, ("state_dict", "model_state_dict", "model"))
+    raw = _tensors(obj, path, ("last", "state_dict", "model_state_dict", "model"))
     if raw and all(k.startswith("module.") for k in raw):
         raw = {k[len("module.") :]: v for k, v in raw.items()}
     notes: dict[str, Any] = {}
@@ -200,6 +208,12 @@ def import_checkpoint(
         return state, meta
     info = arch_info(arch)
     obj = read_checkpoint(path, trust_pickle=trust_pickle)
+    if is_robustbench_name(arch):
+        if format != "robustbench":
+            raise UserError(
+                f"--arch {arch} reads RobustBench's checkpoint files; pass --format robustbench"
+            )
+        return _import_entry(obj, find_entry(arch), path, eps)
     state, notes = convert_state(obj, format, path)
     with torch.device("meta"):
         head = head_name(build_model(arch, 10))
@@ -214,9 +228,10 @@ def import_checkpoint(
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     model = build_model(arch, int(fc.shape[0]), mean=mean, std=std)
-    load_strict(
-        model, state, source=str(path), hint=f"wrong --arch ({arch}?) or wrong --format ({format}?)"
-    )
+    hint = f"wrong --arch ({arch}?) or wrong --format ({format}?)"
+    if format == "robustbench":
+        hint = robustbench_hint(obj, path) or hint
+    load_strict(model, state, source=str(path), hint=hint)
     meta = WeightsMeta(
         arch=arch,
         num_classes=int(fc.shape[0]),
@@ -231,3 +246,53 @@ def import_checkpoint(
         extra={"imported_from": str(path), **notes},
     )
     return model.state_dict(), meta
+
+
+def _import_entry(
+    obj: Any, entry: Entry, path: Path, eps: float | None
+) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """A RobustBench checkpoint of ``entry``, read into the network RobustBench builds for it
+    and checked key by key."""
+    model = build_model(
+        entry.arch, entry.num_classes, mean=NO_NORMALIZATION[0], std=NO_NORMALIZATION[1]
+    )
+    state = entry_state(obj, entry, model.state_dict(), path)
+    hint = robustbench_hint(obj, path, exclude=entry.arch) or (
+        f"not a checkpoint of {entry.arch} ({entry.architecture}); check the entry name"
+    )
+    load_strict(model, state, source=str(path), hint=hint)
+    meta = WeightsMeta(
+        arch=entry.arch,
+        num_classes=entry.num_classes,
+        mean=NO_NORMALIZATION[0],
+        std=NO_NORMALIZATION[1],
+        input_size=entry.input_size,
+        dataset=entry.dataset,
+        regime="std" if entry.threat == "corruptions" else "at",
+        eps=eps,
+        source="robustbench",
+        content_hash=content_hash(state),
+        extra={"imported_from": str(path), "robustbench_entry": entry.name},
+    )
+    return model.state_dict(), meta
+
+
+def robustbench_hint(obj: Any, path: Path, *, exclude: str = "") -> str | None:
+    """What a RobustBench file that does not fit holds, when its keys and shapes are those of
+    known entries: the entries and the ``--arch`` that reads it."""
+    try:
+        raw = _tensors(obj, path, ("last", "state_dict", "model_state_dict", "model"))
+    except UserError:
+        return None
+    for prefix in ("module.", "model."):
+        raw = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in raw.items()}
+    fits = [e for e in entries_with_signature(state_signature(raw)) if e.arch != exclude]
+    if not fits:
+        return None
+    first = fits[0]
+    more = f" and {len(fits) - 1} more entries" if len(fits) > 1 else ""
+    return (
+        f"its keys and shapes are those of RobustBench's {first.architecture} of "
+        f"{first.arch}{more}: import it with --arch {first.arch} "
+        "(pip install 'doublewin[robustbench]')"
+    )

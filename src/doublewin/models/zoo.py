@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,23 +107,33 @@ def input_size_of(name: str) -> int:
     return 224
 
 
-def normalized(net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
-    """``net`` itself, its class swapped for a subclass that normalizes its input first."""
+def normalized(
+    net: nn.Module,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    names: tuple[str, str] = ("mean", "std"),
+) -> nn.Module:
+    """``net`` itself, its class swapped for a subclass that normalizes its input first with
+    the non-persistent buffers ``names`` (other names where the network has its own ``mean``
+    and ``std``, as DeepMind's WideResNets do)."""
     base = type(net)
-    net.__class__ = _normalizing_class(base)
+    net.__class__ = _normalizing_class(base, names)
     net.register_buffer(
-        "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        names[0], torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
     )
     net.register_buffer(
-        "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        names[1], torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
     )
+    net.normalization_buffers = names  # type: ignore[assignment]
     return net
 
 
 @functools.cache
-def _normalizing_class(base: type[nn.Module]) -> type[nn.Module]:
+def _normalizing_class(base: type[nn.Module], names: tuple[str, str]) -> type[nn.Module]:
     def forward(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        mean, std = getattr(self, names[0]), getattr(self, names[1])
+        x = (x - mean.to(x.dtype)) / std.to(x.dtype)
         return base.forward(self, x, *args, **kwargs)
 
     return type(f"Normalized{base.__name__}", (base,), {"forward": forward, "__module__": __name__})
@@ -130,8 +141,11 @@ def _normalizing_class(base: type[nn.Module]) -> type[nn.Module]:
 
 def _timm():
     try:
-        # deferred: timm is an optional extra (pip install doublewin[zoo]); only timm/ names need it
-        import timm
+        # deferred: timm is an optional extra (pip install doublewin[zoo]); only timm/ names need
+        # it. Its import warns about torch APIs it uses (torch.jit.interface): not the user's.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import timm
     except ImportError:
         raise UserError(
             "timm/ architectures need timm; pip install 'doublewin[zoo]' (or pip install timm)"

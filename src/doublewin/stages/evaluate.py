@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from doublewin.core.errors import UserError
 from doublewin.core.specs import EvaluateSpec
 from doublewin.data import load_dataset, make_loader
@@ -66,6 +68,9 @@ def evaluate(
         used = recalibrate_bn(model, loader_of(splits.train), spec.recalibrate_bn, device=device)
         extra["recalibrated_bn_batches"] = used
     images = splits.test if spec.split == "test" else splits.val
+    if spec.data.test_limit is not None and spec.data.test_limit < len(images):
+        # The first N points of the split (RobustBench's convention).
+        images = images.subset(torch.arange(spec.data.test_limit))
     loader = loader_of(images)
     report = robustness_report(
         model,

@@ -25,6 +25,7 @@ from doublewin.models import (
     arch_info,
     build_model,
     content_hash,
+    normalize_inputs,
     save_weights,
 )
 from doublewin.stages.environment import Environment, Inputs
@@ -58,7 +59,9 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
         root=env.data_root,
     )
     torch.manual_seed(spec.seed)
-    model = build_model(spec.arch, info.num_classes, mean=info.mean, std=info.std).to(device)
+    model = build_model(spec.arch, info.num_classes)
+    mean, std = normalize_inputs(model, info.mean, info.std)
+    model.to(device)
     result = train(
         model,
         spec.train,
@@ -79,8 +82,8 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
     meta = WeightsMeta(
         arch=spec.arch,
         num_classes=info.num_classes,
-        mean=tuple(info.mean),
-        std=tuple(info.std),
+        mean=mean,
+        std=std,
         input_size=resolution,
         dataset=spec.data.name,
         regime=spec.train.regime,
@@ -124,12 +127,13 @@ def _control(spec: PretrainSpec, out: Path) -> dict[str, Any]:
     std = info.std or IMAGENET_STD
     classes = info.num_classes or 1000  # a folder: tree's classes are unknown without it
     torch.manual_seed(spec.seed)
-    model = build_model(spec.arch, classes, mean=mean, std=std)
+    model = build_model(spec.arch, classes)
+    mean, std = normalize_inputs(model, mean, std)
     meta = WeightsMeta(
         arch=spec.arch,
         num_classes=classes,
-        mean=tuple(mean),
-        std=tuple(std),
+        mean=mean,
+        std=std,
         input_size=resolution_for(spec.arch, spec.data.resolution),
         dataset=spec.data.name,
         regime="control",

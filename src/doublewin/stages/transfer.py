@@ -25,9 +25,9 @@ from doublewin.data import prepare_data
 from doublewin.models import (
     get_normalization,
     load_model,
+    normalize_inputs,
     replace_head,
     save_weights,
-    set_normalization,
 )
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
@@ -157,7 +157,7 @@ def prepare_transfer(spec: TransferSpec, inputs: Inputs, env: Environment) -> Tr
     replace_head(model, info.num_classes, seed=spec.seed)
     if spec.normalization == "downstream":
         # The official recipe normalizes with the downstream dataset's statistics.
-        set_normalization(model, info.mean, info.std)
+        normalize_inputs(model, info.mean, info.std)
     model.to(device)
 
     mask = None
