@@ -120,7 +120,7 @@ def test_every_export_agrees_with_the_masked_model(theta, tmp_path, pattern):
     )  # fmt: skip
     (ticket,) = find_tickets(spec, theta, workdir=tmp_path / "t")
     done = export_ticket(theta, ticket, tmp_path / "out", csr=pattern == "unstructured")
-    assert done.max_logit_difference <= TOLERANCE
+    assert done.agrees and done.largest_logit > 0
     assert not (tmp_path / "out.partial").exists()
     summary = json.loads((tmp_path / "out" / "export.json").read_text())
     assert summary["pattern"] == pattern and summary["dense"]["params"] > 0
@@ -139,7 +139,8 @@ def test_a_channel_export_is_smaller_and_loads_with_and_without_doublewin(theta,
     masked, _ = load_model(theta)
     load_ticket(ticket).mask.apply_to(masked)
     x = torch.rand(4, 3, 8, 8)
-    assert (model.eval()(x) - masked.eval()(x)).abs().max() <= TOLERANCE
+    expected = masked.eval()(x)
+    assert (model.eval()(x) - expected).abs().max() <= TOLERANCE * max(1, expected.abs().max())
     code = 0
     try:
         main(["evaluate", "--weights", str(out / "weights.safetensors"), "--data", "digits",
@@ -163,7 +164,8 @@ def test_a_channel_export_is_smaller_and_loads_with_and_without_doublewin(theta,
     assert run.returncode == 0, run.stderr
     torch.manual_seed(0)
     expected = masked.eval()(torch.rand(4, 3, 8, 8))
-    assert (torch.tensor(json.loads(run.stdout)) - expected).abs().max() <= TOLERANCE
+    difference = (torch.tensor(json.loads(run.stdout)) - expected).abs().max()
+    assert difference <= TOLERANCE * max(1, expected.abs().max())
 
 
 def test_a_half_channel_ticket_of_cifar_resnet18_exports_to_under_30_percent(tmp_path):
@@ -176,7 +178,7 @@ def test_a_half_channel_ticket_of_cifar_resnet18_exports_to_under_30_percent(tmp
     (ticket,) = find_tickets(spec, path, workdir=tmp_path / "t")
     done = export_ticket(path, ticket, tmp_path / "out", batch=torch.rand(2, 3, 32, 32))
     assert done.exported.params <= 0.30 * done.dense.params
-    assert done.max_logit_difference <= TOLERANCE
+    assert done.agrees and done.largest_logit > 0
 
 
 def test_an_unstructured_ticket_records_nothing_new(theta, tmp_path):
