@@ -20,7 +20,7 @@ from typing import Any
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_text
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import reading
+from doublewin.core.foreign import RESULTS_TABLE, reading
 from doublewin.core.results import LABEL_COLUMNS, TEST_METRICS, TEXT_COLUMNS, TIMING_COLUMNS
 
 LEADING_COLUMNS = (*LABEL_COLUMNS, *TEST_METRICS)
@@ -83,8 +83,7 @@ def parse_results_csv(text: str, name: str = paths.RESULTS) -> list[dict[str, An
 
 def read_results_csv(path: str | Path) -> list[dict[str, Any]]:
     """The rows of the ``results.csv`` at ``path`` (see ``parse_results_csv``)."""
-    fix = "pass a results.csv of `doublewin run` / `doublewin report` (docs/report.md)"
-    with reading(path, "a results table (CSV text)", fix) as path:
+    with reading(path, *RESULTS_TABLE) as path:
         return parse_results_csv(path.read_text(), str(path))
 
 

@@ -29,7 +29,6 @@ from doublewin.cli import (  # noqa: E402
     weights,  # noqa: F401
 )
 from doublewin.cli.app import app, err_console  # noqa: E402
-from doublewin.core import distributed  # noqa: E402
 from doublewin.core.errors import DoublewinError  # noqa: E402
 from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  # noqa: E402
 
@@ -39,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     torchrun (``torchrun --nproc-per-node N -m doublewin ...``) each rank leaves the process
     group and ends its process itself, with the command's exit code (`distributed.finish`)."""
     raise_on_sigterm()
-    if not distributed.launched():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not under torchrun (distributed.launched)
         _main(argv)
         return
+    # deferred: torch, which a single process loads only when its command needs it
+    from doublewin.core import distributed
+
     code = 1
     try:
         distributed.init()

@@ -9,15 +9,14 @@ import typer
 from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
 from doublewin.cli.tables import Column, print_table
 from doublewin.core.errors import UserError
-from doublewin.data import describe_datasets
-from doublewin.models import list_architectures
-from doublewin.models.robustbench import INSTALL, catalog, catalog_version, entry_row
-from doublewin.models.zoo import ZOOS, zoo_models
 
 
 @app.command("datasets")
 def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
     """List every dataset: classes, image size, split sizes, and where its files are."""
+    # deferred: the command line starts without torch; only the commands that run load it
+    from doublewin.data import describe_datasets
+
     rows = describe_datasets(data_root)
     if as_json:
         print_json(rows)
@@ -58,6 +57,10 @@ def models_command(
 ) -> None:
     """List architectures by family: doublewin's own (input size, parameters) and, with
     --search, the timm and torchvision models of that name (any of them works in --arch)."""
+    # deferred: the command line starts without torch; only the commands that run load it
+    from doublewin.models import list_architectures
+    from doublewin.models.robustbench import INSTALL, catalog, catalog_version
+
     rows = [info.as_dict() for info in list_architectures()]
     zoo = zoo_listing(search)
     entries = robustbench_listing(search)
@@ -139,6 +142,8 @@ def models_command(
 def zoo_listing(search: str | None) -> dict[str, object]:
     """Per zoo: the matching model names (with ``search``), else how many it has; a zoo whose
     package is not installed says so."""
+    from doublewin.models.zoo import ZOOS, zoo_models  # deferred: torch
+
     out: dict[str, object] = {}
     for zoo in ZOOS:
         try:
@@ -158,6 +163,8 @@ def robustbench_listing(search: str | None) -> list[dict[str, object]]:
     for any text in ``robustbench/``), from doublewin's catalog of its zoo."""
     if not search:
         return []
+    from doublewin.models.robustbench import catalog, entry_row  # deferred: torch
+
     text = search.lower()
     return [
         {**entry_row(e), "importable": e.importable}

@@ -18,9 +18,9 @@ from doublewin.cli.app import (
     set_threads,
 )
 from doublewin.cli.progress import RichProgress
+from doublewin.core.foreign import TICKET_FILE, WEIGHTS_FILE, present
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import load_spec
-from doublewin.stages import Inputs, run_stage
 
 
 @app.command("evaluate")
@@ -109,6 +109,9 @@ def evaluate_command(
     """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step 2/255 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
     signs are flagged in words."""
+    present(weights, *WEIGHTS_FILE)
+    if ticket is not None:
+        present(ticket, *TICKET_FILE)
     set_threads(threads)
     spec = load_spec(
         "evaluate",
@@ -138,6 +141,9 @@ def evaluate_command(
             "recalibrate_bn": recalibrate_bn,
         },
     )
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.stages import Inputs, run_stage
+
     with RichProgress(enabled=not as_json) as progress:
         report = run_stage(
             "evaluate",

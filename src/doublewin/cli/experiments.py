@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doublewin.analysis.results_table import read_results_csv, write_results_csv
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
@@ -17,16 +16,16 @@ from doublewin.cli.app import (
     console,
     print_json,
 )
-from doublewin.cli.dry_run import print_plan
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.foreign import present
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.demo import demo_config, demo_jobs
 from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
-from doublewin.experiments.results import collect_rows
-from doublewin.experiments.run import Plan, execute, make_plan, write_run_report
+
+if TYPE_CHECKING:
+    from doublewin.experiments.run import Plan
 
 SetOption = Annotated[
     list[str] | None,
@@ -116,6 +115,11 @@ def run_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
+    present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.cli.dry_run import print_plan
+    from doublewin.experiments.run import make_plan
+
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r}: use local, ray or slurm")
     if seeds is not None and seeds != "auto":
@@ -170,6 +174,10 @@ def demo_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.experiments.demo import demo_config, demo_jobs
+    from doublewin.experiments.run import make_plan
+
     if quick and vit:
         raise UserError("--quick and --vit are two demos; pass one of them")
     config = demo_config(quick, vit)
@@ -191,6 +199,11 @@ def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: JsonFlag = False
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.analysis.results_table import read_results_csv, write_results_csv
+    from doublewin.experiments.results import collect_rows
+    from doublewin.experiments.run import make_plan, write_run_report
+
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
@@ -239,6 +252,9 @@ def _execute(
     threads: int | None = None,
     executor: ExecutorOptions | None = None,
 ) -> None:
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.experiments.run import execute
+
     resolve_device(device)  # an impossible device stops here, before anything is written
     check_writable(plan.run_dir, folder=True)
     if plan.experiment.store:

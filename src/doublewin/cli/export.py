@@ -19,10 +19,7 @@ from doublewin.cli.app import (
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.tables import Column, print_table
 from doublewin.core.errors import UserError
-from doublewin.core.specs import DataSpec
-from doublewin.data import prepare_data
-from doublewin.models import read_weights_meta
-from doublewin.tickets.export import export_ticket
+from doublewin.core.foreign import TICKET_FILE, WEIGHTS_FILE, present
 
 
 @app.command("export")
@@ -48,6 +45,11 @@ def export_command(
 ) -> None:
     """Export a ticket: pruned weights (unstructured), a physically smaller network (channel)
     or 2:4 weights (N:M), checked against the masked model and measured beside the dense one."""
+    present(weights, *WEIGHTS_FILE)
+    present(ticket, *TICKET_FILE)
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.tickets.export import export_ticket
+
     set_threads(threads)
     for option, path in (("--weights", weights), ("--ticket", ticket)):
         if not path.is_file():
@@ -79,6 +81,11 @@ def export_command(
 
 
 def _batch(data: str, weights: Path, data_root: str | None):
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.core.specs import DataSpec
+    from doublewin.data import prepare_data
+    from doublewin.models import read_weights_meta
+
     meta = read_weights_meta(weights)
     resolution = meta.input_size if meta is not None else 32
     _, _, test, _ = prepare_data(

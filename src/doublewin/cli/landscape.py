@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from doublewin.analysis.report.landscape_figure import panel_png
 from doublewin.cli.app import (
     DataRoot,
     DeviceOption,
@@ -27,13 +26,12 @@ from doublewin.cli.app import (
 from doublewin.cli.outputs import output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.cli.stages import ConfigOption, SetOption, overrides_of
-from doublewin.core import distributed, paths
+from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_json
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import load_spec
 from doublewin.core.typed import to_dict
-from doublewin.stages import Inputs, run_stage
 
 
 @app.command("landscape")
@@ -117,6 +115,11 @@ def landscape_command(
             overrides,
         ),
     )
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.analysis.report.landscape_figure import panel_png
+    from doublewin.core import distributed
+    from doublewin.stages import Inputs, run_stage
+
     dev = resolve_device(device)  # before anything is made
     with output_folder(out), RichProgress(enabled=not as_json) as progress:
         m = run_stage(

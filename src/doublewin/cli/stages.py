@@ -28,13 +28,12 @@ from doublewin.cli.app import (
 )
 from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
-from doublewin.core import distributed, paths
+from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import load_spec
 from doublewin.core.typed import to_dict
-from doublewin.stages import Inputs, run_stage
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
@@ -114,6 +113,10 @@ def pretrain_command(
         ),
     )
     out = _weights_path(out)
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.core import distributed
+    from doublewin.stages import Inputs, run_stage
+
     dev = resolve_device(device)  # before anything is made
     workdir = paths.work_folder(out)
     with output_folder(workdir, option="--out"), RichProgress(enabled=not as_json) as progress:
@@ -224,6 +227,10 @@ def transfer_command(
             overrides,
         ),
     )
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.core import distributed
+    from doublewin.stages import Inputs, run_stage
+
     dev = resolve_device(device)  # before anything is made
     with output_folder(out), RichProgress(enabled=not as_json) as progress:
         m = run_stage(

@@ -10,8 +10,6 @@ import typer
 from doublewin.cli.app import JsonFlag, app, console, print_json
 from doublewin.core import paths
 from doublewin.core.errors import UserError
-from doublewin.experiments.gc import collect
-from doublewin.experiments.run import make_plan
 
 store_app = typer.Typer(help="The run store: clean-up.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
@@ -27,6 +25,10 @@ def gc_command(
 ) -> None:
     """Remove resume files of finished entries and unfinished entries no process works on;
     every finished result stays."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.experiments.gc import collect
+    from doublewin.experiments.run import make_plan
+
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")

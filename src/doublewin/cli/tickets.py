@@ -25,11 +25,6 @@ from doublewin.cli.progress import RichProgress
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import TicketMethod, load_spec
-from doublewin.stages import Inputs, run_stage
-from doublewin.tickets import load_ticket, save_ticket
-from doublewin.tickets.official import load_official, save_official
-from doublewin.tickets.patterned import verify_pattern
-from doublewin.tickets.ticket import FORMAT
 
 tickets_app = typer.Typer(
     help="Read and convert ticket files (doublewin and official Double-Win-LTH formats).",
@@ -104,6 +99,10 @@ def find_tickets_command(
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
     items = [f"{k}={v}" for k, v in pairs.items() if v is not None] + list(overrides or [])
     spec = load_spec("tickets", config, items)
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.stages import Inputs, run_stage
+    from doublewin.tickets import load_ticket
+
     dev = resolve_device(device)  # before anything is made
     with output_folder(out), RichProgress(enabled=not as_json) as progress:
         found = run_stage(
@@ -144,6 +143,10 @@ def inspect_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Global and per-layer sparsity of a ticket, with where it came from."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.tickets import load_ticket
+    from doublewin.tickets.patterned import verify_pattern
+
     ticket = load_ticket(file)
     check = verify_pattern(ticket.mask, ticket.info.extra, ticket.info.arch)
     report = {
@@ -202,6 +205,11 @@ def convert_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.tickets import load_ticket, save_ticket
+    from doublewin.tickets.official import load_official, save_official
+    from doublewin.tickets.ticket import FORMAT
+
     if to not in ("doublewin", "official"):
         raise UserError(f"--to {to}: use doublewin or official")
     check_writable(target, folder=False, option="TARGET")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.analysis.judge import judge_table, judgement, judgement_lines, load_verdict_file
 from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.core.foreign import RESULTS_TABLE, present
 
 
 @app.command("verdict")
@@ -28,6 +28,10 @@ def verdict_command(
 ) -> None:
     """Judge every ticket of a results table: double-win, not, or inconclusive, with intervals;
     each ladder's extreme double-win sparsity; the paper's findings."""
+    present(results, *RESULTS_TABLE)
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.analysis.judge import judge_table, judgement, judgement_lines, load_verdict_file
+
     verdict_config, meta = load_verdict_file(config)
     data = judge_table(results, verdict_config, meta)
     if as_json:

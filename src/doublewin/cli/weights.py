@@ -12,8 +12,6 @@ from doublewin.cli.outputs import check_writable
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import parse_number
-from doublewin.models import save_weights
-from doublewin.models.importers import import_checkpoint
 
 
 @app.command("import-weights")
@@ -56,6 +54,10 @@ def import_weights_command(
 ) -> None:
     """Import a torchvision, MadryLab robustness, fast_adversarial or RobustBench checkpoint,
     or a Hugging Face BERT-family folder, safely (no code runs unless --trust-pickle)."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.models import save_weights
+    from doublewin.models.importers import import_checkpoint
+
     if arch is None and format != "huggingface":
         raise UserError(
             f"--arch: name the architecture of this {format} checkpoint (doublewin models)"

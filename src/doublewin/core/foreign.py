@@ -51,10 +51,25 @@ MALFORMED = (
 )
 
 
-@contextmanager
-def reading(path: str | Path, expected: str, fix: str) -> Iterator[Path]:
-    """Open ``path`` as ``expected`` (e.g. "a doublewin ticket file"); ``fix`` says what to
-    pass instead. Yields the path; any parser failure inside becomes one UserError."""
+# (what a reader expects, what to pass instead) of the files every command reads.
+WEIGHTS_FILE = (
+    "a doublewin weights file (safetensors)",
+    "pass a file from doublewin pretrain, or import a foreign checkpoint with doublewin "
+    "import-weights",
+)
+TICKET_FILE = (
+    "a ticket file (doublewin safetensors or an official mask state dict)",
+    "pass a ticket from doublewin find-tickets or an official *_mask file",
+)
+RESULTS_TABLE = (
+    "a results table (CSV text)",
+    "pass a results.csv of `doublewin run` / `doublewin report` (docs/report.md)",
+)
+
+
+def present(path: str | Path, expected: str, fix: str) -> Path:
+    """``path`` if it is a non-empty file, else one UserError: what a command checks before
+    loading anything, so a missing input fails at once."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found; {fix}")
@@ -62,6 +77,14 @@ def reading(path: str | Path, expected: str, fix: str) -> Iterator[Path]:
         raise UserError(f"{path}: a folder, not {expected}; {fix}")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: an empty file, not {expected}; {fix}")
+    return path
+
+
+@contextmanager
+def reading(path: str | Path, expected: str, fix: str) -> Iterator[Path]:
+    """Open ``path`` as ``expected`` (e.g. "a doublewin ticket file"); ``fix`` says what to
+    pass instead. Yields the path; any parser failure inside becomes one UserError."""
+    path = present(path, expected, fix)
     try:
         yield path
     except UserError:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-import torch
+from typing import TYPE_CHECKING
 
 from doublewin.core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -33,6 +36,9 @@ def parse_number(value: str | float | int, *, name: str = "value") -> float:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` is the first CUDA device when present, else the CPU; ``cuda:N`` must exist."""
+    # deferred: parsing is imported by every command, most of which start without torch
+    import torch
+
     name = (name or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -54,7 +54,8 @@ class DataSpec:
     val_size: int | None = checked(None, range=Range(1, None))
     augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
     test_transform: Literal["resize", "resize-center-crop"] = "resize"
-    # Evaluate on the first ``test_limit`` test images only (RobustBench); None = all.
+    # Evaluate on the first ``test_limit`` test images only (RobustBench); None = all. A
+    # dataset that renders its images (strokes) draws a test split of this size.
     test_limit: int | None = checked(None, range=Range(1, None))
 
 

@@ -44,7 +44,7 @@ def prepare_data(
     class-balanced, or the first ones), chosen with ``spec.subset_seed`` so every transfer seed
     sees the same subset; ``seed`` drives shuffling and augmentation.
     """
-    splits = load_dataset(spec.name, root, val_size=spec.val_size)
+    splits = load_dataset(spec.name, root, val_size=spec.val_size, test_size=spec.test_limit)
     train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed, mode=spec.subset)
     resolution = int(spec.resolution or resolution_default)
     common = {

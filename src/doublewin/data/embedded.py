@@ -236,6 +236,35 @@ def build_strokes(seed: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
+# strokes draws as many test images as a verdict needs: beyond the first 2,000, in chunks of
+# 2,000 from seeds of their own (the first images stay the same whatever the size).
+STROKES_TEST_CHUNK = 2000
+
+
+def strokes_test_chunk(index: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Test images 2,000·(index+1) … 2,000·(index+2) − 1 of ``strokes`` (index 0 follows the
+    published 2,000)."""
+    images, labels = render_strokes(STROKES_TEST_CHUNK, seed * 1000 + 950 + index)
+    return {"test_images": images, "test_labels": labels}
+
+
+def extra_test_images(name: str, count: int) -> dict[str, torch.Tensor] | None:
+    """``count`` more test images of ``name`` after its own, for a dataset that renders them
+    (strokes); None for the others."""
+    if name != "strokes" or count <= 0:
+        return None
+    chunks = [
+        cached_tensors(
+            f"strokes-test{index}-v{CACHE_VERSION}", lambda index=index: strokes_test_chunk(index)
+        )
+        for index in range(-(-count // STROKES_TEST_CHUNK))
+    ]
+    return {
+        key: torch.cat([chunk[key] for chunk in chunks])[:count]
+        for key in ("test_images", "test_labels")
+    }
+
+
 BUILDERS = {
     "shapes": build_shapes,
     "digits": build_digits,

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from doublewin.core.errors import UserError
-from doublewin.data.embedded import load_embedded
+from doublewin.data.embedded import extra_test_images, load_embedded
 from doublewin.data.imageset import ImageSet
 from doublewin.data.printed import NUM_CLASSES as CHARS_CLASSES
 from doublewin.data.real import folder_classes, read_cifar, read_folder, read_svhn_mat, svhn_file
@@ -86,7 +86,8 @@ _REGISTRY: dict[str, DatasetInfo] = {
             10,
             8,
             {"train": 3000, "val": 500, "test": 2000},
-            "handwritten-style digits drawn as pen strokes, in the digits' 8×8 format",
+            "handwritten-style digits drawn as pen strokes, in the digits' 8×8 format; a test "
+            "split of any size (data.test_limit)",
         ),
         DatasetInfo(
             "textures",
@@ -224,13 +225,19 @@ def describe_datasets(root: str | Path | None = None) -> list[dict[str, object]]
 
 
 def load_dataset(
-    name: str, root: str | Path | None = None, *, val_size: int | None = None
+    name: str,
+    root: str | Path | None = None,
+    *,
+    val_size: int | None = None,
+    test_size: int | None = None,
 ) -> Splits:
-    """Train/val/test of ``name``; ``val_size`` overrides the held-out validation size."""
+    """Train/val/test of ``name``; ``val_size`` overrides the held-out validation size;
+    ``test_size`` asks a dataset that renders its images (strokes) for a test split of that
+    many (the published ones first); other datasets keep theirs."""
     info = dataset_info(name)
     base = data_root(root)
     if info.kind == "embedded":
-        return _embedded(info, val_size)
+        return _embedded(info, val_size, test_size)
     if name in ("cifar10", "cifar100"):
         parts = read_cifar(base, name)
         train_images, train_labels = parts["train"]
@@ -293,8 +300,12 @@ def _tail_split(
     return Splits(train, val, test, sized)
 
 
-def _embedded(info: DatasetInfo, val_size: int | None) -> Splits:
-    data = load_embedded(info.name)
+def _embedded(info: DatasetInfo, val_size: int | None, test_size: int | None = None) -> Splits:
+    data = dict(load_embedded(info.name))
+    more = extra_test_images(info.name, (test_size or 0) - len(data["test_labels"]))
+    if more is not None:
+        for key, value in more.items():
+            data[key] = torch.cat([data[key], value])
     k = info.num_classes
     sets = {
         s: ImageSet(data[f"{s}_labels"].to(torch.int64), k, images=data[f"{s}_images"])

@@ -22,7 +22,7 @@ from torch import nn
 
 from doublewin.core.atomic import atomic_path
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import reading
+from doublewin.core.foreign import WEIGHTS_FILE, reading
 from doublewin.core.paths import TICKET_FORMAT
 from doublewin.models.architectures import (
     IMAGENET_MEAN,
@@ -140,11 +140,7 @@ def read_weights_meta(path: str | Path) -> WeightsMeta | None:
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
     """The state dict and metadata of a doublewin weights file."""
-    fix = (
-        "pass a file from doublewin pretrain, or import a foreign checkpoint with doublewin "
-        "import-weights"
-    )
-    with reading(path, "a doublewin weights file (safetensors)", fix) as path:
+    with reading(path, *WEIGHTS_FILE) as path:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
         meta = _read_meta(raw, path)

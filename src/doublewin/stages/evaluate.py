@@ -34,7 +34,12 @@ def evaluate(
         raise UserError("evaluate needs a weights file; pass --weights FILE")
     device = env.device
     model, meta = load_model(inputs.weights, device=device)
-    splits = load_dataset(spec.data.name, env.data_root, val_size=spec.data.val_size)
+    splits = load_dataset(
+        spec.data.name,
+        env.data_root,
+        val_size=spec.data.val_size,
+        test_size=spec.data.test_limit if spec.split == "test" else None,
+    )
     info = splits.info
     if int(info.num_classes) != int(meta.num_classes):
         raise UserError(

@@ -31,7 +31,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from doublewin.core.atomic import atomic_write_bytes
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import reading
+from doublewin.core.foreign import TICKET_FILE, reading
 from doublewin.core.specs import MaskScope
 from doublewin.tickets.mask import Mask, pack_bits, unpack_bits
 from doublewin.tickets.official import load_official
@@ -91,10 +91,7 @@ def save_ticket(path: str | Path, ticket: Ticket, *, encoding: str = "packbits+d
 
 def load_ticket(path: str | Path) -> Ticket:
     """Read a doublewin ticket or an official Double-Win-LTH mask file (by content)."""
-    fix = "pass a ticket from doublewin find-tickets or an official *_mask file"
-    with reading(
-        path, "a ticket file (doublewin safetensors or an official mask state dict)", fix
-    ) as path:
+    with reading(path, *TICKET_FILE) as path:
         if _looks_like_safetensors(path):
             return _load_doublewin(path)
         return load_official(path)
