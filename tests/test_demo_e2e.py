@@ -79,6 +79,41 @@ def test_the_quick_demos_report_opens_with_what_the_run_found(quick_run) -> None
         assert named == {i for i, s in statuses.items() if s == status}, status
 
 
+def test_verdict_on_a_runs_table_judges_it_as_the_runs_report_does(quick_run) -> None:
+    """`doublewin verdict RUN/results.csv`, no flag: the run's own settings (the quick demo's
+    paper rule, not the default intervals), the same counts and findings as its report; a copy
+    of the table elsewhere says which settings judged it."""
+    import json
+    import shutil
+
+    out = quick_run[0]
+    done = subprocess.run(
+        _doublewin("verdict", str(out / "results.csv"), "--json"), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    judged = json.loads(done.stdout)
+    assert str(out / "experiment.yaml") in judged["settings"]
+    assert judged["verdict"]["rule"] == "paper"
+    markdown = (out / "report" / "report.md").read_text()
+    headline = markdown.split("## Findings at a glance\n\n")[1].split("\n\n")[0]
+    outcomes = [t["outcome"] for t in judged["tickets"]]
+    counts = (
+        outcomes.count("double-win"),
+        outcomes.count("not double-win"),
+        outcomes.count("inconclusive"),
+    )
+    assert f"{counts[0]} are certified double-win, {counts[1]} not double-win and {counts[2]} inconclusive" in headline  # fmt: skip
+    statuses = dict(re.findall(r"^\| (\d+) \| [^|]+ \| \*\*([a-z ]+)\*\* \|", markdown, re.M))
+    assert [f["status"] for f in judged["findings"]] == [
+        statuses[k] for k in sorted(statuses, key=int)
+    ]
+    elsewhere = out.parent / "copy.csv"
+    shutil.copyfile(out / "results.csv", elsewhere)
+    done = subprocess.run(_doublewin("verdict", str(elsewhere)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("Judged by doublewin's default settings")
+
+
 @pytest.mark.parametrize(
     "tolerance",
     [

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.core import paths
 from doublewin.core.foreign import RESULTS_TABLE, present
 
 
@@ -21,7 +22,8 @@ def verdict_command(
         typer.Option(
             "--config",
             help="YAML of verdict options (rule, margin_floor, st_metrics, …) or a file with "
-            "verdict: and pretrainings: sections (docs/verdict.md).",
+            "verdict: and pretrainings: sections (docs/verdict.md). Default: the run's own "
+            "settings for a results.csv in a run folder, else doublewin's defaults.",
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -32,10 +34,34 @@ def verdict_command(
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.analysis.judge import judge_table, judgement, judgement_lines, load_verdict_file
 
-    verdict_config, meta = load_verdict_file(config)
+    run_file = results.parent / paths.EXPERIMENT
+    if config is None and run_file.is_file():
+        # A table in a run folder is judged by that run's settings and what its store holds
+        # (landscapes, pre-trainings), as its report is.
+        verdict_config, meta = _run_settings(results.parent)
+        settings = f"the run's settings ({run_file})"
+    else:
+        verdict_config, meta = load_verdict_file(config)
+        settings = (
+            f"the settings of {config}"
+            if config is not None
+            else "doublewin's default settings (docs/verdict.md); --config FILE for others"
+        )
     data = judge_table(results, verdict_config, meta)
     if as_json:
-        print_json(judgement(data))
+        print_json({"settings": settings, **judgement(data)})
         return
+    console.print(f"Judged by {settings}.", highlight=False, markup=False, soft_wrap=True)
     for line in judgement_lines(data):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _run_settings(run_dir: Path) -> tuple[object, dict[str, object]]:
+    """The verdict settings and report metadata of the run in ``run_dir``."""
+    # deferred: the experiment machinery loads torch
+    from doublewin.experiments.experiment import load_experiment
+    from doublewin.experiments.run import run_meta, store_root
+    from doublewin.experiments.store import Store
+
+    experiment = load_experiment(run_dir / paths.EXPERIMENT)
+    return experiment.verdict, run_meta(experiment, Store(store_root(experiment, run_dir)))
