@@ -81,7 +81,8 @@ def test_the_text_output_gives_each_ticket_the_extremes_and_the_findings(tmp_pat
     code, out, err = _cli(capsys, "verdict", str(_write(tmp_path / "r.csv", _table())))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("Verdict rule (interval).")
+    assert lines[0].startswith("Judged by doublewin's default settings")
+    assert lines[1].startswith("Verdict rule (interval).")
     imp50 = next(line for line in lines if "IMP (ST) 50.00%" in line)
     assert imp50.lstrip().startswith("✓") and "double-win" in imp50 and "3 seed(s)" in imp50
     imp80 = next(line for line in lines if "IMP (ST) 80.00%" in line)
@@ -187,3 +188,26 @@ def test_a_missing_file_and_a_bad_options_file_exit_2(tmp_path, capsys):
     (tmp_path / "v.yaml").write_text("rule: loose\n")
     code, _, err = _cli(capsys, "verdict", table, "--config", str(tmp_path / "v.yaml"))
     assert code == 2 and "verdict.rule: 'loose' is not one of interval, paper, points" in err
+
+
+def test_a_table_on_a_0_to_1_scale_is_refused_unless_told_the_unit(tmp_path, capsys):
+    """Read as points, 0–1 accuracies put every ticket within a point of its dense model."""
+    fractions = [row[:8] + [v / 100 for v in row[8:]] for row in _table()]
+    message = _bad(tmp_path, capsys, fractions)
+    assert "every accuracy is at most 1" in message and "--unit fraction" in message
+    points = _write(tmp_path / "points.csv", _table())
+    code, expected, _ = _cli(capsys, "verdict", str(points), "--json")
+    assert code == 0
+    scaled = _write(tmp_path / "scaled.csv", fractions)
+    code, got, _ = _cli(capsys, "verdict", str(scaled), "--unit", "fraction", "--json")
+    assert code == 0
+    outcomes = [t["outcome"] for t in json.loads(got)["tickets"]]
+    assert outcomes == [t["outcome"] for t in json.loads(expected)["tickets"]]
+    assert "double-win" in outcomes and "not double-win" in outcomes
+
+
+def test_nan_in_an_accuracy_column_names_the_row(tmp_path, capsys):
+    rows = _table()
+    rows[5][9] = "nan"
+    message = _bad(tmp_path, capsys, rows)
+    assert "bad.csv line 7, column 'ra_best_sa': NaN" in message

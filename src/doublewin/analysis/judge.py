@@ -14,7 +14,7 @@ from doublewin.analysis.report.data import COMPARISON_MARK, MARK, ReportData
 from doublewin.analysis.report.rule import verdict_rule
 from doublewin.analysis.results_table import read_results_csv
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
-from doublewin.analysis.table_check import check_rows
+from doublewin.analysis.table_check import check_rows, scaled_to_points
 from doublewin.analysis.verdict import Comparison, ExtremeSparsity, TicketVerdict, VerdictConfig
 from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
@@ -46,13 +46,21 @@ def load_verdict_file(path: Path | None) -> tuple[VerdictConfig, dict[str, Any]]
 
 
 def judge_table(
-    csv_path: Path, config: VerdictConfig, meta: Mapping[str, Any] | None = None
+    csv_path: Path,
+    config: VerdictConfig,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    unit: str = "auto",
 ) -> ReportData:
-    """Read, check (strictly: docs/report.md's columns) and judge a results table."""
+    """Read, check (strictly: docs/report.md's columns) and judge a results table. ``unit``:
+    the accuracies' scale, ``points`` (0–100), ``fraction`` (0–1, converted) or ``auto``
+    (points; a table of values all at most 1 is refused)."""
     rows = read_results_csv(csv_path)
     if not rows:
         raise UserError(f"{csv_path} has no rows; it needs a header and one row per transfer run")
-    check_rows(rows, source=str(csv_path), strict=True, selection=config.selection)
+    if unit == "fraction":
+        rows = scaled_to_points(rows)
+    check_rows(rows, source=str(csv_path), strict=True, selection=config.selection, unit=unit)
     return analyse(rows, meta=meta or {}, verdict_config=config)
 
 

@@ -29,9 +29,12 @@ def check_rows(
     source: str | None = None,
     strict: bool = False,
     selection: str = "per-metric",
+    unit: str = "auto",
 ) -> None:
     """Raise ``UserError`` on the first bad row. ``source`` names a CSV file: rows are then
-    called by their line in it (the header is line 1)."""
+    called by their line in it (the header is line 1). ``unit``: ``auto`` refuses a strict
+    table whose accuracies are all at most 1 (a 0–1 scale read as points would call every
+    ticket matching); ``points`` or ``fraction`` say what they are."""
 
     def where(index: int) -> str:
         return f"{source} line {index + 2}" if source else f"results row {index + 1}"
@@ -70,6 +73,8 @@ def check_rows(
     if strict:
         _check_columns(rows, selection, source or "the results table")
         _check_dense(rows, where)
+        if unit == "auto":
+            _check_points(rows, source or "the results table")
 
 
 def _check_columns(rows: Sequence[Mapping[str, Any]], selection: str, source: str) -> None:
@@ -95,12 +100,42 @@ def _check_accuracies(row: Mapping[str, Any], where: str) -> None:
                 "points from 0 to 100"
             ) from None
         if math.isnan(number):
-            continue
+            raise UserError(
+                f"{where}, column {column!r}: NaN; a run without an accuracy must not count "
+                "as a seed: rerun it, or leave the cell empty to mark it unfinished"
+            )
         if not 0.0 <= number <= 100.0:
             raise UserError(
                 f"{where}, column {column!r}: {number:g} is outside 0–100; accuracies are "
                 "points from 0 to 100"
             )
+
+
+def _check_points(rows: Sequence[Mapping[str, Any]], source: str) -> None:
+    values = [
+        float(row[c])
+        for row in rows
+        for c in TEST_METRICS
+        if row.get(c) not in (None, "") and not math.isnan(float(row[c]))
+    ]
+    if values and max(values) <= 1.0:
+        raise UserError(
+            f"{source}: every accuracy is at most 1, a 0–1 scale? doublewin reads points "
+            "(0–100); pass --unit fraction to read them as fractions, or --unit points if "
+            "they are points"
+        )
+
+
+def scaled_to_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose accuracy columns are 0–1 fractions, in points."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        for column in TEST_METRICS:
+            if row.get(column) not in (None, ""):
+                row[column] = 100.0 * float(row[column])
+        out.append(row)
+    return out
 
 
 def _check_dense(rows: Sequence[Mapping[str, Any]], where) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from doublewin.cli.app import JsonFlag, app, console, print_json
 from doublewin.core import paths
+from doublewin.core.errors import UserError
 from doublewin.core.foreign import RESULTS_TABLE, present
 
 
@@ -26,11 +27,21 @@ def verdict_command(
             "settings for a results.csv in a run folder, else doublewin's defaults.",
         ),
     ] = None,
+    unit: Annotated[
+        str,
+        typer.Option(
+            "--unit",
+            help="The accuracies' scale: points (0–100), fraction (0–1, converted), or auto "
+            "(points; a table whose accuracies are all at most 1 is refused).",
+        ),
+    ] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Judge every ticket of a results table: double-win, not, or inconclusive, with intervals;
     each ladder's extreme double-win sparsity; the paper's findings."""
     present(results, *RESULTS_TABLE)
+    if unit not in ("auto", "points", "fraction"):
+        raise UserError(f"--unit {unit}: use points, fraction or auto")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.analysis.judge import judge_table, judgement, judgement_lines, load_verdict_file
 
@@ -47,7 +58,7 @@ def verdict_command(
             if config is not None
             else "doublewin's default settings (docs/verdict.md); --config FILE for others"
         )
-    data = judge_table(results, verdict_config, meta)
+    data = judge_table(results, verdict_config, meta, unit=unit)
     if as_json:
         print_json({"settings": settings, **judgement(data)})
         return

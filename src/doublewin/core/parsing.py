@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-
 from typing import TYPE_CHECKING
 
 from doublewin.core.errors import UserError
