@@ -28,6 +28,10 @@ def test_the_python_docs_example_runs_verbatim_and_judges_its_tickets(capsys):
     assert all(isinstance(t, Ticket) for t in tickets) and len(tickets) == 2
     assert [round(t.mask.sparsity, 2) for t in tickets] == [0.5, 0.9]
     assert set(tickets[0].mask) == {"features.0.weight", "features.3.weight"}
+    # Each ticket records what it was drawn from: the caller's tensors and weights, by hash.
+    spec = tickets[0].info.spec
+    assert spec["data"]["name"] == "tensors" and spec["weights"] == tickets[0].info.weights_hash
+    assert len(spec["weights"]) >= 16
     assert len(rows) == 3 * 3 * 2 and {r["regime"] for r in rows} == {"st", "at"}
     assert {v.key.sparsity for v in report.verdicts} == {0.5, 0.9}
     assert all(

@@ -76,6 +76,10 @@ class Batches:
             yield self.x[index], self.y[index]
 
 
+# The dataset name a spec records for data the caller passes as tensors.
+TENSORS = "tensors"
+
+
 def tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(inputs, labels)`` from a pair of tensors or a torch Dataset of pairs; uint8 images
     become floats in [0, 1]."""
@@ -118,8 +122,17 @@ def find_tickets(
     field of the tickets spec (docs/specs.md): ``prune_rate``, ``rounds``, ``pattern``,
     ``scope`` (a mapping or `MaskScope`), ``train`` (a mapping or `TrainSpec`), ``seed``…"""
     _model_head(model, head)
-    fields = {"method": method, "sparsities": list(sparsities), **spec}
-    for key in ("scope", "train"):
+    weights_hash = content_hash(model.state_dict())
+    # The ticket records what it was drawn from: these weights (by content hash) and the
+    # caller's own tensors, not a registry dataset.
+    fields = {
+        "method": method,
+        "sparsities": list(sparsities),
+        "weights": weights_hash,
+        "data": {"name": TENSORS},
+        **spec,
+    }
+    for key in ("scope", "train", "data"):
         if dataclasses.is_dataclass(fields.get(key)):
             fields[key] = dataclasses.asdict(fields[key])
     ticket_spec = from_dict(TicketSpec, fields, path="tickets")
@@ -129,7 +142,7 @@ def find_tickets(
     def loaders() -> tuple[Any, Any]:
         return Batches(x, y, ticket_spec.train.batch_size, train=True, seed=ticket_spec.seed), None
 
-    source = Source(type(model).__name__, content_hash(model.state_dict()), size)
+    source = Source(type(model).__name__, weights_hash, size)
     model = model.to(device)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir) if workdir else Path(tmp)

@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import yaml
 
+from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading
-from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
 
 POSITIVE = Range(0.0, None, low_open=True)
@@ -54,6 +54,8 @@ class DataSpec:
     val_size: int | None = checked(None, range=Range(1, None))
     augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
     test_transform: Literal["resize", "resize-center-crop"] = "resize"
+    # Share of the validation split kept (class-balanced, seeded with subset_seed); None = all.
+    val_fraction: float | None = checked(None, range=UNIT_OPEN_CLOSED)
     # Evaluate on the first ``test_limit`` test images only (RobustBench); None = all. A
     # dataset that renders its images (strokes) draws a test split of this size.
     test_limit: int | None = checked(None, range=Range(1, None))
@@ -397,4 +399,4 @@ def load_spec(
         data = load_yaml(source, what=f"a {stage} spec YAML (--config)")
     for key, value in parse_overrides(overrides):
         apply_override(data, key, value)
-    return from_dict(STAGES[stage], st_validates_sa(stage, one_eps(stage, data)), path="")
+    return from_dict(STAGES[stage], fitting_defaults(stage, one_eps(stage, data)), path="")

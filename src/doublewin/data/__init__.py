@@ -54,8 +54,11 @@ def prepare_data(
         "test_transform": spec.test_transform,
     }
     train = make_loader(train_set, batch_size=batch_size, train=True, seed=seed, **common)
+    val_set = splits.val
+    if spec.val_fraction is not None:
+        val_set = take_fraction(val_set, spec.val_fraction, seed=spec.subset_seed, mode=spec.subset)
     val = make_loader(
-        splits.val, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False, seed=seed, **common
+        val_set, batch_size=batch_size * EVAL_BATCH_FACTOR, train=False, seed=seed, **common
     )
     test_set = splits.test
     if spec.test_limit is not None and spec.test_limit < len(test_set):

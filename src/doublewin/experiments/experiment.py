@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from doublewin.analysis.verdict import SeedPlan, VerdictConfig
+from doublewin.core.defaults import fitting_defaults, st_validates_sa
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
@@ -28,7 +29,6 @@ from doublewin.core.specs import (
     TrainSpec,
     load_yaml,
 )
-from doublewin.core.st_defaults import st_validates_sa
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
@@ -183,7 +183,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         if regime not in REGIME_NAMES:
             raise UserError(f"transfer.regimes.{regime}: unknown regime; use st and at")
         merged = deep_merge(train_raw or {}, {"regime": REGIME_NAMES[regime]})
-        # ST validates SA only unless val_ra is set (core/st_defaults.py).
+        # ST validates SA only unless val_ra is set (core/defaults.py).
         merged = st_validates_sa("transfer", {"train": merged})["train"]
         if "eps" in (merged.get("attack") or {}) and "eps" not in (merged.get("val_attack") or {}):
             merged = deep_merge(merged, {"val_attack": {"eps": merged["attack"]["eps"]}})
@@ -239,7 +239,11 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
     base = {k: v for k, v in section.items() if k != "runs"}
     # The shared fields are checked where the user wrote them (pretrain.train.epochz, not
     # pretrain.runs.STD.train.epochz).
-    from_dict(PretrainSpec, one_eps("pretrain", deep_merge({"arch": arch}, base)), path="pretrain")
+    from_dict(
+        PretrainSpec,
+        fitting_defaults("pretrain", one_eps("pretrain", deep_merge({"arch": arch}, base))),
+        path="pretrain",
+    )
     out = []
     for label, run in runs.items():
         run = dict(run or {}) if isinstance(run, Mapping) or run is None else run
@@ -274,7 +278,11 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         if merged.get("kind") == "control":
             # Not trained: only what builds the initialization names it.
             merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
-        spec = from_dict(PretrainSpec, one_eps("pretrain", merged), path=f"pretrain.runs.{label}")
+        spec = from_dict(
+            PretrainSpec,
+            fitting_defaults("pretrain", one_eps("pretrain", merged)),
+            path=f"pretrain.runs.{label}",
+        )
         wants = spec.kind != "control" if tickets is None else tickets
         files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))
         out.append(Pretraining(str(label), spec=spec, tickets=wants, ticket_files=files))
@@ -327,7 +335,9 @@ def _parse_tickets(
             merged = deep_merge(base, {"weights": p.ref, "method": method, "pattern": pattern})
             if regime is not None:
                 merged = deep_merge(merged, {"train": {"regime": regime}})
-            spec = from_dict(TicketSpec, one_eps("tickets", merged), path="tickets")
+            spec = from_dict(
+                TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
+            )
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":
                 # One-shot methods are drawn at the IMP ladder so methods meet at equal
                 # sparsity.

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from doublewin.core.defaults import upright_data
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.results import DENSE, SPARSITY_DIGITS
@@ -200,7 +201,11 @@ def transfer_spec(
     train: TrainSpec,
     seed: int,
 ) -> TransferSpec:
-    data = from_dict(DataSpec, {**experiment.transfer_data, "name": dataset, "fraction": fraction})
+    # No flip or shift on the glyph sets unless the file says so (core/defaults.py).
+    fields = upright_data(
+        dataset, {**experiment.transfer_data, "name": dataset, "fraction": fraction}
+    )
+    data = from_dict(DataSpec, fields)
     return TransferSpec(
         weights=weights,
         ticket=ticket,

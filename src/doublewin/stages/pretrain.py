@@ -76,7 +76,14 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
     )
     # θp is the final weights (the FAT guard has already restored the last good ones on a
     # collapse); source SA/RA are measured on the held-out validation split.
-    source = evaluate(model, val_loader, attack=spec.eval_attack, device=device)
+    source = evaluate(
+        model,
+        val_loader,
+        attack=spec.eval_attack,
+        device=device,
+        progress=env.progress,
+        label="source SA/RA on the validation split",
+    )
     attack = spec.train.attack if spec.train.regime != "std" else None
     collapsed = bool(result.metrics.get("collapsed"))
     meta = WeightsMeta(
