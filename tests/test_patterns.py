@@ -209,7 +209,7 @@ def _find(theta: Path, out: Path, *sets: str) -> list:
     [
         (("pattern=nm", "nm=[4,4]"), ("tickets.nm", "N < M")),
         (("pattern=nm", "nm=[5,2]"), ("tickets.nm",)),
-        (("pattern=nm",), ("conv1.weight", "multiple of M = 4", "exclude")),
+        (("pattern=nm", "nm=[3,7]"), ("no layer in the scope", "multiple of 7")),
         (("pattern=channel", "sparsities=[0.99]"), ("would empty a layer",)),
         (("pattern=channel", "channel_ratio=layer", "sparsities=[0.97]"), ("would empty",)),
     ],
@@ -230,10 +230,25 @@ def test_an_experiment_checks_its_patterns_before_anything_runs(tmp_path, capsys
     experiment = tmp_path / "e.yaml"
     experiment.write_text(
         "pretrain: {data: {name: chars}, runs: {STD: {train: {regime: std}}}}\n"
-        "tickets: {methods: [omp], patterns: [unstructured, nm]}\n"
+        "tickets: {methods: [omp], patterns: [unstructured, nm], nm: [3, 7]}\n"
     )
     fails(["run", experiment, "--out", tmp_path / "run", "--dry-run"], capsys,
-          names=("conv1.weight",), watch=tmp_path)  # fmt: skip
+          names=("no layer in the scope",), watch=tmp_path)  # fmt: skip
+
+
+def test_an_nm_ticket_leaves_dense_and_names_the_layers_that_cannot_hold_it(
+    theta, tmp_path, capsys
+):
+    """The 3-channel stem cannot be grouped by 4: it stays dense (NVIDIA's ASP does the same),
+    the command says so, and the ticket's scope records it; every other layer is exactly 2:4."""
+    code = _code(_find(theta, tmp_path / "out", "pattern=nm", "sparsities=[]"))
+    assert code == 0, capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "leaves dense" in said.out + said.err and "conv1" in said.out + said.err
+    (path,) = sorted((tmp_path / "out").glob("ticket-*.safetensors"))
+    ticket = load_ticket(path)
+    assert "conv1.weight" not in ticket.mask and "conv1" in ticket.info.scope.exclude
+    assert ticket.mask and check_pattern(ticket.mask, 2, 4) == []
 
 
 def test_exporting_a_ticket_of_other_shapes_is_one_line(theta, tmp_path, capsys):
@@ -276,3 +291,11 @@ def test_a_quick_demo_slice_with_channel_tickets_reports_both_patterns(tmp_path)
     markdown = (out / "report" / "report.md").read_text()
     assert "IMP (ST), channel" in markdown and "IMP (ST)" in markdown
     assert "better tickets than standard pre-training in every sparsity pattern" in markdown
+
+
+def _code(argv) -> int:
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

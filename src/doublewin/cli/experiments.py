@@ -35,11 +35,12 @@ SetOption = Annotated[
     ),
 ]
 JobsOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--jobs",
         min=1,
-        help="Independent stages run in N processes (one per GPU when there are several).",
+        help="Independent stages run in N processes. Default: one per GPU when there are "
+        "GPUs, else one per CPU core up to 4 (as doublewin demo).",
     ),
 ]
 OutOption = Annotated[
@@ -99,7 +100,7 @@ def run_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and its estimated cost; run nothing.")
     ] = False,
-    jobs: JobsOption = 1,
+    jobs: JobsOption = None,
     search: SearchOption = None,
     seeds: SeedsOption = None,
     out: OutOption = None,
@@ -118,6 +119,7 @@ def run_command(
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.cli.dry_run import print_plan
+    from doublewin.experiments.demo import demo_jobs
     from doublewin.experiments.run import make_plan
 
     if executor not in EXECUTORS:
@@ -133,6 +135,8 @@ def run_command(
     if dry_run:
         print_plan(plan, device, search, as_json)
         return
+    if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
+        jobs = demo_jobs(device) if executor == "local" else 1
     _execute(
         plan,
         jobs=jobs,

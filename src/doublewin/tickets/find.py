@@ -33,7 +33,7 @@ from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
 from doublewin.tickets.mask import Mask
-from doublewin.tickets.patterned import Pattern
+from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
 from doublewin.tickets.synflow import synflow_mask
@@ -119,6 +119,12 @@ def draw_tickets(
     device = torch.device(device)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    spec, left_out = nm_scope(spec, model)
+    if left_out:
+        progress.note(
+            f"N:M {spec.nm[0]}:{spec.nm[1]} leaves dense the layers whose input size is not a "
+            f"multiple of {spec.nm[1]}: {', '.join(left_out)}"
+        )
     scope_mask = Mask.dense(model, spec.scope)
     pattern = Pattern.of(spec, model, scope_mask, source.input_size)
     spec_dict = recorded_spec(spec)

@@ -30,6 +30,11 @@ def check_nm(n: int, m: int) -> None:
         )
 
 
+def ungroupable(mask: Mask, m: int) -> list[str]:
+    """The layers (module names) of ``mask`` whose input size is not a multiple of ``m``."""
+    return [name.rsplit(".", 1)[0] for name, t in mask.items() if t.dim() < 2 or t.shape[1] % m]
+
+
 def check_divides(mask: Mask, m: int) -> None:
     """Every masked layer's input size is a multiple of M, or one line naming the layer."""
     for name, t in mask.items():

@@ -9,12 +9,14 @@ channel or an N:M mask, one shot or round by round inside IMP.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from doublewin.core.errors import UserError
 from doublewin.core.seeds import stream
 from doublewin.core.specs import TicketSpec
 from doublewin.models import arch_info, build_model
@@ -32,7 +34,7 @@ from doublewin.tickets.channels import (
 )
 from doublewin.tickets.ladder import imp_ladder, ticket_ladder
 from doublewin.tickets.mask import Mask
-from doublewin.tickets.nm import check_divides, check_pattern, nm_mask
+from doublewin.tickets.nm import check_divides, check_pattern, nm_mask, ungroupable
 from doublewin.tickets.pruning import (
     magnitude_scores,
     prune_fraction_of_remaining,
@@ -170,6 +172,28 @@ def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> Patter
     return PatternCheck("unstructured", "individual weights", ())
 
 
+def nm_scope(spec: TicketSpec, model: nn.Module) -> tuple[TicketSpec, list[str]]:
+    """An N:M spec with the layers that cannot hold the pattern (input size not a multiple of
+    M, like a 3-channel stem) left out of its scope, as NVIDIA's ASP leaves them dense, and
+    their names; refused only when no layer of the scope could hold it. Other patterns pass
+    unchanged."""
+    if spec.pattern != "nm":
+        return spec, []
+    n, m = spec.nm
+    scope_mask = Mask.dense(model, spec.scope)
+    left_out = ungroupable(scope_mask, m)
+    if left_out and len(left_out) == len(scope_mask):
+        raise UserError(
+            f"tickets.pattern nm {n}:{m}: no layer in the scope has an input size that is a "
+            f"multiple of {m} ({', '.join(left_out[:3])}…), so nothing could be pruned; "
+            "choose another M or another pattern"
+        )
+    if not left_out:
+        return spec, []
+    scope = dataclasses.replace(spec.scope, exclude=(*spec.scope.exclude, *left_out))
+    return dataclasses.replace(spec, scope=scope), left_out
+
+
 def check_fits(spec: TicketSpec, arch: str | None, input_size: int | None = None) -> None:
     """Before anything runs: the spec's pattern fits the architecture at every rung of its
     ladder (N:M: every layer's input size a multiple of M; channels: no layer emptied).
@@ -178,6 +202,7 @@ def check_fits(spec: TicketSpec, arch: str | None, input_size: int | None = None
         return
     info = arch_info(arch)
     model = build_model(arch, 10)
+    spec, _ = nm_scope(spec, model)
     scope_mask = Mask.dense(model, spec.scope)
     pattern = Pattern.of(spec, model, scope_mask, input_size or info.input_size)
     for target in ticket_ladder(spec):
