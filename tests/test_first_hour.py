@@ -4,10 +4,6 @@ behaviour)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from doublewin.cli import main
 from doublewin.experiments.demo import demo_config, demo_jobs
 

@@ -18,8 +18,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a line is never cut by the program (a path, a hash or a number stays whole for
+# copy-paste and grep); the terminal wraps what is longer than it. Tables fit themselves
+# (tables.py).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DataRoot = Annotated[

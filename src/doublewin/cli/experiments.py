@@ -124,6 +124,8 @@ def run_command(
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r}: use local, ray or slurm")
+    if search is not None and search != "extreme":
+        raise UserError(f"--search {search}: the one search is extreme (--search extreme)")
     if seeds is not None and seeds != "auto":
         raise UserError(
             f"--seeds {seeds}: only auto is accepted; list fixed seeds in the experiment's "

@@ -51,6 +51,9 @@ SetOption = Annotated[
     ),
 ]
 
+# Fewer optimizer steps than this: transfer says the model barely trained.
+FEW_STEPS = 20
+
 
 def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
     out = [f"{key}={value}" for key, value in pairs.items() if value is not None]
@@ -248,12 +251,21 @@ def transfer_command(
     atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
     for message in m.get("warnings", ()):
         err_console.print(f"warning: {message}", highlight=False)
+    if m.get("steps") is not None and m["steps"] < FEW_STEPS:
+        err_console.print(
+            f"warning: data.fraction {spec.data.fraction:g} of {data} left "
+            f"{m['train_images']:,} training images and {m['steps']} optimizer steps; the model "
+            "barely trained (raise --fraction or --epochs)",
+            highlight=False,
+            markup=False,
+        )
     if as_json:
         print_json(m)
         return
     console.print(
         f"{data} ({'AT' if spec.train.regime == 'at' else 'ST'}, "
-        f"sparsity {m['sparsity']:.2%}): "
+        f"sparsity {m['sparsity']:.2%}, {m['train_images']:,} training images, "
+        f"{m['steps']} steps): "
         f"best-val-SA checkpoint SA {m['sa_best_sa']:.2f}% RA {m['ra_best_sa']:.2f}%;"
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )

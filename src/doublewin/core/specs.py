@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import reading
+from doublewin.core.foreign import reading, yaml_data
 from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
 
 POSITIVE = Range(0.0, None, low_open=True)
@@ -369,12 +367,7 @@ STAGES: dict[str, type] = {
 def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
     with reading(path, what, f"pass the path of {what}") as path:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        data = yaml_data(path.read_text(), path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -146,7 +146,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
     if unknown:
         raise UserError(f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)}")
-    name = str(raw.get("name", "experiment"))
+    name = _run_name(raw.get("name", "experiment"))
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
         raise UserError(f"arch: expected an architecture name, got {arch!r}")
@@ -161,7 +161,13 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 "verdict.seeds: adds seeds on demand only with seeds: auto (or doublewin run "
                 "--seeds auto); remove it to run the listed seeds"
             )
-        seeds = _int_list(raw.get("seeds", [0]), "seeds")
+        given = raw.get("seeds", [0])
+        if isinstance(given, int) and not isinstance(given, bool):
+            raise UserError(
+                f"seeds: {given} is one number; write seeds: [0, 1, 2] for three seeds, "
+                f"seeds: [{given}] for the seed {given}, or seeds: auto"
+            )
+        seeds = _int_list(given, "seeds")
     if not seeds:
         raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
 
@@ -175,6 +181,15 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         from_dict(DataSpec, {"fraction": f}, path=f"transfer.fractions[{i}]").fraction
         for i, f in enumerate(_as_list(transfer.get("fractions", [1.0])))
     )
+    for key, values, example in (
+        ("datasets", datasets, "[strokes]"),
+        ("fractions", fractions, "[1.0, 0.1]"),
+    ):
+        if not values:
+            raise UserError(
+                f"transfer.{key}: empty, so nothing would be transferred; list at least one, "
+                f"e.g. transfer.{key}: {example}"
+            )
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
@@ -208,7 +223,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
-    return Experiment(
+    experiment = Experiment(
         name,
         arch,
         tuple(seeds),
@@ -225,6 +240,35 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         store,
         parse_analysis(raw.get("analysis")),
     )
+    _check_landscape(experiment)
+    return experiment
+
+
+def _check_landscape(experiment: Experiment) -> None:
+    """Every choice of analysis.landscape is one the grid makes, so no landscape it asks for
+    is silently missing."""
+    plan = experiment.landscape
+    if plan is None:
+        return
+    methods = {spec.method for _, spec in experiment.ticket_specs}
+    imp_regimes = {spec.train.regime for _, spec in experiment.ticket_specs if spec.method == "imp"}
+    checks = [
+        ("regimes", plan.regimes, set(experiment.regimes)),
+        ("fractions", plan.fractions or (), set(experiment.fractions)),
+        ("seeds", plan.seeds or (), set(experiment.seeds)),
+        ("pretrainings", plan.pretrainings or (), {p.label for p in experiment.pretrainings}),
+        ("method", (plan.method,), methods),
+    ]
+    if plan.method == "imp":
+        checks.append(("imp_regime", (plan.imp_regime,), imp_regimes))
+    for key, asked, available in checks:
+        missing = [str(v) for v in asked if v not in available]
+        if missing:
+            shown = ", ".join(sorted(map(str, available))) or "none"
+            raise UserError(
+                f"analysis.landscape.{key}: {', '.join(missing)} is not in the grid (it has "
+                f"{shown}), so no landscape would be computed; choose from what it has"
+            )
 
 
 def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
@@ -261,6 +305,13 @@ def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
                     "takes only `weights: PATH` (and `tickets`)"
                 )
             path = Path(str(run["weights"])).expanduser()
+            if path.is_dir():
+                # A missing file is allowed (the paper configs are costed before the weights
+                # are imported); a folder is a mistake either way.
+                raise UserError(
+                    f"pretrain.runs.{label}.weights: {path} is a folder; name the weights file "
+                    "in it (doublewin pretrain or import-weights writes one)"
+                )
             weights_hash = read_content_hash(path)
             wants = True if tickets is None else tickets
             files = _files(files_raw, str(label), *source_of(arch, None, path))
@@ -365,6 +416,17 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _run_name(value: Any) -> str:
+    """The experiment's name: one folder name under runs/ (no separator, no `..`, not empty)."""
+    name = str(value).strip() if value is not None else ""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UserError(
+            f"name: {value!r} is not a folder name; the run goes to runs/<name>, so name it "
+            "with letters, digits, '-' or '_' (or pass --out DIR)"
+        )
+    return name
 
 
 def _int_list(value: Any, key: str) -> list[int]:
