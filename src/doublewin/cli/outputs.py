@@ -42,7 +42,7 @@ def check_writable(path: Path, *, folder: bool, option: str = "--out") -> None:
 
 
 def _nearest_existing_parent(path: Path) -> Path:
-    parent = path.parent if not path.exists() else path
+    parent = path if path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     return parent

@@ -116,6 +116,8 @@ def pretrain_command(
         ),
     )
     out = _weights_path(out)
+    if out.exists() and _finished(out, spec, as_json):
+        return
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.core import distributed
     from doublewin.stages import Inputs, run_stage
@@ -270,6 +272,31 @@ def transfer_command(
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
     console.print(f"metrics: {out / paths.METRICS}")
+
+
+def _finished(out: Path, spec: object, as_json: bool) -> bool:
+    """True when ``out`` already holds this pre-training's weights (it is not trained again);
+    a weights file of another pre-training there is refused rather than overwritten."""
+    import json  # deferred: only a second run reads the file
+
+    from doublewin.models import read_weights_meta
+
+    meta = read_weights_meta(out)
+    recorded = meta.extra.get("spec") if meta is not None else None
+    if recorded is None or json.dumps(recorded, sort_keys=True) != json.dumps(
+        to_dict(spec), sort_keys=True
+    ):
+        what = "another pre-training's weights" if meta is not None else "a file"
+        raise UserError(
+            f"--out {out}: {what} already there; pass another --out, or remove it to train again"
+        )
+    summary = {"weights": str(out), "content_hash": meta.content_hash, "already_done": True}
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"{out}: already trained with this spec (hash {meta.content_hash}); "
+                      "nothing to do", highlight=False, markup=False)  # fmt: skip
+    return True
 
 
 def _weights_path(out: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from pathlib import Path
 from typing import Annotated
@@ -103,6 +104,8 @@ def find_tickets_command(
     from doublewin.stages import Inputs, run_stage
     from doublewin.tickets import load_ticket
 
+    _check_same_run(out, spec)
+
     dev = resolve_device(device)  # before anything is made
     with output_folder(out), RichProgress(enabled=not as_json) as progress:
         found = run_stage(
@@ -135,6 +138,29 @@ def find_tickets_command(
             f"{row['sparsity']:.2%} sparse ({row['kept']:,} of {row['total']:,} "
             f"kept) → {row['file']}"
         )
+
+
+def _check_same_run(out: Path, spec: object) -> None:
+    """Refuse an --out folder holding the tickets of another run: their files are named by
+    sparsity only, so another method's tickets would be overwritten. The same spec resumes."""
+    if not out.is_dir():
+        return
+    from doublewin.tickets import load_ticket  # deferred: torch
+    from doublewin.tickets.find import recorded_spec
+
+    def comparable(fields: object) -> str:
+        fields = dict(fields) if isinstance(fields, dict) else {}
+        fields.pop("scope", None)  # N:M adds the layers it leaves dense
+        return json.dumps(fields, sort_keys=True, default=str)
+
+    wanted = comparable(recorded_spec(spec))
+    for path in sorted(out.glob("ticket-*.safetensors")):
+        info = load_ticket(path).info
+        if comparable(info.spec) != wanted:
+            raise UserError(
+                f"--out {out}: holds tickets of another run ({info.method or 'unknown method'}, "
+                f"{path.name}), which this one would overwrite; pass another --out folder"
+            )
 
 
 @tickets_app.command("inspect")
@@ -212,6 +238,14 @@ def convert_command(
 
     if to not in ("doublewin", "official"):
         raise UserError(f"--to {to}: use doublewin or official")
+    if to == "official" and target.suffix not in (".pt", ".pth", ".tar"):
+        raise UserError(
+            f"TARGET {target}: an official ticket is a torch state dict; name it *.pt or *.pth"
+        )
+    if to == "doublewin" and target.suffix != ".safetensors":
+        raise UserError(
+            f"TARGET {target}: a doublewin ticket is a safetensors file; name it *.safetensors"
+        )
     check_writable(target, folder=False, option="TARGET")
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
     if to == "doublewin" and not ticket.info.arch:

@@ -67,6 +67,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # The writer may have made the file anew (safetensors does, 0600): the mode a plain
+        # open() gives, so colleagues on a shared machine can read it.
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -6,9 +6,13 @@ columns change from run to run; everything else is a function of the spec alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from doublewin.analysis.results_table import read_results_csv
+from doublewin.core import paths
+from doublewin.core.errors import UserError
 from doublewin.core.results import LABEL_COLUMNS
 from doublewin.core.typed import to_dict
 from doublewin.experiments.grid import Job
@@ -54,3 +58,25 @@ def collect_rows(jobs: Iterable[Job], store: Store) -> list[dict[str, Any]]:
         if entry.done:
             rows.append(result_row(job, entry.metrics(), job.id))
     return rows
+
+
+def keeps_finished_rows(run_dir: Path, jobs: Sequence[Job]) -> None:
+    """Refuse a run folder whose results.csv holds finished runs ``jobs`` do not make: the
+    folder belongs to another experiment, whose table the run would shrink."""
+    table = run_dir / paths.RESULTS
+    if not table.is_file():
+        return
+    try:
+        rows = read_results_csv(table)
+    except UserError:
+        return  # a damaged table is rebuilt from the store
+    planned = {job.id for job in jobs}
+    dropped = [row for row in rows if row.get("job") and row["job"] not in planned]
+    if dropped:
+        first = dropped[0]
+        raise UserError(
+            f"{run_dir}: holds {len(dropped)} finished runs of another experiment that "
+            f"this one does not plan (e.g. {first.get('pretraining')} {first.get('method')} "
+            f"{first.get('regime')} seed {first.get('seed')}); pass --out for a new run "
+            "folder, or remove that one"
+        )

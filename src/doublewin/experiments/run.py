@@ -36,7 +36,7 @@ from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
 from doublewin.experiments.grid import Job, expand
 from doublewin.experiments.on_demand import seeds_on_demand
-from doublewin.experiments.results import collect_rows, result_row
+from doublewin.experiments.results import collect_rows, keeps_finished_rows, result_row
 from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
 from doublewin.experiments.search import search_extreme
 from doublewin.experiments.store import Store
@@ -184,6 +184,7 @@ def execute(
     context = context_for(
         plan, device=device, data_root=data_root, threads=threads, compile=compile
     )
+    keeps_finished_rows(plan.run_dir, plan.jobs)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_resolved(plan)
     store = plan.store
