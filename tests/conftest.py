@@ -90,3 +90,32 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return out, time.monotonic() - started
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """θp (digits, resnet8, the seeded control), a 50% ticket of it, and a resnet18 ticket:
+    the inputs of the bad-input and first-hour tests."""
+    from doublewin.cli import main
+    from doublewin.core import paths
+    from doublewin.core.specs import load_spec
+    from doublewin.models import WeightsMeta, build_model, save_weights
+    from doublewin.stages import Inputs, run_stage
+
+    root = tmp_path_factory.mktemp("inputs")
+    spec = load_spec("pretrain", {"arch": "resnet8", "data": {"name": "digits"}, "kind": "control"})
+    run_stage("pretrain", spec, Inputs(), root / "theta", device=torch.device("cpu"))
+    weights = root / "theta" / paths.WEIGHTS
+    main(["find-tickets", "--weights", str(weights), "--method", "omp", "--sparsities", "0.5",
+          "--out", str(root / "tickets"), "--json"])  # fmt: skip
+    ticket = root / "tickets" / paths.ticket(0.5)
+    torch.manual_seed(0)
+    other = root / "other.safetensors"
+    save_weights(other, build_model("resnet18", 10), WeightsMeta(arch="resnet18", num_classes=10))
+    main(["find-tickets", "--weights", str(other), "--method", "random", "--sparsities", "0.5",
+          "--out", str(root / "other-tickets"), "--json"])  # fmt: skip
+    return {
+        "weights": weights,
+        "ticket": ticket,
+        "other_ticket": root / "other-tickets" / paths.ticket(0.5),
+    }

@@ -17,7 +17,6 @@ from doublewin.cli import main
 from doublewin.core import paths
 from doublewin.core.specs import load_spec
 from doublewin.models import WeightsMeta, build_model, save_weights
-from doublewin.stages import Inputs, run_stage
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "doublewin" / "configs"
 
@@ -41,28 +40,6 @@ def fails(argv, capsys, *, code: int = 2, names: tuple[str, ...] = (), watch: Pa
         assert str(name) in lines[0], (name, lines[0])
     assert _tree(watch) == before, sorted(_tree(watch) - before)
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """θp (digits, resnet8, the seeded control), a 50% ticket of it, and a resnet18 ticket."""
-    root = tmp_path_factory.mktemp("inputs")
-    spec = load_spec("pretrain", {"arch": "resnet8", "data": {"name": "digits"}, "kind": "control"})
-    run_stage("pretrain", spec, Inputs(), root / "theta", device=torch.device("cpu"))
-    weights = root / "theta" / paths.WEIGHTS
-    main(["find-tickets", "--weights", str(weights), "--method", "omp", "--sparsities", "0.5",
-          "--out", str(root / "tickets"), "--json"])  # fmt: skip
-    ticket = root / "tickets" / paths.ticket(0.5)
-    torch.manual_seed(0)
-    other = root / "other.safetensors"
-    save_weights(other, build_model("resnet18", 10), WeightsMeta(arch="resnet18", num_classes=10))
-    main(["find-tickets", "--weights", str(other), "--method", "random", "--sparsities", "0.5",
-          "--out", str(root / "other-tickets"), "--json"])  # fmt: skip
-    return {
-        "weights": weights,
-        "ticket": ticket,
-        "other_ticket": root / "other-tickets" / paths.ticket(0.5),
-    }
 
 
 def _transfer(files, out, *extra):
@@ -178,21 +155,38 @@ def test_failed_transfers_leave_no_output_folder(tmp_path, capsys, files):
     fails(_transfer(files, out, "--device", "cuda:7"), capsys, names=("cuda",), watch=tmp_path)
 
 
-def test_a_loss_that_turns_nan_is_a_failure_of_the_run_and_leaves_nothing(tmp_path, capsys, files):
+def test_weights_holding_nan_are_bad_input_before_anything_runs(tmp_path, capsys, files):
     from doublewin.models import load_weights
 
     state, meta = load_weights(files["weights"])
     state = {k: v.clone() for k, v in state.items()}
     first = next(k for k, v in state.items() if v.dim() == 4)
-    state[first].view(-1)[0] = float("nan")  # one poisoned weight: the loss is NaN at once
+    state[first].view(-1)[0] = float("nan")  # one poisoned weight
     poisoned = tmp_path / "poisoned.safetensors"
     save_weights(poisoned, state, meta)
+    for argv in (
+        _transfer({"weights": poisoned}, tmp_path / "out"),
+        ["find-tickets", "--weights", poisoned, "--method", "omp", "--sparsities", "0.5",
+         "--out", tmp_path / "t"],
+        ["evaluate", "--weights", poisoned, "--data", "digits", "--limit", "10"],
+    ):  # fmt: skip
+        fails(argv, capsys, names=("poisoned.safetensors", first, "NaN"), watch=tmp_path)
+
+
+def test_a_loss_that_turns_nan_is_a_failure_of_the_run_and_leaves_nothing(tmp_path, capsys, files):
     before = _tree(tmp_path)
-    with pytest.raises(SystemExit) as stopped:
-        main([str(a) for a in _transfer({"weights": poisoned}, tmp_path / "out")])
+    with pytest.raises(SystemExit) as stopped:  # a learning rate that diverges at once
+        main(
+            [
+                str(a)
+                for a in _transfer(
+                    files, tmp_path / "out", "--set", "train.lr=1e12", "--set", "train.batch_size=8"
+                )
+            ]
+        )
     assert stopped.value.code == 1
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert "NaN" in line and "lower train.lr" in line
+    assert "lower train.lr" in line and ("NaN" in line or "infinite" in line)
     assert _tree(tmp_path) == before
 
 

@@ -4,8 +4,13 @@ behaviour)."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from doublewin.cli import main
 from doublewin.experiments.demo import demo_config, demo_jobs
+from test_bad_input import fails
 
 
 def _code(argv) -> int:
@@ -25,3 +30,158 @@ def test_run_uses_the_workers_demo_uses(monkeypatch, tmp_path):
     assert seen["jobs"] == demo_jobs("auto") >= 1
     assert _code(["run", demo_config(quick=True), "--out", tmp_path / "r", "--jobs", "1"]) == 0
     assert seen["jobs"] == 1
+
+
+# --- experiment files: mistakes that must not pass silently ---------------------------------
+
+BASE = (
+    "pretrain: {data: {name: chars, fraction: 0.02}, train: {epochs: 1},\n"
+    "           runs: {STD: {train: {regime: std}}}}\n"
+    "tickets: {methods: [omp], prune_rate: 0.5, rounds: 1}\n"
+    "transfer: {datasets: [strokes], fractions: [1.0], regimes: {st: {epochs: 1}}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("name: x\npretrain:\n  runs:\n    STD: {}\n    STD: {train: {regime: at}}\n", ("line 5", "'STD' is given twice")),
+        ("name: ../../x\n" + BASE, ("name:", "not a folder name")),
+        ("name: ''\n" + BASE, ("name:", "not a folder name")),
+        ("name: x\nseeds: 3\n" + BASE, ("seeds: 3 is one number", "[0, 1, 2]")),
+        ("name: x\n" + BASE.replace("fractions: [1.0]", "fractions: []"), ("transfer.fractions: empty",)),
+        ("name: x\n" + BASE.replace("datasets: [strokes]", "datasets: []"), ("transfer.datasets: empty",)),
+        ("name: x\n" + BASE + "analysis: {landscape: {method: omp, regimes: [at]}}\n", ("analysis.landscape.regimes", "not in the grid")),
+    ],
+    ids=["key twice", "name outside runs", "empty name", "seeds as one number", "no fractions", "no datasets", "landscape without its regime"],
+)  # fmt: skip
+def test_an_experiment_mistake_is_one_line_before_anything_runs(tmp_path, capsys, text, names):
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(text)
+    fails(["run", experiment, "--dry-run", "--out", tmp_path / "run"], capsys, names=names, watch=tmp_path)  # fmt: skip
+
+
+def test_weights_naming_a_folder_fail_the_dry_run(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        f"name: x\npretrain: {{runs: {{P: {{weights: {tmp_path / 'folder'}}}}}}}\n"
+    )
+    fails(["run", experiment, "--dry-run", "--out", tmp_path / "run"], capsys,
+          names=("pretrain.runs.P.weights", "is a folder"), watch=tmp_path)  # fmt: skip
+
+
+def test_an_unknown_search_is_refused(tmp_path, capsys):
+    fails(["run", demo_config(quick=True), "--search", "extrem", "--out", tmp_path / "r"], capsys,
+          names=("--search extrem", "extreme"), watch=tmp_path)  # fmt: skip
+
+
+def test_a_run_folder_of_another_experiment_is_refused_not_shrunk(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.csv").write_text(
+        "pretraining,dataset,fraction,method,imp_regime,sparsity,regime,seed,sa_best_sa,"
+        "ra_best_sa,sa_best_ra,ra_best_ra,job\nX,digits,1.0,dense,,0.0,st,0,90,10,90,10,"
+        "transfer-0123456789abcdef\n"
+    )
+    before = (run / "results.csv").read_text()
+    fails(["run", demo_config(quick=True), "--out", run], capsys,
+          names=("another experiment", "--out"), watch=tmp_path)  # fmt: skip
+    assert (run / "results.csv").read_text() == before
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def test_a_finished_pretraining_is_not_redone_and_another_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    argv = ["pretrain", "--arch", "resnet8", "--data", "digits", "--regime", "std",
+            "--epochs", "1", "--out", out, "--set", "data.fraction=0.05"]  # fmt: skip
+    assert _code(argv) == 0
+    made = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert _code(argv) == 0
+    assert "already trained" in capsys.readouterr().out and out.stat().st_mtime_ns == made
+    fails([*argv[:-2], "--set", "data.fraction=0.1"], capsys, names=(str(out), "already there"),
+          watch=tmp_path)  # fmt: skip
+    # Files are readable by colleagues on a shared machine (the umask's mode, not 0600).
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_tickets_of_another_method_are_not_overwritten(tmp_path, capsys, files):
+    out = tmp_path / "t"
+    omp = ["find-tickets", "--weights", files["weights"], "--method", "omp", "--sparsities", "0.5", "--out", out]  # fmt: skip
+    assert _code(omp) == 0 and _code(omp) == 0  # the same run again resumes
+    before = (out / "ticket-0.500000.safetensors").read_bytes()
+    fails([*omp[:4], "random", *omp[5:]], capsys, names=("holds tickets of another run", "omp"),
+          watch=tmp_path)  # fmt: skip
+    assert (out / "ticket-0.500000.safetensors").read_bytes() == before
+
+
+def test_tickets_convert_names_each_formats_suffix_and_may_overwrite(tmp_path, capsys, files):
+    target = tmp_path / "official.safetensors"
+    fails(["tickets", "convert", files["ticket"], target, "--to", "official"], capsys,
+          names=("*.pt",), watch=tmp_path)  # fmt: skip
+    official = tmp_path / "official.pt"
+    for _ in range(2):  # onto an existing file: replaced, not "is not a folder"
+        assert _code(["tickets", "convert", files["ticket"], official, "--to", "official"]) == 0
+    fails(["tickets", "convert", official, tmp_path / "back.pt", "--to", "doublewin"], capsys,
+          names=("*.safetensors",), watch=tmp_path)  # fmt: skip
+
+
+# --- tracebacks that are now one line ----------------------------------------------------------
+
+
+def test_a_path_component_over_the_filesystems_limit_is_one_line(tmp_path, capsys, files):
+    long = tmp_path / ("a" * 300) / "out"
+    fails(["transfer", "--weights", files["weights"], "--data", "digits", "--regime", "st", "--out", long],
+          capsys, names=("File name too long",), watch=tmp_path)  # fmt: skip
+
+
+def test_a_corrupt_image_in_a_folder_dataset_is_one_line_naming_it(tmp_path, capsys, files):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(folder / f"{i}.png")
+    bad = root / "train" / "a" / "9.png"
+    bad.write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    fails(["transfer", "--weights", files["weights"], "--data", f"folder:{root}", "--regime", "st",
+           "--epochs", "1", "--resolution", "8", "--out", out, "--set", "train.batch_size=2"], capsys,
+          names=(str(bad), "not a readable image"), watch=tmp_path)  # fmt: skip
+
+
+def test_slurm_that_does_not_answer_is_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("submitit", reason="submitit comes with the test extras")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("sbatch", "srun", "squeue", "sacct", "scancel"):
+        (fake / tool).write_text(
+            "#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to contact "
+            "slurm controller (connect failure)' >&2\nexit 1\n"
+        )
+        (fake / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    fails(["run", demo_config(quick=True), "--executor", "slurm", "--out", tmp_path / "r"], capsys,
+          code=1, names=("Slurm did not take the jobs", "--executor local"), watch=fake)  # fmt: skip
+
+
+def test_a_warning_is_one_line_in_the_tools_words(tmp_path, capsys, files):
+    """export of a ticket drawn from other weights of the same architecture: the warning once,
+    without Python's category and source line."""
+    from doublewin.models import load_weights, save_weights
+
+    state, meta = load_weights(files["weights"])
+    other = tmp_path / "other.safetensors"
+    save_weights(other, {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, meta)  # fmt: skip
+    assert _code(["export", "--weights", other, "--ticket", files["ticket"], "--out", tmp_path / "e"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "Warning" not in err.replace("warning:", "") and ".py:" not in err

@@ -5,9 +5,11 @@ Each module under ``doublewin.cli`` registers its commands on the one typer ``ap
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
+import warnings
 
 from rich.markup import escape
 
@@ -31,6 +33,11 @@ from doublewin.cli import (  # noqa: E402
 from doublewin.cli.app import app, err_console  # noqa: E402
 from doublewin.core.errors import DoublewinError  # noqa: E402
 from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  # noqa: E402
+
+# OSErrors that name a bad path (bad input, exit 2); any other is a failure of the run.
+BAD_PATH_ERRNOS = {
+    errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,7 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     distributed.finish(code, synchronize=code == 0)
 
 
+def _warn(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """A warning in the tool's words: one line, once per message, no source line."""
+    text = " ".join(str(message).split())
+    if text in _WARNED:
+        return
+    _WARNED.add(text)
+    err_console.print(f"warning: {escape(text)}", highlight=False, soft_wrap=True)
+
+
+_WARNED: set[str] = set()
+
+
 def _main(argv: list[str] | None) -> None:
+    warnings.showwarning = _warn
     try:
         code = app(args=argv, standalone_mode=False)
     except DoublewinError as exc:
@@ -70,6 +90,20 @@ def _main(argv: list[str] | None) -> None:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt as interrupt:
         _interrupted(exit_code(interrupt))
+    except OSError as exc:
+        # A path the system refuses that no earlier check caught (a name over the limit, no
+        # permission, a full disk): one line, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        bad_path = exc.errno in BAD_PATH_ERRNOS
+        err_console.print(
+            f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}; "
+            + (
+                "choose another path" if bad_path else "check the disk and the path, then run again"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise SystemExit(2 if bad_path else 1) from None
     except Exception as exc:
         # Usage errors of the click underneath typer (vendored in newer typer releases).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -229,6 +229,8 @@ def report_command(
             f"{before} rows; {table.name} is left as it is. Point store: in {resolved} at "
             "the run's store"
         )
+    check_writable(table, folder=False, option="RUN_DIR")
+    check_writable(run_dir / paths.REPORT_DIR, folder=True, option="RUN_DIR")
     write_results_csv(rows, table)
     report = write_run_report(run_dir, rows, plan)
     if as_json:

@@ -23,6 +23,14 @@ from doublewin.core.errors import DoublewinError, UserError
 def check_writable(path: Path, *, folder: bool, option: str = "--out") -> None:
     """Raise a one-line `UserError` unless ``path`` can be written as a folder (``folder``)
     or a file."""
+    try:
+        _check_writable(path, folder=folder, option=option)
+    except OSError as exc:  # a name over the filesystem's limit, a path the system refuses
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"{option} {path}: {reason}; choose a shorter or writable path") from None
+
+
+def _check_writable(path: Path, *, folder: bool, option: str) -> None:
     if folder and path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: a file is there, not a folder; pass a folder path")
     if not folder and path.is_dir():

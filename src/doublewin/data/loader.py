@@ -221,8 +221,19 @@ class FolderLoader:
             persistent_workers=False,
             worker_init_fn=_seed_worker,
         )
-        for x, y in loader:
-            yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        try:
+            for x, y in loader:
+                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        except UserError as exc:
+            # From a worker process the message carries the worker's traceback: keep its own
+            # last line (the image it could not read).
+            raise UserError(_original_message(str(exc))) from None
+
+
+def _original_message(text: str) -> str:
+    marker = f"{UserError.__module__}.{UserError.__name__}: "
+    lines = [line for line in text.splitlines() if line.startswith(marker)]
+    return lines[-1][len(marker) :] if lines else text.strip().splitlines()[-1]
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -243,8 +254,14 @@ class _FolderDataset(Dataset):
         from PIL import Image
 
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            return self.transform(image.convert("RGB")), label
+        try:
+            with Image.open(path) as image:
+                return self.transform(image.convert("RGB")), label
+        except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            raise UserError(
+                f"{path}: not a readable image ({str(exc).splitlines()[0][:100]}); remove or "
+                "replace it"
+            ) from None
 
 
 def _pil_transform(train: bool, resolution: int, augment: str, test_transform: str):

@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as futures
+import contextlib
+import io
 import logging
 import multiprocessing
 import os
 import signal
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from doublewin.core.errors import UserError
+from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.processes import die_with_parent
 
 ExecutorKind = Literal["local", "ray", "slurm"]
@@ -170,7 +174,15 @@ class SlurmPool(Pool):
             raise UserError("--executor slurm needs a folder for its job files")
         # submitit logs every status poll to stdout; only its errors belong in our output.
         logging.getLogger("submitit").setLevel(logging.ERROR)
-        self.executor = submitit.AutoExecutor(folder=str(options.folder / "%j"), cluster="slurm")
+        try:
+            self.executor = submitit.AutoExecutor(
+                folder=str(options.folder / "%j"), cluster="slurm"
+            )
+        except RuntimeError as exc:  # submitit finds no srun: not a Slurm machine
+            raise UserError(
+                f"--executor slurm: this machine has no Slurm ({str(exc).splitlines()[0]}); run "
+                "from a cluster's login node, or use --executor local"
+            ) from None
         parameters: dict[str, Any] = {
             "timeout_min": options.time_minutes,
             "cpus_per_task": threads,
@@ -200,10 +212,20 @@ class SlurmPool(Pool):
             if not batch:
                 continue
             self.executor.update_parameters(gpus_per_node=self.gpus if gpu else 0)
-            with self.executor.batch():  # one job array per wave and kind
-                submitted = [
-                    (self.executor.submit(fn, *args), future) for future, fn, args, _ in batch
-                ]
+            said: list[str] = []
+            try:
+                # sbatch writes its refusal to the terminal itself: it goes into the one line.
+                with _stderr_into(said), self.executor.batch():  # one array per wave and kind
+                    submitted = [
+                        (self.executor.submit(fn, *args), future) for future, fn, args, _ in batch
+                    ]
+            except Exception as exc:  # sbatch refused or no controller answered
+                reason = " ".join(("".join(said) or str(exc)).split())[:200]
+                reason = reason or type(exc).__name__
+                raise RunFailure(
+                    f"Slurm did not take the jobs ({reason}); check the cluster with sinfo, or "
+                    "run with --executor local (finished work is kept)"
+                ) from None
             with self.lock:
                 self.jobs += submitted
         self.queued.clear()
@@ -229,6 +251,30 @@ class SlurmPool(Pool):
 
     def close(self) -> None:
         self.closing.set()
+
+
+@contextlib.contextmanager
+def _stderr_into(said: list[str]) -> Iterator[None]:
+    """Collect what is written to stderr, by subprocesses (file descriptor 2) or by Python
+    code (``sys.stderr``), into ``said``; on success it is written back, so nothing is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python = io.StringIO()
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        ok = False
+        try:
+            with contextlib.redirect_stderr(python):
+                yield
+            ok = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace") + python.getvalue()
+            if ok and text:
+                sys.stderr.write(text)
+            said.append(text)
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

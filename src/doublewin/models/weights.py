@@ -154,6 +154,13 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
                 f"{path}: corrupt weights file: its tensors hash to {actual}, its metadata "
                 f"records {meta.content_hash}; make or copy the file again"
             )
+    for name, tensor in state.items():
+        # A NaN or an infinity in θp is a broken file, not a learning rate to lower.
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(
+                f"{path}: {name} holds NaN or infinite values; these weights are broken "
+                "(a diverged run?): train or import them again"
+            )
     return state, meta
 
 
