@@ -511,3 +511,67 @@ def test_one_seed_against_the_control_is_inconclusive():
 def test_a_control_is_read_from_its_label_when_the_metadata_has_no_regime():
     kinds = pretraining_kinds(["control", "scratch", "STD"], {})
     assert kinds == {"control": "control", "scratch": "control", "STD": "std"}
+
+
+def _drawn(monkeypatch):
+    """The matplotlib figures the report draws, kept instead of only their PNG bytes."""
+    from doublewin.analysis.report import figures
+
+    kept = []
+    original = figures.png_bytes
+
+    def keep(figure):
+        kept.append(figure)
+        return original(figure)
+
+    monkeypatch.setattr(figures, "png_bytes", keep)
+    return kept
+
+
+def test_the_accuracy_figure_names_the_control_and_keeps_error_bars_within_0_to_100(
+    monkeypatch,
+):
+    from doublewin.analysis.report import figures
+
+    kept = _drawn(monkeypatch)
+    # A ticket at 99.5% SA whose two seeds spread ±1: its interval would reach past 100.
+    rows = with_control(
+        rows_for("STD", "dense", 0.0) + rows_for("STD", "imp", 0.5, st=(99.5, 10.0))
+    )
+    data = analyse(rows, meta=META)
+    figures.accuracy_vs_sparsity(
+        data.cells, dataset="cifar10", fraction=1.0, ladder=("imp", "std"),
+        pretrainings=["STD", "CONTROL"], double_win={},
+    )  # fmt: skip
+    figure = kept[-1]
+    labels = [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    assert "STD" in labels and "CONTROL (dense only)" in labels
+    for ax in figure.axes:
+        for collection in ax.collections:  # the error bars
+            for segment in getattr(collection, "get_segments", lambda: [])():
+                assert all(0.0 <= y <= 100.0 for _, y in segment)
+
+
+def test_no_data_efficiency_figure_when_the_extremes_are_mostly_undecided():
+    # Seeds far apart: every ticket's interval straddles the margin, nothing is decided.
+    rows = []
+    for fraction in (1.0, 0.1):
+        for pretraining in ("STD", "AT"):
+            rows += rows_for(pretraining, "dense", 0.0, fraction=fraction, seeds=(0, 1))
+            # The ticket's seeds swap the dense spread: differences +2 and −3, undecided.
+            rows += rows_for(pretraining, "imp", 0.5, fraction=fraction, seeds=(1, 0), st=(89.0, 9.0), at=(79.0, 39.0))  # fmt: skip
+    document = build_report(rows, meta=META, verdict_config=VerdictConfig(rule="interval"))
+    efficiency = next(s for s in document.sections if s.title == "Data efficiency")
+    assert not any(isinstance(b, Figure) for b in efficiency.blocks)
+    assert any("No figure: the extreme sparsity is decided at 0 of 4" in getattr(b, "text", "") for b in efficiency.blocks)  # fmt: skip
+
+
+def test_the_headline_names_findings_in_words_and_the_tickets_shortfall_in_points():
+    rows = with_control(
+        across(lambda d: ladder("AT", 0.488, dataset=d) + ladder("STD", 0.2, dataset=d))
+    )
+    document = build_report(rows, meta=META)
+    text = document.sections[0].blocks[0].text
+    assert "(AT transfer keeps the RA that ST loses)" in text and "(at-ra)" not in text
+    assert "largest shortfall from their dense models" in text
+    assert re.search(r"at 67\.23%: STD -10\.0 \(\w\w \w\w\), AT -10\.0", text)

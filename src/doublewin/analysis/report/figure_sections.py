@@ -21,6 +21,7 @@ from doublewin.analysis.report.document import Figure, Paragraph, Section, Table
 from doublewin.analysis.summaries import (
     dense_cell,
     fraction_text,
+    known_extreme,
     ladder_label,
     percent,
     ticket_score,
@@ -145,7 +146,17 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
             )
         )
     made = []
-    if len(data.fractions) >= 2 and data.primary is not None and extremes:
+    # A figure only where it shows something: most pre-training × fraction points decided.
+    decided = [e for e in extremes.values() if known_extreme(e) is not None]
+    if len(data.fractions) >= 2 and extremes and 2 * len(decided) < len(extremes):
+        section.blocks.append(
+            Paragraph(
+                f"No figure: the extreme sparsity is decided at {len(decided)} of "
+                f"{len(extremes)} pre-training × data-fraction points (the table says where); "
+                "more seeds or rungs would decide the others."
+            )
+        )
+    elif len(data.fractions) >= 2 and data.primary is not None and extremes:
         png = figures.extreme_vs_fraction(
             data.extremes, ladder=data.primary, pretrainings=data.pretrainings
         )

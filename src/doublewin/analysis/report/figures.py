@@ -71,16 +71,27 @@ def accuracy_vs_sparsity(
                 setting = (label, dataset, fraction)
                 dense = dense_cell(cells, setting, regime)
                 dense_stat = dense.metric(metric) if dense else None
+                has_tickets = any(key.setting == setting and key.ladder == ladder for key in cells)
                 if dense_stat is not None:
                     spread = dense_stat.half or 0.0
                     ax.axhspan(
-                        dense_stat.mean - spread,
-                        dense_stat.mean + spread,
+                        max(0.0, dense_stat.mean - spread),  # accuracies stay within 0–100
+                        min(100.0, dense_stat.mean + spread),
                         color=color,
                         alpha=0.12,
                         linewidth=0,
                     )
-                    ax.axhline(dense_stat.mean, color=color, linestyle="--", linewidth=0.9)
+                    # A pre-training without tickets (the control) is in the legend by its
+                    # dense line: the line every ticket is read against.
+                    ax.axhline(
+                        dense_stat.mean,
+                        color=color,
+                        linestyle="--",
+                        linewidth=0.9,
+                        label=f"{label} (dense only)"
+                        if (row, col) == (0, 0) and not has_tickets
+                        else None,
+                    )
                 points = sorted(
                     (key.sparsity, cell.metric(metric))
                     for key, cell in cells.items()
@@ -93,7 +104,11 @@ def accuracy_vs_sparsity(
                     continue
                 xs = [_position(s) for s, _ in points]
                 ys = [v.mean for _, v in points]
-                errors = [v.half or 0.0 for _, v in points]
+                # The interval's half-width, clipped to the 0–100 an accuracy can take.
+                errors = [
+                    [max(0.0, min(v.half or 0.0, v.mean)) for _, v in points],
+                    [max(0.0, min(v.half or 0.0, 100.0 - v.mean)) for _, v in points],
+                ]
                 sparsities.update(s for s, _ in points)
                 ax.errorbar(
                     xs,

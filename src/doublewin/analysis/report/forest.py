@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from doublewin.analysis.findings.finding import EVERY_TEST, Finding
 from doublewin.analysis.report.figures import new_figure, png_bytes
+from doublewin.analysis.report.words import finding_title
 
 _STATUS_COLORS = {
     "supports": "#2ca02c",
@@ -25,8 +26,9 @@ _STATUS_COLORS = {
 def forest_plot(findings: Sequence[Finding]) -> bytes:
     """PNG bytes: one row per finding, top to bottom in the report's order."""
     height = 1.0 + 0.36 * max(len(findings), 1)
-    figure = new_figure(figsize=(8.4, height), dpi=100)
-    ax = figure.add_axes((0.25, 0.9 / height, 0.47, 1 - 1.35 / height))
+    figure = new_figure(figsize=(10.0, height), dpi=100)
+    # The left third holds the findings named in words.
+    ax = figure.add_axes((0.40, 0.9 / height, 0.36, 1 - 1.35 / height))
     ax.axvline(50, color="#555", linestyle="--", linewidth=0.8)
     ax.axvline(100, color="#1f77b4", linestyle=":", linewidth=0.8)
     labels, notes = [], []
@@ -34,7 +36,7 @@ def forest_plot(findings: Sequence[Finding]) -> bytes:
         y = len(findings) - 1 - row
         color = _STATUS_COLORS[finding.status]
         test = finding.sign
-        labels.append(f"{row + 1}. {finding.key}")
+        labels.append(f"{row + 1}. {finding_title(finding.key)}")
         if finding.status == "not testable" or test.share is None:
             notes.append(
                 finding.status

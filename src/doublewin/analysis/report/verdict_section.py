@@ -14,6 +14,7 @@ from doublewin.analysis.report.data import (
 )
 from doublewin.analysis.report.document import Bullets, Figure, Paragraph, Section, Table
 from doublewin.analysis.report.forest import forest_plot
+from doublewin.analysis.report.words import finding_title, shortfall_sentence
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.verdict import Comparison, TicketVerdict
 from doublewin.core import paths
@@ -37,11 +38,13 @@ def headline(data: ReportData) -> Paragraph:
     if data.primary is not None:
         extremes = []
         for fraction in data.fractions:
-            per = []
+            found: dict[str, list[str]] = {}
             for e in data.extremes:
                 if (e.method, e.imp_regime) != data.primary or e.fraction != fraction:
                     continue
-                per.append(f"{e.pretraining} {_extreme(e)}")
+                found.setdefault(e.pretraining, []).append(_extreme(e))
+            # One entry per pre-training; over several datasets, each distinct value once.
+            per = [f"{label} {' / '.join(dict.fromkeys(v))}" for label, v in found.items()]
             if per:
                 extremes.append(f"with {fraction_text(fraction)} data {', '.join(per)}")
         if extremes:
@@ -50,14 +53,26 @@ def headline(data: ReportData) -> Paragraph:
                 + "; ".join(extremes)
                 + "."
             )
+    shortfall = shortfall_sentence(data.verdicts, data.primary, data.pretrainings)
+    if shortfall:
+        parts.append(shortfall)
     for status in ("supports", "contradicts"):
-        keys = [f"{i} ({f.key})" for i, f in enumerate(data.findings, 1) if f.status == status]
-        if keys:
+        named = [
+            f"{i} ({finding_title(f.key)})"
+            for i, f in enumerate(data.findings, 1)
+            if f.status == status
+        ]
+        if named:
             verb = "support" if status == "supports" else "contradict"
-            parts.append(f"Findings {', '.join(keys)} {verb} the paper.")
-    undecided = sum(f.status in ("cannot tell", "not testable") for f in data.findings)
-    if undecided:
-        parts.append(f"{undecided} cannot tell or are not testable here.")
+            parts.append(f"Findings {', '.join(named)} {verb} the paper.")
+    for status, words in (
+        ("cannot tell", "cannot tell here (too few decided comparisons)"),
+        ("not testable", "are not testable here (pre-training does not beat the control "
+                         "where they would be judged)"),
+    ):  # fmt: skip
+        numbers = [str(i) for i, f in enumerate(data.findings, 1) if f.status == status]
+        if numbers:
+            parts.append(f"Findings {', '.join(numbers)} {words}.")
     return Paragraph(" ".join(parts))
 
 
