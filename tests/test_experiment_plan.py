@@ -181,3 +181,29 @@ def test_a_control_can_ask_for_tickets() -> None:
         UserError, match=r"pretrain.runs.CONTROL.tickets: expected true, false or \{files"
     ):
         load_experiment(demo_config(quick=True), ["pretrain.runs.CONTROL.tickets=maybe"])
+
+
+def test_random_tickets_can_go_to_chosen_rungs_and_fractions_only() -> None:
+    from doublewin.experiments.grid import expand
+
+    raw = {
+        "pretrain": {"data": {"name": "chars"}, "runs": {"STD": {"train": {"regime": "std"}}}},
+        "tickets": {"methods": ["imp", "random"], "prune_rate": 0.5, "rounds": 3,
+                    "transfer_rungs": {"random": [3]}, "transfer_fractions": {"random": [1.0]}},
+        "transfer": {"datasets": ["strokes"], "fractions": [1.0, 0.1], "regimes": {"st": {"epochs": 1}}},
+    }  # fmt: skip
+    placed = {
+        (j.labels["method"], j.labels["sparsity"], j.labels["fraction"])
+        for j in expand(load_experiment(raw))
+        if j.stage == "transfer"
+    }
+    imp = {("imp", s, f) for s in (0.5, 0.75, 0.875) for f in (1.0, 0.1)}
+    dense = {("dense", 0.0, f) for f in (1.0, 0.1)}
+    assert placed == imp | dense | {("random", 0.875, 1.0)}
+    for bad, names in (
+        ({"transfer_fractions": {"random": [0.5]}}, ("tickets.transfer_fractions.random", "0.5")),
+        ({"transfer_rungs": {"snip": [1]}}, ("tickets.transfer_rungs.snip", "tickets.methods")),
+    ):
+        with pytest.raises(UserError) as error:
+            load_experiment({**raw, "tickets": {**raw["tickets"], **bad}})
+        assert all(n in str(error.value) for n in names)

@@ -49,16 +49,30 @@ BASE = (
         ("name: ../../x\n" + BASE, ("name:", "not a folder name")),
         ("name: ''\n" + BASE, ("name:", "not a folder name")),
         ("name: x\nseeds: 3\n" + BASE, ("seeds: 3 is one number", "[0, 1, 2]")),
-        ("name: x\n" + BASE.replace("fractions: [1.0]", "fractions: []"), ("transfer.fractions: empty",)),
-        ("name: x\n" + BASE.replace("datasets: [strokes]", "datasets: []"), ("transfer.datasets: empty",)),
         ("name: x\n" + BASE + "analysis: {landscape: {method: omp, regimes: [at]}}\n", ("analysis.landscape.regimes", "not in the grid")),
     ],
-    ids=["key twice", "name outside runs", "empty name", "seeds as one number", "no fractions", "no datasets", "landscape without its regime"],
+    ids=["key twice", "name outside runs", "empty name", "seeds as one number", "landscape without its regime"],
 )  # fmt: skip
 def test_an_experiment_mistake_is_one_line_before_anything_runs(tmp_path, capsys, text, names):
     experiment = tmp_path / "e.yaml"
     experiment.write_text(text)
     fails(["run", experiment, "--dry-run", "--out", tmp_path / "run"], capsys, names=names, watch=tmp_path)  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["datasets", "fractions"])
+def test_an_empty_transfer_list_says_the_run_transfers_nothing(tmp_path, capsys, key):
+    experiment = tmp_path / "e.yaml"
+    text = "name: x\n" + BASE
+    experiment.write_text(
+        text.replace(
+            "datasets: [strokes]" if key == "datasets" else "fractions: [1.0]", f"{key}: []"
+        )
+    )
+    assert _code(["run", experiment, "--dry-run", "--out", tmp_path / "run"]) == 0
+    assert (
+        f"transfer.{key} is empty: this run draws tickets and transfers nothing"
+        in capsys.readouterr().out
+    )
 
 
 def test_weights_naming_a_folder_fail_the_dry_run(tmp_path, capsys):

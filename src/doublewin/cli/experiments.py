@@ -134,6 +134,8 @@ def run_command(
     plan = make_plan(
         experiment, [*(overrides or ()), *(["seeds=auto"] if seeds else [])], run_dir=out
     )
+    if plan.experiment.transfers_nothing and not as_json:
+        console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
     if dry_run:
         print_plan(plan, device, search, as_json)
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,15 @@ from doublewin.core.specs import (
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
+from doublewin.experiments.fields import (
+    as_list,
+    check_landscape,
+    deep_merge,
+    int_list,
+    per_method,
+    run_name,
+    ticket_fractions,
+)
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
 from doublewin.models import read_content_hash, read_weights_meta
@@ -48,7 +57,7 @@ TOP_LEVEL_KEYS = (
     "store",
     "analysis",
 )
-TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "patterns")
+TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "transfer_fractions", "patterns")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
 # What a no-pre-training control keeps of the pretrain section: the rest is training.
@@ -96,7 +105,8 @@ class Experiment:
     seeds: tuple[int, ...]
     pretrainings: tuple[Pretraining, ...]
     ticket_specs: tuple[tuple[str, TicketSpec], ...]  # (pretraining label, spec)
-    transfer_rungs: tuple[int, ...] | None
+    # 1-based rungs transferred: every method's, or per method (None: every rung).
+    transfer_rungs: tuple[int, ...] | Mapping[str, tuple[int, ...]] | None
     datasets: tuple[str, ...]
     fractions: tuple[float, ...]
     regimes: Mapping[str, TrainSpec]  # "st"/"at" -> training spec
@@ -107,8 +117,28 @@ class Experiment:
     # A store shared by several experiments (e.g. the paper configs share their IMP tickets);
     # None = <run dir>/store.
     store: str | None = None
+    # Per method, the data fractions its tickets go to (a method not named: every fraction).
+    ticket_fractions: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     # Which transfers get a loss landscape (analysis.landscape); None = none.
     landscape: LandscapePlan | None = None
+
+    @property
+    def transfers_nothing(self) -> str | None:
+        """Why the grid has no transfer (an empty datasets or fractions list: a tickets-only
+        run, like the paper's IMP configs), else None."""
+        for key, values in (("datasets", self.datasets), ("fractions", self.fractions)):
+            if not values:
+                return f"transfer.{key} is empty: this run draws tickets and transfers nothing"
+        return None
+
+    def rungs_of(self, method: str) -> tuple[int, ...] | None:
+        """The 1-based rungs of ``method``'s ladders that are transferred (None: all)."""
+        rungs = self.transfer_rungs
+        return rungs.get(method) if isinstance(rungs, Mapping) else rungs
+
+    def fractions_of(self, method: str) -> tuple[float, ...]:
+        """The data fractions ``method``'s tickets are transferred at."""
+        return self.ticket_fractions.get(method, self.fractions)
 
     @property
     def on_demand(self) -> bool:
@@ -119,17 +149,6 @@ class Experiment:
     def controls(self) -> tuple[str, ...]:
         """The labels of the no-pre-training controls."""
         return tuple(p.label for p in self.pretrainings if p.kind == "control")
-
-
-def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``update`` over ``base``, recursing into mappings present in both."""
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def load_experiment(
@@ -146,7 +165,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
     if unknown:
         raise UserError(f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)}")
-    name = _run_name(raw.get("name", "experiment"))
+    name = run_name(raw.get("name", "experiment"))
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
         raise UserError(f"arch: expected an architecture name, got {arch!r}")
@@ -167,7 +186,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 f"seeds: {given} is one number; write seeds: [0, 1, 2] for three seeds, "
                 f"seeds: [{given}] for the seed {given}, or seeds: auto"
             )
-        seeds = _int_list(given, "seeds")
+        seeds = int_list(given, "seeds")
     if not seeds:
         raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
 
@@ -176,20 +195,11 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     transfer = raw.get("transfer") or {}
     if not isinstance(transfer, Mapping):
         raise UserError("transfer: expected a mapping")
-    datasets = tuple(str(d) for d in _as_list(transfer.get("datasets", ["digits"])))
+    datasets = tuple(str(d) for d in as_list(transfer.get("datasets", ["digits"])))
     fractions = tuple(
         from_dict(DataSpec, {"fraction": f}, path=f"transfer.fractions[{i}]").fraction
-        for i, f in enumerate(_as_list(transfer.get("fractions", [1.0])))
+        for i, f in enumerate(as_list(transfer.get("fractions", [1.0])))
     )
-    for key, values, example in (
-        ("datasets", datasets, "[strokes]"),
-        ("fractions", fractions, "[1.0, 0.1]"),
-    ):
-        if not values:
-            raise UserError(
-                f"transfer.{key}: empty, so nothing would be transferred; list at least one, "
-                f"e.g. transfer.{key}: {example}"
-            )
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
@@ -238,37 +248,11 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         verdict,
         dict(raw),
         store,
-        parse_analysis(raw.get("analysis")),
+        ticket_fractions=ticket_fractions(raw.get("tickets"), fractions),
+        landscape=parse_analysis(raw.get("analysis")),
     )
-    _check_landscape(experiment)
+    check_landscape(experiment)
     return experiment
-
-
-def _check_landscape(experiment: Experiment) -> None:
-    """Every choice of analysis.landscape is one the grid makes, so no landscape it asks for
-    is silently missing."""
-    plan = experiment.landscape
-    if plan is None:
-        return
-    methods = {spec.method for _, spec in experiment.ticket_specs}
-    imp_regimes = {spec.train.regime for _, spec in experiment.ticket_specs if spec.method == "imp"}
-    checks = [
-        ("regimes", plan.regimes, set(experiment.regimes)),
-        ("fractions", plan.fractions or (), set(experiment.fractions)),
-        ("seeds", plan.seeds or (), set(experiment.seeds)),
-        ("pretrainings", plan.pretrainings or (), {p.label for p in experiment.pretrainings}),
-        ("method", (plan.method,), methods),
-    ]
-    if plan.method == "imp":
-        checks.append(("imp_regime", (plan.imp_regime,), imp_regimes))
-    for key, asked, available in checks:
-        missing = [str(v) for v in asked if v not in available]
-        if missing:
-            shown = ", ".join(sorted(map(str, available))) or "none"
-            raise UserError(
-                f"analysis.landscape.{key}: {', '.join(missing)} is not in the grid (it has "
-                f"{shown}), so no landscape would be computed; choose from what it has"
-            )
 
 
 def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
@@ -357,13 +341,12 @@ def _parse_tickets(
         return (), None
     if not isinstance(section, Mapping):
         raise UserError("tickets: expected a mapping")
-    methods = [str(m) for m in _as_list(section.get("methods", ["imp"]))]
-    imp_regimes = [str(r) for r in _as_list(section.get("imp_regimes", ["std"]))]
+    methods = [str(m) for m in as_list(section.get("methods", ["imp"]))]
+    imp_regimes = [str(r) for r in as_list(section.get("imp_regimes", ["std"]))]
     for i, regime in enumerate(imp_regimes):
         if regime not in ("std", "at"):
             raise UserError(f"tickets.imp_regimes[{i}]: {regime!r} is not one of std, at")
-    rungs_raw = section.get("transfer_rungs")
-    rungs = None if rungs_raw is None else tuple(_int_list(rungs_raw, "tickets.transfer_rungs"))
+    rungs = per_method(section.get("transfer_rungs"), methods, "tickets.transfer_rungs", int_list)
     base = {k: v for k, v in section.items() if k not in TICKET_GRID_KEYS}
     for key in ("weights", "method"):
         if key in base:
@@ -372,7 +355,7 @@ def _parse_tickets(
             )
     if "patterns" in section and "pattern" in base:
         raise UserError("tickets.pattern: give either pattern or patterns, not both")
-    patterns = _as_list(section.get("patterns")) or [base.get("pattern", "unstructured")]
+    patterns = as_list(section.get("patterns")) or [base.get("pattern", "unstructured")]
     out = []
     for p in pretrainings:
         if not p.tickets:
@@ -410,29 +393,3 @@ def _input_size_of(p: Pretraining) -> int | None:
     if p.spec is not None and p.spec.data.resolution:
         return p.spec.data.resolution
     return None
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _run_name(value: Any) -> str:
-    """The experiment's name: one folder name under runs/ (no separator, no `..`, not empty)."""
-    name = str(value).strip() if value is not None else ""
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise UserError(
-            f"name: {value!r} is not a folder name; the run goes to runs/<name>, so name it "
-            "with letters, digits, '-' or '_' (or pass --out DIR)"
-        )
-    return name
-
-
-def _int_list(value: Any, key: str) -> list[int]:
-    out = []
-    for i, item in enumerate(_as_list(value)):
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise UserError(f"{key}[{i}]: expected a whole number, got {item!r}")
-        out.append(item)
-    return out

@@ -76,7 +76,7 @@ def expand(experiment: Experiment) -> list[Job]:
             chosen = (
                 [len(ladder) - 1]
                 if job.spec.pattern == "nm"
-                else select_rungs(len(ladder), experiment.transfer_rungs)
+                else select_rungs(len(ladder), experiment.rungs_of(job.spec.method))
             )
             for index in chosen:
                 labels = {
@@ -88,7 +88,10 @@ def expand(experiment: Experiment) -> list[Job]:
                 }
                 tickets.append((ticket_ref(job.id, ladder[index]), labels, (job.id,)))
         for ticket, ticket_labels, deps in tickets:
+            method = ticket_labels["method"]
             for dataset, fraction, regime, seed in _downstream(experiment):
+                if method != DENSE and fraction not in experiment.fractions_of(method):
+                    continue
                 spec = transfer_spec(
                     experiment, p.ref, ticket, dataset, fraction, experiment.regimes[regime], seed
                 )
