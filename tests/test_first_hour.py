@@ -199,3 +199,36 @@ def test_a_warning_is_one_line_in_the_tools_words(tmp_path, capsys, files):
     err = capsys.readouterr().err
     warned = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warned) == 1 and "Warning" not in err.replace("warning:", "") and ".py:" not in err
+
+
+def test_every_option_shows_its_default_and_the_extras_are_named():
+    """--help of every command: each option that can be left out says what it is then, either
+    typer's [default: …] or the help text's own; --executor names the extras it needs."""
+    from typer.main import get_command
+
+    from doublewin.cli.app import app
+
+    def commands(command, prefix=""):
+        subs = getattr(command, "commands", None)
+        if not subs:
+            yield prefix.strip(), command
+            return
+        for name, sub in subs.items():
+            yield from commands(sub, f"{prefix}{name} ")
+
+    silent = []
+    for name, command in commands(get_command(app)):
+        for p in command.params:
+            if getattr(p, "param_type_name", "") != "option" or p.name == "help":
+                continue
+            if p.required or p.is_flag or p.multiple or p.opts[0] in ("--config", "--set"):
+                continue
+            if p.default is None and "default" not in (p.help or "").lower():
+                silent.append(f"{name} {p.opts[0]}")
+    assert silent == []
+    run = next(c for n, c in commands(get_command(app)) if n == "run")
+    executor = next(p for p in run.params if p.opts[0] == "--executor")
+    assert "doublewin[ray]" in executor.help and "doublewin[slurm]" in executor.help
+    pretrain = next(c for n, c in commands(get_command(app)) if n == "pretrain")
+    epochs = next(p for p in pretrain.params if p.opts[0] == "--epochs")
+    assert "[default: 10]" in epochs.help

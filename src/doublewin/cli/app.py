@@ -78,3 +78,34 @@ def _global_options(
     ] = False,
 ) -> None:
     """Options every command shares."""
+
+
+def field_help(stage: str, key: str, text: str = "") -> str:
+    """Help for an option that sets the spec field ``key`` of ``stage``: the text (else the
+    field's name) and the default the spec gives it when the option is left out."""
+    # deferred: the specs module is light (no torch), loaded once for the help texts
+
+    value: Any = _default_spec(stage)
+    for part in key.split("."):
+        value = getattr(value, part)
+    return f"{text or key} [default: {_shown(value)}]"
+
+
+def _default_spec(stage: str) -> Any:
+    from doublewin.core.specs import load_spec
+
+    if stage not in _DEFAULT_SPECS:
+        _DEFAULT_SPECS[stage] = load_spec(stage)
+    return _DEFAULT_SPECS[stage]
+
+
+_DEFAULT_SPECS: dict[str, Any] = {}
+
+
+def _shown(value: Any) -> str:
+    """A default as a user writes it: ε-like values as k/255, None as none."""
+    if value is None:
+        return "none (the dataset's or the architecture's own)"
+    if isinstance(value, float) and 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-6:
+        return f"{round(value * 255)}/255"
+    return str(value)

@@ -50,7 +50,8 @@ def models_command(
         typer.Option(
             "--search",
             help="Also list timm/, torchvision/ and robustbench/ models whose name contains "
-            "this text (robustbench: every RobustBench entry).",
+            "this text (robustbench: every RobustBench entry) [default: none, doublewin's "
+            "architectures and the zoos' counts].",
         ),
     ] = None,
     as_json: JsonFlag = False,

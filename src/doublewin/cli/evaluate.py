@@ -33,7 +33,9 @@ def evaluate_command(
     ],
     ticket: Annotated[
         Path | None,
-        typer.Option("--ticket", help="A ticket file: evaluate m ⊙ θ instead of θ."),
+        typer.Option(
+            "--ticket", help="A ticket file: evaluate m ⊙ θ instead of θ [default: none, θ]."
+        ),
     ] = None,
     recalibrate_bn: Annotated[
         int,
@@ -77,7 +79,8 @@ def evaluate_command(
         typer.Option(
             "--val-size",
             min=1,
-            help="Images held out of the training files for --split val (data.val_size).",
+            help="Images held out of the training files for --split val (data.val_size) "
+            "[default: the dataset's own split].",
         ),
     ] = None,
     resolution: Annotated[

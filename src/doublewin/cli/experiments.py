@@ -63,10 +63,14 @@ ExecutorOption = Annotated[
 AddressOption = Annotated[
     str | None,
     typer.Option(
-        "--address", help="Ray cluster to join (e.g. 10.0.0.1:6379); none: start Ray here."
+        "--address",
+        help="Ray cluster to join (e.g. 10.0.0.1:6379) [default: none, start Ray here].",
     ),
 ]
-PartitionOption = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
+PartitionOption = Annotated[
+    str | None,
+    typer.Option("--partition", help="Slurm partition [default: the cluster's default]."),
+]
 TimeOption = Annotated[
     int, typer.Option("--time", min=1, help="Slurm time limit per job, in minutes.")
 ]
@@ -79,7 +83,7 @@ SeedsOption = Annotated[
         "--seeds",
         help="auto: seeds on demand — every ticket runs verdict.seeds.min seeds, then only the "
         "still inconclusive ones get more, up to max, judged by group-sequential intervals "
-        "(docs/verdict.md). Without it: the experiment's seeds list.",
+        "(docs/verdict.md) [default: the experiment's seeds list].",
     ),
 ]
 SearchOption = Annotated[
@@ -88,7 +92,7 @@ SearchOption = Annotated[
         "--search",
         help="extreme: find each ladder's extreme double-win sparsity by bisection "
         "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
-        "the full grid.",
+        "the full grid [default: none, the full grid].",
     ),
 ]
 
@@ -173,7 +177,12 @@ def demo_command(
     ] = False,
     out: OutOption = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", min=1, help="Worker processes (default: 2 on CPU).")
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Worker processes (default: one per GPU, else one per CPU core up to 4).",
+        ),
     ] = None,
     overrides: SetOption = None,
     device: DeviceOption = "auto",

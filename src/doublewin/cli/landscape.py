@@ -20,6 +20,7 @@ from doublewin.cli.app import (
     ThreadsOption,
     app,
     console,
+    field_help,
     print_json,
     set_threads,
 )
@@ -41,37 +42,77 @@ def landscape_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
     ticket: Annotated[
         Path | None,
-        typer.Option("--ticket", help="Ticket file (doublewin or official format); none = dense."),
+        typer.Option(
+            "--ticket",
+            help="Ticket file (doublewin or official format) [default: none, the dense model].",
+        ),
     ] = None,
     fraction: Annotated[
-        float | None, typer.Option("--fraction", help="transfer.data.fraction in (0, 1]")
+        float | None,
+        typer.Option(
+            "--fraction",
+            help=field_help(
+                "landscape", "transfer.data.fraction", "transfer.data.fraction in (0, 1]"
+            ),
+        ),
     ] = None,
     regime: Annotated[
         str | None,
         typer.Option("--regime", help="st or at transfer (default at, or the --config's)"),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="transfer.seed")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="transfer.train.epochs")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="transfer.train.lr")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help=field_help("landscape", "transfer.seed"))
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help=field_help("landscape", "transfer.train.epochs"))
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help=field_help("landscape", "transfer.train.lr"))
+    ] = None,
     resolution: Annotated[
-        int | None, typer.Option("--resolution", help="transfer.data.resolution")
+        int | None,
+        typer.Option("--resolution", help=field_help("landscape", "transfer.data.resolution")),
     ] = None,
     plane: Annotated[
-        str | None, typer.Option("--plane", help="random (filter-normalized) or pca")
+        str | None,
+        typer.Option(
+            "--plane", help=field_help("landscape", "plane", "random (filter-normalized) or pca")
+        ),
     ] = None,
-    loss: Annotated[str | None, typer.Option("--loss", help="clean or adversarial")] = None,
-    grid: Annotated[int | None, typer.Option("--grid", help="points per axis (odd)")] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option("--loss", help=field_help("landscape", "loss", "clean or adversarial")),
+    ] = None,
+    grid: Annotated[
+        int | None,
+        typer.Option("--grid", help=field_help("landscape", "grid", "points per axis (odd)")),
+    ] = None,
     radius: Annotated[
-        float | None, typer.Option("--radius", help="the plane spans [-radius, radius]²")
+        float | None,
+        typer.Option(
+            "--radius", help=field_help("landscape", "radius", "the plane spans [-radius, radius]²")
+        ),
     ] = None,
     images: Annotated[
-        int | None, typer.Option("--images", help="training images the loss averages over")
+        int | None,
+        typer.Option(
+            "--images",
+            help=field_help("landscape", "images", "training images the loss averages over"),
+        ),
     ] = None,
     snapshots: Annotated[
-        int | None, typer.Option("--snapshots", help="trajectory points along the run")
+        int | None,
+        typer.Option(
+            "--snapshots",
+            help=field_help("landscape", "snapshots", "trajectory points along the run"),
+        ),
     ] = None,
     hessian_iterations: Annotated[
-        int | None, typer.Option("--hessian-iterations", help="power iterations (0 = off)")
+        int | None,
+        typer.Option(
+            "--hessian-iterations",
+            help=field_help("landscape", "hessian_iterations", "power iterations (0 = off)"),
+        ),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,

@@ -23,6 +23,7 @@ from doublewin.cli.app import (
     app,
     console,
     err_console,
+    field_help,
     print_json,
     set_threads,
 )
@@ -63,28 +64,57 @@ def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]
 @app.command("pretrain")
 def pretrain_command(
     out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
-    arch: Annotated[str | None, typer.Option("--arch", help="Architecture (arch).")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Source dataset (data.name).")] = None,
-    regime: Annotated[
-        str | None, typer.Option("--regime", help="std, fat (FGSM-RS) or at (PGD) (train.regime).")
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help=field_help("pretrain", "arch", "Architecture (arch).")),
     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="train.lr")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="train.batch_size")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help=field_help("pretrain", "data.name", "Source dataset (data.name).")
+        ),
+    ] = None,
+    regime: Annotated[
+        str | None,
+        typer.Option(
+            "--regime",
+            help=field_help(
+                "pretrain", "train.regime", "std, fat (FGSM-RS) or at (PGD) (train.regime)."
+            ),
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help=field_help("pretrain", "train.epochs"))
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help=field_help("pretrain", "train.lr"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help=field_help("pretrain", "train.batch_size"))
+    ] = None,
     eps: Annotated[
         str | None,
         typer.Option(
             "--eps",
             help="ε of every attack of the stage (training, validation, the source RA), "
-            "e.g. 8/255; a --set of one attack's eps overrides it",
+            "e.g. 8/255; a --set of one attack's eps overrides it [default: each attack's own, "
+            "8/255]",
         ),
     ] = None,
     step: Annotated[
-        str | None, typer.Option("--step", help="train.attack.step, e.g. 2/255")
+        str | None,
+        typer.Option(
+            "--step",
+            help=field_help("pretrain", "train.attack.step", "train.attack.step, e.g. 2/255"),
+        ),
     ] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="train.attack.steps")] = None,
-    resolution: Annotated[int | None, typer.Option("--resolution", help="data.resolution")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="seed")] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help=field_help("pretrain", "train.attack.steps"))
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help=field_help("pretrain", "data.resolution"))
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=field_help("pretrain", "seed"))] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
     device: DeviceOption = "auto",
@@ -170,19 +200,31 @@ def transfer_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics and fine-tuned weights.")],
     ticket: Annotated[
         Path | None,
-        typer.Option("--ticket", help="Ticket file (doublewin or official format); none = dense."),
+        typer.Option(
+            "--ticket",
+            help="Ticket file (doublewin or official format) [default: none, the dense model].",
+        ),
     ] = None,
     fraction: Annotated[
-        float | None, typer.Option("--fraction", help="data.fraction in (0, 1]")
+        float | None,
+        typer.Option(
+            "--fraction", help=field_help("transfer", "data.fraction", "data.fraction in (0, 1]")
+        ),
     ] = None,
     regime: Annotated[
         str | None,
         typer.Option("--regime", help="st or at (train.regime; default st, or the --config's)"),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="seed")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="train.epochs")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="train.lr")] = None,
-    resolution: Annotated[int | None, typer.Option("--resolution", help="data.resolution")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help=field_help("transfer", "seed"))] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help=field_help("transfer", "train.epochs"))
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help=field_help("transfer", "train.lr"))
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help=field_help("transfer", "data.resolution"))
+    ] = None,
     save_models: Annotated[
         str,
         typer.Option(

@@ -18,6 +18,7 @@ from doublewin.cli.app import (
     ThreadsOption,
     app,
     console,
+    field_help,
     print_json,
     set_threads,
 )
@@ -43,25 +44,51 @@ def find_tickets_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
     data: Annotated[
         str | None,
-        typer.Option("--data", help="Source dataset (data.name) for imp, snip, grasp, gem-miner."),
+        typer.Option(
+            "--data",
+            help=field_help(
+                "tickets",
+                "data.name",
+                "Source dataset (data.name) for imp, snip, grasp, gem-miner.",
+            ),
+        ),
     ] = None,
     regime: Annotated[
         str | None,
-        typer.Option("--regime", help="Training inside IMP / attack for scores: std or at."),
+        typer.Option(
+            "--regime",
+            help=field_help(
+                "tickets", "train.regime", "Training inside IMP / attack for scores: std or at."
+            ),
+        ),
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="prune_rate per IMP round (0.2: ladder 1 − 0.8^k)."),
+        typer.Option(
+            "--rate",
+            help=field_help(
+                "tickets", "prune_rate", "prune_rate per IMP round (0.2: ladder 1 − 0.8^k)."
+            ),
+        ),
     ] = None,
     rounds: Annotated[
-        int | None, typer.Option("--rounds", help="IMP rounds / ladder length.")
+        int | None,
+        typer.Option(
+            "--rounds", help=field_help("tickets", "rounds", "IMP rounds / ladder length.")
+        ),
     ] = None,
     sparsities: Annotated[
         str | None,
-        typer.Option("--sparsities", help="Comma-separated fractions, e.g. 0.5,0.8,0.9."),
+        typer.Option(
+            "--sparsities",
+            help="Comma-separated fractions, e.g. 0.5,0.8,0.9 [default: the IMP ladder of --rate and --rounds].",
+        ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", help="train.epochs per IMP round")
+        int | None,
+        typer.Option(
+            "--epochs", help=field_help("tickets", "train.epochs", "train.epochs per IMP round")
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML of TicketSpec fields.")
@@ -226,7 +253,10 @@ def convert_command(
     to: Annotated[str, typer.Option("--to", help="doublewin or official")],
     arch: Annotated[
         str | None,
-        typer.Option("--arch", help="Architecture of an official file when it cannot be inferred."),
+        typer.Option(
+            "--arch",
+            help="Architecture of an official file when it cannot be inferred [default: inferred from its tensors].",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:

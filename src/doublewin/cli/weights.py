@@ -30,7 +30,8 @@ def import_weights_command(
     eps: Annotated[
         str | None,
         typer.Option(
-            "--eps", help="The checkpoint's training ε, recorded in the metadata, e.g. 4/255."
+            "--eps",
+            help="The checkpoint's training ε, recorded in the metadata, e.g. 4/255 [default: none, not recorded].",
         ),
     ] = None,
     trust_pickle: Annotated[
@@ -44,7 +45,7 @@ def import_weights_command(
         str | None,
         typer.Option(
             "--arch",
-            help="Architecture (doublewin models); a huggingface folder names its own.",
+            help="Architecture (doublewin models); a huggingface folder names its own [default: none, required for the other formats].",
         ),
     ] = None,
     num_classes: Annotated[
