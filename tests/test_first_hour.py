@@ -232,3 +232,19 @@ def test_every_option_shows_its_default_and_the_extras_are_named():
     pretrain = next(c for n, c in commands(get_command(app)) if n == "pretrain")
     epochs = next(p for p in pretrain.params if p.opts[0] == "--epochs")
     assert "[default: 10]" in epochs.help
+
+
+def test_cuda_out_of_memory_is_one_line_naming_the_batch_size(tmp_path, capsys, files, monkeypatch):
+    """The CPU twin of the gpu test: an out-of-memory error raised inside training (here made
+    to happen) ends as one line naming the batch size to lower, exit 2, nothing written."""
+    import torch
+
+    import doublewin.train.engine as engine
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(engine, "_train_epoch", oom)
+    fails(["transfer", "--weights", files["weights"], "--data", "digits", "--regime", "st",
+           "--epochs", "1", "--out", tmp_path / "out", "--set", "train.batch_size=64"], capsys,
+          names=("CUDA out of memory", "batch size 64", "--set train.batch_size=32"), watch=tmp_path)  # fmt: skip

@@ -43,6 +43,15 @@ JobsOption = Annotated[
         "GPUs, else one per CPU core up to 4 (as doublewin demo).",
     ),
 ]
+PerGpuOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers-per-gpu",
+        min=1,
+        help="Workers sharing each GPU when --jobs is not given (small models leave a GPU "
+        "idle with one) [default: 1].",
+    ),
+]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Run directory (default: runs/<experiment name>).")
 ]
@@ -105,6 +114,7 @@ def run_command(
         bool, typer.Option("--dry-run", help="Print the plan and its estimated cost; run nothing.")
     ] = False,
     jobs: JobsOption = None,
+    workers_per_gpu: PerGpuOption = None,
     search: SearchOption = None,
     seeds: SeedsOption = None,
     out: OutOption = None,
@@ -144,7 +154,7 @@ def run_command(
         print_plan(plan, device, search, as_json)
         return
     if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
-        jobs = demo_jobs(device) if executor == "local" else 1
+        jobs = demo_jobs(device, workers_per_gpu) if executor == "local" else 1
     _execute(
         plan,
         jobs=jobs,
@@ -184,6 +194,7 @@ def demo_command(
             help="Worker processes (default: one per GPU, else one per CPU core up to 4).",
         ),
     ] = None,
+    workers_per_gpu: PerGpuOption = None,
     overrides: SetOption = None,
     device: DeviceOption = "auto",
     compile: CompileOption = False,
@@ -201,7 +212,7 @@ def demo_command(
     plan = make_plan(config, overrides or (), run_dir=out)
     _execute(
         plan,
-        jobs=jobs or demo_jobs(device),
+        jobs=jobs or demo_jobs(device, workers_per_gpu),
         device=device,
         data_root=None,
         search=None,

@@ -28,9 +28,15 @@ def demo_config(quick: bool = False, vit: bool = False) -> Path:
     return config_dir() / (paths.QUICK_DEMO_CONFIG if quick else paths.DEMO_CONFIG)
 
 
-def demo_jobs(device: str = "auto") -> int:
-    """Worker processes for the demo: one per GPU, else one per pair of CPU cores' worth of
-    small jobs (the demo's tiny models use a core each better than two cores share one)."""
+# Workers sharing one GPU by default: one, until the prepared GPU check (tools/gpu_check.py)
+# has measured the quick demo at 1, 2, 4 and 8 (docs/benchmarks.md).
+WORKERS_PER_GPU = 1
+
+
+def demo_jobs(device: str = "auto", per_gpu: int | None = None) -> int:
+    """Worker processes for the demo: ``per_gpu`` per GPU (small models leave a GPU idle with
+    one: launch-bound), else one per CPU core up to 4 (the demo's tiny models use a core each
+    better than two cores share one)."""
     if device in ("auto", "cuda") and torch.cuda.is_available():
-        return max(1, torch.cuda.device_count())
+        return max(1, torch.cuda.device_count()) * (per_gpu or WORKERS_PER_GPU)
     return max(1, min(4, os.cpu_count() or 1))

@@ -74,9 +74,28 @@ def run_stage(
         log.write("stage-start", stage=name, host=socket.gethostname(), pid=os.getpid())
     try:
         return stage(name).run(spec, inputs, out, env)
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(out_of_memory(name, spec)) from None
     finally:
         if log is not None:
             log.close()
+
+
+def out_of_memory(name: str, spec: Any) -> str:
+    """The one line for a CUDA out-of-memory error: which stage, at which batch size, and the
+    option that lowers it."""
+    if hasattr(spec, "train"):
+        key, size = "train.batch_size", spec.train.batch_size
+    elif hasattr(spec, "transfer"):
+        key, size = "transfer.train.batch_size", spec.transfer.train.batch_size
+    else:
+        key, size = "batch_size", getattr(spec, "batch_size", None)
+    smaller = max(1, (size or 2) // 2)
+    option = f"--batch-size {smaller}" if name == "evaluate" else f"--set {key}={smaller}"
+    return (
+        f"CUDA out of memory in the {name} stage at batch size {size}; lower it ({option} on "
+        "its command, or that stage's batch_size in the experiment file)"
+    )
 
 
 __all__ = [

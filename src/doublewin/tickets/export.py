@@ -208,14 +208,24 @@ def _semi_structured(model: nn.Module, mask: Mask, extra: Any) -> str:
 
     params = dict(model.named_parameters())
     worst = 0.0
+    converted, dense = 0, []
     for name in mask:
         w = params[name].detach()
         # [out, in, kh, kw] → [out, kh·kw·in]: the 2:4 groups along the input dim, contiguous.
         matrix = w.movedim(1, -1).reshape(w.shape[0], -1).half().cuda()
-        sparse = to_sparse_semi_structured(matrix)
+        try:
+            sparse = to_sparse_semi_structured(matrix)
+        except (RuntimeError, ValueError):  # a shape the sparse kernels do not take
+            dense.append(name.rsplit(".", 1)[0])
+            continue
         probe = torch.rand(matrix.shape[1], 64, dtype=torch.half, device="cuda")
         worst = max(worst, float((sparse @ probe - matrix @ probe).abs().max()))
-    return f"2:4 layers converted with to_sparse_semi_structured on CUDA (max |Δ| {worst:.1e})"
+        converted += 1
+    kept = f"; kept dense (shapes the 2:4 kernels do not take): {', '.join(dense)}" if dense else ""
+    return (
+        f"{converted} 2:4 layers converted with to_sparse_semi_structured on CUDA "
+        f"(max |Δ| {worst:.1e}){kept}"
+    )
 
 
 def _max_difference(a: nn.Module, b: nn.Module, batch: torch.Tensor) -> tuple[float, float]:
