@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-
 # minute less on 2 cores). A file that does not compile is left to the import, as without it.
 COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
-.PHONY: demo demo-vit test lint mutants setup clean-venv cluster-deps
+.PHONY: demo demo-vit test lint mutants setup clean-venv cluster-deps gpu-check gpu-wheels
 
 setup: $(STAMP)
 
@@ -62,6 +62,20 @@ mutants: $(TEST_STAMP)
 	$(PIP) -e '.[mutants]'
 	$(BIN)/mutmut run
 	$(BIN)/python tools/mutation_score.py $(BIN)/mutmut
+
+# The prepared GPU check (tools/gpu_check.py): on a lent GPU, with the machine's own python3 and
+# the wheels `make gpu-wheels` put in .whl/ (that machine reaches no package registry). Without
+# CUDA it says so in one line and exits 0.
+OUT ?= gpu-check
+gpu-check:
+	python3 tools/gpu_check.py --out $(OUT)
+
+# What the GPU machine lacks of doublewin's dependencies, as wheels for its Python 3.12.
+GPU_WHEELS := torch-pruning==1.6.1 torchattacks==3.5.1
+gpu-wheels:
+	python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+		--platform manylinux2014_x86_64 --platform any -d .whl $(GPU_WHEELS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
