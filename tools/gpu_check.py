@@ -279,7 +279,8 @@ def main() -> int:
         elif part.name.startswith("bf16"):
             results["precision"] = last_json(part.output)
         elif part.name.startswith("2:4"):
-            results["patterns"] = last_json(part.output)
+            found = last_json(part.output) or {}
+            results["patterns"] = found.get("two_four") or {"two_four": "not timed (no CUDA)"}
         (out / f"{re.sub(r'[^A-Za-z0-9]+', '-', part.name).strip('-')}.log").write_text(part.output)
     results["parts"] = [{"name": p.name, "limit_s": p.limit_s, "seconds": round(p.seconds, 1),
                          "outcome": p.outcome} for p in plan]  # fmt: skip
