@@ -133,8 +133,12 @@ def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, cap
     )
     plan = json.loads(capsys.readouterr().out)
     assert plan["stages"]["transfer"]["to_run"] == plan["stages"]["transfer"]["total"] > 0
-    assert plan["total_passes"] > 0 and plan["total_hours"] > 0
-    assert "resnet8@8px" in plan["measured_rates"]
+    assert plan["total_passes"] > 0 and plan["wall_hours"] > 0
+    # The wall time on the workers the run would use is at most the work, at least its share.
+    assert (
+        plan["worker_hours"] / plan["workers"] <= plan["wall_hours"] <= plan["worker_hours"] + 0.01
+    )
+    assert plan["workers"] >= 1 and plan["threads_per_job"] >= 1
     assert not out.exists()
 
 

@@ -1,67 +1,151 @@
 """``doublewin run --dry-run``: the plan, per stage, with its cost in image passes, time and
-disk, and what seeds on demand would spend."""
+disk, the wall time on the workers the run will use, and what the savers (seeds on demand, the
+extreme search) are expected to spend."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.table import Table
 
 from doublewin.cli.app import console, print_json
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.cost import GPU_REFERENCE_DEVICE, estimate, gpu_seconds
+from doublewin.experiments.cost import (
+    GPU_REFERENCE_DEVICE,
+    RUN_OVERHEAD_S,
+    gpu_seconds,
+    job_passes,
+    job_seconds,
+)
 from doublewin.experiments.disk import plan_bytes
 from doublewin.experiments.on_demand import on_demand_cost
 from doublewin.experiments.results import collect_rows
 from doublewin.experiments.run import Plan
+from doublewin.experiments.savers import (
+    DEFAULT_SPREAD,
+    SaverEstimate,
+    expected_on_demand,
+    expected_search,
+)
+from doublewin.experiments.schedule import makespan
 
 
-def print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> None:
+def print_plan(
+    plan: Plan,
+    device: str,
+    search: str | None,
+    as_json: bool,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    spread: float | None = None,
+) -> None:
     dev = str(resolve_device(device))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     pending = plan.pending()
-    cost = estimate(pending, plan.experiment.arch, dev)
     counts = plan.counts()
-    per_stage = {
-        stage: estimate([j for j in pending if j.stage == stage], plan.experiment.arch, dev)
-        for stage in counts
-    }
-    result = {
+    arch = plan.experiment.arch
+    seconds = {j.id: job_seconds(j, arch, dev, threads) for j in pending}
+    savers = _savers(plan, search, spread or DEFAULT_SPREAD)
+    fixed_wall = RUN_OVERHEAD_S + makespan(pending, seconds, workers)
+    wall = fixed_wall
+    if savers:
+        # The savers run a share of the transfers: each planned transfer weighs by that share.
+        share = savers[-1].share
+        scaled = {k: v * (share if _is_transfer(k) else 1.0) for k, v in seconds.items()}
+        wall = RUN_OVERHEAD_S + makespan(pending, scaled, workers)
+    result: dict[str, Any] = {
         "experiment": plan.experiment.name,
         "run_dir": str(plan.run_dir),
         "device": dev,
+        "workers": workers,
+        "threads_per_job": threads,
         "stages": {
             stage: {
                 **c,
-                "passes": round(per_stage[stage].passes),
-                "hours": round(per_stage[stage].seconds / 3600, 3),
-                "disk_bytes": plan_bytes(
-                    [j for j in pending if j.stage == stage], plan.experiment.arch
+                "passes": round(sum(job_passes(j) for j in pending if j.stage == stage)),
+                "worker_hours": round(
+                    sum(seconds[j.id] for j in pending if j.stage == stage) / 3600, 3
                 ),
+                "disk_bytes": plan_bytes([j for j in pending if j.stage == stage], arch),
             }
             for stage, c in counts.items()
         },
-        "total_passes": round(cost.passes),
-        "total_hours": round(cost.seconds / 3600, 3),
-        "measured_rates": cost.rates,
-        "disk_bytes": plan_bytes(pending, plan.experiment.arch),
+        "total_passes": round(sum(job_passes(j) for j in pending)),
+        "worker_hours": round(sum(seconds.values()) / 3600, 3),
+        "wall_hours": round(wall / 3600, 3),
+        "fixed_grid_wall_hours": round(fixed_wall / 3600, 3),
+        "disk_bytes": plan_bytes(pending, arch),
     }
-    on_gpu = gpu_seconds(pending, plan.experiment.arch)
+    on_gpu = gpu_seconds(pending, arch)
     if on_gpu is not None:
         result["one_gpu_hours"] = round(on_gpu / 3600, 3)
         result["one_gpu_reference"] = GPU_REFERENCE_DEVICE
-    if search == "extreme":
-        result["search_note"] = (
-            "--search extreme runs a subset of the transfer jobs "
-            "(bisection per ladder); the transfer cost above is the "
-            "full grid's upper bound"
+    for saver in savers:
+        result.setdefault("savers", []).append(
+            {
+                "expected_transfer_runs": round(saver.expected),
+                "full_grid": saver.full_grid,
+                "basis": saver.basis,
+            }  # fmt: skip
         )
     if plan.experiment.on_demand:
         result["seeds_on_demand"] = _on_demand_note(plan)
     if as_json:
         print_json(result)
         return
+    _print_table(plan, result)
+    console.print(f"disk: about {_size(result['disk_bytes'])} in the store", highlight=False)
+    console.print(
+        f"estimated {_duration(wall)} of wall time on {dev} with {workers} worker(s) of "
+        f"{threads} thread(s) ({_duration(sum(seconds.values()))} of work"
+        + (f"; the fixed grid {_duration(fixed_wall)}" if savers else "")
+        + ")",
+        highlight=False,
+    )
+    for saver in savers:
+        console.print(
+            f"expected {saver.expected:.0f} of the fixed grid's {saver.full_grid} transfer runs "
+            f"({saver.share:.0%}), from {saver.basis}",
+            highlight=False,
+        )
+    if on_gpu is not None and not dev.startswith("cuda"):
+        console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}", highlight=False)
+    if plan.experiment.on_demand:
+        console.print(result["seeds_on_demand"]["note"], highlight=False)
+
+
+def _is_transfer(job_id: str) -> bool:
+    return job_id.startswith("transfer-")
+
+
+def _savers(plan: Plan, search: str | None, spread: float) -> list[SaverEstimate]:
+    """The savers this run uses, each alone and, last, together."""
+    experiment = plan.experiment
+    out = []
+    on_demand = None
+    if experiment.on_demand:
+        on_demand = expected_on_demand(plan.jobs, experiment.verdict, experiment.controls, spread)
+        out.append(on_demand)
+    if search == "extreme":
+        alone = expected_search(plan.jobs)
+        out.append(alone)
+        if on_demand is not None:
+            seeds = (
+                on_demand.expected
+                / max(1, on_demand.full_grid)
+                * len({int(j.labels["seed"]) for j in plan.jobs if j.stage == "transfer"})
+            )
+            both = expected_search(plan.jobs, seeds_per_cell=seeds)
+            out.append(SaverEstimate(both.expected, both.full_grid, f"both: {alone.basis}; "
+                                     f"{on_demand.basis}"))  # fmt: skip
+    return out
+
+
+def _print_table(plan: Plan, result: dict[str, Any]) -> None:
     table = Table(title=f"plan: {plan.experiment.name} → {plan.run_dir}")
-    for column in ("stage", "jobs", "done", "to run", "image passes", "est. time", "disk"):
+    for column in ("stage", "jobs", "done", "to run", "image passes", "work", "disk"):
         table.add_column(column, justify="right")
     for stage, c in result["stages"].items():
         table.add_row(
@@ -70,22 +154,10 @@ def print_plan(plan: Plan, device: str, search: str | None, as_json: bool) -> No
             str(c["done"]),
             str(c["to_run"]),
             f"{c['passes']:.3g}",
-            _duration(c["hours"] * 3600),
+            _duration(c["worker_hours"] * 3600),
             _size(c["disk_bytes"]),
         )
     console.print(table)
-    rates = ", ".join(f"{k}: {v:,.0f} img/s" for k, v in cost.rates.items())
-    console.print(f"disk: about {_size(result['disk_bytes'])} in the store")
-    console.print(
-        f"estimated {_duration(cost.seconds)} on {dev} "
-        f"(measured forward+backward rates: {rates or 'none needed'})"
-    )
-    if on_gpu is not None and not dev.startswith("cuda"):
-        console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}")
-    if search == "extreme":
-        console.print(result["search_note"])
-    if plan.experiment.on_demand:
-        console.print(result["seeds_on_demand"]["note"])
 
 
 def _on_demand_note(plan: Plan) -> dict[str, Any]:
@@ -103,8 +175,7 @@ def _on_demand_note(plan: Plan) -> dict[str, Any]:
     note = (
         f"seeds on demand ({seeds.spending}, {seeds.min}–{seeds.max} seeds, step "  # type: ignore[union-attr]
         f"{seeds.step}): {cost.first_look} transfer runs of the first {seeds.min} seeds, "  # type: ignore[union-attr]
-        f"at most {cost.most} more up to {seeds.max}; {expected}. The transfer row "  # type: ignore[union-attr]
-        "above counts every seed up to max."
+        f"at most {cost.most} more up to {seeds.max}; {expected}."  # type: ignore[union-attr]
     )
     return {
         "first_look": cost.first_look,

@@ -116,6 +116,15 @@ def run_command(
     jobs: JobsOption = None,
     workers_per_gpu: PerGpuOption = None,
     search: SearchOption = None,
+    assume_spread: Annotated[
+        float | None,
+        typer.Option(
+            "--assume-spread",
+            min=0.01,
+            help="With --dry-run: the per-seed spread of ticket − dense (points) the expected "
+            "cost of seeds on demand assumes [default: 1.0, docs/verdict.md].",
+        ),
+    ] = None,
     seeds: SeedsOption = None,
     out: OutOption = None,
     device: DeviceOption = "auto",
@@ -150,11 +159,12 @@ def run_command(
     )
     if plan.experiment.transfers_nothing and not as_json:
         console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
-    if dry_run:
-        print_plan(plan, device, search, as_json)
-        return
     if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
         jobs = demo_jobs(device, workers_per_gpu) if executor == "local" else 1
+    if dry_run:
+        print_plan(plan, device, search, as_json, workers=jobs, threads=threads,
+                   spread=assume_spread)  # fmt: skip
+        return
     _execute(
         plan,
         jobs=jobs,

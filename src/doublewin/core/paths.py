@@ -128,3 +128,8 @@ def cache_dir() -> Path:
 def cached_dataset(name: str) -> Path:
     """``<cache>/datasets/<name>.safetensors``: a generated dataset."""
     return cache_dir() / "datasets" / f"{name}{SAFETENSORS}"
+
+
+def rates_cache() -> Path:
+    """``<cache>/rates.json``: the measured speeds of job shapes, per machine (cost estimates)."""
+    return cache_dir() / "rates.json"

@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 
 from doublewin.core.specs import AttackSpec, TrainSpec
-from doublewin.data import dataset_info
+from doublewin.data import EVAL_BATCH_FACTOR, dataset_info
 from doublewin.experiments.grid import Job
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
@@ -195,3 +195,121 @@ def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimat
         passes += n
         seconds += n / rate
     return CostEstimate(passes, seconds, rates)
+
+
+# --- time: the batches a job runs, at the rates measured for its shape (rates.py) ---------------
+
+# With early stop, the share of attack passes a test attack still runs (examples fooled drop
+# out): measured on the demo's models (docs/benchmarks.md, "Cost estimates"), by the regime
+# the evaluated model was trained with; without early stop every step runs.
+EARLY_STOP_SHARE = {"std": 0.2, "fat": 0.8, "at": 0.8}
+# Per job: building the model, reading the data, writing the entry (measured, seconds).
+JOB_OVERHEAD_S = 0.3
+
+
+@dataclass
+class Work:
+    """The batches one job runs, per (arch, resolution, batch): [training steps, input-
+    gradient passes, no-grad forwards]."""
+
+    batches: dict[tuple[str, int, int], list[float]]
+
+    def add(self, shape: tuple[str, int, int], steps=0.0, grads=0.0, forwards=0.0) -> None:
+        row = self.batches.setdefault(shape, [0.0, 0.0, 0.0])
+        row[0] += steps
+        row[1] += grads
+        row[2] += forwards
+
+
+def _evaluations(work: Work, shape, n: int, attack: AttackSpec | None, regime: str) -> None:
+    """SA (and RA under ``attack``) of ``n`` images in batches of ``shape``'s size."""
+    batches = math.ceil(n / shape[2])
+    work.add(shape, forwards=batches * (2 if attack else 1))
+    if attack is not None:
+        share = EARLY_STOP_SHARE.get(regime, 1.0) if attack.early_stop else 1.0
+        work.add(shape, grads=batches * attack.steps * attack.restarts * share)
+
+
+def _training(work: Work, arch: str, res: int, train: TrainSpec, n_train: int, n_val: int) -> None:
+    steps_per_epoch = max(1, math.ceil(n_train / train.batch_size))
+    train = stretched(train, steps_per_epoch)
+    steps = train.epochs * steps_per_epoch
+    shape = (arch, res, train.batch_size)
+    per_step = attack_passes(train.regime, train.attack) - 1
+    work.add(shape, steps=steps, grads=steps * per_step)
+    validations = sum(
+        1
+        for epoch in range(max(1, train.select_from_epoch), train.epochs + 1)
+        if epoch % train.val_every == 0 or epoch == train.epochs
+    )
+    eval_shape = (arch, res, train.batch_size * EVAL_BATCH_FACTOR)
+    for _ in range(validations):
+        _evaluations(
+            work, eval_shape, n_val, train.val_attack if train.val_ra else None, train.regime
+        )
+
+
+def job_work(job: Job, default_arch: str) -> Work:
+    """What ``job`` computes, in batches (0 for the jobs that cost next to nothing)."""
+    work = Work({})
+    spec = job.spec
+    arch, res = job_resolution(job, default_arch)
+    if job.stage == "pretrain" and spec.kind != "control":
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_val = _kept(n_val, spec.data.val_fraction)
+        _training(work, arch, res, spec.train, n_train, n_val)
+        eval_shape = (arch, res, spec.train.batch_size * EVAL_BATCH_FACTOR)
+        _evaluations(work, eval_shape, n_val, spec.eval_attack, spec.train.regime)
+    elif job.stage == "tickets" and spec.method == "imp":
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        for _ in range(spec.rounds):
+            _training(work, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
+    elif job.stage in ("transfer", "landscape"):
+        transfer = spec.transfer if job.stage == "landscape" else spec
+        n_train, n_val, n_test = split_sizes(transfer.data.name, transfer.data.fraction)
+        # A test_limit cuts the split; strokes draws a test split of that size (registry.py).
+        n_test = transfer.data.test_limit or n_test
+        if transfer.data.name != "strokes":
+            n_test = min(n_test, split_sizes(transfer.data.name)[2])
+        _training(work, arch, res, transfer.train, n_train, n_val)
+        eval_shape = (arch, res, transfer.train.batch_size * EVAL_BATCH_FACTOR)
+        one_checkpoint = not transfer.train.val_ra
+        for _ in range(1 if one_checkpoint else 2):
+            _evaluations(work, eval_shape, n_test, transfer.eval_attack, transfer.train.regime)
+        _evaluations(work, eval_shape, n_test, None, transfer.train.regime)  # SA, last epoch
+        if job.stage == "landscape":
+            images = min(spec.images, n_train)
+            points = spec.grid**2 + SHARPNESS_GRID**2
+            _evaluations(
+                work, eval_shape, images * points, loss_attack(spec), transfer.train.regime
+            )
+    elif job.stage == "tickets" and spec.method in ("snip", "grasp", "gem-miner"):
+        n_train, _, _ = split_sizes(spec.data.name, spec.data.fraction)
+        shape = (arch, res, spec.train.batch_size)
+        if spec.method == "gem-miner":
+            work.add(
+                shape, steps=spec.gem_miner.epochs * math.ceil(n_train / spec.train.batch_size)
+            )
+        else:
+            work.add(shape, steps=spec.score_batches * (3 if spec.method == "grasp" else 1))
+    return work
+
+
+def _kept(n: int, share: float | None) -> int:
+    return n if share is None else max(1, round(n * share))
+
+
+def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float:
+    """Estimated wall seconds of ``job`` run with ``threads`` CPU threads on ``device``."""
+    # deferred: rates import the models to probe them; only the time estimate needs them
+    from doublewin.experiments.rates import Shape, rates
+
+    seconds = JOB_OVERHEAD_S if job.stage != "pretrain" or job.spec.kind != "control" else 0.0
+    for (arch, res, batch), (steps, grads, forwards) in job_work(job, default_arch).batches.items():
+        r = rates(Shape(arch, res, batch, threads, device))
+        seconds += steps * r.step + grads * r.grad + forwards * r.forward
+    return seconds
+
+
+# Per run: starting the worker processes and writing results.csv and the report (measured).
+RUN_OVERHEAD_S = 15.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,13 @@ def run_stage(
     env = Environment(device, data_root, progress, log, compile)
     if log is not None:  # who computed the entry: two runners must never both do it
         log.write("stage-start", stage=name, host=socket.gethostname(), pid=os.getpid())
+    started = time.perf_counter()
     try:
-        return stage(name).run(spec, inputs, out, env)
+        metrics = stage(name).run(spec, inputs, out, env)
+        # The whole stage's wall seconds (setup, training, evaluation, writing): what a plan's
+        # cost estimate is checked against and the report's compute adds up.
+        metrics["job_seconds"] = round(time.perf_counter() - started, 3)
+        return metrics
     except torch.cuda.OutOfMemoryError:
         raise UserError(out_of_memory(name, spec)) from None
     finally:

@@ -1,0 +1,142 @@
+"""What the two savers are expected to spend, before a run: seeds on demand and the extreme
+search, alone and together, as transfer runs.
+
+Seeds on demand: each (ticket, regime) cell takes seeds until its verdict is decided or the plan's
+max is reached (on_demand.py). How many it takes depends on how far the ticket's true gap to its
+dense model lies from the margin, measured in the per-seed spread of the difference; before a run
+neither is known, so the expectation is the plan's operating characteristics (the sequential
+rule of analysis/verdict/sequential.py, simulated) at an assumed spread, with the true gap equally
+likely anywhere from three margins below the dense model to one above. The dense baselines of a
+setting run as many seeds as its longest cell; the no-pre-training control runs the max.
+
+The extreme search: on each ladder the search (search.py's `LadderSearch`, driven here) judges a
+few rungs; the expectation is over the ladder's extreme being any of its rungs (or none) with
+equal probability, a rung that fails costing its standard transfer and, half the time, its
+adversarial one (the failure was in the AT verdict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from doublewin.analysis.verdict import SeedPlan, VerdictConfig
+from doublewin.analysis.verdict.sequential import critical_value
+from doublewin.core.results import is_dense
+from doublewin.experiments.grid import Job
+from doublewin.experiments.search import LadderSearch
+
+DEFAULT_SPREAD = 1.0  # points: the per-seed spread of ticket − dense on the demo (docs/verdict.md)
+GAP_RANGE = (-3.0, 1.0)  # the true gap, in margins δ: equally likely anywhere in this range
+SIMULATIONS = 4000
+FAIL_IN_AT = 0.5  # a failing rung's share that passes ST (its AT runs are spent too)
+
+
+@dataclass(frozen=True)
+class SaverEstimate:
+    """Expected transfer runs of a saver (or both), against the fixed grid's, and its basis."""
+
+    expected: float
+    full_grid: int
+    basis: str
+
+    @property
+    def share(self) -> float:
+        return self.expected / self.full_grid if self.full_grid else 0.0
+
+
+def stopping_seeds(plan: SeedPlan, spread: float, delta: float, seed: int = 0) -> np.ndarray:
+    """Seeds each simulated cell takes under ``plan``, true gaps drawn from GAP_RANGE × δ and
+    per-seed differences with standard deviation ``spread``."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.uniform(*GAP_RANGE, size=SIMULATIONS) * delta
+    draws = gaps[:, None] + spread * rng.standard_normal((SIMULATIONS, plan.max))
+    taken = np.full(SIMULATIONS, plan.max)
+    open_ = np.ones(SIMULATIONS, dtype=bool)
+    for n in plan.looks:
+        sample = draws[:, :n]
+        mean = sample.mean(1)
+        half = critical_value(plan, n, 0.95) * sample.std(1, ddof=1) / math.sqrt(n)
+        decided = open_ & ((mean - half >= -delta) | (mean + half < -delta))
+        taken[decided] = n
+        open_ &= ~decided
+    return taken
+
+
+def expected_on_demand(
+    jobs: Sequence[Job], config: VerdictConfig, controls: Sequence[str], spread: float
+) -> SaverEstimate:
+    plan = config.seeds or SeedPlan()
+    transfers = [j for j in jobs if j.stage == "transfer"]
+    seeds = sorted({int(j.labels["seed"]) for j in transfers})[: plan.max]
+    cells: dict[tuple, int] = defaultdict(int)  # (setting, regime) -> ticket cells in it
+    settings = set()
+    for job in transfers:
+        setting = (job.labels["pretraining"], job.labels["dataset"], job.labels["fraction"], job.labels["regime"])  # fmt: skip
+        settings.add(setting)
+        if not is_dense(job.labels) and int(job.labels["seed"]) == seeds[0]:
+            cells[setting] += 1
+    taken = stopping_seeds(plan, spread, config.margin_floor)
+    rng = np.random.default_rng(1)
+    expected = 0.0
+    for setting in settings:
+        if setting[0] in controls:
+            expected += plan.max
+            continue
+        count = cells.get(setting, 0)
+        expected += count * float(taken.mean())
+        if count:  # the dense baseline runs as many seeds as the longest cell of its setting
+            expected += float(rng.choice(taken, size=(SIMULATIONS, count)).max(1).mean())
+        else:
+            expected += plan.min
+    return SaverEstimate(
+        expected,
+        len([j for j in transfers if int(j.labels["seed"]) in seeds]),
+        f"the {plan.spending} plan's operating characteristics ({plan.min}–{plan.max} seeds) at "
+        f"a per-seed spread of {spread:g} points, true gaps equally likely from "
+        f"{GAP_RANGE[0]:g}δ to +{GAP_RANGE[1]:g}δ",
+    )
+
+
+def expected_search_rungs(rungs: int) -> tuple[float, float]:
+    """(rungs judged, of them failing) per ladder of ``rungs`` rungs, the extreme equally
+    likely at any rung or none."""
+    judged = failing = 0.0
+    for extreme in range(-1, rungs):
+        search = LadderSearch(key=None, sparsities=tuple(range(rungs)))  # type: ignore[arg-type]
+        while (rung := search.next_rung()) is not None:
+            search.record(rung, rung <= extreme)
+        judged += len(search.results)
+        failing += sum(1 for dw in search.results.values() if not dw)
+    return judged / (rungs + 1), failing / (rungs + 1)
+
+
+def expected_search(jobs: Sequence[Job], seeds_per_cell: float | None = None) -> SaverEstimate:
+    """Transfer runs of ``--search extreme`` (each judged rung at ``seeds_per_cell`` seeds per
+    regime: the fixed seeds, or what seeds on demand expects)."""
+    transfers = [j for j in jobs if j.stage == "transfer"]
+    seeds = len({int(j.labels["seed"]) for j in transfers}) or 1
+    per_cell = seeds_per_cell or seeds
+    ladders: dict[tuple, set[float]] = defaultdict(set)
+    settings = set()
+    for job in transfers:
+        labels = job.labels
+        setting = (labels["pretraining"], labels["dataset"], labels["fraction"])
+        settings.add(setting)
+        if not is_dense(labels):
+            key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
+            ladders[key].add(float(labels["sparsity"]))
+    expected = 2 * per_cell * len(settings)  # the dense baselines, ST and AT
+    for sparsities in ladders.values():
+        judged, failing = expected_search_rungs(len(sparsities))
+        passing = judged - failing
+        expected += per_cell * (2 * passing + failing * (1 + FAIL_IN_AT))
+    return SaverEstimate(
+        expected,
+        len(transfers),
+        "bisection with each ladder's extreme equally likely at any rung or none",
+    )
