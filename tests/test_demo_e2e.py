@@ -40,6 +40,12 @@ def test_quick_demo_writes_results_and_a_report_within_90_seconds(quick_run) -> 
         assert f"| {label} |" in section
     if "No pre-training beats the control in any setting" in section:
         assert "**not testable**" in markdown
+    # The compute: every run's own wall seconds in results.csv, every stage in the report.
+    table = (out / "results.csv").read_text().splitlines()
+    column = table[0].split(",").index("job_seconds")
+    assert all(float(line.split(",")[column]) > 0 for line in table[1:])
+    compute = markdown.split("## Compute")[1]
+    assert all(f"| {stage} |" in compute for stage in ("pretrain", "tickets", "transfer"))
     assert seconds <= 90 * 1.5, f"quick demo took {seconds:.0f} s"  # slack for a busy CI box
 
 

@@ -426,10 +426,24 @@ def test_stale_figures_are_removed_on_rewrite(tmp_path):
     )
 
 
-def test_compute_section_sums_the_seconds():
-    rows = rows_for("AT", "dense", 0.0, seconds=1800.0)
-    text = "\n".join(str(b) for s in build_report(rows, meta=META).sections for b in s.blocks)
-    assert "2.00 hours of device time" in text
+def test_compute_section_sums_the_seconds_per_stage_and_the_savings():
+    rows = rows_for("AT", "dense", 0.0, seconds=1800.0)  # 4 runs of half an hour
+    meta = {
+        **META,
+        "compute": {
+            "pretrain": {"jobs": 3, "seconds": 5400.0, "passes": 3e6, "timed": 3},
+            "transfer": {"jobs": 4, "seconds": 7200.0, "passes": 1e6, "timed": 4},
+        },
+        "on_demand": {"transfer_runs": 40, "fixed_max_runs": 100, "fixed_min_runs": 30, "waves": 3},
+        "search": {"transfer_runs": 25, "full_grid_transfer_runs": 100},
+    }
+    section = next(s for s in build_report(rows, meta=meta).sections if s.title == "Compute")
+    text = "\n".join(str(b) for b in section.blocks)
+    assert "took 3.50 worker-hours" in text
+    assert "('pretrain', '3', '1.500', '3e+06')" in text
+    assert "40% of the 100" in text and "60 saved" in text
+    assert "25 of the full grid's 100 transfer runs (25%; 75 saved)" in text
+    assert "('AT', '2', '1800.0', '1.000')" in text
 
 
 def test_a_row_without_a_verdict_column_is_a_user_error():

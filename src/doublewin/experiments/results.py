@@ -15,6 +15,7 @@ from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.results import LABEL_COLUMNS
 from doublewin.core.typed import to_dict
+from doublewin.experiments.cost import job_passes
 from doublewin.experiments.grid import Job
 from doublewin.experiments.store import Store
 
@@ -80,3 +81,22 @@ def keeps_finished_rows(run_dir: Path, jobs: Sequence[Job]) -> None:
             f"{first.get('regime')} seed {first.get('seed')}); pass --out for a new run "
             "folder, or remove that one"
         )
+
+
+def compute_meta(jobs: Sequence[Job], store: Store) -> dict[str, dict[str, float]]:
+    """Per stage, the finished jobs of the plan: how many, their wall seconds (each job's own
+    measurement) and their image passes."""
+    out: dict[str, dict[str, float]] = {}
+    for job in jobs:
+        entry = store.entry(job.stage, job.spec)
+        if not entry.done:
+            continue
+        metrics = entry.metrics()
+        seconds = metrics.get("job_seconds", metrics.get("seconds"))
+        stage = out.setdefault(job.stage, {"jobs": 0, "seconds": 0.0, "passes": 0.0, "timed": 0})
+        stage["jobs"] += 1
+        stage["passes"] += job_passes(job)
+        if isinstance(seconds, (int, float)):
+            stage["seconds"] += float(seconds)
+            stage["timed"] += 1
+    return out

@@ -36,7 +36,12 @@ from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
 from doublewin.experiments.grid import Job, expand
 from doublewin.experiments.on_demand import seeds_on_demand
-from doublewin.experiments.results import collect_rows, keeps_finished_rows, result_row
+from doublewin.experiments.results import (
+    collect_rows,
+    compute_meta,
+    keeps_finished_rows,
+    result_row,
+)
 from doublewin.experiments.runner import RunContext, RunSummary, run_jobs
 from doublewin.experiments.search import search_extreme
 from doublewin.experiments.store import Store
@@ -311,6 +316,7 @@ def run_meta(
         "datasets": list(experiment.datasets),
         "fractions": list(experiment.fractions),
         "verdict": to_dict(experiment.verdict),
+        "compute": compute_meta(_unique(expand(experiment)), store),
     }
     if on_demand is not None:
         meta["on_demand"] = {

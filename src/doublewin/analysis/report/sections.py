@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 from doublewin.analysis.findings.finding import ALPHA, Finding
 from doublewin.analysis.report.data import (
@@ -298,31 +299,82 @@ def findings_section(data: ReportData) -> Section:
 
 
 def compute_section(data: ReportData) -> Section:
+    """The compute the run spent, per stage (worker-hours and image passes), what the savers
+    saved against the fixed grid, and the transfer runs by regime."""
     section = Section("Compute")
-    timed = [r for r in data.rows if is_number(r.get("seconds"))]
-    if not timed:
+    compute = data.meta.get("compute") or {}
+    if compute:
+        rows = tuple(
+            (
+                stage,
+                str(int(c["jobs"])),
+                f"{c['seconds'] / 3600:.3f}",
+                f"{c['passes']:.3g}",
+            )
+            for stage, c in compute.items()
+        )
+        hours = sum(c["seconds"] for c in compute.values()) / 3600
+        untimed = sum(int(c["jobs"] - c.get("timed", c["jobs"])) for c in compute.values())
         section.blocks.append(
             Paragraph(
-                "The rows carry no timing column (`seconds`), so the cost of the run is unknown."
+                f"The run's finished jobs took {hours:.2f} worker-hours (each job's own wall "
+                "seconds: setup, training, evaluation, writing; with N workers the run's wall "
+                "time is about this divided by N)"
+                + (f"; {untimed} jobs finished before jobs were timed" if untimed else "")
+                + ". An image pass is one forward and backward of one image (an attack step "
+                "costs about one)."
             )
+        )
+        section.blocks.append(Table(("stage", "jobs", "worker-hours", "image passes"), rows))
+    section.blocks.extend(_savings(data.meta))
+    timed = [r for r in data.rows if is_number(r.get("job_seconds") or r.get("seconds"))]
+    if not timed and not compute:
+        section.blocks.append(
+            Paragraph("The rows carry no timing column, so the cost of the run is unknown.")
         )
         return section
     by_regime: dict[str, list[float]] = defaultdict(list)
     for row in timed:
-        by_regime[str(row["regime"]).upper()].append(float(row["seconds"]))
-    total = sum(sum(v) for v in by_regime.values())
+        value = row.get("job_seconds") if is_number(row.get("job_seconds")) else row["seconds"]
+        by_regime[str(row["regime"]).upper()].append(float(value))
     rows = tuple(
-        (regime, str(len(v)), f"{statistics.fmean(v):.1f}", f"{sum(v) / 3600:.2f}")
+        (regime, str(len(v)), f"{statistics.fmean(v):.1f}", f"{sum(v) / 3600:.3f}")
         for regime, v in sorted(by_regime.items())
     )
-    section.blocks.append(
-        Paragraph(
-            f"Transfer runs took {total / 3600:.2f} hours of device time in all "
-            f"({len(timed)} of {len(data.rows)} rows timed)."
+    if rows:
+        section.blocks.append(
+            Table(("transfer regime", "runs", "mean seconds per run", "worker-hours"), rows)
         )
-    )
-    section.blocks.append(Table(("transfer", "runs", "mean seconds per run", "hours"), rows))
     return section
+
+
+def _savings(meta: Mapping[str, Any]) -> list[Paragraph]:
+    """What seeds on demand and the extreme search saved against the fixed grid."""
+    out = []
+    on_demand = meta.get("on_demand")
+    if on_demand:
+        ran, most = on_demand["transfer_runs"], on_demand["fixed_max_runs"]
+        out.append(
+            Paragraph(
+                f"Seeds on demand ran {ran} transfer runs in {on_demand['waves']} waves: "
+                f"{ran / most:.0%} of the {most} the maximum seeds everywhere take "
+                f"({most - ran} saved; {on_demand['fixed_min_runs']} for the minimum)."
+                if most
+                else f"Seeds on demand ran {ran} transfer runs."
+            )
+        )
+    search = meta.get("search")
+    if search:
+        ran, full = search["transfer_runs"], search["full_grid_transfer_runs"]
+        out.append(
+            Paragraph(
+                f"The extreme search ran {ran} of the full grid's {full} transfer runs "
+                f"({ran / full:.0%}; {full - ran} saved)."
+                if full
+                else f"The extreme search ran {ran} transfer runs."
+            )
+        )
+    return out
 
 
 def share_text(finding: Finding) -> str:
