@@ -248,3 +248,23 @@ def test_cuda_out_of_memory_is_one_line_naming_the_batch_size(tmp_path, capsys, 
     fails(["transfer", "--weights", files["weights"], "--data", "digits", "--regime", "st",
            "--epochs", "1", "--out", tmp_path / "out", "--set", "train.batch_size=64"], capsys,
           names=("CUDA out of memory", "batch size 64", "--set train.batch_size=32"), watch=tmp_path)  # fmt: skip
+
+
+def test_piped_output_never_cuts_a_path_and_pretrain_says_when_it_measures_the_source(tmp_path):
+    """Piped, a line longer than 80 columns stays one line (a path or hash whole for grep and
+    copy-paste); and after training, pretrain shows the source evaluation's progress instead of
+    going silent."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "weights.safetensors"
+    deep.parent.mkdir(parents=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "doublewin", "pretrain", "--arch", "resnet8", "--data", "digits",
+         "--regime", "std", "--epochs", "1", "--out", str(deep), "--set", "data.fraction=0.05"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = next(line for line in run.stdout.splitlines() if "source SA" in line)
+    assert summary.startswith(str(deep)) and len(summary) > 80
+    assert "source SA/RA on the validation split" in run.stderr + run.stdout
