@@ -128,6 +128,7 @@ def test_tickets_of_another_method_are_not_overwritten(tmp_path, capsys, files):
     out = tmp_path / "t"
     omp = ["find-tickets", "--weights", files["weights"], "--method", "omp", "--sparsities", "0.5", "--out", out]  # fmt: skip
     assert _code(omp) == 0 and _code(omp) == 0  # the same run again resumes
+    assert _code([*omp[:-3], "0.8", *omp[-2:]]) == 0  # more rungs of the same run sit beside
     before = (out / "ticket-0.500000.safetensors").read_bytes()
     fails([*omp[:4], "random", *omp[5:]], capsys, names=("holds tickets of another run", "omp"),
           watch=tmp_path)  # fmt: skip

@@ -177,7 +177,10 @@ def _check_same_run(out: Path, spec: object) -> None:
 
     def comparable(fields: object) -> str:
         fields = dict(fields) if isinstance(fields, dict) else {}
-        fields.pop("scope", None)  # N:M adds the layers it leaves dense
+        # N:M adds the layers it leaves dense to the scope; a longer IMP ladder or other
+        # sparsities of the same run add files next to these (IMP continues its trunk).
+        for key in ("scope", "rounds", "sparsities"):
+            fields.pop(key, None)
         return json.dumps(fields, sort_keys=True, default=str)
 
     wanted = comparable(recorded_spec(spec))
