@@ -29,11 +29,11 @@ def doublewin(*args: str) -> list[str]:
 
 def cpu() -> str:
     try:
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                 if line.startswith("model name")]  # fmt: skip
-        return names[0] if names else platform.machine()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.machine()
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]  # fmt: skip
+    return names[0] if names else platform.machine()
 
 
 def measure(config: str, out: Path, extra: list[str]) -> dict[str, object]:
