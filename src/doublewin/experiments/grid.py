@@ -8,6 +8,7 @@ it is already done, is known up front (``--dry-run``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +33,11 @@ class Job:
     deps: tuple[str, ...] = ()
     labels: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        # Cached: the runner and results.csv ask for it in loops over hundreds of jobs, and
+        # each computation hashes the spec's canonical form (the main process's busiest work
+        # in a profile of the demo, beside two busy workers).
         return f"{self.stage}-{spec_hash(self.stage, self.spec)}"
 
 

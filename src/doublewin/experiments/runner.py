@@ -265,8 +265,9 @@ def run_jobs(
         with make_pool(executor, workers, threads) as pool:
             running: dict[futures.Future, tuple[Job, str | None]] = {}
             while True:
+                started_ids = {j.id for j, _ in running.values()}
                 for job in ready():
-                    if job.id in {j.id for j, _ in running.values()}:
+                    if job.id in started_ids:
                         continue
                     todo.pop(job.id)
                     # Each job goes to the least busy GPU: one per worker when there are
