@@ -78,6 +78,10 @@ def test_killed_runners_leave_no_process_and_restarts_give_the_same_results(
         if sig is signal.SIGKILL:
             assert process.returncode == -signal.SIGKILL
             continue
+        if process.returncode == 0 and not err.strip():
+            # The slice's last jobs finished while the signal was on its way: the run ended
+            # whole (its rows are checked below); nothing was interrupted.
+            continue
         assert process.returncode == (130 if sig is signal.SIGINT else 143), err[-2000:]
         assert "run the same command to resume" in err
         # results.csv was rewritten from the store before the runner stopped.
