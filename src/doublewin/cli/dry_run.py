@@ -82,6 +82,10 @@ def print_plan(
     if on_gpu is not None:
         result["one_gpu_hours"] = round(on_gpu / 3600, 3)
         result["one_gpu_reference"] = GPU_REFERENCE_DEVICE
+        if savers:
+            transfers = gpu_seconds([j for j in pending if j.stage == "transfer"], arch) or 0.0
+            with_savers = on_gpu - (1 - savers[-1].share) * transfers
+            result["one_gpu_hours_with_savers"] = round(with_savers / 3600, 3)
     for saver in savers:
         result.setdefault("savers", []).append(
             {
@@ -111,7 +115,12 @@ def print_plan(
             highlight=False,
         )
     if on_gpu is not None and not dev.startswith("cuda"):
-        console.print(f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)}", highlight=False)
+        saved = result.get("one_gpu_hours_with_savers")
+        console.print(
+            f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)} for the fixed grid"
+            + (f", {_duration(saved * 3600)} expected with the savers" if saved else ""),
+            highlight=False,
+        )
     if plan.experiment.on_demand:
         console.print(result["seeds_on_demand"]["note"], highlight=False)
 

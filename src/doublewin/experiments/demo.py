@@ -40,3 +40,18 @@ def demo_jobs(device: str = "auto", per_gpu: int | None = None) -> int:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return max(1, torch.cuda.device_count()) * (per_gpu or WORKERS_PER_GPU)
     return max(1, min(4, os.cpu_count() or 1))
+
+
+# `doublewin demo --landscapes`: the paper's Figure 6 at the demo's scale, added to its run (the
+# IMP (ST) ticket on the rung nearest 73.79%, AT-transferred again with its trajectory at each
+# fraction, from each pre-training, the first three seeds; the loss on the plane of the
+# trajectory's two principal directions; docs/landscape.md).
+LANDSCAPE = (
+    "{sparsity: 0.7379, method: imp, imp_regime: std, regimes: [at], seeds: [0, 1, 2], "
+    "plane: pca, grid: 9, images: 128, snapshots: 12, hessian_iterations: 8}"
+)
+
+
+def landscape_overrides() -> list[str]:
+    """The ``--set`` that adds the demo's loss landscapes."""
+    return [f"analysis.landscape={LANDSCAPE}"]

@@ -90,15 +90,18 @@ def _cache() -> dict[str, dict[str, dict[str, float]]]:
 
 
 def probe(shape: Shape) -> Rates:
-    """Time each kind of work on a random batch of ``shape`` (after a warm-up)."""
+    """Time each kind of work on a random batch of ``shape`` (after a warm-up). A shape whose
+    batch would take long (a ResNet-50 at 224 px on a CPU) is timed on a smaller batch and
+    scaled by the batch ratio: per image, a large model's time does not depend on the batch."""
     device = torch.device(shape.device)
     before = torch.get_num_threads()
     torch.set_num_threads(shape.threads)
     try:
         model = build_model(shape.arch, 10).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        x = torch.rand(shape.batch, 3, shape.resolution, shape.resolution, device=device)
-        y = torch.randint(0, 10, (shape.batch,), device=device)
+        batch = _probe_batch(model, shape, device)
+        x = torch.rand(batch, 3, shape.resolution, shape.resolution, device=device)
+        y = torch.randint(0, 10, (batch,), device=device)
 
         def step() -> None:
             model.train()
@@ -116,9 +119,32 @@ def probe(shape: Shape) -> Rates:
             with torch.no_grad():
                 model(x)
 
-        return Rates(_timed(step, device), _timed(grad, device), _timed(forward, device))
+        scale = shape.batch / batch
+        return Rates(
+            _timed(step, device) * scale,
+            _timed(grad, device) * scale,
+            _timed(forward, device) * scale,
+        )
     finally:
         torch.set_num_threads(before)
+
+
+def _probe_batch(model: torch.nn.Module, shape: Shape, device: torch.device) -> int:
+    """The batch to time: the shape's own, or a smaller one when a training step at full
+    batch would take more than about a tenth of PROBE_SECONDS."""
+    x = torch.rand(1, 3, shape.resolution, shape.resolution, device=device)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        begin = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        one = time.perf_counter() - begin
+    step = 3 * one  # forward and backward of one image, about three forwards
+    if step * shape.batch <= PROBE_SECONDS / 10:
+        return shape.batch
+    return max(2, min(shape.batch, int(PROBE_SECONDS / 10 / step)))
 
 
 def _timed(work: Callable[[], None], device: torch.device) -> float:
