@@ -85,3 +85,33 @@ def test_savers_expect_fewer_runs_than_the_grid(demo) -> None:
     assert calm.expected < noisy.expected <= noisy.full_grid * 1.001
     search = expected_search(jobs)
     assert 0 < search.expected <= search.full_grid
+
+
+@pytest.mark.parametrize("load, kept", [(0.0, True), (64.0, False)])
+def test_speeds_timed_on_a_busy_machine_are_not_kept(monkeypatch, tmp_path, load, kept) -> None:
+    """A probe taken while the load average exceeds the cores is used once and not cached
+    (a later dry run on an idle machine times it again); on an idle machine it is cached."""
+    from doublewin.experiments import rates
+
+    monkeypatch.setenv("DOUBLEWIN_CACHE", str(tmp_path))
+    monkeypatch.setattr(rates.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(rates, "BUSY_PROBES", [])
+    rates._cache.cache_clear()
+    try:
+        measured = rates.rates(rates.Shape("resnet8", 8, 32, 1, "cpu"))
+    finally:
+        rates._cache.cache_clear()
+    assert measured.step > measured.forward > 0
+    assert (tmp_path / "rates.json").exists() == kept
+    assert bool(rates.BUSY_PROBES) != kept
+
+
+def test_the_probe_times_small_models_at_their_own_batch() -> None:
+    """A resnet8 at 8 px is timed at its batch of 128, not scaled up from a few images."""
+    import torch
+
+    from doublewin.experiments.rates import Shape, _probe_batch
+    from doublewin.models import build_model
+
+    shape = Shape("resnet8", 8, 128, 1, "cpu")
+    assert _probe_batch(build_model("resnet8", 10), shape, torch.device("cpu")) == 128

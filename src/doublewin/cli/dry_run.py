@@ -96,6 +96,9 @@ def print_plan(
         )
     if plan.experiment.on_demand:
         result["seeds_on_demand"] = _on_demand_note(plan)
+    busy = _busy_note()
+    if busy:
+        result["note"] = busy
     if as_json:
         print_json(result)
         return
@@ -123,6 +126,21 @@ def print_plan(
         )
     if plan.experiment.on_demand:
         console.print(result["seeds_on_demand"]["note"], highlight=False)
+    if busy:
+        console.print(busy, highlight=False)
+
+
+def _busy_note() -> str:
+    """A warning when some speeds were timed beside other work (they read slow)."""
+    from doublewin.experiments.rates import BUSY_PROBES  # deferred: it imports torch
+
+    if not BUSY_PROBES:
+        return ""
+    return (
+        f"note: {len(BUSY_PROBES)} speed(s) were timed while other processes kept the CPU "
+        "busy, so the time above may be high; they are not kept: run the dry run again "
+        "on an idle machine"
+    )
 
 
 def _is_transfer(job_id: str) -> bool:
