@@ -154,7 +154,7 @@ def test_the_command_line_leaves_the_process_group_and_ends_with_the_commands_co
     from doublewin.core import distributed
 
     calls: list[tuple[int, bool]] = []
-    monkeypatch.setattr(distributed, "launched", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets: cli.main reads it, not torch
     monkeypatch.setattr(distributed, "init", lambda device=None: distributed.World())
     monkeypatch.setattr(
         distributed, "finish", lambda code=0, synchronize=True: calls.append((code, synchronize))
