@@ -95,7 +95,7 @@ def test_speeds_timed_on_a_busy_machine_are_not_kept(monkeypatch, tmp_path, load
 
     monkeypatch.setenv("DOUBLEWIN_CACHE", str(tmp_path))
     monkeypatch.setattr(rates.os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(rates, "BUSY_PROBES", [])
+    monkeypatch.setattr(rates, "BUSY_PROBES", {})
     rates._cache.cache_clear()
     try:
         measured = rates.rates(rates.Shape("resnet8", 8, 32, 1, "cpu"))

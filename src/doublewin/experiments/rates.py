@@ -27,7 +27,7 @@ from doublewin.core.atomic import atomic_write_json
 from doublewin.models import build_model
 
 PROBE_SECONDS = 0.4  # per kind of work: each shape costs about a second and a half once
-BUSY_PROBES: list[str] = []  # shapes timed while other work loaded the CPU (not cached)
+BUSY_PROBES: dict[str, Rates] = {}  # timed while other work loaded the CPU: this process only
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,12 @@ def rates(shape: Shape) -> Rates:
     found = cache.get(machine(), {}).get(shape.key)
     if found is not None:
         return Rates(**found)
+    if shape.key in BUSY_PROBES:
+        return BUSY_PROBES[shape.key]
     busy = shape.device == "cpu" and _cpu_busy()
     measured = probe(shape)
     if busy:  # timed beside other work: slower than the run will be; ask again next time
-        BUSY_PROBES.append(shape.key)
+        BUSY_PROBES[shape.key] = measured
         return measured
     cache.setdefault(machine(), {})[shape.key] = asdict(measured)
     with contextlib.suppress(OSError):  # a read-only cache only costs probing again later
