@@ -203,8 +203,11 @@ def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimat
 # out): measured on the demo's models (docs/benchmarks.md, "Cost estimates"), by the regime
 # the evaluated model was trained with; without early stop every step runs.
 EARLY_STOP_SHARE = {"std": 0.2, "fat": 0.8, "at": 0.8}
-# Per job: building the model, reading the data, writing the entry (measured, seconds).
-JOB_OVERHEAD_S = 0.3
+# Per job: building the model, reading the data, writing the entry; per IMP round: pruning,
+# rewinding and writing the rung (seconds, fitted to the demo's own jobs: docs/benchmarks.md,
+# "Cost estimates").
+JOB_OVERHEAD_S = 1.2
+IMP_ROUND_OVERHEAD_S = 2.0
 
 
 @dataclass
@@ -305,6 +308,8 @@ def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float
     from doublewin.experiments.rates import Shape, rates
 
     seconds = JOB_OVERHEAD_S if job.stage != "pretrain" or job.spec.kind != "control" else 0.0
+    if job.stage == "tickets" and job.spec.method == "imp":
+        seconds += IMP_ROUND_OVERHEAD_S * job.spec.rounds
     for (arch, res, batch), (steps, grads, forwards) in job_work(job, default_arch).batches.items():
         r = rates(Shape(arch, res, batch, threads, device))
         seconds += steps * r.step + grads * r.grad + forwards * r.forward
