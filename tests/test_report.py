@@ -589,3 +589,22 @@ def test_the_headline_names_findings_in_words_and_the_tickets_shortfall_in_point
     assert "(AT transfer keeps the RA that ST loses)" in text and "(at-ra)" not in text
     assert "largest shortfall from their dense models" in text
     assert re.search(r"at 67\.23%: STD -10\.0 \(\w\w \w\w\), AT -10\.0", text)
+
+
+def test_an_open_verdict_at_the_plans_last_look_says_the_plan_is_spent():
+    """With seeds on demand, a comparison still open at the plan's maximum is reported as
+    needing more than the plan's seeds, not as 'beyond any practical count'."""
+    from doublewin.analysis.verdict import SeedPlan
+
+    seeds = tuple(range(6))
+    rows = rows_for("AT", "dense", 0.0, seeds=seeds)
+    ticket = rows_for("AT", "imp", 0.2, seeds=seeds)
+    for row, noise in zip([r for r in ticket if r["regime"] == "at"], [2, -4] * 3, strict=True):
+        row["ra_best_ra"] += noise
+    config = VerdictConfig(seeds=SeedPlan(min=3, max=6, step=3))
+    document = build_report(rows + ticket, meta=META, verdict_config=config)
+    section = next(s for s in document.sections if s.title == "Verdicts with intervals")
+    text = "\n".join(str(b) for b in section.blocks)
+    assert "more than the plan's 6 seeds at this spread" in text
+    assert "not within the plan's 6 seeds at this spread" in text
+    assert "beyond any practical count" not in text

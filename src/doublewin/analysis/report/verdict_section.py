@@ -16,7 +16,7 @@ from doublewin.analysis.report.document import Bullets, Figure, Paragraph, Secti
 from doublewin.analysis.report.forest import forest_plot
 from doublewin.analysis.report.words import finding_title, shortfall_sentence
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
-from doublewin.analysis.verdict import Comparison, TicketVerdict
+from doublewin.analysis.verdict import Comparison, SeedPlan, TicketVerdict
 from doublewin.core import paths
 from doublewin.core.results import METRICS, REGIMES
 
@@ -186,7 +186,7 @@ def verdicts_section(data: ReportData) -> Section:
                 )
             )
         )
-        section.blocks.append(Bullets(tuple(_undecided(v) for v in undecided)))
+        section.blocks.append(Bullets(tuple(_undecided(v, data.config.seeds) for v in undecided)))
     return section
 
 
@@ -201,7 +201,7 @@ def _cell(verdict: TicketVerdict, comparison: Comparison | None) -> str:
     return text
 
 
-def _undecided(verdict: TicketVerdict) -> str:
+def _undecided(verdict: TicketVerdict, plan: SeedPlan | None) -> str:
     key = verdict.key
     where = (
         f"{key.pretraining} → {key.dataset} at {fraction_text(key.fraction)} data, "
@@ -215,6 +215,8 @@ def _undecided(verdict: TicketVerdict) -> str:
         need = (
             f"about {c.seeds_needed} seeds"
             if c.seeds_needed is not None
+            else f"more than the plan's {plan.max} seeds at this spread"
+            if plan is not None and len(c.seeds) > 1
             else "seeds beyond any practical count"
             if len(c.seeds) > 1
             else "a second seed first (one seed shows no spread)"
@@ -227,6 +229,8 @@ def _undecided(verdict: TicketVerdict) -> str:
     overall = (
         f"heading for {verdict.heading}; about {total} seeds would decide it"
         if total is not None
+        else f"heading for {verdict.heading}; not within the plan's {plan.max} seeds at this spread"
+        if plan is not None
         else f"heading for {verdict.heading}; the seeds needed cannot be estimated"
     )
     return f"{where} ({overall}): " + "; ".join(parts)
