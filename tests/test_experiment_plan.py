@@ -24,9 +24,12 @@ def test_the_demo_grid_has_every_cell_and_a_dense_baseline_per_setting() -> None
     # Seeds on demand: the candidate seeds are 0 … max − 1, every one a job of the plan.
     assert experiment.on_demand and experiment.seeds == tuple(range(experiment.verdict.seeds.max))
     settings = len(experiment.datasets) * len(experiment.fractions) * 2 * len(experiment.seeds)
-    rungs = len(ticket_ladder(experiment.ticket_specs[0][1]))
-    assert rungs == 4 and experiment.transfer_rungs is None  # 50, 75, 87.5, 93.75%
-    assert counts["transfer"] == 3 * settings * (2 * rungs + 1) + settings
+    # The paper's prune rate of 20% a round over ten rounds (20% … 89.26%); IMP transfers its
+    # first and last rungs, random its last, at every fraction.
+    ladder = ticket_ladder(experiment.ticket_specs[0][1])
+    assert len(ladder) == 10 and ladder[0] == pytest.approx(0.2) and ladder[-1] > 0.89
+    assert experiment.transfer_rungs == {"imp": (1, 10), "random": (10,)}
+    assert counts["transfer"] == 3 * settings * (2 + 1 + 1) + settings
     dense = [j for j in plan.jobs if j.stage == "transfer" and j.labels["method"] == "dense"]
     assert len(dense) == 4 * settings
     assert all(j.spec.ticket == "" for j in dense)

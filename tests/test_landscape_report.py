@@ -107,22 +107,27 @@ def test_the_report_draws_figure_6_and_tabulates_the_sharpness(tmp_path):
     assert "**Finding 12** (the table *Findings*)" in markdown
 
 
-def test_the_demo_computes_figure_6_at_its_rung_nearest_73_79_percent():
-    experiment = load_experiment(CONFIGS / "demo.yaml")
+def test_demo_landscapes_compute_figure_6_at_the_rung_nearest_73_79_percent():
+    from doublewin.experiments.demo import landscape_overrides
+
+    experiment = load_experiment(CONFIGS / "demo.yaml", landscape_overrides())
     jobs = expand(experiment)
     landscapes = [j for j in jobs if j.stage == "landscape"]
     tickets = {j.id: j for j in jobs if j.stage == "tickets"}
     # STD, FAT and AT (not the control) × 100% and 10% × three seeds, AT transfer.
     assert len(landscapes) == 3 * 2 * 3
     assert {j.labels["pretraining"] for j in landscapes} == {"STD", "FAT", "AT"}
-    assert {j.labels["sparsity"] for j in landscapes} == {0.75}  # 50, 75, 87.5%: nearest 73.79
+    # 20% a round: rung 6 is 1 − 0.8⁶ = 73.79%, the paper's Figure 6 sparsity.
+    assert {round(j.labels["sparsity"], 4) for j in landscapes} == {0.7379}
     assert {(j.labels["regime"], j.spec.transfer.train.regime) for j in landscapes} == {
         ("at", "at")
     }
     for job in landscapes:
         (dep,) = job.deps
         assert tickets[dep].spec.method == "imp" and tickets[dep].spec.train.regime == "std"
-        assert job.spec.transfer.ticket == f"{dep}@0.750000"
+        assert job.spec.transfer.ticket == f"{dep}@{1 - 0.8**6:.6f}"
+    # Behind the flag: the default demo and the quick one compute none.
+    assert not [j for j in expand(load_experiment(CONFIGS / "demo.yaml")) if j.stage == "landscape"]
     quick = load_experiment(CONFIGS / "demo-quick.yaml")
     assert not [j for j in expand(quick) if j.stage == "landscape"]
 

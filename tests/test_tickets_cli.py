@@ -218,7 +218,7 @@ def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
             metrics["sa_best_sa"],
             metrics["ra_best_sa"],
         )
-    assert stdout.startswith(f"digits ({'AT' if trained == 'at' else 'ST'}, sparsity 0.00%)")
+    assert stdout.startswith(f"digits ({'AT' if trained == 'at' else 'ST'}, sparsity 0.00%, ")
 
 
 def test_transferred_weights_reload_to_the_model_that_was_tested(

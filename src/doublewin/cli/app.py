@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from doublewin.core.specs import load_spec
+
 app = typer.Typer(
     name="doublewin",
     help="Find and certify double-win lottery tickets: sparse subnetworks of pre-trained "
@@ -92,7 +94,6 @@ def field_help(stage: str, key: str, text: str = "") -> str:
 
 
 def _default_spec(stage: str) -> Any:
-    from doublewin.core.specs import load_spec
 
     if stage not in _DEFAULT_SPECS:
         _DEFAULT_SPECS[stage] = load_spec(stage)

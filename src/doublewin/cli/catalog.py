@@ -101,9 +101,8 @@ def models_command(
             console.print(f"{name}: {models} models; --search TEXT lists them (e.g. --search vit)")
     if not search:
         console.print(
-            f"robustbench: {len(catalog())} entries of RobustBench {catalog_version()}'s zoo; "
-            "--search robustbench lists them",
-            soft_wrap=True,
+            f"robustbench: {len(catalog())} entries of RobustBench {catalog_version()}'s zoo;\n"
+            "  --search robustbench lists them",
             markup=False,
         )
     elif entries:

@@ -8,6 +8,7 @@ after an interruption.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -319,8 +320,7 @@ def transfer_command(
 def _finished(out: Path, spec: object, as_json: bool) -> bool:
     """True when ``out`` already holds this pre-training's weights (it is not trained again);
     a weights file of another pre-training there is refused rather than overwritten."""
-    import json  # deferred: only a second run reads the file
-
+    # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.models import read_weights_meta
 
     meta = read_weights_meta(out)

@@ -24,6 +24,7 @@ from doublewin.cli.app import (
 )
 from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
+from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import TicketMethod, load_spec
@@ -184,7 +185,7 @@ def _check_same_run(out: Path, spec: object) -> None:
         return json.dumps(fields, sort_keys=True, default=str)
 
     wanted = comparable(recorded_spec(spec))
-    for path in sorted(out.glob("ticket-*.safetensors")):
+    for path in sorted(out.glob(paths.TICKET_GLOB)):
         info = load_ticket(path).info
         if comparable(info.spec) != wanted:
             raise UserError(
@@ -271,11 +272,11 @@ def convert_command(
 
     if to not in ("doublewin", "official"):
         raise UserError(f"--to {to}: use doublewin or official")
-    if to == "official" and target.suffix not in (".pt", ".pth", ".tar"):
+    if to == "official" and target.suffix not in paths.OFFICIAL_TICKET_SUFFIXES:
         raise UserError(
             f"TARGET {target}: an official ticket is a torch state dict; name it *.pt or *.pth"
         )
-    if to == "doublewin" and target.suffix != ".safetensors":
+    if to == "doublewin" and target.suffix != paths.SAFETENSORS:
         raise UserError(
             f"TARGET {target}: a doublewin ticket is a safetensors file; name it *.safetensors"
         )

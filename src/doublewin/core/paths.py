@@ -37,6 +37,7 @@ EXPORT_SUMMARY = "export.json"  # parameters, bytes, FLOPs, the check's largest 
 TICKET_SUFFIXES = (".safetensors", ".pt", ".pth", ".tar")
 HF_CONFIG = "config.json"  # a Hugging Face checkpoint folder, as save_pretrained writes it
 HF_WEIGHTS = "model.safetensors"
+ROBUSTBENCH_CATALOG = "robustbench_entries.json"  # the entries' architectures, beside models/
 
 STORE_DIR = "store"
 SPEC = "spec.json"
@@ -49,6 +50,8 @@ IMP_TRUNKS_DIR = "imp-trunks"  # IMP trunks shared by every ladder length, under
 # Tickets and IMP.
 IMP_TRUNK_DIR = "imp-trunk"  # a standalone find-tickets run's trunk, under its output
 REWIND_STATE = "rewind-state.pt"  # θ after k steps, with rewind_to: step
+TICKET_GLOB = f"ticket-*{SAFETENSORS}"  # the tickets of one ladder, as ticket() names them
+OFFICIAL_TICKET_SUFFIXES = (".pt", ".pth", ".tar")  # torch state dicts, as the official code saves
 
 
 def ticket(sparsity: float) -> str:

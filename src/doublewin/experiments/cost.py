@@ -20,6 +20,7 @@ import torch
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.data import EVAL_BATCH_FACTOR, dataset_info
 from doublewin.experiments.grid import Job
+from doublewin.experiments.rates import Shape, rates
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.train.schedules import stretched
@@ -304,9 +305,6 @@ def _kept(n: int, share: float | None) -> int:
 
 def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float:
     """Estimated wall seconds of ``job`` run with ``threads`` CPU threads on ``device``."""
-    # deferred: rates import the models to probe them; only the time estimate needs them
-    from doublewin.experiments.rates import Shape, rates
-
     seconds = JOB_OVERHEAD_S if job.stage != "pretrain" or job.spec.kind != "control" else 0.0
     if job.stage == "tickets" and job.spec.method == "imp":
         seconds += IMP_ROUND_OVERHEAD_S * job.spec.rounds

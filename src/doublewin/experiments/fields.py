@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from doublewin.core.errors import UserError
 from doublewin.core.specs import DataSpec
 from doublewin.core.typed import from_dict
 
-if TYPE_CHECKING:
-    from doublewin.experiments.experiment import Experiment
+
+class Grid(Protocol):
+    """What the landscape check reads of an experiment (experiments.experiment.Experiment)."""
+
+    landscape: Any
+    ticket_specs: Any
+    regimes: Any
+    fractions: Any
+    seeds: Any
+    pretrainings: Any
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,7 +34,7 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def check_landscape(experiment: Experiment) -> None:
+def check_landscape(experiment: Grid) -> None:
     """Every choice of analysis.landscape is one the grid makes, so no landscape it asks for
     is silently missing."""
     plan = experiment.landscape

@@ -37,10 +37,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from doublewin.core import paths
 from doublewin.core.errors import UserError
+from doublewin.models.heads import head_module, replace_head
+from doublewin.models.zoo import normalized
 
 PREFIX = "robustbench/"
-CATALOG_FILE = Path(__file__).with_name("robustbench_entries.json")
+CATALOG_FILE = Path(__file__).with_name(paths.ROBUSTBENCH_CATALOG)
 INSTALL = "pip install 'doublewin[robustbench]'"
 DATASETS = ("cifar10", "cifar100", "imagenet")
 THREATS = ("Linf", "L2", "corruptions")
@@ -273,10 +276,6 @@ def build_robustbench_model(
     when they differ from the entry's), taking [0, 1] pixels through doublewin's per-channel
     map ``(x - mean) / std`` (identity: the entry as published) and recording the statistics
     of the images it was trained on."""
-    # deferred: heads and the zoo's class swap import nothing of this module
-    from doublewin.models.heads import head_module, replace_head
-    from doublewin.models.zoo import normalized
-
     entry = find_entry(name)
     net = build_entry(entry)
     if head_module(net).out_features != num_classes:

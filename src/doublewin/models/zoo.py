@@ -140,12 +140,11 @@ def _normalizing_class(base: type[nn.Module], names: tuple[str, str]) -> type[nn
 
 
 def _timm():
+    # timm is an optional extra; its import warns about torch APIs it uses: not the user's.
     try:
-        # deferred: timm is an optional extra (pip install doublewin[zoo]); only timm/ names need
-        # it. Its import warns about torch APIs it uses (torch.jit.interface): not the user's.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import timm
+            import timm  # deferred: optional extra (pip install doublewin[zoo]), timm/ names only
     except ImportError:
         raise UserError(
             "timm/ architectures need timm; pip install 'doublewin[zoo]' (or pip install timm)"
