@@ -2,16 +2,17 @@
 
 After `doublewin demo` (or `doublewin run` of an experiment), this trains again, with the
 fine-tuned weights kept, the AT transfers of seed 0 at full data for the dense model and the
-IMP ticket at the first rung (50%), for each pre-training given, from the run's own store; then
+IMP ticket on the transferred rung nearest 50%, for each pre-training given, from the run's own store; then
 it runs standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; torchattacks) on the first N test
 points and the experiment's PGD test attack on the same points. A PGD RA more than 3 points
 above AutoAttack's would mean the PGD numbers overstate robustness (gradient masking).
 
-    python benchmarks/bench_autoattack.py [RUN_DIR] [--points 500] [--pretrainings AT,STD]
+    python benchmarks/bench_autoattack.py [RUN_DIR] [--points 500] [--pretrainings STD,FAT,AT]
         [--variants]
 
 ``--variants`` also prints, on the same points, the test attack with each PGD loss (ce,
-margin), with and without early stop: which reading of PGD comes within 3 points.
+margin, ce+margin), with and without early stop: which reading of PGD comes within 3 points.
+``--loss`` replaces the test attack's loss (e.g. ``ce+margin``, the per-example worst of both).
 """
 
 from __future__ import annotations
@@ -39,28 +40,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", default="runs/demo")
     parser.add_argument("--points", type=int, default=500)
-    parser.add_argument("--pretrainings", default="AT,STD")
+    parser.add_argument("--pretrainings", default="STD,FAT,AT")
     parser.add_argument("--variants", action="store_true", help="also PGD's loss × early stop")
+    parser.add_argument(
+        "--loss", choices=("ce", "margin", "ce+margin"), help="the test attack's loss instead"
+    )
     args = parser.parse_args()
     run_dir = Path(args.run_dir)
     plan = make_plan(run_dir / paths.EXPERIMENT, run_dir=run_dir)
     context = context_for(plan, device="cpu")
     wanted = args.pretrainings.split(",")
-    picked = []
-    for job in plan.jobs:
-        labels = job.labels
-        if (
-            job.stage == "transfer"
-            and labels["pretraining"] in wanted
-            and labels["regime"] == "at"
-            and float(labels["fraction"]) == max(plan.experiment.fractions)
-            and int(labels["seed"]) == 0
-            and (
-                labels["method"] == "dense"
-                or (labels["method"] == "imp" and labels.get("rung") == 1)
-            )
-        ):
-            picked.append(job)
+    full = max(plan.experiment.fractions)
+    candidates = [
+        job
+        for job in plan.jobs
+        if job.stage == "transfer"
+        and job.labels["pretraining"] in wanted
+        and job.labels["regime"] == "at"
+        and float(job.labels["fraction"]) == full
+        and int(job.labels["seed"]) == 0
+        and job.labels["method"] in ("dense", "imp")
+    ]
+    # The IMP ticket on the transferred rung nearest 50% (the paper's moderate sparsity).
+    rungs = {float(j.labels["sparsity"]) for j in candidates if j.labels["method"] == "imp"}
+    nearest = min(rungs, key=lambda s: abs(s - 0.5)) if rungs else None
+    picked = [
+        j
+        for j in candidates
+        if j.labels["method"] == "dense" or float(j.labels["sparsity"]) == nearest
+    ]
     print(f"{'model':34}{'PGD RA':>9}{'AutoAttack RA':>15}{'gap':>7}  (first {args.points} points)")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +77,8 @@ def main() -> None:
             out = Path(tmp) / job.id
             run_stage("transfer", spec, inputs_for(job, context), out, device=torch.device("cpu"))
             attack = spec.eval_attack
+            if args.loss:
+                attack = dataclasses.replace(attack, loss=args.loss)
             evaluation = load_spec(
                 "evaluate",
                 {
@@ -102,7 +112,7 @@ def _variants(weights: Path, spec, points: int, aa: float) -> str:
     _, _, test, _ = prepare_data(spec.data, resolution_default=meta.input_size, batch_size=points)
     x, y = next(iter(test))
     cells = []
-    for loss in ("ce", "margin"):
+    for loss in ("ce", "margin", "ce+margin"):
         for early_stop in (False, True):
             attack = dataclasses.replace(
                 spec.eval_attack, loss=loss, early_stop=early_stop, bn_mode="eval"

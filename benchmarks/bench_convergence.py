@@ -5,8 +5,8 @@ dense model and the control's at full data with the run's own ST and AT recipes,
 twice the epochs (same batch size; the cosine schedule stretches with them, and a checkpoint
 chosen at the last epoch stays the last epoch's), on the same seeds, through the run's store (the
 recipe's own runs are already there and are reused). Prints, per pre-training, the mean SA / RA
-of each and the change twice the steps buy: AT SA and AT RA under AT, SA under ST. The demo asks
-each change to be under 1.5 points (docs/experiments.md, "Convergence"). Not a test: it trains
+of each and the change twice the steps make: AT SA and AT RA under AT, SA under ST. The demo asks
+each change, gain or loss, to be within 1.5 points (docs/experiments.md, "Convergence"). Not a test: it trains
 for minutes and wants nothing else running.
 
     python benchmarks/bench_convergence.py runs/demo [--seeds 0,1,2] [--out /tmp/convergence]
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-BOUND = 1.5  # points: issue-level definition of "converged" for the demo (docs/experiments.md)
+BOUND = 1.5  # points: the demo's definition of "converged" (docs/experiments.md)
 CHECKS = (("at", "sa"), ("at", "ra"), ("st", "sa"))
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     )
     seconds = time.monotonic() - started
     print(f"# convergence of {args.run_dir}: {cpu()}, seeds {args.seeds}, {seconds:.0f} s")
-    print("| pre-training | check | recipe | twice the epochs | change | within 1.5 |")
+    print(f"| pre-training | check | recipe | twice the epochs | change | within ±{BOUND:g} |")
     print("|---|---|---:|---:|---:|---|")
     worst = 0.0
     for pre in sorted({k[0] for k in base}):
@@ -124,12 +124,15 @@ def main() -> None:
                 continue
             (m1, s1, _), (m2, s2, _) = base[key], twice[key]
             change = m2 - m1
-            worst = max(worst, change)
+            worst = max(worst, abs(change))
+            # A loss counts too: a model that gets worse with more training (robust
+            # overfitting) is at no fixed point either; its last epoch is not its best.
+            within = "yes" if abs(change) <= BOUND else ("no (drops)" if change < 0 else "no")
             print(
                 f"| {pre} | {regime.upper()} {metric.upper()} | {m1:.1f} ± {s1:.1f} | "
-                f"{m2:.1f} ± {s2:.1f} | {change:+.1f} | {'yes' if change <= BOUND else 'no'} |"
+                f"{m2:.1f} ± {s2:.1f} | {change:+.1f} | {within} |"
             )
-    print(f"largest gain from twice the epochs: {worst:+.1f} points (bound {BOUND})")
+    print(f"largest change from twice the epochs: {worst:.1f} points (bound ±{BOUND:g})")
 
 
 if __name__ == "__main__":

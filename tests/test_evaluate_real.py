@@ -4,6 +4,7 @@ adversarial training buys robustness, and `doublewin evaluate` reports it all.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -72,6 +73,29 @@ def test_margin_pgd_fools_more_points_than_cross_entropy_pgd_and_stays_in_the_ba
 
     x_adv = PGD.from_spec(margin_spec, bn_mode="eval")(model, x, y)
     assert float((x_adv - x).abs().max()) <= eps + 1e-6 and float(x_adv.min()) >= 0.0
+
+
+def test_ce_plus_margin_fools_every_point_cross_entropy_fools_and_more(digits_pair):
+    # Per example the worst of the two losses: with the same random start the cross-entropy
+    # pass is the plain CE attack, so every point it fools stays fooled; the margin pass adds
+    # points the cross-entropy left standing; nothing leaves the ball.
+    from doublewin.attacks import PGD
+
+    model, eps = digits_pair.at, digits_pair.eps
+    x, y = first_points(digits_pair.test_loader, 10_000)
+    ce = AttackSpec(eps=eps, step=eps / 4, steps=10, bn_mode="eval", early_stop=True)
+    both = dataclasses.replace(ce, loss="ce+margin")
+    torch.manual_seed(0)
+    x_ce = PGD.from_spec(ce, bn_mode="eval")(model, x, y)
+    torch.manual_seed(0)
+    x_both = PGD.from_spec(both, bn_mode="eval")(model, x, y)
+    with torch.no_grad():
+        fooled_ce = model(x_ce).argmax(1) != y
+        fooled_both = model(x_both).argmax(1) != y
+    assert bool((fooled_both | ~fooled_ce).all())  # every CE-fooled point stays fooled
+    assert int(fooled_both.sum()) > int(fooled_ce.sum())
+    assert float((x_both - x).abs().max()) <= eps + 1e-6
+    assert float(x_both.min()) >= 0.0 and float(x_both.max()) <= 1.0
 
 
 def test_ra_falls_monotonically_across_an_eps_ladder(digits_pair):

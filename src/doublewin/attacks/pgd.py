@@ -34,7 +34,9 @@ class PGD:
     updates its running statistics, as in the official Double-Win code; ``eval``: running
     statistics, as in robustness/torchattacks; ``None``: the model's current mode). The model's
     modes are restored afterwards. ``loss``: ``ce`` ascends the cross-entropy, ``margin`` the
-    margin max_{j≠y} z_j − z_y. ``early_stop`` (test attacks, eval-mode BN): an example that
+    margin max_{j≠y} z_j − z_y, ``ce+margin`` takes per example the worst of both (margin PGD
+    attacks the examples cross-entropy PGD left standing: AutoAttack's reading of its
+    APGD-CE and APGD-T pair). ``early_stop`` (test attacks, eval-mode BN): an example that
     an iterate fools keeps that iterate and is attacked no more (AutoAttack's reading: fooled
     by any iterate, not only the last), so the attack costs less where examples fall early.
     The returned ``x_adv`` is detached, in [0,1].
@@ -47,7 +49,7 @@ class PGD:
     random_start: bool = True
     restarts: int = 1
     bn_mode: BnMode | None = None
-    loss: Literal["ce", "margin"] = "ce"
+    loss: Literal["ce", "margin", "ce+margin"] = "ce"
     early_stop: bool = False
 
     @classmethod
@@ -68,13 +70,17 @@ class PGD:
             raise UserError("attack eps and step must be >= 0; write e.g. eps=8/255 step=2/255")
         if self.steps < 1 or self.restarts < 1:
             raise UserError("attack steps and restarts must be >= 1")
-        if self.loss not in ("ce", "margin"):
-            raise UserError(f"attack loss {self.loss!r} is not supported; use ce or margin")
+        if self.loss not in ("ce", "margin", "ce+margin"):
+            raise UserError(
+                f"attack loss {self.loss!r} is not supported; use ce, margin or ce+margin"
+            )
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         if self.eps == 0:
             return x.clone()
+        if self.loss == "ce+margin":
+            return self._worst_of_both(model, x, y)
         with model_mode(model, self.bn_mode), torch.enable_grad():
             best = self._run(model, x, y)
             for _ in range(self.restarts - 1):
@@ -86,6 +92,21 @@ class PGD:
                 keep = fooled.view(-1, *([1] * (x.dim() - 1)))
                 best = torch.where(keep, best, candidate)
         return best
+
+    def _worst_of_both(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        first = dataclasses.replace(self, loss="ce")(model, x, y)
+        with model_mode(model, self.bn_mode), torch.no_grad():
+            standing = model(first).argmax(1) == y
+        if not bool(standing.any()):
+            return first
+        margin = dataclasses.replace(self, loss="margin")
+        if self.bn_mode == "train":
+            # Batch statistics: the margin attack sees the whole batch, as the first one did.
+            keep = standing.view(-1, *([1] * (x.dim() - 1)))
+            return torch.where(keep, margin(model, x, y), first)
+        out = first.clone()
+        out[standing] = margin(model, x[standing], y[standing])
+        return out
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.early_stop:

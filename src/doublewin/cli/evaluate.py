@@ -55,7 +55,11 @@ def evaluate_command(
     restarts: Annotated[int, typer.Option("--restarts", help="PGD random restarts.")] = 1,
     loss: Annotated[
         str,
-        typer.Option("--loss", help="ce (cross-entropy) or margin (Carlini-Wagner's) for PGD."),
+        typer.Option(
+            "--loss",
+            help="ce (cross-entropy), margin (Carlini-Wagner's) or ce+margin (per example the "
+            "worst of both) for PGD.",
+        ),
     ] = "ce",
     early_stop: Annotated[
         bool,

@@ -76,8 +76,9 @@ class AttackSpec:
     random_start: bool = True
     restarts: int = checked(1, range=AT_LEAST_ONE)
     bn_mode: Literal["train", "eval"] = "train"
-    # PGD's loss: ce (the paper's) or margin (Carlini-Wagner's; docs/evaluation.md).
-    loss: Literal["ce", "margin"] = "ce"
+    # PGD's loss: ce (the paper's), margin (Carlini-Wagner's) or ce+margin (per example the
+    # worst of both, AutoAttack's reading; docs/evaluation.md).
+    loss: Literal["ce", "margin", "ce+margin"] = "ce"
     # Test attacks only: a point fooled by any iterate counts as fooled and is attacked no more.
     early_stop: bool = False
 

@@ -231,6 +231,9 @@ def _evaluations(work: Work, shape, n: int, attack: AttackSpec | None, regime: s
     work.add(shape, forwards=batches * (2 if attack else 1))
     if attack is not None:
         share = EARLY_STOP_SHARE.get(regime, 1.0) if attack.early_stop else 1.0
+        # ce+margin: the margin attack runs again on the examples the first left standing,
+        # about the same share of them.
+        share *= 1 + share if attack.loss == "ce+margin" else 1
         work.add(shape, grads=batches * attack.steps * attack.restarts * share)
 
 
