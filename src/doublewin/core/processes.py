@@ -59,16 +59,36 @@ def stop_while_loading() -> None:
 
 def raise_on_sigterm() -> None:
     """Make SIGTERM raise ``Terminated`` and Ctrl-C raise KeyboardInterrupt in the main thread
-    (no-op elsewhere)."""
+    (no-op elsewhere). A signal that arrives while a module is being imported is delivered again
+    once the import is over: an exception raised inside an import leaves that module (numpy,
+    say, imported lazily by scipy) half-initialised, and the clean stop that follows would then
+    fail on it."""
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def handler(signum, frame):  # noqa: ARG001
-        _sigterm.set()
-        raise Terminated()
+    def handler(signum, frame):
+        if _importing(frame):
+            threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), signum)).start()
+            return
+        if signum == signal.SIGTERM:
+            _sigterm.set()
+            raise Terminated()
+        raise KeyboardInterrupt()
 
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+REDELIVER_SECONDS = 0.05
+
+
+def _importing(frame) -> bool:  # noqa: ANN001
+    """True when ``frame`` runs inside the import machinery (a module body being executed)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def die_with_parent(parent: int) -> None:
