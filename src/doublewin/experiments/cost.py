@@ -201,12 +201,12 @@ def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimat
 # --- time: the batches a job runs, at the rates measured for its shape (rates.py) ---------------
 
 # With early stop, the share of attack passes a test attack still runs (examples fooled drop
-# out): measured on the demo's models (docs/benchmarks.md, "Cost estimates"), by the regime
+# out): read from the demo's accuracies (docs/benchmarks.md, "Cost estimates"), by the regime
 # the evaluated model was trained with; without early stop every step runs.
 EARLY_STOP_SHARE = {"std": 0.2, "fat": 0.8, "at": 0.8}
-# Per job: building the model, reading the data, writing the entry; per IMP round: pruning,
-# rewinding and writing the rung (seconds, fitted to the demo's own jobs: docs/benchmarks.md,
-# "Cost estimates").
+# Per job and per IMP round (seconds), fitted to the demo's own jobs. They absorb more than
+# their names say (early stop's per-step floor, a worker's first import of torch._dynamo) and
+# overstate small jobs four-fold (the quick demo: docs/benchmarks.md, "Cost estimates").
 JOB_OVERHEAD_S = 1.2
 IMP_ROUND_OVERHEAD_S = 2.0
 
