@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,21 +24,14 @@ from pathlib import Path
 
 import yaml
 
+from doublewin.experiments.rates import cpu_model
+
 BOUND = 1.5  # points: the demo's definition of "converged" (docs/experiments.md)
 CHECKS = (("at", "sa"), ("at", "ra"), ("st", "sa"))
 
 
 def doublewin(*args: str) -> list[str]:
     return [sys.executable, "-m", "doublewin", *args]
-
-
-def cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine()
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]  # fmt: skip
-    return names[0] if names else platform.machine()
 
 
 def doubled(regimes: dict) -> list[str]:
@@ -113,7 +105,7 @@ def main() -> None:
         )
     )
     seconds = time.monotonic() - started
-    print(f"# convergence of {args.run_dir}: {cpu()}, seeds {args.seeds}, {seconds:.0f} s")
+    print(f"# convergence of {args.run_dir}: {cpu_model()}, seeds {args.seeds}, {seconds:.0f} s")
     print(f"| pre-training | check | recipe | twice the epochs | change | within ±{BOUND:g} |")
     print("|---|---|---:|---:|---:|---|")
     worst = 0.0

@@ -22,18 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from doublewin.experiments.rates import cpu_model
+
 
 def doublewin(*args: str) -> list[str]:
     return [sys.executable, "-m", "doublewin", *args]
-
-
-def cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine()
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]  # fmt: skip
-    return names[0] if names else platform.machine()
 
 
 def measure(config: str, out: Path, extra: list[str]) -> dict[str, object]:
@@ -76,7 +69,7 @@ def main() -> None:
             name = Path(config).stem + ("-search" if extra else "")
             rows.append(measure(config, Path(args.out) / name, extra))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{cpu()}, {platform.python_version()}")
+    print(f"\n{cpu_model()}, {platform.python_version()}")
     print(f"{'config':40} {'workers':>7} {'estimate':>9} {'measured':>9} {'ratio':>6}  runs")
     for r in rows:
         runs = (f"{r['expected_transfer_runs']} expected / {r['transfer_runs']} ran "

@@ -57,16 +57,19 @@ class Rates:
 def machine() -> str:
     """This machine, as the rates' cache knows it: CPU, torch and the GPU if any."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    cpu = platform.processor() or platform.machine()
+    return f"{platform.node()} | {cpu_model()} | torch {torch.__version__} | {gpu}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
     try:
         with open("/proc/cpuinfo") as handle:
             names = [
                 line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
             ]
-        cpu = names[0] if names else cpu
     except OSError:
-        pass
-    return f"{platform.node()} | {cpu} | torch {torch.__version__} | {gpu}"
+        names = []
+    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def rates(shape: Shape) -> Rates:
