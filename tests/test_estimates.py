@@ -115,3 +115,94 @@ def test_the_probe_times_small_models_at_their_own_batch() -> None:
 
     shape = Shape("resnet8", 8, 128, 1, "cpu")
     assert _probe_batch(build_model("resnet8", 10), shape, torch.device("cpu")) == 128
+
+
+def test_a_cache_entry_without_the_floor_is_probed_again(monkeypatch, tmp_path) -> None:
+    """Rates cached before the attack-step floor was measured are timed again, not read with a
+    floor of nothing."""
+    import json
+
+    from doublewin.experiments import rates
+
+    shape = rates.Shape("resnet8", 8, 32, 1, "cpu")
+    old = {"step": 1.0, "grad": 1.0, "forward": 1.0}
+    (tmp_path / "rates.json").write_text(json.dumps({rates.machine(): {shape.key: old}}))
+    monkeypatch.setenv("DOUBLEWIN_CACHE", str(tmp_path))
+    monkeypatch.setattr(rates.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    rates._cache.cache_clear()
+    try:
+        measured = rates.rates(shape)
+    finally:
+        rates._cache.cache_clear()
+    assert measured.step < 1.0 and 0 < measured.floor < measured.grad
+    kept = json.loads((tmp_path / "rates.json").read_text())[rates.machine()][shape.key]
+    assert set(kept) == {"step", "grad", "forward", "floor"}
+
+
+def test_an_early_stopped_attack_pays_each_steps_floor() -> None:
+    """An early-stop test attack costs, per step, the share of the batch still standing and at
+    least the floor of a step for the rest; ce+margin runs a second phase on share² of it; a
+    split smaller than the batch costs its own size."""
+    from doublewin.core.specs import AttackSpec
+    from doublewin.experiments.cost import EARLY_STOP_SHARE, Work, _evaluations
+
+    shape = ("resnet8", 8, 1000)
+    plain = AttackSpec(eps=0.1, step=0.025, steps=10, early_stop=False)
+    work = Work({})
+    _evaluations(work, shape, 500, plain, "std")
+    assert work.batches[shape] == pytest.approx([0, 5.0, 1.0, 0])
+    s = EARLY_STOP_SHARE["std"]
+    for loss, phases in (("ce", (s,)), ("ce+margin", (s, s * s))):
+        work = Work({})
+        attack = AttackSpec(eps=0.1, step=0.025, steps=10, early_stop=True, loss=loss)
+        _evaluations(work, shape, 2000, attack, "std")
+        steps, grads, forwards, floors = work.batches[shape]
+        assert grads == pytest.approx(sum(10 * 2 * p for p in phases))
+        assert floors == pytest.approx(sum(10 * 2 * (1 - p) for p in phases))
+
+
+def test_small_images_are_evaluated_in_large_batches() -> None:
+    """8-px images are evaluated many to a batch (the attack's per-step cost dominates there);
+    CIFAR- and ImageNet-size images keep twice the training batch."""
+    from doublewin.data import eval_batch_size
+
+    assert eval_batch_size(64, 8) == 2048
+    assert eval_batch_size(128, 32) == 256
+    assert eval_batch_size(64, 224) == 128
+
+
+def test_training_is_costed_at_the_engines_own_step(monkeypatch, demo) -> None:
+    """A transfer job's training costs its optimizer steps at the training engine's measured
+    step for its regime and attack (not the bare passes), plus its test evaluation."""
+    from doublewin.experiments import cost
+    from doublewin.experiments.rates import Rates
+
+    _, jobs = demo
+    job = next(
+        j
+        for j in jobs
+        if j.stage == "transfer" and j.labels["regime"] == "at" and float(j.labels["fraction"]) == 1
+    )
+    seen = []
+
+    def step(shape, regime, attack_steps):
+        seen.append((shape.batch, regime, attack_steps))
+        return 1.0
+
+    monkeypatch.setattr(cost, "training_step", step)
+    monkeypatch.setattr(cost, "rates", lambda shape: Rates(0.0, 0.0, 0.0, 0.0))
+    monkeypatch.setattr(cost, "JOB_OVERHEAD_S", 0.0)
+    train = job.spec.train
+    steps_per_epoch = -(-3000 // train.batch_size)  # strokes: 3,000 training images
+    assert seen == [] and cost.job_seconds(job, "resnet8", "cpu", 1) == pytest.approx(
+        train.epochs * steps_per_epoch
+    )
+    assert seen == [(train.batch_size, "at", train.attack.steps)]
+
+
+def test_the_engine_probe_sees_the_training_attack() -> None:
+    """The probed step of adversarial training (PGD-2 inside) costs more than a standard one."""
+    from doublewin.experiments.rates import Shape, _probe_engine
+
+    shape = Shape("resnet8", 8, 32, 1, "cpu")
+    assert _probe_engine(shape, "at", 2) > 1.5 * _probe_engine(shape, "std", 0) > 0

@@ -27,6 +27,7 @@ from doublewin.experiments.savers import (
     SaverEstimate,
     expected_on_demand,
     expected_search,
+    seeds_by_outcome,
 )
 from doublewin.experiments.schedule import makespan
 
@@ -159,11 +160,7 @@ def _savers(plan: Plan, search: str | None, spread: float) -> list[SaverEstimate
         alone = expected_search(plan.jobs)
         out.append(alone)
         if on_demand is not None:
-            seeds = (
-                on_demand.expected
-                / max(1, on_demand.full_grid)
-                * len({int(j.labels["seed"]) for j in plan.jobs if j.stage == "transfer"})
-            )
+            seeds = seeds_by_outcome(experiment.verdict, spread)
             both = expected_search(plan.jobs, seeds_per_cell=seeds)
             out.append(SaverEstimate(both.expected, both.full_grid, f"both: {alone.basis}; "
                                      f"{on_demand.basis}"))  # fmt: skip

@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 
 from doublewin.core.specs import AttackSpec, TrainSpec
-from doublewin.data import EVAL_BATCH_FACTOR, dataset_info
+from doublewin.data import dataset_info, eval_batch_size
 from doublewin.experiments.grid import Job
-from doublewin.experiments.rates import Shape, rates
+from doublewin.experiments.rates import Shape, rates, training_step
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.train.schedules import stretched
@@ -204,52 +204,64 @@ def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimat
 # out): read from the demo's accuracies (docs/benchmarks.md, "Cost estimates"), by the regime
 # the evaluated model was trained with; without early stop every step runs.
 EARLY_STOP_SHARE = {"std": 0.2, "fat": 0.8, "at": 0.8}
-# Per job and per IMP round (seconds), fitted to the demo's own jobs. They absorb more than
-# their names say (early stop's per-step floor, a worker's first import of torch._dynamo) and
-# overstate small jobs four-fold (the quick demo: docs/benchmarks.md, "Cost estimates").
-JOB_OVERHEAD_S = 1.2
-IMP_ROUND_OVERHEAD_S = 2.0
+# Per job and per IMP round (seconds): what is neither training nor evaluation (reading the
+# inputs, writing the outputs; a round's pruning, its ticket file and its training's set-up).
+# Measured on the demo's jobs against this model: a random-ticket job 0.10 s, an IMP round
+# 0.47 s beyond its estimated training (the quick demo's rounds 0.2 s in all).
+JOB_OVERHEAD_S = 0.1
+IMP_ROUND_OVERHEAD_S = 0.3
 
 
 @dataclass
 class Work:
-    """The batches one job runs, per (arch, resolution, batch): [training steps, input-
-    gradient passes, no-grad forwards]."""
+    """What one job runs. ``batches``, per (arch, resolution, batch): [bare training steps,
+    input-gradient passes, no-grad forwards, attack steps on a shrunken batch (each costs at
+    least the floor of a step)]; ``training``, per (arch, resolution, batch, regime, attack
+    steps): optimizer steps of the training engine."""
 
     batches: dict[tuple[str, int, int], list[float]]
+    training: dict[tuple[str, int, int, str, int], float] = field(default_factory=dict)
 
-    def add(self, shape: tuple[str, int, int], steps=0.0, grads=0.0, forwards=0.0) -> None:
-        row = self.batches.setdefault(shape, [0.0, 0.0, 0.0])
+    def add(self, shape: tuple[str, int, int], steps=0.0, grads=0.0, forwards=0.0, floors=0.0):
+        row = self.batches.setdefault(shape, [0.0, 0.0, 0.0, 0.0])
         row[0] += steps
         row[1] += grads
         row[2] += forwards
+        row[3] += floors
 
 
 def _evaluations(work: Work, shape, n: int, attack: AttackSpec | None, regime: str) -> None:
-    """SA (and RA under ``attack``) of ``n`` images in batches of ``shape``'s size."""
-    batches = math.ceil(n / shape[2])
-    work.add(shape, forwards=batches * (2 if attack else 1))
-    if attack is not None:
-        share = EARLY_STOP_SHARE.get(regime, 1.0) if attack.early_stop else 1.0
-        # ce+margin: the margin attack runs again on the examples the first left standing,
-        # about the same share of them.
-        share *= 1 + share if attack.loss == "ce+margin" else 1
-        work.add(shape, grads=batches * attack.steps * attack.restarts * share)
+    """SA (and RA under ``attack``) of ``n`` images in batches of ``shape``'s size (a split
+    smaller than the batch is one batch of its own size: ``full`` counts batch-equivalents)."""
+    full, count = n / shape[2], math.ceil(n / shape[2])
+    work.add(shape, forwards=full * (2 if attack else 1))
+    if attack is None:
+        return
+    steps = attack.steps * attack.restarts
+    if not attack.early_stop:
+        work.add(shape, grads=steps * full)
+        return
+    share = EARLY_STOP_SHARE.get(regime, 1.0)
+    # A step on a share s of the batch costs about s of a full one, and never less than the
+    # floor: s × full + (1 − s) × floor. ce+margin: the margin attack runs again on the
+    # examples the first left standing, about the same share of them (s² of the batch).
+    for phase in (share, share * share) if attack.loss == "ce+margin" else (share,):
+        work.add(shape, grads=steps * full * phase, floors=steps * count * (1 - phase))
 
 
 def _training(work: Work, arch: str, res: int, train: TrainSpec, n_train: int, n_val: int) -> None:
     steps_per_epoch = max(1, math.ceil(n_train / train.batch_size))
     train = stretched(train, steps_per_epoch)
     steps = train.epochs * steps_per_epoch
-    shape = (arch, res, train.batch_size)
-    per_step = attack_passes(train.regime, train.attack) - 1
-    work.add(shape, steps=steps, grads=steps * per_step)
+    attack_steps = train.attack.steps * train.attack.restarts if train.regime == "at" else 0
+    key = (arch, res, train.batch_size, train.regime, attack_steps)
+    work.training[key] = work.training.get(key, 0.0) + steps
     validations = sum(
         1
         for epoch in range(max(1, train.select_from_epoch), train.epochs + 1)
         if epoch % train.val_every == 0 or epoch == train.epochs
     )
-    eval_shape = (arch, res, train.batch_size * EVAL_BATCH_FACTOR)
+    eval_shape = (arch, res, eval_batch_size(train.batch_size, res))
     for _ in range(validations):
         _evaluations(
             work, eval_shape, n_val, train.val_attack if train.val_ra else None, train.regime
@@ -265,7 +277,7 @@ def job_work(job: Job, default_arch: str) -> Work:
         n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
         n_val = _kept(n_val, spec.data.val_fraction)
         _training(work, arch, res, spec.train, n_train, n_val)
-        eval_shape = (arch, res, spec.train.batch_size * EVAL_BATCH_FACTOR)
+        eval_shape = (arch, res, eval_batch_size(spec.train.batch_size, res))
         _evaluations(work, eval_shape, n_val, spec.eval_attack, spec.train.regime)
     elif job.stage == "tickets" and spec.method == "imp":
         n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
@@ -279,7 +291,7 @@ def job_work(job: Job, default_arch: str) -> Work:
         if transfer.data.name != "strokes":
             n_test = min(n_test, split_sizes(transfer.data.name)[2])
         _training(work, arch, res, transfer.train, n_train, n_val)
-        eval_shape = (arch, res, transfer.train.batch_size * EVAL_BATCH_FACTOR)
+        eval_shape = (arch, res, eval_batch_size(transfer.train.batch_size, res))
         one_checkpoint = not transfer.train.val_ra
         for _ in range(1 if one_checkpoint else 2):
             _evaluations(work, eval_shape, n_test, transfer.eval_attack, transfer.train.regime)
@@ -311,9 +323,14 @@ def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float
     seconds = JOB_OVERHEAD_S if job.stage != "pretrain" or job.spec.kind != "control" else 0.0
     if job.stage == "tickets" and job.spec.method == "imp":
         seconds += IMP_ROUND_OVERHEAD_S * job.spec.rounds
-    for (arch, res, batch), (steps, grads, forwards) in job_work(job, default_arch).batches.items():
+    work = job_work(job, default_arch)
+    for (arch, res, batch), (steps, grads, forwards, floors) in work.batches.items():
         r = rates(Shape(arch, res, batch, threads, device))
-        seconds += steps * r.step + grads * r.grad + forwards * r.forward
+        seconds += steps * r.step + grads * r.grad + forwards * r.forward + floors * r.floor
+    for (arch, res, batch, regime, attack_steps), steps in work.training.items():
+        seconds += steps * training_step(
+            Shape(arch, res, batch, threads, device), regime, attack_steps
+        )
     return seconds
 
 

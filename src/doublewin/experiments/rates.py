@@ -2,8 +2,9 @@
 
 A job's time is made of three kinds of batch work (see cost.py): a training step (forward,
 backward and the optimizer update of one batch), an input-gradient pass (what each attack step
-costs: forward and backward to the input only) and a no-grad forward (clean evaluation). Each is
-timed once per job shape (architecture, resolution, batch size, CPU threads, device) in a short
+costs: forward and backward to the input only) and a no-grad forward (clean evaluation), and
+the floor of an attack step (its input-gradient pass on one image: what a step on the few
+examples an early-stopped attack leaves costs). Each is timed once per job shape (architecture, resolution, batch size, CPU threads, device) in a short
 probe, and kept in ``$DOUBLEWIN_CACHE/rates.json`` under this machine's name, so a later dry run
 on the same machine asks again for nothing.
 """
@@ -27,7 +28,7 @@ from doublewin.core.atomic import atomic_write_json
 from doublewin.models import build_model
 
 PROBE_SECONDS = 0.4  # per kind of work: each shape costs about a second and a half once
-BUSY_PROBES: dict[str, Rates] = {}  # timed while other work loaded the CPU: this process only
+BUSY_PROBES: dict[str, dict[str, float]] = {}  # timed on a busy CPU: this process only
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Rates:
     step: float  # a training step: forward, backward, optimizer update
     grad: float  # an input-gradient pass (one attack step)
     forward: float  # a no-grad forward
+    floor: float  # an input-gradient pass on one image: a step's cost however few are left
 
 
 def machine() -> str:
@@ -74,18 +76,44 @@ def cpu_model() -> str:
 
 def rates(shape: Shape) -> Rates:
     """The rates of ``shape``: from the cache when this machine measured them, else probed."""
+    found = _cached(
+        shape.key, set(Rates.__dataclass_fields__), shape.device, lambda: asdict(probe(shape))
+    )
+    return Rates(**found)
+
+
+def training_step(shape: Shape, regime: str, attack_steps: int) -> float:
+    """Seconds per optimizer step of the training engine itself at ``shape`` under ``regime``
+    (``at``: with a PGD attack of ``attack_steps`` steps): the attack in training mode, the
+    masking, the finiteness checks and the bookkeeping the bare passes of `rates` leave out.
+    Cached like `rates`."""
+    key = f"{shape.key}/train-{regime}{attack_steps if regime == 'at' else ''}"
+    found = _cached(
+        key,
+        {"seconds"},
+        shape.device,
+        lambda: {"seconds": _probe_engine(shape, regime, attack_steps)},
+    )
+    return found["seconds"]
+
+
+def _cached(
+    key: str, fields: set[str], device: str, measure: Callable[[], dict[str, float]]
+) -> dict[str, float]:
+    """The entry ``key`` of this machine's cache, measured when absent (or of an older layout:
+    other ``fields``). A measurement taken on a busy CPU is used by this process only."""
     cache = _cache()
-    found = cache.get(machine(), {}).get(shape.key)
-    if found is not None:
-        return Rates(**found)
-    if shape.key in BUSY_PROBES:
-        return BUSY_PROBES[shape.key]
-    busy = shape.device == "cpu" and _cpu_busy()
-    measured = probe(shape)
+    found = cache.get(machine(), {}).get(key)
+    if found is not None and set(found) == fields:
+        return found
+    if key in BUSY_PROBES:
+        return BUSY_PROBES[key]
+    busy = device == "cpu" and _cpu_busy()
+    measured = measure()
     if busy:  # timed beside other work: slower than the run will be; ask again next time
-        BUSY_PROBES[shape.key] = measured
+        BUSY_PROBES[key] = measured
         return measured
-    cache.setdefault(machine(), {})[shape.key] = asdict(measured)
+    cache.setdefault(machine(), {})[key] = measured
     with contextlib.suppress(OSError):  # a read-only cache only costs probing again later
         atomic_write_json(paths.rates_cache(), cache)
     return measured
@@ -138,11 +166,17 @@ def probe(shape: Shape) -> Rates:
             with torch.no_grad():
                 model(x)
 
+        def one() -> None:
+            model.eval()
+            delta = torch.zeros_like(x[:1], requires_grad=True)
+            torch.autograd.grad(F.cross_entropy(model(x[:1] + delta), y[:1]), delta)
+
         scale = shape.batch / batch
         return Rates(
             _timed(step, device) * scale,
             _timed(grad, device) * scale,
             _timed(forward, device) * scale,
+            _timed(one, device),
         )
     finally:
         torch.set_num_threads(before)
@@ -171,6 +205,42 @@ def _probe_batch(model: torch.nn.Module, shape: Shape, device: torch.device) -> 
         if batch >= shape.batch:
             return shape.batch
         batch = min(shape.batch, 2 * batch)
+
+
+def _probe_engine(shape: Shape, regime: str, attack_steps: int) -> float:
+    """Seconds per step of `doublewin.train.engine.train` on random batches of ``shape``: the
+    difference between a short and a longer run of one epoch (after a run that pays the
+    one-off imports), per extra step, scaled from the probe batch as `probe` does."""
+    from doublewin.core.specs import AttackSpec, TrainSpec
+    from doublewin.train.engine import train
+
+    device = torch.device(shape.device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(shape.threads)
+    try:
+        model = build_model(shape.arch, 10).to(device)
+        batch = _probe_batch(model, shape, device)
+        x = torch.rand(batch, 3, shape.resolution, shape.resolution, device=device)
+        y = torch.randint(0, 10, (batch,), device=device)
+        attack = AttackSpec(eps=8 / 255, step=2 / 255, steps=max(1, attack_steps))
+        spec = TrainSpec(
+            regime=regime, epochs=1, batch_size=batch, lr=1e-3, val_ra=False, attack=attack
+        )
+
+        def run(steps: int) -> float:
+            begin = time.perf_counter()
+            train(model, spec, [(x, y)] * steps, None, device=device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return time.perf_counter() - begin
+
+        run(2)
+        short = run(2)
+        extra = int(min(50, max(2, PROBE_SECONDS / max(short / 2, 1e-4))))
+        longer = run(2 + extra)
+        return max(longer - short, 0.0) / extra * shape.batch / batch
+    finally:
+        torch.set_num_threads(before)
 
 
 def _timed(work: Callable[[], None], device: torch.device) -> float:

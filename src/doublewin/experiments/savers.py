@@ -30,7 +30,9 @@ from doublewin.core.results import is_dense
 from doublewin.experiments.grid import Job
 from doublewin.experiments.search import LadderSearch
 
-DEFAULT_SPREAD = 1.0  # points: the per-seed spread of ticket − dense on the demo (docs/verdict.md)
+DEFAULT_SPREAD = (
+    0.5  # points: the per-seed spread of ticket − dense at the demo's 20% rung (docs/verdict.md)
+)
 GAP_RANGE = (-3.0, 1.0)  # the true gap, in margins δ: equally likely anywhere in this range
 SIMULATIONS = 4000
 FAIL_IN_AT = 0.5  # a failing rung's share that passes ST (its AT runs are spent too)
@@ -52,6 +54,13 @@ class SaverEstimate:
 def stopping_seeds(plan: SeedPlan, spread: float, delta: float, seed: int = 0) -> np.ndarray:
     """Seeds each simulated cell takes under ``plan``, true gaps drawn from GAP_RANGE × δ and
     per-seed differences with standard deviation ``spread``."""
+    return simulated_cells(plan, spread, delta, seed)[0]
+
+
+def simulated_cells(
+    plan: SeedPlan, spread: float, delta: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds taken, true gap) of each simulated cell (see `stopping_seeds`)."""
     rng = np.random.default_rng(seed)
     gaps = rng.uniform(*GAP_RANGE, size=SIMULATIONS) * delta
     draws = gaps[:, None] + spread * rng.standard_normal((SIMULATIONS, plan.max))
@@ -64,7 +73,17 @@ def stopping_seeds(plan: SeedPlan, spread: float, delta: float, seed: int = 0) -
         decided = open_ & ((mean - half >= -delta) | (mean + half < -delta))
         taken[decided] = n
         open_ &= ~decided
-    return taken
+    return taken, gaps
+
+
+def seeds_by_outcome(config: VerdictConfig, spread: float) -> tuple[float, float]:
+    """Mean seeds of a simulated cell whose true gap is at or above −δ (a rung that passes)
+    and of one below it (a rung that fails): the same prior as `expected_on_demand`, split by
+    the outcome the extreme search sees."""
+    plan = config.seeds or SeedPlan()
+    taken, gaps = simulated_cells(plan, spread, config.margin_floor)
+    passing = gaps >= -config.margin_floor
+    return float(taken[passing].mean()), float(taken[~passing].mean())
 
 
 def expected_on_demand(
@@ -115,12 +134,15 @@ def expected_search_rungs(rungs: int) -> tuple[float, float]:
     return judged / (rungs + 1), failing / (rungs + 1)
 
 
-def expected_search(jobs: Sequence[Job], seeds_per_cell: float | None = None) -> SaverEstimate:
-    """Transfer runs of ``--search extreme`` (each judged rung at ``seeds_per_cell`` seeds per
-    regime: the fixed seeds, or what seeds on demand expects)."""
+def expected_search(
+    jobs: Sequence[Job], seeds_per_cell: tuple[float, float] | None = None
+) -> SaverEstimate:
+    """Transfer runs of ``--search extreme``: each judged rung at the fixed seeds per regime,
+    or, with seeds on demand, at ``seeds_per_cell`` = (seeds of a passing rung, of a failing
+    one) from `seeds_by_outcome`."""
     transfers = [j for j in jobs if j.stage == "transfer"]
     seeds = len({int(j.labels["seed"]) for j in transfers}) or 1
-    per_cell = seeds_per_cell or seeds
+    passing_seeds, failing_seeds = seeds_per_cell or (seeds, seeds)
     ladders: dict[tuple, set[float]] = defaultdict(set)
     settings = set()
     for job in transfers:
@@ -130,11 +152,12 @@ def expected_search(jobs: Sequence[Job], seeds_per_cell: float | None = None) ->
         if not is_dense(labels):
             key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
             ladders[key].add(float(labels["sparsity"]))
-    expected = 2 * per_cell * len(settings)  # the dense baselines, ST and AT
+    # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting.
+    expected = 2 * max(passing_seeds, failing_seeds) * len(settings)
     for sparsities in ladders.values():
         judged, failing = expected_search_rungs(len(sparsities))
-        passing = judged - failing
-        expected += per_cell * (2 * passing + failing * (1 + FAIL_IN_AT))
+        expected += passing_seeds * 2 * (judged - failing)
+        expected += failing_seeds * failing * (1 + FAIL_IN_AT)
     return SaverEstimate(
         expected,
         len(transfers),
