@@ -206,3 +206,12 @@ def test_the_engine_probe_sees_the_training_attack() -> None:
 
     shape = Shape("resnet8", 8, 32, 1, "cpu")
     assert _probe_engine(shape, "at", 2) > 1.5 * _probe_engine(shape, "std", 0) > 0
+
+
+def test_a_val_size_is_costed_as_the_split_it_makes() -> None:
+    """A spec's val_size holds that many images out of the training files: the estimate
+    validates on that many and trains on the rest (chars: 20,000 + 2,000 files)."""
+    from doublewin.experiments.cost import split_sizes
+
+    assert split_sizes("chars") == (20000, 2000, 2000)
+    assert split_sizes("chars", 0.1, val_size=200) == (2180, 200, 2000)

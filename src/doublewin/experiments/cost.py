@@ -42,12 +42,17 @@ def eval_passes(attack: AttackSpec | None) -> float:
     return EVAL_FORWARD_SHARE + (attack.steps * attack.restarts if attack else 0)
 
 
-def split_sizes(dataset: str, fraction: float = 1.0) -> tuple[int, int, int]:
-    """(train images after ``fraction``, val images, test images) from the registry."""
+def split_sizes(
+    dataset: str, fraction: float = 1.0, val_size: int | None = None
+) -> tuple[int, int, int]:
+    """(train images after ``fraction``, val images, test images) from the registry; a
+    ``val_size`` holds that many out of the training files instead of the default."""
     info = dataset_info(dataset)
     splits = info.splits
-    train = max(info.num_classes, round(splits["train"] * fraction))
-    return train, splits["val"], splits["test"]
+    val = splits["val"] if val_size is None else val_size
+    files = splits["train"] + splits["val"]
+    train = max(info.num_classes, round((files - val) * fraction))
+    return train, val, splits["test"]
 
 
 def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
@@ -63,10 +68,10 @@ def job_passes(job: Job) -> float:
     if job.stage == "pretrain":
         if spec.kind == "control":
             return 0.0  # the seeded initialization: nothing is trained
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
         return training_passes(spec.train, n_train, n_val) + n_val * eval_passes(spec.eval_attack)
     if job.stage == "tickets":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
         if spec.method == "imp":
             return spec.rounds * training_passes(spec.train, n_train, n_val)
         if spec.method == "gem-miner":
@@ -84,7 +89,7 @@ def job_passes(job: Job) -> float:
 
 
 def transfer_passes(spec) -> float:
-    n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction)
+    n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
     # Test SA/RA at two checkpoints, and clean SA at the last epoch.
     return (
         training_passes(spec.train, n_train, n_val)
@@ -97,7 +102,9 @@ def landscape_passes(spec) -> float:
     """The transfer trained again, the loss grid and the sharpness grid (each point a pass over
     the sample, clean or attacked), and the power iterations (a Hessian-vector product costs
     about three passes)."""
-    n_train, _, _ = split_sizes(spec.transfer.data.name, spec.transfer.data.fraction)
+    n_train, _, _ = split_sizes(
+        spec.transfer.data.name, spec.transfer.data.fraction, spec.transfer.data.val_size
+    )
     images = min(spec.images, n_train)
     attack = loss_attack(spec)
     points = spec.grid**2 + SHARPNESS_GRID**2
@@ -274,18 +281,20 @@ def job_work(job: Job, default_arch: str) -> Work:
     spec = job.spec
     arch, res = job_resolution(job, default_arch)
     if job.stage == "pretrain" and spec.kind != "control":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
         n_val = _kept(n_val, spec.data.val_fraction)
         _training(work, arch, res, spec.train, n_train, n_val)
         eval_shape = (arch, res, eval_batch_size(spec.train.batch_size, res))
         _evaluations(work, eval_shape, n_val, spec.eval_attack, spec.train.regime)
     elif job.stage == "tickets" and spec.method == "imp":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
         for _ in range(spec.rounds):
             _training(work, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
     elif job.stage in ("transfer", "landscape"):
         transfer = spec.transfer if job.stage == "landscape" else spec
-        n_train, n_val, n_test = split_sizes(transfer.data.name, transfer.data.fraction)
+        n_train, n_val, n_test = split_sizes(
+            transfer.data.name, transfer.data.fraction, transfer.data.val_size
+        )
         # A test_limit cuts the split; strokes draws a test split of that size (registry.py).
         n_test = transfer.data.test_limit or n_test
         if transfer.data.name != "strokes":
@@ -303,7 +312,7 @@ def job_work(job: Job, default_arch: str) -> Work:
                 work, eval_shape, images * points, loss_attack(spec), transfer.train.regime
             )
     elif job.stage == "tickets" and spec.method in ("snip", "grasp", "gem-miner"):
-        n_train, _, _ = split_sizes(spec.data.name, spec.data.fraction)
+        n_train, _, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
         shape = (arch, res, spec.train.batch_size)
         if spec.method == "gem-miner":
             work.add(
@@ -334,5 +343,7 @@ def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float
     return seconds
 
 
-# Per run: starting the worker processes and writing results.csv and the report (measured).
-RUN_OVERHEAD_S = 15.0
+# Per run: starting the worker processes, the waits between stages the schedule does not see,
+# and writing results.csv and the report. Measured as wall time minus the jobs' own time
+# divided by the workers: 9.4 s (the quick demo), 12 s (the demo), 2 workers, AMD EPYC.
+RUN_OVERHEAD_S = 10.0

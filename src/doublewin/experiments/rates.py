@@ -19,13 +19,16 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json
+from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.models import build_model
+from doublewin.train.engine import train
 
 PROBE_SECONDS = 0.4  # per kind of work: each shape costs about a second and a half once
 BUSY_PROBES: dict[str, dict[str, float]] = {}  # timed on a busy CPU: this process only
@@ -207,13 +210,25 @@ def _probe_batch(model: torch.nn.Module, shape: Shape, device: torch.device) -> 
         batch = min(shape.batch, 2 * batch)
 
 
+class _StepClock:
+    """Engine callback: the time at the end of every optimizer step."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.times = device, []
+
+    def on_step_end(self, state: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.times.append(time.perf_counter())
+
+    def on_epoch_end(self, state: Any) -> None:
+        pass
+
+
 def _probe_engine(shape: Shape, regime: str, attack_steps: int) -> float:
     """Seconds per step of `doublewin.train.engine.train` on random batches of ``shape``: the
-    difference between a short and a longer run of one epoch (after a run that pays the
-    one-off imports), per extra step, scaled from the probe batch as `probe` does."""
-    from doublewin.core.specs import AttackSpec, TrainSpec
-    from doublewin.train.engine import train
-
+    median interval between consecutive optimizer steps of one epoch (the first steps, which
+    pay one-off costs, left out), scaled from the probe batch as `probe` does."""
     device = torch.device(shape.device)
     before = torch.get_num_threads()
     torch.set_num_threads(shape.threads)
@@ -226,19 +241,14 @@ def _probe_engine(shape: Shape, regime: str, attack_steps: int) -> float:
         spec = TrainSpec(
             regime=regime, epochs=1, batch_size=batch, lr=1e-3, val_ra=False, attack=attack
         )
-
-        def run(steps: int) -> float:
-            begin = time.perf_counter()
-            train(model, spec, [(x, y)] * steps, None, device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            return time.perf_counter() - begin
-
-        run(2)
-        short = run(2)
-        extra = int(min(50, max(2, PROBE_SECONDS / max(short / 2, 1e-4))))
-        longer = run(2 + extra)
-        return max(longer - short, 0.0) / extra * shape.batch / batch
+        clock = _StepClock(device)
+        train(model, spec, [(x, y)] * 3, None, device=device, callbacks=(clock,))
+        first = clock.times[-1] - clock.times[-2]
+        steps = int(min(200, max(5, PROBE_SECONDS / max(first, 1e-4))))
+        clock.times.clear()
+        train(model, spec, [(x, y)] * (steps + 1), None, device=device, callbacks=(clock,))
+        intervals = sorted(b - a for a, b in zip(clock.times[:-1], clock.times[1:], strict=True))
+        return intervals[len(intervals) // 2] * shape.batch / batch
     finally:
         torch.set_num_threads(before)
 
