@@ -1,10 +1,12 @@
 """Measured speeds of the work a job does, on the machine and device that will run it.
 
-A job's time is made of three kinds of batch work (see cost.py): a training step (forward,
-backward and the optimizer update of one batch), an input-gradient pass (what each attack step
-costs: forward and backward to the input only) and a no-grad forward (clean evaluation), and
-the floor of an attack step (its input-gradient pass on one image: what a step on the few
-examples an early-stopped attack leaves costs). Each is timed once per job shape (architecture, resolution, batch size, CPU threads, device) in a short
+A job's time is made of (see cost.py): the training engine's optimizer step for its regime
+(`training_step`: the real training loop timed on random batches, its attack and bookkeeping
+included); and, for evaluation, an input-gradient pass (what each attack step costs: forward
+and backward to the input only), a no-grad forward (clean evaluation) and the floor of an attack
+step (its pass on one image: what a step on the few examples an early-stopped attack leaves
+costs), with the bare training step for the scoring passes of SNIP and GraSP (`rates`). Each is
+timed once per job shape (architecture, resolution, batch size, CPU threads, device) in a short
 probe, and kept in ``$DOUBLEWIN_CACHE/rates.json`` under this machine's name, so a later dry run
 on the same machine asks again for nothing.
 """
