@@ -55,6 +55,11 @@ def split_sizes(
     return train, val, splits["test"]
 
 
+def data_sizes(data) -> tuple[int, int, int]:
+    """`split_sizes` of a `DataSpec`: its dataset, data fraction and validation size."""
+    return split_sizes(data.name, data.fraction, data.val_size)
+
+
 def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
     train = stretched(train, math.ceil(n_train / train.batch_size))
     per_epoch = n_train * attack_passes(train.regime, train.attack)
@@ -68,10 +73,10 @@ def job_passes(job: Job) -> float:
     if job.stage == "pretrain":
         if spec.kind == "control":
             return 0.0  # the seeded initialization: nothing is trained
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+        n_train, n_val, _ = data_sizes(spec.data)
         return training_passes(spec.train, n_train, n_val) + n_val * eval_passes(spec.eval_attack)
     if job.stage == "tickets":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+        n_train, n_val, _ = data_sizes(spec.data)
         if spec.method == "imp":
             return spec.rounds * training_passes(spec.train, n_train, n_val)
         if spec.method == "gem-miner":
@@ -89,7 +94,7 @@ def job_passes(job: Job) -> float:
 
 
 def transfer_passes(spec) -> float:
-    n_train, n_val, n_test = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+    n_train, n_val, n_test = data_sizes(spec.data)
     # Test SA/RA at two checkpoints, and clean SA at the last epoch.
     return (
         training_passes(spec.train, n_train, n_val)
@@ -102,9 +107,7 @@ def landscape_passes(spec) -> float:
     """The transfer trained again, the loss grid and the sharpness grid (each point a pass over
     the sample, clean or attacked), and the power iterations (a Hessian-vector product costs
     about three passes)."""
-    n_train, _, _ = split_sizes(
-        spec.transfer.data.name, spec.transfer.data.fraction, spec.transfer.data.val_size
-    )
+    n_train, _, _ = data_sizes(spec.transfer.data)
     images = min(spec.images, n_train)
     attack = loss_attack(spec)
     points = spec.grid**2 + SHARPNESS_GRID**2
@@ -229,7 +232,9 @@ class Work:
     batches: dict[tuple[str, int, int], list[float]]
     training: dict[tuple[str, int, int, str, int], float] = field(default_factory=dict)
 
-    def add(self, shape: tuple[str, int, int], steps=0.0, grads=0.0, forwards=0.0, floors=0.0):
+    def add(
+        self, shape: tuple[str, int, int], steps=0.0, grads=0.0, forwards=0.0, floors=0.0
+    ) -> None:
         row = self.batches.setdefault(shape, [0.0, 0.0, 0.0, 0.0])
         row[0] += steps
         row[1] += grads
@@ -281,20 +286,18 @@ def job_work(job: Job, default_arch: str) -> Work:
     spec = job.spec
     arch, res = job_resolution(job, default_arch)
     if job.stage == "pretrain" and spec.kind != "control":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+        n_train, n_val, _ = data_sizes(spec.data)
         n_val = _kept(n_val, spec.data.val_fraction)
         _training(work, arch, res, spec.train, n_train, n_val)
         eval_shape = (arch, res, eval_batch_size(spec.train.batch_size, res))
         _evaluations(work, eval_shape, n_val, spec.eval_attack, spec.train.regime)
     elif job.stage == "tickets" and spec.method == "imp":
-        n_train, n_val, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+        n_train, n_val, _ = data_sizes(spec.data)
         for _ in range(spec.rounds):
             _training(work, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
     elif job.stage in ("transfer", "landscape"):
         transfer = spec.transfer if job.stage == "landscape" else spec
-        n_train, n_val, n_test = split_sizes(
-            transfer.data.name, transfer.data.fraction, transfer.data.val_size
-        )
+        n_train, n_val, n_test = data_sizes(transfer.data)
         # A test_limit cuts the split; strokes draws a test split of that size (registry.py).
         n_test = transfer.data.test_limit or n_test
         if transfer.data.name != "strokes":
@@ -312,7 +315,7 @@ def job_work(job: Job, default_arch: str) -> Work:
                 work, eval_shape, images * points, loss_attack(spec), transfer.train.regime
             )
     elif job.stage == "tickets" and spec.method in ("snip", "grasp", "gem-miner"):
-        n_train, _, _ = split_sizes(spec.data.name, spec.data.fraction, spec.data.val_size)
+        n_train, _, _ = data_sizes(spec.data)
         shape = (arch, res, spec.train.batch_size)
         if spec.method == "gem-miner":
             work.add(
