@@ -93,3 +93,24 @@ def test_ra_rising_with_eps_is_flagged():
     rising = [(4 / 255, 30.0), (8 / 255, 35.0), (16 / 255, 20.0)]
     checks = {c.name: c for c in _checks(None, None, rising, 64 / 255, 0.0, ATTACK)}
     assert checks["eps-ladder"].flagged and "does not fall" in checks["eps-ladder"].detail
+
+
+def test_evaluation_in_channels_last_agrees_with_the_contiguous_layout_and_restores_it():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+    x, y = colour_task(192)
+    attack = AttackSpec(eps=8 / 255, step=2 / 255, steps=5, bn_mode="eval")
+    outs = []
+    for channels_last in (False, True):
+        torch.manual_seed(1)
+        outs.append(evaluate(model, Batches(x, y), attack=attack, channels_last=channels_last))
+        assert model[0].weight.is_contiguous()
+    assert outs[0]["sa"] == outs[1]["sa"]
+    assert abs(outs[0]["ra"] - outs[1]["ra"]) <= 100 / 192  # one example: float rounding

@@ -32,7 +32,12 @@ from doublewin.train.checkpoint import RunState, cpu_state_dict, resume_run, sav
 from doublewin.train.evaluation import evaluate
 from doublewin.train.guard import OverfitGuard
 from doublewin.train.masking import MaskEnforcer
-from doublewin.train.precision import autocast, resolve_precision
+from doublewin.train.precision import (
+    as_layout,
+    autocast,
+    default_channels_last,
+    resolve_precision,
+)
 from doublewin.train.schedules import lr_multiplier, make_optimizer, stretched
 
 
@@ -109,13 +114,14 @@ def train(
     ``workdir``: where ``checkpoint.pt`` is written each epoch; an existing checkpoint of the
     same spec is resumed (a finished one is returned as is). ``seed`` seeds the attacks' random
     starts (the loaders carry their own seeds). ``precision``: overrides ``spec.precision``
-    (``auto`` = bf16 autocast on CUDA, fp32 elsewhere); ``channels_last``: default on CUDA; ``compile``: torch.compile the
-    forward. Raises `RunFailure` when the loss turns NaN/inf, `UserError` for a mask that does
+    (``auto`` = bf16 autocast on CUDA, fp32 elsewhere); ``channels_last``: the memory layout
+    (default: `default_channels_last`); ``compile``: torch.compile the forward. Raises `RunFailure` when the loss turns NaN/inf, `UserError` for a mask that does
     not fit the model or a checkpoint of a different spec.
     """
     device = torch.device(device)
     precision = resolve_precision(precision or spec.precision, device)
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    if channels_last is None:
+        channels_last = default_channels_last(device)
     steps_per_epoch = _length(train_loader)
     # train.min_steps lengthens short runs (small data fractions); `spec` below is the run's.
     spec = stretched(spec, steps_per_epoch)
@@ -234,8 +240,7 @@ def _train_epoch(loop: _Loop, run: RunState) -> None:
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
         x, y = distributed.shard(x, y)
-        if loop.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = as_layout(x, loop.channels_last)
         if loop.attack is not None:
             with autocast(precision, device):
                 # The attack runs on the bare module: it takes input gradients only, which

@@ -16,7 +16,13 @@ from torch import nn
 from doublewin.attacks import PGD, model_mode
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import AttackSpec
-from doublewin.train.precision import autocast, resolve_precision
+from doublewin.train.precision import (
+    as_layout,
+    autocast,
+    channels_last_layout,
+    default_channels_last,
+    resolve_precision,
+)
 
 
 def evaluate(
@@ -27,6 +33,7 @@ def evaluate(
     device: torch.device | str | None = None,
     max_batches: int | None = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     progress: Progress = NULL_PROGRESS,
     label: str = "evaluating",
 ) -> dict[str, Any]:
@@ -36,6 +43,8 @@ def evaluate(
     accuracy on the attacked version of every example (an example wrong when clean counts as
     not robust). ``max_batches`` stops after that many batches. ``precision``: ``fp32``
     (default: reported numbers should not depend on reduced precision), ``bf16`` or ``auto``.
+    ``channels_last``: the memory layout (default: `default_channels_last`; the numbers agree
+    with the contiguous layout's up to float rounding).
     """
     device = torch.device(device) if device is not None else _model_device(model)
     precision = resolve_precision(precision, device)
@@ -45,11 +54,13 @@ def evaluate(
     n = 0
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     task = progress.task(label + (f" (PGD-{attack.steps})" if attack is not None else ""), total)
-    with model_mode(model, "eval"):
+    if channels_last is None:
+        channels_last = default_channels_last(device)
+    with model_mode(model, "eval"), channels_last_layout(model, channels_last):
         for index, (x, y) in enumerate(loader):
             if max_batches is not None and index >= max_batches:
                 break
-            x = x.to(device, non_blocking=True)
+            x = as_layout(x.to(device, non_blocking=True), channels_last)
             y = y.to(device, non_blocking=True)
             with torch.no_grad(), autocast(precision, device):
                 clean = model(x).argmax(1) == y
