@@ -139,6 +139,45 @@ def test_a_cache_entry_without_the_floor_is_probed_again(monkeypatch, tmp_path) 
     assert set(kept) == {"step", "grad", "forward", "floor"}
 
 
+def test_rates_timed_in_the_contiguous_layout_are_probed_again(monkeypatch, tmp_path) -> None:
+    """The engine and evaluation run in channels_last on the CPU: an entry cached under the
+    key of the contiguous layout (before that change) is not read, and the evaluation passes
+    are timed in the layout evaluation uses."""
+    import json
+
+    from doublewin.experiments import rates
+
+    shape = rates.Shape("resnet8", 8, 32, 1, "cpu")
+    assert shape.key.endswith("/cl")
+    old_key = shape.key.removesuffix("/cl")
+    old = {"step": 9.0, "grad": 9.0, "forward": 9.0, "floor": 9.0}
+    (tmp_path / "rates.json").write_text(json.dumps({rates.machine(): {old_key: old}}))
+    monkeypatch.setenv("DOUBLEWIN_CACHE", str(tmp_path))
+    monkeypatch.setattr(rates.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    layouts, models = [], []
+    real_timed, real_build = rates._timed, rates.build_model
+
+    def build(*args, **kwargs):
+        models.append(real_build(*args, **kwargs))
+        return models[-1]
+
+    def timed(work, device):
+        layouts.append(models[-1].conv1.weight.is_contiguous())
+        return real_timed(work, device)
+
+    monkeypatch.setattr(rates, "build_model", build)
+    monkeypatch.setattr(rates, "_timed", timed)
+    rates._cache.cache_clear()
+    try:
+        measured = rates.rates(shape)
+    finally:
+        rates._cache.cache_clear()
+    assert measured.grad < 9.0
+    # The training step in the model's own layout, the three evaluation passes in channels_last.
+    assert layouts == [True, False, False, False]
+    assert models[0].conv1.weight.is_contiguous()  # handed back in the ordinary layout
+
+
 def test_an_early_stopped_attack_pays_each_steps_floor() -> None:
     """An early-stop test attack costs, per step, the share of the batch still standing and at
     least the floor of a step for the rest; ce+margin runs a second phase on share² of it; a

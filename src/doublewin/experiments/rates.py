@@ -31,6 +31,7 @@ from doublewin.core.atomic import atomic_write_json
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.models import build_model
 from doublewin.train.engine import train
+from doublewin.train.precision import as_layout, channels_last_layout, default_channels_last
 
 PROBE_SECONDS = 0.4  # per kind of work: each shape costs about a second and a half once
 BUSY_PROBES: dict[str, dict[str, float]] = {}  # timed on a busy CPU: this process only
@@ -48,7 +49,12 @@ class Shape:
 
     @property
     def key(self) -> str:
-        return f"{self.arch}@{self.resolution}px/b{self.batch}/t{self.threads}/{self.device}"
+        # The memory layout the engine and evaluation run in is part of the key: entries timed
+        # in another layout are probed again.
+        layout = "/cl" if default_channels_last(torch.device(self.device)) else ""
+        return (
+            f"{self.arch}@{self.resolution}px/b{self.batch}/t{self.threads}/{self.device}{layout}"
+        )
 
 
 @dataclass(frozen=True)
@@ -177,12 +183,16 @@ def probe(shape: Shape) -> Rates:
             torch.autograd.grad(F.cross_entropy(model(x[:1] + delta), y[:1]), delta)
 
         scale = shape.batch / batch
-        return Rates(
-            _timed(step, device) * scale,
-            _timed(grad, device) * scale,
-            _timed(forward, device) * scale,
-            _timed(one, device),
-        )
+        step_seconds = _timed(step, device) * scale  # the scoring passes: the model's own layout
+        layout = default_channels_last(device)  # evaluation's layout, as `evaluate` runs it
+        x = as_layout(x, layout)
+        with channels_last_layout(model, layout):
+            return Rates(
+                step_seconds,
+                _timed(grad, device) * scale,
+                _timed(forward, device) * scale,
+                _timed(one, device),
+            )
     finally:
         torch.set_num_threads(before)
 
