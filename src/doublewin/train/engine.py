@@ -8,6 +8,7 @@ weights, checkpoints every epoch to ``workdir/checkpoint.pt`` and resumes from i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -35,6 +36,7 @@ from doublewin.train.masking import MaskEnforcer
 from doublewin.train.precision import (
     as_layout,
     autocast,
+    channels_last_layout,
     default_channels_last,
     resolve_precision,
 )
@@ -129,8 +131,9 @@ def train(
         raise UserError("train.nesterov needs train.momentum > 0; set momentum: 0.9")
 
     model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    # Before the optimizer and the DDP wrap see the parameters; undone when training ends.
+    layout = contextlib.ExitStack()
+    layout.enter_context(channels_last_layout(model, channels_last))
     enforcer = MaskEnforcer(model, mask)
     enforcer.zero_pruned()
     optimizer = make_optimizer(model, spec)
@@ -210,8 +213,7 @@ def train(
                 )
     finally:
         task.close()
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+        layout.close()
     run.seconds += time.perf_counter() - started
     return TrainResult(model, dict(run.best_states), list(run.history), run.metrics(), ckpt_path)
 
