@@ -72,8 +72,9 @@ def extreme(
     dataset: str = "digits",
     fraction: float = 1.0,
     ladder: tuple[str, str] = IMP,
+    inconclusive: tuple[float, ...] = (),
 ) -> ExtremeSparsity:
-    return ExtremeSparsity(label, dataset, fraction, *ladder, value, True, rungs)
+    return ExtremeSparsity(label, dataset, fraction, *ladder, value, True, rungs, inconclusive)
 
 
 def ladders(*extremes: ExtremeSparsity) -> dict:

@@ -9,12 +9,13 @@ import pytest
 from doublewin.analysis.findings.finding import (
     EVERY_TEST,
     Finding,
-    best_of,
     decide,
     decide_every,
     extreme_text,
     gated,
+    group_span,
     ladder_text,
+    members,
     missing_kinds,
     scores_by_sparsity,
     tally,
@@ -74,21 +75,29 @@ def _extreme(label: str, extreme, rungs=((0.5, True),), fraction: float = 1.0) -
     return ExtremeSparsity(label, "digits", fraction, "imp", "std", extreme, True, rungs)
 
 
-def test_best_of_takes_the_sparsest_known_extreme_of_the_wanted_kinds():
+def test_members_and_group_span_take_the_best_bracket_of_the_wanted_kinds():
     kinds = {"STD": "std", "FAT": "fat", "AT": "at", "AT2": "at"}
     by_setting = {
-        ("STD", "digits", 1.0): _extreme("STD", 0.9),
+        ("STD", "digits", 1.0): _extreme("STD", 0.9, rungs=((0.9, True),)),
         ("FAT", "digits", 1.0): _extreme("FAT", 0.5),
-        ("AT", "digits", 1.0): _extreme("AT", 0.75),
-        ("AT2", "digits", 1.0): _extreme("AT2", None, rungs=((0.5, False),)),  # known: 0
+        ("AT", "digits", 1.0): _extreme("AT", 0.75, rungs=((0.75, True), (0.9, False))),
+        ("AT2", "digits", 1.0): _extreme("AT2", None, rungs=((0.5, False),)),  # none: 0%
         ("AT", "digits", 0.1): _extreme("AT", 0.99, fraction=0.1),
     }
-    assert best_of(kinds, by_setting, "digits", 1.0, ("fat", "at")) == ("AT", 0.75)
-    assert best_of(kinds, by_setting, "digits", 1.0, ("std",)) == ("STD", 0.9)
-    assert best_of(kinds, by_setting, "digits", 0.1, ("fat",)) is None  # none transferred
-    assert best_of(kinds, by_setting, "svhn", 1.0, ("at",)) is None
-    undetermined = {**by_setting, ("FAT", "digits", 1.0): _extreme("FAT", None, rungs=())}
-    assert best_of(kinds, undetermined, "digits", 1.0, ("fat", "at")) is None
+    robust = members(kinds, by_setting, "digits", 1.0, ("fat", "at"))
+    assert [label for label, _ in robust] == ["FAT", "AT", "AT2"]
+    best = group_span(robust)
+    assert (best.low, best.high, best.point) == (0.75, 0.75, True)  # AT decided at 75%
+    assert group_span(members(kinds, by_setting, "digits", 0.1, ("fat",))) is None
+    assert members(kinds, by_setting, "svhn", 1.0, ("at",)) == []
+    # FAT's ladder ends at its one passing rung (the top): its bracket is decided there, so
+    # an inconclusive rung elsewhere widens only its own member's span.
+    open_fat = {
+        **by_setting,
+        ("FAT", "digits", 1.0): _extreme("FAT", 0.5, rungs=((0.5, True), (0.8, None))),
+    }
+    wide = group_span(members(kinds, open_fat, "digits", 1.0, ("fat", "at")))
+    assert (wide.low, wide.high, wide.point) == (0.75, 0.8, False)
 
 
 def _cells(values: dict[tuple[str, float], float]) -> dict[CellKey, Cell]:
@@ -175,10 +184,13 @@ def test_scores_by_sparsity_take_the_maximum_whatever_the_order():
         }
 
 
-def test_best_of_keeps_the_first_of_pretrainings_tied_at_the_best_extreme():
+def test_members_keep_the_order_the_pretrainings_are_listed_in():
     kinds = {"AT": "at", "AT2": "at"}
     by_setting = {
         ("AT", "digits", 1.0): _extreme("AT", 0.75),
         ("AT2", "digits", 1.0): _extreme("AT2", 0.75),
     }
-    assert best_of(kinds, by_setting, "digits", 1.0, ("at",)) == ("AT", 0.75)
+    assert [label for label, _ in members(kinds, by_setting, "digits", 1.0, ("at",))] == [
+        "AT",
+        "AT2",
+    ]

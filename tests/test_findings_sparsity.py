@@ -5,6 +5,8 @@ AT inside IMP (rungs apart). Every expected line and count is written out by han
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from doublewin.analysis.findings.finding import EVERY_TEST
@@ -15,6 +17,7 @@ from doublewin.analysis.findings.sparsity import (
     order,
     robust_sparser,
 )
+from doublewin.analysis.verdict.bracket import build_ladder
 from findings_inputs import (
     IMP,
     UNTESTABLE,
@@ -42,34 +45,43 @@ def test_equal_best_extremes_name_the_first_pretraining():
     assert found.evidence == ("digits at 100% data: double-win up to 75.00% (FAT) — for",)
 
 
-def test_every_rung_from_half_the_weights_failing_is_a_certified_loss():
+def test_the_lowest_rung_from_half_the_weights_failing_everywhere_is_a_certified_loss():
     below = extreme("STD", 0.4, ((0.4, True), (0.5, False), (0.75, False)))
     none = extreme("AT", None, ((0.5, False),))
     found = exist(ladders(below, none), IMP, 1.0)
     assert found.evidence == (
-        "digits at 100% data: double-win at most 40.00%; every rung ≥ 50% fails — against",
+        "digits at 100% data: every pre-training's lowest rung ≥ 50% is certified not "
+        "double-win (STD 50.00%, AT 50.00%) — against",
     )
     assert (found.wins, found.losses, found.status) == (0, 1, "contradicts")
     lone = exist(ladders(none), IMP, 1.0)
     assert lone.evidence == (
-        "digits at 100% data: double-win no rung; every rung ≥ 50% fails — against",
+        "digits at 100% data: every pre-training's lowest rung ≥ 50% is certified not "
+        "double-win (AT 50.00%) — against",
     )
+    # Monotonicity: a rung above the lowest failure ≥ 50% is not double-win either, so an
+    # undetermined rung up there does not keep the loss open.
+    above = extreme("AT", None, ((0.5, False), (0.75, None)))
+    assert exist(ladders(below, above), IMP, 1.0).status == "contradicts"
 
 
 @pytest.mark.parametrize(
-    "other",
+    ("other", "why"),
     [
-        extreme("AT", None, ((0.5, None),)),  # inconclusive at 50%
-        extreme("AT", 0.4, ((0.4, True),)),  # never judged at 50% or above
-        extreme("AT", None, ((0.5, False), (0.75, None))),  # one rung above undetermined
+        (extreme("AT", None, ((0.5, None),)), "judging AT's 50.00% (undetermined) would decide"),
+        (extreme("AT", 0.4, ((0.4, True),)), "AT's ladder has no rung ≥ 50%"),
+        (
+            extreme("AT", 0.4, ((0.4, True), (0.5, None), (0.75, False)), inconclusive=(0.5,)),
+            "judging AT's 50.00% (inconclusive) would decide",
+        ),
     ],
 )
-def test_a_rung_from_half_the_weights_left_undecided_is_neither(other):
+def test_a_lowest_rung_from_half_the_weights_left_undecided_is_neither(other, why):
     below = extreme("STD", 0.4, ((0.4, True), (0.5, False)))
     found = exist(ladders(below, other), IMP, 1.0)
     assert found.evidence == (
-        "digits at 100% data: double-win at most 40.00%; rungs ≥ 50% untested, inconclusive "
-        "or undetermined — neither",
+        "digits at 100% data: double-win up to 40.00%; cannot tell whether a rung ≥ 50% is "
+        f"double-win: {why} — neither",
     )
     assert (found.wins, found.losses, found.status) == (0, 0, "cannot tell")
 
@@ -89,7 +101,8 @@ def test_existence_reads_only_the_primary_ladder_at_its_fractions():
     limited = up_to("AT", 0.875, fraction=0.1)
     found = exist(ladders(up_to("AT", None), other, limited), IMP, 1.0)
     assert found.evidence == (
-        "digits at 100% data: double-win no rung; every rung ≥ 50% fails — against",
+        "digits at 100% data: every pre-training's lowest rung ≥ 50% is certified not "
+        "double-win (AT 50.00%) — against",
     )
     nothing = exist(ladders(limited), IMP, None)
     assert (nothing.status, nothing.evidence) == ("cannot tell", ())
@@ -110,7 +123,8 @@ def test_existence_with_limited_data_reads_every_smaller_fraction():
     assert found.key == "exist-limited"
     assert found.evidence == (
         "digits at 10% data: double-win up to 75.00% (AT) — for",
-        "digits at 1% data: double-win no rung; every rung ≥ 50% fails — against",
+        "digits at 1% data: every pre-training's lowest rung ≥ 50% is certified not "
+        "double-win (AT 50.00%) — against",
     )
     assert found.status == "contradicts"
     single = exist_limited(ladders(up_to("AT", 0.75)), IMP, [])
@@ -158,15 +172,41 @@ def test_a_ladder_without_a_double_win_rung_counts_as_zero():
     )
 
 
-def test_an_undetermined_extreme_on_either_side_is_neither():
+def test_overlapping_brackets_are_neither_and_name_the_rungs_that_would_decide():
     undetermined = extreme("AT", None, ((0.5, None),))
     found = robust_sparser(
         data(), ladders(undetermined, up_to("STD", 0.5)), IMP, [1.0], limited=False
     )
     assert found.evidence == (
-        "digits at 100% data: an extreme sparsity is undetermined or not transferred — neither",
+        "digits at 100% data: robust 0%–50.00% (AT) vs standard 50.00% (STD): the brackets "
+        "overlap; judging AT's 50.00% (undetermined) would decide — neither",
     )
     assert (found.wins, found.losses) == (0, 0)
+    # An undecided bracket that lies wholly above the other still counts.
+    above = extreme("AT", 0.75, ((0.5, True), (0.75, True), (0.875, None)))
+    ahead = robust_sparser(data(), ladders(above, up_to("STD", 0.5)), IMP, [1.0], limited=False)
+    assert ahead.evidence == (
+        "digits at 100% data: robust 75.00%–87.50% (AT) vs standard 50.00% (STD) — for",
+    )
+
+
+def test_brackets_that_touch_only_at_a_failing_rung_do_not_overlap():
+    # STD: up to 50%, 75% not transferred, 87.5% fails: its extreme is 50% or 75%. AT passes
+    # 87.5%: certainly higher. FAT passes 75% only where STD may too: overlap.
+    std = extreme("STD", 0.5, ((0.5, True), (0.875, False)))
+    std = _with_untransferred(std, 0.75)
+    at = up_to("AT", 0.875)
+    ahead = robust_sparser(data(), ladders(at, std), IMP, [1.0], limited=False)
+    assert ahead.status == "cannot tell" and ahead.wins == 1
+    assert ahead.evidence[0].startswith(
+        "digits at 100% data: robust 87.50% (AT) vs standard 50.00%–75.00% (STD) — for"
+    )
+    fat = extreme("FAT", 0.75, ((0.5, True), (0.75, True), (0.875, False)))
+    level = robust_sparser(data(), ladders(fat, std), IMP, [1.0], limited=False)
+    assert level.evidence == (
+        "digits at 100% data: robust 75.00% (FAT) vs standard 50.00%–75.00% (STD): the "
+        "brackets overlap; judging STD's 75.00% (not transferred) would decide — neither",
+    )
 
 
 @pytest.mark.parametrize(("robust", "status"), [(0.875, "supports"), (0.5, "contradicts")])
@@ -220,9 +260,9 @@ def test_every_pair_of_kinds_is_compared_more_robust_first():
     found = order(data(), three, IMP, 1.0)
     assert found.key == "order"
     assert found.evidence == (
-        "digits: AT vs FAT: 75.00% vs 87.50% — against",
-        "digits: AT vs STD: 75.00% vs 50.00% — for",
-        "digits: FAT vs STD: 87.50% vs 50.00% — for",
+        "digits: AT 75.00% vs FAT 87.50% — against",
+        "digits: AT 75.00% vs STD 50.00% — for",
+        "digits: FAT 87.50% vs STD 50.00% — for",
     )
     assert (found.wins, found.losses, found.status) == (2, 1, "cannot tell")
 
@@ -234,17 +274,18 @@ def test_the_order_compares_only_the_kinds_present_and_ties_are_neither():
         IMP,
         1.0,
     )
-    assert found.evidence == ("digits: AT vs STD: 75.00% vs 75.00% — tie",)
+    assert found.evidence == ("digits: AT 75.00% vs STD 75.00% — tie",)
     assert (found.wins, found.losses) == (0, 0)
 
 
 def test_the_order_with_an_undetermined_extreme_or_too_few_kinds():
     undetermined = extreme("FAT", None, ((0.5, None),))
     found = order(
-        data(kinds={"AT": "at", "FAT": "fat"}), ladders(up_to("AT", 0.75), undetermined), IMP, 1.0
+        data(kinds={"AT": "at", "FAT": "fat"}), ladders(up_to("AT", 0.5), undetermined), IMP, 1.0
     )
     assert found.evidence == (
-        "digits: AT vs FAT: an extreme sparsity is undetermined or not transferred — neither",
+        "digits: AT 50.00% vs FAT 0%–50.00%: the brackets overlap; judging FAT's 50.00% "
+        "(undetermined) would decide — neither",
     )
     lone = order(data(kinds={"AT": "at"}), ladders(up_to("AT", 0.75)), IMP, 1.0)
     assert lone.status == "cannot tell"
@@ -332,13 +373,24 @@ def test_an_undetermined_imp_extreme_is_neither_and_settings_are_ordered():
     st_side = {**pairs, ("AT", "digits", 1.0): up_to("AT", 0.5, ladder=("imp", "std"))}
     at_side = {**at_side, ("AT", "digits", 1.0): undetermined}
     found = imp_regime(data(), {("imp", "std"): st_side, ("imp", "at"): at_side})
+    # AT's IMP (AT) extreme is none or 50%: within one rung of IMP (ST)'s 50% either way.
     assert found.evidence == (
-        "AT → digits at 100% data: an extreme sparsity is undetermined or not transferred "
-        "— neither",
+        "AT → digits at 100% data: IMP (ST) 50.00% vs IMP (AT) 0%–50.00%, 0–1 rung(s) apart — for",
         "STD → digits at 100% data: IMP (ST) 50.00% vs IMP (AT) 50.00%, 0 rung(s) apart — for",
         "STD → digits at 10% data: IMP (ST) 50.00% vs IMP (AT) 50.00%, 0 rung(s) apart — for",
     )
-    assert (found.wins, found.losses, found.status) == (2, 0, "cannot tell")
+    assert (found.wins, found.losses, found.status) == (3, 0, "cannot tell")
+
+
+def test_rung_distances_the_brackets_allow_either_way_are_neither():
+    st = extreme("STD", 0.5, ((0.5, True), (0.75, None), (0.875, None)), ladder=("imp", "std"))
+    at = up_to("STD", 0.5, ladder=("imp", "at"))
+    found = imp_regime(data(), ladders(st, at))
+    assert found.evidence == (
+        "STD → digits at 100% data: IMP (ST) 50.00%–87.50% vs IMP (AT) 50.00%, 0–2 rung(s) "
+        "apart; judging IMP (ST)'s 75.00% (undetermined) and 1 more would decide — neither",
+    )
+    assert (found.wins, found.losses) == (0, 0)
 
 
 def test_six_settings_one_rung_apart_support_no_difference_inside_imp():
@@ -398,7 +450,7 @@ def test_a_best_extreme_of_exactly_half_the_weights_wins_and_wins_are_counted():
 
 def test_an_undecided_rung_at_exactly_half_the_weights_keeps_existence_undecided():
     found = exist(ladders(extreme("AT", None, ((0.5, None), (0.75, False)))), IMP, 1.0)
-    assert found.evidence[0].endswith("untested, inconclusive or undetermined — neither")
+    assert found.evidence[0].endswith("judging AT's 50.00% (undetermined) would decide — neither")
 
 
 def test_robust_sparser_names_its_fractions_in_the_rule_and_reads_fat_alone():
@@ -434,13 +486,14 @@ def test_a_skipped_dataset_does_not_stop_robust_sparser_or_the_order(first):
     assert (ordered.wins, ordered.status) == (2, "cannot tell")
 
 
-def test_an_undetermined_pair_does_not_stop_the_other_pairs():
+def test_an_undecided_pair_does_not_stop_the_other_pairs():
     three = ladders(up_to("AT", 0.875), extreme("FAT", None, ((0.5, None),)), up_to("STD", 0.5))
     found = order(data(), three, IMP, 1.0)
     assert found.evidence == (
-        "digits: AT vs FAT: an extreme sparsity is undetermined or not transferred — neither",
-        "digits: AT vs STD: 87.50% vs 50.00% — for",
-        "digits: FAT vs STD: an extreme sparsity is undetermined or not transferred — neither",
+        "digits: AT 87.50% vs FAT 0%–50.00% — for",
+        "digits: AT 87.50% vs STD 50.00% — for",
+        "digits: FAT 0%–50.00% vs STD 50.00%: the brackets overlap; judging FAT's 50.00% "
+        "(undetermined) would decide — neither",
     )
 
 
@@ -469,3 +522,10 @@ def test_imp_regime_lists_settings_by_pretraining_first():
             pairs[ladder][(label, dataset, 1.0)] = up_to(label, 0.5, ladder=ladder, dataset=dataset)
     heads = [line.split(":")[0] for line in imp_regime(data(), pairs).evidence]
     assert heads == ["AT → svhn at 100% data", "STD → digits at 100% data"]
+
+
+def _with_untransferred(e, sparsity: float):
+    """``e`` with one more rung of its ladder, never transferred."""
+    judged = {r.sparsity: r.state for r in e.ladder}
+    plan = sorted({*judged, sparsity})
+    return dataclasses.replace(e, ladder=build_ladder(judged, plan))

@@ -260,7 +260,7 @@ def test_ladders_below_the_nontrivial_sparsity_cannot_tell_existence():
     rows = [r for r in ladder("AT", None) if r["sparsity"] < 0.5]
     exist = finding(analyse(rows, meta=META), "exist")
     assert exist.status == "cannot tell"
-    assert "untested, inconclusive or undetermined" in exist.evidence[0]
+    assert "AT's ladder has no rung ≥ 50%" in exist.evidence[0]
 
 
 def test_missing_kinds_cannot_tell_and_say_what_to_add():

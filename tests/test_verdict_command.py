@@ -89,8 +89,11 @@ def test_the_text_output_gives_each_ticket_the_extremes_and_the_findings(tmp_pat
     assert "not double-win" in imp80 and "ST SA -5.0 [-5.0, -5.0] ✗" in imp80
     random50 = next(line for line in lines if "random 50.00%" in line)
     assert "inconclusive" in random50 and "seeds would decide it" in random50
-    assert "  AT → digits 100%  IMP (ST): 50.00%" in lines
-    assert "  AT → digits 100%  random: none (1 inconclusive rung(s))" in lines
+    assert "  AT → digits 100%  IMP (ST): double-win up to 50.00% (80.00% fails)" in lines
+    assert (
+        "  AT → digits 100%  random: no rung double-win (50.00% is inconclusive) — undecided"
+        in lines
+    )
     assert any("[cannot tell] IMP finds better tickets than random" in line for line in lines)
 
 

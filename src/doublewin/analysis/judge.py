@@ -15,7 +15,13 @@ from doublewin.analysis.report.rule import verdict_rule
 from doublewin.analysis.results_table import read_results_csv
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.table_check import check_rows, scaled_to_points
-from doublewin.analysis.verdict import Comparison, ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.analysis.verdict import (
+    Comparison,
+    ExtremeSparsity,
+    LadderRung,
+    TicketVerdict,
+    VerdictConfig,
+)
 from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
 from doublewin.core.specs import load_yaml
@@ -91,12 +97,12 @@ def judgement_lines(data: ReportData) -> list[str]:
             f"{ladder_label(k.method, k.imp_regime)} {percent(k.sparsity)}  {seeds} seed(s)  "
             f"{v.outcome or 'undetermined'}{need}  |  {cells}"
         )
-    lines += ["", "Extreme double-win sparsity:"]
+    lines += ["", "Extreme double-win sparsity, bracketed by the next rung up:"]
     for e in data.extremes:
         lines.append(
             f"  {e.pretraining} → {e.dataset} {fraction_text(e.fraction)}  "
-            f"{ladder_label(e.method, e.imp_regime)}: {percent(e.extreme) if e.extreme else 'none'}"
-            + (f" ({len(e.inconclusive)} inconclusive rung(s))" if e.inconclusive else "")
+            f"{ladder_label(e.method, e.imp_regime)}: {e.bracket_text}"
+            + ("" if e.decided else " — undecided")
         )
     lines += ["", "Findings:"]
     for i, f in enumerate(data.findings, start=1):
@@ -147,7 +153,28 @@ def _extreme(e: ExtremeSparsity) -> dict[str, Any]:
         "all_lower_double_win": e.all_lower_double_win,
         "rungs": [{"sparsity": s, "double_win": dw} for s, dw in e.rungs],
         "inconclusive": list(e.inconclusive),
+        "bracket": _bracket(e),
     }
+
+
+def _bracket(e: ExtremeSparsity) -> dict[str, Any]:
+    """The bracket of ``e``: the next rung up, whether it is decided, the sparsities the
+    extreme can take (monotonicity assumed) and every rung of the ladder with its state."""
+    value = e.span
+    return {
+        "text": e.bracket_text,
+        "decided": e.decided,
+        "next": None if e.next_rung is None else _rung(e.next_rung),
+        "span": None
+        if value is None
+        else {"low": value.low, "high": value.high, "high_excluded": value.open},
+        "deciding_rungs": [_rung(r) for r in e.deciding_rungs],
+        "ladder": [_rung(r) for r in e.ladder],
+    }
+
+
+def _rung(rung: LadderRung) -> dict[str, Any]:
+    return {"number": rung.number, "sparsity": rung.sparsity, "state": rung.state}
 
 
 def _finding(f: Finding) -> dict[str, Any]:

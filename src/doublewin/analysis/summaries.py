@@ -231,16 +231,6 @@ def primary_ladder(ladders: Iterable[tuple[str, str]]) -> tuple[str, str] | None
     return imp[0] if imp else ladders[0]
 
 
-def known_extreme(extreme: ExtremeSparsity) -> float | None:
-    """The extreme sparsity as a number to compare: 0.0 when every tested rung was judged
-    and none is double-win; None when that cannot be said (undetermined rungs, no winner)."""
-    if extreme.extreme is not None:
-        return extreme.extreme
-    if extreme.rungs and all(dw is False for _, dw in extreme.rungs):
-        return 0.0
-    return None
-
-
 def extremes_by_setting(
     extremes: Sequence[ExtremeSparsity],
 ) -> dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]]:

@@ -16,7 +16,7 @@ from typing import Any
 from doublewin.core.defaults import upright_data
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
-from doublewin.core.results import DENSE, SPARSITY_DIGITS
+from doublewin.core.results import DENSE, SPARSITY_DIGITS, method_key
 from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
 from doublewin.core.typed import from_dict
 from doublewin.experiments.experiment import Experiment, Pretraining
@@ -161,6 +161,28 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
             }
             jobs.append(Job("landscape", landscape_spec(plan, transfer), (job.id,), labels))
     return jobs
+
+
+def plan_ladders(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Every ladder of the plan with all its rungs, transferred or not: per pre-training, method
+    (``imp:channel`` for a pattern) and IMP regime, the sparsities in order. The report brackets
+    each extreme with them (a rung never transferred is named as such, not skipped). An N:M
+    ladder is its one transferred rung; ticket files are the rungs they have."""
+    ladders: dict[tuple[str, str, str], set[float]] = {}
+    for job in jobs:
+        if job.stage == "tickets":
+            ladder = ticket_ladder(job.spec)
+            rungs = ladder[-1:] if job.spec.pattern == "nm" else ladder
+            key = (job.labels["pretraining"], method_key(job.labels), job.labels["imp_regime"])
+            ladders.setdefault(key, set()).update(rungs)
+    for job in jobs:
+        if job.stage == "transfer" and job.labels["method"] != DENSE:
+            key = (job.labels["pretraining"], method_key(job.labels), job.labels["imp_regime"])
+            ladders.setdefault(key, set()).add(job.labels["sparsity"])
+    return [
+        {"pretraining": p, "method": m, "imp_regime": r, "sparsities": sorted(rungs)}
+        for (p, m, r), rungs in sorted(ladders.items())
+    ]
 
 
 def _file_tickets(p: Pretraining) -> list[tuple[str, dict[str, Any], tuple[str, ...]]]:

@@ -34,7 +34,7 @@ from doublewin.core.typed import to_dict
 from doublewin.experiments.cost import job_passes
 from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
-from doublewin.experiments.grid import Job, expand
+from doublewin.experiments.grid import Job, expand, plan_ladders
 from doublewin.experiments.on_demand import seeds_on_demand
 from doublewin.experiments.results import (
     collect_rows,
@@ -288,6 +288,7 @@ def run_meta(
     experiment: Experiment, store: Store, search: Any = None, on_demand: Any = None
 ) -> dict[str, Any]:
     """What the report says about the run besides the rows."""
+    jobs = _unique(expand(experiment))
     pretrainings = []
     for p in experiment.pretrainings:
         item: dict[str, Any] = {"label": p.label, "ref": p.ref}
@@ -316,7 +317,8 @@ def run_meta(
         "datasets": list(experiment.datasets),
         "fractions": list(experiment.fractions),
         "verdict": to_dict(experiment.verdict),
-        "compute": compute_meta(_unique(expand(experiment)), store),
+        "compute": compute_meta(jobs, store),
+        "ladders": plan_ladders(jobs),
     }
     if on_demand is not None:
         meta["on_demand"] = {

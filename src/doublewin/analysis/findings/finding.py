@@ -17,12 +17,12 @@ from typing import Any, Literal
 from doublewin.analysis.summaries import (
     Cell,
     CellKey,
-    known_extreme,
     ladder_label,
     percent,
     ticket_score,
 )
-from doublewin.analysis.verdict import ExtremeSparsity
+from doublewin.analysis.verdict import ExtremeSparsity, Span
+from doublewin.analysis.verdict.bracket import highest
 from doublewin.analysis.verdict.control import ControlComparison
 from doublewin.analysis.verdict.stats import SignTest, sign_test
 
@@ -150,19 +150,44 @@ def tally(lead: float, tie: float, wins: int, losses: int) -> tuple[str, int, in
     return "tie", wins, losses
 
 
-def best_of(kinds, by_setting, dataset, fraction, wanted) -> tuple[str, float] | None:
-    """(label, sparsity) of the sparsest known extreme among pre-trainings of ``wanted`` kinds;
-    None when any of them is undetermined or none was transferred."""
-    best: tuple[str, float] | None = None
-    for (label, d, f), e in by_setting.items():
-        if d != dataset or f != fraction or kinds.get(label) not in wanted:
-            continue
-        value = known_extreme(e)
-        if value is None:
-            return None
-        if best is None or value > best[1]:  # a tie keeps the first pre-training listed
-            best = (label, value)
-    return best
+def members(kinds, by_setting, dataset, fraction, wanted) -> list[tuple[str, ExtremeSparsity]]:
+    """(label, extreme) of every pre-training of the ``wanted`` kinds at one setting, in the
+    order the pre-trainings are listed."""
+    return [
+        (label, e)
+        for (label, d, f), e in by_setting.items()
+        if d == dataset and f == fraction and kinds.get(label) in wanted
+    ]
+
+
+def group_span(group: Sequence[tuple[str, ExtremeSparsity]]) -> Span | None:
+    """The sparsities the best extreme of a group of pre-trainings can take (bracket.highest);
+    None when the group has no ladder here."""
+    spans = [e.span for _, e in group if e.span is not None]
+    return highest(spans) if spans else None
+
+
+def span_text(value: Span) -> str:
+    """A span in words: ``49.00%``, ``no double-win rung``, ``20.00%–87.00%``, ``0%–87.00%``
+    or ``20.00% to below 89.26%``."""
+    if value.point:
+        return extreme_text(value.low)
+    low = "0%" if value.low == 0.0 else percent(value.low)
+    if value.open:
+        return f"{low} to below {percent(value.high)}"
+    return f"{low}–{percent(value.high)}"
+
+
+def deciding_text(group: Sequence[tuple[str, ExtremeSparsity]]) -> str:
+    """Which judgements would narrow the undecided brackets of ``group``: ``STD's 36.00%
+    (not transferred), AT's 59.00% (inconclusive)`` (the first open rung of each)."""
+    parts = []
+    for label, e in group:
+        rungs = e.deciding_rungs
+        if rungs:
+            more = f" and {len(rungs) - 1} more" if len(rungs) > 1 else ""
+            parts.append(f"{label}'s {rungs[0].text()} ({rungs[0].state}){more}")
+    return ", ".join(parts)
 
 
 def scores_by_sparsity(cells, labels, dataset, fraction, ladder) -> dict[float, float]:

@@ -10,22 +10,25 @@ from doublewin.analysis.findings.finding import (
     NONTRIVIAL_SPARSITY,
     SAME_RUNGS,
     Finding,
-    best_of,
     decide,
     decide_every,
-    extreme_text,
+    deciding_text,
     gated,
+    group_span,
     ladder_text,
+    members,
     missing_kinds,
     replace_note,
-    tally,
+    span_text,
 )
-from doublewin.analysis.summaries import (
-    fraction_text,
-    known_extreme,
-    percent,
-    ticket_score,
+from doublewin.analysis.summaries import fraction_text, percent, ticket_score
+from doublewin.analysis.verdict import ExtremeSparsity
+from doublewin.analysis.verdict.bracket import (
+    NOT_DOUBLE_WIN,
+    lowest_from,
+    possible_places,
 )
+from doublewin.analysis.verdict.bracket import order as bracket_order
 
 
 def exist(ladders, primary, full) -> Finding:
@@ -39,11 +42,12 @@ def exist(ladders, primary, full) -> Finding:
     rule = (
         f"Per dataset at the largest data fraction, on the {ladder_text(primary)} ladder: "
         f"a win when some pre-training's extreme double-win sparsity is ≥ "
-        f"{percent(NONTRIVIAL_SPARSITY, 0)}; a loss when every pre-training was judged on "
-        f"a rung ≥ {percent(NONTRIVIAL_SPARSITY, 0)} and none is double-win there. "
-        "Supports when every dataset is a win, contradicts when any is a loss (each verdict "
-        "is itself a test at the verdict's confidence; no correction for the number of rungs "
-        "looked at)."
+        f"{percent(NONTRIVIAL_SPARSITY, 0)}; a loss when, for every pre-training, the lowest "
+        f"ladder rung ≥ {percent(NONTRIVIAL_SPARSITY, 0)} is certified not double-win "
+        f"(assuming monotonicity: a rung above a certified failure is not double-win either); "
+        "otherwise neither, naming the rungs that would decide. Supports when every dataset is "
+        "a win, contradicts when any is a loss (each verdict is itself a test at the verdict's "
+        "confidence; no correction for the number of rungs looked at)."
     )
     return existence(
         ladders,
@@ -82,34 +86,11 @@ def existence(ladders, primary, fractions, *, claim, paper, rule, key) -> Findin
     for fraction in fractions:
         for dataset in sorted({s[1] for s in by_setting if s[2] == fraction}):
             items = {s[0]: e for s, e in by_setting.items() if s[1:] == (dataset, fraction)}
-            best_label, best = None, None
-            for label, e in items.items():
-                if e.extreme is not None and (best is None or e.extreme > best):
-                    best_label, best = label, e.extreme
-            where = f"{dataset} at {fraction_text(fraction)} data"
-            if best is not None and best >= NONTRIVIAL_SPARSITY:
-                wins += 1
-                evidence.append(f"{where}: double-win up to {percent(best)} ({best_label}) — for")
-                continue
-            judged_high = all(
-                any(s >= NONTRIVIAL_SPARSITY and dw is not None for s, dw in e.rungs)
-                and all(dw is False for s, dw in e.rungs if s >= NONTRIVIAL_SPARSITY)
-                for e in items.values()
-            )
-            top = "no rung" if best is None else f"at most {percent(best)}"
-            if judged_high:
-                losses += 1
-                evidence.append(
-                    f"{where}: double-win {top}; every rung ≥ "
-                    f"{percent(NONTRIVIAL_SPARSITY, 0)} fails — against"
-                )
-            else:
-                undecided += 1
-                evidence.append(
-                    f"{where}: double-win {top}; rungs ≥ "
-                    f"{percent(NONTRIVIAL_SPARSITY, 0)} untested, inconclusive or undetermined "
-                    "— neither"
-                )
+            outcome, line = _exists_at(items)
+            evidence.append(f"{dataset} at {fraction_text(fraction)} data: {line}")
+            wins += outcome == "for"
+            losses += outcome == "against"
+            undecided += outcome == "neither"
     return Finding(
         key,
         claim,
@@ -121,6 +102,38 @@ def existence(ladders, primary, fractions, *, claim, paper, rule, key) -> Findin
         tuple(evidence),
         "" if evidence else "no ticket ladder was transferred at these fractions.",
         test=EVERY_TEST,
+    )
+
+
+def _exists_at(items: dict[str, ExtremeSparsity]) -> tuple[str, str]:
+    """One setting of the existence rule: (for | against | neither, the evidence line)."""
+    threshold = percent(NONTRIVIAL_SPARSITY, 0)
+    best_label, best = None, None
+    for label, e in items.items():
+        if e.extreme is not None and (best is None or e.extreme > best):
+            best_label, best = label, e.extreme
+    if best is not None and best >= NONTRIVIAL_SPARSITY:
+        return "for", f"double-win up to {percent(best)} ({best_label}) — for"
+    lowest = {label: lowest_from(e.ladder, NONTRIVIAL_SPARSITY) for label, e in items.items()}
+    if all(r is not None and r.state == NOT_DOUBLE_WIN for r in lowest.values()):
+        failing = ", ".join(f"{label} {r.text()}" for label, r in lowest.items() if r)
+        return "against", (
+            f"every pre-training's lowest rung ≥ {threshold} is certified not double-win "
+            f"({failing}) — against"
+        )
+    judging = [
+        f"{label}'s {r.text()} ({r.state})"
+        for label, r in lowest.items()
+        if r is not None and r.state != NOT_DOUBLE_WIN
+    ]
+    short = [
+        f"{label}'s ladder has no rung ≥ {threshold}" for label, r in lowest.items() if r is None
+    ]
+    reasons = ([f"judging {', '.join(judging)} would decide"] if judging else []) + short
+    top = "no rung" if best is None else f"up to {percent(best)}"
+    return "neither", (
+        f"double-win {top}; cannot tell whether a rung ≥ {threshold} is double-win: "
+        f"{'; '.join(reasons)} — neither"
     )
 
 
@@ -145,10 +158,13 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
         )
         where_rule = "at the largest data fraction"
     rule = (
-        f"Per dataset {where_rule}, on the {ladder_text(primary)} ladder: the highest "
-        "extreme double-win sparsity among robust pre-trainings against the highest among "
-        "standard ones (no double-win rung counts as 0%); higher is a win, lower a loss, "
-        "equal a tie."
+        f"Per dataset {where_rule}, on the {ladder_text(primary)} ladder: the bracket of the "
+        "highest extreme double-win sparsity among robust pre-trainings against that among "
+        "standard ones (no double-win rung counts as 0%; under monotonicity a bracket runs from "
+        "the largest certified double-win rung to the rung below the first certified failure "
+        "above it). Higher is a win and lower a loss only where the brackets do not overlap; "
+        "equal (both decided at one rung) is a tie; overlapping brackets are neither, naming "
+        "the rungs that would decide."
     )
     if limited and not fractions:
         return Finding(
@@ -169,25 +185,18 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
     evidence, wins, losses, untested, tested = [], 0, 0, [], 0
     for fraction in fractions:
         for dataset in sorted({s[1] for s in by_setting if s[2] == fraction}):
-            robust = best_of(data.kinds, by_setting, dataset, fraction, ("fat", "at"))
-            standard = best_of(data.kinds, by_setting, dataset, fraction, ("std",))
+            robust = members(data.kinds, by_setting, dataset, fraction, ("fat", "at"))
+            standard = members(data.kinds, by_setting, dataset, fraction, ("std",))
             where = f"{dataset} at {fraction_text(fraction)} data"
             if reason := data.untestable(dataset, fraction):
                 untested.append(reason)
                 evidence.append(f"{where}: not testable ({reason})")
                 continue
             tested += 1
-            if robust is None or standard is None:
-                evidence.append(
-                    f"{where}: an extreme sparsity is undetermined or not transferred — neither"
-                )
-                continue
-            (r_label, r), (s_label, s) = robust, standard
-            outcome, wins, losses = tally(r - s, 0.0, wins, losses)
-            evidence.append(
-                f"{where}: robust {extreme_text(r)} ({r_label}) vs standard "
-                f"{extreme_text(s)} ({s_label}) — {outcome}"
+            line, wins, losses = compare_groups(
+                robust, standard, "robust", "standard", wins, losses
             )
+            evidence.append(f"{where}: {line}")
     finding = Finding(
         key,
         claim,
@@ -211,9 +220,10 @@ def order(data, ladders, primary, full) -> Finding:
     )
     rule = (
         f"Per dataset at the largest data fraction, on the {ladder_text(primary)} ladder, "
-        "for each pair of kinds present (AT vs FAT, AT vs STD, FAT vs STD): the best "
-        "extreme double-win sparsity of the more robust kind higher is a win, lower a loss, "
-        "equal a tie."
+        "for each pair of kinds present (AT vs FAT, AT vs STD, FAT vs STD): the bracket of the "
+        "best extreme double-win sparsity of the more robust kind above the other's is a win, "
+        "below a loss, only where the brackets do not overlap; equal (both decided at one "
+        "rung) is a tie; overlapping brackets are neither, naming the rungs that would decide."
     )
     present = [k for k in ("at", "fat", "std") if k in set(data.kinds.values())]
     if primary is None or len(present) < 2:
@@ -236,18 +246,43 @@ def order(data, ladders, primary, full) -> Finding:
         tested += 1
         for i, high in enumerate(present):
             for low in present[i + 1 :]:
-                a = best_of(data.kinds, by_setting, dataset, full, (high,))
-                b = best_of(data.kinds, by_setting, dataset, full, (low,))
-                pair = f"{dataset}: {high.upper()} vs {low.upper()}"
-                if a is None or b is None:
-                    evidence.append(
-                        f"{pair}: an extreme sparsity is undetermined or not transferred — neither"
-                    )
-                    continue
-                outcome, wins, losses = tally(a[1] - b[1], 0.0, wins, losses)
-                evidence.append(f"{pair}: {extreme_text(a[1])} vs {extreme_text(b[1])} — {outcome}")
+                a = members(data.kinds, by_setting, dataset, full, (high,))
+                b = members(data.kinds, by_setting, dataset, full, (low,))
+                line, wins, losses = compare_groups(a, b, high.upper(), low.upper(), wins, losses)
+                evidence.append(f"{dataset}: {line}")
     finding = Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
     return gated(finding, untested, tested)
+
+
+def compare_groups(a, b, a_name, b_name, wins, losses) -> tuple[str, int, int]:
+    """The brackets of the best extremes of two groups of pre-trainings, compared: (the
+    evidence line, wins, losses) with a win where ``a`` is certainly higher."""
+    a_span, b_span = group_span(a), group_span(b)
+    if a_span is None or b_span is None:
+        return "a ladder was not transferred — neither", wins, losses
+    labels = f"{_named(a_name, a, a_span)} vs {_named(b_name, b, b_span)}"
+    where = bracket_order(a_span, b_span)
+    if where == "higher":
+        return f"{labels} — for", wins + 1, losses
+    if where == "lower":
+        return f"{labels} — against", wins, losses + 1
+    if where == "equal":
+        return f"{labels} — tie", wins, losses
+    return (
+        (
+            f"{labels}: the brackets overlap; judging {deciding_text([*a, *b])} would decide "
+            "— neither"
+        ),
+        wins,
+        losses,
+    )
+
+
+def _named(name: str, group, value) -> str:
+    """``robust 75.00% (FAT, AT)``; a group of one pre-training of that name: ``AT 75.00%``."""
+    labels = [label for label, _ in group]
+    who = "" if labels == [name] else f" ({', '.join(labels)})"
+    return f"{name} {span_text(value)}{who}"
 
 
 def imp_regime(data, ladders) -> Finding:
@@ -256,9 +291,10 @@ def imp_regime(data, ladders) -> Finding:
     paper = "Finding 3."
     rule = (
         f"Per pre-training, dataset and fraction with both IMP (ST) and IMP (AT) ladders: "
-        f"extreme double-win sparsities at most {SAME_RUNGS} rung(s) apart are a win, "
-        "further apart a loss. The mean absolute difference of ticket scores (mean of the "
-        "four accuracies) at common rungs is shown alongside."
+        f"extreme double-win sparsities certainly at most {SAME_RUNGS} rung(s) apart (over "
+        "every rung their brackets allow, under monotonicity) are a win, certainly further "
+        "apart a loss, neither otherwise. The mean absolute difference of ticket scores (mean "
+        "of the four accuracies) at common rungs is shown alongside."
     )
     st, at = ladders.get(("imp", "std"), {}), ladders.get(("imp", "at"), {})
     common = sorted(set(st) & set(at), key=lambda s: (s[0], s[1], -s[2]))
@@ -273,11 +309,8 @@ def imp_regime(data, ladders) -> Finding:
         )
     evidence, wins, losses = [], 0, 0
     for setting in common:
-        a, b = known_extreme(st[setting]), known_extreme(at[setting])
+        a, b = possible_places(st[setting].ladder), possible_places(at[setting].ladder)
         where = f"{setting[0]} → {setting[1]} at {fraction_text(setting[2])} data"
-        rungs = sorted(
-            {0.0} | {s for s, _ in st[setting].rungs} | {s for s, _ in at[setting].rungs}
-        )
         diffs = []
         for sparsity in sorted(
             {s for s, _ in st[setting].rungs} & {s for s, _ in at[setting].rungs}
@@ -291,18 +324,22 @@ def imp_regime(data, ladders) -> Finding:
             if diffs
             else ""
         )
-        if a is None or b is None:
-            evidence.append(
-                f"{where}: an extreme sparsity is undetermined or not transferred{spread} — neither"
-            )
+        if not a or not b:
+            evidence.append(f"{where}: a ladder has no judged rung{spread} — neither")
             continue
-        apart = abs(rungs.index(a) - rungs.index(b))
-        if apart <= SAME_RUNGS:
-            wins, outcome = wins + 1, "for"
-        else:
-            losses, outcome = losses + 1, "against"
-        evidence.append(
-            f"{where}: IMP (ST) {extreme_text(a)} vs IMP (AT) {extreme_text(b)}, {apart} "
-            f"rung(s) apart{spread} — {outcome}"
+        distances = [abs(x - y) for x in a for y in b]
+        near, far = min(distances), max(distances)
+        apart = (
+            f"IMP (ST) {span_text(st[setting].span)} vs IMP (AT) {span_text(at[setting].span)}, "
+            f"{near if near == far else f'{near}–{far}'} rung(s) apart{spread}"
         )
+        if max(distances) <= SAME_RUNGS:
+            wins += 1
+            evidence.append(f"{where}: {apart} — for")
+        elif min(distances) > SAME_RUNGS:
+            losses += 1
+            evidence.append(f"{where}: {apart} — against")
+        else:
+            deciding = deciding_text([("IMP (ST)", st[setting]), ("IMP (AT)", at[setting])])
+            evidence.append(f"{where}: {apart}; judging {deciding} would decide — neither")
     return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))

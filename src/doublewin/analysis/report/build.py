@@ -43,11 +43,17 @@ from doublewin.analysis.summaries import (
     primary_ladder,
 )
 from doublewin.analysis.table_check import check_rows
-from doublewin.analysis.verdict import VerdictConfig, extreme_sparsities, verdicts
+from doublewin.analysis.verdict import (
+    VerdictConfig,
+    extreme_sparsities,
+    rung_numbers,
+    verdicts,
+)
 from doublewin.analysis.verdict.control import compare_with_control
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
 from doublewin.core.errors import UserError
+from doublewin.core.results import SPARSITY_DIGITS
 
 __all__ = [
     "ReportPaths",
@@ -157,7 +163,7 @@ def analyse(
     config = verdict_config or _config_from_meta(meta)
     cells = aggregate(rows, config)
     ticket_verdicts = verdicts(rows, config)
-    extremes = extreme_sparsities(ticket_verdicts)
+    extremes = extreme_sparsities(ticket_verdicts, meta_ladders(meta), rung_numbers(rows))
     ordered = [str(p.get("label")) for p in meta_pretrainings(meta)]
     seen = {str(r["pretraining"]) for r in rows}
     pretrainings = [p for p in ordered if p in seen] + sorted(seen - set(ordered))
@@ -189,6 +195,20 @@ def analyse(
         ),
         control=control,
     )
+
+
+def meta_ladders(meta: Mapping[str, Any]) -> dict[tuple[str, str, str], tuple[float, ...]]:
+    """(pre-training, method, IMP regime) → every rung's sparsity, from the metadata's
+    ``ladders`` (a list of mappings with those keys and ``sparsities``); malformed items are
+    left out (the ladder is then read from the rows)."""
+    out = {}
+    for item in meta.get("ladders") or ():
+        try:
+            key = (str(item["pretraining"]), str(item["method"]), str(item.get("imp_regime") or ""))
+            out[key] = tuple(round(float(s), SPARSITY_DIGITS) for s in item["sparsities"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 def _config_from_meta(meta: Mapping[str, Any]) -> VerdictConfig:

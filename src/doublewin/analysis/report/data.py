@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from doublewin.analysis.findings import Finding
-from doublewin.analysis.summaries import Cell, CellKey, Stat, known_extreme, percent
-from doublewin.analysis.verdict import ExtremeSparsity, TicketVerdict, VerdictConfig
+from doublewin.analysis.summaries import Cell, CellKey, Stat, percent
+from doublewin.analysis.verdict import ExtremeSparsity, LadderRung, TicketVerdict, VerdictConfig
+from doublewin.analysis.verdict.bracket import NOT_TRANSFERRED, UNDETERMINED
 from doublewin.analysis.verdict.control import ControlComparison
 from doublewin.core.results import REGIMES, Setting
 
@@ -72,19 +73,27 @@ def pretraining_index(data: ReportData, label: str) -> int:
 
 
 def extreme_text(e: ExtremeSparsity | None) -> str:
-    if e is None:
+    """A ladder's extreme for a table: the decided value (``49.00%``, ``none``), else the
+    sparsities its bracket allows (``20.0–87.0%``; ``<`` before a bound that is itself a
+    certified failure of a ladder whose rungs are not all known), with † or ‡ for a lower rung
+    not double-win or undecided."""
+    if e is None or e.span is None:
         return "—"
-    if e.extreme is None:
-        return "none" if known_extreme(e) == 0.0 else "?"
-    mark = {True: "", False: " †", None: " ‡"}[e.all_lower_double_win]
-    return percent(e.extreme) + mark
+    value = e.span
+    mark = "" if e.extreme is None else {True: "", False: " †", None: " ‡"}[e.all_lower_double_win]
+    if value.point:
+        return ("none" if value.low == 0.0 else percent(value.low)) + mark
+    high = f"<{100 * value.high:.1f}" if value.open else f"{100 * value.high:.1f}"
+    return f"{100 * value.low:.1f}–{high}%{mark}"
 
 
-def rung_mark(e: ExtremeSparsity, sparsity: float, double_win: bool | None) -> str:
-    """The MARK of one rung of ``e``."""
-    if double_win is not None:
-        return MARK["double-win" if double_win else "not double-win"]
-    return MARK["inconclusive" if sparsity in e.inconclusive else None]
+def ladder_rung_text(rung: LadderRung) -> str:
+    """One rung for the rung-by-rung table: its sparsity (or ``#n``) and its MARK, ``·`` for a
+    rung never transferred."""
+    where = f"{100 * rung.sparsity:.1f}" if rung.sparsity is not None else f"#{rung.number}"
+    if rung.state == NOT_TRANSFERRED:
+        return f"{where}·"
+    return where + MARK[None if rung.state == UNDETERMINED else rung.state]
 
 
 def mean(values: Sequence[float]) -> str:

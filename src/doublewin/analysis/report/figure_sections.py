@@ -21,7 +21,6 @@ from doublewin.analysis.report.document import Figure, Paragraph, Section, Table
 from doublewin.analysis.summaries import (
     dense_cell,
     fraction_text,
-    known_extreme,
     ladder_label,
     percent,
     ticket_score,
@@ -147,7 +146,7 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
         )
     made = []
     # A figure only where it shows something: most pre-training × fraction points decided.
-    decided = [e for e in extremes.values() if known_extreme(e) is not None]
+    decided = [e for e in extremes.values() if e.decided]
     if len(data.fractions) >= 2 and extremes and 2 * len(decided) < len(extremes):
         section.blocks.append(
             Paragraph(
@@ -163,8 +162,9 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
         figure = Figure(
             paths.figure("data-efficiency"),
             png,
-            "Extreme double-win sparsity against the "
-            "fraction of downstream training data (0 = no double-win rung).",
+            "Extreme double-win sparsity against the fraction of downstream training data: "
+            "the largest certified double-win rung (0 = none), with a bar up to the highest "
+            "rung its bracket allows where the next rung up is not certified to fail.",
         )
         section.blocks.append(figure)
         made.append(figure)

@@ -18,7 +18,6 @@ from doublewin.analysis.summaries import (
     CellKey,
     dense_cell,
     fraction_text,
-    known_extreme,
     ladder_label,
     ticket_score,
 )
@@ -188,8 +187,9 @@ def extreme_vs_fraction(
     extremes: Sequence[ExtremeSparsity], *, ladder: tuple[str, str], pretrainings: Sequence[str]
 ) -> bytes:
     """Extreme double-win sparsity (percent) against the data fraction, one panel per
-    dataset and one line per pre-training. A ladder judged with no double-win rung sits at 0;
-    an undetermined one is left out."""
+    dataset and one line per pre-training: the largest certified double-win rung (0 for none),
+    with a bar up to the highest rung its bracket allows where the next rung up is not
+    certified to fail."""
     chosen = [e for e in extremes if (e.method, e.imp_regime) == ladder]
     datasets = sorted({e.dataset for e in chosen})
     columns = max(1, min(3, len(datasets)))
@@ -199,20 +199,17 @@ def extreme_vs_fraction(
     for index, dataset in enumerate(datasets):
         ax = axes[index // columns][index % columns]
         for p_index, label in enumerate(pretrainings):
-            points = sorted(
-                (e.fraction, known_extreme(e))
+            spans = sorted(
+                (e.fraction, e.span)
                 for e in chosen
-                if e.dataset == dataset and e.pretraining == label
+                if e.dataset == dataset and e.pretraining == label and e.span is not None
             )
-            points = [(f, 100 * v) for f, v in points if v is not None]
-            if points:
-                ax.plot(
-                    [f for f, _ in points],
-                    [v for _, v in points],
-                    marker="o",
-                    color=_COLORS[p_index % len(_COLORS)],
-                    label=label,
-                )
+            if spans:
+                color = _COLORS[p_index % len(_COLORS)]
+                xs = [f for f, _ in spans]
+                lows = [100 * v.low for _, v in spans]
+                ax.plot(xs, lows, marker="o", color=color, label=label)
+                ax.vlines(xs, lows, [100 * v.high for _, v in spans], color=color, alpha=0.5)
         fractions = sorted({e.fraction for e in chosen if e.dataset == dataset})
         ax.set_xscale("log")
         ax.set_xticks(fractions, [fraction_text(f) for f in fractions])

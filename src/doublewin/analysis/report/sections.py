@@ -18,9 +18,9 @@ from doublewin.analysis.report.data import (
     ReportData,
     extreme_text,
     is_number,
+    ladder_rung_text,
     number,
     pretraining_index,
-    rung_mark,
     setting_order,
     stat,
 )
@@ -173,13 +173,17 @@ def double_win_section(data: ReportData) -> Section:
         return section
     section.blocks.append(
         Paragraph(
-            "Extreme double-win sparsity: the largest tested sparsity whose ticket is double-win. "
-            "**†** marks an extreme with a lower rung that is *not* double-win, **‡** one with a "
-            "lower rung inconclusive or undetermined; **none** means every tested rung was judged "
-            "and none is double-win; **?** means no rung is double-win but some are inconclusive "
-            "or could not be judged (a regime, metric or dense baseline is missing). The "
-            "paper's ImageNet ResNet-50 numbers for comparison: STD 89.26% / 73.79%, FAT 89.26% / "
-            "79.03%, AT 91.41% / 83.22% on CIFAR-10 / CIFAR-100."
+            "Extreme double-win sparsity: the largest transferred rung whose ticket is "
+            "certified double-win, bracketed by the next rung up (certified not double-win, "
+            "inconclusive, undetermined or not transferred). A single value is a decided "
+            "extreme: the next rung up fails, or the extreme is the top rung. A range is what "
+            "the rungs judged allow, assuming a rung above a certified failure fails too: from "
+            "the largest double-win rung (0 for none) to the highest rung below the first "
+            "certified failure above it. **none** means the first rung fails. **†** marks an "
+            "extreme with a lower rung that is *not* double-win, **‡** one with a lower rung "
+            "inconclusive or undetermined. The paper's ImageNet ResNet-50 numbers for "
+            "comparison: STD 89.26% / 73.79%, FAT 89.26% / 79.03%, AT 91.41% / 83.22% on "
+            "CIFAR-10 / CIFAR-100."
         )
     )
     by_ladder: dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]] = defaultdict(
@@ -220,7 +224,7 @@ def double_win_section(data: ReportData) -> Section:
             e.imp_regime,
         ),
     ):
-        rungs = " ".join(f"{100 * s:.1f}{rung_mark(e, s, dw)}" for s, dw in e.rungs)
+        rungs = " ".join(ladder_rung_text(rung) for rung in e.ladder)
         lower = {True: "yes", False: "no", None: "—"}[e.all_lower_double_win]
         details.append(
             (
@@ -228,7 +232,7 @@ def double_win_section(data: ReportData) -> Section:
                 e.dataset,
                 fraction_text(e.fraction),
                 ladder_label(e.method, e.imp_regime),
-                extreme_text(e),
+                e.bracket_text,
                 lower,
                 rungs,
             )
@@ -240,12 +244,12 @@ def double_win_section(data: ReportData) -> Section:
                 "dataset",
                 "data",
                 "ladder",
-                "extreme",
+                "bracket",
                 "all lower rungs double-win",
                 "rungs (sparsity % and verdict)",
             ),
             tuple(details),
-            f"Every ladder rung by rung: {MARK_LEGEND}.",
+            f"Every ladder rung by rung: {MARK_LEGEND}; · not transferred.",
         )
     )
     return section

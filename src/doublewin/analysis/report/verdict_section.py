@@ -36,23 +36,7 @@ def headline(data: ReportData) -> Paragraph:
         + "."
     ]
     if data.primary is not None:
-        extremes = []
-        for fraction in data.fractions:
-            found: dict[str, list[str]] = {}
-            for e in data.extremes:
-                if (e.method, e.imp_regime) != data.primary or e.fraction != fraction:
-                    continue
-                found.setdefault(e.pretraining, []).append(_extreme(e))
-            # One entry per pre-training; over several datasets, each distinct value once.
-            per = [f"{label} {' / '.join(dict.fromkeys(v))}" for label, v in found.items()]
-            if per:
-                extremes.append(f"with {fraction_text(fraction)} data {', '.join(per)}")
-        if extremes:
-            parts.append(
-                f"Extreme double-win sparsity ({ladder_label(*data.primary)}): "
-                + "; ".join(extremes)
-                + "."
-            )
+        parts += bracket_sentences(data)
     shortfall = shortfall_sentence(data.verdicts, data.primary, data.pretrainings)
     if shortfall:
         parts.append(shortfall)
@@ -76,10 +60,45 @@ def headline(data: ReportData) -> Paragraph:
     return Paragraph(" ".join(parts))
 
 
-def _extreme(e) -> str:
-    if e.extreme is not None:
-        return percent(e.extreme)
-    return "none" if e.rungs and all(dw is False for _, dw in e.rungs) else "undecided"
+def bracket_sentences(data: ReportData) -> list[str]:
+    """Each pre-training's bracket on the headline ladder in words, per data fraction
+    (``with 100% data: STD double-win up to 49.00% (59.00% fails)``), then whether robust
+    pre-training came out sparser there, and why not where that cannot be told."""
+    out = []
+    for fraction in data.fractions:
+        found: dict[str, list[str]] = {}
+        for e in data.extremes:
+            if (e.method, e.imp_regime) == data.primary and e.fraction == fraction:
+                found.setdefault(e.pretraining, []).append(e.bracket_text)
+        # One entry per pre-training; over several datasets, each distinct bracket once.
+        per = [f"{label} {' / '.join(dict.fromkeys(v))}" for label, v in found.items()]
+        if per:
+            out.append(f"with {fraction_text(fraction)} data: " + "; ".join(per))
+    if out:
+        out = [
+            f"Extreme double-win sparsity ({ladder_label(*data.primary)}) — "
+            + " — ".join(out)
+            + "."
+        ]
+    for finding in data.findings:
+        if finding.key in ("robust-sparser", "robust-sparser-limited"):
+            out.append(sparser_sentence(finding))
+    return out
+
+
+def sparser_sentence(finding) -> str:
+    """Whether robust pre-training came out sparser, and why where that cannot be told."""
+    where = "with limited data" if finding.key.endswith("limited") else "with full data"
+    if finding.status in ("supports", "contradicts"):
+        came = "came out sparser" if finding.status == "supports" else "did not come out sparser"
+        return f"Robust pre-training {came} {where} ({finding.test_text})."
+    if finding.status == "not testable":
+        return f"Whether robust pre-training is sparser {where} is not testable: {finding.note}"
+    undecided = [line for line in finding.evidence if line.endswith("— neither")]
+    why = undecided[0].removesuffix(" — neither") if undecided else finding.note.rstrip(".")
+    if not why:
+        why = f"{finding.wins} comparison(s) for, {finding.losses} against, {finding.test_text}"
+    return f"Whether robust pre-training is sparser {where} cannot be told: {why}."
 
 
 def glance_section(data: ReportData) -> tuple[Section, list[Figure]]:

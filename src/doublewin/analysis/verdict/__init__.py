@@ -14,7 +14,8 @@ dense model over the seeds both ran. Three rules (``VerdictConfig.rule``):
 
 Double-win: matching on every counted comparison (SA and RA under AT; ``st_metrics`` under ST);
 not double-win when any counted comparison is not matching; inconclusive otherwise. Extreme
-double-win sparsity: the largest ladder sparsity whose ticket is double-win.
+double-win sparsity: the largest ladder sparsity whose ticket is double-win, reported as a
+bracket with the next rung up and its state (bracket.py).
 
 Rows are plain mappings with the columns of ``results.csv`` (docs/report.md): ``pretraining``,
 ``dataset``, ``fraction``, ``method`` (``dense`` for the baseline), ``imp_regime``,
@@ -22,6 +23,7 @@ Rows are plain mappings with the columns of ``results.csv`` (docs/report.md): ``
 ``sa_best_sa``, ``ra_best_sa``, ``sa_best_ra``, ``ra_best_ra``.
 """
 
+from doublewin.analysis.verdict.bracket import LadderRung, Span
 from doublewin.analysis.verdict.config import Rule, VerdictConfig
 from doublewin.analysis.verdict.double_win import (
     ExtremeSparsity,
@@ -29,6 +31,7 @@ from doublewin.analysis.verdict.double_win import (
     TicketOutcome,
     TicketVerdict,
     extreme_sparsities,
+    rung_numbers,
     verdicts,
 )
 from doublewin.analysis.verdict.matching import Comparison, Outcome, compare, metric_value
@@ -37,9 +40,11 @@ from doublewin.analysis.verdict.sequential import SeedPlan
 __all__ = [
     "Comparison",
     "ExtremeSparsity",
+    "LadderRung",
     "Outcome",
     "Rule",
     "SeedPlan",
+    "Span",
     "TicketKey",
     "TicketOutcome",
     "TicketVerdict",
@@ -47,5 +52,6 @@ __all__ = [
     "compare",
     "extreme_sparsities",
     "metric_value",
+    "rung_numbers",
     "verdicts",
 ]

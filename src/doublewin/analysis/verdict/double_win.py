@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from doublewin.analysis.verdict import bracket
+from doublewin.analysis.verdict.bracket import UNDETERMINED, LadderRung, Span
 from doublewin.analysis.verdict.config import VerdictConfig
 from doublewin.analysis.verdict.matching import Comparison, compare, metric_value
 from doublewin.core.results import (
@@ -114,7 +116,8 @@ class TicketVerdict:
 
 @dataclass(frozen=True)
 class ExtremeSparsity:
-    """The extreme double-win sparsity of one ladder."""
+    """The extreme double-win sparsity of one ladder, and the bracket its judged rungs give it
+    (bracket.py: the next rung up, whether it is decided, the sparsities it can take)."""
 
     pretraining: str
     dataset: str
@@ -126,6 +129,50 @@ class ExtremeSparsity:
     all_lower_double_win: bool | None
     rungs: tuple[tuple[float, bool | None], ...] = field(default_factory=tuple)
     inconclusive: tuple[float, ...] = ()  # rungs judged inconclusive (not merely missing)
+    # Every rung of the ladder, transferred or not, with its state (the judged rungs alone
+    # where the plan is unknown).
+    ladder: tuple[LadderRung, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.ladder and self.rungs:
+            # Built from its judged rungs alone: the ladder is those rungs.
+            judged = {s: _state(s, dw, self.inconclusive) for s, dw in self.rungs}
+            object.__setattr__(self, "ladder", bracket.build_ladder(judged))
+
+    @property
+    def group(self) -> LadderKey:
+        return (self.pretraining, self.dataset, self.fraction, self.method, self.imp_regime)
+
+    @property
+    def next_rung(self) -> LadderRung | None:
+        """The rung right above the extreme; None when the extreme is the top rung."""
+        return bracket.next_rung(self.ladder)
+
+    @property
+    def decided(self) -> bool:
+        """The next rung up is certified not double-win, or the extreme is the top rung."""
+        return bracket.decided(self.ladder)
+
+    @property
+    def span(self) -> Span | None:
+        """The sparsities the extreme can take, assuming monotonicity (bracket.py)."""
+        return bracket.span(self.ladder)
+
+    @property
+    def bracket_text(self) -> str:
+        """``double-win up to 49.00% (59.00% fails)``."""
+        return bracket.bracket_text(self.ladder)
+
+    @property
+    def deciding_rungs(self) -> tuple[LadderRung, ...]:
+        """The rungs whose judgement would narrow an undecided bracket."""
+        return bracket.deciding_rungs(self.ladder)
+
+
+def _state(sparsity: float, double_win: bool | None, inconclusive: tuple[float, ...]) -> str:
+    if double_win is not None:
+        return "double-win" if double_win else "not double-win"
+    return "inconclusive" if sparsity in inconclusive else UNDETERMINED
 
 
 def verdicts(
@@ -171,14 +218,21 @@ def verdicts(
     return out
 
 
-def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[ExtremeSparsity]:
-    """Per ladder: the largest sparsity whose ticket is double-win, and whether every lower
-    rung is double-win too."""
-    ladders: dict[tuple, list[TicketVerdict]] = defaultdict(list)
+def extreme_sparsities(
+    ticket_verdicts: Sequence[TicketVerdict],
+    ladders: Mapping[tuple[str, str, str], Sequence[float]] | None = None,
+    numbers: Mapping[LadderKey, Mapping[float, int]] | None = None,
+) -> list[ExtremeSparsity]:
+    """Per ladder: the largest sparsity whose ticket is double-win, whether every lower rung is
+    double-win too, and its bracket. ``ladders``: (pre-training, method, IMP regime) → every
+    rung's sparsity, where the plan is known; ``numbers``: ladder → sparsity → rung number, as
+    a results table's ``rung`` column gives them (``rung_numbers``), to place untransferred
+    rungs when the plan is not known."""
+    groups: dict[tuple, list[TicketVerdict]] = defaultdict(list)
     for verdict in ticket_verdicts:
-        ladders[verdict.key.group].append(verdict)
+        groups[verdict.key.group].append(verdict)
     out = []
-    for group, items in sorted(ladders.items(), key=lambda kv: _group_sort(kv[0])):
+    for group, items in sorted(groups.items(), key=lambda kv: _group_sort(kv[0])):
         items = sorted(items, key=lambda v: v.key.sparsity)
         rungs = tuple((v.key.sparsity, v.double_win) for v in items)
         winners = [s for s, dw in rungs if dw]
@@ -187,6 +241,9 @@ def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[Extreme
         if extreme is not None:
             lower = [dw for s, dw in rungs if s < extreme]
             all_lower = False if False in lower else (None if None in lower else True)
+        pretraining, _, _, method, imp_regime = group
+        plan = (ladders or {}).get((pretraining, method, imp_regime))
+        judged = {v.key.sparsity: v.outcome or UNDETERMINED for v in items}
         out.append(
             ExtremeSparsity(
                 *group,
@@ -194,9 +251,25 @@ def extreme_sparsities(ticket_verdicts: Sequence[TicketVerdict]) -> list[Extreme
                 all_lower_double_win=all_lower,
                 rungs=rungs,
                 inconclusive=tuple(v.key.sparsity for v in items if v.outcome == "inconclusive"),
+                ladder=bracket.build_ladder(judged, plan, (numbers or {}).get(group)),
             )
         )
     return out
+
+
+def rung_numbers(rows: Iterable[Mapping[str, Any]]) -> dict[LadderKey, dict[float, int]]:
+    """Per ladder, sparsity → the 1-based rung number of a results table's ``rung`` column
+    (rows without a usable number are left out)."""
+    out: dict[LadderKey, dict[float, int]] = defaultdict(dict)
+    for row in rows:
+        if is_dense(row):
+            continue
+        try:
+            number = int(float(row.get("rung") or ""))
+        except (TypeError, ValueError):
+            continue
+        out[ladder_of(row)][sparsity_of(row)] = number
+    return dict(out)
 
 
 def _sort_key(key: TicketKey) -> tuple:
