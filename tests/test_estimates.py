@@ -63,9 +63,19 @@ def test_seeds_on_demand_stop_early_when_the_gap_is_clear() -> None:
 def test_expected_search_rungs_counts_bisection() -> None:
     """One rung: it is judged whatever the extreme, failing when the extreme is 'none' (half
     the time). More rungs: bisection judges fewer than all of them."""
-    assert expected_search_rungs(1) == pytest.approx((1.0, 0.5))
-    judged, failing = expected_search_rungs(7)
+    assert expected_search_rungs(1) == pytest.approx((1.0, 0.5, 0.0))
+    judged, failing, _ = expected_search_rungs(7)
     assert 2.0 <= judged < 7.0
+    assert 0.0 < failing < judged
+
+
+def test_an_anchor_at_the_top_is_judged_apart_and_bounds_the_bisection() -> None:
+    """The top rung as an anchor: it passes only when the extreme is the top rung (1 case in
+    11 on a ten-rung ladder), and bisection then spends fewer rungs below it."""
+    judged, failing, passing = expected_search_rungs(10, anchors=(9,))
+    assert passing == pytest.approx(1 / 11)
+    plain, _, _ = expected_search_rungs(10)
+    assert judged < plain
     assert 0.0 < failing < judged
 
 

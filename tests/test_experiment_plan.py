@@ -214,3 +214,48 @@ def test_random_tickets_can_go_to_chosen_rungs_and_fractions_only() -> None:
         with pytest.raises(UserError) as error:
             load_experiment({**raw, "tickets": {**raw["tickets"], **bad}})
         assert all(n in str(error.value) for n in names)
+
+
+def test_an_experiment_can_ask_for_the_extreme_search_with_anchor_rungs() -> None:
+    base = {
+        "pretrain": {"runs": {"STD": {"train": {"regime": "std"}}}},
+        "tickets": {"methods": ["imp", "random"], "rounds": 4},
+    }
+    plain = load_experiment(base)
+    assert plain.search is None and plain.anchor_rungs == {}
+    chosen = load_experiment(
+        {**base, "search": "extreme", "tickets": {**base["tickets"], "anchor_rungs": {"imp": [4]}}}
+    )
+    assert chosen.search == "extreme" and chosen.anchor_rungs == {"imp": (4,)}
+    plan = make_plan({**base, "search": "extreme"}, run_dir="/nonexistent/run")
+    assert plan.search() == "extreme" and plan.search("extreme") == "extreme"
+    # The plan's full ladders go to the report, every rung, transferred or not.
+    narrow = {**base, "tickets": {**base["tickets"], "transfer_rungs": {"imp": [1, 4]}}}
+    from doublewin.experiments.grid import expand, plan_ladders
+
+    ladders = {
+        (x["method"], x["pretraining"]): x["sparsities"]
+        for x in plan_ladders(expand(load_experiment(narrow)))
+    }
+    assert len(ladders[("imp", "STD")]) == 4 and len(ladders[("random", "STD")]) == 4
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"search": "bisect"}, "search: 'bisect' is not a search; write search: extreme"),
+        (
+            {"tickets": {"rounds": 4, "transfer_rungs": [1, 2], "anchor_rungs": {"imp": [4]}}},
+            "tickets.anchor_rungs.imp: rung 4 is not transferred",
+        ),
+        ({"tickets": {"anchor_rungs": [1]}}, "tickets.anchor_rungs: map a method to its rungs"),
+        (
+            {"tickets": {"anchor_rungs": {"omp": [1]}}},
+            "tickets.anchor_rungs.omp: not one of tickets.methods",
+        ),
+    ],
+)
+def test_a_wrong_search_or_anchor_is_one_line_naming_the_key(changes, message) -> None:
+    raw = {"pretrain": {"runs": {"STD": {"train": {"regime": "std"}}}}, **changes}
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_experiment(raw)

@@ -107,6 +107,7 @@ def _grid(
                         "method": method,
                         "imp_regime": "",
                         "sparsity": sparsity,
+                        "rung": "" if method == "dense" else index + 1,
                         "regime": regime,
                         "seed": seed,
                     }
@@ -181,3 +182,23 @@ def test_search_extreme_matches_the_full_grid_with_fewer_transfer_runs() -> None
     assert outcome.full_grid_transfer_runs == len(jobs)
     assert outcome.transfer_runs == len(done)
     assert outcome.transfer_runs <= outcome.full_grid_transfer_runs / 2
+
+
+def test_anchor_rungs_are_judged_under_every_regime_and_bound_the_bisection() -> None:
+    """The top rung as an anchor of both methods: it fails under ST, yet its AT runs are
+    spent (IMP and OMP meet there with all four accuracies), and each search still finds the
+    full grid's extreme below it."""
+    jobs, accuracy = _grid({"imp": 6, "omp": 2}, rungs=12)
+    done: dict[str, dict] = {}
+    outcome = search_extreme(
+        jobs, _runner(accuracy, done), VerdictConfig(), anchors={"imp": [12], "omp": [12]}
+    )
+    ladder = [round(1 - 0.8**k, 6) for k in range(1, 13)]
+    assert {s.key[3]: s.extreme for s in outcome.ladders} == {"imp": ladder[6], "omp": ladder[2]}
+    top = {(r["method"], r["regime"]) for r in done.values() if r["sparsity"] == ladder[11]}
+    assert top == {("imp", "st"), ("imp", "at"), ("omp", "st"), ("omp", "at")}
+    for search in outcome.ladders:
+        assert search.results[11] is False  # recorded once, as the anchor
+    plain: dict[str, dict] = {}
+    search_extreme(jobs, _runner(accuracy, plain), VerdictConfig())
+    assert not [r for r in plain.values() if r["sparsity"] == ladder[11] and r["regime"] == "at"]

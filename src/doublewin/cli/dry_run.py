@@ -151,17 +151,18 @@ def _is_transfer(job_id: str) -> bool:
 def _savers(plan: Plan, search: str | None, spread: float) -> list[SaverEstimate]:
     """The savers this run uses, each alone and, last, together."""
     experiment = plan.experiment
+    search = plan.search(search)
     out = []
     on_demand = None
     if experiment.on_demand:
         on_demand = expected_on_demand(plan.jobs, experiment.verdict, experiment.controls, spread)
         out.append(on_demand)
     if search == "extreme":
-        alone = expected_search(plan.jobs)
+        alone = expected_search(plan.jobs, anchors=experiment.anchor_rungs)
         out.append(alone)
         if on_demand is not None:
             seeds = seeds_by_outcome(experiment.verdict, spread)
-            both = expected_search(plan.jobs, seeds_per_cell=seeds)
+            both = expected_search(plan.jobs, seeds_per_cell=seeds, anchors=experiment.anchor_rungs)
             out.append(SaverEstimate(both.expected, both.full_grid, f"both: {alone.basis}; "
                                      f"{on_demand.basis}"))  # fmt: skip
     return out

@@ -1,5 +1,6 @@
 """Field readers shared by the experiment parser: lists, per-method grid keys, the run name,
-and the check that analysis.landscape asks only for what the grid makes."""
+the adaptive search and its anchor rungs, and the check that analysis.landscape asks only for
+what the grid makes."""
 
 from __future__ import annotations
 
@@ -130,3 +131,42 @@ def _fraction_list(value: Any, key: str) -> list[float]:
         from_dict(DataSpec, {"fraction": f}, path=f"{key}[{i}]").fraction
         for i, f in enumerate(as_list(value))
     ]
+
+
+# The adaptive searches an experiment can ask for (``search:``, or ``doublewin run --search``).
+SEARCHES = ("extreme",)
+
+
+def parse_search(value: Any) -> str | None:
+    """``search``: the adaptive search the run uses by default (None: the fixed grid)."""
+    if value is None or value in SEARCHES:
+        return value
+    raise UserError(
+        f"search: {value!r} is not a search; write search: extreme (bisect each ladder for its "
+        "extreme double-win sparsity) or leave it out for the fixed grid"
+    )
+
+
+def anchor_rungs(
+    section: Any, methods: list[str], transfer_rungs: Any
+) -> dict[str, tuple[int, ...]]:
+    """``tickets.anchor_rungs``: per method, the 1-based rungs the extreme search judges under
+    every regime whatever its standard-transfer verdict, so methods meet at equal sparsity
+    with all four accuracies (IMP against random). Each must be a transferred rung."""
+    value = section.get("anchor_rungs") if isinstance(section, Mapping) else None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UserError("tickets.anchor_rungs: map a method to its rungs, e.g. {imp: [10]}")
+    out = per_method(value, methods, "tickets.anchor_rungs", int_list)
+    for method, rungs in out.items():
+        chosen = (
+            transfer_rungs.get(method) if isinstance(transfer_rungs, Mapping) else transfer_rungs
+        )
+        missing = [r for r in rungs if chosen is not None and r not in chosen]
+        if missing:
+            raise UserError(
+                f"tickets.anchor_rungs.{method}: rung {missing[0]} is not transferred; add it "
+                f"to tickets.transfer_rungs ({', '.join(map(str, chosen))})"
+            )
+    return out

@@ -19,8 +19,9 @@ from doublewin.core.hashing import spec_hash
 from doublewin.core.results import DENSE, SPARSITY_DIGITS, method_key
 from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
 from doublewin.core.typed import from_dict
-from doublewin.experiments.experiment import Experiment, Pretraining
+from doublewin.experiments.experiment import Experiment
 from doublewin.experiments.landscapes import landscape_spec, nearest_rung
+from doublewin.experiments.pretraining import Pretraining
 from doublewin.tickets.ladder import ticket_ladder
 
 

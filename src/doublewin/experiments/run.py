@@ -83,6 +83,11 @@ class Plan:
     def pending(self) -> list[Job]:
         return [j for j in self.jobs if j.id not in self.done]
 
+    def search(self, asked: str | None = None) -> str | None:
+        """The adaptive search to run: the one asked for (``--search``), else the
+        experiment's own ``search:`` (None: the fixed grid)."""
+        return asked if asked is not None else self.experiment.search
+
 
 @dataclass
 class RunOutcome:
@@ -242,12 +247,15 @@ def execute(
         return refresh()
 
     outcome_search = on_demand = None
+    search = plan.search(search)
     if search not in (None, "extreme"):
         raise UserError(f"--search {search}: unknown search; use --search extreme")
     try:
         refresh()  # results.csv matches the store from the start, whatever stopped a last run
         if search == "extreme":
-            outcome_search = search_extreme(plan.jobs, run_some, plan.experiment.verdict)
+            outcome_search = search_extreme(
+                plan.jobs, run_some, plan.experiment.verdict, plan.experiment.anchor_rungs
+            )
         elif plan.experiment.on_demand:
             on_demand = seeds_on_demand(
                 plan.jobs, run_some, plan.experiment.verdict, plan.experiment.controls

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,29 +121,38 @@ def expected_on_demand(
     )
 
 
-def expected_search_rungs(rungs: int) -> tuple[float, float]:
-    """(rungs judged, of them failing) per ladder of ``rungs`` rungs, the extreme equally
-    likely at any rung or none."""
-    judged = failing = 0.0
+def expected_search_rungs(rungs: int, anchors: Sequence[int] = ()) -> tuple[float, float, float]:
+    """(rungs judged by bisection, of them failing, anchors passing) per ladder of ``rungs``
+    rungs, the extreme equally likely at any rung or none; ``anchors`` (0-based) are judged
+    first under every regime and their verdicts bound the bisection."""
+    judged = failing = anchors_passing = 0.0
     for extreme in range(-1, rungs):
         search = LadderSearch(key=None, sparsities=tuple(range(rungs)))  # type: ignore[arg-type]
+        for rung in anchors:
+            search.record(rung, rung <= extreme)
         while (rung := search.next_rung()) is not None:
             search.record(rung, rung <= extreme)
-        judged += len(search.results)
-        failing += sum(1 for dw in search.results.values() if not dw)
-    return judged / (rungs + 1), failing / (rungs + 1)
+        bisected = {r: dw for r, dw in search.results.items() if r not in anchors}
+        judged += len(bisected)
+        failing += sum(1 for dw in bisected.values() if not dw)
+        anchors_passing += sum(1 for r in anchors if r <= extreme)
+    cases = rungs + 1
+    return judged / cases, failing / cases, anchors_passing / cases
 
 
 def expected_search(
-    jobs: Sequence[Job], seeds_per_cell: tuple[float, float] | None = None
+    jobs: Sequence[Job],
+    seeds_per_cell: tuple[float, float] | None = None,
+    anchors: Mapping[str, Sequence[int]] | None = None,
 ) -> SaverEstimate:
     """Transfer runs of ``--search extreme``: each judged rung at the fixed seeds per regime,
     or, with seeds on demand, at ``seeds_per_cell`` = (seeds of a passing rung, of a failing
-    one) from `seeds_by_outcome`."""
+    one) from `seeds_by_outcome`. ``anchors`` (per method, 1-based rungs) are judged under
+    both regimes whatever they show."""
     transfers = [j for j in jobs if j.stage == "transfer"]
     seeds = len({int(j.labels["seed"]) for j in transfers}) or 1
     passing_seeds, failing_seeds = seeds_per_cell or (seeds, seeds)
-    ladders: dict[tuple, set[float]] = defaultdict(set)
+    ladders: dict[tuple, dict[float, int]] = defaultdict(dict)
     settings = set()
     for job in transfers:
         labels = job.labels
@@ -151,15 +160,22 @@ def expected_search(
         settings.add(setting)
         if not is_dense(labels):
             key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
-            ladders[key].add(float(labels["sparsity"]))
+            ladders[key][float(labels["sparsity"])] = int(labels.get("rung") or 0)
     # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting.
     expected = 2 * max(passing_seeds, failing_seeds) * len(settings)
-    for sparsities in ladders.values():
-        judged, failing = expected_search_rungs(len(sparsities))
+    for key, numbers in ladders.items():
+        ordered = [numbers[s] for s in sorted(numbers)]
+        chosen = set((anchors or {}).get(key[3], ()))
+        places = [i for i, number in enumerate(ordered) if number in chosen]
+        judged, failing, passing_anchors = expected_search_rungs(len(ordered), places)
         expected += passing_seeds * 2 * (judged - failing)
         expected += failing_seeds * failing * (1 + FAIL_IN_AT)
+        expected += 2 * (
+            passing_seeds * passing_anchors + failing_seeds * (len(places) - passing_anchors)
+        )
     return SaverEstimate(
         expected,
         len(transfers),
-        "bisection with each ladder's extreme equally likely at any rung or none",
+        "bisection with each ladder's extreme equally likely at any rung or none"
+        + (", anchor rungs judged under both regimes" if anchors else ""),
     )

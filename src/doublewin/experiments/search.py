@@ -18,12 +18,16 @@ ST is not double-win whatever AT shows, so its AT runs are skipped (and so is th
 baseline while no rung of its setting needs it). Ladders advance in waves: each wave gathers
 the next step of every unfinished ladder and runs those jobs together, so ``--jobs N`` keeps N
 workers busy.
+
+Anchor rungs (``tickets.anchor_rungs``) are judged first, under every regime whatever their ST
+verdict, so methods meet at equal sparsity with all four accuracies (IMP against random); their
+verdicts are recorded like any other, so they bound the bisection that follows.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,12 +156,15 @@ def search_extreme(
     jobs: Sequence[Job],
     run: Callable[[list[Job]], list[dict[str, Any]]],
     verdict_config: VerdictConfig,
+    anchors: Mapping[str, Sequence[int]] | None = None,
 ) -> SearchOutcome:
     """Run only the jobs the adaptive search needs.
 
     ``jobs`` is the full grid (upstream stages included); ``run(jobs)`` runs the given jobs
     (and whatever they depend on among ``jobs``) and returns the results rows of every finished
-    transfer job of the grid so far.
+    transfer job of the grid so far. ``anchors``: per ticket method, the 1-based ladder rungs
+    judged under every regime whatever their standard-transfer verdict (so methods can be
+    compared at equal sparsity); a ladder starts its bisection once its anchors are recorded.
     """
     upstream = [j for j in jobs if j.stage != "transfer"]
     transfers = [j for j in jobs if j.stage == "transfer"]
@@ -166,12 +173,16 @@ def search_extreme(
     rungs: dict[LadderKey, dict[float, dict[str, list[Job]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
+    anchored: dict[LadderKey, set[float]] = defaultdict(set)
     for job in transfers:
         regime = regime_of(job.labels)
         if is_dense(job.labels):
             dense[setting_of(job.labels)][regime].append(job)
-        else:
-            rungs[ladder_of(job.labels)][sparsity_of(job.labels)][regime].append(job)
+            continue
+        key, sparsity = ladder_of(job.labels), sparsity_of(job.labels)
+        rungs[key][sparsity][regime].append(job)
+        if int(job.labels.get("rung") or 0) in (anchors or {}).get(job.labels["method"], ()):
+            anchored[key].add(sparsity)
     searches = {
         key: LadderSearch(key, tuple(sorted(by_sparsity))) for key, by_sparsity in rungs.items()
     }
@@ -198,37 +209,39 @@ def search_extreme(
     # Wave 0: every upstream stage and the dense baselines of the first regime.
     first_dense = [j for by_regime in dense.values() for j in by_regime.get(order[0], [])]
     submit([*upstream, *first(first_dense, start)])
-    # A rung under evaluation: (ladder, rung index, position in ``order`` reached so far,
-    # seeds asked for in that regime).
-    current: dict[LadderKey, tuple[int, int, int]] = {}
+    # Rungs under evaluation: (ladder, rung index) → (position in ``order`` reached so far,
+    # seeds asked for in that regime, whether every regime is judged: an anchor).
+    current: dict[tuple[LadderKey, int], tuple[int, int, bool]] = {
+        (key, searches[key].sparsities.index(s)): (0, start, True)
+        for key, sparsities in anchored.items()
+        for s in sorted(sparsities)
+    }
     while True:
-        batch: list[Job] = []
+        busy = {key for key, _ in current}
         for key, search in searches.items():
-            if key not in current:
-                rung = search.next_rung()
-                if rung is None:
-                    continue
-                current[key] = (rung, 0, start)
-            rung, step, n = current[key]
-            regime = order[step]
-            batch += first(dense[key[:3]].get(regime, []), n)
-            batch += first(rungs[key][search.sparsities[rung]].get(regime, []), n)
+            if key not in busy and (rung := search.next_rung()) is not None:
+                current[(key, rung)] = (0, start, False)
         if not current:
             break
+        batch: list[Job] = []
+        for (key, rung), (step, n, _) in current.items():
+            regime = order[step]
+            batch += first(dense[key[:3]].get(regime, []), n)
+            batch += first(rungs[key][searches[key].sparsities[rung]].get(regime, []), n)
         rows = submit(batch)
         judged = {(v.key.group, v.key.sparsity): v for v in verdicts(rows, verdict_config)}
-        for key, (rung, step, n) in list(current.items()):
+        for (key, rung), (step, n, every) in list(current.items()):
             search = searches[key]
             verdict = judged.get((key, search.sparsities[rung]))
             double_win = None if verdict is None else verdict.double_win
             more = plan.next_look(n) if plan is not None else None
             if more is not None and more <= len(seeds) and open_regimes(verdict, [order[step]]):
-                current[key] = (rung, step, more)  # this regime is open: its next look
+                current[(key, rung)] = (step, more, every)  # this regime is open: its next look
                 continue
-            if double_win is None and step + 1 < len(order):
-                current[key] = (rung, step + 1, start)  # not decided yet: the next regime
+            if (double_win is None or every) and step + 1 < len(order):
+                current[(key, rung)] = (step + 1, start, every)  # the next regime
                 continue
             search.record(rung, double_win, _why_undecided(verdict))
-            del current[key]
+            del current[(key, rung)]
     spent = sum(1 for j in transfers if j.id in done_ids)
     return SearchOutcome(tuple(searches.values()), spent, len(transfers))
