@@ -202,3 +202,25 @@ def test_anchor_rungs_are_judged_under_every_regime_and_bound_the_bisection() ->
     plain: dict[str, dict] = {}
     search_extreme(jobs, _runner(accuracy, plain), VerdictConfig())
     assert not [r for r in plain.values() if r["sparsity"] == ladder[11] and r["regime"] == "at"]
+
+
+def test_a_setting_without_a_ladder_runs_its_dense_baselines_in_full() -> None:
+    """The no-pre-training control has no tickets: under the search its dense runs still go
+    through every regime, at every seed, so pre-training can be compared with it."""
+    jobs, accuracy = _grid({"imp": 3}, rungs=6)
+    control = [
+        Job(
+            "transfer",
+            TransferSpec(weights="c", ticket="", seed=j.spec.seed, train=j.spec.train),
+            (),
+            {**j.labels, "pretraining": "CONTROL"},
+        )
+        for j in jobs
+        if j.labels["method"] == "dense"
+    ]
+    for job in control:
+        accuracy[job.id] = 50.0
+    done: dict[str, dict] = {}
+    search_extreme([*jobs, *control], _runner(accuracy, done), VerdictConfig())
+    ran = {(r["regime"], r["seed"]) for r in done.values() if r["pretraining"] == "CONTROL"}
+    assert ran == {("st", 0), ("st", 1), ("at", 0), ("at", 1)}

@@ -161,8 +161,11 @@ def expected_search(
         if not is_dense(labels):
             key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
             ladders[key][float(labels["sparsity"])] = int(labels.get("rung") or 0)
-    # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting.
-    expected = 2 * max(passing_seeds, failing_seeds) * len(settings)
+    # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting;
+    # a setting with no ladder (the control) runs every seed (search.py).
+    searched = {key[:3] for key in ladders}
+    expected = 2 * max(passing_seeds, failing_seeds) * len(settings & searched)
+    expected += 2 * seeds * len(settings - searched)
     for key, numbers in ladders.items():
         ordered = [numbers[s] for s in sorted(numbers)]
         chosen = set((anchors or {}).get(key[3], ()))

@@ -19,6 +19,9 @@ baseline while no rung of its setting needs it). Ladders advance in waves: each 
 the next step of every unfinished ladder and runs those jobs together, so ``--jobs N`` keeps N
 workers busy.
 
+A setting with no ladder (the no-pre-training control) is not searched: its dense baselines run
+in full at wave 0, every regime at the seed plan's most seeds, as seeds on demand runs them.
+
 Anchor rungs (``tickets.anchor_rungs``) are judged first, under every regime whatever their ST
 verdict, so methods meet at equal sparsity with all four accuracies (IMP against random); their
 verdicts are recorded like any other, so they bound the bisection that follows.
@@ -206,9 +209,20 @@ def search_extreme(
         done_ids.update(j.id for j in fresh)
         return rows
 
-    # Wave 0: every upstream stage and the dense baselines of the first regime.
+    # Wave 0: every upstream stage and the dense baselines of the first regime; a setting with
+    # no ladder to search (the no-pre-training control) runs its dense baselines in full, every
+    # regime at the plan's most seeds: it is the reference every pre-training is compared with.
     first_dense = [j for by_regime in dense.values() for j in by_regime.get(order[0], [])]
-    submit([*upstream, *first(first_dense, start)])
+    searched = {key[:3] for key in rungs}
+    alone = [
+        j
+        for setting, by_regime in dense.items()
+        if setting not in searched
+        for jobs_of_regime in by_regime.values()
+        for j in jobs_of_regime
+    ]
+    most = min(plan.max, len(seeds)) if plan is not None else len(seeds)
+    submit([*upstream, *first(first_dense, start), *first(alone, most)])
     # Rungs under evaluation: (ladder, rung index) → (position in ``order`` reached so far,
     # seeds asked for in that regime, whether every regime is judged: an anchor).
     current: dict[tuple[LadderKey, int], tuple[int, int, bool]] = {
