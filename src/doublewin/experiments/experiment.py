@@ -27,6 +27,7 @@ from doublewin.core.specs import (
     PretrainSpec,
     TicketSpec,
     TrainSpec,
+    TransferSpec,
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
@@ -58,7 +59,7 @@ TOP_LEVEL_KEYS = (
     "analysis",
 )
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "transfer_fractions", "patterns")
-TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
+TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack", "save_models")
 REGIME_NAMES = {"st": "std", "at": "at"}
 # What a no-pre-training control keeps of the pretrain section: the rest is training.
 CONTROL_KEYS = ("arch", "data", "seed", "kind")
@@ -121,6 +122,7 @@ class Experiment:
     ticket_fractions: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     # Which transfers get a loss landscape (analysis.landscape); None = none.
     landscape: LandscapePlan | None = None
+    save_models: str = TransferSpec().save_models  # the fine-tuned weights transfers keep
 
     @property
     def transfers_nothing(self) -> str | None:
@@ -230,6 +232,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
+    picked = {k: v for k, v in transfer.items() if k == "save_models"}  # default when absent
+    save_models = from_dict(TransferSpec, picked, path="transfer").save_models
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
@@ -250,6 +254,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         store,
         ticket_fractions=ticket_fractions(raw.get("tickets"), fractions),
         landscape=parse_analysis(raw.get("analysis")),
+        save_models=save_models,
     )
     check_landscape(experiment)
     return experiment
