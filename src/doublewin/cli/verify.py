@@ -74,6 +74,14 @@ def verify_command(
             "and 2 test images].",
         ),
     ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(
+            "--work",
+            help="With --transfer: the folder its transfers run in, kept so an interrupted "
+            "verification resumes [default: under $DOUBLEWIN_CACHE, per certificate].",
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     threads: ThreadsOption = None,
@@ -90,8 +98,9 @@ def verify_command(
             chosen = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise UserError(f"--seeds {seeds}: give whole numbers like 0,1,2") from None
-        if not transfer:
-            raise UserError("--seeds: chooses the transfers --transfer reruns; add --transfer")
+    for option, value in (("--seeds", seeds), ("--work", work)):
+        if value is not None and not transfer:
+            raise UserError(f"{option}: for the transfers --transfer reruns; add --transfer")
     dev = resolve_device(device)
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.experiments.certify.verify import verify_export
@@ -105,6 +114,7 @@ def verify_command(
             transfer=transfer,
             seeds=chosen,
             points_tolerance=tolerance,
+            work=work,
             device=dev,
             data_root=data_root,
             progress=progress,

@@ -52,9 +52,11 @@ def retransfer(
     *,
     seeds: Sequence[int] | None,
     points_tolerance: float | None,
+    work: Path | None,
     env: Environment,
 ) -> tuple[list[Check], list[str]]:
-    """Rerun the claim's transfers of ``seeds`` from the exported ticket and check them."""
+    """Rerun the claim's transfers of ``seeds`` from the exported ticket (in the store at
+    ``work``, default core/paths.verify_work) and check them."""
     claim = document["claim"]
     if document["kind"] != "ticket":
         raise UserError(
@@ -79,7 +81,7 @@ def retransfer(
     }
     first = next(iter(specs.values()))
     same_split(_named(first, data).data, claim["test_split_hash"], env.data_root, f"--data {data}")
-    store = Store(paths.verify_work(sha256))
+    store = Store(work if work is not None else paths.verify_work(sha256))
     inputs = Inputs(weights=folder / paths.WEIGHTS, ticket=folder / paths.EXPORT_TICKET)
     selection = claim["rule"]["selection"]
     measured: dict[str, dict[str, dict[int, float]]] = {

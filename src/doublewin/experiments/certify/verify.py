@@ -36,13 +36,15 @@ def verify_export(
     transfer: bool = False,
     seeds: Sequence[int] | None = None,
     points_tolerance: float | None = None,
+    work: Path | None = None,
     device: torch.device = torch.device("cpu"),
     data_root: str | Path | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> Verification:
     """Every check of the export in ``folder`` that ``data`` allows (see the module
     docstring). ``points_tolerance``: how far a re-measured accuracy may be from the
-    certified one (default: tickets/certificate.py's `tolerance` of the images compared)."""
+    certified one (default: tickets/certificate.py's `tolerance` of the images compared);
+    ``work``: where ``transfer`` keeps its runs (default: core/paths.verify_work)."""
     document, sha256, checks, _ = check_export(folder)
     on_evaluation, on_claim = _targets(document, data)
     if limit is not None and transfer:
@@ -83,6 +85,7 @@ def verify_export(
             data,
             seeds=seeds,
             points_tolerance=points_tolerance,
+            work=work,
             env=env,
         )
         result.checks += found
