@@ -9,6 +9,10 @@
 - ``nm``: the dense weights holding the N:M pattern; on a CUDA GPU with 2:4 support every 2:4
   layer is also converted with ``torch.sparse.to_sparse_semi_structured`` and checked.
 
+An unstructured or N:M ticket of a ResNet that slim.py's plain-torch module reproduces (its
+logits within ``TOLERANCE``) gets ``model.py`` and ``architecture.json`` too, so every such
+export loads without doublewin.
+
 Every export is checked against the masked model on a batch (fp32, eval mode): the largest
 logit difference must be at most ``TOLERANCE`` times the largest |logit| (or ``TOLERANCE`` when
 that is below 1). Parameters, bytes and FLOPs

@@ -54,17 +54,18 @@ def remeasure(
     evaluation = document["evaluation"]
     full = from_dict(DataSpec, {**evaluation["data"], "name": data}, path="evaluation.data")
     same_split(full, evaluation["test_split_hash"], env.data_root, f"--data {data}")
-    recorded_aa = int(evaluation["autoattack_points"])
-    if recorded_aa and autoattack > recorded_aa:
+    images = min(limit or int(evaluation["test_images"]), int(evaluation["test_images"]))
+    limited = full
+    if limit is not None:
+        # The first images of the recorded split: never more than it had.
+        limited = from_dict(DataSpec, {**evaluation["data"], "name": data, "test_limit": images})
+    # AutoAttack runs on the first N points there are, as at export.
+    recorded_aa, asked_aa = int(evaluation["autoattack_points"]), min(autoattack, images)
+    if recorded_aa and asked_aa > recorded_aa:
         raise UserError(
             f"--autoattack {autoattack}: the certificate's AutoAttack covers its first "
             f"{recorded_aa} test points; pass at most {recorded_aa}"
         )
-    limited = full
-    if limit is not None:
-        # The first images of the recorded split: never more than it had.
-        first = min(limit, int(evaluation["test_images"]))
-        limited = from_dict(DataSpec, {**evaluation["data"], "name": data, "test_limit": first})
     spec = EvaluateSpec(data=limited, attack=certified_attack(document), autoattack=autoattack)
     report = measure(spec, Inputs(weights=folder / paths.WEIGHTS), env).report
     n = report.n
