@@ -234,3 +234,29 @@ def test_a_folder_that_is_not_an_export_is_one_line(tmp_path, capsys):
         names=("certificate.json", "not found"),
         watch=tmp_path,
     )
+
+
+def test_a_fine_tuned_export_measured_on_fewer_images_leaves_the_claim_unchecked_and_says_so(
+    certify_run, tmp_path, capsys
+):
+    out = tmp_path / "tuned-40"
+    main(
+        [
+            "export",
+            "--run",
+            str(certify_run),
+            "--ticket",
+            "AT/omp/0.2",
+            "--seed",
+            "1",
+            "--limit",
+            "40",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    report = verify(capsys, out, "--data", "digits")
+    assert report["agrees"] and any("first 40" in c["claim"] for c in report["checks"])
+    assert not any("the run's test" in c["claim"] for c in report["checks"])
+    assert any("measured on 40, it was not checked" in n for n in report["notes"])

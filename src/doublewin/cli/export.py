@@ -42,8 +42,8 @@ def export_command(
         Path | None,
         typer.Option(
             "--weights",
-            help="Weights the ticket file applies to (θp or transferred) [default: none; with "
-            "--run the run names them].",
+            help="Weights the ticket file applies to (θp or transferred) (default: none; with "
+            "--run the run names them).",
         ),
     ] = None,
     run: Annotated[
@@ -51,15 +51,15 @@ def export_command(
         typer.Option(
             "--run",
             help="A finished run folder: export its ticket by name with certificate.json and a "
-            "Hugging Face model card [default: none, a ticket file].",
+            "Hugging Face model card (default: none, a ticket file).",
         ),
     ] = None,
     downstream: Annotated[
         str | None,
         typer.Option(
             "--downstream",
-            help="With --run: the claim's DATASET/FRACTION, e.g. digits/0.5 [default: the one "
-            "setting the run transferred the ticket to].",
+            help="With --run: the claim's DATASET/FRACTION, e.g. digits/0.5 (default: the one "
+            "setting the run transferred the ticket to).",
         ),
     ] = None,
     seed: Annotated[
@@ -67,7 +67,7 @@ def export_command(
         typer.Option(
             "--seed",
             help="With --run: export the fine-tuned model of this transfer seed (the run must "
-            "keep it: transfer.save_models) [default: none, the ticket itself].",
+            "keep it: transfer.save_models) (default: none, the ticket itself).",
         ),
     ] = None,
     regime: Annotated[
@@ -90,8 +90,8 @@ def export_command(
         typer.Option(
             "--limit",
             min=1,
-            help="With --run: the model's own evaluation on the first N test images [default: "
-            "the whole test split].",
+            help="With --run: the model's own evaluation on the first N test images (default: "
+            "the whole test split).",
         ),
     ] = None,
     uncertified: Annotated[
@@ -105,7 +105,7 @@ def export_command(
     license: Annotated[
         str | None,
         typer.Option(
-            "--license", help="With --run: the model card's license, e.g. mit [default: none]."
+            "--license", help="With --run: the model card's license, e.g. mit (default: none)."
         ),
     ] = None,
     data: Annotated[

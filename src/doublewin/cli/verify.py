@@ -47,7 +47,7 @@ def verify_command(
         typer.Option(
             "--limit",
             min=1,
-            help="Measure on the first N test images only [default: every certified image].",
+            help="Measure on the first N test images only (default: every certified image).",
         ),
     ] = None,
     transfer: Annotated[
@@ -62,7 +62,7 @@ def verify_command(
         str | None,
         typer.Option(
             "--seeds",
-            help="With --transfer: comma-separated seeds to rerun [default: every certified seed].",
+            help="With --transfer: comma-separated seeds to rerun (default: every certified seed).",
         ),
     ] = None,
     tolerance: Annotated[
@@ -70,8 +70,8 @@ def verify_command(
         typer.Option(
             "--tolerance",
             min=0.0,
-            help="Points a re-measured accuracy may differ by [default: the larger of 1 point "
-            "and 2 test images].",
+            help="Points a re-measured accuracy may differ by (default: the larger of 1 point "
+            "and 2 test images).",
         ),
     ] = None,
     work: Annotated[
@@ -79,7 +79,7 @@ def verify_command(
         typer.Option(
             "--work",
             help="With --transfer: the folder its transfers run in, kept so an interrupted "
-            "verification resumes [default: under $DOUBLEWIN_CACHE, per certificate].",
+            "verification resumes (default: under $DOUBLEWIN_CACHE, per certificate).",
         ),
     ] = None,
     device: DeviceOption = "auto",
