@@ -119,3 +119,127 @@ def files(tmp_path_factory):
         "ticket": ticket,
         "other_ticket": root / "other-tickets" / paths.ticket(0.5),
     }
+
+
+# A run small enough for a fixture (about 10 s on 2 CPU cores): AT pre-training on 5% of
+# `chars` for one epoch, one-shot tickets at 20% and 95%, ST and AT transfer to `digits` for
+# one epoch with three seeds, the fine-tuned best-RA weights kept. One-epoch transfers are
+# noisy, so the fixture's interval rule takes a 30-point margin: it certifies the 20% ticket
+# (a ticket to export) and leaves the 95% one inconclusive (a ticket to refuse).
+CERTIFY_EXPERIMENT = {
+    "name": "certify",
+    "arch": "resnet8",
+    "seeds": [0, 1, 2],
+    "pretrain": {
+        "data": {
+            "name": "chars",
+            "fraction": 0.05,
+            "val_size": 100,
+            "augment": "none",
+            "resolution": 8,
+            "test_limit": 120,
+        },
+        "train": {
+            "epochs": 1,
+            "batch_size": 64,
+            "lr": 0.1,
+            "schedule": "cosine",
+            "attack": {"eps": "8/255", "step": "8/255", "steps": 1},
+            "val_attack": {"steps": 1, "step": "8/255"},
+        },
+        "eval_attack": {"steps": 1, "step": "8/255"},
+        "runs": {"AT": {"train": {"regime": "at"}}},
+    },
+    "tickets": {"methods": ["omp"], "sparsities": [0.2, 0.95]},
+    "transfer": {
+        "datasets": ["digits"],
+        "fractions": [0.5],
+        "data": {"resolution": 8, "test_limit": 100, "val_size": 30, "augment": "none"},
+        "regimes": {
+            "st": {
+                "epochs": 1,
+                "batch_size": 32,
+                "lr": 0.1,
+                "schedule": "cosine",
+                "val_attack": {"steps": 1, "step": "8/255"},
+            },
+            "at": {
+                "epochs": 1,
+                "batch_size": 32,
+                "lr": 0.1,
+                "schedule": "cosine",
+                "attack": {"eps": "8/255", "step": "8/255", "steps": 1},
+                "val_attack": {"steps": 1, "step": "8/255"},
+            },
+        },
+        "eval_attack": {"steps": 2, "step": "4/255"},
+        "save_models": "best_ra",
+    },
+    "verdict": {"rule": "interval", "margin_floor": 30},
+}
+
+
+@pytest.fixture(scope="session")
+def certify_run(tmp_path_factory):
+    """The finished run of `CERTIFY_EXPERIMENT` (its folder)."""
+    import yaml
+
+    from doublewin.cli import main
+
+    root = tmp_path_factory.mktemp("certify")
+    config = root / "certify.yaml"
+    config.write_text(yaml.safe_dump(CERTIFY_EXPERIMENT, sort_keys=False))
+    main(["run", str(config), "--out", str(root / "run"), "--json"])
+    return root / "run"
+
+
+CERTIFIED_TICKET = "AT/omp/0.2"  # certified double-win by CERTIFY_EXPERIMENT's rule
+
+
+@pytest.fixture(scope="session")
+def ticket_export(certify_run, tmp_path_factory):
+    """`doublewin export --run` of the run's certified ticket (its folder)."""
+    from doublewin.cli import main
+
+    out = tmp_path_factory.mktemp("exports") / "ticket"
+    main(
+        [
+            "export",
+            "--run",
+            str(certify_run),
+            "--ticket",
+            CERTIFIED_TICKET,
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tuned_export(certify_run, tmp_path_factory):
+    """The AT-transferred model of seed 0 (the run kept its best-RA weights), exported with
+    AutoAttack on its first 20 test points and a license on its card."""
+    from doublewin.cli import main
+
+    out = tmp_path_factory.mktemp("exports") / "tuned"
+    main(
+        [
+            "export",
+            "--run",
+            str(certify_run),
+            "--ticket",
+            CERTIFIED_TICKET,
+            "--seed",
+            "0",
+            "--autoattack",
+            "20",
+            "--license",
+            "mit",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    return out

@@ -16,12 +16,12 @@ from doublewin.analysis.results_table import read_results_csv
 from doublewin.analysis.summaries import fraction_text, ladder_label, percent
 from doublewin.analysis.table_check import check_rows, scaled_to_points
 from doublewin.analysis.verdict import (
-    Comparison,
     ExtremeSparsity,
     LadderRung,
     TicketVerdict,
     VerdictConfig,
 )
+from doublewin.analysis.verdict.claim import comparison_record
 from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
 from doublewin.core.specs import load_yaml
@@ -121,24 +121,9 @@ def _ticket(v: TicketVerdict) -> dict[str, Any]:
         "sparsity": k.sparsity,
         "outcome": v.outcome,
         "seeds_needed": v.seeds_needed,
-        "comparisons": [_comparison(c, v) for c in v.comparisons],
-    }
-
-
-def _comparison(c: Comparison, v: TicketVerdict) -> dict[str, Any]:
-    d = c.difference
-    return {
-        "regime": c.regime,
-        "metric": c.metric,
-        "counted": (c.regime, c.metric) in v.counted,
-        "seeds": list(c.seeds),
-        "ticket_mean": c.ticket_mean,
-        "dense_mean": c.dense_mean,
-        "dense_std": c.dense_std,
-        "difference": None if d is None else {"mean": d.mean, "low": d.low, "high": d.high},
-        "delta": c.delta,
-        "outcome": c.outcome,
-        "seeds_needed": c.seeds_needed,
+        "comparisons": [
+            comparison_record(c, (c.regime, c.metric) in v.counted) for c in v.comparisons
+        ],
     }
 
 

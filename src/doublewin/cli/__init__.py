@@ -28,6 +28,7 @@ from doublewin.cli import (  # noqa: E402
     store,  # noqa: F401
     tickets,  # noqa: F401
     verdict,  # noqa: F401
+    verify,  # noqa: F401
     weights,  # noqa: F401
 )
 from doublewin.cli.app import app, err_console  # noqa: E402

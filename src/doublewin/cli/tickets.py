@@ -22,6 +22,7 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
+from doublewin.cli.certificate import print_certificate
 from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
@@ -196,10 +197,20 @@ def _check_same_run(out: Path, spec: object) -> None:
 
 @tickets_app.command("inspect")
 def inspect_command(
-    file: Annotated[Path, typer.Argument(help="Ticket file (doublewin or official).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Ticket file (doublewin or official), or an export folder or its certificate.json."
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
-    """Global and per-layer sparsity of a ticket, with where it came from."""
+    """Global and per-layer sparsity of a ticket, with where it came from; the certificate of
+    an export folder (or of the ticket file in one)."""
+    certificate = _certificate_of(file)
+    if file.is_dir() or file.name == paths.CERTIFICATE:
+        _show_certificate(certificate, as_json)
+        return
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.tickets import load_ticket
     from doublewin.tickets.patterned import verify_pattern
@@ -214,15 +225,42 @@ def inspect_command(
         "pattern_problems": list(check.problems),
         **ticket.mask.report(),
     }
+    if certificate is not None:
+        report["certificate"] = certificate[0]
+        report["certificate_sha256"] = certificate[1]
     if as_json:
         print_json(report)
     else:
         _print_inspection(file, ticket, check)
+        if certificate is not None:
+            print_certificate(certificate[0])
     if check.problems:
         raise UserError(
             f"{file}: records a {check.pattern} pattern its mask does not hold "
             f"({len(check.problems)} problem(s), first: {check.problems[0]}); draw it again"
         )
+
+
+def _certificate_of(file: Path) -> tuple[dict, str] | None:
+    """The certificate of an export folder, a certificate file, or the ticket file of an
+    export folder (None for a ticket file outside one)."""
+    # deferred: the command line starts without torch; the command loads what it runs
+    from doublewin.tickets.certificate import read_certificate
+
+    if file.is_dir() or file.name == paths.CERTIFICATE:
+        return read_certificate(file)
+    beside = file.with_name(paths.CERTIFICATE)
+    return read_certificate(beside) if beside.is_file() else None
+
+
+def _show_certificate(certificate: tuple[dict, str] | None, as_json: bool) -> None:
+    assert certificate is not None  # a folder or a certificate file always has one
+    document, sha256 = certificate
+    if as_json:
+        print_json({"certificate_sha256": sha256, "certificate": document})
+        return
+    console.print(f"certificate {sha256}", highlight=False)
+    print_certificate(document)
 
 
 def _print_inspection(file: Path, ticket, check) -> None:

@@ -55,3 +55,12 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}"
         )
     return torch.device("cuda", index)
+
+
+def pixel_text(value: float, norm: str = "linf") -> str:
+    """An ε or step as a user writes it: ``8/255`` for an L∞ value that is a whole number of
+    255ths, else the number (``0.5`` for an L2 radius)."""
+    scaled = value * 255
+    if norm == "linf" and value > 0 and abs(scaled - round(scaled)) < 1e-6:
+        return f"{round(scaled)}/255"
+    return f"{value:g}"

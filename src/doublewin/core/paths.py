@@ -32,6 +32,10 @@ EXPORT_CSR = "csr.safetensors"  # the pruned layers in CSR form (--csr)
 EXPORT_ARCHITECTURE = "architecture.json"  # a channel export's layer widths
 EXPORT_MODULE = "model.py"  # a channel export's plain torch module definition
 EXPORT_SUMMARY = "export.json"  # parameters, bytes, FLOPs, the check's largest difference
+# A certified export (experiments/certify): the claim, and the card the Hugging Face Hub shows.
+CERTIFICATE = "certificate.json"
+MODEL_CARD = "README.md"
+CERTIFICATE_SCHEMA = "certificate.schema.json"  # shipped beside tickets/certificate.py
 
 # What a ticket file can be called: doublewin's, and the official torch.save'd state dicts.
 TICKET_SUFFIXES = (".safetensors", ".pt", ".pth", ".tar")
@@ -131,6 +135,12 @@ def cache_dir() -> Path:
 def cached_dataset(name: str) -> Path:
     """``<cache>/datasets/<name>.safetensors``: a generated dataset."""
     return cache_dir() / "datasets" / f"{name}{SAFETENSORS}"
+
+
+def verify_work(certificate_sha256: str) -> Path:
+    """``<cache>/verify/<sha>``: the transfers `doublewin verify --transfer` reruns for one
+    certificate, kept so an interrupted verification resumes."""
+    return cache_dir() / "verify" / certificate_sha256[:16]
 
 
 def rates_cache() -> Path:

@@ -68,11 +68,24 @@ def prepare_data(
         val_set = take_fraction(val_set, spec.val_fraction, seed=spec.subset_seed, mode=spec.subset)
     eval_batch = eval_batch_size(batch_size, resolution)
     val = make_loader(val_set, batch_size=eval_batch, train=False, seed=seed, **common)
-    test_set = splits.test
-    if spec.test_limit is not None and spec.test_limit < len(test_set):
-        test_set = test_set.subset(torch.arange(spec.test_limit))
+    test_set = first_images(splits.test, spec.test_limit)
     test = make_loader(test_set, batch_size=eval_batch, train=False, seed=seed, **common)
     return train, val, test, splits.info
+
+
+def first_images(images: ImageSet, limit: int | None) -> ImageSet:
+    """The first ``limit`` images of a split (all when None): what ``DataSpec.test_limit``
+    keeps of the test split (RobustBench's convention)."""
+    if limit is not None and limit < len(images):
+        return images.subset(torch.arange(limit))
+    return images
+
+
+def test_split(spec, root: str | Path | None = None) -> tuple[ImageSet, DatasetInfo]:
+    """The test images a `DataSpec` is measured on (``test_limit`` applied) and the dataset's
+    info."""
+    splits = load_dataset(spec.name, root, val_size=spec.val_size, test_size=spec.test_limit)
+    return first_images(splits.test, spec.test_limit), splits.info
 
 
 def training_sample(
@@ -114,6 +127,7 @@ __all__ = [
     "data_root",
     "dataset_info",
     "eval_batch_size",
+    "first_images",
     "describe_datasets",
     "list_datasets",
     "load_dataset",
@@ -122,4 +136,5 @@ __all__ = [
     "prepare_data",
     "stratified_holdout",
     "take_fraction",
+    "test_split",
 ]

@@ -8,8 +8,10 @@ folder loader decodes them on the fly. Both expose ``len``, ``labels``, ``num_cl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -54,3 +56,16 @@ class ImageSet:
             return ImageSet(labels, self.num_classes, images=self.images[index])
         paths = self.paths or ()
         return ImageSet(labels, self.num_classes, paths=tuple(paths[i] for i in index.tolist()))
+
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the labels and the images in order: the pixels of a
+        tensor-backed set, the file bytes of a folder-backed one. The same images in the same
+        order give the same value wherever they are stored."""
+        digest = hashlib.sha256(self.labels.contiguous().numpy().tobytes())
+        if self.images is not None:
+            digest.update(str(tuple(self.images.shape)).encode())
+            digest.update(self.images.contiguous().numpy().tobytes())
+        else:
+            for path in self.paths or ():
+                digest.update(Path(path).read_bytes())
+        return digest.hexdigest()[:16]

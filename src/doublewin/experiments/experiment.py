@@ -26,6 +26,7 @@ from doublewin.core.specs import (
     PretrainSpec,
     TicketSpec,
     TrainSpec,
+    TransferSpec,
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
@@ -67,7 +68,7 @@ TICKET_GRID_KEYS = (
     "patterns",
     "anchor_rungs",
 )
-TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
+TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack", "save_models")
 REGIME_NAMES = {"st": "std", "at": "at"}
 
 
@@ -100,6 +101,7 @@ class Experiment:
     # judges under every regime (``tickets.anchor_rungs``).
     search: str | None = None
     anchor_rungs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    save_models: str = TransferSpec().save_models  # the fine-tuned weights transfers keep
 
     @property
     def transfers_nothing(self) -> str | None:
@@ -209,6 +211,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
+    picked = {k: v for k, v in transfer.items() if k == "save_models"}  # default when absent
+    save_models = from_dict(TransferSpec, picked, path="transfer").save_models
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
@@ -231,6 +235,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         landscape=parse_analysis(raw.get("analysis")),
         search=parse_search(raw.get("search")),
         anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
+        save_models=save_models,
     )
     check_landscape(experiment)
     return experiment

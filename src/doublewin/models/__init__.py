@@ -21,6 +21,7 @@ from doublewin.models.weights import (
     load_strict,
     load_weights,
     read_content_hash,
+    read_weights_header,
     read_weights_meta,
     save_weights,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "load_weights",
     "normalize_inputs",
     "read_content_hash",
+    "read_weights_header",
     "read_weights_meta",
     "replace_head",
     "save_weights",

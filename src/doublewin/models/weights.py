@@ -84,13 +84,23 @@ def _state(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, 
 
 
 def save_weights(
-    path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor], meta: WeightsMeta
+    path: str | Path,
+    model_or_state: nn.Module | Mapping[str, torch.Tensor],
+    meta: WeightsMeta,
+    *,
+    stamp: Mapping[str, str] | None = None,
 ) -> str:
-    """Write weights and metadata atomically; returns the content hash."""
+    """Write weights and metadata atomically; returns the content hash. ``stamp``: plain
+    string entries added to the header as they are (a certified export's certificate hash,
+    sparsity and pattern), for tools that read safetensors metadata without doublewin."""
     state = _state(model_or_state)
     digest = content_hash(state)
     meta = dataclasses.replace(meta, content_hash=digest)
     header = {key: json.dumps(value) for key, value in meta.as_dict().items()}
+    clash = sorted(set(stamp or {}) & {*header, "format"})
+    if clash:
+        raise ValueError(f"stamp entries {clash} would replace weights metadata")
+    header.update(stamp or {})
     header["format"] = FORMAT
     with atomic_path(Path(path)) as tmp:
         save_file(state, str(tmp), metadata=header)
@@ -123,6 +133,13 @@ def read_content_hash(path: str | Path) -> str | None:
     is unreadable or not a doublewin weights file); reads the header only."""
     meta = read_weights_meta(path)
     return (meta.content_hash or None) if meta is not None else None
+
+
+def read_weights_header(path: str | Path) -> dict[str, str]:
+    """Every metadata entry of a safetensors file, as stored (strings); reads the header
+    only. A file that is not safetensors is one UserError naming it."""
+    with reading(path, *WEIGHTS_FILE) as path, safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata() or {})
 
 
 def read_weights_meta(path: str | Path) -> WeightsMeta | None:

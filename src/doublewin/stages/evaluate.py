@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from doublewin.core.errors import UserError
 from doublewin.core.specs import EvaluateSpec
-from doublewin.data import load_dataset, make_loader
-from doublewin.models import load_model
+from doublewin.data import ImageSet, first_images, load_dataset, make_loader
+from doublewin.models import WeightsMeta, load_model
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
 from doublewin.train import robustness_report
 from doublewin.train.batchnorm import recalibrate_bn
+from doublewin.train.robustness import RobustnessReport
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What `measure` found: the report, the images it measured (in order), the weights'
+    metadata and what the ticket and BatchNorm re-estimation add to the metrics."""
+
+    report: RobustnessReport
+    images: ImageSet
+    meta: WeightsMeta
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate(
@@ -30,6 +41,18 @@ def evaluate(
     differs from the weights' is a UserError.
     """
     del out  # the report is the metrics: nothing else to keep
+    measured = measure(spec, inputs, env)
+    return {
+        "arch": measured.meta.arch,
+        "data": spec.data.name,
+        "split": spec.split,
+        **measured.extra,
+        **measured.report.as_dict(),
+    }
+
+
+def measure(spec: EvaluateSpec, inputs: Inputs, env: Environment) -> Measured:
+    """The evaluate stage's measurement, with the images it ran on (see `evaluate`)."""
     if inputs.weights is None:
         raise UserError("evaluate needs a weights file; pass --weights FILE")
     device = env.device
@@ -72,14 +95,10 @@ def evaluate(
         # Training images without augmentation: the statistics the ticket meets on its task.
         used = recalibrate_bn(model, loader_of(splits.train), spec.recalibrate_bn, device=device)
         extra["recalibrated_bn_batches"] = used
-    images = splits.test if spec.split == "test" else splits.val
-    if spec.data.test_limit is not None and spec.data.test_limit < len(images):
-        # The first N points of the split (RobustBench's convention).
-        images = images.subset(torch.arange(spec.data.test_limit))
-    loader = loader_of(images)
+    images = first_images(splits.test if spec.split == "test" else splits.val, spec.data.test_limit)
     report = robustness_report(
         model,
-        loader,
+        loader_of(images),
         attack=spec.attack,
         num_classes=int(info.num_classes),
         autoattack_n=spec.autoattack,
@@ -88,10 +107,4 @@ def evaluate(
         seed=spec.seed,
         progress=env.progress,
     )
-    return {
-        "arch": meta.arch,
-        "data": spec.data.name,
-        "split": spec.split,
-        **extra,
-        **report.as_dict(),
-    }
+    return Measured(report, images, meta, extra)

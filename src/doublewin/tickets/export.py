@@ -9,6 +9,10 @@
 - ``nm``: the dense weights holding the N:M pattern; on a CUDA GPU with 2:4 support every 2:4
   layer is also converted with ``torch.sparse.to_sparse_semi_structured`` and checked.
 
+An unstructured or N:M ticket of a ResNet that slim.py's plain-torch module reproduces (its
+logits within ``TOLERANCE``) gets ``model.py`` and ``architecture.json`` too, so every such
+export loads without doublewin.
+
 Every export is checked against the masked model on a batch (fp32, eval mode): the largest
 logit difference must be at most ``TOLERANCE`` times the largest |logit| (or ``TOLERANCE`` when
 that is below 1). Parameters, bytes and FLOPs
@@ -31,8 +35,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from doublewin.core import paths
+from doublewin.core.atomic import atomic_folder
 from doublewin.core.errors import RunFailure, UserError
-from doublewin.models import WeightsMeta, load_model, save_weights, slim
+from doublewin.models import WeightsMeta, get_normalization, load_model, save_weights, slim
 from doublewin.tickets.channels import channel_groups, prunable_groups, pruned_positions
 from doublewin.tickets.files import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask
@@ -81,6 +86,22 @@ def export_ticket(
 ) -> Exported:
     """Export ``ticket_path`` applied to ``weights`` into the folder ``out`` (written under a
     temporary name and renamed into place, so a failed export leaves nothing)."""
+    with atomic_folder(out) as folder:
+        return write_export(weights, ticket_path, folder, out=out, batch=batch, csr=csr)
+
+
+def write_export(
+    weights: Path,
+    ticket_path: Path,
+    folder: Path,
+    *,
+    out: Path,
+    batch: torch.Tensor | None = None,
+    csr: bool = False,
+) -> Exported:
+    """The export of ``ticket_path`` applied to ``weights``, written into the empty ``folder``
+    (which becomes ``out``). A ResNet the plain-torch module of slim.py reproduces also gets
+    ``model.py`` and ``architecture.json``, whatever its pattern."""
     model, meta = load_model(weights)
     ticket = load_ticket(ticket_path)
     mask = ticket.fit(
@@ -94,43 +115,60 @@ def export_ticket(
         batch = torch.rand(16, 3, size, size, generator=generator)
     size = int(batch.shape[-1])
     pattern = str((ticket.info.extra or {}).get("pattern") or "unstructured")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     notes: list[str] = []
-    try:
-        if pattern == "channel":
-            exported = _channel(masked, mask, meta, size, partial)
-        else:
-            exported = masked
-            save_weights(partial / paths.WEIGHTS, masked, _meta(meta, pattern, mask))
-            save_ticket(partial / paths.EXPORT_TICKET, ticket)
-            if csr and pattern == "unstructured":
-                _write_csr(masked, mask, partial / paths.EXPORT_CSR)
-            if pattern == "nm":
-                notes.append(_semi_structured(masked, mask, ticket.info.extra))
-        difference, scale = _max_difference(masked, exported.eval(), batch)
-        # Relative to the logits' size (at least 1): float32 round-off grows with them and
-        # differs between CPUs.
-        if not difference <= TOLERANCE * max(1.0, scale):
-            raise RunFailure(
-                f"the exported {pattern} model differs from the masked one by {difference:.2e} "
-                f"in a logit (more than {TOLERANCE:g} × max(1, largest |logit| {scale:.3g})); "
-                "report this with the ticket file"
-            )
-        dense = _footprint(model, size)
-        small = _footprint(exported, size, mask if pattern != "channel" else None, csr)
-        summary = Exported(pattern, out, sorted(p.name for p in partial.iterdir()), dense, small,
-                           difference, notes, scale)  # fmt: skip
-        (partial / paths.EXPORT_SUMMARY).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
-        summary.files = sorted(p.name for p in partial.iterdir())
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    if pattern == "channel":
+        exported = _channel(masked, mask, meta, size, folder)
+    else:
+        exported = masked
+        save_weights(folder / paths.WEIGHTS, masked, _meta(meta, pattern, mask))
+        save_ticket(folder / paths.EXPORT_TICKET, ticket)
+        if csr and pattern == "unstructured":
+            _write_csr(masked, mask, folder / paths.EXPORT_CSR)
+        if pattern == "nm":
+            notes.append(_semi_structured(masked, mask, ticket.info.extra))
+        _plain_module(masked, batch, folder)
+    difference, scale = _max_difference(masked, exported.eval(), batch)
+    # Relative to the logits' size (at least 1): float32 round-off grows with them and
+    # differs between CPUs.
+    if not difference <= TOLERANCE * max(1.0, scale):
+        raise RunFailure(
+            f"the exported {pattern} model differs from the masked one by {difference:.2e} "
+            f"in a logit (more than {TOLERANCE:g} × max(1, largest |logit| {scale:.3g})); "
+            "report this with the ticket file"
+        )
+    dense = _footprint(model, size)
+    small = _footprint(exported, size, mask if pattern != "channel" else None, csr)
+    summary = Exported(
+        pattern,
+        out,
+        sorted(p.name for p in folder.iterdir()),
+        dense,
+        small,
+        difference,
+        notes,
+        scale,
+    )
+    (folder / paths.EXPORT_SUMMARY).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    summary.files = sorted(p.name for p in folder.iterdir())
     return summary
+
+
+def _plain_module(masked: nn.Module, batch: torch.Tensor, folder: Path) -> None:
+    """``model.py`` and ``architecture.json`` when slim.py's plain-torch ResNet, built at the
+    masked model's widths, gives its logits; else nothing (the weights load with doublewin)."""
+    if not hasattr(masked, "layer1") or not hasattr(masked, "fc"):
+        return
+    try:
+        mean, std = get_normalization(masked)
+        description = slim.describe(masked, list(mean), list(std))
+        plain = slim.SlimResNet(description)
+        plain.load_state_dict(masked.state_dict(), strict=True)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RuntimeError):
+        return  # another block layout (pre-activation, wide): not slim.py's network
+    difference, scale = _max_difference(masked, plain.eval(), batch)
+    if difference <= TOLERANCE * max(1.0, scale):
+        (folder / paths.EXPORT_ARCHITECTURE).write_text(json.dumps(description, indent=2) + "\n")
+        shutil.copyfile(slim.__file__, folder / paths.EXPORT_MODULE)
 
 
 def _meta(meta: WeightsMeta, pattern: str, mask: Mask, **extra: Any) -> WeightsMeta:

@@ -61,13 +61,17 @@ class RobustnessReport:
     pgd_ra_autoattack_points: float | None = None
     sa_autoattack_points: float | None = None
     checks: tuple[Check, ...] = ()
+    # Per point, in order: right on the clean image, under PGD, under AutoAttack (its first
+    # ``autoattack_n`` points); bool tensors, left out of `as_dict`.
+    points: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def flagged(self) -> list[Check]:
         return [c for c in self.checks if c.flagged]
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = asdict(dataclasses.replace(self, points={}))
+        del out["points"]
         out["ladder"] = [{"eps": e, "ra": r} for e, r in self.ladder]
         out["gradient_masking_suspected"] = bool(self.flagged)
         return out
@@ -139,6 +143,7 @@ def robustness_report(
         task.close()
 
         aa_ra = pgd_aa = sa_aa = None
+        points = {"clean": clean_all.cpu(), "robust": robust_all.cpu()}
         if autoattack_n > 0:
             k = int(min(autoattack_n, y_keep.numel()))
             progress.note(f"AutoAttack (standard) on {k} points: this takes a while")
@@ -152,7 +157,8 @@ def robustness_report(
                 seed=seed,
             )
             with torch.no_grad():
-                aa_ra = _points(model(x_aa).argmax(1) == y_keep[:k])
+                points["autoattack"] = (model(x_aa).argmax(1) == y_keep[:k]).cpu()
+            aa_ra = _points(points["autoattack"])
             pgd_aa = _points(robust_all[:k])
             sa_aa = _points(clean_all[:k])
             autoattack_n = k
@@ -172,6 +178,7 @@ def robustness_report(
         pgd_ra_autoattack_points=pgd_aa,
         sa_autoattack_points=sa_aa,
         checks=checks,
+        points=points,
     )
 
 

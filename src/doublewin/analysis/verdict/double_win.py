@@ -175,24 +175,23 @@ def _state(sparsity: float, double_win: bool | None, inconclusive: tuple[float, 
     return "inconclusive" if sparsity in inconclusive else UNDETERMINED
 
 
-def verdicts(
-    rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = None
-) -> list[TicketVerdict]:
-    """A verdict for every ticket in ``rows`` against the dense rows of the same pre-training,
-    dataset and fraction. Dense rows themselves get no verdict."""
-    config = config or VerdictConfig()
-    counted = tuple((r, m) for r in REGIMES for m in config.counted(r))
-    # (pretraining, dataset, fraction) -> regime -> metric -> seed -> value
-    dense: dict[tuple, dict[str, dict[str, dict[int, float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict))
-    )
-    tickets: dict[TicketKey, dict[str, dict[str, dict[int, float]]]] = defaultdict(
+# seed → accuracy (points), per regime and metric
+Accuracies = dict[str, dict[str, dict[int, float]]]
+
+
+def accuracies(
+    rows: Iterable[Mapping[str, Any]], selection: str
+) -> tuple[dict[tuple, Accuracies], dict[TicketKey, Accuracies]]:
+    """The test accuracies of ``rows`` read under the checkpoint ``selection``: the dense
+    models' by (pretraining, dataset, fraction), the tickets' by ticket."""
+    dense: dict[tuple, Accuracies] = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    tickets: dict[TicketKey, Accuracies] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict))
     )
     for row in rows:
         regime, seed = regime_of(row), int(row["seed"])
         for metric in METRICS:
-            value = metric_value(row, metric, config.selection)
+            value = metric_value(row, metric, selection)
             if value is None:
                 continue
             if is_dense(row):
@@ -200,22 +199,45 @@ def verdicts(
             else:
                 key = TicketKey(*ladder_of(row), sparsity_of(row))
                 tickets[key][regime][metric][seed] = value
-    out = []
-    for key in sorted(tickets, key=_sort_key):
-        baseline = dense.get((key.pretraining, key.dataset, key.fraction), {})
-        comparisons = tuple(
-            compare(
-                tickets[key].get(r, {}).get(m, {}),
-                baseline.get(r, {}).get(m, {}),
-                regime=r,
-                metric=m,
-                config=config,
-            )
-            for r in REGIMES
-            for m in METRICS
+    return dense, tickets
+
+
+def verdicts(
+    rows: Iterable[Mapping[str, Any]], config: VerdictConfig | None = None
+) -> list[TicketVerdict]:
+    """A verdict for every ticket in ``rows`` against the dense rows of the same pre-training,
+    dataset and fraction. Dense rows themselves get no verdict."""
+    config = config or VerdictConfig()
+    dense, tickets = accuracies(rows, config.selection)
+    return [
+        judge(
+            tickets[key], dense.get((key.pretraining, key.dataset, key.fraction), {}), key, config
         )
-        out.append(TicketVerdict(key, comparisons, counted))
-    return out
+        for key in sorted(tickets, key=_sort_key)
+    ]
+
+
+def judge(
+    ticket: Mapping[str, Mapping[str, Mapping[int, float]]],
+    dense: Mapping[str, Mapping[str, Mapping[int, float]]],
+    key: TicketKey,
+    config: VerdictConfig,
+) -> TicketVerdict:
+    """The verdict of one ticket's accuracies against its dense model's (regime → metric →
+    seed → points)."""
+    counted = tuple((r, m) for r in REGIMES for m in config.counted(r))
+    comparisons = tuple(
+        compare(
+            ticket.get(r, {}).get(m, {}),
+            dense.get(r, {}).get(m, {}),
+            regime=r,
+            metric=m,
+            config=config,
+        )
+        for r in REGIMES
+        for m in METRICS
+    )
+    return TicketVerdict(key, comparisons, counted)
 
 
 def extreme_sparsities(
