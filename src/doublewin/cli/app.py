@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from doublewin.core.resources import check_threads
 from doublewin.core.specs import load_spec
 
 app = typer.Typer(
@@ -51,7 +52,9 @@ ThreadsOption = Annotated[
 
 
 def set_threads(threads: int | None) -> None:
-    """Apply ``--threads`` to this process (training commands that run in-process)."""
+    """Check ``--threads`` against this machine's cores and apply it to this process
+    (training commands that run in-process)."""
+    check_threads(threads)
     if threads:
         # deferred: the CLI starts without torch; only commands that compute need it
         import torch

@@ -18,92 +18,35 @@ from doublewin.cli.app import (
 )
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
+from doublewin.cli.run_options import (
+    AddressOption,
+    CompileOption,
+    ExecutorOption,
+    GpusOption,
+    JobsOption,
+    OutOption,
+    PartitionOption,
+    PerGpuOption,
+    SearchOption,
+    SeedsOption,
+    SetOption,
+    TimeOption,
+    check_options,
+)
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.foreign import present
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
+from doublewin.core.resources import (
+    check_jobs,
+    check_threads,
+    check_workers_per_gpu,
+    fitting_jobs,
+)
+from doublewin.experiments.executors import ExecutorOptions
 
 if TYPE_CHECKING:
     from doublewin.experiments.run import Plan
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override a key of the experiment: --set transfer.regimes.at.epochs=5 (repeatable).",
-    ),
-]
-JobsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--jobs",
-        min=1,
-        help="Independent stages run in N processes. Default: one per GPU when there are "
-        "GPUs, else one per CPU core up to 4 (as doublewin demo).",
-    ),
-]
-PerGpuOption = Annotated[
-    int | None,
-    typer.Option(
-        "--workers-per-gpu",
-        min=1,
-        help="Workers sharing each GPU when --jobs is not given (small models leave a GPU "
-        "idle with one) [default: 1].",
-    ),
-]
-OutOption = Annotated[
-    Path | None, typer.Option("--out", help="Run directory (default: runs/<experiment name>).")
-]
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
-]
-ExecutorOption = Annotated[
-    str,
-    typer.Option(
-        "--executor",
-        help="local (processes on this machine), ray (a Ray cluster; `pip install "
-        "doublewin[ray]`) or slurm (Slurm job arrays through submitit; `doublewin[slurm]`).",
-    ),
-]
-AddressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        help="Ray cluster to join (e.g. 10.0.0.1:6379) [default: none, start Ray here].",
-    ),
-]
-PartitionOption = Annotated[
-    str | None,
-    typer.Option("--partition", help="Slurm partition [default: the cluster's default]."),
-]
-TimeOption = Annotated[
-    int, typer.Option("--time", min=1, help="Slurm time limit per job, in minutes.")
-]
-GpusOption = Annotated[
-    int, typer.Option("--gpus", min=0, help="GPUs per Slurm job for the jobs that train (0: CPU).")
-]
-SeedsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--seeds",
-        help="auto: seeds on demand — every ticket runs verdict.seeds.min seeds, then only the "
-        "still inconclusive ones get more, up to max, judged by group-sequential intervals "
-        "(docs/verdict.md) [default: the experiment's seeds list].",
-    ),
-]
-SearchOption = Annotated[
-    str | None,
-    typer.Option(
-        "--search",
-        help="extreme: find each ladder's extreme double-win sparsity by bisection "
-        "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
-        "the full grid [default: none, the full grid].",
-    ),
-]
 
 
 @app.command("run")
@@ -120,7 +63,6 @@ def run_command(
         float | None,
         typer.Option(
             "--assume-spread",
-            min=0.01,
             help="With --dry-run: the per-seed spread of ticket − dense (points) the expected "
             "cost of seeds on demand assumes [default: 1.0, docs/verdict.md].",
         ),
@@ -134,8 +76,8 @@ def run_command(
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     partition: PartitionOption = None,
-    time_minutes: TimeOption = 60,
-    gpus: GpusOption = 0,
+    time_minutes: TimeOption = None,
+    gpus: GpusOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
@@ -145,22 +87,35 @@ def run_command(
     from doublewin.experiments.demo import demo_jobs
     from doublewin.experiments.run import make_plan
 
-    if executor not in EXECUTORS:
-        raise UserError(f"--executor {executor!r}: use local, ray or slurm")
-    if search is not None and search != "extreme":
-        raise UserError(f"--search {search}: the one search is extreme (--search extreme)")
-    if seeds is not None and seeds != "auto":
-        raise UserError(
-            f"--seeds {seeds}: only auto is accepted; list fixed seeds in the experiment's "
-            "seeds: (or --set 'seeds=[0,1,2]')"
-        )
+    check_options(
+        executor,
+        {"--address": address, "--partition": partition, "--time": time_minutes, "--gpus": gpus},
+        search=search,
+        seeds=seeds,
+        overrides=list(overrides or ()),
+        dry_run=dry_run,
+        assume_spread=assume_spread,
+    )
+    if executor == "local":
+        check_workers_per_gpu(workers_per_gpu, jobs, device)
+        if jobs is not None:
+            check_jobs(jobs, device)
     plan = make_plan(
         experiment, [*(overrides or ()), *(["seeds=auto"] if seeds else [])], run_dir=out
     )
     if plan.experiment.transfers_nothing and not as_json:
         console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
     if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
-        jobs = demo_jobs(device, workers_per_gpu) if executor == "local" else 1
+        jobs = (
+            fitting_jobs(demo_jobs(device, workers_per_gpu), threads) if executor == "local" else 1
+        )
+    if executor == "local":
+        check_threads(threads, workers=jobs)
+    if assume_spread is not None and not plan.experiment.on_demand:
+        raise UserError(
+            f"--assume-spread {assume_spread:g} is the spread seeds on demand assume; this "
+            "plan lists its seeds, so it would change nothing: add --seeds auto, or leave it out"
+        )
     if dry_run:
         print_plan(plan, device, search, as_json, workers=jobs, threads=threads,
                    spread=assume_spread)  # fmt: skip
@@ -178,8 +133,8 @@ def run_command(
             kind=executor,  # type: ignore[arg-type]
             address=address,
             partition=partition,
-            time_minutes=time_minutes,
-            gpus=gpus,
+            **({} if time_minutes is None else {"time_minutes": time_minutes}),
+            **({} if gpus is None else {"gpus": gpus}),
         ),
     )
 
@@ -228,12 +183,18 @@ def demo_command(
         raise UserError("--quick and --vit are two demos; pass one of them")
     if landscapes and (quick or vit):
         raise UserError("--landscapes adds Figure 6 to the full demo; leave out --quick / --vit")
+    if workers_per_gpu is not None:
+        check_workers_per_gpu(workers_per_gpu, jobs, device)
+    if jobs is not None:
+        check_jobs(jobs, device)
+    jobs = jobs or fitting_jobs(demo_jobs(device, workers_per_gpu), threads)
+    check_threads(threads, workers=jobs)
     config = demo_config(quick, vit)
     extra = landscape_overrides() if landscapes else []
     plan = make_plan(config, [*extra, *(overrides or ())], run_dir=out)
     _execute(
         plan,
-        jobs=jobs or demo_jobs(device, workers_per_gpu),
+        jobs=jobs,
         device=device,
         data_root=None,
         search=None,
@@ -257,6 +218,11 @@ def report_command(
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
     plan = make_plan(resolved, run_dir=run_dir)
+    if not plan.store_root.is_dir() and not plan.experiment.store:
+        raise UserError(
+            f"{run_dir}: no job of this run has finished yet ({plan.store_root} is not there), "
+            "so there is nothing to report; run `doublewin run` on its experiment again"
+        )
     if not plan.store_root.is_dir():
         raise UserError(
             f"{plan.store_root}: the run's store is not there (store: in {resolved}); run "

@@ -58,8 +58,18 @@ FEW_STEPS = 20
 
 
 def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
-    out = [f"{key}={value}" for key, value in pairs.items() if value is not None]
-    return out + list(extra or [])
+    """The options given (spec key → value; None: not given) as ``key=value`` overrides,
+    then the --set items. A key set both ways is refused: the --set would win silently and
+    the option's value would never be checked."""
+    given = {key: value for key, value in pairs.items() if value is not None}
+    for item in extra or []:
+        key = item.partition("=")[0].strip()
+        if key in given:
+            raise UserError(
+                f"{key} is set twice: by its option ({given[key]}) and by --set {item}; "
+                "give it once"
+            )
+    return [f"{key}={value}" for key, value in given.items()] + list(extra or [])
 
 
 @app.command("pretrain")

@@ -24,6 +24,7 @@ from doublewin.cli.app import (
 )
 from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
+from doublewin.cli.stages import overrides_of
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
@@ -126,7 +127,7 @@ def find_tickets_command(
         except ValueError:
             raise UserError(f"--sparsities {sparsities}: give fractions like 0.5,0.8") from None
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
-    items = [f"{k}={v}" for k, v in pairs.items() if v is not None] + list(overrides or [])
+    items = overrides_of(pairs, overrides)
     spec = load_spec("tickets", config, items)
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.stages import Inputs, run_stage

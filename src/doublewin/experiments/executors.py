@@ -39,6 +39,8 @@ ExecutorKind = Literal["local", "ray", "slurm"]
 EXECUTORS = ("local", "ray", "slurm")
 # How often the Slurm pool asks submitit whether its jobs finished.
 SLURM_POLL_SECONDS = 2.0
+# What of sbatch's own words goes into the one line of a refusal.
+SAID_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ class SlurmPool(Pool):
                         (self.executor.submit(fn, *args), future) for future, fn, args, _ in batch
                     ]
             except Exception as exc:  # sbatch refused or no controller answered
-                reason = " ".join(("".join(said) or str(exc)).split())[:200]
+                reason = _words(" ".join(("".join(said) or str(exc)).split()), SAID_LIMIT)
                 reason = reason or type(exc).__name__
                 raise RunFailure(
                     f"Slurm did not take the jobs ({reason}); check the cluster with sinfo, or "
@@ -275,6 +277,14 @@ def _stderr_into(said: list[str]) -> Iterator[None]:
             if ok and text:
                 sys.stderr.write(text)
             said.append(text)
+
+
+def _words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, marked with …."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return f"{cut} …"
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

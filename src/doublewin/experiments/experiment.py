@@ -20,7 +20,6 @@ from doublewin.analysis.verdict import SeedPlan, VerdictConfig
 from doublewin.core.defaults import fitting_defaults, st_validates_sa
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
-from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import (
     AttackSpec,
     DataSpec,
@@ -31,17 +30,23 @@ from doublewin.core.specs import (
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.experiments.fields import (
-    as_list,
     check_landscape,
     deep_merge,
+    fraction_list,
     int_list,
+    name_list,
     per_method,
     run_name,
+    seed_list,
     ticket_fractions,
 )
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
-from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
-from doublewin.models import read_content_hash, read_weights_meta
+from doublewin.experiments.pretrainings import (
+    Pretraining,
+    arch_of,
+    input_size_of,
+    parse_pretrain,
+)
 from doublewin.tickets.ladder import imp_ladder
 from doublewin.tickets.patterned import check_fits
 
@@ -60,40 +65,6 @@ TOP_LEVEL_KEYS = (
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "transfer_fractions", "patterns")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
-# What a no-pre-training control keeps of the pretrain section: the rest is training.
-CONTROL_KEYS = ("arch", "data", "seed", "kind")
-
-
-@dataclass(frozen=True)
-class Pretraining:
-    """One pre-training of the comparison: trained here (``spec``) or imported (``path``).
-    ``tickets``: whether tickets are drawn from it (the no-pre-training control transfers
-    densely unless its entry says ``tickets: true``)."""
-
-    label: str
-    spec: PretrainSpec | None = None
-    path: Path | None = None
-    weights_hash: str | None = None  # content hash of an imported file, when readable
-    tickets: bool = True
-    # Ticket files transferred instead of drawn tickets (ticket_files.py); then ``tickets``
-    # is False: nothing is drawn from this pre-training.
-    ticket_files: tuple[TicketFile, ...] = ()
-
-    @property
-    def kind(self) -> str:
-        """``control`` for the no-pre-training control, else the training regime (an
-        imported file: ``imported``)."""
-        if self.spec is None:
-            return "imported"
-        return "control" if self.spec.kind == "control" else self.spec.train.regime
-
-    @property
-    def ref(self) -> str:
-        if self.spec is not None:
-            return f"pretrain-{spec_hash('pretrain', self.spec)}"
-        if self.weights_hash:
-            return f"weights-{self.weights_hash}"
-        return f"file-{self.path}"
 
 
 @dataclass(frozen=True)
@@ -186,20 +157,17 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 f"seeds: {given} is one number; write seeds: [0, 1, 2] for three seeds, "
                 f"seeds: [{given}] for the seed {given}, or seeds: auto"
             )
-        seeds = int_list(given, "seeds")
+        seeds = seed_list(given, "seeds")
     if not seeds:
         raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
 
-    pretrainings = _parse_pretrain(raw.get("pretrain") or {}, arch)
+    pretrainings = parse_pretrain(raw.get("pretrain") or {}, arch)
     ticket_specs, rungs = _parse_tickets(raw.get("tickets"), pretrainings)
     transfer = raw.get("transfer") or {}
     if not isinstance(transfer, Mapping):
         raise UserError("transfer: expected a mapping")
-    datasets = tuple(str(d) for d in as_list(transfer.get("datasets", ["digits"])))
-    fractions = tuple(
-        from_dict(DataSpec, {"fraction": f}, path=f"transfer.fractions[{i}]").fraction
-        for i, f in enumerate(as_list(transfer.get("fractions", [1.0])))
-    )
+    datasets = tuple(name_list(transfer.get("datasets", ["digits"]), "transfer.datasets"))
+    fractions = tuple(fraction_list(transfer.get("fractions", [1.0]), "transfer.fractions"))
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
@@ -255,85 +223,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     return experiment
 
 
-def _parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
-    if not isinstance(section, Mapping):
-        raise UserError("pretrain: expected a mapping with runs")
-    runs = section.get("runs")
-    if not isinstance(runs, Mapping) or not runs:
-        raise UserError(
-            "pretrain.runs: name at least one pre-training, e.g. "
-            "runs: {STD: {train: {regime: std}}}"
-        )
-    base = {k: v for k, v in section.items() if k != "runs"}
-    # The shared fields are checked where the user wrote them (pretrain.train.epochz, not
-    # pretrain.runs.STD.train.epochz).
-    from_dict(
-        PretrainSpec,
-        fitting_defaults("pretrain", one_eps("pretrain", deep_merge({"arch": arch}, base))),
-        path="pretrain",
-    )
-    out = []
-    for label, run in runs.items():
-        run = dict(run or {}) if isinstance(run, Mapping) or run is None else run
-        if not isinstance(run, Mapping):
-            raise UserError(f"pretrain.runs.{label}: expected a mapping")
-        tickets = run.pop("tickets", None)
-        files_raw = None
-        if isinstance(tickets, Mapping) or (tickets is not None and not isinstance(tickets, bool)):
-            files_raw, tickets = tickets, False
-        if "weights" in run:
-            extra = sorted(set(run) - {"weights"})
-            if extra:
-                raise UserError(
-                    f"pretrain.runs.{label}.{extra[0]}: an imported pre-training "
-                    "takes only `weights: PATH` (and `tickets`)"
-                )
-            path = Path(str(run["weights"])).expanduser()
-            if path.is_dir():
-                # A missing file is allowed (the paper configs are costed before the weights
-                # are imported); a folder is a mistake either way.
-                raise UserError(
-                    f"pretrain.runs.{label}.weights: {path} is a folder; name the weights file "
-                    "in it (doublewin pretrain or import-weights writes one)"
-                )
-            weights_hash = read_content_hash(path)
-            wants = True if tickets is None else tickets
-            files = _files(files_raw, str(label), *source_of(arch, None, path))
-            out.append(
-                Pretraining(
-                    str(label),
-                    path=path,
-                    weights_hash=weights_hash,
-                    tickets=wants,
-                    ticket_files=files,
-                )
-            )
-            continue
-        merged = deep_merge({"arch": arch, **base}, run)
-        if merged.get("kind") == "control":
-            # Not trained: only what builds the initialization names it.
-            merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
-        spec = from_dict(
-            PretrainSpec,
-            fitting_defaults("pretrain", one_eps("pretrain", merged)),
-            path=f"pretrain.runs.{label}",
-        )
-        wants = spec.kind != "control" if tickets is None else tickets
-        files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))
-        out.append(Pretraining(str(label), spec=spec, tickets=wants, ticket_files=files))
-    return tuple(out)
-
-
-def _files(
-    raw: Any, label: str, arch: str | None, num_classes: int | None
-) -> tuple[TicketFile, ...]:
-    if raw is None:
-        return ()
-    return parse_ticket_files(
-        raw, f"pretrain.runs.{label}.tickets", arch=arch, num_classes=num_classes
-    )
-
-
 def _parse_tickets(
     section: Any, pretrainings: tuple[Pretraining, ...]
 ) -> tuple[tuple[tuple[str, TicketSpec], ...], tuple[int, ...] | None]:
@@ -341,8 +230,8 @@ def _parse_tickets(
         return (), None
     if not isinstance(section, Mapping):
         raise UserError("tickets: expected a mapping")
-    methods = [str(m) for m in as_list(section.get("methods", ["imp"]))]
-    imp_regimes = [str(r) for r in as_list(section.get("imp_regimes", ["std"]))]
+    methods = name_list(section.get("methods", ["imp"]), "tickets.methods")
+    imp_regimes = name_list(section.get("imp_regimes", ["std"]), "tickets.imp_regimes")
     for i, regime in enumerate(imp_regimes):
         if regime not in ("std", "at"):
             raise UserError(f"tickets.imp_regimes[{i}]: {regime!r} is not one of std, at")
@@ -355,7 +244,9 @@ def _parse_tickets(
             )
     if "patterns" in section and "pattern" in base:
         raise UserError("tickets.pattern: give either pattern or patterns, not both")
-    patterns = as_list(section.get("patterns")) or [base.get("pattern", "unstructured")]
+    patterns = name_list(section.get("patterns"), "tickets.patterns") or [
+        base.get("pattern", "unstructured")
+    ]
     out = []
     for p in pretrainings:
         if not p.tickets:
@@ -377,19 +268,6 @@ def _parse_tickets(
                 # sparsity.
                 spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
             if spec.pattern != "unstructured":
-                check_fits(spec, _arch_of(p), _input_size_of(p))
+                check_fits(spec, arch_of(p), input_size_of(p))
             out.append((p.label, spec))
     return tuple(out), rungs
-
-
-def _arch_of(p: Pretraining) -> str | None:
-    if p.spec is not None:
-        return p.spec.arch
-    meta = read_weights_meta(p.path) if p.path is not None else None
-    return meta.arch if meta is not None else None
-
-
-def _input_size_of(p: Pretraining) -> int | None:
-    if p.spec is not None and p.spec.data.resolution:
-        return p.spec.data.resolution
-    return None

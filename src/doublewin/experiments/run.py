@@ -212,7 +212,8 @@ def execute(
             rows_by_job.update({r["job"]: r for r in collect_rows(plan.jobs, store)})
         order = {j.id: i for i, j in enumerate(plan.jobs)}
         rows = sorted(rows_by_job.values(), key=lambda r: order.get(r["job"], 0))
-        write_results_csv(rows, results_path)
+        if rows:  # a run that has finished no transfer yet leaves no empty table behind
+            write_results_csv(rows, results_path)
         last_write[0] = time.monotonic()
         return rows
 
