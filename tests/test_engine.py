@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.errors import Diverged, UserError
 from doublewin.core.hashing import canonical
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.train import TrainResult, train
@@ -249,8 +249,8 @@ class PoisonedLoader(TinyLoader):
             yield x, y
 
 
-def test_nan_loss_is_a_run_failure_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path):
-    with pytest.raises(RunFailure, match=r"NaN in epoch 2 at step 9 .*lower train.lr"):
+def test_nan_loss_is_bad_input_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path):
+    with pytest.raises(Diverged, match=r"NaN in epoch 2 at step 9 .*lower train.lr"):
         train(tiny_net(), spec(epochs=3), PoisonedLoader(), workdir=tmp_path)
     from doublewin.train.checkpoint import load_checkpoint
 

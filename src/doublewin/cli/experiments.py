@@ -43,7 +43,7 @@ from doublewin.core.resources import (
     check_workers_per_gpu,
     fitting_jobs,
 )
-from doublewin.experiments.executors import ExecutorOptions
+from doublewin.experiments.executors import ExecutorOptions, require_executor
 
 if TYPE_CHECKING:
     from doublewin.experiments.run import Plan
@@ -96,6 +96,7 @@ def run_command(
         dry_run=dry_run,
         assume_spread=assume_spread,
     )
+    require_executor(executor)
     if executor == "local":
         check_workers_per_gpu(workers_per_gpu, jobs, device)
         if jobs is not None:

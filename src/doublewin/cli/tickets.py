@@ -28,7 +28,7 @@ from doublewin.cli.stages import overrides_of
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import TicketMethod, load_spec
+from doublewin.core.specs import METHOD_READS, TicketMethod, load_spec
 
 tickets_app = typer.Typer(
     help="Read and convert ticket files (doublewin and official Double-Win-LTH formats).",
@@ -112,6 +112,18 @@ def find_tickets_command(
             f"--weights {weights}: file not found; pass a weights file from "
             "doublewin pretrain or doublewin import-weights"
         )
+    set_keys = [o.partition("=")[0].strip() for o in overrides or ()]
+    _check_reads(method, {"--data": data, "--regime": regime, "--epochs": epochs}, set_keys)
+    if sparsities and (rate is not None or rounds is not None) and method != "imp":
+        raise UserError(
+            f"--rate and --rounds make the ladder when --sparsities is not given; with "
+            f"--sparsities {sparsities} they would do nothing: pass one or the other"
+        )
+    if sparsities and rounds is not None:
+        raise UserError(
+            "--rounds: IMP runs the rounds its --sparsities need (each a rung of the --rate "
+            "ladder), so --rounds would do nothing: pass one or the other"
+        )
     pairs: dict[str, object] = {
         "weights": str(weights),
         "method": method,
@@ -169,6 +181,32 @@ def find_tickets_command(
         )
 
 
+# The find-tickets options and the spec field each sets.
+READ_BY_OPTION = {"--data": "data", "--regime": "train.regime", "--epochs": "train.epochs"}
+
+
+def _check_reads(method: str, given: dict[str, object], set_keys: list[str]) -> None:
+    """An option or a --set key that ``method`` does not read is refused: it would change
+    nothing but the spec's hash (METHOD_READS)."""
+    reads = METHOD_READS[method]
+    unread = [o for o, v in given.items() if v is not None and READ_BY_OPTION[o] not in reads]
+    sections = {key: key.split(".", 1)[0] for key in set_keys}
+    unread += [
+        f"--set {key}"
+        for key, section in sections.items()
+        if section in ("data", "train") and section not in reads
+    ]
+    if unread:
+        uses = sorted(
+            m for m, r in METHOD_READS.items() if READ_BY_OPTION.get(unread[0], "data") in r
+        )
+        raise UserError(
+            f"{unread[0]} does nothing with --method {method}, which "
+            f"{'reads only the weights' if not reads else 'does not read it'}; leave it out "
+            f"(it is read by {', '.join(uses)})"
+        )
+
+
 def _check_same_run(out: Path, spec: object) -> None:
     """Refuse an --out folder holding the tickets of another run: their files are named by
     sparsity only, so another method's tickets would be overwritten. The same spec resumes."""
@@ -203,9 +241,9 @@ def inspect_command(
     """Global and per-layer sparsity of a ticket, with where it came from."""
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.tickets import load_ticket
-    from doublewin.tickets.patterned import verify_pattern
+    from doublewin.tickets.patterned import pattern_problem, verify_pattern
 
-    ticket = load_ticket(file)
+    ticket = load_ticket(file, verify=False)  # its problems are printed, then refused
     check = verify_pattern(ticket.mask, ticket.info.extra, ticket.info.arch)
     report = {
         "file": str(file),
@@ -220,10 +258,7 @@ def inspect_command(
     else:
         _print_inspection(file, ticket, check)
     if check.problems:
-        raise UserError(
-            f"{file}: records a {check.pattern} pattern its mask does not hold "
-            f"({len(check.problems)} problem(s), first: {check.problems[0]}); draw it again"
-        )
+        raise UserError(pattern_problem(file, check))
 
 
 def _print_inspection(file: Path, ticket, check) -> None:

@@ -58,6 +58,7 @@ UNIT_CLOSED_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
 UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)
 AT_LEAST_ONE = Range(1, None)
 PIXEL_UNITS = Range(0.0, 1.0)  # ε and step sizes: [0,1] pixel space
+EPS_HINT = "; write ε in [0,1] pixel units, e.g. 8/255"
 # Seeds keep 32 bits (core/seeds.py masks them so): a larger or negative seed would give the
 # random streams of another one.
 SEED = Range(0, 2**32 - 1)

@@ -38,6 +38,19 @@ from doublewin.core.typed import apply_override, checked, from_dict, parse_overr
 
 Regime = Literal["std", "fat", "at"]
 TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
+# What of a tickets spec each method reads besides the ladder: source data (``data``), the
+# training regime whose attack it scores or trains with (``train.regime``), the epochs of
+# training (``train.epochs``, IMP's rounds). OMP and random read the weights alone; SynFlow
+# scores without data; Gem-Miner trains scores for gem_miner.epochs.
+METHOD_READS: dict[str, frozenset[str]] = {
+    "imp": frozenset({"data", "train", "train.regime", "train.epochs"}),
+    "omp": frozenset(),
+    "random": frozenset(),
+    "snip": frozenset({"data", "train", "train.regime"}),
+    "grasp": frozenset({"data", "train", "train.regime"}),
+    "synflow": frozenset(),
+    "gem-miner": frozenset({"data", "train", "train.regime"}),
+}
 
 
 @dataclass(frozen=True)

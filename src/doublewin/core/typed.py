@@ -17,7 +17,7 @@ import yaml
 
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import checked_yaml
-from doublewin.core.numbers import Range, read_number
+from doublewin.core.numbers import EPS_HINT, Range, read_number
 
 T = TypeVar("T")
 
@@ -224,7 +224,7 @@ def _coerce(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
 
 
 def _hint(key: str) -> str:
-    return "; write ε in [0,1] pixel units, e.g. 8/255" if key.endswith((".eps", ".step")) else ""
+    return EPS_HINT if key.endswith((".eps", ".step")) else ""
 
 
 def plain(value: Any) -> Any:

@@ -48,7 +48,7 @@ from doublewin.experiments.pretrainings import (
     parse_pretrain,
 )
 from doublewin.tickets.ladder import imp_ladder
-from doublewin.tickets.patterned import check_fits
+from doublewin.tickets.patterned import check_plan
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -62,6 +62,9 @@ TOP_LEVEL_KEYS = (
     "store",
     "analysis",
 )
+# Top-level keys of this prefix hold YAML anchors shared by merge keys (<<: *common), as
+# Compose files' extension fields do; the experiment reads nothing else of them.
+SHARED = "x-"
 TICKET_GRID_KEYS = ("methods", "imp_regimes", "transfer_rungs", "transfer_fractions", "patterns")
 TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
 REGIME_NAMES = {"st": "std", "at": "at"}
@@ -133,9 +136,12 @@ def load_experiment(
 
 
 def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
-    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    unknown = sorted(k for k in raw if k not in TOP_LEVEL_KEYS and not k.startswith(SHARED))
     if unknown:
-        raise UserError(f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+        raise UserError(
+            f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)} (a section "
+            f"that only holds YAML anchors to share, &name / <<: *name, is named {SHARED}…)"
+        )
     name = run_name(raw.get("name", "experiment"))
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
@@ -263,11 +269,10 @@ def _parse_tickets(
             spec = from_dict(
                 TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
             )
+            check_plan(spec, arch_of(p), input_size_of(p))
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":
                 # One-shot methods are drawn at the IMP ladder so methods meet at equal
                 # sparsity.
                 spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
-            if spec.pattern != "unstructured":
-                check_fits(spec, arch_of(p), input_size_of(p))
             out.append((p.label, spec))
     return tuple(out), rungs

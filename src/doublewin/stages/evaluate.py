@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from doublewin.attacks.autoattack import require_torchattacks
 from doublewin.core.errors import UserError
 from doublewin.core.specs import EvaluateSpec
 from doublewin.data import load_dataset, make_loader
@@ -32,6 +33,8 @@ def evaluate(
     del out  # the report is the metrics: nothing else to keep
     if inputs.weights is None:
         raise UserError("evaluate needs a weights file; pass --weights FILE")
+    if spec.autoattack:
+        require_torchattacks()  # before the PGD evaluation, not after it
     device = env.device
     model, meta = load_model(inputs.weights, device=device)
     splits = load_dataset(

@@ -81,6 +81,7 @@ def export_ticket(
 ) -> Exported:
     """Export ``ticket_path`` applied to ``weights`` into the folder ``out`` (written under a
     temporary name and renamed into place, so a failed export leaves nothing)."""
+    _check_out(out)
     model, meta = load_model(weights)
     ticket = load_ticket(ticket_path)
     mask = ticket.fit(
@@ -94,6 +95,11 @@ def export_ticket(
         batch = torch.rand(16, 3, size, size, generator=generator)
     size = int(batch.shape[-1])
     pattern = str((ticket.info.extra or {}).get("pattern") or "unstructured")
+    if csr and pattern != "unstructured":
+        raise UserError(
+            f"--csr writes the CSR form of an unstructured ticket; {ticket_path} is a {pattern} "
+            "ticket, so it would write nothing: leave --csr out"
+        )
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -131,6 +137,15 @@ def export_ticket(
         shutil.rmtree(out)
     partial.rename(out)
     return summary
+
+
+def _check_out(out: Path) -> None:
+    """An export replaces an earlier export in ``out``, never a folder of other files."""
+    if out.is_dir() and any(out.iterdir()) and not (out / paths.EXPORT_SUMMARY).is_file():
+        raise UserError(
+            f"--out {out}: a folder of other files (no {paths.EXPORT_SUMMARY} of an export), "
+            "which the export would replace; pass a new folder"
+        )
 
 
 def _meta(meta: WeightsMeta, pattern: str, mask: Mask, **extra: Any) -> WeightsMeta:
