@@ -51,15 +51,17 @@ def judge_table(
     meta: Mapping[str, Any] | None = None,
     *,
     unit: str = "auto",
+    notes: list[str] | None = None,
 ) -> ReportData:
     """Read, check (strictly: docs/report.md's columns) and judge a results table. ``unit``:
     the accuracies' scale, ``points`` (0–100), ``fraction`` (0–1, converted) or ``auto``
-    (points; a table of values all at most 1 is refused)."""
-    rows = read_results_csv(csv_path)
+    (points; a table of values all at most 1 is refused). How the file's shape was read (a
+    byte-order mark, semicolons, decimal commas) is added to ``notes``."""
+    rows = read_results_csv(csv_path, notes)
     if not rows:
         raise UserError(f"{csv_path} has no rows; it needs a header and one row per transfer run")
     if unit == "fraction":
-        rows = scaled_to_points(rows)
+        rows = scaled_to_points(rows, str(csv_path))
     check_rows(rows, source=str(csv_path), strict=True, selection=config.selection, unit=unit)
     return analyse(rows, meta=meta or {}, verdict_config=config)
 

@@ -31,7 +31,7 @@ from doublewin.cli import (  # noqa: E402
     verdict,  # noqa: F401
     weights,  # noqa: F401
 )
-from doublewin.cli.app import app, err_console  # noqa: E402
+from doublewin.cli.app import command, err_console  # noqa: E402
 from doublewin.core.errors import DoublewinError  # noqa: E402
 from doublewin.core.numbers import Range, env_number  # noqa: E402
 from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  # noqa: E402
@@ -90,7 +90,7 @@ _WARNED: set[str] = set()
 def _main(argv: list[str] | None) -> None:
     warnings.showwarning = _warn
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = command().main(args=argv, standalone_mode=False)
     except DoublewinError as exc:
         _error(exc)
     except KeyboardInterrupt as interrupt:

@@ -211,7 +211,11 @@ def report_command(
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.analysis.results_table import read_results_csv, write_results_csv
+    from doublewin.analysis.results_table import (
+        kept_columns,
+        read_results_csv,
+        write_results_csv,
+    )
     from doublewin.experiments.results import collect_rows
     from doublewin.experiments.run import make_plan, write_run_report
 
@@ -231,7 +235,9 @@ def report_command(
         )
     rows = collect_rows(plan.jobs, plan.store)
     table = run_dir / paths.RESULTS
-    before = len(read_results_csv(table)) if table.is_file() else 0
+    earlier = read_results_csv(table) if table.is_file() else []
+    before = len(earlier)
+    rows = kept_columns(rows, earlier)  # a column the user added to results.csv stays
     if len(rows) < before:
         # Never replace a table with a smaller one: the store read is not the one it came from.
         raise UserError(
