@@ -237,6 +237,11 @@ def report_command(
     table = run_dir / paths.RESULTS
     earlier = read_results_csv(table) if table.is_file() else []
     before = len(earlier)
+    if not rows and not before and not plan.experiment.transfers_nothing:
+        raise UserError(
+            f"{run_dir}: no transfer of this run has finished yet, so there is nothing to "
+            "report; run `doublewin run` on its experiment again"
+        )
     rows = kept_columns(rows, earlier)  # a column the user added to results.csv stays
     if len(rows) < before:
         # Never replace a table with a smaller one: the store read is not the one it came from.

@@ -63,8 +63,9 @@ def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]
     the option's value would never be checked."""
     given = {key: value for key, value in pairs.items() if value is not None}
     for item in extra or []:
-        key = item.partition("=")[0].strip()
-        if key in given:
+        key, sep, _ = item.partition("=")
+        key = key.strip()
+        if sep and key in given:  # a malformed item is parse_overrides' to name
             raise UserError(
                 f"{key} is set twice: by its option ({given[key]}) and by --set {item}; "
                 "give it once"

@@ -75,12 +75,6 @@ def import_weights_command(
     epsilon = None
     if eps is not None:
         epsilon = read_number(eps, name="--eps", range=PIXEL_UNITS, hint=EPS_HINT)
-    if read_weights_meta(source) is not None:
-        raise UserError(
-            f"{source}: already a doublewin weights file; use it as it is (import-weights "
-            "converts foreign checkpoints, and would give it another normalization under the "
-            "same content hash)"
-        )
     existing = read_weights_meta(out) if out.exists() else None
     if out.exists() and existing is None:
         raise UserError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -159,8 +160,11 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
             value = raw
         key = key.strip()
         if key in given:
-            raise UserError(
-                f"--set {key} is given twice ({given[key]!r} and {item!r}); give each key once"
+            # Merged, and said: a later --set overrides an earlier one (a script's defaults
+            # first, then the run's own), and the earlier value is never read.
+            warnings.warn(
+                f"--set {key} is given twice ({given[key]!r}, then {item!r}); the last one is used",
+                stacklevel=2,
             )
         given[key] = item
         out.append((key, value))
