@@ -98,6 +98,18 @@ def test_a_column_named_twice_is_refused(tmp_path, capsys):
     fails(["verdict", table], capsys, names=("'sa_best_sa' is named twice",), watch=tmp_path)
 
 
+def test_a_verdict_file_with_an_unknown_pretraining_kind_is_refused(tmp_path, capsys):
+    table = _write(tmp_path / "r.csv", _table())
+    config = tmp_path / "v.yaml"
+    config.write_text("verdict: {rule: paper}\npretrainings: {AT: robust-ish}\n")
+    fails(
+        ["verdict", table, "--config", config],
+        capsys,
+        names=("pretrainings.AT", "robust-ish"),
+        watch=tmp_path,
+    )
+
+
 def test_a_column_a_user_added_is_kept_when_the_table_is_rewritten():
     made = [{"job": "a", "seed": 0, "sa_best_sa": 90.0}, {"job": "b", "seed": 1}]
     earlier = [{"job": "b", "seed": 1, "note": "rerun"}, {"job": "a", "seed": 0, "note": "ok"}]

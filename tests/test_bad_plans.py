@@ -68,6 +68,15 @@ def test_find_tickets_refuses_a_rung_that_keeps_nothing_before_it_computes(tmp_p
     )
 
 
+def test_a_validation_split_larger_than_the_dataset_is_refused_at_plan_time(tmp_path, capsys):
+    fails(
+        _plan(tmp_path, "transfer.data.val_size=100000"),
+        capsys,
+        names=("transfer.data.val_size", "1,258 training images of digits"),
+        watch=tmp_path,
+    )
+
+
 # --- 6. a ticket's recorded pattern, verified wherever the file is read -------------------
 
 
@@ -226,6 +235,41 @@ def test_csr_of_a_channel_ticket_and_val_size_of_the_test_split_are_refused(
         ["evaluate", "--weights", files["weights"], "--data", "digits", "--val-size", "50"],
         capsys,
         names=("--val-size", "--split val"),
+        watch=tmp_path,
+    )
+
+
+def test_attack_options_of_a_regime_without_that_attack_are_refused(tmp_path, capsys, files):
+    for regime, option, value in (("std", "--steps", "5"), ("fat", "--step", "2/255")):
+        fails(
+            [
+                "pretrain",
+                "--data",
+                "digits",
+                "--out",
+                tmp_path / "w.safetensors",
+                "--regime",
+                regime,
+                option,
+                value,
+            ],
+            capsys,
+            names=(option, f"regime {regime}"),
+            watch=tmp_path,
+        )
+    fails(
+        [
+            "tickets",
+            "convert",
+            files["ticket"],
+            tmp_path / "t.pt",
+            "--to",
+            "official",
+            "--arch",
+            "resnet8",
+        ],
+        capsys,
+        names=("--arch", "doublewin ticket"),
         watch=tmp_path,
     )
 

@@ -157,6 +157,13 @@ def pretrain_command(
             overrides,
         ),
     )
+    for option, value in (("--steps", steps), ("--step", step)):
+        if value is not None and spec.train.regime != "at":
+            runs = "FGSM with step fat_alpha × ε" if spec.train.regime == "fat" else "no attack"
+            raise UserError(
+                f"{option} sets the PGD training attack, which regime {spec.train.regime} does "
+                f"not run ({runs}); leave it out, or pass --regime at"
+            )
     out = _weights_path(out)
     if out.exists() and _finished(out, spec, as_json):
         return

@@ -27,6 +27,7 @@ from doublewin.cli.progress import RichProgress
 from doublewin.cli.stages import overrides_of
 from doublewin.core import paths
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import TICKET_FILE, present
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import METHOD_READS, TicketMethod, load_spec
 
@@ -268,9 +269,11 @@ def _print_inspection(file: Path, ticket, check) -> None:
         f"{info.method or '?'}, weights {info.weights_hash or '?'}"
     )
     console.print(f"pattern {check.pattern}: {check.summary}" + ("" if check.problems else " ✓"))
+    left_out = tuple(info.scope.exclude)
     console.print(
         f"global sparsity {ticket.mask.sparsity:.4%} ({ticket.mask.num_pruned:,} of "
-        f"{ticket.mask.num_total:,} weights pruned)"
+        f"{ticket.mask.num_total:,} weights pruned"
+        + (f"; left out of its scope, dense: {', '.join(left_out)})" if left_out else ")")
     )
     table = Table()
     for column in ("layer", "shape", "weights", "kept", "sparsity"):
@@ -303,6 +306,7 @@ def convert_command(
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.tickets import load_ticket, save_ticket
+    from doublewin.tickets.files import looks_like_safetensors
     from doublewin.tickets.official import load_official, save_official
     from doublewin.tickets.ticket import FORMAT
 
@@ -317,6 +321,11 @@ def convert_command(
             f"TARGET {target}: a doublewin ticket is a safetensors file; name it *.safetensors"
         )
     check_writable(target, folder=False, option="TARGET")
+    if arch and looks_like_safetensors(present(source, *TICKET_FILE)):
+        raise UserError(
+            f"--arch names the architecture of an official file; {source} is a doublewin "
+            "ticket, which records its own: leave --arch out"
+        )
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
     if to == "doublewin" and not ticket.info.arch:
         raise UserError(

@@ -156,6 +156,20 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(env).expanduser() if env else Path("data")
 
 
+def check_val_size(name: str, val_size: int | None, key: str) -> None:
+    """Before anything runs: an explicit ``val_size`` leaves training images of ``name``'s
+    files (known for the embedded sets; a real dataset's files are counted when read)."""
+    if val_size is None or name.startswith("folder:") or name not in _REGISTRY:
+        return
+    info = _REGISTRY[name]
+    files = info.splits["train"] + info.splits["val"]
+    if info.kind == "embedded" and val_size >= files:
+        raise UserError(
+            f"{key}: {val_size} must be smaller than the {files:,} training images of {name}; "
+            f"hold out fewer (e.g. {info.splits['val']})"
+        )
+
+
 def list_datasets() -> list[DatasetInfo]:
     return list(_REGISTRY.values())
 

@@ -29,6 +29,7 @@ from doublewin.core.specs import (
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
+from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import (
     check_landscape,
     deep_merge,
@@ -193,7 +194,9 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
             raise UserError(
                 f"transfer.data.{key}: set it through transfer.datasets / transfer.fractions"
             )
-    from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
+    checked_data = from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
+    for dataset in datasets:
+        check_val_size(dataset, checked_data.val_size, "transfer.data.val_size")
     eval_attack = from_dict(
         AttackSpec,
         deep_merge({"steps": 20, "bn_mode": "eval"}, transfer.get("eval_attack") or {}),
@@ -270,6 +273,7 @@ def _parse_tickets(
                 TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
             )
             check_plan(spec, arch_of(p), input_size_of(p))
+            check_val_size(spec.data.name, spec.data.val_size, "tickets.data.val_size")
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":
                 # One-shot methods are drawn at the IMP ladder so methods meet at equal
                 # sparsity.

@@ -14,6 +14,7 @@ from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import PretrainSpec
 from doublewin.core.typed import from_dict
+from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import deep_merge
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
 from doublewin.models import read_content_hash, read_weights_meta
@@ -117,6 +118,7 @@ def parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
             fitting_defaults("pretrain", one_eps("pretrain", merged)),
             path=f"pretrain.runs.{label}",
         )
+        check_val_size(spec.data.name, spec.data.val_size, f"pretrain.runs.{label}.data.val_size")
         wants = spec.kind != "control" if tickets is None else tickets
         files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))
         out.append(Pretraining(str(label), spec=spec, tickets=wants, ticket_files=files))

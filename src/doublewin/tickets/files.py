@@ -94,11 +94,13 @@ def load_ticket(path: str | Path, *, verify: bool = True) -> Ticket:
     """Read a doublewin ticket or an official Double-Win-LTH mask file (by content); with
     ``verify``, its mask must hold the pattern its file records (patterned.verified)."""
     with reading(path, *TICKET_FILE) as path:
-        ticket = _load_doublewin(path) if _looks_like_safetensors(path) else load_official(path)
+        ticket = _load_doublewin(path) if looks_like_safetensors(path) else load_official(path)
     return verified(path, ticket) if verify else ticket
 
 
-def _looks_like_safetensors(path: Path) -> bool:
+def looks_like_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file (a doublewin ticket, not an official
+    torch state dict)."""
     with open(path, "rb") as handle:
         head = handle.read(9)
     if len(head) < 9:
