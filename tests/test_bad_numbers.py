@@ -348,3 +348,18 @@ def test_an_option_and_a_set_of_one_key_are_refused(tmp_path, capsys, files):
         names=("--seeds auto",),
         watch=tmp_path,
     )
+
+
+def test_one_ticket_file_listed_twice_is_refused(tmp_path, capsys, files):
+    experiment = tmp_path / "e.yaml"
+    ticket = files["ticket"]
+    experiment.write_text(
+        f"name: t\narch: resnet8\npretrain: {{runs: {{IMPORTED: {{weights: {files['weights']}, "
+        f"tickets: {{files: [{ticket}, {ticket}]}}}}}}}}\ntransfer: {{datasets: [digits]}}\n"
+    )
+    fails(
+        ["run", experiment, "--dry-run", "--out", tmp_path / "run"],
+        capsys,
+        names=("tickets", "the same mask as"),
+        watch=tmp_path,
+    )
