@@ -32,6 +32,7 @@ from doublewin.cli.run_options import (
     SetOption,
     TimeOption,
     check_options,
+    check_spread,
 )
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
@@ -84,7 +85,6 @@ def run_command(
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.cli.dry_run import print_plan
-    from doublewin.experiments.demo import demo_jobs
     from doublewin.experiments.run import make_plan
 
     check_options(
@@ -97,26 +97,13 @@ def run_command(
         assume_spread=assume_spread,
     )
     require_executor(executor)
-    if executor == "local":
-        check_workers_per_gpu(workers_per_gpu, jobs, device)
-        if jobs is not None:
-            check_jobs(jobs, device)
+    jobs = _workers(executor, jobs, workers_per_gpu, threads, device)
     plan = make_plan(
         experiment, [*(overrides or ()), *(["seeds=auto"] if seeds else [])], run_dir=out
     )
     if plan.experiment.transfers_nothing and not as_json:
         console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
-    if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
-        jobs = (
-            fitting_jobs(demo_jobs(device, workers_per_gpu), threads) if executor == "local" else 1
-        )
-    if executor == "local":
-        check_threads(threads, workers=jobs)
-    if assume_spread is not None and not plan.experiment.on_demand:
-        raise UserError(
-            f"--assume-spread {assume_spread:g} is the spread seeds on demand assume; this "
-            "plan lists its seeds, so it would change nothing: add --seeds auto, or leave it out"
-        )
+    check_spread(assume_spread, plan.experiment.on_demand)
     if dry_run:
         print_plan(plan, device, search, as_json, workers=jobs, threads=threads,
                    spread=assume_spread)  # fmt: skip
@@ -177,19 +164,14 @@ def demo_command(
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.demo import demo_config, demo_jobs, landscape_overrides
+    from doublewin.experiments.demo import demo_config, landscape_overrides
     from doublewin.experiments.run import make_plan
 
     if quick and vit:
         raise UserError("--quick and --vit are two demos; pass one of them")
     if landscapes and (quick or vit):
         raise UserError("--landscapes adds Figure 6 to the full demo; leave out --quick / --vit")
-    if workers_per_gpu is not None:
-        check_workers_per_gpu(workers_per_gpu, jobs, device)
-    if jobs is not None:
-        check_jobs(jobs, device)
-    jobs = jobs or fitting_jobs(demo_jobs(device, workers_per_gpu), threads)
-    check_threads(threads, workers=jobs)
+    jobs = _workers("local", jobs, workers_per_gpu, threads, device)
     config = demo_config(quick, vit)
     extra = landscape_overrides() if landscapes else []
     plan = make_plan(config, [*extra, *(overrides or ())], run_dir=out)
@@ -267,6 +249,26 @@ def report_command(
         return
     console.print(f"{len(rows)} transfer runs → {run_dir / paths.RESULTS}")
     console.print(f"report: {report.markdown}  {report.html}")
+
+
+def _workers(
+    executor: str, jobs: int | None, per_gpu: int | None, threads: int | None, device: str
+) -> int:
+    """The jobs a run starts at once. Locally: --jobs, else as doublewin demo (one worker
+    per GPU, else per core up to 4, as many as the cores hold at --threads), each checked
+    against this machine's cores and GPUs; on a cluster the scheduler decides (--jobs or 1)."""
+    if executor != "local":
+        return jobs or 1
+    # deferred: the demo's defaults look at the GPUs (torch)
+    from doublewin.experiments.demo import demo_jobs
+
+    check_workers_per_gpu(per_gpu, jobs, device)
+    if jobs is not None:
+        check_jobs(jobs, device)
+    else:
+        jobs = fitting_jobs(demo_jobs(device, per_gpu), threads)
+    check_threads(threads, workers=jobs)
+    return jobs
 
 
 def _execute(

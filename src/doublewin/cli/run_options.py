@@ -148,3 +148,13 @@ def check_options(
             f"--assume-spread {assume_spread:g} only shapes the --dry-run estimate; a run would "
             "ignore it: add --dry-run, or leave it out"
         )
+
+
+def check_spread(assume_spread: float | None, on_demand: bool) -> None:
+    """--assume-spread shapes the estimated cost of seeds on demand: with listed seeds it
+    would change nothing."""
+    if assume_spread is not None and not on_demand:
+        raise UserError(
+            f"--assume-spread {assume_spread:g} is the spread seeds on demand assume; this "
+            "plan lists its seeds, so it would change nothing: add --seeds auto, or leave it out"
+        )

@@ -157,13 +157,7 @@ def pretrain_command(
             overrides,
         ),
     )
-    for option, value in (("--steps", steps), ("--step", step)):
-        if value is not None and spec.train.regime != "at":
-            runs = "FGSM with step fat_alpha × ε" if spec.train.regime == "fat" else "no attack"
-            raise UserError(
-                f"{option} sets the PGD training attack, which regime {spec.train.regime} does "
-                f"not run ({runs}); leave it out, or pass --regime at"
-            )
+    _check_attack_options(spec.train.regime, {"--steps": steps, "--step": step})
     out = _weights_path(out)
     if out.exists() and _finished(out, spec, as_json):
         return
@@ -333,6 +327,18 @@ def transfer_command(
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
     console.print(f"metrics: {out / paths.METRICS}")
+
+
+def _check_attack_options(regime: str, given: dict[str, object]) -> None:
+    """Options of the PGD training attack, given for a regime that runs none (std) or runs
+    FGSM with its own step (fat), would do nothing."""
+    for option, value in given.items():
+        if value is not None and regime != "at":
+            runs = "FGSM with step fat_alpha × ε" if regime == "fat" else "no attack"
+            raise UserError(
+                f"{option} sets the PGD training attack, which regime {regime} does not run "
+                f"({runs}); leave it out, or pass --regime at"
+            )
 
 
 def _finished(out: Path, spec: object, as_json: bool) -> bool:

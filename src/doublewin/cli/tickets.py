@@ -115,16 +115,7 @@ def find_tickets_command(
         )
     set_keys = [o.partition("=")[0].strip() for o in overrides or ()]
     _check_reads(method, {"--data": data, "--regime": regime, "--epochs": epochs}, set_keys)
-    if sparsities and (rate is not None or rounds is not None) and method != "imp":
-        raise UserError(
-            f"--rate and --rounds make the ladder when --sparsities is not given; with "
-            f"--sparsities {sparsities} they would do nothing: pass one or the other"
-        )
-    if sparsities and rounds is not None:
-        raise UserError(
-            "--rounds: IMP runs the rounds its --sparsities need (each a rung of the --rate "
-            "ladder), so --rounds would do nothing: pass one or the other"
-        )
+    _check_ladder(method, sparsities, rate, rounds)
     pairs: dict[str, object] = {
         "weights": str(weights),
         "method": method,
@@ -205,6 +196,23 @@ def _check_reads(method: str, given: dict[str, object], set_keys: list[str]) -> 
             f"{unread[0]} does nothing with --method {method}, which "
             f"{'reads only the weights' if not reads else 'does not read it'}; leave it out "
             f"(it is read by {', '.join(uses)})"
+        )
+
+
+def _check_ladder(
+    method: str, sparsities: str | None, rate: float | None, rounds: int | None
+) -> None:
+    """--sparsities is the ladder: --rate and --rounds beside it would do nothing (IMP reads
+    --rate, whose ladder the sparsities must be rungs of)."""
+    if sparsities and (rate is not None or rounds is not None) and method != "imp":
+        raise UserError(
+            f"--rate and --rounds make the ladder when --sparsities is not given; with "
+            f"--sparsities {sparsities} they would do nothing: pass one or the other"
+        )
+    if sparsities and rounds is not None:
+        raise UserError(
+            "--rounds: IMP runs the rounds its --sparsities need (each a rung of the --rate "
+            "ladder), so --rounds would do nothing: pass one or the other"
         )
 
 

@@ -59,7 +59,7 @@ def import_weights_command(
     """Import a torchvision, MadryLab robustness, fast_adversarial or RobustBench checkpoint,
     or a Hugging Face BERT-family folder, safely (no code runs unless --trust-pickle)."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.models import read_weights_meta, save_weights
+    from doublewin.models import save_weights
     from doublewin.models.importers import import_checkpoint
     from doublewin.models.weights import content_hash
 
@@ -67,19 +67,10 @@ def import_weights_command(
         raise UserError(
             f"--arch: name the architecture of this {format} checkpoint (doublewin models)"
         )
-    if out.suffix != paths.SAFETENSORS:
-        raise UserError(
-            f"--out {out}: weights are written as safetensors; name the file *.safetensors"
-        )
-    check_writable(out, folder=False)
+    existing = _weights_at(out)
     epsilon = None
     if eps is not None:
         epsilon = read_number(eps, name="--eps", range=PIXEL_UNITS, hint=EPS_HINT)
-    existing = read_weights_meta(out) if out.exists() else None
-    if out.exists() and existing is None:
-        raise UserError(
-            f"--out {out}: a file is already there, not doublewin weights; pass another --out"
-        )
     state, meta = import_checkpoint(
         source,
         format=format,
@@ -114,6 +105,25 @@ def import_weights_command(
         f"{out}: {arch} from {format}, {meta.num_classes} classes, {params:,} "
         f"parameters, regime {meta.regime}, hash {digest}"
     )
+
+
+def _weights_at(out: Path) -> WeightsMeta | None:
+    """``--out``, checked before anything is read: a writable safetensors path; the metadata
+    of doublewin weights already there (compared with the import), any other file refused."""
+    # deferred: the command line starts without torch
+    from doublewin.models import read_weights_meta
+
+    if out.suffix != paths.SAFETENSORS:
+        raise UserError(
+            f"--out {out}: weights are written as safetensors; name the file *.safetensors"
+        )
+    check_writable(out, folder=False)
+    existing = read_weights_meta(out) if out.exists() else None
+    if out.exists() and existing is None:
+        raise UserError(
+            f"--out {out}: a file is already there, not doublewin weights; pass another --out"
+        )
+    return existing
 
 
 def _same_import(
