@@ -47,7 +47,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         raise UserError(f"{path or 'spec'}: expected a mapping of keys, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # keys of a Python mapping may mix types
     if unknown:
         where = _join(path, str(unknown[0]))
         raise UserError(f"{where}: unknown key; known keys here: {', '.join(sorted(fields))}")

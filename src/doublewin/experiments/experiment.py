@@ -137,7 +137,9 @@ def load_experiment(
 
 
 def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
-    unknown = sorted(k for k in raw if k not in TOP_LEVEL_KEYS and not k.startswith(SHARED))
+    unknown = sorted(
+        (k for k in raw if k not in TOP_LEVEL_KEYS and not str(k).startswith(SHARED)), key=str
+    )
     if unknown:
         raise UserError(
             f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)} (a section "
