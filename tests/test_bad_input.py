@@ -173,7 +173,7 @@ def test_weights_holding_nan_are_bad_input_before_anything_runs(tmp_path, capsys
         fails(argv, capsys, names=("poisoned.safetensors", first, "NaN"), watch=tmp_path)
 
 
-def test_a_loss_that_turns_nan_is_a_failure_of_the_run_and_leaves_nothing(tmp_path, capsys, files):
+def test_a_loss_that_turns_nan_is_bad_input_and_leaves_nothing(tmp_path, capsys, files):
     before = _tree(tmp_path)
     with pytest.raises(SystemExit) as stopped:  # a learning rate that diverges at once
         main(
@@ -184,7 +184,7 @@ def test_a_loss_that_turns_nan_is_a_failure_of_the_run_and_leaves_nothing(tmp_pa
                 )
             ]
         )
-    assert stopped.value.code == 1
+    assert stopped.value.code == 2
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert "lower train.lr" in line and ("NaN" in line or "infinite" in line)
     assert _tree(tmp_path) == before

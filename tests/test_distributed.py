@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -161,7 +162,7 @@ def test_the_command_line_leaves_the_process_group_and_ends_with_the_commands_co
     )
     cli.main(["models", "--json"])
     cli.main(["pretrain", "--data", "nowhere", "--out", "x.safetensors"])
-    monkeypatch.setattr(cli, "app", lambda **_: 1 / 0)
+    monkeypatch.setattr(cli, "command", lambda: SimpleNamespace(main=lambda **_: 1 / 0))
     cli.main(["models"])
     assert calls == [(0, True), (2, False), (1, False)]
 

@@ -138,7 +138,9 @@ def test_a_bad_landscape_section_is_one_error_naming_the_key():
     raw = {"pretrain": {"runs": {"STD": {}}}, "tickets": {"methods": ["imp"]}}
     with pytest.raises(UserError, match=r"analysis\.landscape\.gird: unknown key"):
         load_experiment({**raw, "analysis": {"landscape": {"gird": 5}}})
-    with pytest.raises(UserError, match=r"analysis\.landscape\.sparsity: 7 is not in \[0, 1\)"):
+    with pytest.raises(
+        UserError, match=r"analysis\.landscape\.sparsity: 7 is out of range; allowed \[0, 1\)"
+    ):
         load_experiment({**raw, "analysis": {"landscape": {"sparsity": 7}}})
     with pytest.raises(UserError, match=r"analysis\.landscape\.regimes\[0\]"):
         load_experiment({**raw, "analysis": {"landscape": {"regimes": ["fat"]}}})

@@ -28,7 +28,7 @@ from doublewin.tickets.channels import (
 from doublewin.tickets.export import TOLERANCE, export_ticket
 from doublewin.tickets.ladder import ticket_ladder
 from doublewin.tickets.nm import check_pattern, nm_ladder, nm_mask
-from doublewin.tickets.patterned import Pattern, check_fits
+from doublewin.tickets.patterned import Pattern, check_plan
 from test_bad_input import fails
 
 
@@ -261,9 +261,9 @@ def test_exporting_a_ticket_of_other_shapes_is_one_line(theta, tmp_path, capsys)
            "--out", tmp_path / "out"], capsys, names=("resnet20",), watch=tmp_path)  # fmt: skip
 
 
-def test_check_fits_accepts_a_pattern_that_fits():
-    check_fits(TicketSpec(method="omp", pattern="channel", sparsities=(0.5,)), "resnet8", 8)
-    check_fits(
+def test_check_plan_accepts_a_pattern_that_fits():
+    check_plan(TicketSpec(method="omp", pattern="channel", sparsities=(0.5,)), "resnet8", 8)
+    check_plan(
         TicketSpec(method="omp", pattern="nm", scope=MaskScope(exclude=("conv1",))), "resnet8"
     )
     model = build_model("resnet8", 10)

@@ -255,7 +255,14 @@ def main() -> int:
     if missing:
         print(f"gpu check: missing {', '.join(missing)}; run it from the repository root")
         return 2
-    import torch
+    try:
+        import torch
+    except ImportError:
+        print(
+            f"gpu check: {sys.executable} has no torch; run it with the Python of the GPU "
+            "machine that has torch (python3 on a lent GPU), or install torch first"
+        )
+        return 2
 
     if not torch.cuda.is_available() and not args.rehearse:
         print("gpu check: no CUDA device here, nothing to run (every file it needs is present)")

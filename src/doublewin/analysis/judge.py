@@ -13,7 +13,12 @@ from doublewin.analysis.report import analyse
 from doublewin.analysis.report.data import COMPARISON_MARK, MARK, ReportData
 from doublewin.analysis.report.rule import verdict_rule
 from doublewin.analysis.results_table import read_results_csv
-from doublewin.analysis.summaries import fraction_text, ladder_label, percent
+from doublewin.analysis.summaries import (
+    PRETRAINING_KINDS,
+    fraction_text,
+    ladder_label,
+    percent,
+)
 from doublewin.analysis.table_check import check_rows, scaled_to_points
 from doublewin.analysis.verdict import (
     ExtremeSparsity,
@@ -34,21 +39,30 @@ def load_verdict_file(path: Path | None) -> tuple[VerdictConfig, dict[str, Any]]
     ``pretrainings:`` (label → regime std|fat|at|control)."""
     if path is None:
         return VerdictConfig(), {}
-    raw = load_yaml(path, "a YAML file of verdict options (docs/verdict.md)")
+    raw = load_yaml(path, "verdict options (docs/verdict.md)")
     meta: dict[str, Any] = {}
     if "verdict" in raw or "pretrainings" in raw:
         regimes = raw.get("pretrainings") or {}
         if not isinstance(regimes, Mapping):
             raise UserError(f"{path}: pretrainings must map each label to std, fat, at or control")
         meta["pretrainings"] = [
-            {
-                "label": str(label),
-                "regime": value.get("regime") if isinstance(value, Mapping) else value,
-            }
+            {"label": str(label), "regime": _regime(path, label, value)}
             for label, value in regimes.items()
         ]
         raw = raw.get("verdict") or {}
     return VerdictConfig.from_mapping(raw), meta
+
+
+def _regime(path: Path, label: Any, value: Any) -> str:
+    """A pre-training's kind in a verdict file: std, fat, at or control (as its own value or
+    under ``regime``); anything else would leave the findings without their groups."""
+    regime = value.get("regime") if isinstance(value, Mapping) else value
+    if str(regime).lower() not in PRETRAINING_KINDS:
+        raise UserError(
+            f"{path}: pretrainings.{label} is {regime!r}; write one of "
+            f"{', '.join(PRETRAINING_KINDS)}"
+        )
+    return regime
 
 
 def judge_table(
@@ -57,15 +71,17 @@ def judge_table(
     meta: Mapping[str, Any] | None = None,
     *,
     unit: str = "auto",
+    notes: list[str] | None = None,
 ) -> ReportData:
     """Read, check (strictly: docs/report.md's columns) and judge a results table. ``unit``:
     the accuracies' scale, ``points`` (0–100), ``fraction`` (0–1, converted) or ``auto``
-    (points; a table of values all at most 1 is refused)."""
-    rows = read_results_csv(csv_path)
+    (points; a table of values all at most 1 is refused). How the file's shape was read (a
+    byte-order mark, semicolons, decimal commas) is added to ``notes``."""
+    rows = read_results_csv(csv_path, notes)
     if not rows:
         raise UserError(f"{csv_path} has no rows; it needs a header and one row per transfer run")
     if unit == "fraction":
-        rows = scaled_to_points(rows)
+        rows = scaled_to_points(rows, str(csv_path))
     check_rows(rows, source=str(csv_path), strict=True, selection=config.selection, unit=unit)
     return analyse(rows, meta=meta or {}, verdict_config=config)
 

@@ -9,12 +9,30 @@ selection reads, numbers in points, and a dense baseline for every ticket.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from doublewin.core.errors import UserError
-from doublewin.core.results import REGIMES, REQUIRED_COLUMNS, TEST_METRICS, is_dense, method_key
+from doublewin.core.numbers import SEED, UNIT_CLOSED_OPEN, UNIT_OPEN_CLOSED, read_number
+from doublewin.core.results import (
+    DENSE,
+    REGIMES,
+    REQUIRED_COLUMNS,
+    TEST_METRICS,
+    is_dense,
+    method_key,
+)
+from doublewin.core.specs import TicketMethod, TicketSpec
 
+# The range each numeric label cell must lie in: (range, whole number, hint).
+CELL_RANGES = {
+    "fraction": (UNIT_OPEN_CLOSED, False, "; fractions are 0–1 (50% is 0.5), above 0"),
+    "sparsity": (UNIT_CLOSED_OPEN, False, "; sparsities are fractions in [0, 1) (90% is 0.9)"),
+    "seed": (SEED, True, ""),
+}
+KNOWN_METHODS = (DENSE, *typing.get_args(TicketMethod))
+PATTERNS = typing.get_args(typing.get_type_hints(TicketSpec)["pattern"])
 # Which accuracy columns each checkpoint selection reads (see verdict.metric_value).
 SELECTION_COLUMNS = {
     "per-metric": ("sa_best_sa", "ra_best_ra"),
@@ -47,14 +65,16 @@ def check_rows(
                     f"{where(index)} has no {column!r}; every row needs "
                     f"{', '.join(REQUIRED_COLUMNS)} (see docs/report.md)"
                 )
-        for column, kind in (("fraction", float), ("sparsity", float), ("seed", int)):
-            try:
-                kind(row[column])
-            except (TypeError, ValueError):
-                raise UserError(
-                    f"{where(index)}, column {column!r}: {row[column]!r} is not a "
-                    f"{'whole number' if kind is int else 'number'}"
-                ) from None
+        for column, (rng, whole, hint) in CELL_RANGES.items():
+            value = row[column]
+            read_number(
+                value if isinstance(value, (int, float)) else str(value),
+                name=f"{where(index)}, column {column!r}",
+                range=rng,
+                whole=whole,
+                hint=hint,
+            )
+        _check_names(row, where(index))
         if str(row["regime"]).lower() not in REGIMES:
             raise UserError(
                 f"{where(index)}, column 'regime': {row['regime']!r} is not st or at; "
@@ -77,6 +97,18 @@ def check_rows(
             _check_points(rows, source or "the results table")
 
 
+def _check_names(row: Mapping[str, Any], where: str) -> None:
+    """A method or pattern written in another case than doublewin's (``IMP``) would be a
+    ladder of its own that no rule or finding reads: refused, naming the spelling."""
+    for column, known in (("method", KNOWN_METHODS), ("pattern", PATTERNS)):
+        value = str(row.get(column) or "")
+        if value.lower() in known and value not in known:
+            raise UserError(
+                f"{where}, column {column!r}: {value!r} is {value.lower()} in doublewin's "
+                f"spelling (lower case); write {value.lower()}"
+            )
+
+
 def _check_columns(rows: Sequence[Mapping[str, Any]], selection: str, source: str) -> None:
     names = {str(k) for row in rows for k in row}
     for column in SELECTION_COLUMNS[selection]:
@@ -88,6 +120,7 @@ def _check_columns(rows: Sequence[Mapping[str, Any]], selection: str, source: st
 
 
 def _check_accuracies(row: Mapping[str, Any], where: str) -> None:
+    """Every accuracy is a finite number of points in [0, 100] (an empty cell: unfinished)."""
     for column in TEST_METRICS:
         value = row.get(column)
         if value is None or value == "":
@@ -126,14 +159,28 @@ def _check_points(rows: Sequence[Mapping[str, Any]], source: str) -> None:
         )
 
 
-def scaled_to_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows whose accuracy columns are 0–1 fractions, in points."""
+def scaled_to_points(
+    rows: Sequence[Mapping[str, Any]], source: str = "the results table"
+) -> list[dict[str, Any]]:
+    """Rows whose accuracy columns are 0–1 fractions, in points; a cell above 1 (a table in
+    points after all) is refused rather than scaled to a thousands of points."""
     out = []
-    for row in rows:
+    for index, row in enumerate(rows):
         row = dict(row)
         for column in TEST_METRICS:
-            if row.get(column) not in (None, ""):
-                row[column] = 100.0 * float(row[column])
+            if row.get(column) in (None, ""):
+                continue
+            try:
+                value = float(row[column])
+            except (TypeError, ValueError):
+                continue  # named by the accuracy check, in points
+            if value > 1.0:
+                raise UserError(
+                    f"--unit fraction: {source} line {index + 2}, column {column!r} holds "
+                    f"{row[column]}, above 1, so the table is in points; pass --unit points "
+                    "or --unit auto"
+                )
+            row[column] = 100.0 * value
         out.append(row)
     return out
 

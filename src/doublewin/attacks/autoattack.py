@@ -15,7 +15,9 @@ from doublewin.attacks.pgd import Norm
 from doublewin.core.errors import UserError
 
 
-def _torchattacks() -> Any:
+def require_torchattacks() -> Any:
+    """The torchattacks module, or one UserError saying how to install it: checked before
+    any compute by whatever will run AutoAttack."""
     try:
         # deferred: torchattacks is optional (pip install doublewin[robust])
         import torchattacks
@@ -43,7 +45,7 @@ def autoattack(
     The model runs in eval mode (restored afterwards); ``num_classes`` sizes APGD-T's and
     FAB-T's target classes. Points are processed in chunks of ``batch_size``.
     """
-    torchattacks = _torchattacks()
+    torchattacks = require_torchattacks()
     if num_classes < 2:
         raise UserError("AutoAttack needs at least 2 classes")
     attack = torchattacks.AutoAttack(

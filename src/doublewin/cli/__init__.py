@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 import warnings
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -31,8 +32,9 @@ from doublewin.cli import (  # noqa: E402
     verify,  # noqa: F401
     weights,  # noqa: F401
 )
-from doublewin.cli.app import app, err_console  # noqa: E402
+from doublewin.cli.app import command, err_console  # noqa: E402
 from doublewin.core.errors import DoublewinError  # noqa: E402
+from doublewin.core.numbers import Range, env_number  # noqa: E402
 from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  # noqa: E402
 
 # OSErrors that name a bad path (bad input, exit 2); any other is a failure of the run.
@@ -46,7 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     torchrun (``torchrun --nproc-per-node N -m doublewin ...``) each rank leaves the process
     group and ends its process itself, with the command's exit code (`distributed.finish`)."""
     raise_on_sigterm()
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not under torchrun (distributed.launched)
+    try:
+        world_size = env_number("WORLD_SIZE", 1, range=Range(1, None), whole=True)
+    except DoublewinError as exc:
+        _error(exc)
+    if world_size <= 1:  # not under torchrun (distributed.launched)
         _main(argv)
         return
     # deferred: torch, which a single process loads only when its command needs it
@@ -57,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         distributed.init()
         _main(argv)
         code = 0
+    except DoublewinError as exc:  # a launch torchrun did not prepare (distributed.init)
+        err_console.print(f"error: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        code = exc.exit_code
     except SystemExit as stop:
         if isinstance(stop.code, str):
             print(stop.code, file=sys.stderr)
@@ -82,13 +91,9 @@ _WARNED: set[str] = set()
 def _main(argv: list[str] | None) -> None:
     warnings.showwarning = _warn
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = command().main(args=argv, standalone_mode=False)
     except DoublewinError as exc:
-        # escape: a message's own brackets (pip install 'doublewin[zoo]') are text, not markup
-        err_console.print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        raise SystemExit(exc.exit_code) from None
+        _error(exc)
     except KeyboardInterrupt as interrupt:
         _interrupted(exit_code(interrupt))
     except OSError as exc:
@@ -118,6 +123,12 @@ def _main(argv: list[str] | None) -> None:
         _interrupted(exit_code())
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _error(exc: DoublewinError) -> NoReturn:
+    # escape: a message's own brackets (pip install 'doublewin[zoo]') are text, not markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise SystemExit(exc.exit_code) from None
 
 
 def _interrupted(code: int) -> None:

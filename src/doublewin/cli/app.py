@@ -7,9 +7,13 @@ import sys
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
+import click
 import typer
+import typer.main
 from rich.console import Console
+from rich.markup import escape
 
+from doublewin.core.resources import check_threads
 from doublewin.core.specs import load_spec
 
 app = typer.Typer(
@@ -51,7 +55,9 @@ ThreadsOption = Annotated[
 
 
 def set_threads(threads: int | None) -> None:
-    """Apply ``--threads`` to this process (training commands that run in-process)."""
+    """Check ``--threads`` against this machine's cores and apply it to this process
+    (training commands that run in-process)."""
+    check_threads(threads)
     if threads:
         # deferred: the CLI starts without torch; only commands that compute need it
         import torch
@@ -110,3 +116,27 @@ def _shown(value: Any) -> str:
     if isinstance(value, float) and 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-6:
         return f"{round(value * 255)}/255"
     return str(value)
+
+
+def command() -> click.Command:
+    """The click command of the ``app`` (every command registered), built once, with every
+    help text plain text: typer reads help as rich markup, which swallows ``[ray]`` in
+    ``doublewin[ray]`` and ``[default: 1]`` (leaving a stray " .")."""
+    if not _COMMAND:
+        built = typer.main.get_command(app)
+        _literal_help(built)
+        _COMMAND.append(built)
+    return _COMMAND[0]
+
+
+def _literal_help(cmd: click.Command) -> None:
+    if cmd.help:
+        cmd.help = escape(cmd.help)
+    for param in cmd.params:
+        if isinstance(getattr(param, "help", None), str):
+            param.help = escape(param.help)  # type: ignore[attr-defined]
+    for sub in getattr(cmd, "commands", {}).values():
+        _literal_help(sub)
+
+
+_COMMAND: list[click.Command] = []

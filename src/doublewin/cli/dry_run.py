@@ -4,13 +4,13 @@ extreme search) are expected to spend."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from rich.table import Table
 
 from doublewin.cli.app import console, print_json
 from doublewin.core.parsing import resolve_device
+from doublewin.core.resources import cpu_cores
 from doublewin.experiments.cost import (
     GPU_REFERENCE_DEVICE,
     RUN_OVERHEAD_S,
@@ -43,7 +43,7 @@ def print_plan(
     spread: float | None = None,
 ) -> None:
     dev = str(resolve_device(device))
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = threads or max(1, cpu_cores() // max(1, workers))
     pending = plan.pending()
     counts = plan.counts()
     arch = plan.experiment.arch

@@ -18,6 +18,7 @@ from doublewin.cli.app import (
     set_threads,
 )
 from doublewin.cli.progress import RichProgress
+from doublewin.core.errors import UserError
 from doublewin.core.foreign import TICKET_FILE, WEIGHTS_FILE, present
 from doublewin.core.parsing import resolve_device
 from doublewin.core.specs import load_spec
@@ -117,6 +118,11 @@ def evaluate_command(
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
     signs are flagged in words."""
     present(weights, *WEIGHTS_FILE)
+    if val_size is not None and split != "val":
+        raise UserError(
+            f"--val-size {val_size} sizes the validation split; with --split {split} it would "
+            "do nothing: add --split val, or leave it out"
+        )
     if ticket is not None:
         present(ticket, *TICKET_FILE)
     set_threads(threads)

@@ -18,92 +18,36 @@ from doublewin.cli.app import (
 )
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
+from doublewin.cli.run_options import (
+    AddressOption,
+    CompileOption,
+    ExecutorOption,
+    GpusOption,
+    JobsOption,
+    OutOption,
+    PartitionOption,
+    PerGpuOption,
+    SearchOption,
+    SeedsOption,
+    SetOption,
+    TimeOption,
+    check_options,
+    check_spread,
+)
 from doublewin.core import paths
 from doublewin.core.errors import RunFailure, UserError
 from doublewin.core.foreign import present
 from doublewin.core.parsing import resolve_device
-from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
+from doublewin.core.resources import (
+    check_jobs,
+    check_threads,
+    check_workers_per_gpu,
+    fitting_jobs,
+)
+from doublewin.experiments.executors import ExecutorOptions, require_executor
 
 if TYPE_CHECKING:
     from doublewin.experiments.run import Plan
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override a key of the experiment: --set transfer.regimes.at.epochs=5 (repeatable).",
-    ),
-]
-JobsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--jobs",
-        min=1,
-        help="Independent stages run in N processes. Default: one per GPU when there are "
-        "GPUs, else one per CPU core up to 4 (as doublewin demo).",
-    ),
-]
-PerGpuOption = Annotated[
-    int | None,
-    typer.Option(
-        "--workers-per-gpu",
-        min=1,
-        help="Workers sharing each GPU when --jobs is not given (small models leave a GPU "
-        "idle with one) [default: 1].",
-    ),
-]
-OutOption = Annotated[
-    Path | None, typer.Option("--out", help="Run directory (default: runs/<experiment name>).")
-]
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
-]
-ExecutorOption = Annotated[
-    str,
-    typer.Option(
-        "--executor",
-        help="local (processes on this machine), ray (a Ray cluster; `pip install "
-        "doublewin[ray]`) or slurm (Slurm job arrays through submitit; `doublewin[slurm]`).",
-    ),
-]
-AddressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        help="Ray cluster to join (e.g. 10.0.0.1:6379) [default: none, start Ray here].",
-    ),
-]
-PartitionOption = Annotated[
-    str | None,
-    typer.Option("--partition", help="Slurm partition [default: the cluster's default]."),
-]
-TimeOption = Annotated[
-    int, typer.Option("--time", min=1, help="Slurm time limit per job, in minutes.")
-]
-GpusOption = Annotated[
-    int, typer.Option("--gpus", min=0, help="GPUs per Slurm job for the jobs that train (0: CPU).")
-]
-SeedsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--seeds",
-        help="auto: seeds on demand — every ticket runs verdict.seeds.min seeds, then only the "
-        "still inconclusive ones get more, up to max, judged by group-sequential intervals "
-        "(docs/verdict.md) [default: the experiment's seeds list].",
-    ),
-]
-SearchOption = Annotated[
-    str | None,
-    typer.Option(
-        "--search",
-        help="extreme: find each ladder's extreme double-win sparsity by bisection "
-        "over its rungs (confirmed one rung above the boundary, ST judged before AT) instead of "
-        "the full grid [default: none, the full grid].",
-    ),
-]
 
 
 @app.command("run")
@@ -120,7 +64,6 @@ def run_command(
         float | None,
         typer.Option(
             "--assume-spread",
-            min=0.01,
             help="With --dry-run: the per-seed spread of ticket − dense (points) the expected "
             "cost of seeds on demand assumes [default: 1.0, docs/verdict.md].",
         ),
@@ -134,33 +77,33 @@ def run_command(
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     partition: PartitionOption = None,
-    time_minutes: TimeOption = 60,
-    gpus: GpusOption = 0,
+    time_minutes: TimeOption = None,
+    gpus: GpusOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.cli.dry_run import print_plan
-    from doublewin.experiments.demo import demo_jobs
     from doublewin.experiments.run import make_plan
 
-    if executor not in EXECUTORS:
-        raise UserError(f"--executor {executor!r}: use local, ray or slurm")
-    if search is not None and search != "extreme":
-        raise UserError(f"--search {search}: the one search is extreme (--search extreme)")
-    if seeds is not None and seeds != "auto":
-        raise UserError(
-            f"--seeds {seeds}: only auto is accepted; list fixed seeds in the experiment's "
-            "seeds: (or --set 'seeds=[0,1,2]')"
-        )
+    check_options(
+        executor,
+        {"--address": address, "--partition": partition, "--time": time_minutes, "--gpus": gpus},
+        search=search,
+        seeds=seeds,
+        overrides=list(overrides or ()),
+        dry_run=dry_run,
+        assume_spread=assume_spread,
+    )
+    require_executor(executor)
+    jobs = _workers(executor, jobs, workers_per_gpu, threads, device)
     plan = make_plan(
         experiment, [*(overrides or ()), *(["seeds=auto"] if seeds else [])], run_dir=out
     )
     if plan.experiment.transfers_nothing and not as_json:
         console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
-    if jobs is None:  # as doublewin demo: one worker per GPU, else per core (up to 4)
-        jobs = demo_jobs(device, workers_per_gpu) if executor == "local" else 1
+    check_spread(assume_spread, plan.experiment.on_demand)
     if dry_run:
         print_plan(plan, device, search, as_json, workers=jobs, threads=threads,
                    spread=assume_spread)  # fmt: skip
@@ -178,8 +121,8 @@ def run_command(
             kind=executor,  # type: ignore[arg-type]
             address=address,
             partition=partition,
-            time_minutes=time_minutes,
-            gpus=gpus,
+            **({} if time_minutes is None else {"time_minutes": time_minutes}),
+            **({} if gpus is None else {"gpus": gpus}),
         ),
     )
 
@@ -221,19 +164,20 @@ def demo_command(
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.demo import demo_config, demo_jobs, landscape_overrides
+    from doublewin.experiments.demo import demo_config, landscape_overrides
     from doublewin.experiments.run import make_plan
 
     if quick and vit:
         raise UserError("--quick and --vit are two demos; pass one of them")
     if landscapes and (quick or vit):
         raise UserError("--landscapes adds Figure 6 to the full demo; leave out --quick / --vit")
+    jobs = _workers("local", jobs, workers_per_gpu, threads, device)
     config = demo_config(quick, vit)
     extra = landscape_overrides() if landscapes else []
     plan = make_plan(config, [*extra, *(overrides or ())], run_dir=out)
     _execute(
         plan,
-        jobs=jobs or demo_jobs(device, workers_per_gpu),
+        jobs=jobs,
         device=device,
         data_root=None,
         search=None,
@@ -249,7 +193,11 @@ def report_command(
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.analysis.results_table import read_results_csv, write_results_csv
+    from doublewin.analysis.results_table import (
+        kept_columns,
+        read_results_csv,
+        write_results_csv,
+    )
     from doublewin.experiments.results import collect_rows
     from doublewin.experiments.run import make_plan, write_run_report
 
@@ -257,6 +205,11 @@ def report_command(
     if not resolved.is_file():
         raise UserError(f"{resolved} not found; pass a run directory made by doublewin run")
     plan = make_plan(resolved, run_dir=run_dir)
+    if not plan.store_root.is_dir() and not plan.experiment.store:
+        raise UserError(
+            f"{run_dir}: no job of this run has finished yet ({plan.store_root} is not there), "
+            "so there is nothing to report; run `doublewin run` on its experiment again"
+        )
     if not plan.store_root.is_dir():
         raise UserError(
             f"{plan.store_root}: the run's store is not there (store: in {resolved}); run "
@@ -264,7 +217,14 @@ def report_command(
         )
     rows = collect_rows(plan.jobs, plan.store)
     table = run_dir / paths.RESULTS
-    before = len(read_results_csv(table)) if table.is_file() else 0
+    earlier = read_results_csv(table) if table.is_file() else []
+    before = len(earlier)
+    if not rows and not before and not plan.experiment.transfers_nothing:
+        raise UserError(
+            f"{run_dir}: no transfer of this run has finished yet, so there is nothing to "
+            "report; run `doublewin run` on its experiment again"
+        )
+    rows = kept_columns(rows, earlier)  # a column the user added to results.csv stays
     if len(rows) < before:
         # Never replace a table with a smaller one: the store read is not the one it came from.
         raise UserError(
@@ -289,6 +249,26 @@ def report_command(
         return
     console.print(f"{len(rows)} transfer runs → {run_dir / paths.RESULTS}")
     console.print(f"report: {report.markdown}  {report.html}")
+
+
+def _workers(
+    executor: str, jobs: int | None, per_gpu: int | None, threads: int | None, device: str
+) -> int:
+    """The jobs a run starts at once. Locally: --jobs, else as doublewin demo (one worker
+    per GPU, else per core up to 4, as many as the cores hold at --threads), each checked
+    against this machine's cores and GPUs; on a cluster the scheduler decides (--jobs or 1)."""
+    if executor != "local":
+        return jobs or 1
+    # deferred: the demo's defaults look at the GPUs (torch)
+    from doublewin.experiments.demo import demo_jobs
+
+    check_workers_per_gpu(per_gpu, jobs, device)
+    if jobs is not None:
+        check_jobs(jobs, device)
+    else:
+        jobs = fitting_jobs(demo_jobs(device, per_gpu), threads)
+    check_threads(threads, workers=jobs)
+    return jobs
 
 
 def _execute(

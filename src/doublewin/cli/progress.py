@@ -8,7 +8,6 @@ from the first update on, not after rich's speed window fills). When stderr is n
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -25,8 +24,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from doublewin.core.numbers import Range, env_number
+
 INTERVAL_ENV = "DOUBLEWIN_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL_S = 30.0
+NON_NEGATIVE = Range(0.0, None)
 
 
 def _clock(seconds: float) -> str:
@@ -115,7 +117,7 @@ class RichProgress:
         self.console = console or Console(stderr=True)
         self.plain = enabled and not self.console.is_terminal
         self.interval = (
-            float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL_S))
+            env_number(INTERVAL_ENV, DEFAULT_INTERVAL_S, range=NON_NEGATIVE)
             if interval is None
             else interval
         )

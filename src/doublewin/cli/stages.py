@@ -58,8 +58,19 @@ FEW_STEPS = 20
 
 
 def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
-    out = [f"{key}={value}" for key, value in pairs.items() if value is not None]
-    return out + list(extra or [])
+    """The options given (spec key → value; None: not given) as ``key=value`` overrides,
+    then the --set items. A key set both ways is refused: the --set would win silently and
+    the option's value would never be checked."""
+    given = {key: value for key, value in pairs.items() if value is not None}
+    for item in extra or []:
+        key, sep, _ = item.partition("=")
+        key = key.strip()
+        if sep and key in given:  # a malformed item is parse_overrides' to name
+            raise UserError(
+                f"{key} is set twice: by its option ({given[key]}) and by --set {item}; "
+                "give it once"
+            )
+    return [f"{key}={value}" for key, value in given.items()] + list(extra or [])
 
 
 @app.command("pretrain")
@@ -146,6 +157,7 @@ def pretrain_command(
             overrides,
         ),
     )
+    _check_attack_options(spec.train.regime, {"--steps": steps, "--step": step})
     out = _weights_path(out)
     if out.exists() and _finished(out, spec, as_json):
         return
@@ -315,6 +327,18 @@ def transfer_command(
         f" best-val-RA checkpoint SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
     console.print(f"metrics: {out / paths.METRICS}")
+
+
+def _check_attack_options(regime: str, given: dict[str, object]) -> None:
+    """Options of the PGD training attack, given for a regime that runs none (std) or runs
+    FGSM with its own step (fat), would do nothing."""
+    for option, value in given.items():
+        if value is not None and regime != "at":
+            runs = "FGSM with step fat_alpha × ε" if regime == "fat" else "no attack"
+            raise UserError(
+                f"{option} sets the PGD training attack, which regime {regime} does not run "
+                f"({runs}); leave it out, or pass --regime at"
+            )
 
 
 def _finished(out: Path, spec: object, as_json: bool) -> bool:

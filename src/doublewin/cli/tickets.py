@@ -25,10 +25,12 @@ from doublewin.cli.app import (
 from doublewin.cli.certificate import print_certificate
 from doublewin.cli.outputs import check_writable, output_folder
 from doublewin.cli.progress import RichProgress
+from doublewin.cli.stages import overrides_of
 from doublewin.core import paths
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import TICKET_FILE, present
 from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import TicketMethod, load_spec
+from doublewin.core.specs import METHOD_READS, TicketMethod, load_spec
 
 tickets_app = typer.Typer(
     help="Read and convert ticket files (doublewin and official Double-Win-LTH formats).",
@@ -112,6 +114,9 @@ def find_tickets_command(
             f"--weights {weights}: file not found; pass a weights file from "
             "doublewin pretrain or doublewin import-weights"
         )
+    set_keys = [o.partition("=")[0].strip() for o in overrides or ()]
+    _check_reads(method, {"--data": data, "--regime": regime, "--epochs": epochs}, set_keys)
+    _check_ladder(method, sparsities, rate, rounds)
     pairs: dict[str, object] = {
         "weights": str(weights),
         "method": method,
@@ -127,7 +132,7 @@ def find_tickets_command(
         except ValueError:
             raise UserError(f"--sparsities {sparsities}: give fractions like 0.5,0.8") from None
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
-    items = [f"{k}={v}" for k, v in pairs.items() if v is not None] + list(overrides or [])
+    items = overrides_of(pairs, overrides)
     spec = load_spec("tickets", config, items)
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.stages import Inputs, run_stage
@@ -166,6 +171,49 @@ def find_tickets_command(
         console.print(
             f"{row['sparsity']:.2%} sparse ({row['kept']:,} of {row['total']:,} "
             f"kept) → {row['file']}"
+        )
+
+
+# The find-tickets options and the spec field each sets.
+READ_BY_OPTION = {"--data": "data", "--regime": "train.regime", "--epochs": "train.epochs"}
+
+
+def _check_reads(method: str, given: dict[str, object], set_keys: list[str]) -> None:
+    """An option or a --set key that ``method`` does not read is refused: it would change
+    nothing but the spec's hash (METHOD_READS)."""
+    reads = METHOD_READS[method]
+    unread = [o for o, v in given.items() if v is not None and READ_BY_OPTION[o] not in reads]
+    sections = {key: key.split(".", 1)[0] for key in set_keys}
+    unread += [
+        f"--set {key}"
+        for key, section in sections.items()
+        if section in ("data", "train") and section not in reads
+    ]
+    if unread:
+        uses = sorted(
+            m for m, r in METHOD_READS.items() if READ_BY_OPTION.get(unread[0], "data") in r
+        )
+        raise UserError(
+            f"{unread[0]} does nothing with --method {method}, which "
+            f"{'reads only the weights' if not reads else 'does not read it'}; leave it out "
+            f"(it is read by {', '.join(uses)})"
+        )
+
+
+def _check_ladder(
+    method: str, sparsities: str | None, rate: float | None, rounds: int | None
+) -> None:
+    """--sparsities is the ladder: --rate and --rounds beside it would do nothing (IMP reads
+    --rate, whose ladder the sparsities must be rungs of)."""
+    if sparsities and (rate is not None or rounds is not None) and method != "imp":
+        raise UserError(
+            f"--rate and --rounds make the ladder when --sparsities is not given; with "
+            f"--sparsities {sparsities} they would do nothing: pass one or the other"
+        )
+    if sparsities and rounds is not None:
+        raise UserError(
+            "--rounds: IMP runs the rounds its --sparsities need (each a rung of the --rate "
+            "ladder), so --rounds would do nothing: pass one or the other"
         )
 
 
@@ -213,9 +261,9 @@ def inspect_command(
         return
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.tickets import load_ticket
-    from doublewin.tickets.patterned import verify_pattern
+    from doublewin.tickets.patterned import pattern_problem, verify_pattern
 
-    ticket = load_ticket(file)
+    ticket = load_ticket(file, verify=False)  # its problems are printed, then refused
     check = verify_pattern(ticket.mask, ticket.info.extra, ticket.info.arch)
     report = {
         "file": str(file),
@@ -235,10 +283,7 @@ def inspect_command(
         if certificate is not None:
             print_certificate(certificate[0])
     if check.problems:
-        raise UserError(
-            f"{file}: records a {check.pattern} pattern its mask does not hold "
-            f"({len(check.problems)} problem(s), first: {check.problems[0]}); draw it again"
-        )
+        raise UserError(pattern_problem(file, check))
 
 
 def _certificate_of(file: Path) -> tuple[dict, str] | None:
@@ -270,9 +315,11 @@ def _print_inspection(file: Path, ticket, check) -> None:
         f"{info.method or '?'}, weights {info.weights_hash or '?'}"
     )
     console.print(f"pattern {check.pattern}: {check.summary}" + ("" if check.problems else " ✓"))
+    left_out = tuple(info.scope.exclude)
     console.print(
         f"global sparsity {ticket.mask.sparsity:.4%} ({ticket.mask.num_pruned:,} of "
-        f"{ticket.mask.num_total:,} weights pruned)"
+        f"{ticket.mask.num_total:,} weights pruned"
+        + (f"; left out of its scope, dense: {', '.join(left_out)})" if left_out else ")")
     )
     table = Table()
     for column in ("layer", "shape", "weights", "kept", "sparsity"):
@@ -305,6 +352,7 @@ def convert_command(
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.tickets import load_ticket, save_ticket
+    from doublewin.tickets.files import looks_like_safetensors
     from doublewin.tickets.official import load_official, save_official
     from doublewin.tickets.ticket import FORMAT
 
@@ -319,6 +367,11 @@ def convert_command(
             f"TARGET {target}: a doublewin ticket is a safetensors file; name it *.safetensors"
         )
     check_writable(target, folder=False, option="TARGET")
+    if arch and looks_like_safetensors(present(source, *TICKET_FILE)):
+        raise UserError(
+            f"--arch names the architecture of an official file; {source} is a doublewin "
+            "ticket, which records its own: leave --arch out"
+        )
     ticket = load_official(source, arch=arch) if arch else load_ticket(source)
     if to == "doublewin" and not ticket.info.arch:
         raise UserError(

@@ -58,10 +58,13 @@ def verdict_command(
             if config is not None
             else "doublewin's default settings (docs/verdict.md); --config FILE for others"
         )
-    data = judge_table(results, verdict_config, meta, unit=unit)
+    notes: list[str] = []
+    data = judge_table(results, verdict_config, meta, unit=unit, notes=notes)
     if as_json:
-        print_json({"settings": settings, **judgement(data)})
+        print_json({"settings": settings, "notes": notes, **judgement(data)})
         return
+    for note in notes:  # first: how the table was read
+        console.print(f"{note}.", highlight=False, markup=False, soft_wrap=True)
     console.print(f"Judged by {settings}.", highlight=False, markup=False, soft_wrap=True)
     for line in judgement_lines(data):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -25,6 +25,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from doublewin.core.errors import UserError
+from doublewin.core.numbers import Range, env_number
+
+AT_LEAST_ONE = Range(1, None)
+NON_NEGATIVE = Range(0, None)
+# What torchrun sets besides WORLD_SIZE, which init_process_group reads.
+TORCHRUN_VARIABLES = ("RANK", "MASTER_ADDR", "MASTER_PORT")
+
 
 @dataclass(frozen=True)
 class World:
@@ -43,7 +51,7 @@ class World:
 
 def launched() -> bool:
     """True when started by torchrun (or any launcher that sets WORLD_SIZE > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return env_number("WORLD_SIZE", 1, range=AT_LEAST_ONE, whole=True) > 1
 
 
 def init(device: str | torch.device | None = None) -> World:
@@ -54,8 +62,14 @@ def init(device: str | torch.device | None = None) -> World:
         use_cuda = torch.cuda.is_available() and (
             device is None or torch.device(device).type == "cuda"
         )
+        missing = [v for v in TORCHRUN_VARIABLES if not os.environ.get(v)]
+        if missing:
+            raise UserError(
+                f"$WORLD_SIZE is set but ${missing[0]} is not: start doublewin with torchrun "
+                "(torchrun --nproc-per-node N -m doublewin ...), or unset WORLD_SIZE"
+            )
         if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(env_number("LOCAL_RANK", 0, range=NON_NEGATIVE, whole=True))
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return world()
 
@@ -64,7 +78,9 @@ def world() -> World:
     if not (dist.is_available() and dist.is_initialized()):
         return World()
     return World(
-        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+        dist.get_rank(),
+        dist.get_world_size(),
+        env_number("LOCAL_RANK", dist.get_rank(), range=NON_NEGATIVE, whole=True),
     )
 
 

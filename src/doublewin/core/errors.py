@@ -1,8 +1,10 @@
 """The two kinds of error a user can meet.
 
 `UserError` is bad input (a missing file, a wrong format, an option out of range): the message
-names the problem and the fix, and the CLI exits with code 2. `RunFailure` is work that failed
-on good input (a loss that turned NaN): exit code 1.
+names the problem and the fix, and the CLI exits with code 2. `Diverged` is the bad input found
+only by training on it (a learning rate so high the loss turns NaN or infinite): exit code 2,
+and the stage's work is removed. `RunFailure` is work that failed on good input (a damaged
+store entry, a failed job): exit code 1.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ class UserError(DoublewinError):
     exit_code = 2
 
 
+class Diverged(UserError):
+    """Training diverged (the loss turned NaN or infinite): the settings, not the machine, are
+    at fault, so it is bad input; nothing of the stage is kept."""
+
+
 class RunFailure(DoublewinError):
-    """The computation failed on valid input (divergence, NaN loss, a collapsed run)."""
+    """The computation failed on valid input (a damaged store entry, a job that failed)."""
 
     exit_code = 1

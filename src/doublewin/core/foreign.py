@@ -104,15 +104,25 @@ def _first_line(exc: BaseException) -> str:
 
 class _UniqueKeys(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (which YAML would let the
-    later silently replace: a pre-training named twice would vanish)."""
+    later silently replace: a pre-training named twice would vanish) and a key that is not
+    text (``1:`` or ``on:``, which YAML reads as a number or true). Merge keys (``<<: *common``)
+    are standard YAML and merge as YAML says: the mapping's own keys win."""
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG:
+            continue
         key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str):
+            raise KeyNotText(key, getattr(key_node, "value", key), line)
         if key in seen:
-            raise DuplicateKey(key, key_node.start_mark.line + 1)
+            raise DuplicateKey(key, line)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -126,17 +136,51 @@ class DuplicateKey(yaml.YAMLError):
         self.key, self.line = key, line
 
 
-def yaml_data(text: str, path: Path) -> Any:
-    """The data of a YAML text (of the file ``path``); a key given twice in one mapping is an
-    error naming it and its line, any other YAML error names the line."""
+class KeyNotText(yaml.YAMLError):
+    def __init__(self, key: Any, written: Any, line: int):
+        super().__init__(f"key {written!r} is not text (line {line})")
+        self.key, self.written, self.line = key, written, line
+
+
+def checked_yaml(text: str, where: str) -> Any:
+    """The data of a YAML text; ``where`` (a file, ``--set ITEM``) names it in the errors a
+    key given twice or a key that is not text raise. Other YAML errors pass through."""
     try:
         return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass
     except DuplicateKey as exc:
         raise UserError(
-            f"{path} line {exc.line}: {exc.key!r} is given twice in one mapping, and YAML "
+            f"{where} line {exc.line}: {exc.key!r} is given twice in one mapping, and YAML "
             "would keep only the last; give each key once"
         ) from None
+    except KeyNotText as exc:
+        kind = "true/false" if isinstance(exc.key, bool) else type(exc.key).__name__
+        raise UserError(
+            f"{where} line {exc.line}: the key {exc.written} is read by YAML as {kind} "
+            f"{exc.key!r}, not a name; keys are names: quote it ('{exc.written}')"
+        ) from None
+
+
+def yaml_data(text: str, path: Path) -> Any:
+    """The data of a YAML text (of the file ``path``); a key given twice in one mapping or a
+    key that is not text is an error naming it and its line, any other YAML error names the
+    line."""
+    try:
+        return checked_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+
+
+def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:
+    """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
+    with reading(path, what, f"pass the path of {what}") as path:
+        data = yaml_data(path.read_text(), path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(
+            f"{path}: expected a mapping of keys at the top level (a YAML file of {what}), "
+            f"got {type(data).__name__}"
+        )
+    return data

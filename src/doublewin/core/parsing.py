@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from doublewin.core.errors import UserError
+from doublewin.core.numbers import read_number
 
 if TYPE_CHECKING:
     import torch
 
-_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-
 
 def parse_number(value: str | float | int, *, name: str = "value") -> float:
-    """Return a float from ``0.03``, ``8/255`` or ``2e-4``; raise UserError naming ``name``."""
-    if isinstance(value, bool):
-        raise UserError(f"{name}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    if "/" in text:
-        num, _, den = text.partition("/")
-        if _NUMBER.match(num) and _NUMBER.match(den):
-            denominator = float(den)
-            if denominator == 0:
-                raise UserError(f"{name}: division by zero in {text!r}; write e.g. 8/255")
-            return float(Fraction(num.strip()) / Fraction(den.strip()))
-    elif _NUMBER.match(text):
-        return float(text)
-    raise UserError(f"{name}: {text!r} is not a number; write e.g. 0.03 or 8/255")
+    """Return a finite float from ``0.03``, ``8/255`` or ``2e-4``; raise UserError naming
+    ``name`` (numbers.read_number, the one checked reader)."""
+    return read_number(value, name=name)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -16,19 +16,41 @@ from typing import Any, Literal
 from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import reading, yaml_data
-from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
-
-POSITIVE = Range(0.0, None, low_open=True)
-NON_NEGATIVE = Range(0.0, None)
-UNIT_OPEN_CLOSED = Range(0.0, 1.0, low_open=True)  # (0, 1]
-UNIT_CLOSED_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
-UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)
-AT_LEAST_ONE = Range(1, None)
-PIXEL_UNITS = Range(0.0, 1.0)  # ε and step sizes: [0,1] pixel space
+from doublewin.core.foreign import load_yaml
+from doublewin.core.numbers import (
+    AT_LEAST_ONE,
+    EPOCHS,
+    NON_NEGATIVE,
+    PIXEL_UNITS,
+    POSITIVE,
+    RESTARTS,
+    ROUNDS,
+    SEED,
+    STEPS,
+    UNIT_CLOSED_OPEN,
+    UNIT_OPEN,
+    UNIT_OPEN_CLOSED,
+    Range,
+)
+from doublewin.core.results import SPARSITY_DIGITS
+from doublewin.core.ticket_parts import GemMinerSpec, MaskScope, SynFlowSpec
+from doublewin.core.typed import apply_override, checked, from_dict, parse_overrides
 
 Regime = Literal["std", "fat", "at"]
 TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
+# What of a tickets spec each method reads besides the ladder: source data (``data``), the
+# training regime whose attack it scores or trains with (``train.regime``), the epochs of
+# training (``train.epochs``, IMP's rounds). OMP and random read the weights alone; SynFlow
+# scores without data; Gem-Miner trains scores for gem_miner.epochs.
+METHOD_READS: dict[str, frozenset[str]] = {
+    "imp": frozenset({"data", "train", "train.regime", "train.epochs"}),
+    "omp": frozenset(),
+    "random": frozenset(),
+    "snip": frozenset({"data", "train", "train.regime"}),
+    "grasp": frozenset({"data", "train", "train.regime"}),
+    "synflow": frozenset(),
+    "gem-miner": frozenset({"data", "train", "train.regime"}),
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,7 @@ class DataSpec:
     name: str = "digits"
     fraction: float = checked(1.0, range=UNIT_OPEN_CLOSED)
     subset: Literal["balanced", "first"] = "balanced"
-    subset_seed: int = 0
+    subset_seed: int = checked(0, range=SEED)
     resolution: int | None = checked(None, range=Range(4, 1024))
     val_size: int | None = checked(None, range=Range(1, None))
     augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
@@ -72,9 +94,9 @@ class AttackSpec:
     # Pixel units: an ε above 1 (e.g. 8 for 8/255) is a unit mistake, refused.
     eps: float = checked(8 / 255, range=PIXEL_UNITS)
     step: float = checked(2 / 255, range=PIXEL_UNITS)
-    steps: int = checked(10, range=AT_LEAST_ONE)
+    steps: int = checked(10, range=STEPS)
     random_start: bool = True
-    restarts: int = checked(1, range=AT_LEAST_ONE)
+    restarts: int = checked(1, range=RESTARTS)
     bn_mode: Literal["train", "eval"] = "train"
     # PGD's loss: ce (the paper's), margin (Carlini-Wagner's) or ce+margin (per example the
     # worst of both, AutoAttack's reading; docs/evaluation.md).
@@ -104,7 +126,7 @@ class TrainSpec:
     regime: Regime = "std"
     # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused).
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    epochs: int = checked(10, range=AT_LEAST_ONE)
+    epochs: int = checked(10, range=EPOCHS)
     batch_size: int = checked(128, range=AT_LEAST_ONE)
     lr: float = checked(0.1, range=POSITIVE)
     momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
@@ -133,6 +155,7 @@ class TrainSpec:
                 f"train.select_from_epoch {self.select_from_epoch} is after the last epoch "
                 f"({self.epochs}); set it to at most {self.epochs}"
             )
+        _check_milestones(self)
         if self.attack.early_stop:
             raise UserError(
                 "train.attack.early_stop is for test and validation attacks only (a training "
@@ -142,6 +165,25 @@ class TrainSpec:
             return
         if self.attack.eps <= 0:
             raise UserError(f"attack.eps must be > 0 for regime {self.regime}; set e.g. 8/255")
+
+
+def _check_milestones(spec: TrainSpec) -> None:
+    """Milestones that would change nothing are refused: under another schedule, or at or
+    after the last epoch (the rate is multiplied from that epoch on); and they go in order."""
+    shown = list(spec.milestones)
+    if shown and spec.schedule != "multistep":
+        raise UserError(
+            f"train.milestones {shown} apply to schedule: multistep only; with schedule: "
+            f"{spec.schedule} they would do nothing: remove them, or use multistep"
+        )
+    late = [m for m in spec.milestones if m >= spec.epochs]
+    if late:
+        raise UserError(
+            f"train.milestones: {late[0]} is not before the last epoch of {spec.epochs}, so "
+            f"the learning rate would never change there; use milestones below {spec.epochs}"
+        )
+    if shown != sorted(shown):
+        raise UserError(f"train.milestones {shown}: write them in order, {sorted(shown)}")
 
 
 @dataclass(frozen=True)
@@ -154,68 +196,10 @@ class PretrainSpec:
     arch: str = "resnet8"
     data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
     train: TrainSpec = field(default_factory=TrainSpec)
-    seed: int = 0
+    seed: int = checked(0, range=SEED)
     # Source SA/RA recorded in the weights' metadata are measured with this attack.
     eval_attack: AttackSpec = field(default_factory=_eval_attack)
     kind: Literal["trained", "control"] = "trained"
-
-
-@dataclass(frozen=True)
-class MaskScope:
-    """Which parameters a ticket prunes. ``layers``: ``conv`` (the paper): every Conv2d weight,
-    the first conv included, plus Linear weights with ``include_linear``; ``transformer``
-    (BERT-Tickets, Chen et al. 2020): the attention (query/key/value, output projection) and
-    MLP Linear weights, never embeddings, LayerNorm or the head; ``auto`` (default):
-    transformer for a model with attention layers, conv otherwise. BatchNorm and biases
-    stay dense; ``exclude`` removes layers by glob pattern."""
-
-    include_linear: bool = False
-    exclude: tuple[str, ...] = ()
-    layers: Literal["auto", "conv", "transformer"] = "auto"
-
-
-@dataclass(frozen=True)
-class SynFlowSpec:
-    """SynFlow options. ``iterations``: score-and-prune rounds with the exponential schedule
-    (100 in Tanaka et al.). ``bn``: how pre-trained BatchNorm enters the positive linearised
-    network: ``fold`` = the per-channel gain |γ|/√(σ²+ε) of the running statistics, no shift;
-    ``identity`` = ignored (see doublewin/tickets/synflow.py)."""
-
-    iterations: int = checked(100, range=AT_LEAST_ONE)
-    bn: Literal["fold", "identity"] = "fold"
-
-
-# Gem-Miner defaults, measured on the embedded tasks (docs/tickets.md, "Gem-Miner defaults").
-GEM_MINER_EPOCHS = 8
-GEM_MINER_PERIOD = 1
-GEM_MINER_LR = 5.0
-GEM_MINER_LAMBDA = 1e-4
-
-
-@dataclass(frozen=True)
-class GemMinerSpec:
-    """Gem-Miner options (docs/tickets.md): scores s ∈ [0,1] trained on frozen θp for
-    ``epochs`` epochs with SGD (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam``
-    × ‖s‖². After every ``period``-th epoch but the last, the lowest-scoring flagged weights
-    are flagged out, sized so the target is reached at the last freeze; at least one epoch
-    follows it. ``score_init``: ``uniform`` in [0,1] (the reference's) or ``ones`` (start from
-    the dense θp). ``final``: ``flags`` (the flag set, exactly at the target) or ``gem`` (the
-    reference's flag ∧ 1[s > 0.5], at or above it)."""
-
-    epochs: int = checked(GEM_MINER_EPOCHS, range=Range(2, None))
-    period: int = checked(GEM_MINER_PERIOD, range=AT_LEAST_ONE)
-    lr: float = checked(GEM_MINER_LR, range=POSITIVE)
-    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
-    lam: float = checked(GEM_MINER_LAMBDA, range=NON_NEGATIVE)
-    score_init: Literal["uniform", "ones"] = "uniform"
-    final: Literal["flags", "gem"] = "flags"
-
-    def __post_init__(self) -> None:
-        if self.epochs <= self.period:
-            raise UserError(
-                f"gem_miner.epochs {self.epochs} leaves no freeze with period {self.period}: "
-                f"use epochs > period (e.g. epochs: {self.period + 1})"
-            )
 
 
 @dataclass(frozen=True)
@@ -236,7 +220,7 @@ class TicketSpec:
     method: TicketMethod = "imp"
     sparsities: tuple[float, ...] = checked((), range=UNIT_CLOSED_OPEN)
     prune_rate: float = checked(0.2, range=UNIT_OPEN)
-    rounds: int = checked(10, range=AT_LEAST_ONE)
+    rounds: int = checked(10, range=ROUNDS)
     scope: MaskScope = field(default_factory=MaskScope)
     data: DataSpec = field(default_factory=lambda: DataSpec(name="shapes"))
     train: TrainSpec = field(default_factory=TrainSpec)
@@ -244,7 +228,7 @@ class TicketSpec:
     rewind_steps: int = checked(0, range=Range(0, None))
     order: Literal["train-first", "official"] = "train-first"
     score_batches: int = checked(1, range=AT_LEAST_ONE)
-    seed: int = 0
+    seed: int = checked(0, range=SEED)
     grasp_temperature: float = checked(200.0, range=POSITIVE)
     synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
     gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
@@ -253,7 +237,7 @@ class TicketSpec:
     pattern: Literal["unstructured", "channel", "nm"] = "unstructured"
     channel_score: Literal["l1", "l2"] = "l1"
     channel_ratio: Literal["global", "layer"] = "global"
-    nm: tuple[int, ...] = checked((2, 4), range=AT_LEAST_ONE)
+    nm: tuple[int, ...] = checked((2, 4), range=AT_LEAST_ONE, repeats=True)
 
     def __post_init__(self) -> None:
         if len(self.nm) != 2 or not self.nm[0] < self.nm[1]:
@@ -261,6 +245,15 @@ class TicketSpec:
                 f"tickets.nm: {list(self.nm)} is not N:M with N < M; keep N of every M "
                 "weights, e.g. nm: [2, 4]"
             )
+        rungs: dict[float, float] = {}
+        for target in self.sparsities:
+            rung = round(target, SPARSITY_DIGITS)
+            if rung in rungs:
+                raise UserError(
+                    f"tickets.sparsities: {rungs[rung]!r} and {target!r} are one rung at "
+                    f"{SPARSITY_DIGITS} digits (ticket files are named by it); list each once"
+                )
+            rungs[rung] = target
         if self.pattern != "unstructured" and self.method in ("synflow", "gem-miner"):
             raise UserError(
                 f"tickets.pattern: {self.pattern} is not available for {self.method}, which "
@@ -282,7 +275,7 @@ class TransferSpec:
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     eval_attack: AttackSpec = field(default_factory=_eval_attack)
-    seed: int = 0
+    seed: int = checked(0, range=SEED)
     # The model's built-in normalization during transfer: the downstream dataset's mean/std
     # (the official recipe) or the one θp was pre-trained with.
     normalization: Literal["downstream", "pretrained"] = "downstream"
@@ -313,7 +306,7 @@ class EvaluateSpec:
     split: Literal["test", "val"] = "test"
     batch_size: int = checked(256, range=AT_LEAST_ONE)
     check_points: int = checked(1000, range=AT_LEAST_ONE)
-    seed: int = 0
+    seed: int = checked(0, range=SEED)
     recalibrate_bn: int = checked(0, range=Range(0, None))
 
 
@@ -345,8 +338,8 @@ class LandscapeSpec:
     batch_size: int = checked(250, range=AT_LEAST_ONE)
     snapshots: int = checked(20, range=Range(3, None))
     sharpness_radius: float = checked(0.5, range=POSITIVE)
-    hessian_iterations: int = checked(20, range=Range(0, None))
-    seed: int = 0
+    hessian_iterations: int = checked(20, range=Range(0, STEPS.high))
+    seed: int = checked(0, range=SEED)
 
     def __post_init__(self) -> None:
         if self.grid % 2 == 0:
@@ -363,20 +356,6 @@ STAGES: dict[str, type] = {
     "evaluate": EvaluateSpec,
     "landscape": LandscapeSpec,
 }
-
-
-def load_yaml(path: str | Path, what: str = "an experiment YAML") -> dict[str, Any]:
-    """Read a YAML mapping; a missing or malformed file is a UserError naming the path."""
-    with reading(path, what, f"pass the path of {what}") as path:
-        data = yaml_data(path.read_text(), path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(
-            f"{path}: expected a mapping of keys at the top level (a YAML file of {what}), "
-            f"got {type(data).__name__}"
-        )
-    return data
 
 
 def load_spec(

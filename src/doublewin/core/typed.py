@@ -10,39 +10,17 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
 from doublewin.core.errors import UserError
-from doublewin.core.parsing import parse_number
+from doublewin.core.foreign import checked_yaml
+from doublewin.core.numbers import EPS_HINT, Range, read_number
 
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """An interval check; ``low_open``/``high_open`` exclude the end points."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def holds(self, value: float) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (
-            self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        )
-
-    def describe(self) -> str:
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        return f"{left}{low}, {high}{right}"
 
 
 def checked(
@@ -51,9 +29,11 @@ def checked(
     default_factory: Any = dataclasses.MISSING,
     range: Range | None = None,
     doc: str = "",
+    repeats: bool = False,
 ) -> Any:  # noqa: A002
-    """A dataclass field with a range check (applied to scalars and to each item of a tuple)."""
-    metadata = {"range": range, "doc": doc}
+    """A dataclass field with a range check (applied to scalars and to each item of a tuple);
+    a tuple's items are distinct unless ``repeats`` (a list with a value twice is refused)."""
+    metadata = {"range": range, "doc": doc, "repeats": repeats}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -67,7 +47,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         raise UserError(f"{path or 'spec'}: expected a mapping of keys, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # keys of a Python mapping may mix types
     if unknown:
         where = _join(path, str(unknown[0]))
         raise UserError(f"{where}: unknown key; known keys here: {', '.join(sorted(fields))}")
@@ -84,6 +64,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         ):
             value = _merged(to_dict(f.default_factory()), value)
         kwargs[name] = _coerce(hints[name], value, key, f.metadata.get("range"))
+        if isinstance(kwargs[name], (tuple, list)) and not f.metadata.get("repeats"):
+            distinct(kwargs[name], key)
     missing = [
         n
         for n, f in fields.items()
@@ -99,6 +81,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         raise
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path or cls.__name__}: {exc}") from None
+
+
+def distinct(values: Any, key: str) -> Any:
+    """``values`` unchanged, or one UserError naming the first value listed twice: it would
+    count once, and silently the run would be smaller than the file says."""
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
+            raise UserError(
+                f"{key}[{i}]: {value!r} is listed twice (also {key}[{first[value]}]) and would "
+                "count once; list each once"
+            )
+        first[value] = i
+    return values
 
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,15 +149,25 @@ def lookup(data: Mapping[str, Any], dotted: str) -> Any:
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
     """``["a.b=5", "c=8/255"]`` → ``[("a.b", 5), ("c", "8/255")]``; values parsed as YAML."""
     out = []
+    given: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = checked_yaml(raw, f"--set {item}") if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        out.append((key.strip(), value))
+        key = key.strip()
+        if key in given:
+            # Merged, and said: a later --set overrides an earlier one (a script's defaults
+            # first, then the run's own), and the earlier value is never read.
+            warnings.warn(
+                f"--set {key} is given twice ({given[key]!r}, then {item!r}); the last one is used",
+                stacklevel=2,
+            )
+        given[key] = item
+        out.append((key, value))
     return out
 
 
@@ -210,18 +216,8 @@ def _coerce(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
         if not isinstance(value, bool):
             raise UserError(f"{key}: expected true or false, got {value!r}")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise UserError(f"{key}: expected a whole number, got {value!r}")
-        _check_range(value, key, rng)
-        return value
-    if tp is float:
-        number = parse_number(value, name=key)
-        _check_range(number, key, rng)
-        return number
+    if tp is int or tp is float:
+        return read_number(value, name=key, range=rng, whole=tp is int, hint=_hint(key))
     if tp is str:
         if not isinstance(value, str):
             raise UserError(f"{key}: expected text, got {value!r}")
@@ -231,12 +227,8 @@ def _coerce(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
     raise UserError(f"{key}: unsupported field type {tp!r}")
 
 
-def _check_range(value: float, key: str, rng: Range | None) -> None:
-    if rng is not None and not rng.holds(value):
-        hint = (
-            "; write ε in [0,1] pixel units, e.g. 8/255" if key.endswith((".eps", ".step")) else ""
-        )
-        raise UserError(f"{key}: {value:g} is out of range; allowed {rng.describe()}{hint}")
+def _hint(key: str) -> str:
+    return EPS_HINT if key.endswith((".eps", ".step")) else ""
 
 
 def plain(value: Any) -> Any:

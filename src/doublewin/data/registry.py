@@ -18,7 +18,7 @@ from doublewin.core.errors import UserError
 from doublewin.data.embedded import extra_test_images, load_embedded
 from doublewin.data.imageset import ImageSet
 from doublewin.data.printed import NUM_CLASSES as CHARS_CLASSES
-from doublewin.data.real import folder_classes, read_cifar, read_folder, read_svhn_mat, svhn_file
+from doublewin.data.real import read_cifar, read_folder, read_svhn_mat, same_classes, svhn_file
 from doublewin.data.splits import channel_stats, stratified_holdout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -154,6 +154,20 @@ def data_root(root: str | Path | None = None) -> Path:
         return Path(root).expanduser()
     env = os.environ.get("DOUBLEWIN_DATA")
     return Path(env).expanduser() if env else Path("data")
+
+
+def check_val_size(name: str, val_size: int | None, key: str) -> None:
+    """Before anything runs: an explicit ``val_size`` leaves training images of ``name``'s
+    files (known for the embedded sets; a real dataset's files are counted when read)."""
+    if val_size is None or name.startswith("folder:") or name not in _REGISTRY:
+        return
+    info = _REGISTRY[name]
+    files = info.splits["train"] + info.splits["val"]
+    if info.kind == "embedded" and val_size >= files:
+        raise UserError(
+            f"{key}: {val_size} must be smaller than the {files:,} training images of {name}; "
+            f"hold out fewer (e.g. {info.splits['val']})"
+        )
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -333,7 +347,7 @@ def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
         top = Path(info.files).expanduser()
         test_dir = top / "val" if (top / "val").is_dir() else top / "test"
         default_val = None
-    classes = folder_classes(top / "train")
+    classes = same_classes(top / "train", test_dir)
     full = read_folder(top / "train", classes)
     test = read_folder(test_dir, classes)
     count = val_size or _default_val(default_val, len(full))

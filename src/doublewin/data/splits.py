@@ -34,11 +34,35 @@ def stratified_holdout(
     held_index = torch.cat(held) if held else torch.empty(0, dtype=torch.int64)
     if taken < count:  # rounding: top up from the rest in seeded order
         rest = order[~torch.isin(order, held_index)]
-        held_index = torch.cat([held_index, rest[: count - taken]])
+        held_index = torch.cat([held_index, _top_up(labels, rest, held_index, count - taken)])
     held_index = held_index[:count]
     keep = torch.ones(n, dtype=torch.bool)
     keep[held_index] = False
     return keep.nonzero().squeeze(1), torch.sort(held_index).values
+
+
+def _top_up(
+    labels: torch.Tensor, rest: torch.Tensor, held: torch.Tensor, wanted: int
+) -> torch.Tensor:
+    """``wanted`` more of ``rest``, in its order, never the last training image of a class (a
+    class of one image would otherwise be left with nothing to train on)."""
+    left = {int(c): int((labels == c).sum()) for c in torch.unique(labels)}
+    for c in labels[held].tolist():
+        left[int(c)] -= 1
+    chosen: list[int] = []
+    for index in rest.tolist():
+        if len(chosen) == wanted:
+            break
+        c = int(labels[index])
+        if left[c] > 1:
+            chosen.append(index)
+            left[c] -= 1
+    if len(chosen) < wanted:
+        raise UserError(
+            f"val_size {len(held) + wanted}: holding out that many images would leave a class "
+            f"without a training image; hold out at most {len(held) + len(chosen)}"
+        )
+    return torch.tensor(chosen, dtype=torch.int64)
 
 
 def take_fraction(

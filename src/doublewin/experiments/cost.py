@@ -241,6 +241,13 @@ class Work:
         row[2] += forwards
         row[3] += floors
 
+    def add_times(self, other: Work, times: int) -> None:
+        """``other``'s work, ``times`` over."""
+        for shape, row in other.batches.items():
+            self.add(shape, *(times * v for v in row))
+        for key, steps in other.training.items():
+            self.training[key] = self.training.get(key, 0.0) + times * steps
+
 
 def _evaluations(work: Work, shape, n: int, attack: AttackSpec | None, regime: str) -> None:
     """SA (and RA under ``attack``) of ``n`` images in batches of ``shape``'s size (a split
@@ -268,16 +275,21 @@ def _training(work: Work, arch: str, res: int, train: TrainSpec, n_train: int, n
     attack_steps = train.attack.steps * train.attack.restarts if train.regime == "at" else 0
     key = (arch, res, train.batch_size, train.regime, attack_steps)
     work.training[key] = work.training.get(key, 0.0) + steps
-    validations = sum(
-        1
-        for epoch in range(max(1, train.select_from_epoch), train.epochs + 1)
-        if epoch % train.val_every == 0 or epoch == train.epochs
-    )
+    validations = validation_count(train)
     eval_shape = (arch, res, eval_batch_size(train.batch_size, res))
-    for _ in range(validations):
-        _evaluations(
-            work, eval_shape, n_val, train.val_attack if train.val_ra else None, train.regime
-        )
+    once = Work({})
+    _evaluations(once, eval_shape, n_val, train.val_attack if train.val_ra else None, train.regime)
+    work.add_times(once, validations)
+
+
+def validation_count(train: TrainSpec) -> int:
+    """The epochs that validate: every ``val_every``-th from ``select_from_epoch`` on, and the
+    last (counted, not enumerated: an absurd epoch count costs nothing to estimate)."""
+    first, last, every = max(1, train.select_from_epoch), train.epochs, train.val_every
+    if first > last:
+        return 0
+    multiples = last // every - (first - 1) // every
+    return multiples + (0 if last % every == 0 else 1)
 
 
 def job_work(job: Job, default_arch: str) -> Work:
@@ -293,8 +305,9 @@ def job_work(job: Job, default_arch: str) -> Work:
         _evaluations(work, eval_shape, n_val, spec.eval_attack, spec.train.regime)
     elif job.stage == "tickets" and spec.method == "imp":
         n_train, n_val, _ = data_sizes(spec.data)
-        for _ in range(spec.rounds):
-            _training(work, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
+        one_round = Work({})
+        _training(one_round, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
+        work.add_times(one_round, spec.rounds)
     elif job.stage in ("transfer", "landscape"):
         transfer = spec.transfer if job.stage == "landscape" else spec
         n_train, n_val, n_test = data_sizes(transfer.data)

@@ -7,13 +7,13 @@ repository root) so an installed ``doublewin demo`` finds them.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from doublewin.core import paths
+from doublewin.core.resources import cpu_cores
 
 
 def config_dir() -> Path:
@@ -39,7 +39,7 @@ def demo_jobs(device: str = "auto", per_gpu: int | None = None) -> int:
     better than two cores share one)."""
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return max(1, torch.cuda.device_count()) * (per_gpu or WORKERS_PER_GPU)
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, cpu_cores())
 
 
 # `doublewin demo --landscapes`: the paper's Figure 6 at the demo's scale, added to its run (the

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures as futures
 import contextlib
+import importlib.util
 import io
 import logging
 import multiprocessing
@@ -39,6 +40,24 @@ ExecutorKind = Literal["local", "ray", "slurm"]
 EXECUTORS = ("local", "ray", "slurm")
 # How often the Slurm pool asks submitit whether its jobs finished.
 SLURM_POLL_SECONDS = 2.0
+# What of sbatch's own words goes into the one line of a refusal.
+SAID_LIMIT = 300
+
+
+# The package each executor beyond this machine needs, and the extra that installs it.
+EXECUTOR_PACKAGES = {"ray": ("ray", "Ray"), "slurm": ("submitit", "submitit")}
+
+
+def require_executor(kind: str) -> None:
+    """One UserError when the package of executor ``kind`` is not installed: checked before
+    the run writes or computes anything."""
+    if kind not in EXECUTOR_PACKAGES:
+        return
+    module, name = EXECUTOR_PACKAGES[kind]
+    if importlib.util.find_spec(module) is None:
+        raise UserError(
+            f"--executor {kind} needs {name}; install it with `pip install 'doublewin[{kind}]'`"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,13 +141,10 @@ class LocalPool(Pool):
 
 class RayPool(Pool):
     def __init__(self, options: ExecutorOptions, threads: int):
-        try:
-            # deferred: Ray is an optional extra and takes seconds to import
-            import ray
-        except ImportError:
-            raise UserError(
-                "--executor ray needs Ray; install it with `pip install doublewin[ray]`"
-            ) from None
+        require_executor("ray")
+        # deferred: Ray is an optional extra and takes seconds to import
+        import ray
+
         self.ray = ray
         if not ray.is_initialized():
             ray.init(
@@ -163,13 +179,10 @@ class RayPool(Pool):
 
 class SlurmPool(Pool):
     def __init__(self, options: ExecutorOptions, threads: int):
-        try:
-            # deferred: submitit is an optional extra
-            import submitit
-        except ImportError:
-            raise UserError(
-                "--executor slurm needs submitit; install it with `pip install doublewin[slurm]`"
-            ) from None
+        require_executor("slurm")
+        # deferred: submitit is an optional extra
+        import submitit
+
         if options.folder is None:
             raise UserError("--executor slurm needs a folder for its job files")
         # submitit logs every status poll to stdout; only its errors belong in our output.
@@ -220,7 +233,7 @@ class SlurmPool(Pool):
                         (self.executor.submit(fn, *args), future) for future, fn, args, _ in batch
                     ]
             except Exception as exc:  # sbatch refused or no controller answered
-                reason = " ".join(("".join(said) or str(exc)).split())[:200]
+                reason = _words(" ".join(("".join(said) or str(exc)).split()), SAID_LIMIT)
                 reason = reason or type(exc).__name__
                 raise RunFailure(
                     f"Slurm did not take the jobs ({reason}); check the cluster with sinfo, or "
@@ -275,6 +288,14 @@ def _stderr_into(said: list[str]) -> Iterator[None]:
             if ok and text:
                 sys.stderr.write(text)
             said.append(text)
+
+
+def _words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, marked with …."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return f"{cut} …"
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

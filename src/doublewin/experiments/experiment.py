@@ -30,22 +30,29 @@ from doublewin.core.specs import (
     load_yaml,
 )
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
+from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import (
     anchor_rungs,
-    as_list,
     check_landscape,
     deep_merge,
+    fraction_list,
     int_list,
+    name_list,
     parse_search,
     per_method,
     run_name,
+    seed_list,
     ticket_fractions,
 )
 from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
-from doublewin.experiments.pretraining import Pretraining, parse_pretrain
-from doublewin.models import read_weights_meta
+from doublewin.experiments.pretrainings import (
+    Pretraining,
+    arch_of,
+    input_size_of,
+    parse_pretrain,
+)
 from doublewin.tickets.ladder import imp_ladder
-from doublewin.tickets.patterned import check_fits
+from doublewin.tickets.patterned import check_plan
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -60,6 +67,9 @@ TOP_LEVEL_KEYS = (
     "analysis",
     "search",
 )
+# Top-level keys of this prefix hold YAML anchors shared by merge keys (<<: *common), as
+# Compose files' extension fields do; the experiment reads nothing else of them.
+SHARED = "x-"
 TICKET_GRID_KEYS = (
     "methods",
     "imp_regimes",
@@ -143,9 +153,14 @@ def load_experiment(
 
 
 def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
-    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    unknown = sorted(
+        (k for k in raw if k not in TOP_LEVEL_KEYS and not str(k).startswith(SHARED)), key=str
+    )
     if unknown:
-        raise UserError(f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+        raise UserError(
+            f"{unknown[0]}: unknown key; known keys: {', '.join(TOP_LEVEL_KEYS)} (a section "
+            f"that only holds YAML anchors to share, &name / <<: *name, is named {SHARED}…)"
+        )
     name = run_name(raw.get("name", "experiment"))
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
@@ -167,7 +182,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 f"seeds: {given} is one number; write seeds: [0, 1, 2] for three seeds, "
                 f"seeds: [{given}] for the seed {given}, or seeds: auto"
             )
-        seeds = int_list(given, "seeds")
+        seeds = seed_list(given, "seeds")
     if not seeds:
         raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
 
@@ -176,11 +191,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     transfer = raw.get("transfer") or {}
     if not isinstance(transfer, Mapping):
         raise UserError("transfer: expected a mapping")
-    datasets = tuple(str(d) for d in as_list(transfer.get("datasets", ["digits"])))
-    fractions = tuple(
-        from_dict(DataSpec, {"fraction": f}, path=f"transfer.fractions[{i}]").fraction
-        for i, f in enumerate(as_list(transfer.get("fractions", [1.0])))
-    )
+    datasets = tuple(name_list(transfer.get("datasets", ["digits"]), "transfer.datasets"))
+    fractions = tuple(fraction_list(transfer.get("fractions", [1.0]), "transfer.fractions"))
     regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
     if not isinstance(regimes_raw, Mapping) or not regimes_raw:
         raise UserError("transfer.regimes: expected a mapping with st and/or at")
@@ -200,7 +212,9 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
             raise UserError(
                 f"transfer.data.{key}: set it through transfer.datasets / transfer.fractions"
             )
-    from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
+    checked_data = from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
+    for dataset in datasets:
+        check_val_size(dataset, checked_data.val_size, "transfer.data.val_size")
     eval_attack = from_dict(
         AttackSpec,
         deep_merge({"steps": 20, "bn_mode": "eval"}, transfer.get("eval_attack") or {}),
@@ -245,7 +259,7 @@ def _methods(section: Any) -> list[str]:
     """The ticket methods of the tickets section (IMP by default)."""
     if not isinstance(section, Mapping):
         return ["imp"]
-    return [str(m) for m in as_list(section.get("methods", ["imp"]))]
+    return name_list(section.get("methods", ["imp"]), "tickets.methods")
 
 
 def _parse_tickets(
@@ -256,7 +270,7 @@ def _parse_tickets(
     if not isinstance(section, Mapping):
         raise UserError("tickets: expected a mapping")
     methods = _methods(section)
-    imp_regimes = [str(r) for r in as_list(section.get("imp_regimes", ["std"]))]
+    imp_regimes = name_list(section.get("imp_regimes", ["std"]), "tickets.imp_regimes")
     for i, regime in enumerate(imp_regimes):
         if regime not in ("std", "at"):
             raise UserError(f"tickets.imp_regimes[{i}]: {regime!r} is not one of std, at")
@@ -269,7 +283,9 @@ def _parse_tickets(
             )
     if "patterns" in section and "pattern" in base:
         raise UserError("tickets.pattern: give either pattern or patterns, not both")
-    patterns = as_list(section.get("patterns")) or [base.get("pattern", "unstructured")]
+    patterns = name_list(section.get("patterns"), "tickets.patterns") or [
+        base.get("pattern", "unstructured")
+    ]
     out = []
     for p in pretrainings:
         if not p.tickets:
@@ -286,24 +302,11 @@ def _parse_tickets(
             spec = from_dict(
                 TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
             )
+            check_plan(spec, arch_of(p), input_size_of(p))
+            check_val_size(spec.data.name, spec.data.val_size, "tickets.data.val_size")
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":
                 # One-shot methods are drawn at the IMP ladder so methods meet at equal
                 # sparsity.
                 spec = replace(spec, sparsities=imp_ladder(spec.prune_rate, spec.rounds))
-            if spec.pattern != "unstructured":
-                check_fits(spec, _arch_of(p), _input_size_of(p))
             out.append((p.label, spec))
     return tuple(out), rungs
-
-
-def _arch_of(p: Pretraining) -> str | None:
-    if p.spec is not None:
-        return p.spec.arch
-    meta = read_weights_meta(p.path) if p.path is not None else None
-    return meta.arch if meta is not None else None
-
-
-def _input_size_of(p: Pretraining) -> int | None:
-    if p.spec is not None and p.spec.data.resolution:
-        return p.spec.data.resolution
-    return None

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from doublewin.core.errors import UserError
+from doublewin.core.numbers import SEED, Range, read_number
 from doublewin.core.specs import DataSpec
-from doublewin.core.typed import from_dict
+from doublewin.core.typed import distinct, from_dict
 
 
 class Grid(Protocol):
@@ -85,8 +86,14 @@ def per_method(value: Any, methods: list[str], key: str, parse: Any) -> Any:
 
 
 def run_name(value: Any) -> str:
-    """The experiment's name: one folder name under runs/ (no separator, no `..`, not empty)."""
-    name = str(value).strip() if value is not None else ""
+    """The experiment's name: one folder name under runs/ (text: no separator, no `..`, not
+    empty)."""
+    if value is not None and not isinstance(value, str):
+        raise UserError(
+            f"name: {value!r} is not text; the run goes to runs/<name>, so name it with "
+            "letters, digits, '-' or '_' (quote a number: name: '2024')"
+        )
+    name = value.strip() if value is not None else ""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise UserError(
             f"name: {value!r} is not a folder name; the run goes to runs/<name>, so name it "
@@ -95,13 +102,28 @@ def run_name(value: Any) -> str:
     return name
 
 
-def int_list(value: Any, key: str) -> list[int]:
+def int_list(value: Any, key: str, range: Range | None = None) -> list[int]:  # noqa: A002
+    """Whole numbers, each in ``range``, none twice."""
+    items = as_list(value)
+    out = [read_number(v, name=f"{key}[{i}]", whole=True, range=range) for i, v in enumerate(items)]
+    return distinct(out, key)
+
+
+def seed_list(value: Any, key: str) -> list[int]:
+    """Seeds: whole numbers of 32 bits (core/seeds.py), none twice."""
+    return int_list(value, key, SEED)
+
+
+def name_list(value: Any, key: str) -> list[str]:
+    """Names (datasets, methods, regimes, labels): text, none twice."""
     out = []
     for i, item in enumerate(as_list(value)):
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise UserError(f"{key}[{i}]: expected a whole number, got {item!r}")
+        if not isinstance(item, str):
+            raise UserError(
+                f"{key}[{i}]: {item!r} is not a name; names are text (quote it: '{item}')"
+            )
         out.append(item)
-    return out
+    return distinct(out, key)
 
 
 def ticket_fractions(section: Any, fractions: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
@@ -114,8 +136,8 @@ def ticket_fractions(section: Any, fractions: tuple[float, ...]) -> dict[str, tu
         raise UserError(
             "tickets.transfer_fractions: map a method to its fractions, e.g. {random: [1.0]}"
         )
-    methods = [str(m) for m in as_list(section.get("methods", ["imp"]))]
-    out = per_method(value, methods, "tickets.transfer_fractions", _fraction_list)
+    methods = name_list(section.get("methods", ["imp"]), "tickets.methods")
+    out = per_method(value, methods, "tickets.transfer_fractions", fraction_list)
     for method, chosen in out.items():
         missing = [f for f in chosen if f not in fractions]
         if missing:
@@ -126,11 +148,15 @@ def ticket_fractions(section: Any, fractions: tuple[float, ...]) -> dict[str, tu
     return out
 
 
-def _fraction_list(value: Any, key: str) -> list[float]:
-    return [
-        from_dict(DataSpec, {"fraction": f}, path=f"{key}[{i}]").fraction
-        for i, f in enumerate(as_list(value))
-    ]
+def fraction_list(value: Any, key: str) -> list[float]:
+    """Data fractions in (0, 1] (the DataSpec field's range), none twice."""
+    return distinct(
+        [
+            from_dict(DataSpec, {"fraction": f}, path=f"{key}[{i}]").fraction
+            for i, f in enumerate(as_list(value))
+        ],
+        key,
+    )
 
 
 # The adaptive searches an experiment can ask for (``search:``, or ``doublewin run --search``).

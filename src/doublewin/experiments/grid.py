@@ -21,7 +21,7 @@ from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
 from doublewin.core.typed import from_dict
 from doublewin.experiments.experiment import Experiment
 from doublewin.experiments.landscapes import landscape_spec, nearest_rung
-from doublewin.experiments.pretraining import Pretraining
+from doublewin.experiments.pretrainings import Pretraining
 from doublewin.tickets.ladder import ticket_ladder
 
 

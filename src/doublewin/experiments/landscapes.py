@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from doublewin.core.errors import UserError
-from doublewin.core.specs import DataSpec, LandscapeSpec
+from doublewin.core.numbers import UNIT_CLOSED_OPEN, read_number
+from doublewin.core.specs import LandscapeSpec
 from doublewin.core.typed import from_dict
+from doublewin.experiments.fields import fraction_list, name_list, seed_list
 
 SELECT_KEYS = ("sparsity", "method", "imp_regime", "regimes", "fractions", "seeds", "pretrainings")
 # The paper's Figure 6 ticket: IMP with ST inside, at 73.79% sparsity, AT-transferred.
@@ -61,17 +63,16 @@ def parse_analysis(section: Any) -> LandscapePlan | None:
         )
     # Validate the spec fields now, with the user's key path in the message.
     from_dict(LandscapeSpec, fields, path="analysis.landscape")
-    regimes = tuple(str(r) for r in _list(raw.get("regimes", ["at"])))
+    regimes = tuple(name_list(raw.get("regimes", ["at"]), "analysis.landscape.regimes"))
     for i, regime in enumerate(regimes):
         if regime not in ("st", "at"):
             raise UserError(f"analysis.landscape.regimes[{i}]: {regime!r} is not st or at")
-    sparsity = raw.get("sparsity", FIGURE6_SPARSITY)
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise UserError(f"analysis.landscape.sparsity: expected a number, got {sparsity!r}")
-    if not 0 <= float(sparsity) < 1:
-        raise UserError(
-            f"analysis.landscape.sparsity: {sparsity} is not in [0, 1); write e.g. 0.7379"
-        )
+    sparsity = read_number(
+        raw.get("sparsity", FIGURE6_SPARSITY),
+        name="analysis.landscape.sparsity",
+        range=UNIT_CLOSED_OPEN,
+        hint="; write e.g. 0.7379",
+    )
     fractions = raw.get("fractions")
     return LandscapePlan(
         sparsity=float(sparsity),
@@ -80,14 +81,13 @@ def parse_analysis(section: Any) -> LandscapePlan | None:
         regimes=regimes,
         fractions=None
         if fractions is None
-        else tuple(
-            from_dict(DataSpec, {"fraction": f}, path=f"analysis.landscape.fractions[{i}]").fraction
-            for i, f in enumerate(_list(fractions))
-        ),
-        seeds=None if raw.get("seeds") is None else tuple(int(s) for s in _list(raw["seeds"])),
+        else tuple(fraction_list(fractions, "analysis.landscape.fractions")),
+        seeds=None
+        if raw.get("seeds") is None
+        else tuple(seed_list(raw["seeds"], "analysis.landscape.seeds")),
         pretrainings=None
         if raw.get("pretrainings") is None
-        else tuple(str(p) for p in _list(raw["pretrainings"])),
+        else tuple(name_list(raw["pretrainings"], "analysis.landscape.pretrainings")),
         fields=fields,
     )
 
@@ -100,7 +100,3 @@ def nearest_rung(ladder: Sequence[float], target: float) -> int:
 def landscape_spec(plan: LandscapePlan, transfer: Any) -> LandscapeSpec:
     spec = from_dict(LandscapeSpec, dict(plan.fields), path="analysis.landscape")
     return dataclasses.replace(spec, transfer=transfer)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -61,16 +61,17 @@ def collect_rows(jobs: Iterable[Job], store: Store) -> list[dict[str, Any]]:
     return rows
 
 
-def keeps_finished_rows(run_dir: Path, jobs: Sequence[Job]) -> None:
-    """Refuse a run folder whose results.csv holds finished runs ``jobs`` do not make: the
-    folder belongs to another experiment, whose table the run would shrink."""
+def keeps_finished_rows(run_dir: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """The rows of the run folder's results.csv (whose columns a user may have added to), or
+    one UserError when it holds finished runs ``jobs`` do not make: the folder belongs to
+    another experiment, whose table the run would shrink."""
     table = run_dir / paths.RESULTS
     if not table.is_file():
-        return
+        return []
     try:
         rows = read_results_csv(table)
     except UserError:
-        return  # a damaged table is rebuilt from the store
+        return []  # a damaged table is rebuilt from the store
     planned = {job.id for job in jobs}
     dropped = [row for row in rows if row.get("job") and row["job"] not in planned]
     if dropped:
@@ -81,6 +82,7 @@ def keeps_finished_rows(run_dir: Path, jobs: Sequence[Job]) -> None:
             f"{first.get('regime')} seed {first.get('seed')}); pass --out for a new run "
             "folder, or remove that one"
         )
+    return rows
 
 
 def compute_meta(jobs: Sequence[Job], store: Store) -> dict[str, dict[str, float]]:

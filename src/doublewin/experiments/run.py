@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from doublewin.analysis.report import write_report
-from doublewin.analysis.results_table import write_results_csv
+from doublewin.analysis.results_table import kept_columns, write_results_csv
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_text
 from doublewin.core.errors import UserError
@@ -194,7 +194,7 @@ def execute(
     context = context_for(
         plan, device=device, data_root=data_root, threads=threads, compile=compile
     )
-    keeps_finished_rows(plan.run_dir, plan.jobs)
+    earlier = keeps_finished_rows(plan.run_dir, plan.jobs)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_resolved(plan)
     store = plan.store
@@ -217,7 +217,9 @@ def execute(
             rows_by_job.update({r["job"]: r for r in collect_rows(plan.jobs, store)})
         order = {j.id: i for i, j in enumerate(plan.jobs)}
         rows = sorted(rows_by_job.values(), key=lambda r: order.get(r["job"], 0))
-        write_results_csv(rows, results_path)
+        rows = kept_columns(rows, earlier)  # a column the user added stays
+        if rows:  # a run that has finished no transfer yet leaves no empty table behind
+            write_results_csv(rows, results_path)
         last_write[0] = time.monotonic()
         return rows
 

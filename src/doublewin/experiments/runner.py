@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from doublewin.core import paths
 from doublewin.core.errors import DoublewinError, RunFailure, UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.progress import NULL_PROGRESS, Progress
+from doublewin.core.resources import cpu_cores
 from doublewin.experiments.executors import ExecutorOptions, make_pool
 from doublewin.experiments.grid import Job
 from doublewin.experiments.store import Entry, Store
@@ -260,7 +260,7 @@ def run_jobs(
         # Locally the cores are shared among the workers; on a cluster a job asks for one CPU
         # unless --threads says more (the scheduler packs jobs onto the nodes' cores).
         threads = context.threads or (
-            max(1, (os.cpu_count() or 1) // workers) if executor.kind == "local" else 1
+            max(1, cpu_cores() // workers) if executor.kind == "local" else 1
         )
         with make_pool(executor, workers, threads) as pool:
             running: dict[futures.Future, tuple[Job, str | None]] = {}

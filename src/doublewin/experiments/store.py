@@ -21,7 +21,7 @@ from typing import Any
 
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json, atomic_write_text
-from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.errors import Diverged, RunFailure, UserError
 from doublewin.core.hashing import canonical, spec_hash
 from doublewin.core.typed import to_dict
 from doublewin.experiments.locks import entry_lock
@@ -141,14 +141,19 @@ class Store:
         entry = self.entry(stage, spec)
         if entry.done:
             return entry
-        with entry.lock():
-            if entry.done:  # another process finished it while we waited
-                return entry
-            entry.open()
-            if not resumable:
-                entry.clear()
-            metrics = compute(entry)
-            entry.finish(metrics)
+        try:
+            with entry.lock():
+                if entry.done:  # another process finished it while we waited
+                    return entry
+                entry.open()
+                if not resumable:
+                    entry.clear()
+                metrics = compute(entry)
+                entry.finish(metrics)
+        except Diverged:
+            # This spec can never finish: its checkpoints are no start for another one.
+            shutil.rmtree(entry.path, ignore_errors=True)
+            raise
         return entry
 
     def entries(self, stage: str | None = None) -> list[Entry]:

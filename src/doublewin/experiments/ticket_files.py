@@ -86,7 +86,25 @@ def parse_ticket_files(
                 pattern=str((ticket.info.extra or {}).get("pattern") or "unstructured"),
             )
         )
-    return tuple(out)
+    return _distinct_files(out, key)
+
+
+def _distinct_files(files: list[TicketFile], key: str) -> tuple[TicketFile, ...]:
+    """``files``, or one UserError where two hold one mask (a file listed twice, or one mask
+    in both formats) or sit on one rung of one ladder: the grid would run one of them."""
+    seen: dict[object, Path] = {}
+    for f in files:
+        for what, identity in (
+            ("the same mask as", f.mask_hash),
+            ("the same rung as", (f.method, f.imp_regime, f.pattern, f.sparsity)),
+        ):
+            if identity in seen:
+                raise UserError(
+                    f"{key}: {f.path} holds {what} {seen[identity]} ({f.method} at sparsity "
+                    f"{f.sparsity:g}), and would run once; keep one of them"
+                )
+            seen[identity] = f.path
+    return tuple(files)
 
 
 def _ticket_paths(value: Any, key: str) -> list[Path]:

@@ -39,7 +39,7 @@ from doublewin.models.robustbench import (
     is_robustbench_name,
     state_signature,
 )
-from doublewin.models.weights import WeightsMeta, content_hash, load_strict
+from doublewin.models.weights import WeightsMeta, content_hash, load_strict, read_weights_meta
 
 Format = Literal["torchvision", "robustness", "fast-adversarial", "robustbench", "huggingface"]
 FORMATS: tuple[str, ...] = (
@@ -192,6 +192,12 @@ def import_checkpoint(
     path = Path(path)
     if format not in FORMATS:
         raise UserError(f"--format {format}: use one of {', '.join(FORMATS)}")
+    if path.is_file() and read_weights_meta(path) is not None:
+        raise UserError(
+            f"{path}: already a doublewin weights file; use it as it is (import-weights "
+            "converts foreign checkpoints, and would give it another normalization under the "
+            "same content hash)"
+        )
     if format == "huggingface":
         model, config = load_encoder(path, num_classes)
         state = model.state_dict()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from doublewin.attacks.autoattack import require_torchattacks
 from doublewin.core.errors import UserError
 from doublewin.core.specs import EvaluateSpec
 from doublewin.data import ImageSet, first_images, load_dataset, make_loader
@@ -55,6 +56,8 @@ def measure(spec: EvaluateSpec, inputs: Inputs, env: Environment) -> Measured:
     """The evaluate stage's measurement, with the images it ran on (see `evaluate`)."""
     if inputs.weights is None:
         raise UserError("evaluate needs a weights file; pass --weights FILE")
+    if spec.autoattack:
+        require_torchattacks()  # before the PGD evaluation, not after it
     device = env.device
     model, meta = load_model(inputs.weights, device=device)
     splits = load_dataset(

@@ -86,6 +86,7 @@ def export_ticket(
 ) -> Exported:
     """Export ``ticket_path`` applied to ``weights`` into the folder ``out`` (written under a
     temporary name and renamed into place, so a failed export leaves nothing)."""
+    _check_out(out)
     with atomic_folder(out) as folder:
         return write_export(weights, ticket_path, folder, out=out, batch=batch, csr=csr)
 
@@ -115,6 +116,11 @@ def write_export(
         batch = torch.rand(16, 3, size, size, generator=generator)
     size = int(batch.shape[-1])
     pattern = str((ticket.info.extra or {}).get("pattern") or "unstructured")
+    if csr and pattern != "unstructured":
+        raise UserError(
+            f"--csr writes the CSR form of an unstructured ticket; {ticket_path} is a {pattern} "
+            "ticket, so it would write nothing: leave --csr out"
+        )
     notes: list[str] = []
     if pattern == "channel":
         exported = _channel(masked, mask, meta, size, folder)
@@ -169,6 +175,15 @@ def _plain_module(masked: nn.Module, batch: torch.Tensor, folder: Path) -> None:
     if difference <= TOLERANCE * max(1.0, scale):
         (folder / paths.EXPORT_ARCHITECTURE).write_text(json.dumps(description, indent=2) + "\n")
         shutil.copyfile(slim.__file__, folder / paths.EXPORT_MODULE)
+
+
+def _check_out(out: Path) -> None:
+    """An export replaces an earlier export in ``out``, never a folder of other files."""
+    if out.is_dir() and any(out.iterdir()) and not (out / paths.EXPORT_SUMMARY).is_file():
+        raise UserError(
+            f"--out {out}: a folder of other files (no {paths.EXPORT_SUMMARY} of an export), "
+            "which the export would replace; pass a new folder"
+        )
 
 
 def _meta(meta: WeightsMeta, pattern: str, mask: Mask, **extra: Any) -> WeightsMeta:

@@ -35,6 +35,7 @@ from doublewin.core.foreign import TICKET_FILE, reading
 from doublewin.core.specs import MaskScope
 from doublewin.tickets.mask import Mask, pack_bits, unpack_bits
 from doublewin.tickets.official import load_official
+from doublewin.tickets.patterned import verified
 from doublewin.tickets.ticket import FORMAT, Ticket, TicketInfo
 
 VERSION = "1"
@@ -89,15 +90,17 @@ def save_ticket(path: str | Path, ticket: Ticket, *, encoding: str = "packbits+d
     return path
 
 
-def load_ticket(path: str | Path) -> Ticket:
-    """Read a doublewin ticket or an official Double-Win-LTH mask file (by content)."""
+def load_ticket(path: str | Path, *, verify: bool = True) -> Ticket:
+    """Read a doublewin ticket or an official Double-Win-LTH mask file (by content); with
+    ``verify``, its mask must hold the pattern its file records (patterned.verified)."""
     with reading(path, *TICKET_FILE) as path:
-        if _looks_like_safetensors(path):
-            return _load_doublewin(path)
-        return load_official(path)
+        ticket = _load_doublewin(path) if looks_like_safetensors(path) else load_official(path)
+    return verified(path, ticket) if verify else ticket
 
 
-def _looks_like_safetensors(path: Path) -> bool:
+def looks_like_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file (a doublewin ticket, not an official
+    torch state dict)."""
     with open(path, "rb") as handle:
         head = handle.read(9)
     if len(head) < 9:

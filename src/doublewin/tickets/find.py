@@ -31,7 +31,7 @@ from doublewin.models import load_model, replace_head
 from doublewin.tickets.files import save_ticket
 from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
-from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
+from doublewin.tickets.ladder import check_rungs, imp_ladder, imp_rounds, ticket_ladder
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
@@ -126,6 +126,7 @@ def draw_tickets(
             f"multiple of {spec.nm[1]}: {', '.join(left_out)}"
         )
     scope_mask = Mask.dense(model, spec.scope)
+    check_rungs(spec, scope_mask.num_total, source.arch)
     pattern = Pattern.of(spec, model, scope_mask, source.input_size)
     spec_dict = recorded_spec(spec)
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.errors import Diverged, UserError
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.seeds import stream
 from doublewin.core.specs import GemMinerSpec
@@ -186,7 +186,7 @@ def gem_miner_mask(
                 reg = sum((s * s).sum() for s in wrapped.scores)
                 total = loss + spec.lam * reg
                 if not torch.isfinite(total):
-                    raise RunFailure(
+                    raise Diverged(
                         f"gem-miner loss became {total.item()} at step {step}; lower gem_miner.lr"
                     )
                 optimizer.zero_grad(set_to_none=True)

@@ -9,6 +9,8 @@ everywhere without tolerances.
 
 from __future__ import annotations
 
+import math
+
 from doublewin.core.errors import UserError
 from doublewin.core.results import SPARSITY_DIGITS
 from doublewin.core.specs import TicketSpec
@@ -61,3 +63,39 @@ def imp_rounds(spec: TicketSpec) -> int:
             )
         rounds = max(rounds, ladder.index(rung) + 1)
     return rounds
+
+
+def check_rungs(spec: TicketSpec, total: int, arch: str) -> None:
+    """Before anything is drawn: every rung of the spec's ladder keeps at least one of the
+    ``total`` prunable weights of ``arch``, and no two rungs are one at 6 digits (a ticket
+    file is named by its rung). N:M keeps N of every M by construction."""
+    if spec.pattern == "nm":
+        return
+    ladder = ticket_ladder(spec)
+    for k, rung in enumerate(ladder, 1):
+        kept = total - round(rung * total)
+        if kept >= 1 and rung not in ladder[: k - 1]:
+            continue
+        what = f"keeps {kept} of the {total:,} prunable weights of {arch or 'the model'}"
+        if rung in ladder[: k - 1]:
+            what = f"is the same rung as the one before it at {SPARSITY_DIGITS} digits"
+        if spec.sparsities:
+            sparsest = math.floor((1 - 1 / total) * 10**SPARSITY_DIGITS) / 10**SPARSITY_DIGITS
+            raise UserError(
+                f"tickets.sparsities: {rung:.6f} {what}; the sparsest rung that keeps a weight "
+                f"is {sparsest:.6f}"
+            )
+        rounds = _rounds_that_keep(spec.prune_rate, total)
+        raise UserError(
+            f"tickets.rounds: round {k} of the IMP ladder 1 − {1 - spec.prune_rate:g}^k is "
+            f"{rung:.6f}, which {what}; use at most rounds: {rounds}"
+        )
+
+
+def _rounds_that_keep(prune_rate: float, total: int) -> int:
+    """The longest IMP ladder of ``prune_rate`` whose rungs all keep a weight and differ."""
+    ladder = imp_ladder(prune_rate, MAX_IMP_ROUNDS)
+    for k, rung in enumerate(ladder, 1):
+        if total - round(rung * total) < 1 or rung in ladder[: k - 1]:
+            return k - 1
+    return MAX_IMP_ROUNDS

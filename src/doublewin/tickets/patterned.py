@@ -10,6 +10,7 @@ channel or an N:M mask, one shot or round by round inside IMP.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from doublewin.tickets.channels import (
     prune_channels,
     pruned_positions,
 )
-from doublewin.tickets.ladder import imp_ladder, ticket_ladder
+from doublewin.tickets.ladder import check_rungs, imp_ladder, ticket_ladder
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.nm import check_divides, check_pattern, nm_mask, ungroupable
 from doublewin.tickets.pruning import (
@@ -40,7 +41,11 @@ from doublewin.tickets.pruning import (
     prune_fraction_of_remaining,
     prune_to_sparsity,
 )
+from doublewin.tickets.ticket import Ticket
 
+# M of the N:M patterns sparse hardware runs (NVIDIA's 2:4, and its 1:2, 4:8), suggested
+# when a given M fits too few layers.
+NM_GROUP_SIZES = (4, 2, 8, 16)
 # prune(weights, mask, round) -> the next rung's mask (IMP)
 RoundPruner = Callable[[Mapping[str, torch.Tensor], Mask, int], Mask]
 
@@ -159,9 +164,7 @@ def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> Patter
     if pattern == "channel":
         if not arch:
             return PatternCheck(pattern, "architecture unknown", ("no architecture to trace",))
-        info = arch_info(arch)
-        model = build_model(arch, 10)
-        groups = prunable_groups(channel_groups(model, info.input_size), mask)
+        groups = prunable_groups(_traced_groups(arch), mask)
         problems = check_channels(mask, groups)
         total = sum(g.size for g in groups)
         summary = (
@@ -170,6 +173,29 @@ def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> Patter
         )
         return PatternCheck(pattern, summary, tuple(problems))
     return PatternCheck("unstructured", "individual weights", ())
+
+
+def verified(path: object, ticket: Ticket) -> Ticket:
+    """``ticket`` (read from ``path``) when its mask holds the pattern its file records, else
+    one UserError: a ticket labelled channel or 2:4 is exported, transferred and reported as
+    that pattern, so a label its mask breaks is refused wherever the file is read."""
+    check = verify_pattern(ticket.mask, ticket.info.extra, ticket.info.arch)
+    if check.problems:
+        raise UserError(pattern_problem(path, check))
+    return ticket
+
+
+def pattern_problem(path: object, check: PatternCheck) -> str:
+    return (
+        f"{path}: records a {check.pattern} pattern its mask does not hold "
+        f"({len(check.problems)} problem(s), first: {check.problems[0]}); draw it again"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _traced_groups(arch: str) -> list[ChannelGroup]:
+    """The channel groups of ``arch`` (traced once per process at its own input size)."""
+    return channel_groups(_model(arch), arch_info(arch).input_size)
 
 
 def nm_scope(spec: TicketSpec, model: nn.Module) -> tuple[TicketSpec, list[str]]:
@@ -190,22 +216,57 @@ def nm_scope(spec: TicketSpec, model: nn.Module) -> tuple[TicketSpec, list[str]]
         )
     if not left_out:
         return spec, []
+    _check_reach(scope_mask, n, m)
     scope = dataclasses.replace(spec.scope, exclude=(*spec.scope.exclude, *left_out))
     return dataclasses.replace(spec, scope=scope), left_out
 
 
-def check_fits(spec: TicketSpec, arch: str | None, input_size: int | None = None) -> None:
-    """Before anything runs: the spec's pattern fits the architecture at every rung of its
-    ladder (N:M: every layer's input size a multiple of M; channels: no layer emptied).
-    ``arch`` None (an imported file without metadata) is checked when the tickets are drawn."""
+def _check_reach(scope_mask: Mask, n: int, m: int) -> None:
+    """Refuse an N:M pattern that the scope's larger part cannot hold: its ticket would be far
+    less sparse than the 1 − N/M its name and its rung say."""
+    held = _held(scope_mask, m)
+    if 2 * held >= scope_mask.num_total:
+        return
+    total = scope_mask.num_total
+    real = held * (1 - n / m) / total
+    better = [k for k in NM_GROUP_SIZES if k > n and k != m and 2 * _held(scope_mask, k) >= total]
+    advice = f"e.g. M = {better[0]}" if better else "or use another pattern"
+    raise UserError(
+        f"tickets.pattern nm {n}:{m}: only {held:,} of the scope's {total:,} weights lie in "
+        f"layers whose input size is a multiple of {m}, so the ticket would be {real:.2%} "
+        f"sparse, not {1 - n / m:.2%}; choose an M most layers can hold ({advice})"
+    )
+
+
+def _held(scope_mask: Mask, m: int) -> int:
+    left_out = set(ungroupable(scope_mask, m))
+    return sum(
+        t.numel() for name, t in scope_mask.items() if name.rsplit(".", 1)[0] not in left_out
+    )
+
+
+def check_plan(spec: TicketSpec, arch: str | None, input_size: int | None = None) -> None:
+    """Before anything runs: every rung of the spec's ladder keeps a weight of the
+    architecture's scope (ladder.check_rungs), and its pattern fits the architecture at every
+    rung (N:M: most of the scope in layers whose input size is a multiple of M; channels: no
+    layer emptied). ``arch`` None (an imported file without metadata) is checked when the
+    tickets are drawn."""
     if not arch:
         return
     info = arch_info(arch)
-    model = build_model(arch, 10)
+    model = _model(arch)
     spec, _ = nm_scope(spec, model)
     scope_mask = Mask.dense(model, spec.scope)
+    check_rungs(spec, scope_mask.num_total, arch)
+    if spec.pattern != "channel":
+        return
     pattern = Pattern.of(spec, model, scope_mask, input_size or info.input_size)
     for target in ticket_ladder(spec):
-        if spec.pattern == "channel":
-            flat = {g.name: torch.zeros(g.size) for g in pattern.groups}
-            prune_channels(flat, pattern.groups, {}, target, spec.channel_ratio)
+        flat = {g.name: torch.zeros(g.size) for g in pattern.groups}
+        prune_channels(flat, pattern.groups, {}, target, spec.channel_ratio)
+
+
+@functools.lru_cache(maxsize=8)
+def _model(arch: str) -> nn.Module:
+    """The architecture once per process: the plan checks every ticket spec against it."""
+    return build_model(arch, 10)

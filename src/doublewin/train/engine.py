@@ -23,7 +23,7 @@ from torch import nn
 
 from doublewin.attacks import PGD, fgsm_rs
 from doublewin.core import distributed, paths
-from doublewin.core.errors import RunFailure, UserError
+from doublewin.core.errors import Diverged, UserError
 from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import TrainSpec
@@ -117,7 +117,7 @@ def train(
     same spec is resumed (a finished one is returned as is). ``seed`` seeds the attacks' random
     starts (the loaders carry their own seeds). ``precision``: overrides ``spec.precision``
     (``auto`` = bf16 autocast on CUDA, fp32 elsewhere); ``channels_last``: the memory layout
-    (default: `default_channels_last`); ``compile``: torch.compile the forward. Raises `RunFailure` when the loss turns NaN/inf, `UserError` for a mask that does
+    (default: `default_channels_last`); ``compile``: torch.compile the forward. Raises `Diverged` (bad input, exit 2) when the loss turns NaN/inf, `UserError` for a mask that does
     not fit the model or a checkpoint of a different spec.
     """
     device = torch.device(device)
@@ -387,7 +387,7 @@ def _check_finite(spec: TrainSpec, epoch: int, first_bad: torch.Tensor, lr: floa
 
 def _diverged(spec: TrainSpec, epoch: int, step: int, value: float, lr: float) -> None:
     what = "NaN" if math.isnan(value) else "infinite"
-    raise RunFailure(
+    raise Diverged(
         f"training loss became {what} in epoch {epoch + 1} at step {step} "
         f"({spec.regime}, lr {lr:.3g}); lower train.lr (e.g. {spec.lr / 10:.3g}) "
         "or add train.warmup_epochs"

@@ -1,6 +1,5 @@
-"""The pre-trainings of an experiment file: ``pretrain.runs``, each trained here (a pretrain
-spec, or the no-pre-training control) or imported from a weights file, with the ticket files
-a run may bring instead of drawing tickets."""
+"""The pre-trainings of an experiment file (``pretrain:``): each named run trained here from
+its spec, or imported from a weights file, with the tickets drawn from it or given as files."""
 
 from __future__ import annotations
 
@@ -15,9 +14,10 @@ from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import PretrainSpec
 from doublewin.core.typed import from_dict
+from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import deep_merge
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
-from doublewin.models import read_content_hash
+from doublewin.models import read_content_hash, read_weights_meta
 
 # What a no-pre-training control keeps of the pretrain section: the rest is training.
 CONTROL_KEYS = ("arch", "data", "seed", "kind")
@@ -118,10 +118,27 @@ def parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
             fitting_defaults("pretrain", one_eps("pretrain", merged)),
             path=f"pretrain.runs.{label}",
         )
+        check_val_size(spec.data.name, spec.data.val_size, f"pretrain.runs.{label}.data.val_size")
         wants = spec.kind != "control" if tickets is None else tickets
         files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))
         out.append(Pretraining(str(label), spec=spec, tickets=wants, ticket_files=files))
-    return tuple(out)
+    return distinct_pretrainings(out)
+
+
+def distinct_pretrainings(runs: list[Pretraining]) -> tuple[Pretraining, ...]:
+    """``runs``, or one UserError where two labels name the same pre-training (one spec, or
+    one weights file): the store keeps one entry, and the results would show one label."""
+    first: dict[str, str] = {}
+    for p in runs:
+        if p.ref in first:
+            raise UserError(
+                f"pretrain.runs.{p.label}: the same pre-training as {first[p.ref]} (same "
+                f"{'spec' if p.spec is not None else 'weights'}), which the results would show "
+                f"once, under one label; keep one of {first[p.ref]} and {p.label}, or make "
+                "them differ"
+            )
+        first[p.ref] = p.label
+    return tuple(runs)
 
 
 def _files(
@@ -132,3 +149,16 @@ def _files(
     return parse_ticket_files(
         raw, f"pretrain.runs.{label}.tickets", arch=arch, num_classes=num_classes
     )
+
+
+def arch_of(p: Pretraining) -> str | None:
+    if p.spec is not None:
+        return p.spec.arch
+    meta = read_weights_meta(p.path) if p.path is not None else None
+    return meta.arch if meta is not None else None
+
+
+def input_size_of(p: Pretraining) -> int | None:
+    if p.spec is not None and p.spec.data.resolution:
+        return p.spec.data.resolution
+    return None
