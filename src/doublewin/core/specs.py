@@ -17,6 +17,7 @@ from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading, yaml_data
+from doublewin.core.method_specs import GemMinerSpec, SuperTicketsSpec, SynFlowSpec
 from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
 
 POSITIVE = Range(0.0, None, low_open=True)
@@ -28,7 +29,21 @@ AT_LEAST_ONE = Range(1, None)
 PIXEL_UNITS = Range(0.0, 1.0)  # ε and step sizes: [0,1] pixel space
 
 Regime = Literal["std", "fat", "at"]
-TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
+TicketMethod = Literal[
+    "imp",
+    "omp",
+    "random",
+    "snip",
+    "grasp",
+    "synflow",
+    "gem-miner",
+    "supertickets",
+    "search-then-prune",
+]
+# The methods that train on the source task (ST or AT inside: tickets.imp_regimes).
+TRAINING_METHODS = ("imp", "supertickets", "search-then-prune")
+# The methods whose tickets bring their own network (architecture and weights, supernets).
+NETWORK_METHODS = ("supertickets", "search-then-prune")
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,8 @@ class TrainSpec:
     select_from_epoch: int = checked(1, range=AT_LEAST_ONE)
     # Validation RA with val_attack; false = SA only, as the official ST script.
     val_ra: bool = True
+    # Label smoothing of the cross-entropy (0: none, the paper's; SuperTickets' config: 0.1).
+    label_smoothing: float = checked(0.0, range=Range(0.0, 1.0, high_open=True))
 
     def __post_init__(self) -> None:
         if self.select_from_epoch > self.epochs:
@@ -175,50 +192,6 @@ class MaskScope:
 
 
 @dataclass(frozen=True)
-class SynFlowSpec:
-    """SynFlow options. ``iterations``: score-and-prune rounds with the exponential schedule
-    (100 in Tanaka et al.). ``bn``: how pre-trained BatchNorm enters the positive linearised
-    network: ``fold`` = the per-channel gain |γ|/√(σ²+ε) of the running statistics, no shift;
-    ``identity`` = ignored (see doublewin/tickets/synflow.py)."""
-
-    iterations: int = checked(100, range=AT_LEAST_ONE)
-    bn: Literal["fold", "identity"] = "fold"
-
-
-# Gem-Miner defaults, measured on the embedded tasks (docs/tickets.md, "Gem-Miner defaults").
-GEM_MINER_EPOCHS = 8
-GEM_MINER_PERIOD = 1
-GEM_MINER_LR = 5.0
-GEM_MINER_LAMBDA = 1e-4
-
-
-@dataclass(frozen=True)
-class GemMinerSpec:
-    """Gem-Miner options (docs/tickets.md): scores s ∈ [0,1] trained on frozen θp for
-    ``epochs`` epochs with SGD (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam``
-    × ‖s‖². After every ``period``-th epoch but the last, the lowest-scoring flagged weights
-    are flagged out, sized so the target is reached at the last freeze; at least one epoch
-    follows it. ``score_init``: ``uniform`` in [0,1] (the reference's) or ``ones`` (start from
-    the dense θp). ``final``: ``flags`` (the flag set, exactly at the target) or ``gem`` (the
-    reference's flag ∧ 1[s > 0.5], at or above it)."""
-
-    epochs: int = checked(GEM_MINER_EPOCHS, range=Range(2, None))
-    period: int = checked(GEM_MINER_PERIOD, range=AT_LEAST_ONE)
-    lr: float = checked(GEM_MINER_LR, range=POSITIVE)
-    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
-    lam: float = checked(GEM_MINER_LAMBDA, range=NON_NEGATIVE)
-    score_init: Literal["uniform", "ones"] = "uniform"
-    final: Literal["flags", "gem"] = "flags"
-
-    def __post_init__(self) -> None:
-        if self.epochs <= self.period:
-            raise UserError(
-                f"gem_miner.epochs {self.epochs} leaves no freeze with period {self.period}: "
-                f"use epochs > period (e.g. epochs: {self.period + 1})"
-            )
-
-
-@dataclass(frozen=True)
 class TicketSpec:
     """Draw masks from the pre-trained weights θp (referenced by content hash).
 
@@ -228,8 +201,10 @@ class TicketSpec:
     ``order``: ``train-first`` trains, prunes, rewinds; ``official`` prunes θp by magnitude once
     before the first training round, as the official script does.
     ``score_batches``: batches SNIP and GraSP score on; ``grasp_temperature`` divides the
-    logits in GraSP (200 in Wang et al.); ``synflow`` and ``gem_miner`` hold those methods'
-    options.
+    logits in GraSP (200 in Wang et al.); ``synflow``, ``gem_miner`` and ``supertickets`` hold
+    those methods' options (method_specs.py). ``supertickets`` and ``search-then-prune`` draw
+    from a supernet each rung's network (architecture and weights) with its mask, at the rung's
+    sparsity of that network's weights.
     """
 
     weights: str = ""
@@ -248,6 +223,10 @@ class TicketSpec:
     grasp_temperature: float = checked(200.0, range=POSITIVE)
     synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
     gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
+    supertickets: SuperTicketsSpec = field(default_factory=SuperTicketsSpec)
+    # search-then-prune: the SuperTickets (a tickets store entry or folder) whose networks'
+    # MACs each rung is shrunk to before IMP prunes it (set by the experiment grid).
+    macs_of: str = ""
     # The pattern (docs/tickets.md): unstructured weights (the paper), whole output channels
     # (channel_score: their filters' norm; channel_ratio: ranked across layers or in each), nm.
     pattern: Literal["unstructured", "channel", "nm"] = "unstructured"
@@ -261,10 +240,14 @@ class TicketSpec:
                 f"tickets.nm: {list(self.nm)} is not N:M with N < M; keep N of every M "
                 "weights, e.g. nm: [2, 4]"
             )
-        if self.pattern != "unstructured" and self.method in ("synflow", "gem-miner"):
+        if self.pattern != "unstructured" and self.method in (
+            "synflow",
+            "gem-miner",
+            *NETWORK_METHODS,
+        ):
             raise UserError(
                 f"tickets.pattern: {self.pattern} is not available for {self.method}, which "
-                "prunes weight by weight (an iterative score or a trained per-weight mask); use "
+                "prunes weight by weight (a score, a trained mask or a magnitude schedule); use "
                 "imp, omp, random, snip or grasp for channel and N:M tickets"
             )
 

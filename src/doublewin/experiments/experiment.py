@@ -21,6 +21,7 @@ from doublewin.core.defaults import fitting_defaults, st_validates_sa
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.specs import (
+    TRAINING_METHODS,
     AttackSpec,
     DataSpec,
     PretrainSpec,
@@ -273,7 +274,7 @@ def _parse_tickets(
             (m, r, x)
             for x in patterns
             for m in methods
-            for r in (imp_regimes if m == "imp" else [None])
+            for r in (imp_regimes if m in TRAINING_METHODS else [None])
         ):
             merged = deep_merge(base, {"weights": p.ref, "method": method, "pattern": pattern})
             if regime is not None:

@@ -6,6 +6,9 @@
   filters, BatchNorm entries and input slices), as ``weights.safetensors`` under its original
   parameter names, ``architecture.json`` (every layer's width) and ``model.py``, a plain torch
   module definition (models/slim.py) that loads them without doublewin.
+- a SuperTicket: its shrunk network (physically smaller than the supernet) carrying the mask,
+  ``architecture.json`` and ``model.py`` (models/supernet.py), checked against the masked
+  supernet (network_export.py).
 - ``nm``: the dense weights holding the N:M pattern; on a CUDA GPU with 2:4 support every 2:4
   layer is also converted with ``torch.sparse.to_sparse_semi_structured`` and checked.
 
@@ -36,6 +39,7 @@ from doublewin.models import WeightsMeta, load_model, save_weights, slim
 from doublewin.tickets.channels import channel_groups, prunable_groups, pruned_positions
 from doublewin.tickets.files import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask
+from doublewin.tickets.network_export import export_network
 
 TOLERANCE = 1e-4  # largest |Δlogit| between export and masked model, × max(1, largest |logit|)
 
@@ -94,6 +98,8 @@ def export_ticket(
         batch = torch.rand(16, 3, size, size, generator=generator)
     size = int(batch.shape[-1])
     pattern = str((ticket.info.extra or {}).get("pattern") or "unstructured")
+    if (ticket.info.extra or {}).get("network"):
+        pattern = "supertickets"  # a network of its own: checked against the masked supernet
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -101,6 +107,9 @@ def export_ticket(
     try:
         if pattern == "channel":
             exported = _channel(masked, mask, meta, size, partial)
+        elif pattern == "supertickets":
+            exported, masked = export_network(model, mask, ticket, meta, partial)
+            save_ticket(partial / paths.EXPORT_TICKET, ticket)
         else:
             exported = masked
             save_weights(partial / paths.WEIGHTS, masked, _meta(meta, pattern, mask))
@@ -118,7 +127,8 @@ def export_ticket(
                 f"in a logit (more than {TOLERANCE:g} × max(1, largest |logit| {scale:.3g})); "
                 "report this with the ticket file"
             )
-        dense = _footprint(model, size)
+        # A SuperTicket's dense model is the supernet it was drawn from.
+        dense = _footprint(masked if pattern == "supertickets" else model, size)
         small = _footprint(exported, size, mask if pattern != "channel" else None, csr)
         summary = Exported(pattern, out, sorted(p.name for p in partial.iterdir()), dense, small,
                            difference, notes, scale)  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -51,6 +52,29 @@ def lr_multiplier(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], floa
         return factor
 
     return schedule
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A call of the engine that is part of a longer run: epochs ``first_epoch`` …
+    ``first_epoch + spec.epochs − 1`` (0-based) of a run of ``total_epochs``. The learning rate
+    follows the whole run's schedule from there, and the loader's epochs are numbered from
+    ``first_epoch``, so a run cut into phases (SuperTickets rebuilds its network between them)
+    steps as the uncut run would."""
+
+    first_epoch: int
+    total_epochs: int
+
+
+def phased_multiplier(
+    spec: TrainSpec, steps_per_epoch: int, phase: Phase | None
+) -> Callable[[int], float]:
+    """`lr_multiplier` of ``spec``, or of the whole run ``phase`` is part of, from its start."""
+    if phase is None:
+        return lr_multiplier(spec, steps_per_epoch)
+    whole = lr_multiplier(dataclasses.replace(spec, epochs=phase.total_epochs), steps_per_epoch)
+    offset = phase.first_epoch * steps_per_epoch
+    return lambda step: whole(step + offset)
 
 
 def stretched(spec: TrainSpec, steps_per_epoch: int) -> TrainSpec:
