@@ -50,7 +50,7 @@ def find_tickets_command(
             help=field_help(
                 "tickets",
                 "data.name",
-                "Source dataset (data.name) for imp, snip, grasp, gem-miner.",
+                "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets.",
             ),
         ),
     ] = None,
@@ -59,7 +59,9 @@ def find_tickets_command(
         typer.Option(
             "--regime",
             help=field_help(
-                "tickets", "train.regime", "Training inside IMP / attack for scores: std or at."
+                "tickets",
+                "train.regime",
+                "Training inside IMP and SuperTickets / attack for scores: std or at.",
             ),
         ),
     ] = None,
@@ -149,22 +151,31 @@ def find_tickets_command(
     for relative in found["tickets"].values():
         path = out / relative
         info = load_ticket(path).info
-        rows.append(
-            {
-                "file": str(path),
-                "target_sparsity": info.target_sparsity,
-                "sparsity": info.sparsity,
-                "kept": info.kept,
-                "total": info.total,
-            }
-        )
+        row = {
+            "file": str(path),
+            "target_sparsity": info.target_sparsity,
+            "sparsity": info.sparsity,
+            "kept": info.kept,
+            "total": info.total,
+        }
+        if info.extra.get("network"):
+            # A SuperTicket: its network (the weights to transfer) and MACs per image.
+            row["network"] = str(path.with_name(str(info.extra["network"])))
+            row["macs"] = info.extra.get("macs")
+            row["supernet_macs"] = info.extra.get("supernet_macs")
+        rows.append(row)
     if as_json:
         print_json(rows)
         return
     for row in rows:
+        network = (
+            f", network {row['network']} ({row['macs']:,} of {row['supernet_macs']:,} MACs)"
+            if "network" in row
+            else ""
+        )
         console.print(
             f"{row['sparsity']:.2%} sparse ({row['kept']:,} of {row['total']:,} "
-            f"kept) → {row['file']}"
+            f"kept) → {row['file']}{network}"
         )
 
 

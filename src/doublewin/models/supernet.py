@@ -7,7 +7,8 @@ k×k depthwise convolution (conv, BatchNorm, ReLU; the cell's stride) and a 1×1
 paths are summed, normalized by the cell's BatchNorm (``bn``) and added to the input (or to a
 1×1 ``residual`` convolution of it when the stride or the width changes). The BatchNorm γ after
 a path's depthwise convolution gates its hidden channels: a path that loses every channel is
-gone (that kernel size is dropped) and a cell that loses every path is its residual.
+gone (that kernel size is dropped) and a cell that loses every path is its residual plus the
+per-channel constant its BatchNorm makes of the empty sum.
 
 This file imports torch only: `doublewin export` copies it next to a shrunk network's weights
 as ``model.py``, so the network loads without doublewin::
@@ -104,7 +105,9 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.residual is None else self.residual(x)
         if len(self.paths) == 0:
-            return identity
+            # The empty sum, normalized: a per-channel constant (the paths it lost folded
+            # theirs into the running mean), so losing the last path changes no logit.
+            return identity + self.bn(identity.new_zeros(identity.shape[0], self.cout, 1, 1))
         summed = sum(path(x) for path in self.paths.values())
         return identity + self.bn(summed)
 

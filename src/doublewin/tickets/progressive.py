@@ -34,17 +34,16 @@ def prune_globally(
     *,
     scope: MaskScope,
     regrowth: bool,
-    exact: bool = False,
 ) -> int:
     """Prune ``model`` to ``sparsity`` of its covered weights by one global magnitude threshold,
     updating ``state`` in place; returns how many weights the last prune pruned are kept now
     (regrown).
 
-    With ``regrowth`` every weight is ranked by its value (a pruned one by its dormant value);
-    without, only kept weights can go. ``exact`` (the final prune) reaches exactly
-    ``round(sparsity × covered)`` pruned weights in every case: where the ablation's mask is
-    already sparser (shrinking removed mostly kept weights), its largest pruned weights come
-    back.
+    With ``regrowth`` every weight is ranked by its value (a pruned one by its dormant value),
+    so exactly ``round(sparsity × covered)`` weights end pruned. Without (the ablation) only
+    kept weights can go: where shrinking left the mask sparser than ``sparsity`` (it removed
+    mostly kept weights) nothing is pruned and the mask stays sparser, as the authors'
+    commented-out variant of their pruner would leave it.
     """
     params = dict(model.named_parameters())
     dense = Mask.dense(model, scope)
@@ -56,12 +55,6 @@ def prune_globally(
     base = dense if regrowth else old
     count = max(0, wanted - base.num_pruned)
     new = prune_lowest(magnitude_scores(values, base), base, count)
-    if exact and new.num_pruned > wanted:
-        # Revive the largest pruned weights: prune the rest of them "from the other side".
-        revived = prune_lowest(
-            _negated_pruned(values, new), _inverted(new), new.num_pruned - wanted
-        )
-        new = Mask({n: ~revived[n] for n in new})
     last = {n: state.pruned.get(n, old[n]).to(old[n].device) for n in new}
     regrown = sum(int((new[n] & ~last[n]).sum()) for n in new)
     for n in dense:
@@ -75,13 +68,3 @@ def prune_globally(
 def _dormant(state: SearchMasks, name: str, param: torch.Tensor) -> torch.Tensor:
     stored = state.dormant.get(name)
     return param.detach() if stored is None else stored.to(param.device)
-
-
-def _inverted(mask: Mask) -> Mask:
-    """A mask keeping exactly what ``mask`` prunes."""
-    return Mask({n: ~m for n, m in mask.items()})
-
-
-def _negated_pruned(values: dict[str, torch.Tensor], mask: Mask) -> dict[str, torch.Tensor]:
-    """Scores under which the lowest pruned weights are the largest by magnitude."""
-    return {n: -values[n].abs() for n in mask}

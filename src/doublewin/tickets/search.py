@@ -160,7 +160,7 @@ def _boundary(
             search.prunes += 1
         sparsity = target if last else step_sparsity(search.prunes, st.prune_step, target)
         regrown = prune_globally(
-            model, search.masks, sparsity, scope=spec.scope, regrowth=st.regrowth, exact=last
+            model, search.masks, sparsity, scope=spec.scope, regrowth=st.regrowth
         )
         event.update(prune=sparsity, regrown=regrown, final=last)
     search.events.append(event)

@@ -147,7 +147,7 @@ def _narrowed(path: Path, keep: torch.Tensor, kernel: int, stride: int) -> Path:
             getattr(fresh.bn, attr).copy_(getattr(old.bn, attr)[keep])
         fresh.bn.num_batches_tracked.copy_(old.bn.num_batches_tracked)
     new.project.weight.copy_(path.project.weight[:, keep])
-    return new
+    return new.train(path.training)
 
 
 def _slice_state(state: SearchMasks, prefix: str, keep: torch.Tensor) -> None:
@@ -170,5 +170,7 @@ def _reset_masks(model: nn.Module, state: SearchMasks, prefix: str) -> None:
     params = dict(model.named_parameters())
     for name in [n for n in state.mask if n.startswith(prefix)]:
         keep = state.mask[name]
-        params[name].copy_(torch.where(keep, params[name], state.dormant[name].to(keep.device)))
+        if name in state.dormant:
+            old = state.dormant[name].to(keep.device)
+            params[name].copy_(torch.where(keep, params[name], old))
         state.mask[name] = torch.ones_like(keep)

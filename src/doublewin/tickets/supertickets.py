@@ -192,7 +192,7 @@ def _imp_to(
 ) -> Mask:
     """IMP on ``net`` to exactly ``target``: rounds of ``prune_rate`` rewinding to ``net``'s
     weights, the last round to the target."""
-    rounds = max(1, math.ceil(math.log(1 - target) / math.log(1 - spec.prune_rate) - 1e-9))
+    rounds = rounds_to(target, spec.prune_rate)
     imp_spec = dataclasses.replace(
         spec,
         train=dataclasses.replace(
@@ -229,6 +229,23 @@ def _imp_to(
     mask.apply_to(net)
     shutil.rmtree(trunk, ignore_errors=True)
     return mask
+
+
+def rounds_to(target: float, prune_rate: float) -> int:
+    """IMP rounds search-then-prune takes to ``target``: enough rounds of ``prune_rate`` to
+    reach it, the last one pruning to exactly the target."""
+    return max(1, math.ceil(math.log(1 - target) / math.log(1 - prune_rate) - 1e-9))
+
+
+def source_trainings(spec: TicketSpec) -> list[tuple[int, int]]:
+    """The training runs a tickets job of a network method does, as (epochs, how many): the
+    dry run's cost. Two-in-one: one search (and its retraining) per rung; search-then-prune:
+    one search, then per rung its IMP rounds of ``prune_interval`` epochs."""
+    st, rungs = spec.supertickets, ticket_ladder(spec)
+    if spec.method == "supertickets":
+        return [(spec.train.epochs + st.retrain_epochs, len(rungs))]
+    rounds = sum(rounds_to(t, spec.prune_rate) for t in rungs)
+    return [(spec.train.epochs, 1), (st.prune_interval, rounds)]
 
 
 def _reference_macs(spec: TicketSpec, reference: Path | None) -> dict[float, int]:
