@@ -35,10 +35,11 @@ from doublewin.tickets.shrink import (
 THRESHOLD = 1e-3
 SEARCH = {
     "data": {"name": "digits", "fraction": 0.1, "resolution": 8},
-    "train": {"epochs": 4, "batch_size": 32, "lr": 0.2, "schedule": "cosine"},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.2, "schedule": "cosine"},
     # ρ and the threshold large enough that 16 steps shrink the network (paths and a whole
     # cell go) and the last prune regrows weights.
     "supertickets": {
+        "epochs": 4,
         "rho": 0.3,
         "rho_warmup_epochs": 1,
         "shrink_interval": 1,

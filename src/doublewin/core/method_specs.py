@@ -61,8 +61,9 @@ class GemMinerSpec:
 @dataclass(frozen=True)
 class SuperTicketsSpec:
     """SuperTickets (You et al., ECCV 2022): the architecture searched and the weights pruned in
-    one training run of a supernet (``train.epochs`` epochs). Defaults are the authors'
-    classification config (RICE-EIC/SuperTickets ``configs/cls_imagenet_g_0.9.yml``, ``train.py``,
+    one training run of a supernet, ``epochs`` long (with ``train``'s optimizer, schedule and
+    regime; ``train.epochs`` stays IMP's round, which search-then-prune's IMP uses). Defaults
+    are the authors' classification config (RICE-EIC/SuperTickets ``configs/cls_imagenet_g_0.9.yml``, ``train.py``,
     ``utils/prune.py``); docs/tickets.md gives each field's reason.
 
     The loss adds ρ(t) · Σ over paths of penalty · Σ|γ|, γ the BatchNorm after the path's
@@ -77,6 +78,7 @@ class SuperTicketsSpec:
     run ends with a prune to exactly the target, then ``retrain_epochs`` with the mask fixed.
     """
 
+    epochs: int = checked(350, range=AT_LEAST_ONE)
     rho: float = checked(1.8e-4, range=NON_NEGATIVE)
     rho_free_epochs: float = checked(0.0, range=NON_NEGATIVE)
     rho_warmup_epochs: float = checked(25.0, range=NON_NEGATIVE)

@@ -68,11 +68,11 @@ def run_search(
     progress: Progress = NULL_PROGRESS,
     log: JsonlLog | None = None,
 ) -> tuple[nn.Module, Search]:
-    """Search ``model`` (the supernet at θp) for ``spec.train.epochs`` epochs in ``folder``;
+    """Search ``model`` (the supernet at θp) for ``spec.supertickets.epochs`` epochs in ``folder``;
     ``target``: the sparsity a two-in-one run prunes to (None: the γ-L1 search alone, as
     search-then-prune's first step). Returns the shrunk, pruned network and its search."""
     st = spec.supertickets
-    total = spec.train.epochs
+    total = st.epochs
     # The penalties are the supernet's, fixed for the run (HR-NAS computes them once).
     penalties, per_channel = mac_penalties(model), channel_macs(model)
     restored = _restore(folder, device)
@@ -144,7 +144,7 @@ def _boundary(
     log: JsonlLog | None,
 ) -> None:
     """Shrink, then prune, as due at the epoch ``search.epoch`` (the authors' order)."""
-    st, epoch, last = spec.supertickets, search.epoch, search.epoch == spec.train.epochs
+    st, epoch, last = spec.supertickets, search.epoch, search.epoch == spec.supertickets.epochs
     event: dict[str, Any] = {"epoch": epoch}
     if epoch % st.shrink_interval == 0 or last:
         dead = dead_channels(model, st.shrink_threshold)

@@ -5,9 +5,9 @@ supernet at θp that shrinks the architecture and prunes the weights together (s
 with a prune to exactly the target. ``search-then-prune`` (the baseline it claims to beat): one
 γ-L1 search without pruning, then per rung the searched network shrunk to the MACs of the
 SuperTicket at that rung (the channels of lowest |γ| first, HR-NAS's
-``cal_mask_network_slimming_by_flops``) and pruned to the rung by IMP: ``prune_rate`` of the kept
-weights per round, each round ``supertickets.prune_interval`` epochs from the shrunk network's
-weights, the last round to exactly the target.
+``cal_mask_network_slimming_by_flops``) and pruned to the rung by the tickets spec's IMP:
+``prune_rate`` of the kept weights per round of ``train.epochs``, rewinding to the shrunk
+network's weights, the last round to exactly the target.
 
 Each rung is written as two files: the network (``paths.network``: a weights file whose
 ``extra.architecture`` is the shrunk description, its pruned weights at zero) and the ticket
@@ -193,14 +193,7 @@ def _imp_to(
     """IMP on ``net`` to exactly ``target``: rounds of ``prune_rate`` rewinding to ``net``'s
     weights, the last round to the target."""
     rounds = rounds_to(target, spec.prune_rate)
-    imp_spec = dataclasses.replace(
-        spec,
-        train=dataclasses.replace(
-            spec.train, epochs=spec.supertickets.prune_interval, select_from_epoch=1
-        ),
-        rewind_to="pretrained",
-        order="train-first",
-    )
+    imp_spec = dataclasses.replace(spec, rewind_to="pretrained", order="train-first")
 
     def prune(weights: dict[str, torch.Tensor], mask: Mask, k: int) -> Mask:
         scores = magnitude_scores(weights, mask)
@@ -240,12 +233,12 @@ def rounds_to(target: float, prune_rate: float) -> int:
 def source_trainings(spec: TicketSpec) -> list[tuple[int, int]]:
     """The training runs a tickets job of a network method does, as (epochs, how many): the
     dry run's cost. Two-in-one: one search (and its retraining) per rung; search-then-prune:
-    one search, then per rung its IMP rounds of ``prune_interval`` epochs."""
+    one search, then per rung its IMP rounds of ``train.epochs``."""
     st, rungs = spec.supertickets, ticket_ladder(spec)
     if spec.method == "supertickets":
-        return [(spec.train.epochs + st.retrain_epochs, len(rungs))]
+        return [(st.epochs + st.retrain_epochs, len(rungs))]
     rounds = sum(rounds_to(t, spec.prune_rate) for t in rungs)
-    return [(spec.train.epochs, 1), (st.prune_interval, rounds)]
+    return [(st.epochs, 1), (spec.train.epochs, rounds)]
 
 
 def _reference_macs(spec: TicketSpec, reference: Path | None) -> dict[float, int]:
