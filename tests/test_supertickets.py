@@ -350,3 +350,36 @@ def test_search_then_prune_needs_supertickets_to_match(drawn, tmp_path):
         find_tickets(spec, drawn["theta"], workdir=tmp_path / "t")
     with pytest.raises(UserError, match="no SuperTicket at sparsity 0.5"):
         find_tickets(spec, drawn["theta"], workdir=tmp_path / "u", reference=drawn["st"])
+
+
+def test_a_superticket_transfers_as_its_network_under_its_mask(drawn, tmp_path):
+    from doublewin.stages import Inputs, run_stage
+
+    ticket = drawn["st"] / "ticket-0.600000.safetensors"
+    spec = load_spec(
+        "transfer",
+        {
+            "data": {"name": "digits", "fraction": 0.1, "resolution": 8, "test_limit": 64},
+            "train": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+        },
+    )
+    network = drawn["st"] / "network-0.600000.safetensors"
+    metrics = run_stage(
+        "transfer",
+        spec,
+        Inputs(weights=network, ticket=ticket),
+        tmp_path,
+        device=torch.device("cpu"),
+    )
+    info = load_ticket(ticket).info
+    assert metrics["sparsity"] == round(info.sparsity, 6)
+    assert (metrics["macs"], metrics["kept_macs"]) == (info.extra["macs"], info.extra["kept_macs"])
+    assert "warnings" not in metrics  # the ticket was drawn from exactly this network
+    with pytest.raises(UserError, match="pass the network beside it"):
+        run_stage(
+            "transfer",
+            spec,
+            Inputs(weights=drawn["theta"], ticket=ticket),
+            tmp_path / "x",
+            device=torch.device("cpu"),
+        )

@@ -117,17 +117,20 @@ class TrainSpec:
     """
 
     regime: Regime = "std"
-    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused).
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused);
+    # rmsprop: SuperTickets' (α 0.9, ε 1e-3, train/schedules.py).
+    optimizer: Literal["sgd", "adamw", "rmsprop"] = "sgd"
     epochs: int = checked(10, range=AT_LEAST_ONE)
     batch_size: int = checked(128, range=AT_LEAST_ONE)
     lr: float = checked(0.1, range=POSITIVE)
     momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
     nesterov: bool = False
     weight_decay: float = checked(5e-4, range=NON_NEGATIVE)
-    schedule: Literal["multistep", "cosine", "cyclic", "constant"] = "multistep"
+    schedule: Literal["multistep", "cosine", "cyclic", "constant", "exponential"] = "multistep"
     milestones: tuple[int, ...] = checked((), range=Range(0, None))
     gamma: float = checked(0.1, range=POSITIVE)
+    # exponential: × gamma after every decay_epochs epochs (SuperTickets: 0.97 per 2.4 epochs).
+    decay_epochs: float = checked(1.0, range=POSITIVE)
     warmup_epochs: float = checked(0.0, range=NON_NEGATIVE)
     attack: AttackSpec = field(default_factory=AttackSpec)
     fat_alpha: float = checked(1.25, range=POSITIVE)
