@@ -138,3 +138,13 @@ def test_the_paper_configs_expand_with_the_authors_fields():
     assert spec.train.label_smoothing == 0.1 and spec.sparsities == (0.9, 0.95, 0.98)
     labels = {j.labels["pretraining"] for j in jobs if j.stage == "tickets"}
     assert labels == {"CONTROL", "STD", "FAT", "AT"}  # the authors' setting is the control's
+
+
+def test_doublewin_models_lists_the_supernets(capsys):
+    from doublewin.cli import main
+
+    main(["models", "--json"])
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)["doublewin"]}
+    for name, size in (("supernet8", 8), ("supernet_cifar", 32), ("supernet_imagenet", 224)):
+        assert listed[name]["family"] == "supernet" and listed[name]["input_size"] == size
+    assert listed["supernet8"]["num_params"] == 49066
