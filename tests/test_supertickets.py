@@ -279,6 +279,14 @@ def test_search_then_prune_matches_the_supertickets_macs(drawn):
         assert all("prune" not in e for e in stp["events"])  # the search alone
 
 
+def test_a_search_then_prune_export_matches_its_masked_supernet(drawn, tmp_path):
+    for target in (0.3, 0.6):
+        name = f"{target:.6f}.safetensors"
+        stp = drawn["stp"]
+        result = export_ticket(stp / f"network-{name}", stp / f"ticket-{name}", tmp_path / name)
+        assert result.max_logit_difference <= 1e-5 * max(1.0, result.largest_logit)
+
+
 def test_the_exported_network_matches_the_masked_supernet(drawn, tmp_path):
     ticket_path = drawn["st"] / "ticket-0.600000.safetensors"
     network_path = drawn["st"] / "network-0.600000.safetensors"
@@ -383,3 +391,52 @@ def test_a_superticket_transfers_as_its_network_under_its_mask(drawn, tmp_path):
             tmp_path / "x",
             device=torch.device("cpu"),
         )
+
+
+def test_the_budget_cut_removes_the_lowest_gammas_until_the_macs_fit():
+    from doublewin.models.supernet import network_macs
+    from doublewin.tickets.supertickets import slimming_threshold
+
+    model = _with_gammas(2)
+    with torch.no_grad():
+        for bn in gates(model).values():
+            bn.weight.uniform_(0.1, 1.0)
+    per_channel = channel_macs(model)
+    full = network_macs(model.describe())
+    budget = int(0.6 * full)
+    threshold = slimming_threshold(model, per_channel, budget)
+    gammas = torch.cat([bn.weight.abs() for bn in gates(model).values()])
+    costs = torch.cat(
+        [torch.full((bn.num_features,), per_channel[p]) for p, bn in gates(model).items()]
+    )
+    assert full - float(costs[gammas <= threshold].sum()) <= budget  # fits
+    assert full - float(costs[gammas < threshold].sum()) > budget  # one channel fewer does not
+    assert slimming_threshold(model, per_channel, full) is None
+
+
+def test_search_then_prune_cut_to_a_smaller_budget_still_exports_exactly(drawn, tmp_path):
+    import dataclasses
+
+    from doublewin.tickets import Ticket, save_ticket
+
+    source = load_ticket(drawn["st"] / "ticket-0.300000.safetensors")
+    budget = source.info.extra["macs"] // 2
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    info = dataclasses.replace(source.info, extra={**source.info.extra, "macs": budget})
+    save_ticket(reference / "ticket-0.300000.safetensors", Ticket(source.mask, info))
+    spec = load_spec(
+        "tickets",
+        {"method": "search-then-prune", "sparsities": [0.3], "macs_of": str(reference), **SEARCH},
+    )
+    find_tickets(spec, drawn["theta"], workdir=tmp_path / "stp")
+    name = "0.300000.safetensors"
+    ticket = load_ticket(tmp_path / "stp" / f"ticket-{name}").info
+    assert ticket.extra["macs"] <= budget and ticket.extra["macs_budget"] == budget
+    assert ticket.total - ticket.kept == round(0.3 * ticket.total)
+    result = export_ticket(
+        tmp_path / "stp" / f"network-{name}",
+        tmp_path / "stp" / f"ticket-{name}",
+        tmp_path / "export",
+    )
+    assert result.max_logit_difference <= 1e-5 * max(1.0, result.largest_logit)

@@ -213,10 +213,10 @@ def _restore(folder: Path, device: torch.device) -> tuple[nn.Module, Search] | N
     return model, Search(masks, state["epoch"], state["prunes"], json.loads(state["events"]))
 
 
-def supernet_channels(model: nn.Module, search: Search) -> dict[str, list[int]]:
+def supernet_channels(model: nn.Module, masks: SearchMasks) -> dict[str, list[int]]:
     """``cells.3.paths.k5`` → the supernet channels that path's hidden channels are."""
     out = {}
     for name, cell in searchable_cells(model):
         for k in cell.kernels():
-            out[f"{name}.paths.{path_key(k)}"] = [int(i) for i in search.masks.origin[(name, k)]]
+            out[f"{name}.paths.{path_key(k)}"] = [int(i) for i in masks.origin[(name, k)]]
     return out

@@ -48,7 +48,7 @@ from doublewin.tickets.pruning import (
     prune_to_sparsity,
 )
 from doublewin.tickets.search import Search, run_search, supernet_channels
-from doublewin.tickets.shrink import channel_macs, shrink
+from doublewin.tickets.shrink import SearchMasks, channel_macs, shrink
 from doublewin.tickets.ticket import Ticket, make_info
 from doublewin.train import evaluate, train
 from doublewin.train.batchnorm import recalibrate_bn
@@ -121,7 +121,8 @@ def _two_in_one(
                     progress=progress,
                     log=log,
                 )
-            writer.write(net, search.masks.mask, target, _search_record(net, search))
+            record = _search_record(net, search, search.masks)
+            writer.write(net, search.masks.mask, target, record)
             shutil.rmtree(folder, ignore_errors=True)
         out.append(writer.workdir / paths.ticket(target))
     return out
@@ -157,7 +158,8 @@ def _search_then_prune(
             if threshold is not None:
                 shrink(net, threshold, masks, reuse_mask=True)
             mask = _imp_to(spec, net, target, writer, progress, log)
-            record = {**_search_record(net, search), "macs_budget": budgets[target]}
+            # The channels this rung's network kept: the search's, less the budget's cut.
+            record = {**_search_record(net, search, masks), "macs_budget": budgets[target]}
             writer.write(net, mask, target, record)
         out.append(writer.workdir / paths.ticket(target))
     return out
@@ -260,8 +262,8 @@ def _reference_macs(spec: TicketSpec, reference: Path | None) -> dict[float, int
     return budgets
 
 
-def _search_record(net: nn.Module, search: Search) -> dict[str, Any]:
-    return {"supernet_channels": supernet_channels(net, search), "events": search.events}
+def _search_record(net: nn.Module, search: Search, masks: SearchMasks) -> dict[str, Any]:
+    return {"supernet_channels": supernet_channels(net, masks), "events": search.events}
 
 
 class _RungWriter:
