@@ -148,3 +148,16 @@ def test_doublewin_models_lists_the_supernets(capsys):
     for name, size in (("supernet8", 8), ("supernet_cifar", 32), ("supernet_imagenet", 224)):
         assert listed[name]["family"] == "supernet" and listed[name]["input_size"] == size
     assert listed["supernet8"]["num_params"] == 49066
+
+
+def test_the_extreme_search_and_the_report_see_every_supertickets_ladder():
+    from doublewin.experiments.grid import plan_ladders
+
+    ladders = plan_ladders(expand(load_experiment(CONFIG)))
+    for method in ("imp", "supertickets", "search-then-prune"):
+        assert {
+            "pretraining": "AT",
+            "method": method,
+            "imp_regime": "std",
+            "sparsities": [0.488, 0.737856],
+        } in ladders
