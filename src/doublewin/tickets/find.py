@@ -5,6 +5,8 @@ Every method scores the pre-trained weights θp themselves (nothing is re-initia
 magnitude), ``random`` (global uniform, seeded), ``snip`` and ``grasp`` (gradient scores on
 ``score_batches`` source batches; on PGD examples when ``train.regime`` is ``at``),
 ``synflow`` (data-free, iterative) and ``gem-miner`` (score search on frozen θp).
+``supertickets`` and ``search-then-prune`` train a supernet from θp and write each rung's own
+network beside its ticket (supertickets.py).
 """
 
 from __future__ import annotations
