@@ -440,3 +440,16 @@ def test_search_then_prune_cut_to_a_smaller_budget_still_exports_exactly(drawn, 
         tmp_path / "export",
     )
     assert result.max_logit_difference <= 1e-5 * max(1.0, result.largest_logit)
+
+
+def test_a_search_with_adversarial_training_inside(drawn, tmp_path):
+    fields = copy.deepcopy(SEARCH)
+    fields["supertickets"]["epochs"] = 2
+    fields["train"].update(regime="at", attack={"eps": 16 / 255, "step": 8 / 255, "steps": 1})
+    spec = load_spec("tickets", {"method": "supertickets", "sparsities": [0.3], **fields})
+    find_tickets(spec, drawn["theta"], workdir=tmp_path / "at")
+    ticket = load_ticket(tmp_path / "at" / "ticket-0.300000.safetensors").info
+    assert ticket.spec["train"]["regime"] == "at"
+    assert ticket.total - ticket.kept == round(0.3 * ticket.total)
+    network, meta = load_model(tmp_path / "at" / "network-0.300000.safetensors")
+    assert meta.regime == "at" and meta.source == "supertickets"
