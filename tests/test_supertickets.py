@@ -442,9 +442,9 @@ def test_search_then_prune_cut_to_a_smaller_budget_still_exports_exactly(drawn, 
     assert result.max_logit_difference <= 1e-5 * max(1.0, result.largest_logit)
 
 
-def test_a_search_with_adversarial_training_inside(drawn, tmp_path):
+def test_a_search_with_adversarial_training_inside_and_a_retraining(drawn, tmp_path):
     fields = copy.deepcopy(SEARCH)
-    fields["supertickets"]["epochs"] = 2
+    fields["supertickets"].update(epochs=2, retrain_epochs=1)
     fields["train"].update(regime="at", attack={"eps": 16 / 255, "step": 8 / 255, "steps": 1})
     spec = load_spec("tickets", {"method": "supertickets", "sparsities": [0.3], **fields})
     find_tickets(spec, drawn["theta"], workdir=tmp_path / "at")
@@ -453,3 +453,7 @@ def test_a_search_with_adversarial_training_inside(drawn, tmp_path):
     assert ticket.total - ticket.kept == round(0.3 * ticket.total)
     network, meta = load_model(tmp_path / "at" / "network-0.300000.safetensors")
     assert meta.regime == "at" and meta.source == "supertickets"
+    # The retraining kept the mask: the network's pruned weights are still exactly zero.
+    mask = load_ticket(tmp_path / "at" / "ticket-0.300000.safetensors").mask
+    params = dict(network.named_parameters())
+    assert all(bool((params[n][~keep] == 0).all()) for n, keep in mask.items())
