@@ -162,6 +162,8 @@ def _search_then_prune(
             record = {**_search_record(net, search, masks), "macs_budget": budgets[target]}
             writer.write(net, mask, target, record)
         out.append(writer.workdir / paths.ticket(target))
+    # Every rung is written: the shared search's state is no longer needed.
+    shutil.rmtree(writer.workdir / paths.search_dir(None), ignore_errors=True)
     return out
 
 
