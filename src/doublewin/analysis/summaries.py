@@ -52,6 +52,8 @@ _METHOD_NAMES = {
     "synflow": "SynFlow",
     "gem-miner": "Gem-Miner",
     "gem_miner": "Gem-Miner",
+    "supertickets": "SuperTickets",
+    "search-then-prune": "search-then-prune",
     "dense": "dense",
 }
 
@@ -208,12 +210,13 @@ def _kind_from_label(label: str) -> str | None:
 
 
 def ladder_label(method: str, imp_regime: str) -> str:
-    """``imp``/``std`` → ``IMP (ST)``; other methods by their paper names; a pattern other
-    than unstructured after a comma (``imp:channel`` → ``IMP (ST), channel``)."""
+    """``imp``/``std`` → ``IMP (ST)`` (so ``supertickets``/``at`` → ``SuperTickets (AT)``);
+    other methods by their paper names; a pattern other than unstructured after a comma
+    (``imp:channel`` → ``IMP (ST), channel``)."""
     method, pattern = split_method(method)
     name = _METHOD_NAMES.get(method, method)
     suffix = "" if pattern == UNSTRUCTURED else f", {pattern}"
-    if method == "imp" and imp_regime:
+    if imp_regime in ("std", "at"):  # the training inside IMP or a SuperTickets search
         return f"{name} ({'ST' if imp_regime == 'std' else imp_regime.upper()}){suffix}"
     return (f"{name} ({imp_regime})" if imp_regime else name) + suffix
 

@@ -23,7 +23,8 @@ from doublewin.core.results import (
     is_dense,
     method_key,
 )
-from doublewin.core.specs import TicketMethod, TicketSpec
+from doublewin.core.specs import TicketSpec
+from doublewin.core.ticket_parts import TicketMethod
 
 # The range each numeric label cell must lie in: (range, whole number, hint).
 CELL_RANGES = {

@@ -24,6 +24,7 @@ from doublewin.cli import (  # noqa: E402
     evaluate,  # noqa: F401
     experiments,  # noqa: F401
     export,  # noqa: F401
+    find_tickets,  # noqa: F401
     landscape,  # noqa: F401
     stages,  # noqa: F401
     store,  # noqa: F401

@@ -63,6 +63,31 @@ def ticket(sparsity: float) -> str:
     return f"ticket-{sparsity:.6f}{SAFETENSORS}"
 
 
+def network(sparsity: float) -> str:
+    """``network-0.800000.safetensors``: the network a SuperTicket of that sparsity brings
+    (its shrunk architecture and weights), beside ``ticket(sparsity)``."""
+    return f"network-{sparsity:.6f}{SAFETENSORS}"
+
+
+def search_dir(sparsity: float | None) -> str:
+    """``search-0.800000``: the work folder of one SuperTickets search (``search``: the shared
+    search of search-then-prune, which prunes nothing)."""
+    return "search" if sparsity is None else f"search-{sparsity:.6f}"
+
+
+SEARCH_STATE = "search-state.pt"  # a SuperTickets search between two phases, for resume
+
+
+def phase_dir(epoch: int) -> str:
+    """``phase-012``: the engine's work folder of the search phase starting at that epoch."""
+    return f"phase-{epoch:03d}"
+
+
+def imp_dir(sparsity: float) -> str:
+    """``imp-0.800000``: the IMP trunk search-then-prune prunes one rung's network in."""
+    return f"imp-{sparsity:.6f}"
+
+
 def rung(k: int) -> str:
     """``rung-03.safetensors``: IMP's mask after round ``k`` (1-based)."""
     return f"rung-{k:02d}{SAFETENSORS}"

@@ -33,24 +33,17 @@ from doublewin.core.numbers import (
     Range,
 )
 from doublewin.core.results import SPARSITY_DIGITS
-from doublewin.core.ticket_parts import GemMinerSpec, MaskScope, SynFlowSpec
+from doublewin.core.ticket_parts import (
+    NETWORK_METHODS,
+    GemMinerSpec,
+    MaskScope,
+    SuperTicketsSpec,
+    SynFlowSpec,
+    TicketMethod,
+)
 from doublewin.core.typed import apply_override, checked, from_dict, parse_overrides
 
 Regime = Literal["std", "fat", "at"]
-TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
-# What of a tickets spec each method reads besides the ladder: source data (``data``), the
-# training regime whose attack it scores or trains with (``train.regime``), the epochs of
-# training (``train.epochs``, IMP's rounds). OMP and random read the weights alone; SynFlow
-# scores without data; Gem-Miner trains scores for gem_miner.epochs.
-METHOD_READS: dict[str, frozenset[str]] = {
-    "imp": frozenset({"data", "train", "train.regime", "train.epochs"}),
-    "omp": frozenset(),
-    "random": frozenset(),
-    "snip": frozenset({"data", "train", "train.regime"}),
-    "grasp": frozenset({"data", "train", "train.regime"}),
-    "synflow": frozenset(),
-    "gem-miner": frozenset({"data", "train", "train.regime"}),
-}
 
 
 @dataclass(frozen=True)
@@ -124,17 +117,20 @@ class TrainSpec:
     """
 
     regime: Regime = "std"
-    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused).
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused);
+    # rmsprop: SuperTickets' (α 0.9, ε 1e-3, train/schedules.py).
+    optimizer: Literal["sgd", "adamw", "rmsprop"] = "sgd"
     epochs: int = checked(10, range=EPOCHS)
     batch_size: int = checked(128, range=AT_LEAST_ONE)
     lr: float = checked(0.1, range=POSITIVE)
     momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
     nesterov: bool = False
     weight_decay: float = checked(5e-4, range=NON_NEGATIVE)
-    schedule: Literal["multistep", "cosine", "cyclic", "constant"] = "multistep"
+    schedule: Literal["multistep", "cosine", "cyclic", "constant", "exponential"] = "multistep"
     milestones: tuple[int, ...] = checked((), range=Range(0, None))
     gamma: float = checked(0.1, range=POSITIVE)
+    # exponential: × gamma after every decay_epochs epochs (SuperTickets: 0.97 per 2.4 epochs).
+    decay_epochs: float = checked(1.0, range=POSITIVE)
     warmup_epochs: float = checked(0.0, range=NON_NEGATIVE)
     attack: AttackSpec = field(default_factory=AttackSpec)
     fat_alpha: float = checked(1.25, range=POSITIVE)
@@ -148,6 +144,8 @@ class TrainSpec:
     select_from_epoch: int = checked(1, range=AT_LEAST_ONE)
     # Validation RA with val_attack; false = SA only, as the official ST script.
     val_ra: bool = True
+    # Label smoothing of the cross-entropy (0: none, the paper's; SuperTickets' config: 0.1).
+    label_smoothing: float = checked(0.0, range=Range(0.0, 1.0, high_open=True))
 
     def __post_init__(self) -> None:
         if self.select_from_epoch > self.epochs:
@@ -212,8 +210,10 @@ class TicketSpec:
     ``order``: ``train-first`` trains, prunes, rewinds; ``official`` prunes θp by magnitude once
     before the first training round, as the official script does.
     ``score_batches``: batches SNIP and GraSP score on; ``grasp_temperature`` divides the
-    logits in GraSP (200 in Wang et al.); ``synflow`` and ``gem_miner`` hold those methods'
-    options.
+    logits in GraSP (200 in Wang et al.); ``synflow``, ``gem_miner`` and ``supertickets`` hold
+    those methods' options (ticket_parts.py). ``supertickets`` and ``search-then-prune`` draw
+    from a supernet each rung's network (architecture and weights) with its mask, at the rung's
+    sparsity of that network's weights.
     """
 
     weights: str = ""
@@ -232,6 +232,10 @@ class TicketSpec:
     grasp_temperature: float = checked(200.0, range=POSITIVE)
     synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
     gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
+    supertickets: SuperTicketsSpec = field(default_factory=SuperTicketsSpec)
+    # search-then-prune: the SuperTickets (a tickets store entry or folder) whose networks'
+    # MACs each rung is shrunk to before IMP prunes it (set by the experiment grid).
+    macs_of: str = ""
     # The pattern (docs/tickets.md): unstructured weights (the paper), whole output channels
     # (channel_score: their filters' norm; channel_ratio: ranked across layers or in each), nm.
     pattern: Literal["unstructured", "channel", "nm"] = "unstructured"
@@ -254,10 +258,14 @@ class TicketSpec:
                     f"{SPARSITY_DIGITS} digits (ticket files are named by it); list each once"
                 )
             rungs[rung] = target
-        if self.pattern != "unstructured" and self.method in ("synflow", "gem-miner"):
+        if self.pattern != "unstructured" and self.method in (
+            "synflow",
+            "gem-miner",
+            *NETWORK_METHODS,
+        ):
             raise UserError(
                 f"tickets.pattern: {self.pattern} is not available for {self.method}, which "
-                "prunes weight by weight (an iterative score or a trained per-weight mask); use "
+                "prunes weight by weight (a score, a trained mask or a magnitude schedule); use "
                 "imp, omp, random, snip or grasp for channel and N:M tickets"
             )
 

@@ -9,6 +9,7 @@ come from the registry, so a plan is costed with no data files present.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable
@@ -18,11 +19,14 @@ from functools import lru_cache
 import torch
 
 from doublewin.core.specs import AttackSpec, TrainSpec
+from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.data import dataset_info, eval_batch_size
 from doublewin.experiments.grid import Job
 from doublewin.experiments.rates import Shape, rates, training_step
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
+from doublewin.tickets.ladder import ticket_ladder
+from doublewin.tickets.supertickets import source_trainings
 from doublewin.train.schedules import stretched
 
 EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
@@ -79,6 +83,14 @@ def job_passes(job: Job) -> float:
         n_train, n_val, _ = data_sizes(spec.data)
         if spec.method == "imp":
             return spec.rounds * training_passes(spec.train, n_train, n_val)
+        if spec.method in NETWORK_METHODS:
+            # No validation while searching; the source SA of each rung at the end.
+            runs = source_trainings(spec)
+            trained = sum(
+                count * training_passes(dataclasses.replace(spec.train, epochs=e), n_train, 0)
+                for e, count in runs
+            )
+            return trained + len(ticket_ladder(spec)) * n_val * EVAL_FORWARD_SHARE
         if spec.method == "gem-miner":
             return spec.gem_miner.epochs * n_train
         if spec.method in ("snip", "grasp"):
@@ -308,6 +320,17 @@ def job_work(job: Job, default_arch: str) -> Work:
         one_round = Work({})
         _training(one_round, arch, res, spec.train, n_train, _kept(n_val, spec.data.val_fraction))
         work.add_times(one_round, spec.rounds)
+    elif job.stage == "tickets" and spec.method in NETWORK_METHODS:
+        # Counted at the supernet's rates: the shrinking network is cheaper as it goes.
+        n_train, n_val, _ = data_sizes(spec.data)
+        for epochs, count in source_trainings(spec):
+            one = Work({})
+            phase = dataclasses.replace(spec.train, epochs=epochs, select_from_epoch=1)
+            _training(one, arch, res, phase, n_train, 0)
+            work.add_times(one, count)
+        eval_shape = (arch, res, eval_batch_size(spec.train.batch_size, res))
+        for _ in ticket_ladder(spec):
+            _evaluations(work, eval_shape, _kept(n_val, spec.data.val_fraction), None, "std")
     elif job.stage in ("transfer", "landscape"):
         transfer = spec.transfer if job.stage == "landscape" else spec
         n_train, n_val, n_test = data_sizes(transfer.data)
@@ -348,6 +371,12 @@ def job_seconds(job: Job, default_arch: str, device: str, threads: int) -> float
     seconds = JOB_OVERHEAD_S if job.stage != "pretrain" or job.spec.kind != "control" else 0.0
     if job.stage == "tickets" and job.spec.method == "imp":
         seconds += IMP_ROUND_OVERHEAD_S * job.spec.rounds
+    if job.stage == "tickets" and job.spec.method in NETWORK_METHODS:
+        # Each search phase and IMP round sets up the engine and saves its state, as a round.
+        st = job.spec.supertickets
+        shortest = min(st.shrink_interval, st.prune_interval)
+        phases = sum(count * math.ceil(e / shortest) for e, count in source_trainings(job.spec))
+        seconds += IMP_ROUND_OVERHEAD_S * phases
     work = job_work(job, default_arch)
     for (arch, res, batch), (steps, grads, forwards, floors) in work.batches.items():
         r = rates(Shape(arch, res, batch, threads, device))

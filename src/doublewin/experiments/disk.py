@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
+from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.data import dataset_info
 from doublewin.experiments.grid import Job
 from doublewin.models import build_model
@@ -52,6 +53,11 @@ def job_bytes(job: Job, default_arch: str) -> int:
         per_ticket = HEADER_BYTES + int(prunable / 8 * TICKET_COMPRESSION)
         copies = 2 if spec.method == "imp" else 1  # IMP also keeps its trunk's rungs
         epochs = spec.rounds * spec.train.epochs if spec.method == "imp" else 0
+        if spec.method in NETWORK_METHODS:
+            # Each rung's network beside its ticket, at most the supernet's size.
+            weights, _ = tensor_bytes(default_arch, _classes(spec.data.name))
+            per_ticket += HEADER_BYTES + weights
+            epochs = spec.train.epochs * rungs
         return ENTRY_BYTES + copies * rungs * per_ticket + LOG_BYTES_PER_EPOCH * epochs
     if job.stage == "transfer":
         weights, _ = tensor_bytes(default_arch, _classes(spec.data.name))

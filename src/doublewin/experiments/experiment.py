@@ -29,6 +29,7 @@ from doublewin.core.specs import (
     TransferSpec,
     load_yaml,
 )
+from doublewin.core.ticket_parts import TRAINING_METHODS
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import (
@@ -294,7 +295,7 @@ def _parse_tickets(
             (m, r, x)
             for x in patterns
             for m in methods
-            for r in (imp_regimes if m == "imp" else [None])
+            for r in (imp_regimes if m in TRAINING_METHODS else [None])
         ):
             merged = deep_merge(base, {"weights": p.ref, "method": method, "pattern": pattern})
             if regime is not None:

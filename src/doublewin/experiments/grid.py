@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from doublewin.core.defaults import upright_data
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.results import DENSE, SPARSITY_DIGITS, method_key
-from doublewin.core.specs import DataSpec, TrainSpec, TransferSpec
+from doublewin.core.specs import (
+    DataSpec,
+    TicketSpec,
+    TrainSpec,
+    TransferSpec,
+)
+from doublewin.core.ticket_parts import NETWORK_METHODS, TRAINING_METHODS
 from doublewin.core.typed import from_dict
 from doublewin.experiments.experiment import Experiment
 from doublewin.experiments.landscapes import landscape_spec, nearest_rung
@@ -52,16 +58,22 @@ def expand(experiment: Experiment) -> list[Job]:
         if p.spec is not None
     ]
     by_label = {p.label: p for p in experiment.pretrainings}
-    ticket_jobs = []
+    ticket_jobs: list[Job] = []
     for label, spec in experiment.ticket_specs:
         p = by_label[label]
         labels = {
             "pretraining": label,
             "method": spec.method,
-            "imp_regime": spec.train.regime if spec.method == "imp" else "",
+            "imp_regime": spec.train.regime if spec.method in TRAINING_METHODS else "",
             "pattern": spec.pattern,
         }
-        ticket_jobs.append(Job("tickets", spec, _trained_dep(p), labels))
+        deps = _trained_dep(p)
+        if spec.method == "search-then-prune":
+            # It shrinks each rung to the MACs of the SuperTicket of the same pre-training,
+            # regime and rung: that job's entry is its reference.
+            spec = replace(spec, macs_of=_supertickets_of(ticket_jobs, labels, spec))
+            deps += (spec.macs_of,)
+        ticket_jobs.append(Job("tickets", spec, deps, labels))
     jobs += ticket_jobs
     for p in experiment.pretrainings:
         # (ticket reference, its labels, its dependencies); the dense baseline first.
@@ -92,13 +104,24 @@ def expand(experiment: Experiment) -> list[Job]:
                     "rung": index + 1,
                 }
                 tickets.append((ticket_ref(job.id, ladder[index]), labels, (job.id,)))
+        # A SuperTicket transfers its own network; every other ticket masks θp.
+        weights_of = {
+            ref: network_ref(ref) if found["method"] in NETWORK_METHODS else p.ref
+            for ref, found, _ in tickets
+        }
         for ticket, ticket_labels, deps in tickets:
             method = ticket_labels["method"]
             for dataset, fraction, regime, seed in _downstream(experiment):
                 if method != DENSE and fraction not in experiment.fractions_of(method):
                     continue
                 spec = transfer_spec(
-                    experiment, p.ref, ticket, dataset, fraction, experiment.regimes[regime], seed
+                    experiment,
+                    weights_of[ticket],
+                    ticket,
+                    dataset,
+                    fraction,
+                    experiment.regimes[regime],
+                    seed,
                 )
                 labels = {
                     "pretraining": p.label,
@@ -124,7 +147,7 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
     for job in ticket_jobs:
         label = job.labels["pretraining"]
         if job.labels["method"] != plan.method or (
-            plan.method == "imp" and job.labels["imp_regime"] != plan.imp_regime
+            plan.method in TRAINING_METHODS and job.labels["imp_regime"] != plan.imp_regime
         ):
             continue
         if plan.pretrainings is not None and label not in plan.pretrainings:
@@ -140,10 +163,11 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
                 continue
             if plan.seeds is None and experiment.on_demand and seed >= experiment.verdict.seeds.min:  # type: ignore[union-attr]
                 continue  # seeds on demand: the landscapes of the seeds every cell runs
+            ticket = ticket_ref(job.id, ladder[rung])
             transfer = transfer_spec(
                 experiment,
-                refs[label],
-                ticket_ref(job.id, ladder[rung]),
+                network_ref(ticket) if plan.method in NETWORK_METHODS else refs[label],
+                ticket,
                 dataset,
                 fraction,
                 experiment.regimes[regime],
@@ -263,3 +287,26 @@ def select_rungs(count: int, rungs: tuple[int, ...] | None) -> list[int]:
 def ticket_ref(tickets_id: str, sparsity: float) -> str:
     """``tickets-<hash>@0.488000``: the ticket at one rung of a tickets job."""
     return f"{tickets_id}@{sparsity:.{SPARSITY_DIGITS}f}"
+
+
+NETWORK_PREFIX = "network:"
+
+
+def network_ref(ticket: str) -> str:
+    """``network:tickets-<hash>@0.488000``: the network a SuperTicket at that rung brings (its
+    transfer's weights)."""
+    return f"{NETWORK_PREFIX}{ticket}"
+
+
+def _supertickets_of(jobs: list[Job], labels: Mapping[str, Any], spec: TicketSpec) -> str:
+    """The entry of the SuperTickets job of the same pre-training, regime and pattern whose
+    ladder holds ``spec``'s rungs."""
+    for job in jobs:
+        same = all(job.labels[k] == labels[k] for k in ("pretraining", "imp_regime", "pattern"))
+        rungs = set(ticket_ladder(spec)) <= set(ticket_ladder(job.spec))
+        if same and job.labels["method"] == "supertickets" and rungs:
+            return job.id
+    raise UserError(
+        f"tickets.methods: search-then-prune shrinks each rung to the MACs of the SuperTicket "
+        f"at that rung; list supertickets before it (pre-training {labels['pretraining']})"
+    )

@@ -25,7 +25,7 @@ from doublewin.core.parsing import resolve_device
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.resources import cpu_cores
 from doublewin.experiments.executors import ExecutorOptions, make_pool
-from doublewin.experiments.grid import Job
+from doublewin.experiments.grid import NETWORK_PREFIX, Job
 from doublewin.experiments.store import Entry, Store
 from doublewin.stages import Inputs, run_stage, stage, ticket_in
 from doublewin.tickets import trunk_key
@@ -57,9 +57,12 @@ class RunContext:
 
 def weights_file(ref: str, context: RunContext) -> Path:
     """The weights file a spec's ``weights`` reference names: an imported file, a pretrain
-    entry's weights, or a path."""
+    entry's weights, the network a SuperTicket brings (``network:tickets-<hash>@<sparsity>``),
+    or a path."""
     if ref in context.imports:
         return Path(context.imports[ref])
+    if ref.startswith(NETWORK_PREFIX):
+        return _rung_file(ref[len(NETWORK_PREFIX) :], context, "networks")
     if ref.startswith("pretrain-"):
         path = context.store_root / ref / paths.WEIGHTS
         if not path.is_file():
@@ -83,20 +86,26 @@ def ticket_file(ref: str, context: RunContext) -> Path | None:
         return None
     if ref in context.ticket_files:
         return Path(context.ticket_files[ref])
-    entry_id, sep, sparsity = ref.partition("@")
-    if not sep:
+    if "@" not in ref:
         path = Path(ref)
         if path.is_file():
             return path
         raise UserError(f"ticket {ref!r}: no such file; pass a ticket file")
+    return _rung_file(ref, context, "tickets")
+
+
+def _rung_file(ref: str, context: RunContext, what: str) -> Path:
+    """The ticket (``what``: ``tickets``) or network (``networks``) of a finished tickets
+    entry at a rung, ``tickets-<hash>@<sparsity>``."""
+    entry_id, _, sparsity = ref.partition("@")
     folder = context.store_root / entry_id
     metrics_file = folder / paths.METRICS
     if not metrics_file.is_file():
         raise RunFailure(f"{folder}: tickets stage not finished; run the experiment again")
     metrics = json.loads(metrics_file.read_text())
-    path = ticket_in(folder, metrics, float(sparsity))
+    path = ticket_in(folder, metrics, float(sparsity), what)
     if path is None:
-        made = ", ".join(sorted(metrics.get("tickets", {}))) or "none"
+        made = ", ".join(sorted(metrics.get(what, {}))) or "none"
         raise RunFailure(
             f"{folder}: no ticket at sparsity {float(sparsity):.4f}; the tickets stage "
             f"produced {made}"
@@ -120,7 +129,12 @@ def inputs_for(job: Job, context: RunContext) -> Inputs:
         # IMP rungs live in a trunk shared by every ladder length of the same IMP run, so
         # asking for more rounds later continues from the rungs already found.
         trunk = context.store_root / paths.IMP_TRUNKS_DIR / trunk_key(spec)
-        return Inputs(weights=weights, trunk=trunk)
+        # search-then-prune reads the MACs of its SuperTickets (a store entry, or a folder).
+        reference = None
+        if spec.macs_of:
+            entry = context.store_root / spec.macs_of
+            reference = entry if entry.is_dir() else Path(spec.macs_of)
+        return Inputs(weights=weights, trunk=trunk, reference=reference)
     return Inputs(weights=weights)
 
 

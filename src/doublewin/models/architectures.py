@@ -18,6 +18,7 @@ from doublewin.core.errors import UserError
 from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
 from doublewin.models.robust_archs import PreActResNet, WideResNet
 from doublewin.models.robustbench import build_robustbench_model, find_entry, is_robustbench_name
+from doublewin.models.supernets import registry_builder
 from doublewin.models.zoo import build_zoo_model, input_size_of, is_zoo_name, parse_zoo_name
 
 
@@ -249,6 +250,28 @@ ARCHITECTURES: dict[str, ArchInfo] = {
             "PreAct ResNet-18 with RobustBench's names, a BatchNorm before the head and the "
             "shortcut on the activated input (fast AT's model, RobustBench's Rice2020Overfitting)",
             _preact([2, 2, 2, 2]),
+        ),
+        ArchInfo(
+            "supernet8",
+            "supernet",
+            8,
+            "SuperTickets supernet for 8 px: 4 inverted-residual cells, kernels {3, 5} in "
+            "parallel paths (docs/models.md)",
+            registry_builder("supernet8"),
+        ),
+        ArchInfo(
+            "supernet_cifar",
+            "supernet",
+            32,
+            "SuperTickets supernet for 32 px: 10 cells, kernels {3, 5, 7}, MobileNetV2 widths",
+            registry_builder("supernet_cifar"),
+        ),
+        ArchInfo(
+            "supernet_imagenet",
+            "supernet",
+            224,
+            "SuperTickets supernet for 224 px: HR-NAS's stem, widths and head, kernels {3, 5, 7}",
+            registry_builder("supernet_imagenet"),
         ),
     )
 }

@@ -32,6 +32,7 @@ from doublewin.models.architectures import (
 )
 from doublewin.models.hf import build_from_config
 from doublewin.models.slim import SlimResNet
+from doublewin.models.supernets import build_supernet, is_description
 
 FORMAT = "doublewin-weights-1"
 
@@ -184,16 +185,20 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
 def load_model(
     path: str | Path, *, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, WeightsMeta]:
-    """Build ``meta.arch``, load the weights strictly, set the normalization. A channel
-    ticket's exported network (``extra.architecture``, slim.py) is built at its own widths."""
+    """Build ``meta.arch``, load the weights strictly, set the normalization. A network at its
+    own widths (``extra.architecture``: a channel ticket's export, slim.py, or a SuperTicket's
+    shrunk supernet, supernet.py) is built from its description."""
     state, meta = load_weights(path)
     if isinstance(meta.extra.get("hf_config"), Mapping):
         # A Hugging Face text encoder: token ids in, no image normalization.
         model = build_from_config(dict(meta.extra["hf_config"]), meta.num_classes)
         load_strict(model, state, source=str(path))
         return model.to(device), meta
-    if isinstance(meta.extra.get("architecture"), Mapping):
-        model = SlimResNet(dict(meta.extra["architecture"]))
+    architecture = meta.extra.get("architecture")
+    if isinstance(architecture, Mapping):
+        # A network at its own widths: a SuperTicket's shrunk supernet, or a channel export.
+        described = dict(architecture)
+        model = build_supernet(described) if is_description(described) else SlimResNet(described)
         model.arch = meta.arch  # type: ignore[attr-defined]
     else:
         model = build_model(meta.arch, meta.num_classes, mean=meta.mean, std=meta.std)

@@ -20,13 +20,16 @@ from doublewin.core.progress import NULL_PROGRESS, Progress
 
 @dataclass(frozen=True)
 class Inputs:
-    """Files a stage reads. ``weights``: θp (or fine-tuned weights, for evaluate);
-    ``ticket``: a mask file, None for the dense model; ``trunk``: IMP's folder of rungs,
-    shared by every ladder length of the same IMP run (None: inside ``out``)."""
+    """Files a stage reads. ``weights``: θp (or fine-tuned weights, for evaluate; a
+    SuperTicket's network, for its transfer); ``ticket``: a mask file, None for the dense
+    model; ``trunk``: IMP's folder of rungs, shared by every ladder length of the same IMP run
+    (None: inside ``out``); ``reference``: the SuperTickets folder whose MACs search-then-prune
+    matches."""
 
     weights: Path | None = None
     ticket: Path | None = None
     trunk: Path | None = None
+    reference: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from doublewin.tickets import find_tickets, load_ticket
 
 def tickets(spec: TicketSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
     """Find the tickets of ``spec`` on ``inputs.weights``. Returns ``tickets`` (target
-    sparsity with 6 digits → file path relative to ``out``) and ``achieved_sparsity`` (the
-    same keys → the mask's global sparsity)."""
+    sparsity with 6 digits → file path relative to ``out``), ``achieved_sparsity`` (the
+    same keys → the mask's global sparsity) and, for tickets that bring their network
+    (SuperTickets), ``networks`` (the same keys → the network's weights file)."""
     if inputs.weights is None:
         raise UserError("find-tickets needs the pre-trained weights θp; pass --weights FILE")
     found = find_tickets(
@@ -33,8 +34,10 @@ def tickets(spec: TicketSpec, inputs: Inputs, out: Path, env: Environment) -> di
         data_root=env.data_root,
         log=env.log,
         trunk=inputs.trunk,
+        reference=inputs.reference,
     )
     index: dict[str, str] = {}
+    networks: dict[str, str] = {}
     achieved: dict[str, float] = {}
     for path in found:
         info = load_ticket(path).info
@@ -42,11 +45,19 @@ def tickets(spec: TicketSpec, inputs: Inputs, out: Path, env: Environment) -> di
         key = f"{target:.{SPARSITY_DIGITS}f}"
         index[key] = str(Path(path).resolve().relative_to(Path(out).resolve()))
         achieved[key] = round(float(info.sparsity), SPARSITY_DIGITS)
-    return {"tickets": index, "achieved_sparsity": achieved}
+        if info.extra.get("network"):
+            networks[key] = str(Path(index[key]).with_name(str(info.extra["network"])))
+    metrics: dict[str, Any] = {"tickets": index, "achieved_sparsity": achieved}
+    if networks:
+        metrics["networks"] = networks
+    return metrics
 
 
-def ticket_in(folder: Path, metrics: dict[str, Any], sparsity: float) -> Path | None:
+def ticket_in(
+    folder: Path, metrics: dict[str, Any], sparsity: float, what: str = "tickets"
+) -> Path | None:
     """The file of the ticket at ``sparsity`` among a finished tickets stage's ``metrics``
-    (None when the stage produced none there)."""
-    relative = metrics.get("tickets", {}).get(f"{sparsity:.{SPARSITY_DIGITS}f}")
+    (``what``: ``networks`` for the network it brings; None when the stage produced none
+    there)."""
+    relative = metrics.get(what, {}).get(f"{sparsity:.{SPARSITY_DIGITS}f}")
     return None if relative is None else folder / relative

@@ -31,6 +31,7 @@ from doublewin.models import (
 )
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
+from doublewin.tickets.macs import model_macs
 from doublewin.train import evaluate, train
 
 
@@ -50,6 +51,9 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     train_loader, val_loader, test_loader = setup.train, setup.val, setup.test
     workdir, device, caught = Path(out), setup.device, setup.warnings
     sparsity = float(mask.sparsity) if mask is not None else 0.0
+    # One image's multiply-accumulates, dense and with the pruned weights skipped: where
+    # tickets of different architectures (SuperTickets' shrunk networks) meet.
+    macs, kept_macs = model_macs(model, int(spec.data.resolution or meta.input_size), mask)
 
     result = train(
         model,
@@ -66,6 +70,8 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     )
     metrics: dict[str, Any] = {
         "sparsity": round(sparsity, 6),
+        "macs": macs,
+        "kept_macs": kept_macs,
         "num_classes": info.num_classes,
         "train_images": train_loader.num_samples,
     }

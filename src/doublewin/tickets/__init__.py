@@ -3,7 +3,9 @@
 ``Mask`` (mask.py) is a mapping parameter name → bool tensor; ``pruning.py`` turns scores
 into masks (global, like torch.nn.utils.prune); ``ladder.py`` names the rungs; ``scores.py``,
 ``synflow.py`` and ``gem_miner.py`` score or search; ``imp.py`` runs iterative magnitude
-pruning with rewinding; ``find.py`` is the entry point the tickets stage calls; ``ticket.py``
+pruning with rewinding; ``search.py``, ``shrink.py``, ``progressive.py`` and
+``supertickets.py`` draw SuperTickets from a supernet (``network_export.py`` exports one);
+``macs.py`` counts multiply-accumulates; ``find.py`` is the entry point the tickets stage calls; ``ticket.py``
 is a mask with its provenance, ``files.py`` and ``official.py`` read and write ticket files.
 """
 

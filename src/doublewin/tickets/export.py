@@ -6,6 +6,9 @@
   filters, BatchNorm entries and input slices), as ``weights.safetensors`` under its original
   parameter names, ``architecture.json`` (every layer's width) and ``model.py``, a plain torch
   module definition (models/slim.py) that loads them without doublewin.
+- a SuperTicket: its shrunk network (physically smaller than the supernet) carrying the mask,
+  ``architecture.json`` and ``model.py`` (models/supernet.py), checked against the masked
+  supernet (network_export.py).
 - ``nm``: the dense weights holding the N:M pattern; on a CUDA GPU with 2:4 support every 2:4
   layer is also converted with ``torch.sparse.to_sparse_semi_structured`` and checked.
 
@@ -41,6 +44,7 @@ from doublewin.models import WeightsMeta, get_normalization, load_model, save_we
 from doublewin.tickets.channels import channel_groups, prunable_groups, pruned_positions
 from doublewin.tickets.files import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask
+from doublewin.tickets.network_export import export_network
 
 TOLERANCE = 1e-4  # largest |Δlogit| between export and masked model, × max(1, largest |logit|)
 
@@ -121,9 +125,14 @@ def write_export(
             f"--csr writes the CSR form of an unstructured ticket; {ticket_path} is a {pattern} "
             "ticket, so it would write nothing: leave --csr out"
         )
+    if (ticket.info.extra or {}).get("network"):
+        pattern = "supertickets"  # a network of its own: checked against the masked supernet
     notes: list[str] = []
     if pattern == "channel":
         exported = _channel(masked, mask, meta, size, folder)
+    elif pattern == "supertickets":
+        exported, masked = export_network(model, mask, ticket, meta, folder)
+        save_ticket(folder / paths.EXPORT_TICKET, ticket)
     else:
         exported = masked
         save_weights(folder / paths.WEIGHTS, masked, _meta(meta, pattern, mask))
@@ -142,7 +151,8 @@ def write_export(
             f"in a logit (more than {TOLERANCE:g} × max(1, largest |logit| {scale:.3g})); "
             "report this with the ticket file"
         )
-    dense = _footprint(model, size)
+    # A SuperTicket's dense model is the supernet it was drawn from.
+    dense = _footprint(masked if pattern == "supertickets" else model, size)
     small = _footprint(exported, size, mask if pattern != "channel" else None, csr)
     summary = Exported(
         pattern,

@@ -5,6 +5,8 @@ Every method scores the pre-trained weights θp themselves (nothing is re-initia
 magnitude), ``random`` (global uniform, seeded), ``snip`` and ``grasp`` (gradient scores on
 ``score_batches`` source batches; on PGD examples when ``train.regime`` is ``at``),
 ``synflow`` (data-free, iterative) and ``gem-miner`` (score search on frozen θp).
+``supertickets`` and ``search-then-prune`` train a supernet from θp and write each rung's own
+network beside its ticket (supertickets.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from doublewin.core.hashing import spec_hash
 from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import TicketSpec
+from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.core.typed import to_dict
 from doublewin.data import prepare_data
 from doublewin.models import load_model, replace_head
@@ -36,6 +39,7 @@ from doublewin.tickets.mask import Mask
 from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
+from doublewin.tickets.supertickets import draw_network_tickets
 from doublewin.tickets.synflow import synflow_mask
 from doublewin.tickets.ticket import Ticket, make_info
 
@@ -61,11 +65,13 @@ def find_tickets(
     data_root: str | Path | None = None,
     log: JsonlLog | None = None,
     trunk: str | Path | None = None,
+    reference: str | Path | None = None,
 ) -> list[Path]:
     """Write one ticket per target sparsity into ``workdir``; returns their paths (ascending).
 
     ``trunk`` (IMP only): folder for the rungs, shared by runs that differ only in the number of
-    rounds (default ``workdir/imp-trunk``).
+    rounds (default ``workdir/imp-trunk``). ``reference`` (search-then-prune only): the folder
+    of the SuperTickets whose MACs its rungs match (default: ``spec.macs_of``).
     """
     device = torch.device(device)
     model, meta = load_model(weights_path, device=device)
@@ -88,7 +94,7 @@ def find_tickets(
     source = Source(meta.arch, meta.content_hash, int(spec.data.resolution or meta.input_size))
     return draw_tickets(
         spec, model, source, loaders, workdir=workdir, device=device, progress=progress,
-        log=log, trunk=trunk,
+        log=log, trunk=trunk, reference=reference,
     )  # fmt: skip
 
 
@@ -113,6 +119,7 @@ def draw_tickets(
     progress: Progress = NULL_PROGRESS,
     log: JsonlLog | None = None,
     trunk: str | Path | None = None,
+    reference: str | Path | None = None,
 ) -> list[Path]:
     """`find_tickets` on a model already built (holding θp, on ``device``): ``loaders()``
     gives the source task's (train, val) loaders when a method needs data."""
@@ -146,6 +153,19 @@ def draw_tickets(
             ),
         )
 
+    if spec.method in NETWORK_METHODS:
+        return draw_network_tickets(
+            spec,
+            model,
+            source.arch,
+            loaders,
+            workdir=workdir,
+            recorded=spec_dict,
+            device=device,
+            reference=Path(reference or spec.macs_of) if (reference or spec.macs_of) else None,
+            progress=progress,
+            log=log,
+        )
     out: list[Path] = []
     if spec.method == "imp":
         rounds = imp_rounds(spec)
@@ -243,7 +263,8 @@ def draw_tickets(
             out.append(path)
         return out
     raise UserError(
-        f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow or gem-miner"
+        f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, gem-miner, "
+        "supertickets or search-then-prune"
     )
 
 

@@ -73,7 +73,16 @@ class Ticket:
                 f"{source} was drawn for {self.info.arch}, the model is {arch}; "
                 f"use a ticket drawn for {arch}"
             )
-        self.mask.check_fits(model, what=source)
+        try:
+            self.mask.check_fits(model, what=source)
+        except UserError:
+            if self.info.extra.get("network"):
+                raise UserError(
+                    f"{source} is a ticket of its own network (a SuperTicket: another "
+                    "architecture than the supernet); pass the network beside it, "
+                    f"{self.info.extra['network']}, as the weights"
+                ) from None
+            raise
         if weights_hash and self.info.weights_hash and weights_hash != self.info.weights_hash:
             warnings.warn(
                 f"{source} was drawn from weights {self.info.weights_hash} but is applied to "

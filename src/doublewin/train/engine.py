@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doublewin.attacks import PGD, fgsm_rs
+from doublewin.attacks import PGD
 from doublewin.core import distributed, paths
-from doublewin.core.errors import Diverged, UserError
+from doublewin.core.errors import UserError
 from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import TrainSpec
@@ -32,6 +31,13 @@ from doublewin.train.callbacks import Callback, TrainState
 from doublewin.train.checkpoint import RunState, cpu_state_dict, resume_run, save_run
 from doublewin.train.evaluation import evaluate
 from doublewin.train.guard import OverfitGuard
+from doublewin.train.loop_setup import (
+    check_finite,
+    diverged,
+    loader_length,
+    make_guard,
+    training_attack,
+)
 from doublewin.train.masking import MaskEnforcer
 from doublewin.train.precision import (
     as_layout,
@@ -40,7 +46,7 @@ from doublewin.train.precision import (
     default_channels_last,
     resolve_precision,
 )
-from doublewin.train.schedules import lr_multiplier, make_optimizer, stretched
+from doublewin.train.schedules import Phase, make_optimizer, phased_multiplier, stretched
 
 
 @dataclass
@@ -88,6 +94,8 @@ class _Loop:
     log: JsonlLog | None
     log_every: int
     progress: Progress = NULL_PROGRESS
+    first_epoch: int = 0  # the run's epoch this call starts at (a Phase)
+    penalty: Callable[[int], torch.Tensor] | None = None
 
 
 def train(
@@ -107,6 +115,8 @@ def train(
     channels_last: bool | None = None,
     compile: bool = False,
     log_every: int = 50,
+    phase: Phase | None = None,
+    penalty: Callable[[int], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with ``spec`` and return a `TrainResult`.
 
@@ -117,14 +127,16 @@ def train(
     same spec is resumed (a finished one is returned as is). ``seed`` seeds the attacks' random
     starts (the loaders carry their own seeds). ``precision``: overrides ``spec.precision``
     (``auto`` = bf16 autocast on CUDA, fp32 elsewhere); ``channels_last``: the memory layout
-    (default: `default_channels_last`); ``compile``: torch.compile the forward. Raises `Diverged` (bad input, exit 2) when the loss turns NaN/inf, `UserError` for a mask that does
+    (default: `default_channels_last`); ``compile``: torch.compile the forward. ``phase``:
+    this call is part of a longer run (schedules.Phase); ``penalty(step)``: a term added to
+    each step's loss (SuperTickets' γ-L1), ``step`` the optimizer steps taken in this call. Raises `Diverged` (bad input, exit 2) when the loss turns NaN/inf, `UserError` for a mask that does
     not fit the model or a checkpoint of a different spec.
     """
     device = torch.device(device)
     precision = resolve_precision(precision or spec.precision, device)
     if channels_last is None:
         channels_last = default_channels_last(device)
-    steps_per_epoch = _length(train_loader)
+    steps_per_epoch = loader_length(train_loader)
     # train.min_steps lengthens short runs (small data fractions); `spec` below is the run's.
     spec = stretched(spec, steps_per_epoch)
     if spec.optimizer == "sgd" and spec.nesterov and spec.momentum <= 0:
@@ -137,9 +149,10 @@ def train(
     enforcer = MaskEnforcer(model, mask)
     enforcer.zero_pruned()
     optimizer = make_optimizer(model, spec)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(spec, steps_per_epoch))
-    attack = _training_attack(spec)
-    guard = _make_guard(spec, val_loader, device)
+    multiplier = phased_multiplier(spec, steps_per_epoch, phase)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    attack = training_attack(spec)
+    guard = make_guard(spec, val_loader, device)
 
     run = RunState()
     ckpt_path = Path(workdir) / paths.CHECKPOINT if workdir is not None else None
@@ -148,6 +161,8 @@ def train(
         "steps_per_epoch": steps_per_epoch,
         "mask_kept": {n: int(torch.as_tensor(m).count_nonzero()) for n, m in (mask or {}).items()},
     }
+    if phase is not None:
+        identity["phase"] = dataclasses.asdict(phase)
     if ckpt_path is not None and ckpt_path.is_file():
         run = resume_run(ckpt_path, identity, model, optimizer, scheduler)
         if guard is not None:
@@ -188,6 +203,8 @@ def train(
         log,
         log_every,
         progress,
+        phase.first_epoch if phase is not None else 0,
+        penalty,
     )
     started = time.perf_counter()
     try:
@@ -225,7 +242,7 @@ def _train_epoch(loop: _Loop, run: RunState) -> None:
     device, precision = loop.device, loop.precision
     epoch = run.epoch
     if hasattr(loop.loader, "set_epoch"):
-        loop.loader.set_epoch(epoch)
+        loop.loader.set_epoch(epoch + loop.first_epoch)
     model.train()
     on_cpu = device.type != "cuda"
     sharded = distributed.world().distributed
@@ -250,10 +267,12 @@ def _train_epoch(loop: _Loop, run: RunState) -> None:
                 x = loop.attack(model if sharded else loop.net, x, y)
         with autocast(precision, device):
             logits = loop.net(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=spec.label_smoothing)
+        if loop.penalty is not None:
+            loss = loss + loop.penalty(run.step)
         if on_cpu:
             if not torch.isfinite(loss):
-                _diverged(spec, epoch, run.step + 1, float(loss.detach()), lr)
+                diverged(spec, epoch, run.step + 1, float(loss.detach()), lr)
         else:
             bad = (~torch.isfinite(loss)) & (first_bad < 0)
             first_bad = torch.where(bad, torch.full_like(first_bad, run.step + 1), first_bad)
@@ -274,7 +293,7 @@ def _train_epoch(loop: _Loop, run: RunState) -> None:
             for callback in loop.callbacks:
                 callback.on_step_end(state)
         if (index + 1) % loop.log_every == 0:
-            _check_finite(spec, epoch, first_bad, lr)
+            check_finite(spec, epoch, first_bad, lr)
             mean_loss, acc = loss_sum.item() / seen, 100.0 * correct.item() / seen
             loop.task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
             advanced = index + 1
@@ -291,7 +310,7 @@ def _train_epoch(loop: _Loop, run: RunState) -> None:
         raise UserError(
             "the training loader yielded no batch; use a smaller batch_size or more training data"
         )
-    _check_finite(spec, epoch, first_bad, lr)
+    check_finite(spec, epoch, first_bad, lr)
     mean_loss, acc = loss_sum.item() / seen, 100.0 * correct.item() / seen
     loop.task.advance(index + 1 - advanced, loss=mean_loss, acc=acc)
     run.train_seconds += time.perf_counter() - tic
@@ -345,50 +364,3 @@ def _validate(
         if value is not None and (best["value"] is None or value > best["value"]):
             run.best[key] = {"value": value, "epoch": run.epoch}
             run.best_states[key] = cpu_state_dict(model)
-
-
-def _training_attack(spec: TrainSpec) -> PGD | None:
-    if spec.regime == "std":
-        return None
-    if spec.regime == "fat":
-        return fgsm_rs(spec.attack, spec.fat_alpha)
-    return PGD.from_spec(spec.attack)
-
-
-def _make_guard(
-    spec: TrainSpec, val_loader: Iterable | None, device: torch.device
-) -> OverfitGuard | None:
-    if spec.regime != "fat" or not spec.overfit_guard or val_loader is None:
-        return None
-    for x, y in val_loader:
-        return OverfitGuard.for_attack(spec.attack, x.to(device), y.to(device))
-    return None
-
-
-def _length(loader: Iterable) -> int:
-    try:
-        n = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        raise UserError(
-            "the training loader has no len(); pass a doublewin BatchLoader or a torch DataLoader"
-        ) from None
-    if n <= 0:
-        raise UserError(
-            "the training loader yields no batch; use a smaller batch_size or more training data"
-        )
-    return int(n)
-
-
-def _check_finite(spec: TrainSpec, epoch: int, first_bad: torch.Tensor, lr: float) -> None:
-    step = int(first_bad.item()) if first_bad.numel() else -1
-    if step >= 0:
-        _diverged(spec, epoch, step, float("nan"), lr)
-
-
-def _diverged(spec: TrainSpec, epoch: int, step: int, value: float, lr: float) -> None:
-    what = "NaN" if math.isnan(value) else "infinite"
-    raise Diverged(
-        f"training loss became {what} in epoch {epoch + 1} at step {step} "
-        f"({spec.regime}, lr {lr:.3g}); lower train.lr (e.g. {spec.lr / 10:.3g}) "
-        "or add train.warmup_epochs"
-    )

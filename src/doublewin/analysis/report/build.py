@@ -27,6 +27,7 @@ from doublewin.analysis.report import (
     control_section,
     figure_sections,
     landscape_section,
+    macs_section,
     sections,
     verdict_section,
 )
@@ -116,6 +117,7 @@ def build_report(
     accuracy, accuracy_figures = figure_sections.accuracy_section(data)
     efficiency, efficiency_figures = figure_sections.data_efficiency_section(data)
     methods, methods_figures = figure_sections.methods_section(data)
+    supertickets, macs_figures = macs_section.macs_section(data)
     glance, glance_figures = verdict_section.glance_section(data)
     landscapes, landscape_figures = landscape_section.landscape_section(data)
     name = (meta or {}).get("name")
@@ -132,6 +134,7 @@ def build_report(
             accuracy,
             efficiency,
             methods,
+            *([supertickets] if supertickets is not None else []),
             landscapes,
             sections.compute_section(data),
         ],
@@ -145,7 +148,12 @@ def build_report(
             ),
         )
     _check_names(
-        glance_figures + accuracy_figures + efficiency_figures + methods_figures + landscape_figures
+        glance_figures
+        + accuracy_figures
+        + efficiency_figures
+        + methods_figures
+        + macs_figures
+        + landscape_figures
     )
     return document
 
