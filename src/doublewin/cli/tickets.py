@@ -50,7 +50,7 @@ def find_tickets_command(
             help=field_help(
                 "tickets",
                 "data.name",
-                "Source dataset (data.name) for imp, snip, grasp, gem-miner.",
+                "Source dataset (data.name) for imp, snip, grasp, gem-miner, hydra, harp.",
             ),
         ),
     ] = None,

@@ -17,131 +17,53 @@ from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading, yaml_data
+from doublewin.core.method_specs import GemMinerSpec, HarpSpec, HydraSpec, SynFlowSpec
+from doublewin.core.spec_parts import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    UNIT_CLOSED_OPEN,
+    UNIT_OPEN,
+    AttackSpec,
+    DataSpec,
+    MaskScope,
+    Regime,
+    TrainSpec,
+    default_eval_attack,
+)
 from doublewin.core.typed import Range, apply_override, checked, from_dict, parse_overrides
 
-POSITIVE = Range(0.0, None, low_open=True)
-NON_NEGATIVE = Range(0.0, None)
-UNIT_OPEN_CLOSED = Range(0.0, 1.0, low_open=True)  # (0, 1]
-UNIT_CLOSED_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
-UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)
-AT_LEAST_ONE = Range(1, None)
-PIXEL_UNITS = Range(0.0, 1.0)  # ε and step sizes: [0,1] pixel space
+# The parts and the methods' options are re-exported: callers name every spec from here.
+__all__ = [
+    "AttackSpec",
+    "DataSpec",
+    "EvaluateSpec",
+    "GemMinerSpec",
+    "HarpSpec",
+    "HydraSpec",
+    "LandscapeSpec",
+    "MaskScope",
+    "PretrainSpec",
+    "Regime",
+    "SynFlowSpec",
+    "TicketSpec",
+    "TrainSpec",
+    "TransferSpec",
+    "load_spec",
+    "load_yaml",
+]
 
-Regime = Literal["std", "fat", "at"]
-TicketMethod = Literal["imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner"]
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which images a stage sees and how they are prepared.
-
-    ``name``: a dataset from ``doublewin datasets`` (``folder:/path`` for an ImageFolder tree).
-    ``fraction``: share of the training split kept, in (0, 1] (the paper's 1, 0.1, 0.01).
-    ``subset``: ``balanced`` keeps a seeded class-balanced subset (every class keeps at least
-    one image); ``first`` keeps the first images in file order (the official scripts).
-    ``resolution``: side in pixels the model sees; None = the architecture's default.
-    ``val_size``: images held out of the training files for validation; None = the dataset's
-    official split (CIFAR: last 5,000).
-    """
-
-    name: str = "digits"
-    fraction: float = checked(1.0, range=UNIT_OPEN_CLOSED)
-    subset: Literal["balanced", "first"] = "balanced"
-    subset_seed: int = 0
-    resolution: int | None = checked(None, range=Range(4, 1024))
-    val_size: int | None = checked(None, range=Range(1, None))
-    augment: Literal["none", "flip", "crop", "crop-flip", "rrc-flip"] = "crop-flip"
-    test_transform: Literal["resize", "resize-center-crop"] = "resize"
-    # Share of the validation split kept (class-balanced, seeded with subset_seed); None = all.
-    val_fraction: float | None = checked(None, range=UNIT_OPEN_CLOSED)
-    # Evaluate on the first ``test_limit`` test images only (RobustBench); None = all. A
-    # dataset that renders its images (strokes) draws a test split of this size.
-    test_limit: int | None = checked(None, range=Range(1, None))
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """A PGD (or FGSM, steps=1) threat model in [0,1] pixel space.
-
-    ``eps`` and ``step`` are in pixel units (8/255 ≈ 0.0314). ``bn_mode`` is the BatchNorm mode
-    while the attack runs during training: ``train`` as in the official Double-Win code, or
-    ``eval`` as in robustness/torchattacks. Evaluation attacks always run in eval mode.
-    """
-
-    norm: Literal["linf", "l2"] = "linf"
-    # Pixel units: an ε above 1 (e.g. 8 for 8/255) is a unit mistake, refused.
-    eps: float = checked(8 / 255, range=PIXEL_UNITS)
-    step: float = checked(2 / 255, range=PIXEL_UNITS)
-    steps: int = checked(10, range=AT_LEAST_ONE)
-    random_start: bool = True
-    restarts: int = checked(1, range=AT_LEAST_ONE)
-    bn_mode: Literal["train", "eval"] = "train"
-    # PGD's loss: ce (the paper's), margin (Carlini-Wagner's) or ce+margin (per example the
-    # worst of both, AutoAttack's reading; docs/evaluation.md).
-    loss: Literal["ce", "margin", "ce+margin"] = "ce"
-    # Test attacks only: a point fooled by any iterate counts as fooled and is attacked no more.
-    early_stop: bool = False
-
-
-def _eval_attack() -> AttackSpec:
-    return AttackSpec(steps=20, bn_mode="eval")
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """The one training engine's settings (pre-training, IMP rounds and transfer alike).
-
-    ``regime``: ``std`` clean training, ``fat`` FGSM with random start (fast adversarial
-    training, step = ``fat_alpha`` × ε), ``at`` PGD adversarial training with ``attack``.
-    ``milestones`` are epochs where the learning rate is multiplied by ``gamma``.
-    ``optimizer``: ``sgd`` (the paper's) or ``adamw`` (betas 0.9, 0.999).
-    ``val_attack`` measures validation RA each epoch (to keep the best-RA checkpoint).
-    ``min_steps`` (0 = off, the official recipe): when ``epochs`` would take fewer optimizer
-    steps than this — a small data fraction — the run is lengthened to the fewest whole epochs
-    that reach it, with milestones and warmup stretched by the same factor.
-    """
-
-    regime: Regime = "std"
-    # sgd: the paper's; adamw: for transformers trained from scratch (momentum unused).
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    epochs: int = checked(10, range=AT_LEAST_ONE)
-    batch_size: int = checked(128, range=AT_LEAST_ONE)
-    lr: float = checked(0.1, range=POSITIVE)
-    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
-    nesterov: bool = False
-    weight_decay: float = checked(5e-4, range=NON_NEGATIVE)
-    schedule: Literal["multistep", "cosine", "cyclic", "constant"] = "multistep"
-    milestones: tuple[int, ...] = checked((), range=Range(0, None))
-    gamma: float = checked(0.1, range=POSITIVE)
-    warmup_epochs: float = checked(0.0, range=NON_NEGATIVE)
-    attack: AttackSpec = field(default_factory=AttackSpec)
-    fat_alpha: float = checked(1.25, range=POSITIVE)
-    overfit_guard: bool = True
-    val_attack: AttackSpec = field(default_factory=_eval_attack)
-    val_every: int = checked(1, range=AT_LEAST_ONE)
-    min_steps: int = checked(0, range=Range(0, None))
-    # auto = bf16 autocast on CUDA, fp32 elsewhere (official: fp32); test numbers are fp32.
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # Best checkpoints come from epochs >= this one (1-based); the official AT script: 46.
-    select_from_epoch: int = checked(1, range=AT_LEAST_ONE)
-    # Validation RA with val_attack; false = SA only, as the official ST script.
-    val_ra: bool = True
-
-    def __post_init__(self) -> None:
-        if self.select_from_epoch > self.epochs:
-            raise UserError(
-                f"train.select_from_epoch {self.select_from_epoch} is after the last epoch "
-                f"({self.epochs}); set it to at most {self.epochs}"
-            )
-        if self.attack.early_stop:
-            raise UserError(
-                "train.attack.early_stop is for test and validation attacks only (a training "
-                "step must see the attack's last iterate); remove it from train.attack"
-            )
-        if self.regime == "std":
-            return
-        if self.attack.eps <= 0:
-            raise UserError(f"attack.eps must be > 0 for regime {self.regime}; set e.g. 8/255")
+TicketMethod = Literal[
+    "imp", "omp", "random", "snip", "grasp", "synflow", "gem-miner", "hydra", "harp", "lwm"
+]
+# The patterns a method can draw (every other method: all three). A trained per-weight mask
+# or an iterative per-weight score prunes weight by weight; HARP also learns channel rates.
+METHOD_PATTERNS = {
+    "synflow": ("unstructured",),
+    "gem-miner": ("unstructured",),
+    "hydra": ("unstructured",),
+    "lwm": ("unstructured",),
+    "harp": ("unstructured", "channel"),
+}
 
 
 @dataclass(frozen=True)
@@ -156,66 +78,8 @@ class PretrainSpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     seed: int = 0
     # Source SA/RA recorded in the weights' metadata are measured with this attack.
-    eval_attack: AttackSpec = field(default_factory=_eval_attack)
+    eval_attack: AttackSpec = field(default_factory=default_eval_attack)
     kind: Literal["trained", "control"] = "trained"
-
-
-@dataclass(frozen=True)
-class MaskScope:
-    """Which parameters a ticket prunes. ``layers``: ``conv`` (the paper): every Conv2d weight,
-    the first conv included, plus Linear weights with ``include_linear``; ``transformer``
-    (BERT-Tickets, Chen et al. 2020): the attention (query/key/value, output projection) and
-    MLP Linear weights, never embeddings, LayerNorm or the head; ``auto`` (default):
-    transformer for a model with attention layers, conv otherwise. BatchNorm and biases
-    stay dense; ``exclude`` removes layers by glob pattern."""
-
-    include_linear: bool = False
-    exclude: tuple[str, ...] = ()
-    layers: Literal["auto", "conv", "transformer"] = "auto"
-
-
-@dataclass(frozen=True)
-class SynFlowSpec:
-    """SynFlow options. ``iterations``: score-and-prune rounds with the exponential schedule
-    (100 in Tanaka et al.). ``bn``: how pre-trained BatchNorm enters the positive linearised
-    network: ``fold`` = the per-channel gain |γ|/√(σ²+ε) of the running statistics, no shift;
-    ``identity`` = ignored (see doublewin/tickets/synflow.py)."""
-
-    iterations: int = checked(100, range=AT_LEAST_ONE)
-    bn: Literal["fold", "identity"] = "fold"
-
-
-# Gem-Miner defaults, measured on the embedded tasks (docs/tickets.md, "Gem-Miner defaults").
-GEM_MINER_EPOCHS = 8
-GEM_MINER_PERIOD = 1
-GEM_MINER_LR = 5.0
-GEM_MINER_LAMBDA = 1e-4
-
-
-@dataclass(frozen=True)
-class GemMinerSpec:
-    """Gem-Miner options (docs/tickets.md): scores s ∈ [0,1] trained on frozen θp for
-    ``epochs`` epochs with SGD (``lr``, ``momentum``, cosine decay), loss = task loss + ``lam``
-    × ‖s‖². After every ``period``-th epoch but the last, the lowest-scoring flagged weights
-    are flagged out, sized so the target is reached at the last freeze; at least one epoch
-    follows it. ``score_init``: ``uniform`` in [0,1] (the reference's) or ``ones`` (start from
-    the dense θp). ``final``: ``flags`` (the flag set, exactly at the target) or ``gem`` (the
-    reference's flag ∧ 1[s > 0.5], at or above it)."""
-
-    epochs: int = checked(GEM_MINER_EPOCHS, range=Range(2, None))
-    period: int = checked(GEM_MINER_PERIOD, range=AT_LEAST_ONE)
-    lr: float = checked(GEM_MINER_LR, range=POSITIVE)
-    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
-    lam: float = checked(GEM_MINER_LAMBDA, range=NON_NEGATIVE)
-    score_init: Literal["uniform", "ones"] = "uniform"
-    final: Literal["flags", "gem"] = "flags"
-
-    def __post_init__(self) -> None:
-        if self.epochs <= self.period:
-            raise UserError(
-                f"gem_miner.epochs {self.epochs} leaves no freeze with period {self.period}: "
-                f"use epochs > period (e.g. epochs: {self.period + 1})"
-            )
 
 
 @dataclass(frozen=True)
@@ -248,12 +112,26 @@ class TicketSpec:
     grasp_temperature: float = checked(200.0, range=POSITIVE)
     synflow: SynFlowSpec = field(default_factory=SynFlowSpec)
     gem_miner: GemMinerSpec = field(default_factory=GemMinerSpec)
+    hydra: HydraSpec = field(default_factory=HydraSpec)
+    harp: HarpSpec = field(default_factory=HarpSpec)
     # The pattern (docs/tickets.md): unstructured weights (the paper), whole output channels
     # (channel_score: their filters' norm; channel_ratio: ranked across layers or in each), nm.
     pattern: Literal["unstructured", "channel", "nm"] = "unstructured"
     channel_score: Literal["l1", "l2"] = "l1"
     channel_ratio: Literal["global", "layer"] = "global"
     nm: tuple[int, ...] = checked((2, 4), range=AT_LEAST_ONE)
+    # What a channel ticket's sparsity counts (docs/tickets.md): channels of the groups,
+    # parameters or FLOPs of the whole network; auto = flops for HARP (the authors'), channels
+    # otherwise. channel_round: every group keeps a multiple of this many channels.
+    channel_budget: Literal["auto", "channels", "params", "flops"] = "auto"
+    channel_round: int = checked(1, range=AT_LEAST_ONE)
+
+    @property
+    def channel_unit(self) -> str:
+        """What the sparsity of a channel ticket counts: channels, params or flops."""
+        if self.channel_budget != "auto":
+            return self.channel_budget
+        return "flops" if self.method == "harp" else "channels"
 
     def __post_init__(self) -> None:
         if len(self.nm) != 2 or not self.nm[0] < self.nm[1]:
@@ -261,11 +139,13 @@ class TicketSpec:
                 f"tickets.nm: {list(self.nm)} is not N:M with N < M; keep N of every M "
                 "weights, e.g. nm: [2, 4]"
             )
-        if self.pattern != "unstructured" and self.method in ("synflow", "gem-miner"):
+        allowed = METHOD_PATTERNS.get(self.method)
+        if allowed is not None and self.pattern not in allowed:
+            also = " (harp draws channel tickets)" if self.pattern == "channel" else ""
             raise UserError(
                 f"tickets.pattern: {self.pattern} is not available for {self.method}, which "
                 "prunes weight by weight (an iterative score or a trained per-weight mask); use "
-                "imp, omp, random, snip or grasp for channel and N:M tickets"
+                f"imp, omp, random, snip or grasp for channel and N:M tickets{also}"
             )
 
 
@@ -281,7 +161,7 @@ class TransferSpec:
     ticket: str = ""
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
-    eval_attack: AttackSpec = field(default_factory=_eval_attack)
+    eval_attack: AttackSpec = field(default_factory=default_eval_attack)
     seed: int = 0
     # The model's built-in normalization during transfer: the downstream dataset's mean/std
     # (the official recipe) or the one θp was pre-trained with.
@@ -289,6 +169,9 @@ class TransferSpec:
     # Fine-tuned weights kept: none (metrics only: all the verdict and report read), the
     # best-val-SA and/or best-val-RA checkpoints.
     save_models: Literal["none", "best_sa", "best_ra", "both"] = "none"
+    # AutoAttack (standard) accuracy of the best-val-RA checkpoint on the first N test points
+    # (0 = off): the Adversarial Pruning Benchmark's robustness measure, column aa in results.
+    autoattack: int = checked(0, range=Range(0, None))
 
     def __post_init__(self) -> None:
         if self.train.regime == "fat":
@@ -308,7 +191,7 @@ class EvaluateSpec:
 
     weights: str = ""
     data: DataSpec = field(default_factory=DataSpec)
-    attack: AttackSpec = field(default_factory=_eval_attack)
+    attack: AttackSpec = field(default_factory=default_eval_attack)
     autoattack: int = checked(0, range=Range(0, None))
     split: Literal["test", "val"] = "test"
     batch_size: int = checked(256, range=AT_LEAST_ONE)

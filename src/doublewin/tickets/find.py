@@ -4,7 +4,8 @@ Every method scores the pre-trained weights θp themselves (nothing is re-initia
 ``imp`` (iterative magnitude pruning with rewinding, imp.py), ``omp`` (one-shot global
 magnitude), ``random`` (global uniform, seeded), ``snip`` and ``grasp`` (gradient scores on
 ``score_batches`` source batches; on PGD examples when ``train.regime`` is ``at``),
-``synflow`` (data-free, iterative) and ``gem-miner`` (score search on frozen θp).
+``synflow`` (data-free, iterative), ``gem-miner`` (score search on frozen θp), and the
+robust-pruning methods ``hydra``, ``harp`` and ``lwm`` (learned.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from doublewin.tickets.files import save_ticket
 from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
+from doublewin.tickets.learned import LEARNED_METHODS, learned_tickets
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
@@ -206,6 +208,19 @@ def draw_tickets(
                 save_ticket(path, make_ticket(mask, s))
             out.append(path)
         return out
+    if spec.method in LEARNED_METHODS:
+        return learned_tickets(
+            spec,
+            model,
+            scope_mask,
+            pattern,
+            targets,
+            loaders,
+            make_ticket,
+            workdir=workdir,
+            device=device,
+            progress=progress,
+        )
     if spec.method == "gem-miner":
         train_loader, _ = loaders()
         attack = _attack(spec)
@@ -242,18 +257,29 @@ def draw_tickets(
             out.append(path)
         return out
     raise UserError(
-        f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow or gem-miner"
+        f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, "
+        "gem-miner, hydra, harp or lwm"
     )
 
 
 def recorded_spec(spec: TicketSpec) -> dict[str, Any]:
     """The spec a ticket file records: every field, but the pattern fields at their
-    defaults are left out, so an unstructured ticket's file is byte for byte what it was
-    before patterns existed."""
+    defaults and the options of methods other than its own are left out, so an unstructured
+    ticket's file is byte for byte what it was before patterns (and HYDRA, HARP) existed."""
     out = to_dict(spec)
     defaults = TicketSpec()
-    for key in ("pattern", "channel_score", "channel_ratio", "nm"):
+    for key in (
+        "pattern",
+        "channel_score",
+        "channel_ratio",
+        "nm",
+        "channel_budget",
+        "channel_round",
+    ):
         if getattr(spec, key) == getattr(defaults, key):
+            out.pop(key, None)
+    for key, users in (("hydra", ("hydra",)), ("harp", ("harp",))):
+        if spec.method not in users and getattr(spec, key) == getattr(defaults, key):
             out.pop(key, None)
     return out
 
