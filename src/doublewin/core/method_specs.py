@@ -92,6 +92,13 @@ class ScoreSearchSpec:
     train_bn: bool = True
     score_init: Literal["weights", "kaiming"] = "weights"
 
+    def __post_init__(self) -> None:
+        if self.loss in ("trades", "mart") and self.attack.norm != "linf":
+            raise UserError(
+                f"the {self.loss} loss attacks in L∞ (the authors' code); set attack.norm: linf, "
+                "or use loss: at for an L2 attack"
+            )
+
     @property
     def robust_beta(self) -> float:
         """β of the TRADES or MART term (unused by std and at)."""

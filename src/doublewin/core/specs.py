@@ -147,6 +147,11 @@ class TicketSpec:
                 "prunes weight by weight (an iterative score or a trained per-weight mask); use "
                 f"imp, omp, random, snip or grasp for channel and N:M tickets{also}"
             )
+        if self.method == "harp" and self.pattern == "channel" and self.harp.rate_init != "uniform":
+            raise UserError(
+                f"tickets.harp.rate_init: {self.harp.rate_init} allocates weights, not channels; "
+                "a channel ticket's rates start uniform (rate_init: uniform)"
+            )
 
 
 @dataclass(frozen=True)
