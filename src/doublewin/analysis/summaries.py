@@ -52,6 +52,9 @@ _METHOD_NAMES = {
     "synflow": "SynFlow",
     "gem-miner": "Gem-Miner",
     "gem_miner": "Gem-Miner",
+    "hydra": "HYDRA",
+    "harp": "HARP",
+    "lwm": "LWM",
     "dense": "dense",
 }
 

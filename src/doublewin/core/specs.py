@@ -8,6 +8,7 @@ the stage's directory in the run store. Units: ε and step sizes are in [0,1] pi
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,13 @@ from doublewin.core.defaults import fitting_defaults
 from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import reading, yaml_data
-from doublewin.core.method_specs import GemMinerSpec, HarpSpec, HydraSpec, SynFlowSpec
+from doublewin.core.method_specs import (
+    GemMinerSpec,
+    HarpSpec,
+    HydraSpec,
+    ScoreSearchSpec,
+    SynFlowSpec,
+)
 from doublewin.core.spec_parts import (
     AT_LEAST_ONE,
     POSITIVE,
@@ -64,6 +71,10 @@ METHOD_PATTERNS = {
     "lwm": ("unstructured",),
     "harp": ("unstructured", "channel"),
 }
+# The option fields only one method reads: another method's spec keeps them at their
+# defaults (an experiment's shared tickets section sets them for every method), so its hash
+# and its ticket files are what they were before the options existed.
+OWN_OPTIONS = {"hydra": "hydra", "harp": "harp"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,21 @@ class TicketSpec:
     # otherwise. channel_round: every group keeps a multiple of this many channels.
     channel_budget: Literal["auto", "channels", "params", "flops"] = "auto"
     channel_round: int = checked(1, range=AT_LEAST_ONE)
+
+    def own_options_only(self) -> TicketSpec:
+        """This spec with the options of other methods (``OWN_OPTIONS``) at their defaults."""
+        defaults = TicketSpec()
+        reset = {
+            key: getattr(defaults, key)
+            for method, key in OWN_OPTIONS.items()
+            if method != self.method
+        }
+        return dataclasses.replace(self, **reset)
+
+    @property
+    def score_search(self) -> ScoreSearchSpec | None:
+        """The options of the method's score search (HYDRA, HARP), None for other methods."""
+        return {"hydra": self.hydra, "harp": self.harp}.get(self.method)
 
     @property
     def channel_unit(self) -> str:

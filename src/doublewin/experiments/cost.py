@@ -23,9 +23,17 @@ from doublewin.experiments.grid import Job
 from doublewin.experiments.rates import Shape, rates, training_step
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
+from doublewin.tickets.ladder import ticket_ladder
+from doublewin.train import robust_loss
 from doublewin.train.schedules import stretched
 
 EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
+# Standard AutoAttack on a point that stays robust: APGD-CE (100 steps), APGD-T and FAB-T (9
+# target classes × 100 steps) are input-gradient passes, Square's 5,000 queries forwards. A
+# point an attack fools is not attacked by the next, so a model's share still standing scales
+# it (EARLY_STOP_SHARE).
+AUTOATTACK_GRADS = 100 + 9 * 100 + 9 * 100
+AUTOATTACK_FORWARDS = 5000
 
 
 def attack_passes(regime: str, attack: AttackSpec) -> int:
@@ -79,8 +87,12 @@ def job_passes(job: Job) -> float:
         n_train, n_val, _ = data_sizes(spec.data)
         if spec.method == "imp":
             return spec.rounds * training_passes(spec.train, n_train, n_val)
+        rungs = len(ticket_ladder(spec))  # Gem-Miner, HYDRA and HARP search once per rung
         if spec.method == "gem-miner":
-            return spec.gem_miner.epochs * n_train
+            return rungs * spec.gem_miner.epochs * n_train
+        if spec.score_search is not None:
+            search = spec.score_search
+            return rungs * search.epochs * n_train * (1 + robust_loss.attack_passes(search))
         if spec.method in ("snip", "grasp"):
             return spec.score_batches * spec.train.batch_size * (3 if spec.method == "grasp" else 1)
         if spec.method == "synflow":
@@ -96,10 +108,13 @@ def job_passes(job: Job) -> float:
 def transfer_passes(spec) -> float:
     n_train, n_val, n_test = data_sizes(spec.data)
     # Test SA/RA at two checkpoints, and clean SA at the last epoch.
+    points = min(spec.autoattack, n_test)
+    share = EARLY_STOP_SHARE.get(spec.train.regime, 1.0)
     return (
         training_passes(spec.train, n_train, n_val)
         + 2 * n_test * eval_passes(spec.eval_attack)
         + n_test * EVAL_FORWARD_SHARE
+        + points * share * (AUTOATTACK_GRADS + EVAL_FORWARD_SHARE * AUTOATTACK_FORWARDS)
     )
 
 
@@ -308,19 +323,36 @@ def job_work(job: Job, default_arch: str) -> Work:
         for _ in range(1 if one_checkpoint else 2):
             _evaluations(work, eval_shape, n_test, transfer.eval_attack, transfer.train.regime)
         _evaluations(work, eval_shape, n_test, None, transfer.train.regime)  # SA, last epoch
+        if transfer.autoattack:
+            points = min(transfer.autoattack, n_test)
+            share = EARLY_STOP_SHARE.get(transfer.train.regime, 1.0)
+            full = points / eval_shape[2]
+            work.add(
+                eval_shape,
+                grads=full * share * AUTOATTACK_GRADS,
+                forwards=full * share * AUTOATTACK_FORWARDS,
+            )
         if job.stage == "landscape":
             images = min(spec.images, n_train)
             points = spec.grid**2 + SHARPNESS_GRID**2
             _evaluations(
                 work, eval_shape, images * points, loss_attack(spec), transfer.train.regime
             )
+    elif job.stage == "tickets" and spec.score_search is not None:
+        # A search step costs about an AT step with the loss's attack steps (the engine's own
+        # rate, probed); one search per rung.
+        search = spec.score_search
+        n_train, _, _ = data_sizes(spec.data)
+        steps = search.epochs * math.ceil(n_train / spec.train.batch_size)
+        extra = robust_loss.attack_passes(search)
+        key = (arch, res, spec.train.batch_size, "at" if extra else "std", extra)
+        work.training[key] = work.training.get(key, 0.0) + steps * len(ticket_ladder(spec))
     elif job.stage == "tickets" and spec.method in ("snip", "grasp", "gem-miner"):
         n_train, _, _ = data_sizes(spec.data)
         shape = (arch, res, spec.train.batch_size)
         if spec.method == "gem-miner":
-            work.add(
-                shape, steps=spec.gem_miner.epochs * math.ceil(n_train / spec.train.batch_size)
-            )
+            steps = spec.gem_miner.epochs * math.ceil(n_train / spec.train.batch_size)
+            work.add(shape, steps=steps * len(ticket_ladder(spec)))
         else:
             work.add(shape, steps=spec.score_batches * (3 if spec.method == "grasp" else 1))
     return work

@@ -67,7 +67,7 @@ TICKET_GRID_KEYS = (
     "patterns",
     "anchor_rungs",
 )
-TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack")
+TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack", "autoattack")
 REGIME_NAMES = {"st": "std", "at": "at"}
 
 
@@ -100,6 +100,8 @@ class Experiment:
     # judges under every regime (``tickets.anchor_rungs``).
     search: str | None = None
     anchor_rungs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # AutoAttack on the first N test points of every transfer (0 = off; transfer.autoattack).
+    autoattack: int = 0
 
     @property
     def transfers_nothing(self) -> str | None:
@@ -209,6 +211,12 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
+    autoattack = transfer.get("autoattack", 0)
+    if isinstance(autoattack, bool) or not isinstance(autoattack, int) or autoattack < 0:
+        raise UserError(
+            f"transfer.autoattack: {autoattack!r} is not a number of test points; write e.g. "
+            "autoattack: 1000 (0 = off)"
+        )
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
@@ -231,6 +239,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         landscape=parse_analysis(raw.get("analysis")),
         search=parse_search(raw.get("search")),
         anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
+        autoattack=autoattack,
     )
     check_landscape(experiment)
     return experiment
@@ -280,7 +289,7 @@ def _parse_tickets(
                 merged = deep_merge(merged, {"train": {"regime": regime}})
             spec = from_dict(
                 TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
-            )
+            ).own_options_only()
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":
                 # One-shot methods are drawn at the IMP ladder so methods meet at equal
                 # sparsity.

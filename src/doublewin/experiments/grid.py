@@ -243,6 +243,7 @@ def transfer_spec(
         train=train,
         eval_attack=experiment.eval_attack,
         seed=seed,
+        autoattack=experiment.autoattack,
     )
 
 

@@ -25,7 +25,7 @@ from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
-from doublewin.core.specs import TicketSpec
+from doublewin.core.specs import OWN_OPTIONS, TicketSpec
 from doublewin.core.typed import to_dict
 from doublewin.data import prepare_data
 from doublewin.models import load_model, replace_head
@@ -278,8 +278,8 @@ def recorded_spec(spec: TicketSpec) -> dict[str, Any]:
     ):
         if getattr(spec, key) == getattr(defaults, key):
             out.pop(key, None)
-    for key, users in (("hydra", ("hydra",)), ("harp", ("harp",))):
-        if spec.method not in users and getattr(spec, key) == getattr(defaults, key):
+    for method, key in OWN_OPTIONS.items():
+        if spec.method != method and getattr(spec, key) == getattr(defaults, key):
             out.pop(key, None)
     return out
 

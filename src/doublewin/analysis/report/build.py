@@ -27,6 +27,7 @@ from doublewin.analysis.report import (
     control_section,
     figure_sections,
     landscape_section,
+    robust_section,
     sections,
     verdict_section,
 )
@@ -132,6 +133,7 @@ def build_report(
             accuracy,
             efficiency,
             methods,
+            robust_section.robust_benchmark_section(data),
             landscapes,
             sections.compute_section(data),
         ],
