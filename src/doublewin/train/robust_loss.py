@@ -14,8 +14,8 @@ from torch import nn
 from doublewin.attacks import PGD, mart_examples, trades_examples
 from doublewin.core.method_specs import ScoreSearchSpec
 
-# The attack steps (input-gradient passes) each loss adds to a training step: the dry run's
-# cost, and the source passes a ticket records.
+# TRADES and MART run the model on the clean and the adversarial batch in the update (PGD-AT
+# on the adversarial one only): one pass more a step than their attack's steps.
 EXTRA_FORWARDS = {"std": 0, "at": 0, "trades": 1, "mart": 1}
 
 
