@@ -195,6 +195,8 @@ def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> Patter
             f"{channel_sparsity(mask, groups):.2%} of {total:,} channels in {len(groups)} "
             "groups pruned"
         )
+        if "budget_sparsity" in extra:
+            summary += f"; {float(extra['budget_sparsity']):.2%} of the {extra['channel_budget']}"
         return PatternCheck(pattern, summary, tuple(problems))
     return PatternCheck("unstructured", "individual weights", ())
 
