@@ -105,7 +105,15 @@ def run_search(
     return state
 
 
-def _epoch(wrapped, loader, optimizer, spec, budget, state: SearchState, epoch: int) -> None:
+def _epoch(
+    wrapped: ScoredModel,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    spec: ScoreSearchSpec,
+    budget: Budget | None,
+    state: SearchState,
+    epoch: int,
+) -> None:
     lr = epoch_lr(spec, epoch)
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -176,7 +184,13 @@ def _shown(state: SearchState) -> dict[str, Any]:
     return {"kept": round(last["kept"], 4)} if "kept" in last else {}
 
 
-def _save(path: Path, identity: dict[str, Any], wrapped, optimizer, state: SearchState) -> None:
+def _save(
+    path: Path,
+    identity: dict[str, Any],
+    wrapped: ScoredModel,
+    optimizer: torch.optim.Optimizer,
+    state: SearchState,
+) -> None:
     payload = {
         **identity,
         "search": wrapped.search_state(),
@@ -191,7 +205,9 @@ def _save(path: Path, identity: dict[str, Any], wrapped, optimizer, state: Searc
         torch.save(payload, tmp)
 
 
-def _resume(path: Path, identity: dict[str, Any], wrapped, optimizer) -> SearchState:
+def _resume(
+    path: Path, identity: dict[str, Any], wrapped: ScoredModel, optimizer: torch.optim.Optimizer
+) -> SearchState:
     saved = load_checkpoint(path)
     if saved.get("identity") != identity["identity"]:
         raise UserError(
