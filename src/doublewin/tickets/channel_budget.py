@@ -16,7 +16,8 @@ The same formula takes a tensor of widths, so HARP's penalty is differentiable i
   groups by score over their group's mean score (torch-pruning's "mean" normalizer), the lowest
   removed until the cost is within the budget; then pruned blocks are given back, best first,
   while they still fit, so no block left out could be kept within the budget;
-- ``layer``: the same kept fraction of every group, the largest that fits.
+- ``layer``: the largest kept fraction common to every group that fits (each group at the
+  widest block boundary under it), then blocks given back as for ``global``.
 
 Every group keeps at least one block. ``channel_round`` keeps widths multiples of it (the
 first block of a group holds the remainder), which convolution kernels run faster.
@@ -237,28 +238,43 @@ def plan_of(group: ChannelGroup, score: torch.Tensor, taken: set[int], round_to:
 
 
 def _uniform(cost: ChannelCost, groups, plans: list[Plan], limit: float) -> dict[str, set[int]]:
-    """The largest common kept fraction q (each group's width rounded down to its blocks)."""
+    """The largest common kept fraction q that fits, each group at the widest block boundary
+    at or under q of its size (exact: q is a ratio of whole numbers), then blocks given back
+    best first while they fit."""
 
-    def at(q: float) -> list[set[int]]:
-        out = []
-        for g, plan in zip(groups, plans, strict=True):
+    def at(num: int, den: int) -> tuple[list[set[int]], list[tuple[int, int]]]:
+        drops, removed = [], []
+        for i, (g, plan) in enumerate(zip(groups, plans, strict=True)):
             drop = set(plan.taken)
-            for _, block in plan.blocks:
-                if g.size - len(drop) <= q * g.size + 1e-9:
+            for j, (_, block) in enumerate(plan.blocks):
+                if (g.size - len(drop)) * den <= num * g.size:
                     break
                 drop |= set(block)
-            out.append(drop)
-        return out
+                removed.append((i, j))
+            drops.append(drop)
+        return drops, removed
 
-    def fits(q: float) -> bool:
-        chosen = at(q)
-        return cost.cost([g.size - len(d) for g, d in zip(groups, chosen, strict=True)]) <= limit
+    def fits(q: tuple[int, int]) -> bool:
+        drops, _ = at(*q)
+        return cost.cost([g.size - len(d) for g, d in zip(groups, drops, strict=True)]) <= limit
 
-    low, high = 0.0, 1.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        if fits(mid):
+    # Every width a group can stop at, as a fraction of its size: fits is monotone along them.
+    candidates = sorted(
+        {
+            (g.size - sum(len(b) for _, b in plan.blocks[:k]), g.size)
+            for g, plan in zip(groups, plans, strict=True)
+            for k in range(len(plan.blocks) + 1)
+        },
+        key=lambda q: q[0] / q[1],
+    )
+    low, high = 0, len(candidates) - 1
+    while low < high:  # the last candidate that fits
+        mid = (low + high + 1) // 2
+        if fits(candidates[mid]):
             low = mid
         else:
-            high = mid
-    return {g.name: d for g, d in zip(groups, at(low), strict=True)}
+            high = mid - 1
+    drops, removed = at(*candidates[low])
+    widths = [g.size - len(d) for g, d in zip(groups, drops, strict=True)]
+    give_back(cost, plans, drops, widths, removed, limit)
+    return {g.name: d for g, d in zip(groups, drops, strict=True)}
