@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from doublewin.attacks import PGD
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
@@ -30,10 +29,14 @@ from doublewin.core.typed import to_dict
 from doublewin.data import prepare_data
 from doublewin.models import load_model, replace_head
 from doublewin.tickets.files import save_ticket
-from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import imp_ladder, imp_rounds, ticket_ladder
-from doublewin.tickets.learned import LEARNED_METHODS, learned_tickets
+from doublewin.tickets.learned import (
+    LEARNED_METHODS,
+    gem_miner_tickets,
+    learned_tickets,
+    source_attack,
+)
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
@@ -222,40 +225,17 @@ def draw_tickets(
             progress=progress,
         )
     if spec.method == "gem-miner":
-        train_loader, _ = loaders()
-        attack = _attack(spec)
-        for s in targets:
-            path = workdir / paths.ticket(s)
-            if not path.is_file():
-                result = gem_miner_mask(
-                    model,
-                    scope_mask,
-                    s,
-                    train_loader,
-                    spec=spec.gem_miner,
-                    device=device,
-                    seed=spec.seed,
-                    attack=attack,
-                    attack_steps=attack.steps if attack is not None else 0,
-                    progress=progress,
-                )
-                save_ticket(
-                    path,
-                    make_ticket(
-                        result.mask,
-                        s,
-                        {
-                            "epochs": result.epochs,
-                            "steps": result.steps,
-                            "source_passes": result.passes,
-                            "freeze_epochs": list(result.freeze_epochs),
-                            "final_loss": result.final_loss,
-                            "gem_sparsity": result.gem_sparsity,
-                        },
-                    ),
-                )
-            out.append(path)
-        return out
+        return gem_miner_tickets(
+            spec,
+            model,
+            scope_mask,
+            targets,
+            loaders,
+            make_ticket,
+            workdir=workdir,
+            device=device,
+            progress=progress,
+        )
     raise UserError(
         f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, "
         "gem-miner, hydra, harp or lwm"
@@ -284,11 +264,6 @@ def recorded_spec(spec: TicketSpec) -> dict[str, Any]:
     return out
 
 
-def _attack(spec: TicketSpec) -> PGD | None:
-    """The attack scores and masks are computed on when ``train.regime`` is adversarial."""
-    return None if spec.train.regime == "std" else PGD.from_spec(spec.train.attack)
-
-
 def _one_shot_scores(
     spec: TicketSpec,
     model: torch.nn.Module,
@@ -309,7 +284,7 @@ def _one_shot_scores(
             train_loader,
             score_batches=spec.score_batches,
             device=device,
-            attack=_attack(spec),
+            attack=source_attack(spec),
         )
     return grasp_scores(
         model,
@@ -318,5 +293,5 @@ def _one_shot_scores(
         score_batches=spec.score_batches,
         device=device,
         temperature=spec.grasp_temperature,
-        attack=_attack(spec),
+        attack=source_attack(spec),
     )
