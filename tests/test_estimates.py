@@ -193,7 +193,8 @@ def test_an_early_stopped_attack_pays_each_steps_floor() -> None:
     least the floor of a step for the rest; ce+margin runs a second phase on share² of it; a
     split smaller than the batch costs its own size."""
     from doublewin.core.specs import AttackSpec
-    from doublewin.experiments.cost import EARLY_STOP_SHARE, Work, _evaluations
+    from doublewin.experiments.cost import Work, _evaluations
+    from doublewin.experiments.passes import EARLY_STOP_SHARE
 
     shape = ("resnet8", 8, 1000)
     plain = AttackSpec(eps=0.1, step=0.025, steps=10, early_stop=False)
@@ -260,7 +261,7 @@ def test_the_engine_probe_sees_the_training_attack() -> None:
 def test_a_val_size_is_costed_as_the_split_it_makes() -> None:
     """A spec's val_size holds that many images out of the training files: the estimate
     validates on that many and trains on the rest (chars: 20,000 + 2,000 files)."""
-    from doublewin.experiments.cost import split_sizes
+    from doublewin.experiments.passes import split_sizes
 
     assert split_sizes("chars") == (20000, 2000, 2000)
     assert split_sizes("chars", 0.1, val_size=200) == (2180, 200, 2000)

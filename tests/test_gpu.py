@@ -80,6 +80,42 @@ def test_one_shot_methods_draw_a_rung_on_cuda(tmp_path, capsys, files, method):
     assert ticket.mask.sparsity == pytest.approx(0.8, abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("method", "pattern"),
+    [("hydra", "unstructured"), ("harp", "unstructured"), ("harp", "channel")],
+)
+def test_score_searches_draw_a_rung_on_cuda(tmp_path, capsys, files, method, pattern):
+    _ok(
+        capsys,
+        "find-tickets",
+        "--weights",
+        files["weights"],
+        "--method",
+        method,
+        "--sparsities",
+        "0.5",
+        "--data",
+        "digits",
+        "--out",
+        tmp_path / "t",
+        "--device",
+        CUDA,
+        "--set",
+        "data.fraction=0.2",
+        "--set",
+        f"{method}.epochs=2",
+        "--set",
+        f"{method}.attack.steps=2",
+        "--set",
+        f"pattern={pattern}",
+    )
+    ticket = load_ticket(tmp_path / "t" / "ticket-0.500000.safetensors")
+    if pattern == "unstructured":
+        assert ticket.mask.sparsity == pytest.approx(0.5, abs=1e-4)
+    else:
+        assert ticket.info.extra["budget_sparsity"] >= 0.5
+
+
 @pytest.mark.parametrize("regime", ["st", "at"])
 def test_transfer_of_a_ticket_runs_on_cuda(tmp_path, capsys, files, regime):
     m = _transfer(

@@ -79,3 +79,28 @@ def test_the_cifar10_config_computes_figure_6_at_73_79_percent():
     assert {j.labels["imp_regime"] for j in jobs} == {"std"}
     assert {j.labels["fraction"] for j in jobs} == {1.0, 0.1, 0.01}
     assert all(j.spec.transfer.train.select_from_epoch == 46 for j in jobs)
+
+
+def test_the_robust_pruning_configs_hold_the_authors_prune_stages():
+    hydra = load_experiment(PAPER / "hydra-cifar10.yaml")
+    specs = {spec.method: spec for _, spec in hydra.ticket_specs}
+    search = specs["hydra"].hydra
+    assert (search.epochs, search.lr, search.weight_decay, search.loss, search.robust_beta) == (
+        20,
+        0.1,
+        1e-4,
+        "trades",
+        6.0,
+    )
+    assert (search.attack.steps, search.attack.bn_mode) == (10, "eval")
+    assert specs["hydra"].scope.include_linear and specs["hydra"].sparsities == (0.9, 0.95, 0.99)
+    assert set(specs) == {"hydra", "lwm"} and hydra.autoattack == 10000
+    harp = load_experiment(PAPER / "harp-cifar10.yaml").ticket_specs[0][1]
+    assert (harp.harp.gamma, harp.harp.rate_floor, harp.harp.loss, harp.harp.weight_decay) == (
+        0.01,
+        0.1,
+        "at",
+        5e-4,
+    )
+    channel = load_experiment(PAPER / "harp-channel-cifar10.yaml").ticket_specs[0][1]
+    assert (channel.pattern, channel.channel_unit) == ("channel", "flops")

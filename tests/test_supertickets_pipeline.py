@@ -11,10 +11,10 @@ import pytest
 
 from doublewin.analysis.report import analyse, build_report
 from doublewin.core.errors import UserError
-from doublewin.experiments.cost import job_passes, split_sizes
 from doublewin.experiments.demo import config_dir
 from doublewin.experiments.experiment import load_experiment
 from doublewin.experiments.grid import NETWORK_PREFIX, expand
+from doublewin.experiments.passes import job_passes, split_sizes
 from doublewin.experiments.runner import RunContext, weights_file
 
 CONFIG = config_dir() / "demo-supertickets.yaml"

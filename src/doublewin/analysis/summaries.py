@@ -54,6 +54,9 @@ _METHOD_NAMES = {
     "gem_miner": "Gem-Miner",
     "supertickets": "SuperTickets",
     "search-then-prune": "search-then-prune",
+    "hydra": "HYDRA",
+    "harp": "HARP",
+    "lwm": "LWM",
     "dense": "dense",
 }
 

@@ -15,11 +15,11 @@ from doublewin.experiments.cost import (
     GPU_REFERENCE_DEVICE,
     RUN_OVERHEAD_S,
     gpu_seconds,
-    job_passes,
     job_seconds,
 )
 from doublewin.experiments.disk import plan_bytes
 from doublewin.experiments.on_demand import on_demand_cost
+from doublewin.experiments.passes import job_passes
 from doublewin.experiments.results import collect_rows
 from doublewin.experiments.run import Plan
 from doublewin.experiments.savers import (

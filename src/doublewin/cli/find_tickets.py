@@ -44,7 +44,7 @@ def find_tickets_command(
             help=field_help(
                 "tickets",
                 "data.name",
-                "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets.",
+                "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets, hydra, harp.",
             ),
         ),
     ] = None,

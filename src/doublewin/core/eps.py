@@ -18,6 +18,9 @@ EPS_FOLLOWERS = {
     "transfer": ("train.val_attack", "eval_attack"),
     "landscape": ("transfer.train.val_attack", "transfer.eval_attack"),
 }
+# A tickets stage's score search crafts its examples with an attack of its own (HYDRA, HARP):
+# it follows too, for the method that uses it only (other methods' hashes stay as they were).
+METHOD_EPS_FOLLOWERS = {"hydra": "hydra.attack", "harp": "harp.attack"}
 
 
 def one_eps(stage: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +30,10 @@ def one_eps(stage: str, data: dict[str, Any]) -> dict[str, Any]:
     source = lookup(data, f"{prefix}train.attack.eps")
     if source is None:
         return data
-    for target in EPS_FOLLOWERS.get(stage, ()):
+    targets = list(EPS_FOLLOWERS.get(stage, ()))
+    if stage == "tickets" and data.get("method") in METHOD_EPS_FOLLOWERS:
+        targets.append(METHOD_EPS_FOLLOWERS[str(data["method"])])
+    for target in targets:
         if lookup(data, f"{target}.eps") is None:
             apply_override(data, f"{target}.eps", source)
     return data

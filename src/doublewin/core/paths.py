@@ -88,6 +88,11 @@ def imp_dir(sparsity: float) -> str:
     return f"imp-{sparsity:.6f}"
 
 
+def score_search_checkpoint(sparsity: float) -> str:
+    """``search-0.800000.pt``: a HYDRA or HARP score search's per-epoch checkpoint."""
+    return f"search-{sparsity:.6f}.pt"
+
+
 def rung(k: int) -> str:
     """``rung-03.safetensors``: IMP's mask after round ``k`` (1-based)."""
     return f"rung-{k:02d}{SAFETENSORS}"

@@ -1,14 +1,15 @@
 """The parts of a ticket spec (specs.TicketSpec): the methods and what each reads of the spec,
-which parameters a ticket prunes (`MaskScope`), and the options of the SynFlow, Gem-Miner and
-SuperTickets methods."""
+which parameters a ticket prunes (`MaskScope`), and the options of the SynFlow, Gem-Miner,
+SuperTickets, HYDRA and HARP methods."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from doublewin.core.errors import UserError
 from doublewin.core.numbers import AT_LEAST_ONE, EPOCHS, NON_NEGATIVE, POSITIVE, STEPS, Range
+from doublewin.core.spec_parts import AttackSpec
 from doublewin.core.typed import checked
 
 TicketMethod = Literal[
@@ -21,6 +22,9 @@ TicketMethod = Literal[
     "gem-miner",
     "supertickets",
     "search-then-prune",
+    "hydra",
+    "harp",
+    "lwm",
 ]
 # The methods that train on the source task (ST or AT inside: tickets.imp_regimes).
 TRAINING_METHODS = ("imp", "supertickets", "search-then-prune")
@@ -40,6 +44,31 @@ METHOD_READS: dict[str, frozenset[str]] = {
     "gem-miner": frozenset({"data", "train", "train.regime"}),
     "supertickets": frozenset({"data", "train", "train.regime", "train.epochs"}),
     "search-then-prune": frozenset({"data", "train", "train.regime", "train.epochs"}),
+    # HYDRA and HARP train their scores under their own loss, epochs and attack (hydra.*,
+    # harp.*); layer-wise magnitude reads the weights alone.
+    "hydra": frozenset({"data"}),
+    "harp": frozenset({"data"}),
+    "lwm": frozenset(),
+}
+# The patterns a method can draw (every other method: all three). A trained per-weight mask,
+# an iterative per-weight score or a magnitude schedule prunes weight by weight; HARP also
+# learns channel rates.
+METHOD_PATTERNS = {
+    "synflow": ("unstructured",),
+    "gem-miner": ("unstructured",),
+    "hydra": ("unstructured",),
+    "lwm": ("unstructured",),
+    "harp": ("unstructured", "channel"),
+    "supertickets": ("unstructured",),
+    "search-then-prune": ("unstructured",),
+}
+# The option fields only some methods read (field → the methods): another method's spec keeps
+# them at their defaults (an experiment's shared tickets section sets them for every method),
+# so its hash and its ticket files are what they were before the options existed.
+OWN_OPTIONS = {
+    "hydra": ("hydra",),
+    "harp": ("harp",),
+    "supertickets": ("supertickets", "search-then-prune"),
 }
 
 
@@ -147,3 +176,76 @@ class SuperTicketsSpec:
                 "supertickets.regrowth: false keeps every pruned weight pruned, which the mask "
                 "reset on shrinking would undo; set supertickets.reuse_mask: true as well"
             )
+
+
+# The robust losses a score search can train under: clean cross-entropy (std), PGD-AT (at),
+# TRADES and MART, each as the authors' utils/adv.py computes it (train/robust_loss.py).
+ScoreLoss = Literal["std", "at", "trades", "mart"]
+# β of TRADES (Zhang et al. 2019, and HYDRA's default) and of MART (Wang et al. 2020), as
+# HARP's configuration sets them when ``beta`` is not given.
+DEFAULT_BETA = {"trades": 6.0, "mart": 5.0}
+
+
+def _score_attack() -> AttackSpec:
+    # 10 steps of 2/255 within 8/255, crafted with the model in eval mode: both authors'
+    # utils/adv.py call model.eval() before the attack and model.train() after it.
+    return AttackSpec(bn_mode="eval")
+
+
+@dataclass(frozen=True)
+class ScoreSearchSpec:
+    """A score search on frozen θp (HYDRA, HARP): one score per weight, the mask the top-k of
+    |score| within each layer, the scores trained for ``epochs`` epochs with SGD (``lr``,
+    ``momentum``, ``weight_decay`` on the scores, cosine decay per epoch) under ``loss`` with
+    ``attack`` (its ε follows ``train.attack.eps``) and ``beta`` (None: 6 for TRADES, 5 for
+    MART). ``train_bn``: BatchNorm's affine parameters train with the scores (the authors'
+    ``freeze_bn: false``; thrown away with the copy). ``score_init``: ``weights``, the
+    authors' √(6/fan_in)·W/max|W| per layer, so the starting mask is layer-wise magnitude
+    pruning; ``kaiming``, their Kaiming-normal alternative, from the seed."""
+
+    epochs: int = checked(20, range=AT_LEAST_ONE)
+    lr: float = checked(0.1, range=POSITIVE)
+    momentum: float = checked(0.9, range=Range(0.0, 1.0, high_open=True))
+    weight_decay: float = checked(1e-4, range=NON_NEGATIVE)
+    loss: ScoreLoss = "trades"
+    beta: float | None = checked(None, range=NON_NEGATIVE)
+    attack: AttackSpec = field(default_factory=_score_attack)
+    train_bn: bool = True
+    score_init: Literal["weights", "kaiming"] = "weights"
+
+    def __post_init__(self) -> None:
+        if self.loss in ("trades", "mart") and self.attack.norm != "linf":
+            raise UserError(
+                f"the {self.loss} loss attacks in L∞ (the authors' code); set attack.norm: linf, "
+                "or use loss: at for an L2 attack"
+            )
+
+    @property
+    def robust_beta(self) -> float:
+        """β of the TRADES or MART term (unused by std and at)."""
+        return self.beta if self.beta is not None else DEFAULT_BETA.get(self.loss, 0.0)
+
+
+@dataclass(frozen=True)
+class HydraSpec(ScoreSearchSpec):
+    """HYDRA (Sehwag et al. 2020; inspire-group/hydra): the score search at one keep rate for
+    every layer. Defaults are the authors' CIFAR-10 prune stage: 20 epochs, lr 0.1, weight
+    decay 1e-4, TRADES at β = 6 (docs/tickets.md)."""
+
+
+@dataclass(frozen=True)
+class HarpSpec(ScoreSearchSpec):
+    """HARP (Zhao & Wressnegger 2023; intellisec/harp): the score search with a learned keep
+    rate per layer, k = floor + (1 − floor)·σ(s_k) with floor = ``rate_floor`` × the target
+    density, trained jointly with the weight scores under the budget penalty
+    max(kept/target − 1, 0) weighted ``gamma`` × (epoch + 1) (``gamma_dynamic``; frozen at the
+    first epoch that ends within the budget). ``rate_init``: the starting keep rates,
+    ``uniform`` (the target everywhere), ``erk`` or ``lamp``. Defaults are the authors'
+    CIFAR-10 prune stage: 20 epochs, lr 0.1, weight decay 5e-4, PGD-AT, γ = 0.01."""
+
+    weight_decay: float = checked(5e-4, range=NON_NEGATIVE)
+    loss: ScoreLoss = "at"
+    rate_init: Literal["uniform", "erk", "lamp"] = "uniform"
+    rate_floor: float = checked(0.1, range=Range(0.0, 1.0, high_open=True))
+    gamma: float = checked(0.01, range=NON_NEGATIVE)
+    gamma_dynamic: bool = True

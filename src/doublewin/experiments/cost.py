@@ -20,114 +20,23 @@ import torch
 
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.core.ticket_parts import NETWORK_METHODS
-from doublewin.data import dataset_info, eval_batch_size
+from doublewin.data import eval_batch_size
 from doublewin.experiments.grid import Job
+from doublewin.experiments.passes import (
+    AUTOATTACK_FORWARDS,
+    AUTOATTACK_GRADS,
+    EARLY_STOP_SHARE,
+    data_sizes,
+    job_passes,
+    split_sizes,
+)
 from doublewin.experiments.rates import Shape, rates, training_step
 from doublewin.models import arch_info, build_model
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.tickets.ladder import ticket_ladder
 from doublewin.tickets.supertickets import source_trainings
+from doublewin.train import robust_loss
 from doublewin.train.schedules import stretched
-
-EVAL_FORWARD_SHARE = 0.35  # a forward pass without backward costs about a third of a pass
-
-
-def attack_passes(regime: str, attack: AttackSpec) -> int:
-    """Passes per training image: the update itself plus the attack's gradient steps."""
-    if regime == "std":
-        return 1
-    if regime == "fat":
-        return 2
-    return 1 + attack.steps * attack.restarts
-
-
-def eval_passes(attack: AttackSpec | None) -> float:
-    """Passes per evaluated image: a clean forward plus the attack's steps."""
-    return EVAL_FORWARD_SHARE + (attack.steps * attack.restarts if attack else 0)
-
-
-def split_sizes(
-    dataset: str, fraction: float = 1.0, val_size: int | None = None
-) -> tuple[int, int, int]:
-    """(train images after ``fraction``, val images, test images) from the registry; a
-    ``val_size`` holds that many out of the training files instead of the default."""
-    info = dataset_info(dataset)
-    splits = info.splits
-    val = splits["val"] if val_size is None else val_size
-    files = splits["train"] + splits["val"]
-    train = max(info.num_classes, round((files - val) * fraction))
-    return train, val, splits["test"]
-
-
-def data_sizes(data) -> tuple[int, int, int]:
-    """`split_sizes` of a `DataSpec`: its dataset, data fraction and validation size."""
-    return split_sizes(data.name, data.fraction, data.val_size)
-
-
-def training_passes(train: TrainSpec, n_train: int, n_val: int) -> float:
-    train = stretched(train, math.ceil(n_train / train.batch_size))
-    per_epoch = n_train * attack_passes(train.regime, train.attack)
-    validations = train.epochs / train.val_every
-    return train.epochs * per_epoch + validations * n_val * eval_passes(train.val_attack)
-
-
-def job_passes(job: Job) -> float:
-    """Image passes of one job (0 for the ones that cost next to nothing)."""
-    spec = job.spec
-    if job.stage == "pretrain":
-        if spec.kind == "control":
-            return 0.0  # the seeded initialization: nothing is trained
-        n_train, n_val, _ = data_sizes(spec.data)
-        return training_passes(spec.train, n_train, n_val) + n_val * eval_passes(spec.eval_attack)
-    if job.stage == "tickets":
-        n_train, n_val, _ = data_sizes(spec.data)
-        if spec.method == "imp":
-            return spec.rounds * training_passes(spec.train, n_train, n_val)
-        if spec.method in NETWORK_METHODS:
-            # No validation while searching; the source SA of each rung at the end.
-            runs = source_trainings(spec)
-            trained = sum(
-                count * training_passes(dataclasses.replace(spec.train, epochs=e), n_train, 0)
-                for e, count in runs
-            )
-            return trained + len(ticket_ladder(spec)) * n_val * EVAL_FORWARD_SHARE
-        if spec.method == "gem-miner":
-            return spec.gem_miner.epochs * n_train
-        if spec.method in ("snip", "grasp"):
-            return spec.score_batches * spec.train.batch_size * (3 if spec.method == "grasp" else 1)
-        if spec.method == "synflow":
-            return spec.synflow.iterations
-        return 0.0
-    if job.stage == "transfer":
-        return transfer_passes(spec)
-    if job.stage == "landscape":
-        return landscape_passes(spec)
-    return 0.0
-
-
-def transfer_passes(spec) -> float:
-    n_train, n_val, n_test = data_sizes(spec.data)
-    # Test SA/RA at two checkpoints, and clean SA at the last epoch.
-    return (
-        training_passes(spec.train, n_train, n_val)
-        + 2 * n_test * eval_passes(spec.eval_attack)
-        + n_test * EVAL_FORWARD_SHARE
-    )
-
-
-def landscape_passes(spec) -> float:
-    """The transfer trained again, the loss grid and the sharpness grid (each point a pass over
-    the sample, clean or attacked), and the power iterations (a Hessian-vector product costs
-    about three passes)."""
-    n_train, _, _ = data_sizes(spec.transfer.data)
-    images = min(spec.images, n_train)
-    attack = loss_attack(spec)
-    points = spec.grid**2 + SHARPNESS_GRID**2
-    return (
-        transfer_passes(spec.transfer)
-        + points * images * eval_passes(attack)
-        + 3 * spec.hessian_iterations * images
-    )
 
 
 def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
@@ -222,10 +131,6 @@ def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimat
 
 # --- time: the batches a job runs, at the rates measured for its shape (rates.py) ---------------
 
-# With early stop, the share of attack passes a test attack still runs (examples fooled drop
-# out): read from the demo's accuracies (docs/benchmarks.md, "Cost estimates"), by the regime
-# the evaluated model was trained with; without early stop every step runs.
-EARLY_STOP_SHARE = {"std": 0.2, "fat": 0.8, "at": 0.8}
 # Per job and per IMP round (seconds): what is neither training nor evaluation (reading the
 # inputs, writing the outputs; a round's pruning, its ticket file and its training's set-up).
 # Measured on the demo's jobs against this model: a random-ticket job 0.10 s, an IMP round
@@ -344,19 +249,36 @@ def job_work(job: Job, default_arch: str) -> Work:
         for _ in range(1 if one_checkpoint else 2):
             _evaluations(work, eval_shape, n_test, transfer.eval_attack, transfer.train.regime)
         _evaluations(work, eval_shape, n_test, None, transfer.train.regime)  # SA, last epoch
+        if transfer.autoattack:
+            points = min(transfer.autoattack, n_test)
+            share = EARLY_STOP_SHARE.get(transfer.train.regime, 1.0)
+            full = points / eval_shape[2]
+            work.add(
+                eval_shape,
+                grads=full * share * AUTOATTACK_GRADS,
+                forwards=full * share * AUTOATTACK_FORWARDS,
+            )
         if job.stage == "landscape":
             images = min(spec.images, n_train)
             points = spec.grid**2 + SHARPNESS_GRID**2
             _evaluations(
                 work, eval_shape, images * points, loss_attack(spec), transfer.train.regime
             )
+    elif job.stage == "tickets" and spec.score_search is not None:
+        # A search step costs about an AT step with the loss's attack steps (the engine's own
+        # rate, probed); one search per rung.
+        search = spec.score_search
+        n_train, _, _ = data_sizes(spec.data)
+        steps = search.epochs * math.ceil(n_train / spec.train.batch_size)
+        extra = robust_loss.attack_passes(search)
+        key = (arch, res, spec.train.batch_size, "at" if extra else "std", extra)
+        work.training[key] = work.training.get(key, 0.0) + steps * len(ticket_ladder(spec))
     elif job.stage == "tickets" and spec.method in ("snip", "grasp", "gem-miner"):
         n_train, _, _ = data_sizes(spec.data)
         shape = (arch, res, spec.train.batch_size)
         if spec.method == "gem-miner":
-            work.add(
-                shape, steps=spec.gem_miner.epochs * math.ceil(n_train / spec.train.batch_size)
-            )
+            steps = spec.gem_miner.epochs * math.ceil(n_train / spec.train.batch_size)
+            work.add(shape, steps=steps * len(ticket_ladder(spec)))
         else:
             work.add(shape, steps=spec.score_batches * (3 if spec.method == "grasp" else 1))
     return work

@@ -79,7 +79,15 @@ TICKET_GRID_KEYS = (
     "patterns",
     "anchor_rungs",
 )
-TRANSFER_GRID_KEYS = ("datasets", "fractions", "regimes", "data", "eval_attack", "save_models")
+TRANSFER_GRID_KEYS = (
+    "datasets",
+    "fractions",
+    "regimes",
+    "data",
+    "eval_attack",
+    "save_models",
+    "autoattack",
+)
 REGIME_NAMES = {"st": "std", "at": "at"}
 
 
@@ -113,6 +121,8 @@ class Experiment:
     search: str | None = None
     anchor_rungs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     save_models: str = TransferSpec().save_models  # the fine-tuned weights transfers keep
+    # AutoAttack on the first N test points of every transfer (0 = off; transfer.autoattack).
+    autoattack: int = 0
 
     @property
     def transfers_nothing(self) -> str | None:
@@ -226,8 +236,9 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
-    picked = {k: v for k, v in transfer.items() if k == "save_models"}  # default when absent
-    save_models = from_dict(TransferSpec, picked, path="transfer").save_models
+    # Fields of every transfer spec the file sets once (defaults when absent), checked there.
+    picked = {k: v for k, v in transfer.items() if k in ("save_models", "autoattack")}
+    once = from_dict(TransferSpec, picked, path="transfer")
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
@@ -250,7 +261,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         landscape=parse_analysis(raw.get("analysis")),
         search=parse_search(raw.get("search")),
         anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
-        save_models=save_models,
+        save_models=once.save_models,
+        autoattack=once.autoattack,
     )
     check_landscape(experiment)
     return experiment
@@ -302,7 +314,7 @@ def _parse_tickets(
                 merged = deep_merge(merged, {"train": {"regime": regime}})
             spec = from_dict(
                 TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
-            )
+            ).own_options_only()
             check_plan(spec, arch_of(p), input_size_of(p))
             check_val_size(spec.data.name, spec.data.val_size, "tickets.data.val_size")
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":

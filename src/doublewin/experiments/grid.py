@@ -268,6 +268,7 @@ def transfer_spec(
         eval_attack=experiment.eval_attack,
         seed=seed,
         save_models=experiment.save_models,
+        autoattack=experiment.autoattack,
     )
 
 

@@ -15,8 +15,8 @@ from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.results import LABEL_COLUMNS
 from doublewin.core.typed import to_dict
-from doublewin.experiments.cost import job_passes
 from doublewin.experiments.grid import Job
+from doublewin.experiments.passes import job_passes
 from doublewin.experiments.store import Store
 
 

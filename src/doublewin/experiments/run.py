@@ -31,11 +31,11 @@ from doublewin.core.atomic import atomic_write_text
 from doublewin.core.errors import UserError
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.typed import to_dict
-from doublewin.experiments.cost import job_passes
 from doublewin.experiments.executors import ExecutorOptions
 from doublewin.experiments.experiment import Experiment, load_experiment
 from doublewin.experiments.grid import Job, expand, plan_ladders
 from doublewin.experiments.on_demand import seeds_on_demand
+from doublewin.experiments.passes import job_passes
 from doublewin.experiments.results import (
     collect_rows,
     compute_meta,

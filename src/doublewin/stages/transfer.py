@@ -33,6 +33,7 @@ from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
 from doublewin.tickets.macs import model_macs
 from doublewin.train import evaluate, train
+from doublewin.train.robustness import autoattack_accuracy
 
 
 def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
@@ -42,7 +43,8 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     ``out`` keeps the per-epoch checkpoint (an interrupted call resumes; removed at the end)
     and receives the fine-tuned weights at the best-val-SA and/or best-val-RA checkpoints
     (``paths.BEST_WEIGHTS``) that ``spec.save_models`` asks for.
-    Returns the test SA/RA (points) at both checkpoints (``TEST_METRICS``), the training
+    Returns the test SA/RA (points) at both checkpoints (``TEST_METRICS``), with
+    ``spec.autoattack`` AutoAttack's accuracy of the best-val-RA checkpoint (``aa``), the training
     metrics, and ``warnings``: what applying the ticket warned about (other weights than it was
     drawn from), one string each.
     """
@@ -112,6 +114,20 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
             )
             save_weights(workdir / paths.BEST_WEIGHTS[which], model, fine_tuned)
     metrics["test_images"] = int(test["n"])
+    if spec.autoattack > 0:
+        # The AP benchmark's measure: AutoAttack on the robust (best-val-RA) checkpoint.
+        model.load_state_dict(states.get("ra") or final_state)
+        metrics.update(
+            autoattack_accuracy(
+                model,
+                test_loader,
+                points=spec.autoattack,
+                attack=spec.eval_attack,
+                num_classes=info.num_classes,
+                device=device,
+                seed=spec.seed,
+            )
+        )
     for key, value in result.metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:
             metrics.setdefault(key, value)

@@ -4,9 +4,10 @@ Every method scores the pre-trained weights θp themselves (nothing is re-initia
 ``imp`` (iterative magnitude pruning with rewinding, imp.py), ``omp`` (one-shot global
 magnitude), ``random`` (global uniform, seeded), ``snip`` and ``grasp`` (gradient scores on
 ``score_batches`` source batches; on PGD examples when ``train.regime`` is ``at``),
-``synflow`` (data-free, iterative) and ``gem-miner`` (score search on frozen θp).
-``supertickets`` and ``search-then-prune`` train a supernet from θp and write each rung's own
-network beside its ticket (supertickets.py).
+``synflow`` (data-free, iterative), ``gem-miner`` (score search on frozen θp), and the
+robust-pruning methods ``hydra``, ``harp`` and ``lwm`` (learned.py). ``supertickets`` and
+``search-then-prune`` train a supernet from θp and write each rung's own network beside its
+ticket (supertickets.py).
 """
 
 from __future__ import annotations
@@ -20,21 +21,25 @@ from typing import Any
 
 import torch
 
-from doublewin.attacks import PGD
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.logs import JsonlLog
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import TicketSpec
-from doublewin.core.ticket_parts import NETWORK_METHODS
+from doublewin.core.ticket_parts import NETWORK_METHODS, OWN_OPTIONS
 from doublewin.core.typed import to_dict
 from doublewin.data import prepare_data
 from doublewin.models import load_model, replace_head
 from doublewin.tickets.files import save_ticket
-from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import check_rungs, imp_ladder, imp_rounds, ticket_ladder
+from doublewin.tickets.learned import (
+    LEARNED_METHODS,
+    gem_miner_tickets,
+    learned_tickets,
+    source_attack,
+)
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.patterned import Pattern, nm_scope
 from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
@@ -227,62 +232,57 @@ def draw_tickets(
                 save_ticket(path, make_ticket(mask, s))
             out.append(path)
         return out
+    if spec.method in LEARNED_METHODS:
+        return learned_tickets(
+            spec,
+            model,
+            scope_mask,
+            pattern,
+            targets,
+            loaders,
+            make_ticket,
+            workdir=workdir,
+            device=device,
+            progress=progress,
+        )
     if spec.method == "gem-miner":
-        train_loader, _ = loaders()
-        attack = _attack(spec)
-        for s in targets:
-            path = workdir / paths.ticket(s)
-            if not path.is_file():
-                result = gem_miner_mask(
-                    model,
-                    scope_mask,
-                    s,
-                    train_loader,
-                    spec=spec.gem_miner,
-                    device=device,
-                    seed=spec.seed,
-                    attack=attack,
-                    attack_steps=attack.steps if attack is not None else 0,
-                    progress=progress,
-                )
-                save_ticket(
-                    path,
-                    make_ticket(
-                        result.mask,
-                        s,
-                        {
-                            "epochs": result.epochs,
-                            "steps": result.steps,
-                            "source_passes": result.passes,
-                            "freeze_epochs": list(result.freeze_epochs),
-                            "final_loss": result.final_loss,
-                            "gem_sparsity": result.gem_sparsity,
-                        },
-                    ),
-                )
-            out.append(path)
-        return out
+        return gem_miner_tickets(
+            spec,
+            model,
+            scope_mask,
+            targets,
+            loaders,
+            make_ticket,
+            workdir=workdir,
+            device=device,
+            progress=progress,
+        )
     raise UserError(
         f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, gem-miner, "
-        "supertickets or search-then-prune"
+        "supertickets, search-then-prune, hydra, harp or lwm"
     )
 
 
 def recorded_spec(spec: TicketSpec) -> dict[str, Any]:
     """The spec a ticket file records: every field, but the pattern fields at their
-    defaults are left out, so an unstructured ticket's file is byte for byte what it was
-    before patterns existed."""
+    defaults and the options of methods other than its own are left out, so an unstructured
+    ticket's file is byte for byte what it was before patterns (and HYDRA, HARP) existed."""
     out = to_dict(spec)
     defaults = TicketSpec()
-    for key in ("pattern", "channel_score", "channel_ratio", "nm"):
+    for key in (
+        "pattern",
+        "channel_score",
+        "channel_ratio",
+        "nm",
+        "channel_budget",
+        "channel_round",
+    ):
         if getattr(spec, key) == getattr(defaults, key):
             out.pop(key, None)
+    for key, methods in OWN_OPTIONS.items():
+        if spec.method not in methods and getattr(spec, key) == getattr(defaults, key):
+            out.pop(key, None)
     return out
-
-
-def _attack(spec: TicketSpec) -> PGD | None:
-    """The attack scores and masks are computed on when ``train.regime`` is adversarial."""
-    return None if spec.train.regime == "std" else PGD.from_spec(spec.train.attack)
 
 
 def _one_shot_scores(
@@ -305,7 +305,7 @@ def _one_shot_scores(
             train_loader,
             score_batches=spec.score_batches,
             device=device,
-            attack=_attack(spec),
+            attack=source_attack(spec),
         )
     return grasp_scores(
         model,
@@ -314,5 +314,5 @@ def _one_shot_scores(
         score_batches=spec.score_batches,
         device=device,
         temperature=spec.grasp_temperature,
-        attack=_attack(spec),
+        attack=source_attack(spec),
     )

@@ -21,6 +21,7 @@ from doublewin.core.errors import UserError
 from doublewin.core.seeds import stream
 from doublewin.core.specs import TicketSpec
 from doublewin.models import arch_info, build_model
+from doublewin.tickets.channel_budget import ChannelCost, allocate, channel_cost
 from doublewin.tickets.channels import (
     ChannelGroup,
     aggregate_scores,
@@ -56,15 +57,24 @@ class Pattern:
 
     spec: TicketSpec
     groups: list[ChannelGroup]
+    cost: ChannelCost | None = None  # channel tickets: the cost in the budget's unit
 
     @classmethod
     def of(cls, spec: TicketSpec, model: nn.Module, scope_mask: Mask, input_size: int) -> Pattern:
         groups: list[ChannelGroup] = []
+        cost = None
         if spec.pattern == "channel":
             groups = prunable_groups(channel_groups(model, input_size), scope_mask)
+            cost = channel_cost(model, groups, input_size, spec.channel_unit)
         elif spec.pattern == "nm":
             check_divides(scope_mask, spec.nm[1])
-        return cls(spec, groups)
+        return cls(spec, groups, cost)
+
+    @property
+    def budgeted(self) -> bool:
+        """Channels pruned to a budget (in params or FLOPs, or in rounded channel blocks)
+        rather than to an exact count of channels."""
+        return self.spec.channel_unit != "channels" or self.spec.channel_round > 1
 
     def one_shot(
         self,
@@ -84,10 +94,20 @@ class Pattern:
             scores = weight_scores if weight_scores is not None else magnitude_scores(params, mask)
             return nm_mask(scores, mask, n, m)
         scores = self.channel_scores(weight_scores, params)
-        pruned = prune_channels(
-            scores, self.groups, pruned_positions_or_empty(mask, self.groups), sparsity,
-            spec.channel_ratio,
-        )  # fmt: skip
+        already = pruned_positions_or_empty(mask, self.groups)
+        if self.budgeted:
+            assert self.cost is not None
+            pruned = allocate(
+                self.cost,
+                self.groups,
+                scores,
+                already,
+                sparsity,
+                ratio=spec.channel_ratio,
+                round_to=spec.channel_round,
+            )
+        else:
+            pruned = prune_channels(scores, self.groups, already, sparsity, spec.channel_ratio)
         return channel_mask(mask, self.groups, pruned, params)
 
     def channel_scores(
@@ -125,11 +145,18 @@ class Pattern:
         if self.spec.pattern == "nm":
             m = self.spec.nm[1]  # an IMP rung on the way holds (M − k):M, not yet N:M
             return {"pattern": "nm", "nm": [round(mask.density * m), m]}
-        return {
+        out: dict[str, object] = {
             "pattern": "channel",
             "channel_sparsity": round(channel_sparsity(mask, self.groups), 6),
             "channel_groups": len(self.groups),
         }
+        if self.budgeted and self.cost is not None:
+            removed = pruned_positions(mask, self.groups)
+            widths = [g.size - len(removed[g.name]) for g in self.groups]
+            out["channel_budget"] = self.cost.unit
+            out["budget_sparsity"] = round(1.0 - self.cost.cost(widths) / self.cost.dense, 6)
+            out["channel_round"] = self.spec.channel_round
+        return out
 
 
 def pruned_positions_or_empty(mask: Mask, groups: list[ChannelGroup]) -> dict[str, set[int]]:
@@ -171,6 +198,8 @@ def verify_pattern(mask: Mask, extra: Mapping[str, object], arch: str) -> Patter
             f"{channel_sparsity(mask, groups):.2%} of {total:,} channels in {len(groups)} "
             "groups pruned"
         )
+        if "budget_sparsity" in extra:
+            summary += f"; {float(extra['budget_sparsity']):.2%} of the {extra['channel_budget']}"
         return PatternCheck(pattern, summary, tuple(problems))
     return PatternCheck("unstructured", "individual weights", ())
 
@@ -263,7 +292,19 @@ def check_plan(spec: TicketSpec, arch: str | None, input_size: int | None = None
     pattern = Pattern.of(spec, model, scope_mask, input_size or info.input_size)
     for target in ticket_ladder(spec):
         flat = {g.name: torch.zeros(g.size) for g in pattern.groups}
-        prune_channels(flat, pattern.groups, {}, target, spec.channel_ratio)
+        if pattern.budgeted:
+            assert pattern.cost is not None
+            allocate(
+                pattern.cost,
+                pattern.groups,
+                flat,
+                {},
+                target,
+                ratio=spec.channel_ratio,
+                round_to=spec.channel_round,
+            )
+        else:
+            prune_channels(flat, pattern.groups, {}, target, spec.channel_ratio)
 
 
 @functools.lru_cache(maxsize=8)

@@ -77,6 +77,45 @@ class RobustnessReport:
         return out
 
 
+def autoattack_accuracy(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    points: int,
+    attack: AttackSpec,
+    num_classes: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """Standard AutoAttack on the first ``points`` images of ``loader`` (in dataset order, the
+    RobustBench convention) at ``attack``'s ε and norm: ``aa`` (robust accuracy, points),
+    ``sa_aa_points`` (clean accuracy on the same images) and ``aa_points`` (how many)."""
+    device = torch.device(device)
+    xs, ys, kept = [], [], 0
+    for x, y in loader:
+        take = min(points - kept, x.shape[0])
+        xs.append(x[:take].to(device))
+        ys.append(y[:take].to(device))
+        kept += take
+        if kept >= points:
+            break
+    x_all, y_all = torch.cat(xs), torch.cat(ys)
+    with model_mode(model, "eval"):
+        x_adv = autoattack(
+            model,
+            x_all,
+            y_all,
+            eps=attack.eps,
+            num_classes=num_classes,
+            norm=attack.norm,
+            seed=seed,
+        )
+        with torch.no_grad():
+            robust = model(x_adv).argmax(1) == y_all
+            clean = model(x_all).argmax(1) == y_all
+    return {"aa": _points(robust), "sa_aa_points": _points(clean), "aa_points": int(y_all.numel())}
+
+
 def robustness_report(
     model: nn.Module,
     loader: Iterable,

@@ -28,6 +28,7 @@ from doublewin.analysis.report import (
     figure_sections,
     landscape_section,
     macs_section,
+    robust_section,
     sections,
     verdict_section,
 )
@@ -135,6 +136,7 @@ def build_report(
             efficiency,
             methods,
             *([supertickets] if supertickets is not None else []),
+            robust_section.robust_benchmark_section(data),
             landscapes,
             sections.compute_section(data),
         ],
