@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.data import prepare_data
 from doublewin.experiments.run import context_for, make_plan
 from doublewin.experiments.runner import inputs_for

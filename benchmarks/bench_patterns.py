@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from doublewin.core.build import load_spec
 from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import load_spec
 from doublewin.models import WeightsMeta, build_model, load_model, save_weights
 from doublewin.tickets import find_tickets, load_ticket
 from doublewin.tickets.export import export_ticket

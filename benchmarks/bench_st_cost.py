@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from doublewin.core.build import load_spec
 from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import MaskScope, load_spec
+from doublewin.core.specs import MaskScope
 from doublewin.data import load_dataset
 from doublewin.models import WeightsMeta, build_model, save_weights
 from doublewin.stages.environment import Environment, Inputs

@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -21,6 +22,25 @@ from torch import nn  # noqa: E402
 
 # Under CI=true a skipped cluster test fails the run (ci_required.py).
 pytest_plugins = ["ci_required"]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
+    """Run a doublewin command in this process: ``cli("verdict", path)`` gives its exit code,
+    stdout and stderr (what earlier calls printed is dropped first)."""
+    from doublewin.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
 
 
 @dataclass
@@ -98,7 +118,7 @@ def files(tmp_path_factory):
     the inputs of the bad-input and first-hour tests."""
     from doublewin.cli import main
     from doublewin.core import paths
-    from doublewin.core.specs import load_spec
+    from doublewin.core.build import load_spec
     from doublewin.models import WeightsMeta, build_model, save_weights
     from doublewin.stages import Inputs, run_stage
 

@@ -15,7 +15,7 @@ import torch
 
 from doublewin.cli import main
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.models import WeightsMeta, build_model, save_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "doublewin" / "configs"

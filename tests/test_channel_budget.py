@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from doublewin.core.specs import AttackSpec, MaskScope, load_spec
+from doublewin.core.build import load_spec
+from doublewin.core.specs import AttackSpec, MaskScope
 from doublewin.core.ticket_parts import HarpSpec
 from doublewin.models import WeightsMeta, build_model, save_weights
 from doublewin.tickets import find_tickets, load_ticket

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from doublewin.core import paths
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.specs import load_spec
 from doublewin.models import build_model
 from doublewin.models.importers import import_checkpoint
 from doublewin.stages import Inputs, run_stage

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from doublewin.core.build import load_spec
 from doublewin.core.hashing import spec_hash
-from doublewin.core.specs import PretrainSpec, TrainSpec, TransferSpec, load_spec
+from doublewin.core.specs import PretrainSpec, TrainSpec, TransferSpec
 from doublewin.experiments.experiment import load_experiment
 
 

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from doublewin.core.specs import AttackSpec
-from doublewin.train import evaluate, robustness_report
-from doublewin.train.robustness import _checks
+from doublewin.measure import robustness_report
+from doublewin.measure.robustness import _checks
+from doublewin.train import evaluate
 
 ATTACK = AttackSpec(eps=8 / 255, step=2 / 255, steps=5, bn_mode="eval")
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from doublewin.core.specs import AttackSpec
-from doublewin.train import evaluate, robustness_report
+from doublewin.measure import robustness_report
+from doublewin.train import evaluate
 
 
 def first_points(loader, n: int):

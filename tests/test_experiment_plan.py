@@ -145,16 +145,14 @@ def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, cap
     assert not out.exists()
 
 
-def test_the_paper_cost_counts_every_imp_epoch_on_imagenet(monkeypatch) -> None:
-    from doublewin.experiments import cost
+def test_the_paper_cost_counts_every_imp_epoch_on_imagenet() -> None:
+    from doublewin.experiments.cost import job_passes
 
-    monkeypatch.setattr(cost, "pass_rate", lambda arch, resolution, device: 1000.0)
     plan = make_plan(config_dir() / "paper" / "imp-imagenet-std.yaml", run_dir="/x")
-    estimate = cost.estimate(plan.jobs, plan.experiment.arch, "cpu")
+    passes = sum(job_passes(job) for job in plan.jobs)
     train_images = 1_271_167
     # 3 pre-trainings × 19 rounds × 30 epochs of ST on ImageNet, plus validation.
-    assert estimate.passes >= 3 * 19 * 30 * train_images
-    assert estimate.seconds == pytest.approx(estimate.passes / 1000.0)
+    assert passes >= 3 * 19 * 30 * train_images
 
 
 def test_a_transfer_rung_beyond_the_ladder_is_refused_with_the_valid_range(tmp_path) -> None:

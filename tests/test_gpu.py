@@ -13,7 +13,7 @@ import torch
 
 from doublewin.cli import main
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.data import load_dataset, make_loader
 from doublewin.stages import Inputs, run_stage
 from doublewin.tickets import load_ticket

@@ -86,7 +86,8 @@ def imp_and_random_against_dense(tmp_path, seed: int) -> tuple[float, float, flo
     kept weights per round (three rounds: 1 − 0.464159³ = 90%), rewinding to the weights
     after 150 of 316 steps, every round and every retraining 4 epochs from there."""
     from doublewin.core import paths
-    from doublewin.core.specs import DataSpec, TrainSpec, load_spec
+    from doublewin.core.build import load_spec
+    from doublewin.core.specs import DataSpec, TrainSpec
     from doublewin.stages import Environment, Inputs, pretrain
     from doublewin.tickets import find_tickets, load_ticket
 

@@ -13,10 +13,8 @@ import torch
 from torch import nn
 
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
-from doublewin.stages import Inputs, run_stage
-from doublewin.tickets import find_tickets
-from doublewin.train.landscape import (
+from doublewin.core.build import load_spec
+from doublewin.measure.landscape import (
     LossSurface,
     axis,
     loss_grid,
@@ -24,8 +22,10 @@ from doublewin.train.landscape import (
     pca_plane,
     random_plane,
 )
-from doublewin.train.sharpness import mean_increase, top_eigenvalue
-from doublewin.train.trajectory import plane_parameters
+from doublewin.measure.sharpness import mean_increase, top_eigenvalue
+from doublewin.measure.trajectory import plane_parameters
+from doublewin.stages import Inputs, run_stage
+from doublewin.tickets import find_tickets
 
 
 def _small_net(seed: int = 0) -> nn.Module:

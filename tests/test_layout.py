@@ -21,23 +21,47 @@ ALLOWED = {
     "models": {"core"},
     "attacks": {"core"},
     "train": {"core", "data", "models", "attacks"},
+    # Measurements of trained models (robustness checks, landscapes, sharpness, trajectories):
+    # beside tickets, above the engine, below the stages that run them.
+    "measure": {"core", "data", "models", "attacks", "train"},
     "tickets": {"core", "data", "models", "attacks", "train"},
-    "stages": {"core", "data", "models", "attacks", "train", "tickets"},
+    "stages": {"core", "data", "models", "attacks", "train", "measure", "tickets"},
     "analysis": {"core"},
-    "experiments": {"core", "data", "models", "attacks", "train", "tickets", "stages", "analysis"},
+    "experiments": {
+        "core",
+        "data",
+        "models",
+        "attacks",
+        "train",
+        "measure",
+        "tickets",
+        "stages",
+        "analysis",
+    },
     "cli": {
         "core",
         "data",
         "models",
         "attacks",
         "train",
+        "measure",
         "tickets",
         "stages",
         "analysis",
         "experiments",
     },
     # The Python API: on top, beside the command line.
-    "api": {"core", "data", "models", "attacks", "train", "tickets", "stages", "analysis"},
+    "api": {
+        "core",
+        "data",
+        "models",
+        "attacks",
+        "train",
+        "measure",
+        "tickets",
+        "stages",
+        "analysis",
+    },
     "__main__": {"cli", "core"},  # the program: signal handling (core) before the commands load
     "__init__": {"api"},  # the API's names, re-exported lazily (doublewin/__init__.py)
 }

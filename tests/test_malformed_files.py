@@ -15,7 +15,7 @@ import torch
 
 from doublewin.cli import main
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.models import build_model
 from doublewin.stages import Inputs, run_stage
 from test_bad_input import fails

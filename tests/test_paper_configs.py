@@ -94,7 +94,9 @@ def test_the_robust_pruning_configs_hold_the_authors_prune_stages():
     )
     assert (search.attack.steps, search.attack.bn_mode) == (10, "eval")
     assert specs["hydra"].scope.include_linear and specs["hydra"].sparsities == (0.9, 0.95, 0.99)
-    assert set(specs) == {"hydra", "lwm"} and hydra.autoattack == 10000
+    assert set(specs) == {"hydra", "lwm"} and all(
+        t.autoattack == 10000 for t in hydra.transfers.values()
+    )
     harp = load_experiment(PAPER / "harp-cifar10.yaml").ticket_specs[0][1]
     assert (harp.harp.gamma, harp.harp.rate_floor, harp.harp.loss, harp.harp.weight_decay) == (
         0.01,

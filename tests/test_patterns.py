@@ -15,8 +15,9 @@ import torch
 from safetensors import safe_open
 
 from doublewin.cli import main
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.specs import MaskScope, TicketSpec, load_spec
+from doublewin.core.specs import MaskScope, TicketSpec
 from doublewin.models import WeightsMeta, build_model, load_model, save_weights
 from doublewin.tickets import Mask, find_tickets, load_ticket
 from doublewin.tickets.channels import (

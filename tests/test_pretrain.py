@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from doublewin.core import paths
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.models import content_hash, load_weights
 from doublewin.stages import Environment, Inputs, pretrain
 

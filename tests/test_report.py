@@ -388,8 +388,7 @@ def test_the_verdict_config_comes_from_the_metadata_when_not_passed():
     rows = rows_for("AT", "dense", 0.0, seeds=(0,))
     rows += rows_for("AT", "imp", 0.2, st=(88.0, 10.0), seeds=(0,))
     strict = analyse(rows, meta={**META, "verdict": {"rule": "points", "points": 1.0}})
-    # Earlier runs' metadata spelled the rule ``tolerance``.
-    loose = analyse(rows, meta={**META, "verdict": {"tolerance": "points", "points": 3.0}})
+    loose = analyse(rows, meta={**META, "verdict": {"rule": "points", "points": 3.0}})
     assert strict.extremes[0].extreme is None and loose.extremes[0].extreme == 0.2
     with pytest.raises(UserError, match="verdict.tolerence"):
         analyse(rows, meta={"verdict": {"tolerence": "std"}})
@@ -457,17 +456,20 @@ def test_a_row_without_a_verdict_column_is_a_user_error():
         analyse(rows)
 
 
-def test_pretraining_kinds_come_from_metadata_then_from_the_label():
+def test_pretraining_kinds_come_from_metadata_then_from_the_plain_labels():
     kinds = pretraining_kinds(
-        ["AT-eps4", "fat_2/255", "torchvision", "mine", "X"],
+        ["AT", "fat", "STD", "X", "AT-eps4", "madry", "torchvision"],
         {"pretrainings": {"X": {"regime": "at"}}},
     )
+    # Only a kind's own name is read; other words in a label are never guessed at.
     assert kinds == {
-        "AT-eps4": "at",
-        "fat_2/255": "fat",
-        "torchvision": "std",
-        "mine": None,
+        "AT": "at",
+        "fat": "fat",
+        "STD": "std",
         "X": "at",
+        "AT-eps4": None,
+        "madry": None,
+        "torchvision": None,
     }
 
 
@@ -523,8 +525,8 @@ def test_one_seed_against_the_control_is_inconclusive():
 
 
 def test_a_control_is_read_from_its_label_when_the_metadata_has_no_regime():
-    kinds = pretraining_kinds(["control", "scratch", "STD"], {})
-    assert kinds == {"control": "control", "scratch": "control", "STD": "std"}
+    kinds = pretraining_kinds(["CONTROL", "scratch", "STD"], {})
+    assert kinds == {"CONTROL": "control", "scratch": None, "STD": "std"}
 
 
 def _drawn(monkeypatch):

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from doublewin.cli import main
 from doublewin.models import load_model, normalize_inputs
 from doublewin.models.robustbench import (
     catalog,
@@ -23,14 +22,6 @@ from doublewin.models.robustbench import (
 from test_bad_input import fails
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
-
-
-def _cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def reference(arch: str) -> torch.nn.Module:
@@ -86,14 +77,17 @@ FAMILIES = [
     ("family", "name", "layout", "drop"), FAMILIES, ids=[f[0] for f in FAMILIES]
 )
 def test_a_robustbench_file_imports_by_entry_name_and_reproduces_robustbench_logits(
-    family, name, layout, drop, tmp_path, capsys
+    family, name, layout, drop, tmp_path, cli
 ):
     arch = f"robustbench/{name}"
     net = reference(arch)
     source = tmp_path / "entry.pt"
     ship(net, source, layout, drop)
     out = tmp_path / "w.safetensors"
-    assert _cli("import-weights", source, "--format", "robustbench", "--arch", arch, "--out", out) == 0, capsys.readouterr().err  # fmt: skip
+    code, _, err = cli(
+        "import-weights", source, "--format", "robustbench", "--arch", arch, "--out", out
+    )
+    assert code == 0, err
     model, meta = load_model(out)
     entry = find_entry(arch)
     assert (meta.arch, meta.dataset, meta.num_classes) == (arch, entry.dataset, entry.num_classes)
@@ -122,13 +116,16 @@ def test_a_robustbench_file_imports_by_entry_name_and_reproduces_robustbench_log
     ["imagenet/Linf/Debenedetti2022Light_XCiT-S12", "imagenet/Linf/Peng2023Robust"],
     ids=["timm XCiT (ImageNet)", "RaWideResNet (ImageNet)"],
 )
-def test_the_imagenet_timm_and_robustarch_entries_import_to_their_logits(name, tmp_path, capsys):
+def test_the_imagenet_timm_and_robustarch_entries_import_to_their_logits(name, tmp_path, cli):
     arch = f"robustbench/{name}"
     net = reference(arch)
     source = tmp_path / "entry.pt"
     ship(net, source, "plain")
     out = tmp_path / "w.safetensors"
-    assert _cli("import-weights", source, "--format", "robustbench", "--arch", arch, "--out", out) == 0, capsys.readouterr().err  # fmt: skip
+    code, _, err = cli(
+        "import-weights", source, "--format", "robustbench", "--arch", arch, "--out", out
+    )
+    assert code == 0, err
     model, _ = load_model(out)
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -156,15 +153,16 @@ def test_the_catalog_is_robustbench_zoo_entry_for_entry():
         assert entry.signature == state_signature(net.state_dict())
 
 
-def test_models_search_lists_the_entries_with_architecture_and_parameters(capsys):
-    assert _cli("models", "--search", "robustbench") == 0
-    out = capsys.readouterr().out
+def test_models_search_lists_the_entries_with_architecture_and_parameters(cli):
+    code, out, _ = cli("models", "--search", "robustbench")
+    assert code == 0
     assert "robustbench/cifar10/Linf/<entry>" in out and "robustbench/imagenet/Linf/<entry>" in out
     row = next(line for line in out.splitlines() if line.startswith("Wang2023Better_WRN-28-10 "))
     assert "36.5M" in row and "DMWideResNet" in row
     assert all(len(line) <= 80 for line in out.splitlines() if not line.startswith("RobustBench"))
-    assert _cli("models", "--search", "DMPreAct", "--json") == 0
-    rows = json.loads(capsys.readouterr().out)["robustbench"]
+    code, out, _ = cli("models", "--search", "DMPreAct", "--json")
+    assert code == 0
+    rows = json.loads(out)["robustbench"]
     assert rows and all(r["architecture"] == "DMPreActResNet" for r in rows)
     assert {"arch", "dataset", "parameters"} <= set(rows[0])
 
@@ -235,7 +233,7 @@ def test_transfer_maps_downstream_images_onto_the_statistics_an_entry_normalizes
 
 
 @pytest.mark.slow
-def test_an_imported_dm_model_goes_through_tickets_transfer_evaluate_and_export(tmp_path, capsys):
+def test_an_imported_dm_model_goes_through_tickets_transfer_evaluate_and_export(tmp_path, cli):
     """DeepMind's PreAct ResNet-18 (Swish, its own CIFAR-10 normalization inside): OMP at 50%
     over its convolutions, standard transfer to a slice of strokes with a new head, evaluate,
     export; each step reads the previous step's file."""
@@ -245,8 +243,9 @@ def test_an_imported_dm_model_goes_through_tickets_transfer_evaluate_and_export(
     theta = tmp_path / "theta.safetensors"
 
     def ok(*args):
-        assert _cli(*args) == 0, capsys.readouterr().err
-        return capsys.readouterr().out
+        code, out, err = cli(*args)
+        assert code == 0, err
+        return out
 
     ok("import-weights", source, "--format", "robustbench", "--arch", arch, "--out", theta)
     ok("find-tickets", "--weights", theta, "--method", "omp", "--sparsities", "0.5", "--out", tmp_path / "t")  # fmt: skip

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import canonical, canonical_string, spec_hash
 from doublewin.core.specs import (
@@ -16,7 +17,6 @@ from doublewin.core.specs import (
     TicketSpec,
     TrainSpec,
     TransferSpec,
-    load_spec,
 )
 from doublewin.core.typed import from_dict, replace_path
 from doublewin.tickets import trunk_key

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.specs import MaskScope, load_spec
+from doublewin.core.specs import MaskScope
 from doublewin.models import WeightsMeta, build_model, load_model, save_weights
 from doublewin.models.supernet import SuperNet, cell_sizes, path_key
 from doublewin.models.supernets import build_supernet, gates, searchable_cells

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from doublewin.cli import main
 from doublewin.core import paths
 from doublewin.core.results import TIMING_COLUMNS
 from doublewin.core.specs import MaskScope
@@ -67,15 +66,6 @@ def _experiment(tmp: Path, name: str, tickets=None, files=None) -> Path:
     return path
 
 
-def _run(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 def _rows(path: Path) -> dict[tuple, dict[str, str]]:
     out = {}
     with open(path, newline="") as handle:
@@ -89,9 +79,9 @@ def _rows(path: Path) -> dict[tuple, dict[str, str]]:
     return out
 
 
-def test_a_grid_from_ticket_files_equals_the_grid_that_drew_them(tmp_path, capsys):
+def test_a_grid_from_ticket_files_equals_the_grid_that_drew_them(tmp_path, cli):
     drew = _experiment(tmp_path, "drew", tickets=TICKETS)
-    code, err = _run(capsys, "run", str(drew), "--out", str(tmp_path / "drew"), "--device", "cpu")
+    code, _, err = cli("run", str(drew), "--out", str(tmp_path / "drew"), "--device", "cpu")
     assert code == 0, err
     (entry,) = (tmp_path / "store").glob("tickets-*")
     files = tmp_path / "mine"
@@ -103,7 +93,7 @@ def test_a_grid_from_ticket_files_equals_the_grid_that_drew_them(tmp_path, capsy
     plan = make_plan(mine, run_dir=tmp_path / "mine-run")
     assert not [j for j in plan.jobs if j.stage == "tickets"]
     assert len([j for j in plan.jobs if j.stage == "transfer"]) == 2 * 3  # dense + 2 rungs
-    code, err = _run(capsys, "run", str(mine), "--out", str(tmp_path / "mine-run"))
+    code, _, err = cli("run", str(mine), "--out", str(tmp_path / "mine-run"))
     assert code == 0, err
     drawn_rows = _rows(tmp_path / "drew" / paths.RESULTS)
     file_rows = _rows(tmp_path / "mine-run" / paths.RESULTS)
@@ -124,33 +114,33 @@ def test_a_grid_from_ticket_files_equals_the_grid_that_drew_them(tmp_path, capsy
     assert transfers <= again.done
 
 
-def test_an_empty_ticket_folder_is_one_line_naming_the_key(tmp_path, capsys):
+def test_an_empty_ticket_folder_is_one_line_naming_the_key(tmp_path, cli):
     empty = tmp_path / "none"
     empty.mkdir()
-    code, err = _run(capsys, "run", str(_experiment(tmp_path, "e", files=empty)), "--dry-run")
+    code, _, err = cli("run", str(_experiment(tmp_path, "e", files=empty)), "--dry-run")
     assert code == 2
     assert err.strip().count("\n") == 0
     assert "pretrain.runs.STD.tickets.files" in err and "holds no ticket file" in err
 
 
-def test_a_ticket_for_another_architecture_is_one_line_naming_the_file(tmp_path, capsys):
+def test_a_ticket_for_another_architecture_is_one_line_naming_the_file(tmp_path, cli):
     model = build_model("resnet20", 47)
     mask = Mask.dense(model, MaskScope())
     ticket = Ticket(mask, make_info(mask, arch="resnet20", method="omp", weights_hash=""))
     folder = tmp_path / "other"
     folder.mkdir()
     save_ticket(folder / "resnet20.safetensors", ticket)
-    code, err = _run(capsys, "run", str(_experiment(tmp_path, "o", files=folder)), "--dry-run")
+    code, _, err = cli("run", str(_experiment(tmp_path, "o", files=folder)), "--dry-run")
     assert code == 2
     assert "resnet20.safetensors" in err and "resnet8" in err
     assert err.strip().count("\n") == 0
 
 
 @pytest.mark.parametrize("bad", ["yes", 3, {"folder": "x"}])
-def test_a_tickets_entry_that_is_neither_a_flag_nor_files_is_refused(tmp_path, capsys, bad):
+def test_a_tickets_entry_that_is_neither_a_flag_nor_files_is_refused(tmp_path, cli, bad):
     raw = yaml.safe_load(_experiment(tmp_path, "b").read_text())
     raw["pretrain"]["runs"]["STD"]["tickets"] = bad
     path = tmp_path / "b2.yaml"
     path.write_text(yaml.safe_dump(raw))
-    code, err = _run(capsys, "run", str(path), "--dry-run")
+    code, _, err = cli("run", str(path), "--dry-run")
     assert code == 2 and "pretrain.runs.STD.tickets" in err

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from doublewin.cli import main
-from doublewin.core.specs import load_spec
+from doublewin.core.build import load_spec
 from doublewin.models import WeightsMeta, build_model, save_weights
 from doublewin.tickets import find_tickets, load_ticket
 
@@ -27,21 +26,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_find_tickets_inspect_and_convert_round_trip(
-    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    code, out, _ = _cli(
-        capsys,
+def test_find_tickets_inspect_and_convert_round_trip(weights: Path, tmp_path: Path, cli) -> None:
+    code, out, _ = cli(
         "find-tickets",
         "--weights",
         str(weights),
@@ -59,20 +45,18 @@ def test_find_tickets_inspect_and_convert_round_trip(
     rows = json.loads(out)
     assert [round(r["sparsity"], 4) for r in rows] == [0.5, 0.8]
     ticket = Path(rows[1]["file"])
-    code, out, _ = _cli(capsys, "tickets", "inspect", str(ticket), "--json")
+    code, out, _ = cli("tickets", "inspect", str(ticket), "--json")
     report = json.loads(out)
     assert code == 0 and report["method"] == "omp" and len(report["layers"]) > 5
     official, back = tmp_path / "official.pt", tmp_path / "back.safetensors"
-    assert (
-        _cli(capsys, "tickets", "convert", str(ticket), str(official), "--to", "official")[0] == 0
-    )
-    assert _cli(capsys, "tickets", "convert", str(official), str(back), "--to", "doublewin")[0] == 0
+    assert cli("tickets", "convert", str(ticket), str(official), "--to", "official")[0] == 0
+    assert cli("tickets", "convert", str(official), str(back), "--to", "doublewin")[0] == 0
     assert load_ticket(back).mask.equals(load_ticket(ticket).mask)
     assert load_ticket(official).mask.equals(load_ticket(ticket).mask)
 
 
 def test_a_ticket_that_does_not_fit_is_one_line_and_exit_2(
-    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    weights: Path, tmp_path: Path, cli
 ) -> None:
     torch.manual_seed(0)
     other = tmp_path / "other.safetensors"
@@ -81,8 +65,7 @@ def test_a_ticket_that_does_not_fit_is_one_line_and_exit_2(
         build_model("resnet20", 10),
         WeightsMeta(arch="resnet20", num_classes=10, input_size=8),
     )
-    _cli(
-        capsys,
+    cli(
         "find-tickets",
         "--weights",
         str(weights),
@@ -96,8 +79,7 @@ def test_a_ticket_that_does_not_fit_is_one_line_and_exit_2(
         "cpu",
         "--json",
     )
-    code, _, err = _cli(
-        capsys,
+    code, _, err = cli(
         "transfer",
         "--weights",
         str(other),
@@ -162,10 +144,9 @@ def test_a_killed_imp_run_resumes_at_the_last_rung_with_the_same_masks(
 
 
 def test_evaluate_a_ticket_without_retraining_after_batchnorm_re_estimation(
-    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    weights: Path, tmp_path: Path, cli
 ) -> None:
-    code, out, _ = _cli(
-        capsys,
+    code, out, _ = cli(
         "find-tickets",
         "--weights",
         str(weights),
@@ -182,26 +163,25 @@ def test_evaluate_a_ticket_without_retraining_after_batchnorm_re_estimation(
     ticket = json.loads(out)[0]["file"]
     common = ["evaluate", "--weights", str(weights), "--data", "digits", "--steps", "1"]
     common += ["--check-points", "32", "--device", "cpu", "--json"]
-    code, out, err = _cli(capsys, *common, "--ticket", ticket, "--recalibrate-bn", "3")
+    code, out, err = cli(*common, "--ticket", ticket, "--recalibrate-bn", "3")
     assert code == 0, err
     report = json.loads(out)
     assert report["recalibrated_bn_batches"] == 3
     assert report["sparsity"] == pytest.approx(0.9, abs=1e-3)
-    code, out, _ = _cli(capsys, *common, "--ticket", ticket)
+    code, out, _ = cli(*common, "--ticket", ticket)
     assert code == 0 and "recalibrated_bn_batches" not in json.loads(out)
-    code, _, err = _cli(capsys, *common, "--recalibrate-bn", "-1")
+    code, _, err = cli(*common, "--recalibrate-bn", "-1")
     assert code == 2
 
 
 @pytest.mark.parametrize(("given", "trained"), [((), "at"), (("--regime", "st"), "std")])
 def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
-    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture, given, trained
+    weights: Path, tmp_path: Path, cli, given, trained
 ) -> None:
     config = tmp_path / "at.yaml"
     config.write_text("train: {regime: at, attack: {eps: 8/255, step: 4/255, steps: 1}}\n")
     out = tmp_path / "out"
-    code, stdout, err = _cli(
-        capsys,
+    code, stdout, err = cli(
         *("transfer", "--weights", str(weights), "--data", "digits", "--out", str(out)),
         *("--config", str(config), "--epochs", "1", "--fraction", "0.05", *given),
         *("--set", "data.test_limit=64", "--set", "eval_attack.steps=2"),
@@ -222,21 +202,19 @@ def test_transfer_keeps_the_configs_regime_unless_regime_is_given(
 
 
 def test_transferred_weights_reload_to_the_model_that_was_tested(
-    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    weights: Path, tmp_path: Path, cli
 ) -> None:
     """The fine-tuned weights a transfer saves carry the normalization they were trained with
     (the downstream statistics), so evaluating the file gives the transfer's test numbers."""
     out = tmp_path / "t"
-    code, _, err = _cli(
-        capsys,
+    code, _, err = cli(
         *("transfer", "--weights", str(weights), "--data", "digits", "--out", str(out)),
         *("--epochs", "1", "--fraction", "0.3", "--save-models", "best_sa", "--json"),
         *("--set", "eval_attack.steps=2"),
     )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    code, stdout, err = _cli(
-        capsys,
+    code, stdout, err = cli(
         *("evaluate", "--weights", str(out / "best_sa.safetensors"), "--data", "digits"),
         *("--steps", "2", "--json"),
     )

@@ -8,8 +8,6 @@ import io
 import json
 from pathlib import Path
 
-from doublewin.cli import main
-
 HEADER = [
     "pretraining",
     "dataset",
@@ -67,18 +65,8 @@ def _write(path: Path, rows: list[list], header: list[str] = HEADER) -> Path:
     return path
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_the_text_output_gives_each_ticket_the_extremes_and_the_findings(tmp_path, capsys):
-    code, out, err = _cli(capsys, "verdict", str(_write(tmp_path / "r.csv", _table())))
+def test_the_text_output_gives_each_ticket_the_extremes_and_the_findings(tmp_path, cli):
+    code, out, err = cli("verdict", str(_write(tmp_path / "r.csv", _table())))
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Judged by doublewin's default settings")
@@ -97,8 +85,8 @@ def test_the_text_output_gives_each_ticket_the_extremes_and_the_findings(tmp_pat
     assert any("[cannot tell] IMP finds better tickets than random" in line for line in lines)
 
 
-def test_the_json_output_carries_every_comparison_with_its_interval(tmp_path, capsys):
-    code, out, _ = _cli(capsys, "verdict", str(_write(tmp_path / "r.csv", _table())), "--json")
+def test_the_json_output_carries_every_comparison_with_its_interval(tmp_path, cli):
+    code, out, _ = cli("verdict", str(_write(tmp_path / "r.csv", _table())), "--json")
     assert code == 0
     result = json.loads(out)
     assert result["verdict"]["rule"] == "interval"
@@ -120,12 +108,10 @@ def test_the_json_output_carries_every_comparison_with_its_interval(tmp_path, ca
     assert all("p_value" in f and "status" in f for f in result["findings"])
 
 
-def test_a_config_file_chooses_the_rule(tmp_path, capsys):
+def test_a_config_file_chooses_the_rule(tmp_path, cli):
     table = str(_write(tmp_path / "r.csv", _table()))
     (tmp_path / "paper.yaml").write_text("rule: paper\n")
-    code, out, _ = _cli(
-        capsys, "verdict", table, "--config", str(tmp_path / "paper.yaml"), "--json"
-    )
+    code, out, _ = cli("verdict", table, "--config", str(tmp_path / "paper.yaml"), "--json")
     assert code == 0
     random = next(t for t in json.loads(out)["tickets"] if t["method"] == "random")
     # Mean 0.67 below dense against one dense std (0.9 … 1.0): matching under the paper rule.
@@ -133,84 +119,82 @@ def test_a_config_file_chooses_the_rule(tmp_path, capsys):
     (tmp_path / "exp.yaml").write_text(
         "verdict: {rule: points, points: 6}\npretrainings: {AT: at}\n"
     )
-    code, out, _ = _cli(capsys, "verdict", table, "--config", str(tmp_path / "exp.yaml"), "--json")
+    code, out, _ = cli("verdict", table, "--config", str(tmp_path / "exp.yaml"), "--json")
     assert code == 0
     assert {t["outcome"] for t in json.loads(out)["tickets"]} == {"double-win"}
 
 
-def _bad(tmp_path, capsys, rows, header=HEADER, *extra: str) -> str:
-    code, out, err = _cli(
-        capsys, "verdict", str(_write(tmp_path / "bad.csv", rows, header)), *extra
-    )
+def _bad(tmp_path, cli, rows, header=HEADER, *extra: str) -> str:
+    code, out, err = cli("verdict", str(_write(tmp_path / "bad.csv", rows, header)), *extra)
     assert code == 2, (out, err)
     message = " ".join(err.split())
     assert message.startswith("error:") and len(err.strip().splitlines()) <= 3  # one wrapped line
     return message
 
 
-def test_a_missing_column_is_named(tmp_path, capsys):
+def test_a_missing_column_is_named(tmp_path, cli):
     index = HEADER.index("seed")
     rows = [r[:index] + r[index + 1 :] for r in _table()]
-    message = _bad(tmp_path, capsys, rows, HEADER[:index] + HEADER[index + 1 :])
+    message = _bad(tmp_path, cli, rows, HEADER[:index] + HEADER[index + 1 :])
     assert "line 2 has no 'seed'" in message
     rows = [r[:-1] for r in _table()]
-    message = _bad(tmp_path, capsys, rows, HEADER[:-1])
+    message = _bad(tmp_path, cli, rows, HEADER[:-1])
     assert "no column 'ra_best_ra'" in message and "verdict.selection per-metric" in message
 
 
-def test_a_non_numeric_accuracy_names_the_row_and_the_column(tmp_path, capsys):
+def test_a_non_numeric_accuracy_names_the_row_and_the_column(tmp_path, cli):
     rows = _table()
     rows[4][8] = "n/a%"
-    message = _bad(tmp_path, capsys, rows)
+    message = _bad(tmp_path, cli, rows)
     assert "bad.csv line 6, column 'sa_best_sa': 'n/a%' is not a number" in message
     rows = _table()
     rows[0][8] = 130.0
-    message = _bad(tmp_path, capsys, rows)
+    message = _bad(tmp_path, cli, rows)
     assert "line 2, column 'sa_best_sa': 130 is outside 0–100" in message
 
 
-def test_a_ticket_without_its_dense_baseline_is_named(tmp_path, capsys):
+def test_a_ticket_without_its_dense_baseline_is_named(tmp_path, cli):
     rows = [r for r in _table() if not (r[3] == "dense" and r[6] == "at")]
-    message = _bad(tmp_path, capsys, rows)
+    message = _bad(tmp_path, cli, rows)
     assert "the ticket AT → digits at fraction 1, imp/std at sparsity 0.5, regime at" in message
     assert "has no dense baseline" in message
 
 
-def test_duplicate_rows_for_one_seed_are_named(tmp_path, capsys):
+def test_duplicate_rows_for_one_seed_are_named(tmp_path, cli):
     rows = _table()
     rows.append(list(rows[1]))
-    message = _bad(tmp_path, capsys, rows)
+    message = _bad(tmp_path, cli, rows)
     assert f"bad.csv line {len(rows) + 1} repeats line 3: two rows for AT → digits" in message
     assert "seed 0; keep one row per seed" in message
 
 
-def test_a_missing_file_and_a_bad_options_file_exit_2(tmp_path, capsys):
-    code, _, err = _cli(capsys, "verdict", str(tmp_path / "none.csv"))
+def test_a_missing_file_and_a_bad_options_file_exit_2(tmp_path, cli):
+    code, _, err = cli("verdict", str(tmp_path / "none.csv"))
     assert code == 2 and "not found" in err
     table = str(_write(tmp_path / "r.csv", _table()))
     (tmp_path / "v.yaml").write_text("rule: loose\n")
-    code, _, err = _cli(capsys, "verdict", table, "--config", str(tmp_path / "v.yaml"))
+    code, _, err = cli("verdict", table, "--config", str(tmp_path / "v.yaml"))
     assert code == 2 and "verdict.rule: 'loose' is not one of interval, paper, points" in err
 
 
-def test_a_table_on_a_0_to_1_scale_is_refused_unless_told_the_unit(tmp_path, capsys):
+def test_a_table_on_a_0_to_1_scale_is_refused_unless_told_the_unit(tmp_path, cli):
     """Read as points, 0–1 accuracies put every ticket within a point of its dense model."""
     fractions = [row[:8] + [v / 100 for v in row[8:]] for row in _table()]
-    message = _bad(tmp_path, capsys, fractions)
+    message = _bad(tmp_path, cli, fractions)
     assert "every accuracy is at most 1" in message and "--unit fraction" in message
     points = _write(tmp_path / "points.csv", _table())
-    code, expected, _ = _cli(capsys, "verdict", str(points), "--json")
+    code, expected, _ = cli("verdict", str(points), "--json")
     assert code == 0
     scaled = _write(tmp_path / "scaled.csv", fractions)
-    code, got, _ = _cli(capsys, "verdict", str(scaled), "--unit", "fraction", "--json")
+    code, got, _ = cli("verdict", str(scaled), "--unit", "fraction", "--json")
     assert code == 0
     outcomes = [t["outcome"] for t in json.loads(got)["tickets"]]
     assert outcomes == [t["outcome"] for t in json.loads(expected)["tickets"]]
     assert "double-win" in outcomes and "not double-win" in outcomes
 
 
-def test_nan_in_an_accuracy_column_names_the_row(tmp_path, capsys):
+def test_nan_in_an_accuracy_column_names_the_row(tmp_path, cli):
     rows = _table()
     rows[5][9] = "nan"
-    message = _bad(tmp_path, capsys, rows)
+    message = _bad(tmp_path, cli, rows)
     assert "bad.csv line 7, column 'ra_best_sa': NaN" in message

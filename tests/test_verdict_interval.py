@@ -174,14 +174,11 @@ def test_an_inconclusive_rung_is_neither_the_extreme_nor_a_failure():
     assert ladder.all_lower_double_win is None  # a lower rung is inconclusive, not failing
 
 
-def test_the_legacy_tolerance_key_reads_as_a_rule():
-    assert VerdictConfig.from_mapping({"tolerance": "std"}).rule == "paper"
-    assert VerdictConfig.from_mapping({"tolerance": "points", "points": 3}).rule == "points"
+def test_the_rule_is_named_by_rule_and_a_key_the_config_has_not_is_refused():
+    assert VerdictConfig.from_mapping({"rule": "paper"}).rule == "paper"
     assert VerdictConfig.from_mapping(None).rule == "interval"
-    with pytest.raises(UserError, match="keep rule only"):
-        VerdictConfig.from_mapping({"tolerance": "std", "rule": "interval"})
-    with pytest.raises(UserError, match="verdict.tolerance"):
-        VerdictConfig.from_mapping({"tolerance": "loose"})
+    with pytest.raises(UserError, match="verdict.tolerance: unknown key; known keys here:"):
+        VerdictConfig.from_mapping({"tolerance": "std"})
     with pytest.raises(UserError, match="verdict.margin_floor"):
         VerdictConfig.from_mapping({"margin_floor": -1})
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from doublewin.cli import main
 from doublewin.core import paths
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.specs import MaskScope, load_spec
+from doublewin.core.specs import MaskScope
 from doublewin.models import build_model, head_name, load_model
 from doublewin.stages import Inputs, run_stage
 from doublewin.tickets import Mask, load_ticket
@@ -22,14 +22,6 @@ from doublewin.tickets.mask import prunable_parameters
 from test_bad_input import fails
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def _cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.mark.slow
@@ -41,20 +33,18 @@ def _cli(*args) -> int:
         ("timm/vit_tiny_patch16_224:img_size=16,patch_size=4,depth=2", 16),
     ],
 )
-def test_a_zoo_architecture_goes_through_imp_at_transfer_and_the_verdict(
-    arch, size, tmp_path, capsys
-):
+def test_a_zoo_architecture_goes_through_imp_at_transfer_and_the_verdict(arch, size, tmp_path, cli):
     started = time.monotonic()
     spec = load_spec("pretrain", {"arch": arch, "data": {"name": "digits"}, "kind": "control"})
     run_stage("pretrain", spec, Inputs(), tmp_path / "theta", device=torch.device("cpu"))
     weights = tmp_path / "theta" / paths.WEIGHTS
-    code = _cli(
+    code, _, err = cli(
         "find-tickets", "--weights", weights, "--method", "imp", "--rate", "0.5", "--rounds", "1",
         "--data", "digits", "--out", tmp_path / "t", "--json",
         "--set", "data.fraction=0.1", "--set", f"data.resolution={size}", "--set", "train.epochs=1",
         "--set", "data.augment=none",
     )  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    assert code == 0, err
     ticket = tmp_path / "t" / "ticket-0.500000.safetensors"
     masked = set(load_ticket(ticket).mask)
     if "vit" in arch:  # BERT-Tickets' set: attention and MLP, no patch embedding, no head
@@ -64,14 +54,14 @@ def test_a_zoo_architecture_goes_through_imp_at_transfer_and_the_verdict(
     for name, extra in (("dense", []), ("ticket", ["--ticket", ticket])):
         for seed in (0, 1):
             out = tmp_path / f"{name}-{seed}"
-            code = _cli(
+            code, _, err = cli(
                 "transfer", "--weights", weights, *extra, "--data", "digits", "--regime", "at",
                 "--epochs", "1", "--fraction", "0.2", "--seed", seed, "--resolution", size,
                 "--out", out, "--save-models", "none", "--json",
                 "--set", "data.test_limit=64", "--set", "eval_attack.steps=2",
                 "--set", "train.attack.steps=1", "--set", "data.augment=none",
             )  # fmt: skip
-            assert code == 0, capsys.readouterr().err
+            assert code == 0, err
             m = json.loads((out / "metrics.json").read_text())
             rows.append({"pretraining": "P", "dataset": "digits", "fraction": 0.2,
                          "method": "dense" if name == "dense" else "imp", "imp_regime": "std",
@@ -109,7 +99,7 @@ def _robustbench_reference(arch: str) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("arch", ["wrn28_10", "preact_resnet18"])
-def test_robustbench_files_import_and_reproduce_the_source_logits(arch, tmp_path, capsys):
+def test_robustbench_files_import_and_reproduce_the_source_logits(arch, tmp_path, cli):
     net = _robustbench_reference(arch)
     state = net.state_dict()
     if arch == "wrn28_10":
@@ -123,8 +113,9 @@ def test_robustbench_files_import_and_reproduce_the_source_logits(arch, tmp_path
     source = tmp_path / "robustbench.pt"
     torch.save(saved, source)
     out = tmp_path / "w.safetensors"
-    code = _cli("import-weights", source, "--format", "robustbench", "--arch", arch, "--out", out, "--json")  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    options = ["--format", "robustbench", "--arch", arch, "--out", out, "--json"]
+    code, _, err = cli("import-weights", source, *options)
+    assert code == 0, err
     model, meta = load_model(out)
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -177,12 +168,16 @@ def _tsv(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def test_a_tiny_bert_imports_prunes_its_encoder_only_and_fine_tunes_on_a_tsv(tiny_bert, tmp_path):
+def test_a_tiny_bert_imports_prunes_its_encoder_only_and_fine_tunes_on_a_tsv(
+    tiny_bert, tmp_path, cli
+):
     import doublewin
     from doublewin.models.hf import read_glue_tsv
 
     out = tmp_path / "bert.safetensors"
-    assert _cli("import-weights", tiny_bert, "--format", "huggingface", "--out", out, "--json") == 0
+    assert (
+        cli("import-weights", tiny_bert, "--format", "huggingface", "--out", out, "--json")[0] == 0
+    )
     model, meta = load_model(out)
     assert meta.arch == "huggingface/bert" and head_name(model) == "classifier"
     train = read_glue_tsv(_tsv(tmp_path / "train.tsv", 64, 0), tiny_bert, max_length=8)

@@ -16,9 +16,8 @@ such pairs. The functions build the same specs, run the same engine and return t
 from __future__ import annotations
 
 import copy
-import dataclasses
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,71 +32,37 @@ from doublewin.analysis.verdict import (
     extreme_sparsities,
     verdicts,
 )
+from doublewin.core.build import build_spec, transfer_regime
 from doublewin.core.errors import UserError
-from doublewin.core.specs import AttackSpec, TicketSpec, TrainSpec
-from doublewin.core.typed import from_dict
-from doublewin.models import content_hash, head_name, replace_head
+from doublewin.core.results import TEST_METRICS
+from doublewin.core.specs import AttackSpec, TransferSpec
+from doublewin.core.typed import plain
+from doublewin.data import split_loaders
+from doublewin.data.tensors import (
+    TENSORS,
+    TensorBatches,
+    floats,
+    plain_loaders,
+    tensor_splits,
+    tensors,
+)
+from doublewin.models import (
+    content_hash,
+    head_name,
+    normalize_inputs,
+    normalizes_inside,
+    replace_head,
+)
+from doublewin.stages.environment import Environment
+from doublewin.stages.transfer import TransferSetup, fine_tune
 from doublewin.tickets import Ticket, load_ticket
 from doublewin.tickets.find import Source, draw_tickets
 from doublewin.train import evaluate as evaluate_loader
-from doublewin.train import train as train_engine
+
+# Images per batch when the API evaluates tensors.
+EVALUATE_BATCH = 256
 
 __all__ = ["JudgeResult", "TransferResult", "evaluate", "find_tickets", "judge", "transfer"]
-
-
-class Batches:
-    """(x, y) batches over tensors, reshuffled each epoch from ``seed`` (the engine's loader
-    interface: ``len``, ``set_epoch``, ``num_samples``)."""
-
-    def __init__(
-        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, train: bool, seed: int = 0
-    ):
-        self.x, self.y, self.batch_size, self.train, self.seed = x, y, batch_size, train, seed
-        self.epoch = 0
-        self.num_samples = len(y)
-        self.drop_last = train and self.num_samples % batch_size == 1  # BatchNorm's single image
-
-    def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = (
-            torch.randperm(self.num_samples, generator=g)
-            if self.train
-            else torch.arange(self.num_samples)
-        )
-        for i in range(len(self)):
-            index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.x[index], self.y[index]
-
-
-# The dataset name a spec records for data the caller passes as tensors.
-TENSORS = "tensors"
-
-
-def tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(inputs, labels)`` from a pair of tensors or a torch Dataset of pairs; uint8 images
-    become floats in [0, 1]."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
-        x, y = data
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        pairs = [data[i] for i in range(len(data))]
-        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-        y = torch.as_tensor([int(p[1]) for p in pairs])
-    else:
-        raise UserError(
-            "data: pass (inputs, labels) tensors or a torch Dataset of (input, label) pairs"
-        )
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255.0)
-    if len(x) != len(y):
-        raise UserError(f"data: {len(x)} inputs but {len(y)} labels; give one label per input")
-    return x, y.long()
 
 
 def _model_head(model: nn.Module, head: str | None) -> str:
@@ -130,17 +95,16 @@ def find_tickets(
         "sparsities": list(sparsities),
         "weights": weights_hash,
         "data": {"name": TENSORS},
-        **spec,
+        **{key: plain(value) for key, value in spec.items()},
     }
-    for key in ("scope", "train", "data"):
-        if dataclasses.is_dataclass(fields.get(key)):
-            fields[key] = dataclasses.asdict(fields[key])
-    ticket_spec = from_dict(TicketSpec, fields, path="tickets")
+    ticket_spec = build_spec("tickets", fields, path="tickets")
     x, y = tensors(data)
+    x = floats(x)
     size = int(x.shape[-1]) if x.dim() == 4 else 0
 
     def loaders() -> tuple[Any, Any]:
-        return Batches(x, y, ticket_spec.train.batch_size, train=True, seed=ticket_spec.seed), None
+        batch, seed = ticket_spec.train.batch_size, ticket_spec.seed
+        return TensorBatches(x, y, batch, train=True, seed=seed), None
 
     source = Source(type(model).__name__, weights_hash, size)
     model = model.to(device)
@@ -152,12 +116,14 @@ def find_tickets(
 
 @dataclass
 class TransferResult:
-    """A transfer: the fine-tuned model, its metrics (test accuracies in points, the columns
-    of results.csv) and its results row."""
+    """A transfer: the fine-tuned model (at its final weights), its metrics (test accuracies
+    in points at the best-val-SA and best-val-RA checkpoints, the columns of results.csv), its
+    results row and the transfer spec it ran."""
 
     model: nn.Module
     metrics: dict[str, Any]
     row: dict[str, Any] = field(default_factory=dict)
+    spec: TransferSpec | None = None
 
 
 def transfer(
@@ -166,10 +132,11 @@ def transfer(
     train: Any,
     test: Any,
     *,
-    regime: str = "st",
-    eps: float = 8 / 255,
-    eval_steps: int = 10,
-    seed: int = 0,
+    val: Any = None,
+    regime: str | None = None,
+    eps: float | str | None = None,
+    seed: int | None = None,
+    spec: TransferSpec | Mapping[str, Any] | None = None,
     head: str | None = None,
     num_classes: int | None = None,
     labels: Mapping[str, Any] | None = None,
@@ -177,34 +144,23 @@ def transfer(
     **train_spec: Any,
 ) -> TransferResult:
     """Fine-tune ``ticket`` applied to a copy of ``model`` (None: the dense model) on
-    ``train`` with ST (``regime="st"``) or AT (``"at"``: PGD at ``eps``), a new head for the
-    task's classes, and test SA (and RA under PGD-``eval_steps`` for images). ``train_spec``:
-    fields of the training spec (``epochs``, ``lr``, ``batch_size``, ``attack``…);
-    ``labels``: the results row's pretraining, dataset and fraction."""
-    if regime not in ("st", "at"):
-        raise UserError(f"regime={regime!r}: use 'st' (standard) or 'at' (adversarial)")
-    x, y = tensors(train)
-    tx, ty = tensors(test)
-    images = x.dim() == 4
-    net = copy.deepcopy(model)
-    _model_head(net, head or getattr(model, "head_name", None))
-    classes = num_classes or int(max(int(y.max()), int(ty.max())) + 1)
-    replace_head(net, classes, seed=seed)
-    mask = ticket.fit(net, source="ticket") if ticket is not None else None
-    fields: dict[str, Any] = {"regime": "std" if regime == "st" else "at", **train_spec}
-    if regime == "at":
-        fields.setdefault("attack", {"eps": eps, "step": eps / 4, "steps": 10})
-    spec = from_dict(TrainSpec, fields, path="train")
-    train_engine(net, spec, Batches(x, y, spec.batch_size, train=True, seed=seed), mask=mask,
-                 device=device, seed=seed)  # fmt: skip
-    attack = AttackSpec(eps=eps, step=eps / 4, steps=eval_steps, bn_mode="eval") if images else None
-    result = evaluate_loader(net, Batches(tx, ty, 256, train=False), attack=attack, device=device)
-    sa, ra = (
-        round(float(result["sa"]), 2),
-        None if result["ra"] is None else round(float(result["ra"]), 2),
-    )
-    metrics = {"sa_best_sa": sa, "ra_best_sa": ra, "sa_best_ra": sa, "ra_best_ra": ra,
-               "test_images": int(result["n"]), "sparsity": round(mask.sparsity, 6) if mask else 0.0}  # fmt: skip
+    ``train`` through the transfer stage itself: a new head for the task's classes, ST
+    (``regime="st"``) or AT (``"at"``) fine-tuning validated on ``val`` (default: a
+    class-stratified tenth of ``train`` held out), and test SA and RA (images only) at the
+    best-val-SA and best-val-RA checkpoints with the spec's test attack.
+
+    ``spec``: fields of the transfer spec (docs/specs.md: ``train``, ``eval_attack``,
+    ``data``'s augmentation and resolution, ``normalization``…) or a `TransferSpec`;
+    ``regime``, ``eps`` (the training ε: the validation and test attacks follow it),
+    ``seed`` and ``train_spec`` (fields of the training spec: ``epochs``, ``lr``,
+    ``batch_size``, ``attack``…) set those fields of it. ``labels``: the results row's
+    pretraining, dataset and fraction."""
+    fields = _transfer_fields(spec, regime, eps, seed, train_spec)
+    fields["weights"] = content_hash(model.state_dict())
+    run_spec = build_spec("transfer", fields, path="transfer")
+    setup = _transfer_setup(model, ticket, (train, val, test), run_spec, head, num_classes, device)
+    with tempfile.TemporaryDirectory() as work:
+        metrics = fine_tune(run_spec, setup, Path(work), Environment(device=setup.device))
     info = ticket.info if ticket is not None else None
     row = {
         "pretraining": "model",
@@ -214,12 +170,79 @@ def transfer(
         "imp_regime": "" if info is None else str((info.spec.get("train") or {}).get("regime", "")),
         "pattern": "" if info is None else str((info.extra or {}).get("pattern", "unstructured")),
         "sparsity": 0.0 if info is None else round(float(info.target_sparsity or info.sparsity), 6),
-        "regime": regime,
-        "seed": seed,
+        "regime": "at" if run_spec.train.regime == "at" else "st",
+        "seed": run_spec.seed,
         **dict(labels or {}),
-        **metrics,
+        **{k: metrics[k] for k in (*TEST_METRICS, "test_images", "sparsity") if k in metrics},
     }
-    return TransferResult(net, metrics, row)
+    return TransferResult(setup.model, metrics, row, run_spec)
+
+
+def _transfer_fields(
+    spec: TransferSpec | Mapping[str, Any] | None,
+    regime: str | None,
+    eps: float | str | None,
+    seed: int | None,
+    train_spec: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The transfer spec's fields from ``spec`` and the call's arguments, on the caller's
+    tensors."""
+    fields = plain(spec) if spec is not None else {}
+    fields = copy.deepcopy(dict(fields))
+    fields["data"] = {**dict(fields.get("data") or {}), "name": TENSORS}
+    train = dict(fields.get("train") or {})
+    if regime is not None:
+        train["regime"] = transfer_regime(regime, f"regime={regime!r}")
+    if eps is not None:
+        train["attack"] = {**dict(train.get("attack") or {}), "eps": eps}
+    train.update({k: plain(v) for k, v in train_spec.items()})
+    fields["train"] = train
+    if seed is not None:
+        fields["seed"] = seed
+    return fields
+
+
+def _transfer_setup(
+    model: nn.Module,
+    ticket: Ticket | None,
+    data: tuple[Any, Any, Any],
+    spec: TransferSpec,
+    head: str | None,
+    num_classes: int | None,
+    device: str | torch.device,
+) -> TransferSetup:
+    """What the transfer stage trains, from the caller's model, ticket and tensors (as
+    `prepare_transfer` makes it from files): a copy of the model with the new head (and the
+    downstream normalization), the mask, the loaders."""
+    train, val, test = (
+        tensors(d, name) if d is not None else None
+        for d, name in zip(data, ("train", "val", "test"), strict=True)
+    )
+    labels = [p[1] for p in (train, val, test) if p is not None]
+    classes = num_classes or int(max(int(y.max()) for y in labels) + 1)
+    splits, on_grid = tensor_splits(train, val, test, classes, spec.data.val_size)
+    images = splits.info.mean is not None
+    if spec.train.regime == "at" and not images:
+        raise UserError("regime='at' attacks images; these inputs are not [N, 3, H, W] images")
+    net = copy.deepcopy(model)
+    _model_head(net, head or getattr(model, "head_name", None))
+    replace_head(net, classes, seed=spec.seed)
+    if spec.normalization == "downstream" and images and normalizes_inside(net):
+        # The stage's recipe: a doublewin, timm or torchvision model sees the downstream
+        # statistics; a model that normalizes by itself is left as it is.
+        normalize_inputs(net, splits.info.mean, splits.info.std)
+    dev = torch.device(device)
+    net.to(dev)
+    mask = ticket.fit(net, source="ticket").to(dev) if ticket is not None else None
+    batch = spec.train.batch_size
+    if on_grid:
+        size = int(spec.data.resolution or splits.info.image_size)
+        loaders = split_loaders(
+            splits, spec.data, resolution=size, batch_size=batch, device=dev, seed=spec.seed
+        )
+    else:
+        loaders = plain_loaders(splits, batch, seed=spec.seed)
+    return TransferSetup(net, mask, *loaders, meta=None, device=dev, warnings=[], images=images)
 
 
 def evaluate(
@@ -231,14 +254,16 @@ def evaluate(
     steps: int = 20,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """SA and RA (points) of ``model`` on ``data``: PGD-``steps`` at ``eps`` (or ``attack``, an
-    `AttackSpec` or its fields); no RA without either."""
+    """SA and RA (points) of ``model`` on ``data``: PGD-``steps`` at ``eps`` with the default
+    step (or ``attack``, an `AttackSpec` or the fields of the evaluate spec's attack); no RA
+    without either."""
     x, y = tensors(data)
     if attack is None and eps is not None:
-        attack = AttackSpec(eps=eps, step=eps / 4, steps=steps, bn_mode="eval")
+        attack = build_spec("evaluate", {"attack": {"eps": eps, "steps": steps}}).attack
     elif isinstance(attack, Mapping):
-        attack = from_dict(AttackSpec, {"bn_mode": "eval", **attack}, path="attack")
-    return evaluate_loader(model, Batches(x, y, 256, train=False), attack=attack, device=device)
+        attack = build_spec("evaluate", {"attack": dict(attack)}, path="evaluate").attack
+    batches = TensorBatches(floats(x), y, EVALUATE_BATCH, train=False)
+    return evaluate_loader(model, batches, attack=attack, device=device)
 
 
 @dataclass(frozen=True)

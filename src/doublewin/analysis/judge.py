@@ -29,7 +29,7 @@ from doublewin.analysis.verdict import (
 from doublewin.analysis.verdict.claim import comparison_record
 from doublewin.analysis.verdict.stats import Interval
 from doublewin.core.errors import UserError
-from doublewin.core.specs import load_yaml
+from doublewin.core.foreign import load_yaml
 from doublewin.core.typed import to_dict
 
 

@@ -36,13 +36,6 @@ _KIND_NAMES = {
     "at": "PGD adversarial (AT)",
     "control": "none (the no-pre-training control)",
 }
-# Label spellings read as a pre-training kind when the metadata does not give its regime.
-_KIND_ALIASES = {
-    "std": ("std", "standard", "st", "natural", "clean", "torchvision"),
-    "fat": ("fat", "fast", "fast-at", "fast_at", "fgsm"),
-    "at": ("at", "adv", "pgd", "pgd-at", "robust", "madry", "salman"),
-    "control": ("control", "none", "scratch", "init", "untrained", "no-pretraining"),
-}
 _METHOD_NAMES = {
     "imp": "IMP",
     "omp": "OMP",
@@ -174,13 +167,15 @@ def ticket_score(
 
 
 def pretraining_kinds(labels: Iterable[str], meta: Mapping[str, Any]) -> dict[str, str | None]:
-    """Label → ``std``/``fat``/``at`` (or None): the metadata's regime, else the label read
-    as one of the known spellings (STD, FAT, AT, …)."""
+    """Label → ``std``/``fat``/``at``/``control`` (or None): the metadata's regime, else a
+    label that is a kind's own name (STD, FAT, AT, CONTROL, in any case). Nothing is guessed
+    from other words in a label."""
     given = {str(p.get("label")): p for p in meta_pretrainings(meta)}
     out: dict[str, str | None] = {}
     for label in labels:
         regime = str(given.get(label, {}).get("regime") or "").lower()
-        out[label] = regime if regime in PRETRAINING_KINDS else _kind_from_label(label)
+        named = label.strip().lower()
+        out[label] = next((k for k in (regime, named) if k in PRETRAINING_KINDS), None)
     return out
 
 
@@ -197,19 +192,6 @@ def meta_pretrainings(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def kind_name(kind: str | None) -> str:
     return _KIND_NAMES.get(kind or "", "unknown")
-
-
-def _kind_from_label(label: str) -> str | None:
-    text = label.strip().lower()
-    for kind, aliases in _KIND_ALIASES.items():
-        if text in aliases:
-            return kind
-    # "AT-eps4", "FAT_2/255", "STD (torchvision)": the leading word decides.
-    head = text.replace("_", "-").replace(" ", "-").split("-")[0]
-    for kind, aliases in _KIND_ALIASES.items():
-        if head in aliases:
-            return kind
-    return None
 
 
 def ladder_label(method: str, imp_regime: str) -> str:

@@ -13,8 +13,8 @@ import typer.main
 from rich.console import Console
 from rich.markup import escape
 
+from doublewin.core.build import load_spec
 from doublewin.core.resources import check_threads
-from doublewin.core.specs import load_spec
 
 app = typer.Typer(
     name="doublewin",
@@ -43,7 +43,6 @@ DeviceOption = Annotated[
     str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 ]
 
-
 ThreadsOption = Annotated[
     int | None,
     typer.Option(
@@ -52,6 +51,32 @@ ThreadsOption = Annotated[
         help="CPU threads per job (default: the cores divided among the workers).",
     ),
 ]
+
+
+def set_option(what: str, example: str) -> Any:
+    """The repeatable ``--set key=value`` option; ``what`` it overrides, with an example."""
+    return Annotated[
+        list[str] | None,
+        typer.Option("--set", help=f"Override {what}: --set {example} (repeatable)."),
+    ]
+
+
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
+    ),
+]
+# The step's default is a rule of ε and steps (core/eps.py), not one value.
+STEP_HELP = (
+    "PGD step in [0,1] pixels, e.g. 2/255 [default: ε/4, or 2.5·ε/steps with fewer than 10 "
+    "steps (docs/evaluation.md)]."
+)
+
+
+def given(**options: Any) -> dict[str, Any]:
+    """The options that were given (None: left out), for the spec to decide the rest."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def set_threads(threads: int | None) -> None:

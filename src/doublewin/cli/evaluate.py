@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from doublewin.cli.app import (
+    STEP_HELP,
     DataRoot,
     DeviceOption,
     JsonFlag,
     ThreadsOption,
     app,
     console,
+    field_help,
+    given,
     print_json,
     set_threads,
 )
-from doublewin.cli.progress import RichProgress
+from doublewin.cli.standalone import run_alone
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import TICKET_FILE, WEIGHTS_FILE, present
-from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import load_spec
 
 
 @app.command("evaluate")
@@ -39,29 +41,52 @@ def evaluate_command(
         ),
     ] = None,
     recalibrate_bn: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--recalibrate-bn",
             min=0,
-            help="Re-estimate BatchNorm statistics on N training batches first (for a ticket "
-            "evaluated without retraining; 0 = off).",
+            help=field_help(
+                "evaluate",
+                "recalibrate_bn",
+                "Re-estimate BatchNorm statistics on N training batches first (for a ticket "
+                "evaluated without retraining; 0 = off).",
+            ),
         ),
-    ] = 0,
+    ] = None,
     eps: Annotated[
-        str, typer.Option("--eps", help="Attack radius in [0,1] pixels, e.g. 8/255.")
-    ] = "8/255",
-    step: Annotated[str, typer.Option("--step", help="PGD step size, e.g. 2/255.")] = "2/255",
-    steps: Annotated[int, typer.Option("--steps", help="PGD steps.")] = 20,
-    norm: Annotated[str, typer.Option("--norm", help="linf or l2.")] = "linf",
-    restarts: Annotated[int, typer.Option("--restarts", help="PGD random restarts.")] = 1,
+        str | None,
+        typer.Option(
+            "--eps",
+            help=field_help("evaluate", "attack.eps", "Attack radius in [0,1] pixels, e.g. 8/255."),
+        ),
+    ] = None,
+    step: Annotated[str | None, typer.Option("--step", help=STEP_HELP)] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help=field_help("evaluate", "attack.steps", "PGD steps.")),
+    ] = None,
+    norm: Annotated[
+        str | None,
+        typer.Option("--norm", help=field_help("evaluate", "attack.norm", "linf or l2.")),
+    ] = None,
+    restarts: Annotated[
+        int | None,
+        typer.Option(
+            "--restarts", help=field_help("evaluate", "attack.restarts", "PGD random restarts.")
+        ),
+    ] = None,
     loss: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--loss",
-            help="ce (cross-entropy), margin (Carlini-Wagner's) or ce+margin (per example the "
-            "worst of both) for PGD.",
+            help=field_help(
+                "evaluate",
+                "attack.loss",
+                "ce (cross-entropy), margin (Carlini-Wagner's) or ce+margin (per example the "
+                "worst of both) for PGD.",
+            ),
         ),
-    ] = "ce",
+    ] = None,
     early_stop: Annotated[
         bool,
         typer.Option(
@@ -71,14 +96,19 @@ def evaluate_command(
         ),
     ] = False,
     autoattack: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--autoattack",
-            help="Run standard AutoAttack on the first N test points (0 = off); "
-            "needs torchattacks.",
+            help=field_help(
+                "evaluate",
+                "autoattack",
+                "Run standard AutoAttack on the first N test points (0 = off); needs torchattacks.",
+            ),
         ),
-    ] = 0,
-    split: Annotated[str, typer.Option("--split", help="test or val.")] = "test",
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help=field_help("evaluate", "split", "test or val."))
+    ] = None,
     val_size: Annotated[
         int | None,
         typer.Option(
@@ -94,7 +124,12 @@ def evaluate_command(
             "--resolution", help="Image side in pixels (default: the weights' input size)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 256,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help=field_help("evaluate", "batch_size", "Images per batch.")
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -105,22 +140,32 @@ def evaluate_command(
         ),
     ] = None,
     check_points: Annotated[
-        int,
-        typer.Option("--check-points", help="Test points the ε-ladder and large-ε checks run on."),
-    ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random starts.")] = 0,
+        int | None,
+        typer.Option(
+            "--check-points",
+            help=field_help(
+                "evaluate", "check_points", "Test points the ε-ladder and large-ε checks run on."
+            ),
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help=field_help("evaluate", "seed", "Seed of the attacks' random starts.")
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step 2/255 by
+    """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step ε/4 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning
     signs are flagged in words."""
     present(weights, *WEIGHTS_FILE)
     if val_size is not None and split != "val":
         raise UserError(
-            f"--val-size {val_size} sizes the validation split; with --split {split} it would "
+            f"--val-size {val_size} sizes the validation split; with --split {split or 'test'} it would "
             "do nothing: add --split val, or leave it out"
         )
     if ticket is not None:
@@ -136,40 +181,42 @@ def evaluate_command(
                 "val_size": val_size,
                 "test_limit": limit,
             },
-            "attack": {
-                "eps": eps,
-                "step": step,
-                "steps": steps,
-                "norm": norm,
-                "restarts": restarts,
-                "loss": loss,
-                "early_stop": early_stop,
-                "bn_mode": "eval",
-            },
-            "autoattack": autoattack,
-            "split": split,
-            "batch_size": batch_size,
-            "check_points": check_points,
-            "seed": seed,
-            "recalibrate_bn": recalibrate_bn,
+            # Only what is given: the spec decides the rest (the step from ε and steps).
+            "attack": given(
+                eps=eps,
+                step=step,
+                steps=steps,
+                norm=norm,
+                restarts=restarts,
+                loss=loss,
+                early_stop=early_stop,
+            ),
+            **given(
+                autoattack=autoattack,
+                split=split,
+                batch_size=batch_size,
+                check_points=check_points,
+                seed=seed,
+                recalibrate_bn=recalibrate_bn,
+            ),
         },
     )
-    # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.stages import Inputs, run_stage
+    from doublewin.stages import Inputs  # deferred: torch
 
-    with RichProgress(enabled=not as_json) as progress:
-        report = run_stage(
-            "evaluate",
-            spec,
-            Inputs(weights=weights, ticket=ticket),
-            None,
-            device=resolve_device(device),
-            data_root=data_root,
-            progress=progress,
-        )
+    inputs = Inputs(weights=weights, ticket=ticket)
+    report = run_alone(
+        "evaluate", spec, inputs, None, device=device, data_root=data_root, as_json=as_json
+    )
+    if report is None:  # another rank of a torchrun
+        return
     if as_json:
         print_json({"weights": str(weights), **report})
         return
+    _print_report(report, weights, spec, ticket)
+
+
+def _print_report(report: dict, weights: Path, spec: Any, ticket: Path | None) -> None:
+    """The report in words: accuracies, the attack, AutoAttack and the checks."""
     a = report["attack"]
     eps_text = f"{a['eps'] * 255:g}/255" if a["norm"] == "linf" else f"{a['eps']:g}"
     console.print(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from doublewin.cli.app import (
+    CompileOption,
     DataRoot,
     DeviceOption,
     JsonFlag,
@@ -20,7 +21,6 @@ from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.cli.run_options import (
     AddressOption,
-    CompileOption,
     ExecutorOption,
     GpusOption,
     JobsOption,
@@ -105,8 +105,8 @@ def run_command(
         console.print(plan.experiment.transfers_nothing, highlight=False, markup=False)
     check_spread(assume_spread, plan.experiment.on_demand)
     if dry_run:
-        print_plan(plan, device, search, as_json, workers=jobs, threads=threads,
-                   spread=assume_spread)  # fmt: skip
+        options = {"workers": jobs, "threads": threads, "spread": assume_spread}
+        print_plan(plan, device, search, as_json, **options)
         return
     _execute(
         plan,
@@ -311,7 +311,22 @@ def _execute(
             executor=executor,
         )
     summary = outcome.summary
-    result = {
+    if as_json:
+        print_json(_outcome_json(plan, outcome))
+    else:
+        _print_outcome(plan, outcome)
+    if summary.failed:
+        first_id, message = summary.failed[0]
+        raise RunFailure(
+            f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
+            "fix it and run again (finished work is kept)"
+        )
+
+
+def _outcome_json(plan: Plan, outcome: Any) -> dict[str, Any]:
+    """What a run did, for --json."""
+    summary = outcome.summary
+    result: dict[str, Any] = {
         "run_dir": str(plan.run_dir),
         "computed": summary.computed,
         "reused": summary.done_before,
@@ -329,32 +344,28 @@ def _execute(
         }
     if outcome.report is not None:
         result["report"] = str(outcome.report.html)
-    if as_json:
-        print_json(result)
-    else:
+    return result
+
+
+def _print_outcome(plan: Plan, outcome: Any) -> None:
+    """What a run did, in words."""
+    summary = outcome.summary
+    console.print(
+        f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
+        f"{summary.done_before} reused; results: "
+        f"{plan.run_dir / paths.RESULTS}"
+    )
+    if outcome.search is not None:
+        s = outcome.search
         console.print(
-            f"done in {summary.seconds:.0f} s: {summary.computed} jobs computed, "
-            f"{summary.done_before} reused; results: "
-            f"{plan.run_dir / paths.RESULTS}"
+            f"extreme search: {s.transfer_runs} transfer runs instead of "
+            f"{s.full_grid_transfer_runs} for the full grid"
         )
-        if outcome.search is not None:
-            s = outcome.search
+        for ladder in s.ladders:
+            extreme = "none" if ladder.extreme is None else f"{ladder.extreme:.2%}"
             console.print(
-                f"extreme search: {s.transfer_runs} transfer runs instead of "
-                f"{s.full_grid_transfer_runs} for the full grid"
+                f"  {' / '.join(str(k) for k in ladder.key if k != '')}: "
+                f"extreme double-win sparsity {extreme}" + "".join(f"; {n}" for n in ladder.notes)
             )
-            for ladder in s.ladders:
-                extreme = "none" if ladder.extreme is None else f"{ladder.extreme:.2%}"
-                console.print(
-                    f"  {' / '.join(str(k) for k in ladder.key if k != '')}: "
-                    f"extreme double-win sparsity {extreme}"
-                    + "".join(f"; {n}" for n in ladder.notes)
-                )
-        if outcome.report is not None:
-            console.print(f"report: {outcome.report.html}")
-    if summary.failed:
-        first_id, message = summary.failed[0]
-        raise RunFailure(
-            f"{len(summary.failed)} job(s) failed, first {first_id}: {message}; "
-            "fix it and run again (finished work is kept)"
-        )
+    if outcome.report is not None:
+        console.print(f"report: {outcome.report.html}")

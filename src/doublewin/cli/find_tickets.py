@@ -20,13 +20,10 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
-from doublewin.cli.outputs import output_folder
-from doublewin.cli.progress import RichProgress
-from doublewin.cli.stages import overrides_of
+from doublewin.cli.standalone import ConfigOption, SetOption, overrides_of, run_alone
 from doublewin.core import paths
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import load_spec
 from doublewin.core.ticket_parts import METHOD_READS, TicketMethod
 
 METHODS = typing.get_args(TicketMethod)
@@ -87,12 +84,8 @@ def find_tickets_command(
             "--epochs", help=field_help("tickets", "train.epochs", "train.epochs per IMP round")
         ),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML of TicketSpec fields.")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override any spec field (repeatable).")
-    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
     device: DeviceOption = "auto",
     data_root: DataRoot = None,
     threads: ThreadsOption = None,
@@ -128,22 +121,21 @@ def find_tickets_command(
     items = overrides_of(pairs, overrides)
     spec = load_spec("tickets", config, items)
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.stages import Inputs, run_stage
+    from doublewin.stages import Inputs
     from doublewin.tickets import load_ticket
 
     _check_same_run(out, spec)
-
-    dev = resolve_device(device)  # before anything is made
-    with output_folder(out), RichProgress(enabled=not as_json) as progress:
-        found = run_stage(
-            "tickets",
-            spec,
-            Inputs(weights=weights),
-            out,
-            device=dev,
-            data_root=data_root,
-            progress=progress,
-        )
+    found = run_alone(
+        "tickets",
+        spec,
+        Inputs(weights=weights),
+        out,
+        device=device,
+        data_root=data_root,
+        as_json=as_json,
+    )
+    if found is None:  # another rank of a torchrun
+        return
     rows = []
     for relative in found["tickets"].values():
         path = out / relative

@@ -24,29 +24,26 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
-from doublewin.cli.outputs import output_folder
-from doublewin.cli.progress import RichProgress
-from doublewin.cli.stages import ConfigOption, SetOption, overrides_of
+from doublewin.cli.standalone import (
+    ConfigOption,
+    SetOption,
+    TicketOption,
+    WeightsOption,
+    overrides_of,
+    run_alone,
+    transfer_overrides,
+)
 from doublewin.core import paths
-from doublewin.core.atomic import atomic_write_bytes, atomic_write_json
-from doublewin.core.errors import UserError
-from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import load_spec
-from doublewin.core.typed import to_dict
+from doublewin.core.atomic import atomic_write_bytes
+from doublewin.core.build import load_spec
 
 
 @app.command("landscape")
 def landscape_command(
-    weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")],
+    weights: WeightsOption,
     data: Annotated[str, typer.Option("--data", help="Downstream dataset (transfer.data.name).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
-    ticket: Annotated[
-        Path | None,
-        typer.Option(
-            "--ticket",
-            help="Ticket file (doublewin or official format) [default: none, the dense model].",
-        ),
-    ] = None,
+    ticket: TicketOption = None,
     fraction: Annotated[
         float | None,
         typer.Option(
@@ -123,28 +120,26 @@ def landscape_command(
 ) -> None:
     """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
     set_threads(threads)
-    regimes = {"st": "std", "at": "at"}
-    if regime is not None and regime not in regimes:
-        raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
     if regime is None and config is None:
         regime = "at"  # Figure 6 is AT transfer; a --config's own regime stands otherwise
-    for option, path in (("--weights", weights), ("--ticket", ticket)):
-        if path is not None and not path.is_file():
-            raise UserError(f"{option} {path}: file not found")
+    given = transfer_overrides(
+        "transfer.",
+        weights,
+        ticket,
+        data=data,
+        fraction=fraction,
+        regime=regime,
+        seed=seed,
+        epochs=epochs,
+        lr=lr,
+        resolution=resolution,
+    )
     spec = load_spec(
         "landscape",
         config,
         overrides_of(
             {
-                "transfer.weights": str(weights),
-                "transfer.ticket": str(ticket) if ticket else None,
-                "transfer.data.name": data,
-                "transfer.data.fraction": fraction,
-                "transfer.train.regime": regimes[regime] if regime else None,
-                "transfer.seed": seed,
-                "transfer.train.epochs": epochs,
-                "transfer.train.lr": lr,
-                "transfer.data.resolution": resolution,
+                **given,
                 "plane": plane,
                 "loss": loss,
                 "grid": grid,
@@ -158,26 +153,24 @@ def landscape_command(
     )
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.analysis.report.landscape_figure import panel_png
-    from doublewin.core import distributed
-    from doublewin.stages import Inputs, run_stage
+    from doublewin.stages import Inputs
 
-    dev = resolve_device(device)  # before anything is made
-    with output_folder(out), RichProgress(enabled=not as_json) as progress:
-        m = run_stage(
-            "landscape",
-            spec,
-            Inputs(weights=weights, ticket=ticket),
-            out,
-            device=dev,
-            data_root=data_root,
-            progress=progress,
-        )
-    if not distributed.is_main():
+    inputs = Inputs(weights=weights, ticket=ticket)
+    m = run_alone(
+        "landscape",
+        spec,
+        inputs,
+        out,
+        device=device,
+        data_root=data_root,
+        as_json=as_json,
+        metrics=True,
+    )
+    if m is None:  # another rank of a torchrun
         return
     shown = "AT" if spec.transfer.train.regime == "at" else "ST"
     title = f"{data}, {shown}, sparsity {m['sparsity']:.2%}"
     atomic_write_bytes(out / paths.LANDSCAPE_FIGURE, panel_png(out / paths.LANDSCAPE_GRID, title))
-    atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
     if as_json:
         print_json(m)
         return
@@ -185,6 +178,6 @@ def landscape_command(
     console.print(
         f"{title}: loss {m['centre_loss']:.4f} at the centre; sharpness (mean increase within "
         f"radius {spec.sharpness_radius:g}) {m['sharpness']:.4f}{hessian}; "
-        f"test SA {m['sa']:.2f}% RA {m['ra']:.2f}%"
+        f"test at the best-val-RA checkpoint: SA {m['sa_best_ra']:.2f}% RA {m['ra_best_ra']:.2f}%"
     )
     console.print(f"figure: {out / paths.LANDSCAPE_FIGURE}; grid: {out / paths.LANDSCAPE_GRID}")

@@ -8,17 +8,12 @@ from typing import Annotated
 
 import typer
 
+from doublewin.cli.app import set_option
 from doublewin.core.errors import UserError
 from doublewin.core.numbers import Range, read_number
 from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
 
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override a key of the experiment: --set transfer.regimes.at.epochs=5 (repeatable).",
-    ),
-]
+SetOption = set_option("a key of the experiment", "transfer.regimes.at.epochs=5")
 JobsOption = Annotated[
     int | None,
     typer.Option(
@@ -39,12 +34,6 @@ PerGpuOption = Annotated[
 ]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Run directory (default: runs/<experiment name>).")
-]
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
 ]
 ExecutorOption = Annotated[
     str,

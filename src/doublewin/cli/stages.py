@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 
 from doublewin.cli.app import (
+    STEP_HELP,
+    CompileOption,
     DataRoot,
     DeviceOption,
     JsonFlag,
@@ -28,49 +30,23 @@ from doublewin.cli.app import (
     print_json,
     set_threads,
 )
-from doublewin.cli.outputs import check_writable, output_folder
-from doublewin.cli.progress import RichProgress
+from doublewin.cli.outputs import check_writable
+from doublewin.cli.standalone import (
+    ConfigOption,
+    SetOption,
+    TicketOption,
+    WeightsOption,
+    overrides_of,
+    run_alone,
+    transfer_overrides,
+)
 from doublewin.core import paths
-from doublewin.core.atomic import atomic_write_json
+from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
-from doublewin.core.parsing import resolve_device
-from doublewin.core.specs import load_spec
 from doublewin.core.typed import to_dict
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
-]
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override any spec field: --set train.milestones=[50,75] (repeatable)."
-    ),
-]
 
 # Fewer optimizer steps than this: transfer says the model barely trained.
 FEW_STEPS = 20
-
-
-def overrides_of(pairs: dict[str, object], extra: list[str] | None) -> list[str]:
-    """The options given (spec key → value; None: not given) as ``key=value`` overrides,
-    then the --set items. A key set both ways is refused: the --set would win silently and
-    the option's value would never be checked."""
-    given = {key: value for key, value in pairs.items() if value is not None}
-    for item in extra or []:
-        key, sep, _ = item.partition("=")
-        key = key.strip()
-        if sep and key in given:  # a malformed item is parse_overrides' to name
-            raise UserError(
-                f"{key} is set twice: by its option ({given[key]}) and by --set {item}; "
-                "give it once"
-            )
-    return [f"{key}={value}" for key, value in given.items()] + list(extra or [])
 
 
 @app.command("pretrain")
@@ -113,13 +89,7 @@ def pretrain_command(
             "8/255]",
         ),
     ] = None,
-    step: Annotated[
-        str | None,
-        typer.Option(
-            "--step",
-            help=field_help("pretrain", "train.attack.step", "train.attack.step, e.g. 2/255"),
-        ),
-    ] = None,
+    step: Annotated[str | None, typer.Option("--step", help=STEP_HELP)] = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help=field_help("pretrain", "train.attack.steps"))
     ] = None,
@@ -161,24 +131,20 @@ def pretrain_command(
     out = _weights_path(out)
     if out.exists() and _finished(out, spec, as_json):
         return
-    # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.core import distributed
-    from doublewin.stages import Inputs, run_stage
+    from doublewin.stages import Inputs  # deferred: torch
 
-    dev = resolve_device(device)  # before anything is made
     workdir = paths.work_folder(out)
-    with output_folder(workdir, option="--out"), RichProgress(enabled=not as_json) as progress:
-        result = run_stage(
-            "pretrain",
-            spec,
-            Inputs(),
-            workdir,
-            device=dev,
-            data_root=data_root,
-            progress=progress,
-            compile=compile,
-        )
-    if not distributed.is_main():
+    result = run_alone(
+        "pretrain",
+        spec,
+        Inputs(),
+        workdir,
+        device=device,
+        data_root=data_root,
+        as_json=as_json,
+        compile=compile,
+    )
+    if result is None:  # another rank of a torchrun
         return
     os.replace(workdir / paths.WEIGHTS, out)
     shutil.copyfile(workdir / paths.LOG, paths.log_beside(out))
@@ -208,16 +174,10 @@ def pretrain_command(
 
 @app.command("transfer")
 def transfer_command(
-    weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")],
+    weights: WeightsOption,
     data: Annotated[str, typer.Option("--data", help="Downstream dataset (data.name).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics and fine-tuned weights.")],
-    ticket: Annotated[
-        Path | None,
-        typer.Option(
-            "--ticket",
-            help="Ticket file (doublewin or official format) [default: none, the dense model].",
-        ),
-    ] = None,
+    ticket: TicketOption = None,
     fraction: Annotated[
         float | None,
         typer.Option(
@@ -255,57 +215,36 @@ def transfer_command(
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
     set_threads(threads)
-    regimes = {"st": "std", "at": "at"}
-    if regime is not None and regime not in regimes:
-        raise UserError(f"--regime {regime}: use st (standard) or at (adversarial)")
-    if not weights.is_file():
-        raise UserError(
-            f"--weights {weights}: file not found; pass a weights file from "
-            "doublewin pretrain or doublewin import-weights"
-        )
-    if ticket is not None and not ticket.is_file():
-        raise UserError(
-            f"--ticket {ticket}: file not found; pass a ticket from doublewin find-tickets"
-        )
-    spec = load_spec(
-        "transfer",
-        config,
-        overrides_of(
-            {
-                "weights": str(weights),
-                "ticket": str(ticket) if ticket else None,
-                "data.name": data,
-                "data.fraction": fraction,
-                # Only when given: a --config's own regime stands otherwise.
-                "train.regime": regimes[regime] if regime else None,
-                "seed": seed,
-                "train.epochs": epochs,
-                "train.lr": lr,
-                "data.resolution": resolution,
-                "save_models": save_models,
-            },
-            overrides,
-        ),
+    given = transfer_overrides(
+        "",
+        weights,
+        ticket,
+        data=data,
+        fraction=fraction,
+        regime=regime,
+        seed=seed,
+        epochs=epochs,
+        lr=lr,
+        resolution=resolution,
     )
-    # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.core import distributed
-    from doublewin.stages import Inputs, run_stage
+    given["save_models"] = save_models
+    spec = load_spec("transfer", config, overrides_of(given, overrides))
+    from doublewin.stages import Inputs  # deferred: torch
 
-    dev = resolve_device(device)  # before anything is made
-    with output_folder(out), RichProgress(enabled=not as_json) as progress:
-        m = run_stage(
-            "transfer",
-            spec,
-            Inputs(weights=weights, ticket=ticket),
-            out,
-            device=dev,
-            data_root=data_root,
-            progress=progress,
-            compile=compile,
-        )
-    if not distributed.is_main():
+    inputs = Inputs(weights=weights, ticket=ticket)
+    m = run_alone(
+        "transfer",
+        spec,
+        inputs,
+        out,
+        device=device,
+        data_root=data_root,
+        as_json=as_json,
+        compile=compile,
+        metrics=True,
+    )
+    if m is None:  # another rank of a torchrun
         return
-    atomic_write_json(out / paths.METRICS, {"spec": to_dict(spec), **m})
     for message in m.get("warnings", ()):
         err_console.print(f"warning: {message}", highlight=False)
     if m.get("steps") is not None and m["steps"] < FEW_STEPS:
@@ -360,8 +299,11 @@ def _finished(out: Path, spec: object, as_json: bool) -> bool:
     if as_json:
         print_json(summary)
     else:
-        console.print(f"{out}: already trained with this spec (hash {meta.content_hash}); "
-                      "nothing to do", highlight=False, markup=False)  # fmt: skip
+        console.print(
+            f"{out}: already trained with this spec (hash {meta.content_hash}); nothing to do",
+            highlight=False,
+            markup=False,
+        )
     return True
 
 

@@ -22,7 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-REGIMES = ("st", "at")  # downstream transfer: standard, adversarial
+# The downstream transfer regimes users write (--regime, transfer.regimes): standard and
+# adversarial, with the training regime of the engine each runs.
+TRANSFER_REGIMES = {"st": "std", "at": "at"}
+REGIMES = tuple(TRANSFER_REGIMES)
 METRICS = ("sa", "ra")  # standard accuracy, robust accuracy
 DENSE = "dense"
 

@@ -7,17 +7,11 @@ the stage's directory in the run store. Units: ε and step sizes are in [0,1] pi
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from doublewin.core.defaults import fitting_defaults
-from doublewin.core.eps import one_eps
 from doublewin.core.errors import UserError
-from doublewin.core.foreign import load_yaml
 from doublewin.core.numbers import (
     AT_LEAST_ONE,
     POSITIVE,
@@ -47,7 +41,7 @@ from doublewin.core.ticket_parts import (
     SynFlowSpec,
     TicketMethod,
 )
-from doublewin.core.typed import apply_override, checked, from_dict, parse_overrides
+from doublewin.core.typed import checked
 
 
 @dataclass(frozen=True)
@@ -231,7 +225,7 @@ class LandscapeSpec:
     on the grid); ``radius``: the plane spans [-radius, radius]² (None: 1 for ``random``, 1.25×
     the trajectory's largest coordinate for ``pca``). ``images``: training images the loss is
     averaged over. ``snapshots``: trajectory points kept along the run. The sharpness measures
-    (train/sharpness.py): the mean loss increase within ``sharpness_radius`` on a
+    (measure/sharpness.py): the mean loss increase within ``sharpness_radius`` on a
     filter-normalized random plane (its own when ``plane`` is pca), and the top Hessian
     eigenvalue after at most ``hessian_iterations`` power iterations (0 = off). ``seed`` seeds
     the random directions and the start vector.
@@ -265,20 +259,3 @@ STAGES: dict[str, type] = {
     "evaluate": EvaluateSpec,
     "landscape": LandscapeSpec,
 }
-
-
-def load_spec(
-    stage: str, source: str | Path | Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
-) -> Any:
-    """The typed spec of ``stage`` from a YAML file or mapping, then ``key=value`` overrides."""
-    if stage not in STAGES:
-        raise UserError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    if source is None:
-        data: dict[str, Any] = {}
-    elif isinstance(source, Mapping):
-        data = copy.deepcopy(dict(source))
-    else:
-        data = load_yaml(source, what=f"a {stage} spec YAML (--config)")
-    for key, value in parse_overrides(overrides):
-        apply_override(data, key, value)
-    return from_dict(STAGES[stage], fitting_defaults(stage, one_eps(stage, data)), path="")

@@ -54,8 +54,31 @@ def prepare_data(
     sees the same subset; ``seed`` drives shuffling and augmentation.
     """
     splits = load_dataset(spec.name, root, val_size=spec.val_size, test_size=spec.test_limit)
+    return split_loaders(
+        splits,
+        spec,
+        resolution=int(spec.resolution or resolution_default),
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+    )
+
+
+def split_loaders(
+    splits: Splits,
+    spec,
+    *,
+    resolution: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> tuple[
+    BatchLoader | FolderLoader, BatchLoader | FolderLoader, BatchLoader | FolderLoader, DatasetInfo
+]:
+    """(train, val, test loaders, info) of ``splits`` as a `DataSpec` asks for them (its
+    fraction, subset, augmentation, validation share and test limit): `prepare_data` on a
+    registry dataset, and the Python API on the caller's tensors."""
     train_set = take_fraction(splits.train, spec.fraction, seed=spec.subset_seed, mode=spec.subset)
-    resolution = int(spec.resolution or resolution_default)
     common = {
         "resolution": resolution,
         "device": device,
@@ -134,6 +157,7 @@ __all__ = [
     "make_loader",
     "training_sample",
     "prepare_data",
+    "split_loaders",
     "stratified_holdout",
     "take_fraction",
     "test_split",

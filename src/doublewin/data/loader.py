@@ -16,10 +16,12 @@ to the model's resolution R (bilinear). Test transforms: ``resize`` (bilinear to
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,8 +97,10 @@ def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator) 
     )
 
 
-class BatchLoader:
-    """Iterable of (x, y) batches over a tensor-backed ImageSet, resident on ``device``."""
+class _Loader(abc.ABC):
+    """What both loaders check and keep: the options of one split's batches, their count,
+    and the epoch that seeds shuffling and augmentation. ``workers``: the folder loader's
+    worker processes (default: up to 8)."""
 
     def __init__(
         self,
@@ -110,9 +114,8 @@ class BatchLoader:
         device: torch.device | str = "cpu",
         seed: int = 0,
         drop_last: bool | None = None,
+        workers: int | None = None,
     ):
-        if images.images is None:
-            raise ValueError("BatchLoader needs a tensor-backed ImageSet")
         if augment not in AUGMENTATIONS:
             raise UserError(f"augment {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
         if test_transform not in TEST_TRANSFORMS:
@@ -122,8 +125,6 @@ class BatchLoader:
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         self.device = torch.device(device)
-        self.images = images.images.to(self.device)
-        self.labels = images.labels.to(self.device)
         self.batch_size = batch_size
         self.train = train
         self.resolution = int(resolution)
@@ -131,10 +132,17 @@ class BatchLoader:
         self.test_transform = test_transform
         self.seed = seed
         self.epoch = 0
-        n = len(images)
-        # A last training batch of one image would break BatchNorm: drop it then.
-        self.drop_last = (train and n % batch_size == 1) if drop_last is None else drop_last
-        self.num_samples = n
+        self.num_samples = len(images)
+        self.drop_last = self._drops_last() if drop_last is None else drop_last
+        self._hold(images, workers)
+
+    @abc.abstractmethod
+    def _hold(self, images: ImageSet, workers: int | None) -> None:
+        """Keep what the batches are read from (each loader its own kind of set)."""
+
+    def _drops_last(self) -> bool:
+        """Whether a short last batch is dropped when the caller does not say."""
+        return self.train
 
     def __len__(self) -> int:
         n, b = self.num_samples, self.batch_size
@@ -142,6 +150,20 @@ class BatchLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+
+class BatchLoader(_Loader):
+    """Iterable of (x, y) batches over a tensor-backed ImageSet, resident on ``device``."""
+
+    def _hold(self, images: ImageSet, workers: int | None) -> None:
+        if images.images is None:
+            raise ValueError("BatchLoader needs a tensor-backed ImageSet")
+        self.images = images.images.to(self.device)
+        self.labels = images.labels.to(self.device)
+
+    def _drops_last(self) -> bool:
+        # A last training batch of one image would break BatchNorm: drop it then.
+        return self.train and self.num_samples % self.batch_size == 1
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = _generator(self.seed, self.epoch)
@@ -171,42 +193,13 @@ class BatchLoader:
         return resize(x, size)
 
 
-class FolderLoader:
+class FolderLoader(_Loader):
     """Iterable of (x, y) over a folder-backed ImageSet through a DataLoader with workers."""
 
-    def __init__(
-        self,
-        images: ImageSet,
-        *,
-        batch_size: int,
-        train: bool,
-        resolution: int,
-        augment: str = "rrc-flip",
-        test_transform: str = "resize-center-crop",
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        drop_last: bool | None = None,
-        workers: int | None = None,
-    ):
-        self.device = torch.device(device)
-        self.train = train
-        self.resolution = resolution
-        self.seed = seed
-        self.epoch = 0
-        self.num_samples = len(images)
-        self.dataset = _FolderDataset(
-            images, _pil_transform(train, resolution, augment, test_transform)
-        )
-        self.batch_size = batch_size
-        self.drop_last = bool(drop_last) if drop_last is not None else train
+    def _hold(self, images: ImageSet, workers: int | None) -> None:
+        transform = _pil_transform(self.train, self.resolution, self.augment, self.test_transform)
+        self.dataset = _FolderDataset(images, transform)
         self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-
-    def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else math.ceil(n / b)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = _generator(self.seed, self.epoch)
@@ -285,41 +278,8 @@ def _pil_transform(train: bool, resolution: int, augment: str, test_transform: s
     return T.Compose([*steps, T.ToTensor()])
 
 
-def make_loader(
-    images: ImageSet,
-    *,
-    batch_size: int,
-    train: bool,
-    resolution: int,
-    augment: str = "crop-flip",
-    test_transform: str = "resize",
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-    drop_last: bool | None = None,
-    workers: int | None = None,
-) -> BatchLoader | FolderLoader:
-    """The loader for ``images``: device-resident batches for tensors, a DataLoader for files."""
-    if images.images is not None:
-        return BatchLoader(
-            images,
-            batch_size=batch_size,
-            train=train,
-            resolution=resolution,
-            augment=augment,
-            test_transform=test_transform,
-            device=device,
-            seed=seed,
-            drop_last=drop_last,
-        )
-    return FolderLoader(
-        images,
-        batch_size=batch_size,
-        train=train,
-        resolution=resolution,
-        augment=augment,
-        test_transform=test_transform,
-        device=device,
-        seed=seed,
-        drop_last=drop_last,
-        workers=workers,
-    )
+def make_loader(images: ImageSet, **options: Any) -> BatchLoader | FolderLoader:
+    """The loader for ``images`` (``options``: those of the loaders, `_Loader`):
+    device-resident batches for tensors, a DataLoader for files."""
+    kind = BatchLoader if images.images is not None else FolderLoader
+    return kind(images, **options)

@@ -262,7 +262,7 @@ def load_dataset(
             *parts["test"],
             # The official 5,000 held out; a small CIFAR-format folder keeps a tenth instead,
             # so a command that never reads validation is not blocked by it.
-            val_size or _default_val(5000, len(train_labels)),
+            val_size or default_val_size(5000, len(train_labels)),
             source=str(base / info.files),
         )
     if name == "svhn":
@@ -280,7 +280,7 @@ def load_dataset(
     return _folder(info, base, val_size)
 
 
-def _default_val(official: int | None, n: int) -> int:
+def default_val_size(official: int | None, n: int) -> int:
     """The default validation size: ``official`` when the training files leave at least as
     many for training, else a tenth of them (at least one)."""
     if official is not None and 2 * official <= n:
@@ -350,7 +350,7 @@ def _folder(info: DatasetInfo, base: Path, val_size: int | None) -> Splits:
     classes = same_classes(top / "train", test_dir)
     full = read_folder(top / "train", classes)
     test = read_folder(test_dir, classes)
-    count = val_size or _default_val(default_val, len(full))
+    count = val_size or default_val_size(default_val, len(full))
     if count >= len(full):
         raise UserError(
             f"{info.name}: val_size {count} must be smaller than the {len(full)} "

@@ -97,8 +97,10 @@ def take_fraction(
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, in [0,1] units."""
-    sample = images[: min(len(images), 20000)].to(torch.float32) / 255.0
+    """Per-channel mean and std of images (uint8, or floats in [0,1]), in [0,1] units."""
+    sample = images[: min(len(images), 20000)].to(torch.float32)
+    if images.dtype == torch.uint8:
+        sample = sample / 255.0
     mean = sample.mean(dim=(0, 2, 3))
     std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return (tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std))

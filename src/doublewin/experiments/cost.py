@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-import torch
 
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.core.ticket_parts import NETWORK_METHODS
@@ -31,7 +27,7 @@ from doublewin.experiments.passes import (
     split_sizes,
 )
 from doublewin.experiments.rates import Shape, rates, training_step
-from doublewin.models import arch_info, build_model
+from doublewin.models import arch_info
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.tickets.ladder import ticket_ladder
 from doublewin.tickets.supertickets import source_trainings
@@ -44,32 +40,6 @@ def job_resolution(job: Job, default_arch: str) -> tuple[str, int]:
     arch = getattr(spec, "arch", default_arch)
     resolution = spec.data.resolution if hasattr(spec, "data") else None
     return arch, int(resolution or arch_info(arch).input_size)
-
-
-@lru_cache(maxsize=32)
-def pass_rate(arch: str, resolution: int, device: str) -> float:
-    """Measured forward+backward images per second of ``arch`` at ``resolution`` on ``device``
-    (a short micro-benchmark: about a second)."""
-    dev = torch.device(device)
-    model = build_model(arch, 10).to(dev).train()
-    batch = max(2, min(64, int(64 * (32 / resolution) ** 2)))
-    x = torch.rand(batch, 3, resolution, resolution, device=dev)
-    y = torch.randint(0, 10, (batch,), device=dev)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-
-    step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    start, count = time.perf_counter(), 0
-    while count < 2 or (time.perf_counter() - start < 1.0 and count < 50):
-        step()
-        count += 1
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return batch * count / (time.perf_counter() - start)
 
 
 # Forward+backward images per second on one GPU, from published measurements (no GPU rate has
@@ -104,29 +74,6 @@ def gpu_seconds(jobs: Iterable[Job], default_arch: str) -> float | None:
             return None
         seconds += n / rate
     return seconds
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    passes: float
-    seconds: float
-    rates: dict[str, float]  # "arch@resolution" -> measured passes per second
-
-
-def estimate(jobs: Iterable[Job], default_arch: str, device: str) -> CostEstimate:
-    """Total image passes and seconds of ``jobs`` on ``device``."""
-    passes = seconds = 0.0
-    rates: dict[str, float] = {}
-    for job in jobs:
-        n = job_passes(job)
-        if n <= 0:
-            continue
-        arch, resolution = job_resolution(job, default_arch)
-        rate = pass_rate(arch, resolution, device)
-        rates[f"{arch}@{resolution}px"] = round(rate, 1)
-        passes += n
-        seconds += n / rate
-    return CostEstimate(passes, seconds, rates)
 
 
 # --- time: the batches a job runs, at the rates measured for its shape (rates.py) ---------------

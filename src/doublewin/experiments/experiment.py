@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from doublewin.analysis.verdict import SeedPlan, VerdictConfig
-from doublewin.core.defaults import fitting_defaults, st_validates_sa
-from doublewin.core.eps import one_eps
+from doublewin.core.build import build_spec, transfer_specs
 from doublewin.core.errors import UserError
+from doublewin.core.foreign import load_yaml
 from doublewin.core.specs import (
     AttackSpec,
     DataSpec,
@@ -27,7 +27,6 @@ from doublewin.core.specs import (
     TicketSpec,
     TrainSpec,
     TransferSpec,
-    load_yaml,
 )
 from doublewin.core.ticket_parts import TRAINING_METHODS
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
@@ -88,7 +87,6 @@ TRANSFER_GRID_KEYS = (
     "save_models",
     "autoattack",
 )
-REGIME_NAMES = {"st": "std", "at": "at"}
 
 
 @dataclass(frozen=True)
@@ -104,9 +102,10 @@ class Experiment:
     transfer_rungs: tuple[int, ...] | Mapping[str, tuple[int, ...]] | None
     datasets: tuple[str, ...]
     fractions: tuple[float, ...]
-    regimes: Mapping[str, TrainSpec]  # "st"/"at" -> training spec
+    # "st"/"at" → the regime's transfer spec (core/build.py) that every transfer job of it
+    # fills with its weights, ticket, dataset, fraction and seed.
+    transfers: Mapping[str, TransferSpec]
     transfer_data: Mapping[str, Any]
-    eval_attack: AttackSpec
     verdict: VerdictConfig
     raw: Mapping[str, Any]
     # A store shared by several experiments (e.g. the paper configs share their IMP tickets);
@@ -120,9 +119,16 @@ class Experiment:
     # judges under every regime (``tickets.anchor_rungs``).
     search: str | None = None
     anchor_rungs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    save_models: str = TransferSpec().save_models  # the fine-tuned weights transfers keep
-    # AutoAttack on the first N test points of every transfer (0 = off; transfer.autoattack).
-    autoattack: int = 0
+
+    @property
+    def regimes(self) -> dict[str, TrainSpec]:
+        """ "st"/"at" → the regime's training spec."""
+        return {regime: spec.train for regime, spec in self.transfers.items()}
+
+    @property
+    def eval_attack(self) -> AttackSpec:
+        """The test attack, one for every regime (core/build.py, `transfer_specs`)."""
+        return next(iter(self.transfers.values())).eval_attack
 
     @property
     def transfers_nothing(self) -> str | None:
@@ -204,19 +210,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError("transfer: expected a mapping")
     datasets = tuple(name_list(transfer.get("datasets", ["digits"]), "transfer.datasets"))
     fractions = tuple(fraction_list(transfer.get("fractions", [1.0]), "transfer.fractions"))
-    regimes_raw = transfer.get("regimes", {"st": {}, "at": {}})
-    if not isinstance(regimes_raw, Mapping) or not regimes_raw:
-        raise UserError("transfer.regimes: expected a mapping with st and/or at")
-    regimes: dict[str, TrainSpec] = {}
-    for regime, train_raw in regimes_raw.items():
-        if regime not in REGIME_NAMES:
-            raise UserError(f"transfer.regimes.{regime}: unknown regime; use st and at")
-        merged = deep_merge(train_raw or {}, {"regime": REGIME_NAMES[regime]})
-        # ST validates SA only unless val_ra is set (core/defaults.py).
-        merged = st_validates_sa("transfer", {"train": merged})["train"]
-        if "eps" in (merged.get("attack") or {}) and "eps" not in (merged.get("val_attack") or {}):
-            merged = deep_merge(merged, {"val_attack": {"eps": merged["attack"]["eps"]}})
-        regimes[regime] = from_dict(TrainSpec, merged, path=f"transfer.regimes.{regime}")
     transfer_data = dict(transfer.get("data") or {})
     for key in ("name", "fraction"):
         if key in transfer_data:
@@ -226,19 +219,20 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     checked_data = from_dict(DataSpec, transfer_data, path="transfer.data")  # validate early
     for dataset in datasets:
         check_val_size(dataset, checked_data.val_size, "transfer.data.val_size")
-    eval_attack = from_dict(
-        AttackSpec,
-        deep_merge({"steps": 20, "bn_mode": "eval"}, transfer.get("eval_attack") or {}),
-        path="transfer.eval_attack",
-    )
     unknown = sorted(set(transfer) - set(TRANSFER_GRID_KEYS))
     if unknown:
         raise UserError(
             f"transfer.{unknown[0]}: unknown key; known keys: {', '.join(TRANSFER_GRID_KEYS)}"
         )
-    # Fields of every transfer spec the file sets once (defaults when absent), checked there.
+    if "eval_attack" in transfer:
+        # Errors name the key the user wrote (the regimes' specs name theirs).
+        from_dict(AttackSpec, transfer["eval_attack"], path="transfer.eval_attack")
+    # Fields every transfer spec takes from the file once (defaults when absent).
     picked = {k: v for k, v in transfer.items() if k in ("save_models", "autoattack")}
-    once = from_dict(TransferSpec, picked, path="transfer")
+    from_dict(TransferSpec, picked, path="transfer")
+    transfers = transfer_specs(
+        transfer.get("regimes", {"st": {}, "at": {}}), transfer.get("eval_attack"), picked
+    )
     store = raw.get("store")
     if store is not None and not isinstance(store, str):
         raise UserError(f"store: expected a folder path, got {store!r}")
@@ -251,9 +245,8 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         rungs,
         datasets,
         fractions,
-        regimes,
+        transfers,
         transfer_data,
-        eval_attack,
         verdict,
         dict(raw),
         store,
@@ -261,8 +254,6 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         landscape=parse_analysis(raw.get("analysis")),
         search=parse_search(raw.get("search")),
         anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
-        save_models=once.save_models,
-        autoattack=once.autoattack,
     )
     check_landscape(experiment)
     return experiment
@@ -312,9 +303,7 @@ def _parse_tickets(
             merged = deep_merge(base, {"weights": p.ref, "method": method, "pattern": pattern})
             if regime is not None:
                 merged = deep_merge(merged, {"train": {"regime": regime}})
-            spec = from_dict(
-                TicketSpec, fitting_defaults("tickets", one_eps("tickets", merged)), path="tickets"
-            ).own_options_only()
+            spec = build_spec("tickets", merged, path="tickets").own_options_only()
             check_plan(spec, arch_of(p), input_size_of(p))
             check_val_size(spec.data.name, spec.data.val_size, "tickets.data.val_size")
             if method != "imp" and not spec.sparsities and spec.pattern != "nm":

@@ -20,7 +20,6 @@ from doublewin.core.results import DENSE, SPARSITY_DIGITS, method_key
 from doublewin.core.specs import (
     DataSpec,
     TicketSpec,
-    TrainSpec,
     TransferSpec,
 )
 from doublewin.core.ticket_parts import NETWORK_METHODS, TRAINING_METHODS
@@ -120,7 +119,7 @@ def expand(experiment: Experiment) -> list[Job]:
                     ticket,
                     dataset,
                     fraction,
-                    experiment.regimes[regime],
+                    regime,
                     seed,
                 )
                 labels = {
@@ -170,7 +169,7 @@ def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:
                 ticket,
                 dataset,
                 fraction,
-                experiment.regimes[regime],
+                regime,
                 seed,
             )
             labels = {
@@ -252,23 +251,21 @@ def transfer_spec(
     ticket: str,
     dataset: str,
     fraction: float,
-    train: TrainSpec,
+    regime: str,
     seed: int,
 ) -> TransferSpec:
+    """The transfer job of ``regime``'s spec (built once, core/build.py) on one ticket,
+    dataset, fraction and seed."""
     # No flip or shift on the glyph sets unless the file says so (core/defaults.py).
     fields = upright_data(
         dataset, {**experiment.transfer_data, "name": dataset, "fraction": fraction}
     )
-    data = from_dict(DataSpec, fields)
-    return TransferSpec(
+    return replace(
+        experiment.transfers[regime],
         weights=weights,
         ticket=ticket,
-        data=data,
-        train=train,
-        eval_attack=experiment.eval_attack,
+        data=from_dict(DataSpec, fields),
         seed=seed,
-        save_models=experiment.save_models,
-        autoattack=experiment.autoattack,
     )
 
 

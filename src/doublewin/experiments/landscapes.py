@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from doublewin.core.build import build_spec
 from doublewin.core.errors import UserError
 from doublewin.core.numbers import UNIT_CLOSED_OPEN, read_number
+from doublewin.core.results import REGIMES
 from doublewin.core.specs import LandscapeSpec
 from doublewin.core.typed import from_dict
 from doublewin.experiments.fields import fraction_list, name_list, seed_list
@@ -65,7 +67,7 @@ def parse_analysis(section: Any) -> LandscapePlan | None:
     from_dict(LandscapeSpec, fields, path="analysis.landscape")
     regimes = tuple(name_list(raw.get("regimes", ["at"]), "analysis.landscape.regimes"))
     for i, regime in enumerate(regimes):
-        if regime not in ("st", "at"):
+        if regime not in REGIMES:
             raise UserError(f"analysis.landscape.regimes[{i}]: {regime!r} is not st or at")
     sparsity = read_number(
         raw.get("sparsity", FIGURE6_SPARSITY),
@@ -98,5 +100,6 @@ def nearest_rung(ladder: Sequence[float], target: float) -> int:
 
 
 def landscape_spec(plan: LandscapePlan, transfer: Any) -> LandscapeSpec:
-    spec = from_dict(LandscapeSpec, dict(plan.fields), path="analysis.landscape")
+    """The landscape job of ``plan`` on one transfer job's spec."""
+    spec = build_spec("landscape", plan.fields, path="analysis.landscape")
     return dataclasses.replace(spec, transfer=transfer)

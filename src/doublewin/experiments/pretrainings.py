@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doublewin.core.defaults import fitting_defaults
-from doublewin.core.eps import one_eps
+from doublewin.core.build import build_spec
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import PretrainSpec
-from doublewin.core.typed import from_dict
 from doublewin.data.registry import check_val_size
 from doublewin.experiments.fields import deep_merge
 from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
@@ -67,11 +65,7 @@ def parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
     base = {k: v for k, v in section.items() if k != "runs"}
     # The shared fields are checked where the user wrote them (pretrain.train.epochz, not
     # pretrain.runs.STD.train.epochz).
-    from_dict(
-        PretrainSpec,
-        fitting_defaults("pretrain", one_eps("pretrain", deep_merge({"arch": arch}, base))),
-        path="pretrain",
-    )
+    build_spec("pretrain", deep_merge({"arch": arch}, base), path="pretrain")
     out = []
     for label, run in runs.items():
         run = dict(run or {}) if isinstance(run, Mapping) or run is None else run
@@ -113,11 +107,7 @@ def parse_pretrain(section: Any, arch: str) -> tuple[Pretraining, ...]:
         if merged.get("kind") == "control":
             # Not trained: only what builds the initialization names it.
             merged = {k: merged[k] for k in CONTROL_KEYS if k in merged}
-        spec = from_dict(
-            PretrainSpec,
-            fitting_defaults("pretrain", one_eps("pretrain", merged)),
-            path=f"pretrain.runs.{label}",
-        )
+        spec = build_spec("pretrain", merged, path=f"pretrain.runs.{label}")
         check_val_size(spec.data.name, spec.data.val_size, f"pretrain.runs.{label}.data.val_size")
         wants = spec.kind != "control" if tickets is None else tickets
         files = _files(files_raw, str(label), *source_of(spec.arch, spec.data.name, None))

@@ -48,7 +48,7 @@ from doublewin.experiments.store import Store
 
 RESULTS_WRITE_INTERVAL_S = 5.0
 LANDSCAPE_LABELS = ("pretraining", "dataset", "fraction", "regime", "seed", "sparsity", "rung")
-LANDSCAPE_METRICS = ("sharpness", "hessian_top", "centre_loss", "sa", "ra", "radius")
+LANDSCAPE_METRICS = ("sharpness", "hessian_top", "centre_loss", "radius")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from doublewin.models.architectures import (
     get_normalization,
     list_architectures,
     normalize_inputs,
+    normalizes_inside,
     set_normalization,
 )
 from doublewin.models.heads import head_module, head_name, replace_head
@@ -43,6 +44,7 @@ __all__ = [
     "load_strict",
     "load_weights",
     "normalize_inputs",
+    "normalizes_inside",
     "read_content_hash",
     "read_weights_header",
     "read_weights_meta",

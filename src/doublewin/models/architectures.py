@@ -339,6 +339,12 @@ def set_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[flo
     getattr(model, std_name).copy_(torch.tensor(std).view(1, 3, 1, 1))
 
 
+def normalizes_inside(model: nn.Module) -> bool:
+    """Whether ``model`` holds the mean/std buffers doublewin sets (its own, timm's and
+    torchvision's models through zoo.normalized); a model of the caller's may not."""
+    return all(hasattr(model, name) for name in _buffers(model))
+
+
 def _buffers(model: nn.Module) -> tuple[str, str]:
     """The names of the buffers the model normalizes its input with (zoo.normalized)."""
     return getattr(model, "normalization_buffers", ("mean", "std"))

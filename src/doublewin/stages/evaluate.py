@@ -10,12 +10,12 @@ from doublewin.attacks.autoattack import require_torchattacks
 from doublewin.core.errors import UserError
 from doublewin.core.specs import EvaluateSpec
 from doublewin.data import ImageSet, first_images, load_dataset, make_loader
+from doublewin.measure import robustness_report
+from doublewin.measure.robustness import RobustnessReport
 from doublewin.models import WeightsMeta, load_model
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
-from doublewin.train import robustness_report
 from doublewin.train.batchnorm import recalibrate_bn
-from doublewin.train.robustness import RobustnessReport
 
 
 @dataclass(frozen=True)

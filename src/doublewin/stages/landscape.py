@@ -1,10 +1,11 @@
 """The landscape stage: a ticket transferred with its trajectory recorded, then the loss on a
 plane through its final weights and how sharp it is (the paper's Figure 6 and Finding 4).
 
-The transfer run is ``spec.transfer`` trained again here (same seed, same data), with the
-plane parameters saved at ``spec.snapshots`` points along it (train/trajectory.py). Then, on a
-fixed sample of training images: the loss grid on the plane (train/landscape.py), the
-trajectory projected onto it, and the sharpness measures (train/sharpness.py). Everything is
+The transfer run is ``spec.transfer`` run again here by the transfer stage's own fine-tuning
+(same seed, same data, its validation, checkpoint choice and test attack), with the plane
+parameters saved at ``spec.snapshots`` points along it (measure/trajectory.py). Then, on a
+fixed sample of training images: the loss grid on the plane (measure/landscape.py), the
+trajectory projected onto it, and the sharpness measures (measure/sharpness.py). Everything is
 resumable: training from its epoch checkpoint, the grids from their last finished row. Once
 the grid file is written, the snapshots and the checkpoint are removed.
 """
@@ -25,10 +26,7 @@ from doublewin.core.atomic import atomic_path
 from doublewin.core.specs import AttackSpec, LandscapeSpec
 from doublewin.core.typed import to_dict
 from doublewin.data import training_sample
-from doublewin.stages.environment import Environment, Inputs
-from doublewin.stages.transfer import prepare_transfer
-from doublewin.train import evaluate, train
-from doublewin.train.landscape import (
+from doublewin.measure.landscape import (
     LossSurface,
     axis,
     loss_grid,
@@ -36,10 +34,12 @@ from doublewin.train.landscape import (
     random_plane,
     remove_partial,
 )
+from doublewin.measure.sharpness import mean_increase, top_eigenvalue
+from doublewin.measure.trajectory import TrajectoryRecorder, read_trajectory, snapshot_every
+from doublewin.stages.environment import Environment, Inputs
+from doublewin.stages.transfer import TransferSetup, fine_tune, prepare_transfer
 from doublewin.train.masking import MaskEnforcer
 from doublewin.train.schedules import stretched
-from doublewin.train.sharpness import mean_increase, top_eigenvalue
-from doublewin.train.trajectory import TrajectoryRecorder, read_trajectory, snapshot_every
 
 # The pca plane's default radius: this much beyond the trajectory's farthest coordinate.
 PCA_MARGIN = 1.25
@@ -56,47 +56,28 @@ def loss_attack(spec: LandscapeSpec) -> AttackSpec | None:
 
 
 def landscape(spec: LandscapeSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
-    """Train ``spec.transfer`` with its trajectory, then write ``paths.LANDSCAPE_GRID`` (an
+    """Run ``spec.transfer`` with its trajectory, then write ``paths.LANDSCAPE_GRID`` (an
     .npz: ``coords``, ``values``, ``sharpness_coords``, ``sharpness_values``, ``trajectory``
     (T × 2 plane coordinates), ``steps``, ``centre_loss``, ``plane``, ``loss``) into ``out``.
-    Returns the metrics: the final weights' test SA/RA, the centre loss, ``sharpness`` (mean
-    loss increase within ``sharpness_radius``), ``hessian_top`` and the grid's extent."""
+    Returns the transfer's metrics (the test SA/RA at its best checkpoints, as a transfer job
+    of the same spec writes them), the centre loss, ``sharpness`` (mean loss increase within
+    ``sharpness_radius``), ``hessian_top`` and the grid's extent."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     setup = prepare_transfer(spec.transfer, inputs, env)
-    model, mask, device = setup.model, setup.mask, setup.device
-    train_spec = stretched(spec.transfer.train, len(setup.train))
-    total_steps = train_spec.epochs * len(setup.train)
-    MaskEnforcer(model, mask).zero_pruned()  # the trajectory starts at m ⊙ θp
-    recorder = TrajectoryRecorder(
-        out / paths.TRAJECTORY_DIR, model, snapshot_every(total_steps, spec.snapshots), total_steps
-    )
-    train(
-        model,
-        spec.transfer.train,
-        setup.train,
-        setup.val,
-        mask=mask,
-        workdir=out,
-        device=device,
-        seed=spec.transfer.seed,
-        progress=env.progress,
-        log=env.log,
-        callbacks=[recorder],
-        compile=env.compile,
-    )
+    recorder = _recorder(spec, setup, out)
+    metrics = fine_tune(spec.transfer, setup, out, env, callbacks=[recorder])
+    model, mask = setup.model, setup.mask  # at the run's final weights: the plane's centre
     model.eval()
-    test = evaluate(model, setup.test, attack=spec.transfer.eval_attack, device=device)
     batches = training_sample(
         spec.transfer.data,
         images=spec.images,
         resolution_default=int(spec.transfer.data.resolution or setup.meta.input_size),
         batch_size=spec.batch_size,
-        device=device,
+        device=setup.device,
         seed=spec.seed,
         root=env.data_root,
     )
-    attack = loss_attack(spec)
     snapshots = read_trajectory(out / paths.TRAJECTORY_DIR)
     plane = (
         pca_plane(model, [s for _, s in snapshots])
@@ -107,6 +88,51 @@ def landscape(spec: LandscapeSpec, inputs: Inputs, out: Path, env: Environment) 
     radius = spec.radius or (
         PCA_MARGIN * float(np.abs(trajectory).max()) if spec.plane == "pca" else 1.0
     )
+    grids = _grids(spec, setup, plane, batches, radius, out, env)
+    measured = {
+        "centre_loss": grids["centre_loss"],
+        "sharpness": grids.pop("sharpness"),
+        "radius": radius,
+        "trajectory_points": len(snapshots),
+        **_hessian(spec, setup, batches),
+    }
+    with atomic_path(out / paths.LANDSCAPE_GRID) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            **grids,
+            trajectory=trajectory,
+            steps=np.array([step for step, _ in snapshots]),
+            plane=np.array(spec.plane),
+            loss=np.array(spec.loss),
+        )
+    _remove_work(out)
+    if env.log is not None:
+        env.log.write("landscape", **measured)
+    return {**metrics, **measured}
+
+
+def _recorder(spec: LandscapeSpec, setup: TransferSetup, out: Path) -> TrajectoryRecorder:
+    """The callback that keeps ``spec.snapshots`` points of the run's trajectory, from m ⊙ θp
+    on."""
+    train_spec = stretched(spec.transfer.train, len(setup.train))
+    total_steps = train_spec.epochs * len(setup.train)
+    MaskEnforcer(setup.model, setup.mask).zero_pruned()  # the trajectory starts at m ⊙ θp
+    every = snapshot_every(total_steps, spec.snapshots)
+    return TrajectoryRecorder(out / paths.TRAJECTORY_DIR, setup.model, every, total_steps)
+
+
+def _grids(
+    spec: LandscapeSpec,
+    setup: TransferSetup,
+    plane: Any,
+    batches: list[tuple[Any, Any]],
+    radius: float,
+    out: Path,
+    env: Environment,
+) -> dict[str, Any]:
+    """The loss on ``plane`` and on the sharpness plane (each resumed from its last finished
+    row), the centre loss and the sharpness."""
+    model, mask, attack = setup.model, setup.mask, loss_attack(spec)
     identity = json.dumps({**to_dict(spec), "radius": radius}, sort_keys=True)
     coords = axis(spec.grid, radius)
     task = env.progress.task("landscape grid", spec.grid + SHARPNESS_GRID)
@@ -132,48 +158,46 @@ def landscape(spec: LandscapeSpec, inputs: Inputs, out: Path, env: Environment) 
     task.close()
     middle = SHARPNESS_GRID // 2
     centre_loss = float(sharp_values[middle, middle])
-    sharpness = mean_increase(sharp_values, sharp_coords, centre_loss, spec.sharpness_radius)
-    metrics: dict[str, Any] = {
-        "sa": round(float(test["sa"]), 2),
-        "ra": round(float(test["ra"]), 2) if test["ra"] is not None else None,
-        "sparsity": round(float(mask.sparsity), 6) if mask is not None else 0.0,
+    return {
+        "coords": coords,
+        "values": values,
+        "sharpness_coords": sharp_coords,
+        "sharpness_values": sharp_values,
         "centre_loss": centre_loss,
-        "sharpness": sharpness,
-        "radius": radius,
-        "trajectory_points": len(snapshots),
+        "sharpness": mean_increase(sharp_values, sharp_coords, centre_loss, spec.sharpness_radius),
     }
-    if spec.hessian_iterations > 0:
-        hessian_batches = batches
-        if attack is not None:
-            pgd = PGD.from_spec(attack, bn_mode="eval")
-            hessian_batches = [(pgd(model, x, y), y) for x, y in batches]
-        top = top_eigenvalue(
-            model, hessian_batches, mask=mask, iterations=spec.hessian_iterations, seed=spec.seed
-        )
-        metrics.update(
-            hessian_top=top.value,
-            hessian_iterations=top.iterations,
-            hessian_relative_change=top.relative_change,
-        )
-    with atomic_path(out / paths.LANDSCAPE_GRID) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            coords=coords,
-            values=values,
-            sharpness_coords=sharp_coords,
-            sharpness_values=sharp_values,
-            trajectory=trajectory,
-            steps=np.array([step for step, _ in snapshots]),
-            centre_loss=centre_loss,
-            plane=np.array(spec.plane),
-            loss=np.array(spec.loss),
-        )
-    # The snapshots, partial grids and the epoch checkpoint are large and no longer needed.
+
+
+def _hessian(
+    spec: LandscapeSpec, setup: TransferSetup, batches: list[tuple[Any, Any]]
+) -> dict[str, Any]:
+    """The top Hessian eigenvalue of the loss (adversarial examples first for the adversarial
+    loss), or nothing with ``hessian_iterations: 0``."""
+    if spec.hessian_iterations == 0:
+        return {}
+    attack = loss_attack(spec)
+    if attack is not None:
+        pgd = PGD.from_spec(attack, bn_mode="eval")
+        batches = [(pgd(setup.model, x, y), y) for x, y in batches]
+    top = top_eigenvalue(
+        setup.model,
+        batches,
+        mask=setup.mask,
+        iterations=spec.hessian_iterations,
+        seed=spec.seed,
+    )
+    return {
+        "hessian_top": top.value,
+        "hessian_iterations": top.iterations,
+        "hessian_relative_change": top.relative_change,
+    }
+
+
+def _remove_work(out: Path) -> None:
+    """The snapshots, partial grids and the epoch checkpoint: large, and no longer needed once
+    the grid file is written."""
     shutil.rmtree(out / paths.TRAJECTORY_DIR, ignore_errors=True)
     remove_partial(out / paths.LANDSCAPE_PARTIAL)
     remove_partial(out / paths.LANDSCAPE_SHARPNESS_PARTIAL)
     with contextlib.suppress(FileNotFoundError):
         (out / paths.CHECKPOINT).unlink()
-    if env.log is not None:
-        env.log.write("landscape", **{k: v for k, v in metrics.items() if k != "ra"})
-    return metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from doublewin.core.errors import UserError
 from doublewin.core.results import TEST_METRICS
 from doublewin.core.specs import TransferSpec
 from doublewin.data import prepare_data
+from doublewin.measure.robustness import autoattack_accuracy
 from doublewin.models import (
     get_normalization,
     load_model,
@@ -32,8 +34,7 @@ from doublewin.models import (
 from doublewin.stages.environment import Environment, Inputs
 from doublewin.tickets import load_ticket
 from doublewin.tickets.macs import model_macs
-from doublewin.train import evaluate, train
-from doublewin.train.robustness import autoattack_accuracy
+from doublewin.train import Callback, TrainResult, evaluate, train
 
 
 def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) -> dict[str, Any]:
@@ -49,37 +50,82 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
     drawn from), one string each.
     """
     setup = prepare_transfer(spec, inputs, env)
-    model, mask, info, meta = setup.model, setup.mask, setup.info, setup.meta
-    train_loader, val_loader, test_loader = setup.train, setup.val, setup.test
-    workdir, device, caught = Path(out), setup.device, setup.warnings
-    sparsity = float(mask.sparsity) if mask is not None else 0.0
+    mask = setup.mask
     # One image's multiply-accumulates, dense and with the pruned weights skipped: where
     # tickets of different architectures (SuperTickets' shrunk networks) meet.
-    macs, kept_macs = model_macs(model, int(spec.data.resolution or meta.input_size), mask)
+    size = int(spec.data.resolution or setup.meta.input_size)
+    macs, kept_macs = model_macs(setup.model, size, mask)
+    sparsity = float(mask.sparsity) if mask is not None else 0.0
+    head = {"sparsity": round(sparsity, 6), "macs": macs, "kept_macs": kept_macs}
+    metrics = fine_tune(spec, setup, Path(out), env, metrics=head)
+    # The per-epoch checkpoint holds optimizer state and best weights: large and no longer
+    # needed once the test numbers are written.
+    with contextlib.suppress(FileNotFoundError):
+        (Path(out) / paths.CHECKPOINT).unlink()
+    if setup.warnings:
+        metrics["warnings"] = setup.warnings
+    return metrics
 
+
+def fine_tune(
+    spec: TransferSpec,
+    setup: TransferSetup,
+    out: Path,
+    env: Environment,
+    *,
+    metrics: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train ``setup.model`` (masked by ``setup.mask``) with ``spec.train``, validating on
+    ``setup.val``; test it with ``spec.eval_attack`` at the best-val-SA and best-val-RA
+    checkpoints and keep the weights ``spec.save_models`` asks for (in ``out``, with the
+    per-epoch checkpoint). ``callbacks`` run in the training loop (a landscape's trajectory).
+    Returns ``metrics`` with the test numbers (``TEST_METRICS``, points) and the training
+    metrics added; the model is left at its final weights."""
+    metrics = dict(metrics or {})
+    if "sparsity" not in metrics:
+        sparsity = float(setup.mask.sparsity) if setup.mask is not None else 0.0
+        metrics["sparsity"] = round(sparsity, 6)
+    model, device = setup.model, setup.device
     result = train(
         model,
         spec.train,
-        train_loader,
-        val_loader,
-        mask=mask,
-        workdir=workdir,
+        setup.train,
+        setup.val,
+        mask=setup.mask,
+        workdir=out,
         device=device,
         seed=spec.seed,
         progress=env.progress,
         log=env.log,
+        callbacks=callbacks,
         compile=env.compile,
     )
-    metrics: dict[str, Any] = {
-        "sparsity": round(sparsity, 6),
-        "macs": macs,
-        "kept_macs": kept_macs,
-        "num_classes": info.num_classes,
-        "train_images": train_loader.num_samples,
-    }
+    metrics["num_classes"] = setup.info.num_classes
+    metrics["train_images"] = setup.train.num_samples
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     # The official scripts also print test SA at the last epoch.
-    metrics["sa_last"] = round(float(evaluate(model, test_loader, device=device)["sa"]), 2)
+    metrics["sa_last"] = round(float(evaluate(model, setup.test, device=device)["sa"]), 2)
+    metrics.update(_test_checkpoints(spec, setup, result, final_state, out))
+    for key, value in result.metrics.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            metrics.setdefault(key, value)
+    if env.log is not None:
+        env.log.write("transfer", **{k: metrics[k] for k in TEST_METRICS})
+    model.load_state_dict(final_state)
+    return metrics
+
+
+def _test_checkpoints(
+    spec: TransferSpec,
+    setup: TransferSetup,
+    result: TrainResult,
+    final_state: dict[str, torch.Tensor],
+    out: Path,
+) -> dict[str, Any]:
+    """Test SA and RA (``spec.eval_attack``) at the best-val-SA and best-val-RA checkpoints
+    (the final weights without validation), saving those ``spec.save_models`` asks for."""
+    model = setup.model
     states = dict(result.best_states)
     if "ra" not in states and "sa" in states:
         # No validation RA (train.val_ra: false): the best-SA checkpoint stands for both.
@@ -89,30 +135,18 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
         result.metrics.get("best_val_sa_epoch") is not None
         and result.metrics.get("best_val_sa_epoch") == result.metrics.get("best_val_ra_epoch")
     )
+    attack = spec.eval_attack if setup.images else None
+    metrics: dict[str, Any] = {}
     test: dict[str, Any] = {}
     for which in ("sa", "ra"):
-        state = states.get(which) or final_state
-        model.load_state_dict(state)
+        model.load_state_dict(states.get(which) or final_state)
         if not (which == "ra" and same_checkpoint):
             # One checkpoint is best on both: its test numbers are measured once.
-            test = evaluate(model, test_loader, attack=spec.eval_attack, device=device)
+            test = evaluate(model, setup.test, attack=attack, device=setup.device)
         metrics[f"sa_best_{which}"] = round(float(test["sa"]), 2)
-        metrics[f"ra_best_{which}"] = round(float(test["ra"]), 2)
+        metrics[f"ra_best_{which}"] = None if test["ra"] is None else round(float(test["ra"]), 2)
         if distributed.is_main() and spec.save_models in (f"best_{which}", "both"):
-            mean, std = get_normalization(model)
-            fine_tuned = dataclasses.replace(
-                meta,
-                num_classes=info.num_classes,
-                dataset=spec.data.name,
-                source="transfer",
-                regime=spec.train.regime,
-                # The normalization the fine-tuned model runs with (the downstream statistics
-                # by default): reloading the file must give the model that was tested.
-                mean=mean,
-                std=std,
-                input_size=int(spec.data.resolution or meta.input_size),
-            )
-            save_weights(workdir / paths.BEST_WEIGHTS[which], model, fine_tuned)
+            _save_fine_tuned(spec, setup, out / paths.BEST_WEIGHTS[which])
     metrics["test_images"] = int(test["n"])
     if spec.autoattack > 0:
         # The AP benchmark's measure: AutoAttack on the robust (best-val-RA) checkpoint.
@@ -120,33 +154,41 @@ def transfer(spec: TransferSpec, inputs: Inputs, out: Path, env: Environment) ->
         metrics.update(
             autoattack_accuracy(
                 model,
-                test_loader,
+                setup.test,
                 points=spec.autoattack,
                 attack=spec.eval_attack,
-                num_classes=info.num_classes,
-                device=device,
+                num_classes=setup.info.num_classes,
+                device=setup.device,
                 seed=spec.seed,
             )
         )
-    for key, value in result.metrics.items():
-        if isinstance(value, (int, float, str, bool)) or value is None:
-            metrics.setdefault(key, value)
-    if env.log is not None:
-        env.log.write("transfer", **{k: metrics[k] for k in TEST_METRICS})
-    # The per-epoch checkpoint holds optimizer state and best weights: large and no longer
-    # needed once the test numbers are written.
-    with contextlib.suppress(FileNotFoundError):
-        (workdir / paths.CHECKPOINT).unlink()
-    if caught:
-        metrics["warnings"] = caught
     return metrics
+
+
+def _save_fine_tuned(spec: TransferSpec, setup: TransferSetup, path: Path) -> None:
+    mean, std = get_normalization(setup.model)
+    meta = setup.meta
+    fine_tuned = dataclasses.replace(
+        meta,
+        num_classes=setup.info.num_classes,
+        dataset=spec.data.name,
+        source="transfer",
+        regime=spec.train.regime,
+        # The normalization the fine-tuned model runs with (the downstream statistics by
+        # default): reloading the file must give the model that was tested.
+        mean=mean,
+        std=std,
+        input_size=int(spec.data.resolution or meta.input_size),
+    )
+    save_weights(path, setup.model, fine_tuned)
 
 
 @dataclass
 class TransferSetup:
     """What a transfer run trains: θp with the downstream head (and normalization), the
-    ticket's mask (None: dense), the loaders, the dataset's info, θp's metadata, and what
-    applying the ticket warned about."""
+    ticket's mask (None: dense), the loaders, the dataset's info, θp's metadata (None for a
+    model the Python API was given), what applying the ticket warned about, and whether the
+    inputs are images (an attack perturbs them; token ids are not)."""
 
     model: nn.Module
     mask: Any
@@ -157,6 +199,7 @@ class TransferSetup:
     meta: Any
     device: torch.device
     warnings: list[str]
+    images: bool = True
 
 
 def prepare_transfer(spec: TransferSpec, inputs: Inputs, env: Environment) -> TransferSetup:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from doublewin.attacks import PGD, model_mode
+from doublewin.core.eps import default_step
 from doublewin.core.specs import AttackSpec
 
 MIN_BEST = 10.0
@@ -30,7 +31,8 @@ GUARD_STEPS = 10
 
 @dataclass
 class OverfitGuard:
-    """PGD-10 (step ε/4, random start, eval mode) accuracy on a fixed batch, in points."""
+    """PGD-10 (the default step, ε/4; random start, eval mode) accuracy on a fixed batch, in
+    points."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -41,7 +43,7 @@ class OverfitGuard:
     def for_attack(cls, spec: AttackSpec, x: torch.Tensor, y: torch.Tensor) -> OverfitGuard:
         pgd = PGD(
             eps=spec.eps,
-            step=spec.eps / 4,
+            step=default_step(spec.eps, GUARD_STEPS),
             steps=GUARD_STEPS,
             norm=spec.norm,
             random_start=True,

@@ -8,10 +8,9 @@ import statistics
 from doublewin.analysis.findings.finding import (
     FAR_ABOVE_POINTS,
     SCORE_TIE_POINTS,
+    Claim,
     Finding,
     FindingsInput,
-    decide,
-    gated,
     ladder_text,
     missing_kinds,
     scores_by_sparsity,
@@ -39,6 +38,7 @@ def at_ra_above(data) -> Finding:
         f"Per pre-training, dataset and fraction, on the dense models: AT RA − ST RA ≥ "
         f"{FAR_ABOVE_POINTS:g} points is a win, ≤ 0 a loss, in between neither."
     )
+    head = Claim(key, claim, paper, rule)
     evidence, wins, losses = [], 0, 0
     settings = sorted(
         {k.setting for k in data.cells if k.method == "dense"}, key=lambda s: (s[0], s[1], -s[2])
@@ -60,16 +60,8 @@ def at_ra_above(data) -> Finding:
             f"{where}: RA {at.ra.mean:.2f} (AT) vs {st.ra.mean:.2f} (ST), "
             f"gap {gap:+.2f} — {outcome}"
         )
-    return Finding(
-        key,
-        claim,
-        paper,
-        rule,
-        decide(wins, losses),
-        wins,
-        losses,
-        tuple(evidence),
-        "" if evidence else "the run has no dense baseline rows.",
+    return head.judged(
+        wins, losses, evidence, "" if evidence else "the run has no dense baseline rows."
     )
 
 
@@ -88,21 +80,15 @@ def fat_low_at_high(data, primary, limited) -> Finding:
         f"ahead at a low rung or AT ahead at a high rung by more than {SCORE_TIE_POINTS:g} "
         "points; the reverse is a loss."
     )
+    head = Claim(key, claim, paper, rule)
     if not limited:
-        return Finding(
-            key,
-            claim,
-            paper,
-            rule,
-            "cannot tell",
-            note="the run has a single data fraction; add fractions such as 0.1 "
-            "and 0.01 to the transfer section.",
+        return head.cannot_tell(
+            "the run has a single data fraction; add fractions such as 0.1 "
+            "and 0.01 to the transfer section."
         )
     missing = missing_kinds(data.kinds, ("fat",), ("at",))
     if primary is None or missing:
-        return Finding(
-            key, claim, paper, rule, "cannot tell", note=missing or "the run has no tickets."
-        )
+        return head.cannot_tell(missing or "the run has no tickets.")
     fat = [label for label, kind in data.kinds.items() if kind == "fat"]
     at = [label for label, kind in data.kinds.items() if kind == "at"]
     evidence, wins, losses, untested, tested = [], 0, 0, [], 0
@@ -133,21 +119,17 @@ def fat_low_at_high(data, primary, limited) -> Finding:
                     f"({'low' if low else 'high'}): FAT {fat_scores[sparsity]:.2f} vs AT "
                     f"{at_scores[sparsity]:.2f} — {outcome}"
                 )
-    finding = Finding(
-        key,
-        claim,
-        paper,
-        rule,
-        decide(wins, losses),
+    return head.judged(
         wins,
         losses,
-        tuple(evidence),
+        evidence,
         ""
         if evidence
         else "no dataset has two or more rungs transferred from both "
         "FAT and AT pre-trainings with limited data.",
+        untested=untested,
+        tested=tested,
     )
-    return gated(finding, untested, tested)
 
 
 def imp_beats(data, primary, method) -> Finding:
@@ -165,8 +147,9 @@ def imp_beats(data, primary, method) -> Finding:
         f"{SCORE_TIE_POINTS:g} points above {name}'s is a win, more than "
         f"{SCORE_TIE_POINTS:g} below a loss."
     )
+    head = Claim(key, claim, paper, rule)
     if primary is None or primary[0] != "imp":
-        return Finding(key, claim, paper, rule, "cannot tell", note="the run has no IMP tickets.")
+        return head.cannot_tell("the run has no IMP tickets.")
     points = sorted(
         {(k.setting, k.sparsity) for k in data.cells if k.method == method},
         key=lambda p: (p[0][0], p[0][1], -p[0][2], p[1]),
@@ -191,9 +174,7 @@ def imp_beats(data, primary, method) -> Finding:
             f"the run has no {name} tickets at the sparsities of the IMP "
             f"ladder; add {method} to tickets.methods."
         )
-    return Finding(
-        key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence), note
-    )
+    return head.judged(wins, losses, evidence, note)
 
 
 def pretraining_helps(data: FindingsInput) -> Finding:
@@ -210,16 +191,12 @@ def pretraining_helps(data: FindingsInput) -> Finding:
         "95% Welch t-interval above zero; hurts (a loss) when either interval lies below zero; "
         "neither otherwise."
     )
+    head = Claim(key, claim, paper, rule)
     comparison = data.control
     if comparison.control is None:
-        return Finding(
-            key,
-            claim,
-            paper,
-            rule,
-            "cannot tell",
-            note="the run has no no-pre-training control; add `CONTROL: {kind: control}` "
-            "to pretrain.runs.",
+        return head.cannot_tell(
+            "the run has no no-pre-training control; add `CONTROL: {kind: control}` "
+            "to pretrain.runs."
         )
     evidence, wins, losses = [], 0, 0
     for gain in comparison.gains:
@@ -231,15 +208,10 @@ def pretraining_helps(data: FindingsInput) -> Finding:
             f"{gain.pretraining} → {gain.dataset} at {fraction_text(gain.fraction)} data: "
             f"ST SA {_text(st)}, AT RA {_text(at)} points vs {comparison.control} — {outcome}"
         )
-    return Finding(
-        key,
-        claim,
-        paper,
-        rule,
-        decide(wins, losses),
+    return head.judged(
         wins,
         losses,
-        tuple(evidence),
+        evidence,
         "" if evidence else "no pre-training shares a dense setting with the control.",
     )
 

@@ -133,6 +133,39 @@ class FindingsInput:
         return self.control.reason_untestable(dataset, fraction)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a finding is about: its key, the paper's claim, where the paper says it, and the
+    rule that judges it; the finding a rule reaches is made from it."""
+
+    key: str
+    claim: str
+    paper: str
+    rule: str
+
+    def cannot_tell(self, note: str) -> Finding:
+        """Nothing to compare, and why."""
+        return Finding(self.key, self.claim, self.paper, self.rule, "cannot tell", note=note)
+
+    def judged(
+        self,
+        wins: int,
+        losses: int,
+        evidence: Sequence[str],
+        note: str = "",
+        *,
+        untested: Sequence[str] = (),
+        tested: int | None = None,
+    ) -> Finding:
+        """The finding its counted comparisons decide (`decide`); a claim about pre-training
+        (``tested`` given) is "not testable" where no setting could test it (`gated`)."""
+        status = decide(wins, losses)
+        finding = Finding(
+            self.key, self.claim, self.paper, self.rule, status, wins, losses, tuple(evidence), note
+        )
+        return finding if tested is None else gated(finding, untested, tested)
+
+
 def gated(finding: Finding, untested: Sequence[str], tested: int) -> Finding:
     """``finding`` as "not testable" when it is a claim about pre-training and none of the
     settings it looked at could test it (``untested``: the reason for each skipped setting;

@@ -2,7 +2,7 @@
 landscapes under AT, at every data fraction.
 
 Judged on the landscape stage's sharpness (the mean loss increase within a radius on a
-filter-normalized random plane; train/sharpness.py), with the statistics of every other
+filter-normalized random plane; measure/sharpness.py), with the statistics of every other
 finding: per dataset × fraction × robust pre-training, the difference of its mean sharpness
 from the STD pre-training's with a 95% Welch t-interval; flatter (a win) when the interval lies
 below zero, sharper (a loss) when above, neither otherwise; then the sign test of `decide`.
@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from doublewin.analysis.findings.finding import Finding, FindingsInput, decide, gated
+from doublewin.analysis.findings.finding import Claim, Finding, FindingsInput
 from doublewin.analysis.summaries import fraction_text
 from doublewin.analysis.verdict.stats import welch_difference
 
@@ -45,16 +45,12 @@ def sharpness_by_group(
 
 
 def landscape(data: FindingsInput) -> Finding:
+    head = Claim("landscape", CLAIM, PAPER, RULE)
     groups = sharpness_by_group(data.landscapes)
     if not groups:
-        return Finding(
-            "landscape",
-            CLAIM,
-            PAPER,
-            RULE,
-            "cannot tell",
-            note="the run computed no loss landscape; add analysis.landscape to the "
-            "experiment (docs/landscape.md).",
+        return head.cannot_tell(
+            "the run computed no loss landscape; add analysis.landscape to the "
+            "experiment (docs/landscape.md)."
         )
     evidence, untested = [], []
     wins = losses = tested = 0
@@ -86,7 +82,4 @@ def landscape(data: FindingsInput) -> Finding:
                 f"sharpness difference {difference.text(4)} — {outcome}"
             )
     note = "" if evidence else "no setting has landscapes of both an STD and a robust pre-training."
-    finding = Finding(
-        "landscape", CLAIM, PAPER, RULE, decide(wins, losses), wins, losses, tuple(evidence), note
-    )
-    return gated(finding, untested, tested)
+    return head.judged(wins, losses, evidence, note, untested=untested, tested=tested)

@@ -8,10 +8,9 @@ from collections import Counter
 
 from doublewin.analysis.findings.finding import (
     SCORE_TIE_POINTS,
+    Claim,
     Finding,
     FindingsInput,
-    decide,
-    gated,
     missing_kinds,
     scores_by_sparsity,
     tally,
@@ -37,17 +36,17 @@ def robust_every_pattern(data: FindingsInput) -> Finding:
         f"{SCORE_TIE_POINTS:g} points above the best standard one is a win, more than "
         f"{SCORE_TIE_POINTS:g} below a loss; the comparisons of every pattern are pooled."
     )
+    head = Claim(key, claim, paper, rule)
     ladders = sorted({k.ladder for k in data.cells if split_method(k.method)[0] == "imp"})
     patterns = {split_method(m)[1] for m, _ in ladders}
     if len(patterns) < 2:
-        return Finding(
-            key, claim, paper, rule, "cannot tell",
-            note="the run has tickets of one pattern only; add tickets.patterns such as "
-            "[unstructured, channel].",
-        )  # fmt: skip
+        return head.cannot_tell(
+            "the run has tickets of one pattern only; add tickets.patterns such as "
+            "[unstructured, channel]."
+        )
     missing = missing_kinds(data.kinds, ("std",), ("fat", "at"))
     if missing:
-        return Finding(key, claim, paper, rule, "cannot tell", note=missing)
+        return head.cannot_tell(missing)
     robust = [label for label, kind in data.kinds.items() if kind in ("fat", "at")]
     standard = [label for label, kind in data.kinds.items() if kind == "std"]
     evidence, wins, losses, untested, tested = [], 0, 0, [], 0
@@ -76,7 +75,4 @@ def robust_every_pattern(data: FindingsInput) -> Finding:
         f"{p}: {per_pattern[(p, 'for')]} for, {per_pattern[(p, 'against')]} against"
         for p in sorted(patterns, key=lambda p: (p != UNSTRUCTURED, p))
     )
-    finding = Finding(
-        key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence), note
-    )
-    return gated(finding, untested, tested)
+    return head.judged(wins, losses, evidence, note, untested=untested, tested=tested)

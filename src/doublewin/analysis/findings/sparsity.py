@@ -9,11 +9,10 @@ from doublewin.analysis.findings.finding import (
     EVERY_TEST,
     NONTRIVIAL_SPARSITY,
     SAME_RUNGS,
+    Claim,
     Finding,
-    decide,
     decide_every,
     deciding_text,
-    gated,
     group_span,
     ladder_text,
     members,
@@ -79,8 +78,9 @@ def exist_limited(ladders, primary, limited) -> Finding:
 
 
 def existence(ladders, primary, fractions, *, claim, paper, rule, key) -> Finding:
+    head = Claim(key, claim, paper, rule)
     if primary is None:
-        return Finding(key, claim, paper, rule, "cannot tell", note="the run has no tickets.")
+        return head.cannot_tell("the run has no tickets.")
     by_setting = ladders[primary]
     evidence, wins, losses, undecided = [], 0, 0, 0
     for fraction in fractions:
@@ -166,21 +166,15 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
         "equal (both decided at one rung) is a tie; overlapping brackets are neither, naming "
         "the rungs that would decide."
     )
+    head = Claim(key, claim, paper, rule)
     if limited and not fractions:
-        return Finding(
-            key,
-            claim,
-            paper,
-            rule,
-            "cannot tell",
-            note="the run has a single data fraction; add fractions such as 0.1 "
-            "and 0.01 to the transfer section.",
+        return head.cannot_tell(
+            "the run has a single data fraction; add fractions such as 0.1 "
+            "and 0.01 to the transfer section."
         )
     missing = missing_kinds(data.kinds, ("std",), ("fat", "at"))
     if primary is None or missing:
-        return Finding(
-            key, claim, paper, rule, "cannot tell", note=missing or "the run has no tickets."
-        )
+        return head.cannot_tell(missing or "the run has no tickets.")
     by_setting = ladders[primary]
     evidence, wins, losses, untested, tested = [], 0, 0, [], 0
     for fraction in fractions:
@@ -197,18 +191,14 @@ def robust_sparser(data, ladders, primary, fractions, *, limited: bool) -> Findi
                 robust, standard, "robust", "standard", wins, losses
             )
             evidence.append(f"{where}: {line}")
-    finding = Finding(
-        key,
-        claim,
-        paper,
-        rule,
-        decide(wins, losses),
+    return head.judged(
         wins,
         losses,
-        tuple(evidence),
+        evidence,
         "" if evidence else "no ladder of both kinds was transferred.",
+        untested=untested,
+        tested=tested,
     )
-    return gated(finding, untested, tested)
 
 
 def order(data, ladders, primary, full) -> Finding:
@@ -225,16 +215,12 @@ def order(data, ladders, primary, full) -> Finding:
         "below a loss, only where the brackets do not overlap; equal (both decided at one "
         "rung) is a tie; overlapping brackets are neither, naming the rungs that would decide."
     )
+    head = Claim(key, claim, paper, rule)
     present = [k for k in ("at", "fat", "std") if k in set(data.kinds.values())]
     if primary is None or len(present) < 2:
-        return Finding(
-            key,
-            claim,
-            paper,
-            rule,
-            "cannot tell",
-            note="fewer than two kinds of pre-training (STD, FAT, AT) are known in "
-            "this run; label pre-trainings STD, FAT and AT or give their regime.",
+        return head.cannot_tell(
+            "fewer than two kinds of pre-training (STD, FAT, AT) are known in "
+            "this run; label pre-trainings STD, FAT and AT or give their regime."
         )
     by_setting = ladders[primary]
     evidence, wins, losses, untested, tested = [], 0, 0, [], 0
@@ -250,8 +236,7 @@ def order(data, ladders, primary, full) -> Finding:
                 b = members(data.kinds, by_setting, dataset, full, (low,))
                 line, wins, losses = compare_groups(a, b, high.upper(), low.upper(), wins, losses)
                 evidence.append(f"{dataset}: {line}")
-    finding = Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
-    return gated(finding, untested, tested)
+    return head.judged(wins, losses, evidence, untested=untested, tested=tested)
 
 
 def compare_groups(a, b, a_name, b_name, wins, losses) -> tuple[str, int, int]:
@@ -296,16 +281,12 @@ def imp_regime(data, ladders) -> Finding:
         "apart a loss, neither otherwise. The mean absolute difference of ticket scores (mean "
         "of the four accuracies) at common rungs is shown alongside."
     )
+    head = Claim(key, claim, paper, rule)
     st, at = ladders.get(("imp", "std"), {}), ladders.get(("imp", "at"), {})
     common = sorted(set(st) & set(at), key=lambda s: (s[0], s[1], -s[2]))
     if not common:
-        return Finding(
-            key,
-            claim,
-            paper,
-            rule,
-            "cannot tell",
-            note="the run does not have both IMP regimes; set tickets.imp_regimes: [std, at].",
+        return head.cannot_tell(
+            "the run does not have both IMP regimes; set tickets.imp_regimes: [std, at]."
         )
     evidence, wins, losses = [], 0, 0
     for setting in common:
@@ -342,4 +323,4 @@ def imp_regime(data, ladders) -> Finding:
         else:
             deciding = deciding_text([("IMP (ST)", st[setting]), ("IMP (AT)", at[setting])])
             evidence.append(f"{where}: {apart}; judging {deciding} would decide — neither")
-    return Finding(key, claim, paper, rule, decide(wins, losses), wins, losses, tuple(evidence))
+    return head.judged(wins, losses, evidence)

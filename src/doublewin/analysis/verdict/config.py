@@ -13,8 +13,6 @@ from doublewin.core.results import METRICS
 from doublewin.core.typed import Range, checked, from_dict
 
 Rule = Literal["interval", "paper", "points"]
-# Earlier experiment files and run metadata spelled the rule as ``tolerance``.
-_LEGACY_TOLERANCE = {"std": "paper", "points": "points"}
 
 
 @dataclass(frozen=True)
@@ -62,19 +60,5 @@ class VerdictConfig:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None, path: str = "verdict") -> VerdictConfig:
-        """From an experiment file's or a run's ``verdict:`` mapping; the earlier key
-        ``tolerance: std|points`` reads as ``rule: paper|points``."""
-        raw = dict(raw or {})
-        if "tolerance" in raw:
-            legacy = raw.pop("tolerance")
-            if legacy not in _LEGACY_TOLERANCE:
-                raise UserError(
-                    f"{path}.tolerance: {legacy!r} is not std or points; "
-                    "write rule: interval, paper or points instead"
-                )
-            if "rule" in raw:
-                raise UserError(
-                    f"{path}: both rule and the earlier key tolerance are set; keep rule only"
-                )
-            raw["rule"] = _LEGACY_TOLERANCE[legacy]
-        return from_dict(cls, raw, path=path)
+        """From an experiment file's or a run's ``verdict:`` mapping."""
+        return from_dict(cls, dict(raw or {}), path=path)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from doublewin.attacks import model_mode
-from doublewin.train.landscape import Batches
-from doublewin.train.trajectory import plane_parameters
+from doublewin.measure.landscape import Batches
+from doublewin.measure.trajectory import plane_parameters
 
 
 def mean_increase(

@@ -33,7 +33,7 @@ from torch.func import functional_call, vmap
 from doublewin.attacks import PGD, model_mode
 from doublewin.core.atomic import atomic_path
 from doublewin.core.specs import AttackSpec
-from doublewin.train.trajectory import flatten, plane_parameters
+from doublewin.measure.trajectory import flatten, plane_parameters
 
 PlaneKind = Literal["random", "pca"]
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]

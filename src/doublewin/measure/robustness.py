@@ -10,7 +10,8 @@ Checks (the conventions of Carlini et al. 2019 and RobustBench):
 - ``large-eps``: at a very large ε (64/255 under L∞) every image can be turned into another
   class; RA above zero there means the attack cannot find its way.
 The ladder and the large-ε attack run on the first ``check_points`` test points (dataset
-order), with the step scaled like ε (ladder) or 2.5·ε/steps (large ε), the same number of steps.
+order), with the step scaled like ε (ladder) or the default step at the large ε (core/eps.py),
+the same number of steps.
 Accuracies are points 0–100; ε in [0,1] pixel units.
 """
 
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from doublewin.attacks import PGD, autoattack, model_mode
+from doublewin.core.eps import default_step
 from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import AttackSpec
 
@@ -138,48 +140,15 @@ def robustness_report(
     """
     device = torch.device(device)
     torch.manual_seed(seed)
-    pgd = PGD.from_spec(attack, bn_mode="eval")
-    keep = max(check_points, autoattack_n)
-    xs: list[torch.Tensor] = []
-    ys: list[torch.Tensor] = []
-    clean_flags: list[torch.Tensor] = []
-    robust_flags: list[torch.Tensor] = []
-    kept = 0
-    task = progress.task(f"PGD-{attack.steps} ε={attack.eps:.4g}", _length(loader))
     with model_mode(model, "eval"):
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            clean, robust = _correct(model, pgd, x, y)
-            clean_flags.append(clean)
-            robust_flags.append(robust)
-            if kept < keep:
-                take = min(keep - kept, x.shape[0])
-                xs.append(x[:take])
-                ys.append(y[:take])
-                kept += take
-            task.advance(1)
-        task.close()
-        clean_all, robust_all = torch.cat(clean_flags), torch.cat(robust_flags)
+        clean_all, robust_all, x_keep, y_keep = _attacked(
+            model, loader, attack, max(check_points, autoattack_n), device, progress
+        )
         n = int(clean_all.numel())
-        x_keep, y_keep = torch.cat(xs), torch.cat(ys)
-
         x_check, y_check = x_keep[:check_points], y_keep[:check_points]
         m = int(y_check.numel())
-        ladder_ra = []
-        # Multiples of ε = 0 are all 0: no ladder to read (and no false "flat" warning).
-        factors = sorted(ladder) if attack.eps > 0 else []
-        task = progress.task(f"ε ladder and large ε on {m} points", len(factors) + 1)
-        for factor in factors:
-            rung = replace(attack, eps=attack.eps * factor, step=attack.step * factor)
-            _, robust = _correct(model, PGD.from_spec(rung, bn_mode="eval"), x_check, y_check)
-            ladder_ra.append((attack.eps * factor, _points(robust)))
-            task.advance(1)
         big = LARGE_EPS[attack.norm] if large_eps is None else large_eps
-        wide = replace(attack, eps=big, step=2.5 * big / attack.steps)
-        _, robust = _correct(model, PGD.from_spec(wide, bn_mode="eval"), x_check, y_check)
-        large_ra = _points(robust)
-        task.advance(1)
-        task.close()
+        ladder_ra, large_ra = _eps_checks(model, attack, x_check, y_check, ladder, big, progress)
 
         aa_ra = pgd_aa = sa_aa = None
         points = {"clean": clean_all.cpu(), "robust": robust_all.cpu()}
@@ -219,6 +188,65 @@ def robustness_report(
         checks=checks,
         points=points,
     )
+
+
+def _attacked(
+    model: nn.Module,
+    loader: Iterable,
+    attack: AttackSpec,
+    keep: int,
+    device: torch.device,
+    progress: Progress,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per example of ``loader``, whether it is right clean and under ``attack``; and the
+    first ``keep`` examples (the checks run on them)."""
+    pgd = PGD.from_spec(attack, bn_mode="eval")
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    clean_flags: list[torch.Tensor] = []
+    robust_flags: list[torch.Tensor] = []
+    kept = 0
+    task = progress.task(f"PGD-{attack.steps} ε={attack.eps:.4g}", _length(loader))
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        clean, robust = _correct(model, pgd, x, y)
+        clean_flags.append(clean)
+        robust_flags.append(robust)
+        if kept < keep:
+            take = min(keep - kept, x.shape[0])
+            xs.append(x[:take])
+            ys.append(y[:take])
+            kept += take
+        task.advance(1)
+    task.close()
+    return torch.cat(clean_flags), torch.cat(robust_flags), torch.cat(xs), torch.cat(ys)
+
+
+def _eps_checks(
+    model: nn.Module,
+    attack: AttackSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ladder: Sequence[float],
+    big: float,
+    progress: Progress,
+) -> tuple[list[tuple[float, float]], float]:
+    """RA (points) on ``x`` at each multiple of ε in ``ladder`` (the step scaled alike), and at
+    the large ε ``big`` with its default step."""
+    ladder_ra = []
+    # Multiples of ε = 0 are all 0: no ladder to read (and no false "flat" warning).
+    factors = sorted(ladder) if attack.eps > 0 else []
+    task = progress.task(f"ε ladder and large ε on {int(y.numel())} points", len(factors) + 1)
+    for factor in factors:
+        rung = replace(attack, eps=attack.eps * factor, step=attack.step * factor)
+        _, robust = _correct(model, PGD.from_spec(rung, bn_mode="eval"), x, y)
+        ladder_ra.append((attack.eps * factor, _points(robust)))
+        task.advance(1)
+    wide = replace(attack, eps=big, step=default_step(big, attack.steps))
+    _, robust = _correct(model, PGD.from_spec(wide, bn_mode="eval"), x, y)
+    task.advance(1)
+    task.close()
+    return ladder_ra, _points(robust)
 
 
 def _checks(
