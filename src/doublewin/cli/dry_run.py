@@ -11,25 +11,25 @@ from rich.table import Table
 from doublewin.cli.app import console, print_json
 from doublewin.core.parsing import resolve_device
 from doublewin.core.resources import cpu_cores
-from doublewin.experiments.cost import (
+from doublewin.experiments.adaptive.on_demand import on_demand_cost
+from doublewin.experiments.estimate.cost import (
     GPU_REFERENCE_DEVICE,
     RUN_OVERHEAD_S,
     gpu_seconds,
     job_seconds,
 )
-from doublewin.experiments.disk import plan_bytes
-from doublewin.experiments.on_demand import on_demand_cost
-from doublewin.experiments.passes import job_passes
-from doublewin.experiments.results import collect_rows
-from doublewin.experiments.run import Plan
-from doublewin.experiments.savers import (
+from doublewin.experiments.estimate.passes import job_passes
+from doublewin.experiments.estimate.savers import (
     DEFAULT_SPREAD,
     SaverEstimate,
     expected_on_demand,
     expected_search,
     seeds_by_outcome,
 )
-from doublewin.experiments.schedule import makespan
+from doublewin.experiments.estimate.schedule import makespan
+from doublewin.experiments.run.folder import Plan
+from doublewin.experiments.run.results import collect_rows
+from doublewin.experiments.store.disk import plan_bytes
 
 
 def print_plan(
@@ -133,7 +133,7 @@ def print_plan(
 
 def _busy_note() -> str:
     """A warning when some speeds were timed beside other work (they read slow)."""
-    from doublewin.experiments.rates import BUSY_PROBES  # deferred: it imports torch
+    from doublewin.experiments.estimate.rates import BUSY_PROBES  # deferred: it imports torch
 
     if not BUSY_PROBES:
         return ""

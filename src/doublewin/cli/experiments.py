@@ -44,10 +44,10 @@ from doublewin.core.resources import (
     check_workers_per_gpu,
     fitting_jobs,
 )
-from doublewin.experiments.executors import ExecutorOptions, require_executor
+from doublewin.experiments.run.executors import ExecutorOptions, require_executor
 
 if TYPE_CHECKING:
-    from doublewin.experiments.run import Plan
+    from doublewin.experiments.run.folder import Plan
 
 
 @app.command("run")
@@ -85,7 +85,7 @@ def run_command(
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.cli.dry_run import print_plan
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
 
     check_options(
         executor,
@@ -164,8 +164,8 @@ def demo_command(
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.demo import demo_config, landscape_overrides
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.demo import demo_config, landscape_overrides
+    from doublewin.experiments.run.folder import make_plan
 
     if quick and vit:
         raise UserError("--quick and --vit are two demos; pass one of them")
@@ -198,8 +198,9 @@ def report_command(
         read_results_csv,
         write_results_csv,
     )
-    from doublewin.experiments.results import collect_rows
-    from doublewin.experiments.run import make_plan, write_run_report
+    from doublewin.experiments.run.folder import make_plan
+    from doublewin.experiments.run.report_meta import write_run_report
+    from doublewin.experiments.run.results import collect_rows
 
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():
@@ -260,7 +261,7 @@ def _workers(
     if executor != "local":
         return jobs or 1
     # deferred: the demo's defaults look at the GPUs (torch)
-    from doublewin.experiments.demo import demo_jobs
+    from doublewin.experiments.run.demo import demo_jobs
 
     check_workers_per_gpu(per_gpu, jobs, device)
     if jobs is not None:
@@ -284,7 +285,7 @@ def _execute(
     executor: ExecutorOptions | None = None,
 ) -> None:
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.run import execute
+    from doublewin.experiments.run.execute import execute
 
     resolve_device(device)  # an impossible device stops here, before anything is written
     check_writable(plan.run_dir, folder=True)

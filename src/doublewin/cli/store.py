@@ -26,8 +26,8 @@ def gc_command(
     """Remove resume files of finished entries and unfinished entries no process works on;
     every finished result stays."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.gc import collect
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
+    from doublewin.experiments.store.gc import collect
 
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():

@@ -73,9 +73,10 @@ def verdict_command(
 def _run_settings(run_dir: Path) -> tuple[object, dict[str, object]]:
     """The verdict settings and report metadata of the run in ``run_dir``."""
     # deferred: the experiment machinery loads torch
-    from doublewin.experiments.experiment import load_experiment
-    from doublewin.experiments.run import run_meta, store_root
-    from doublewin.experiments.store import Store
+    from doublewin.experiments.plan.experiment import load_experiment
+    from doublewin.experiments.run.folder import store_root
+    from doublewin.experiments.run.report_meta import run_meta
+    from doublewin.experiments.store.store import Store
 
     experiment = load_experiment(run_dir / paths.EXPERIMENT)
     return experiment.verdict, run_meta(experiment, Store(store_root(experiment, run_dir)))

@@ -24,9 +24,9 @@ from doublewin.core.specs import (
 )
 from doublewin.core.ticket_parts import NETWORK_METHODS, TRAINING_METHODS
 from doublewin.core.typed import from_dict
-from doublewin.experiments.experiment import Experiment
-from doublewin.experiments.landscapes import landscape_spec, nearest_rung
-from doublewin.experiments.pretrainings import Pretraining
+from doublewin.experiments.plan.experiment import Experiment
+from doublewin.experiments.plan.landscapes import landscape_spec, nearest_rung
+from doublewin.experiments.plan.pretrainings import Pretraining
 from doublewin.tickets.ladder import ticket_ladder
 
 

@@ -45,8 +45,8 @@ from doublewin.core.results import (
     setting_of,
     sparsity_of,
 )
-from doublewin.experiments.grid import Job
-from doublewin.experiments.on_demand import open_regimes
+from doublewin.experiments.adaptive.on_demand import open_regimes
+from doublewin.experiments.plan.grid import Job
 
 
 @dataclass

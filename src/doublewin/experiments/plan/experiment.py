@@ -31,7 +31,7 @@ from doublewin.core.specs import (
 from doublewin.core.ticket_parts import TRAINING_METHODS
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.data.registry import check_val_size
-from doublewin.experiments.fields import (
+from doublewin.experiments.plan.fields import (
     anchor_rungs,
     check_landscape,
     deep_merge,
@@ -44,8 +44,8 @@ from doublewin.experiments.fields import (
     seed_list,
     ticket_fractions,
 )
-from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
-from doublewin.experiments.pretrainings import (
+from doublewin.experiments.plan.landscapes import LandscapePlan, parse_analysis
+from doublewin.experiments.plan.pretrainings import (
     Pretraining,
     arch_of,
     input_size_of,
@@ -184,7 +184,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         raise UserError(f"arch: expected an architecture name, got {arch!r}")
     verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     if raw.get("seeds") == "auto":
-        # Seeds on demand (on_demand.py): the plan's seeds 0 … max − 1 are the candidates.
+        # Seeds on demand (adaptive/on_demand.py): the plan's seeds 0 … max − 1 are candidates.
         verdict = replace(verdict, seeds=verdict.seeds or SeedPlan())
         seeds = list(range(verdict.seeds.max))  # type: ignore[union-attr]
     else:

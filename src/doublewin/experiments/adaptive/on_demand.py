@@ -40,7 +40,7 @@ from doublewin.core.results import (
     setting_of,
     sparsity_of,
 )
-from doublewin.experiments.grid import Job
+from doublewin.experiments.plan.grid import Job
 
 Cell = tuple[TicketKey, str]  # a ticket under one transfer regime
 DenseCell = tuple[Setting, str]
