@@ -27,7 +27,7 @@ import numpy as np
 
 from doublewin.analysis.verdict import SeedPlan, VerdictConfig
 from doublewin.analysis.verdict.sequential import critical_value
-from doublewin.core.results import is_dense
+from doublewin.core.results import is_dense, setting_of
 from doublewin.experiments.adaptive.search import LadderSearch
 from doublewin.experiments.plan.grid import Job
 
@@ -96,7 +96,7 @@ def expected_on_demand(
     cells: dict[tuple, int] = defaultdict(int)  # (setting, regime) -> ticket cells in it
     settings = set()
     for job in transfers:
-        setting = (job.labels["pretraining"], job.labels["dataset"], job.labels["fraction"], job.labels["regime"])  # fmt: skip
+        setting = (*setting_of(job.labels), job.labels["regime"])
         settings.add(setting)
         if not is_dense(job.labels) and int(job.labels["seed"]) == seeds[0]:
             cells[setting] += 1
@@ -157,10 +157,15 @@ def expected_search(
     settings = set()
     for job in transfers:
         labels = job.labels
-        setting = (labels["pretraining"], labels["dataset"], labels["fraction"])
+        setting = setting_of(labels)
         settings.add(setting)
         if not is_dense(labels):
-            key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
+            key = (
+                *setting,
+                labels["method"],
+                labels.get("imp_regime", ""),
+                labels.get("pattern", ""),
+            )
             ladders[key][float(labels["sparsity"])] = int(labels.get("rung") or 0)
     # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting;
     # a setting with no ladder (the control) runs every seed (adaptive/search.py).
