@@ -60,7 +60,7 @@ def models_command(
     --search, the timm and torchvision models of that name (any of them works in --arch)."""
     # deferred: the command line starts without torch; only the commands that run load it
     from doublewin.models import list_architectures
-    from doublewin.models.robustbench import INSTALL, catalog, catalog_version
+    from doublewin.models.robustbench import catalog, catalog_version
 
     rows = [info.as_dict() for info in list_architectures()]
     zoo = zoo_listing(search)
@@ -106,37 +106,45 @@ def models_command(
             markup=False,
         )
     elif entries:
-        console.print(
-            f"RobustBench entries matching {search!r}: --arch robustbench/<dataset>/<threat>/"
-            f"<entry> with import-weights --format robustbench ({INSTALL})",
-            soft_wrap=True,
-            markup=False,
-        )
-        groups: dict[str, list[dict[str, object]]] = {}
-        for e in entries:
-            groups.setdefault(f"robustbench/{e['dataset']}/{e['threat']}/", []).append(e)
-        for prefix, group in groups.items():
-            table = [
-                [
-                    str(e["name"]),
-                    f"{int(e['parameters']) / 1e6:.1f}M" if e["parameters"] else "-",
-                    "; ".join(
-                        str(v)
-                        for v in (
-                            e["architecture"],
-                            e["note"] or ("" if e["importable"] else "cannot be imported"),
-                        )
-                        if v
-                    ),
-                ]
-                for e in group
+        _print_robustbench(search, entries)
+
+
+def _print_robustbench(search: str, entries: list[dict[str, object]]) -> None:
+    """The RobustBench entries found, one table per dataset and threat model."""
+    # deferred: the command line starts without torch; only the commands that run load it
+    from doublewin.models.robustbench import INSTALL
+
+    console.print(
+        f"RobustBench entries matching {search!r}: --arch robustbench/<dataset>/<threat>/"
+        f"<entry> with import-weights --format robustbench ({INSTALL})",
+        soft_wrap=True,
+        markup=False,
+    )
+    groups: dict[str, list[dict[str, object]]] = {}
+    for e in entries:
+        groups.setdefault(f"robustbench/{e['dataset']}/{e['threat']}/", []).append(e)
+    columns = [
+        Column("entry"),
+        Column("parameters", right=True),
+        Column("architecture", wraps=True),
+    ]
+    for prefix, group in groups.items():
+        table = [
+            [
+                str(e["name"]),
+                f"{int(e['parameters']) / 1e6:.1f}M" if e["parameters"] else "-",
+                "; ".join(
+                    str(v)
+                    for v in (
+                        e["architecture"],
+                        e["note"] or ("" if e["importable"] else "cannot be imported"),
+                    )
+                    if v
+                ),
             ]
-            columns = [
-                Column("entry"),
-                Column("parameters", right=True),
-                Column("architecture", wraps=True),
-            ]
-            print_table(prefix + "<entry>", columns, table)
+            for e in group
+        ]
+        print_table(prefix + "<entry>", columns, table)
 
 
 def zoo_listing(search: str | None) -> dict[str, object]:

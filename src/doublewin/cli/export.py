@@ -214,15 +214,25 @@ def _export_file(
     rows = []
     for name, f in (("dense", result.dense), ("export", result.exported)):
         rows.append(
-            [name, f"{f.params:,}", f"{f.bytes / 1e6:.2f} MB", f"{f.flops / 1e6:.2f} M",
-             f"{f.params / result.dense.params:.1%}"]
-        )  # fmt: skip
+            [
+                name,
+                f"{f.params:,}",
+                f"{f.bytes / 1e6:.2f} MB",
+                f"{f.flops / 1e6:.2f} M",
+                f"{f.params / result.dense.params:.1%}",
+            ]
+        )
     print_table(
         "footprint (FLOPs of one image)",
-        [Column("model"), Column("parameters", right=True), Column("bytes", right=True),
-         Column("FLOPs", right=True), Column("of dense", right=True)],
+        [
+            Column("model"),
+            Column("parameters", right=True),
+            Column("bytes", right=True),
+            Column("FLOPs", right=True),
+            Column("of dense", right=True),
+        ],
         rows,
-    )  # fmt: skip
+    )
     for note in result.notes:
         console.print(note)
 

@@ -29,6 +29,7 @@ from doublewin.analysis.report import (
     landscape_section,
     macs_section,
     robust_section,
+    run_section,
     sections,
     verdict_section,
 )
@@ -126,7 +127,7 @@ def build_report(
         f"Double-win report: {name}" if name else "Double-win report",
         [
             glance,
-            sections.run_section(data),
+            run_section.run_section(data),
             control_section.pretraining_help_section(data),
             sections.findings_section(data),
             sections.dense_section(data),
@@ -138,7 +139,7 @@ def build_report(
             *([supertickets] if supertickets is not None else []),
             robust_section.robust_benchmark_section(data),
             landscapes,
-            sections.compute_section(data),
+            run_section.compute_section(data),
         ],
     )
     if not rows:
