@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.cli.tables import Column, print_table
 from doublewin.core.errors import UserError
 
 
 @app.command("datasets")
-def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+def datasets_command(data_root: opt.DataRoot = None, as_json: opt.Json = False) -> None:
     """List every dataset: classes, image size, split sizes, and where its files are."""
     # deferred: the command line starts without torch; only the commands that run load it
     from doublewin.data import describe_datasets
@@ -54,7 +55,7 @@ def models_command(
             "architectures and the zoos' counts].",
         ),
     ] = None,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """List architectures by family: doublewin's own (input size, parameters) and, with
     --search, the timm and torchvision models of that name (any of them works in --arch)."""

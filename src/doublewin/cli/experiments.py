@@ -7,21 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from doublewin.cli.app import (
-    CompileOption,
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    print_json,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.cli.run_options import (
     AddressOption,
     ExecutorOption,
+    ExperimentSetOption,
     GpusOption,
     JobsOption,
     OutOption,
@@ -29,7 +22,6 @@ from doublewin.cli.run_options import (
     PerGpuOption,
     SearchOption,
     SeedsOption,
-    SetOption,
     TimeOption,
     check_options,
     check_spread,
@@ -53,7 +45,7 @@ if TYPE_CHECKING:
 @app.command("run")
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
-    overrides: SetOption = None,
+    overrides: ExperimentSetOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and its estimated cost; run nothing.")
     ] = False,
@@ -70,16 +62,16 @@ def run_command(
     ] = None,
     seeds: SeedsOption = None,
     out: OutOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     partition: PartitionOption = None,
     time_minutes: TimeOption = None,
     gpus: GpusOption = None,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
@@ -156,11 +148,11 @@ def demo_command(
             "to the demo: about 3 more minutes on 2 CPU cores.",
         ),
     ] = False,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    overrides: ExperimentSetOption = None,
+    device: opt.Device = "auto",
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     # deferred: the command line starts without torch; the command loads what it runs
@@ -189,7 +181,7 @@ def demo_command(
 
 @app.command("report")
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: JsonFlag = False
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: opt.Json = False
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
     # deferred: the command line starts without torch; the command loads what it runs

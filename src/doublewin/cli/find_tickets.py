@@ -9,18 +9,9 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    field_help,
-    print_json,
-    set_threads,
-)
-from doublewin.cli.standalone import ConfigOption, SetOption, overrides_of, run_alone
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json, set_threads
+from doublewin.cli.standalone import overrides_of, run_alone
 from doublewin.core import paths
 from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
@@ -31,46 +22,33 @@ METHODS = typing.get_args(TicketMethod)
 
 @app.command("find-tickets")
 def find_tickets_command(
-    weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights θp.")],
+    weights: opt.Weights,
     method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help=field_help(
-                "tickets",
-                "data.name",
-                "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets, hydra, harp.",
-            ),
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option(
-            "--regime",
-            help=field_help(
-                "tickets",
-                "train.regime",
-                "Training inside IMP and SuperTickets / attack for scores: std or at.",
-            ),
-        ),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            "--rate",
-            help=field_help(
-                "tickets", "prune_rate", "prune_rate per IMP round (0.2: ladder 1 − 0.8^k)."
-            ),
-        ),
-    ] = None,
-    rounds: Annotated[
-        int | None,
-        typer.Option(
-            "--rounds", help=field_help("tickets", "rounds", "IMP rounds / ladder length.")
-        ),
-    ] = None,
+    data: opt.field_option(
+        "--data",
+        str,
+        "tickets",
+        "data.name",
+        "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets, hydra, harp.",
+    ) = None,
+    regime: opt.field_option(
+        "--regime",
+        str,
+        "tickets",
+        "train.regime",
+        "Training inside IMP and SuperTickets / attack for scores: std or at.",
+    ) = None,
+    rate: opt.field_option(
+        "--rate",
+        float,
+        "tickets",
+        "prune_rate",
+        "prune_rate per IMP round (0.2: ladder 1 − 0.8^k).",
+    ) = None,
+    rounds: opt.field_option(
+        "--rounds", int, "tickets", "rounds", "IMP rounds / ladder length."
+    ) = None,
     sparsities: Annotated[
         str | None,
         typer.Option(
@@ -78,18 +56,15 @@ def find_tickets_command(
             help="Comma-separated fractions, e.g. 0.5,0.8,0.9 [default: the IMP ladder of --rate and --rounds].",
         ),
     ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--epochs", help=field_help("tickets", "train.epochs", "train.epochs per IMP round")
-        ),
-    ] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    epochs: opt.field_option(
+        "--epochs", int, "tickets", "train.epochs", "train.epochs per IMP round"
+    ) = None,
+    config: opt.Config = None,
+    overrides: opt.SetSpec = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
     set_threads(threads)

@@ -13,110 +13,54 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    field_help,
-    print_json,
-    set_threads,
-)
-from doublewin.cli.standalone import (
-    ConfigOption,
-    SetOption,
-    TicketOption,
-    WeightsOption,
-    overrides_of,
-    run_alone,
-    transfer_overrides,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json, set_threads
+from doublewin.cli.standalone import overrides_of, run_alone, transfer_overrides
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes
 from doublewin.core.build import load_spec
 
+TRANSFER = opt.TrainingOptions("landscape", "transfer.")
+
 
 @app.command("landscape")
 def landscape_command(
-    weights: WeightsOption,
+    weights: opt.Weights,
     data: Annotated[str, typer.Option("--data", help="Downstream dataset (transfer.data.name).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
-    ticket: TicketOption = None,
-    fraction: Annotated[
-        float | None,
-        typer.Option(
-            "--fraction",
-            help=field_help(
-                "landscape", "transfer.data.fraction", "transfer.data.fraction in (0, 1]"
-            ),
-        ),
-    ] = None,
+    ticket: opt.Ticket = None,
+    fraction: TRANSFER.Fraction = None,
     regime: Annotated[
         str | None,
         typer.Option("--regime", help="st or at transfer (default at, or the --config's)"),
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help=field_help("landscape", "transfer.seed"))
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("landscape", "transfer.train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("landscape", "transfer.train.lr"))
-    ] = None,
-    resolution: Annotated[
-        int | None,
-        typer.Option("--resolution", help=field_help("landscape", "transfer.data.resolution")),
-    ] = None,
-    plane: Annotated[
-        str | None,
-        typer.Option(
-            "--plane", help=field_help("landscape", "plane", "random (filter-normalized) or pca")
-        ),
-    ] = None,
-    loss: Annotated[
-        str | None,
-        typer.Option("--loss", help=field_help("landscape", "loss", "clean or adversarial")),
-    ] = None,
-    grid: Annotated[
-        int | None,
-        typer.Option("--grid", help=field_help("landscape", "grid", "points per axis (odd)")),
-    ] = None,
-    radius: Annotated[
-        float | None,
-        typer.Option(
-            "--radius", help=field_help("landscape", "radius", "the plane spans [-radius, radius]²")
-        ),
-    ] = None,
-    images: Annotated[
-        int | None,
-        typer.Option(
-            "--images",
-            help=field_help("landscape", "images", "training images the loss averages over"),
-        ),
-    ] = None,
-    snapshots: Annotated[
-        int | None,
-        typer.Option(
-            "--snapshots",
-            help=field_help("landscape", "snapshots", "trajectory points along the run"),
-        ),
-    ] = None,
-    hessian_iterations: Annotated[
-        int | None,
-        typer.Option(
-            "--hessian-iterations",
-            help=field_help("landscape", "hessian_iterations", "power iterations (0 = off)"),
-        ),
-    ] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    seed: TRANSFER.Seed = None,
+    epochs: TRANSFER.Epochs = None,
+    lr: TRANSFER.Lr = None,
+    resolution: TRANSFER.Resolution = None,
+    plane: opt.field_option(
+        "--plane", str, "landscape", "plane", "random (filter-normalized) or pca"
+    ) = None,
+    loss: opt.field_option("--loss", str, "landscape", "loss", "clean or adversarial") = None,
+    grid: opt.field_option("--grid", int, "landscape", "grid", "points per axis (odd)") = None,
+    radius: opt.field_option(
+        "--radius", float, "landscape", "radius", "the plane spans [-radius, radius]²"
+    ) = None,
+    images: opt.field_option(
+        "--images", int, "landscape", "images", "training images the loss averages over"
+    ) = None,
+    snapshots: opt.field_option(
+        "--snapshots", int, "landscape", "snapshots", "trajectory points along the run"
+    ) = None,
+    hessian_iterations: opt.field_option(
+        "--hessian-iterations", int, "landscape", "hessian_iterations", "power iterations (0 = off)"
+    ) = None,
+    config: opt.Config = None,
+    overrides: opt.SetSpec = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
     set_threads(threads)

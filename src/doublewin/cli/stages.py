@@ -16,30 +16,10 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    STEP_HELP,
-    CompileOption,
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    err_console,
-    field_help,
-    print_json,
-    set_threads,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, err_console, print_json, set_threads
 from doublewin.cli.outputs import check_writable
-from doublewin.cli.standalone import (
-    ConfigOption,
-    SetOption,
-    TicketOption,
-    WeightsOption,
-    overrides_of,
-    run_alone,
-    transfer_overrides,
-)
+from doublewin.cli.standalone import overrides_of, run_alone, transfer_overrides
 from doublewin.core import paths
 from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
@@ -49,37 +29,27 @@ from doublewin.core.typed import to_dict
 FEW_STEPS = 20
 
 
+PRETRAIN = opt.TrainingOptions("pretrain", "")
+TRANSFER = opt.TrainingOptions("transfer", "")
+
+
 @app.command("pretrain")
 def pretrain_command(
     out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
-    arch: Annotated[
-        str | None,
-        typer.Option("--arch", help=field_help("pretrain", "arch", "Architecture (arch).")),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data", help=field_help("pretrain", "data.name", "Source dataset (data.name).")
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option(
-            "--regime",
-            help=field_help(
-                "pretrain", "train.regime", "std, fat (FGSM-RS) or at (PGD) (train.regime)."
-            ),
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("pretrain", "train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("pretrain", "train.lr"))
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help=field_help("pretrain", "train.batch_size"))
-    ] = None,
+    arch: opt.field_option("--arch", str, "pretrain", "arch", "Architecture (arch).") = None,
+    data: opt.field_option(
+        "--data", str, "pretrain", "data.name", "Source dataset (data.name)."
+    ) = None,
+    regime: opt.field_option(
+        "--regime",
+        str,
+        "pretrain",
+        "train.regime",
+        "std, fat (FGSM-RS) or at (PGD) (train.regime).",
+    ) = None,
+    epochs: PRETRAIN.Epochs = None,
+    lr: PRETRAIN.Lr = None,
+    batch_size: opt.field_option("--batch-size", int, "pretrain", "train.batch_size") = None,
     eps: Annotated[
         str | None,
         typer.Option(
@@ -89,21 +59,17 @@ def pretrain_command(
             "8/255]",
         ),
     ] = None,
-    step: Annotated[str | None, typer.Option("--step", help=STEP_HELP)] = None,
-    steps: Annotated[
-        int | None, typer.Option("--steps", help=field_help("pretrain", "train.attack.steps"))
-    ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", help=field_help("pretrain", "data.resolution"))
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help=field_help("pretrain", "seed"))] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    step: opt.Step = None,
+    steps: opt.field_option("--steps", int, "pretrain", "train.attack.steps") = None,
+    resolution: PRETRAIN.Resolution = None,
+    seed: PRETRAIN.Seed = None,
+    config: opt.Config = None,
+    overrides: opt.SetSpec = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
     set_threads(threads)
@@ -174,30 +140,19 @@ def pretrain_command(
 
 @app.command("transfer")
 def transfer_command(
-    weights: WeightsOption,
+    weights: opt.Weights,
     data: Annotated[str, typer.Option("--data", help="Downstream dataset (data.name).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics and fine-tuned weights.")],
-    ticket: TicketOption = None,
-    fraction: Annotated[
-        float | None,
-        typer.Option(
-            "--fraction", help=field_help("transfer", "data.fraction", "data.fraction in (0, 1]")
-        ),
-    ] = None,
+    ticket: opt.Ticket = None,
+    fraction: TRANSFER.Fraction = None,
     regime: Annotated[
         str | None,
         typer.Option("--regime", help="st or at (train.regime; default st, or the --config's)"),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help=field_help("transfer", "seed"))] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("transfer", "train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("transfer", "train.lr"))
-    ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", help=field_help("transfer", "data.resolution"))
-    ] = None,
+    seed: TRANSFER.Seed = None,
+    epochs: TRANSFER.Epochs = None,
+    lr: TRANSFER.Lr = None,
+    resolution: TRANSFER.Resolution = None,
     save_models: Annotated[
         str,
         typer.Option(
@@ -205,13 +160,13 @@ def transfer_command(
             help="Fine-tuned weights to keep: none, best_sa, best_ra or both (save_models).",
         ),
     ] = "both",
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    config: opt.Config = None,
+    overrides: opt.SetSpec = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
     set_threads(threads)

@@ -8,11 +8,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from doublewin.cli.app import set_option
 from doublewin.cli.outputs import output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
@@ -21,19 +18,6 @@ from doublewin.core.build import transfer_regime
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.typed import to_dict
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
-]
-SetOption = set_option("any spec field", "train.milestones=[50,75]")
-WeightsOption = Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")]
-TicketOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ticket",
-        help="Ticket file (doublewin or official format) [default: none, the dense model].",
-    ),
-]
 
 
 def overrides_of(pairs: Mapping[str, object], extra: list[str] | None) -> list[str]:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import RESULTS_TABLE, present
@@ -35,7 +36,7 @@ def verdict_command(
             "(points; a table whose accuracies are all at most 1 is refused).",
         ),
     ] = "auto",
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Judge every ticket of a results table: double-win, not, or inconclusive, with intervals;
     each ladder's extreme double-win sparsity; the paper's findings."""

@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from doublewin.core.errors import UserError
-from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
+from doublewin.models.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalized,
+    init_weights,
+    residual_stage,
+)
 from doublewin.models.robust_archs import PreActResNet, WideResNet
 from doublewin.models.robustbench import build_robustbench_model, find_entry, is_robustbench_name
 from doublewin.models.supernets import registry_builder
@@ -67,11 +73,9 @@ class CifarResNet(Normalized):
         inplanes = width
         for index, planes in enumerate((width, 2 * width, 4 * width), start=1):
             stride = 1 if index == 1 else 2
-            layers = []
-            for block in range(blocks_per_stage):
-                layers.append(CifarBasicBlock(inplanes, planes, stride if block == 0 else 1))
-                inplanes = planes
-            setattr(self, f"layer{index}", nn.Sequential(*layers))
+            stage = residual_stage(CifarBasicBlock, inplanes, planes, blocks_per_stage, stride)
+            setattr(self, f"layer{index}", stage)
+            inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes)
         init_weights(self)

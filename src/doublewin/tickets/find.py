@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from doublewin.core.ticket_parts import NETWORK_METHODS, OWN_OPTIONS
 from doublewin.core.typed import to_dict
 from doublewin.data import stage_data
 from doublewin.models import load_model, replace_head
+from doublewin.tickets.drawing import Draw, Source
 from doublewin.tickets.files import save_ticket
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import check_rungs, imp_ladder, imp_rounds, ticket_ladder
@@ -46,7 +46,6 @@ from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
 from doublewin.tickets.supertickets import draw_network_tickets
 from doublewin.tickets.synflow import synflow_mask
-from doublewin.tickets.ticket import Ticket, make_info
 
 
 def trunk_key(spec: TicketSpec) -> str:
@@ -106,48 +105,6 @@ def find_tickets(
     )
 
 
-@dataclass(frozen=True)
-class Source:
-    """What a ticket records about the model it is drawn from: its architecture name, the
-    content hash of its weights, and the side in pixels it sees (traced for channel groups)."""
-
-    arch: str
-    weights_hash: str
-    input_size: int
-
-
-@dataclass(frozen=True)
-class _Draw:
-    """One call of `draw_tickets`: the spec (its N:M scope applied), the model holding θp,
-    what the tickets record of their source, the prunable scope and the pattern's rules."""
-
-    spec: TicketSpec
-    model: torch.nn.Module
-    source: Source
-    loaders: Callable[[], tuple[Any, Any]]
-    workdir: Path
-    device: torch.device
-    progress: Progress
-    log: JsonlLog | None
-    scope_mask: Mask
-    pattern: Pattern
-    recorded: dict[str, Any]
-
-    def make_ticket(self, mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
-        extra = {**(extra or {}), **self.pattern.describe(mask)}
-        info = make_info(
-            mask,
-            arch=self.source.arch,
-            method=self.spec.method,
-            weights_hash=self.source.weights_hash,
-            target_sparsity=target,
-            scope=self.spec.scope,
-            spec=self.recorded,
-            extra=extra,
-        )
-        return Ticket(mask, info)
-
-
 def draw_tickets(
     spec: TicketSpec,
     model: torch.nn.Module,
@@ -175,7 +132,7 @@ def draw_tickets(
     scope_mask = Mask.dense(model, spec.scope)
     check_rungs(spec, scope_mask.num_total, source.arch)
     pattern = Pattern.of(spec, model, scope_mask, source.input_size)
-    draw = _Draw(
+    draw = Draw(
         spec,
         model,
         source,
@@ -208,22 +165,17 @@ def draw_tickets(
         return _one_shot_tickets(draw, targets)
     if spec.method == "synflow":
         return _synflow_tickets(draw, targets)
-    where = {"workdir": workdir, "device": device, "progress": progress}
     if spec.method in LEARNED_METHODS:
-        return learned_tickets(
-            spec, model, scope_mask, pattern, targets, loaders, draw.make_ticket, **where
-        )
+        return learned_tickets(draw, targets)
     if spec.method == "gem-miner":
-        return gem_miner_tickets(
-            spec, model, scope_mask, targets, loaders, draw.make_ticket, **where
-        )
+        return gem_miner_tickets(draw, targets)
     raise UserError(
         f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, gem-miner, "
         "supertickets, search-then-prune, hydra, harp or lwm"
     )
 
 
-def _imp_tickets(draw: _Draw, trunk: Path) -> list[Path]:
+def _imp_tickets(draw: Draw, trunk: Path) -> list[Path]:
     """IMP's rungs, found in ``trunk`` (shared by every ladder length of the run); the wanted
     ones copied into the work folder."""
     spec = draw.spec
@@ -254,7 +206,7 @@ def _imp_tickets(draw: _Draw, trunk: Path) -> list[Path]:
     return out
 
 
-def _one_shot_tickets(draw: _Draw, targets: list[float]) -> list[Path]:
+def _one_shot_tickets(draw: Draw, targets: list[float]) -> list[Path]:
     """OMP, random, SNIP and GraSP: one score per weight (or channel), each rung its
     sparsity's share of the lowest scores pruned."""
     spec, model, scope_mask = draw.spec, draw.model, draw.scope_mask
@@ -273,7 +225,7 @@ def _one_shot_tickets(draw: _Draw, targets: list[float]) -> list[Path]:
     return out
 
 
-def _synflow_tickets(draw: _Draw, targets: list[float]) -> list[Path]:
+def _synflow_tickets(draw: Draw, targets: list[float]) -> list[Path]:
     """SynFlow, data-free, one rung at a time: a resumed call skips the finished files."""
     size = draw.source.input_size
     out = []

@@ -35,10 +35,6 @@ from doublewin.analysis.report import (
 )
 from doublewin.analysis.report.data import ReportData
 from doublewin.analysis.report.document import Document, Figure, Paragraph, to_html, to_markdown
-from doublewin.analysis.results_table import (  # re-exported: the report's file interface
-    read_results_csv,
-    write_results_csv,
-)
 from doublewin.analysis.summaries import (
     aggregate,
     meta_pretrainings,
@@ -57,15 +53,6 @@ from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
 from doublewin.core.errors import UserError
 from doublewin.core.results import SPARSITY_DIGITS
-
-__all__ = [
-    "ReportPaths",
-    "analyse",
-    "build_report",
-    "read_results_csv",
-    "write_report",
-    "write_results_csv",
-]
 
 
 @dataclass(frozen=True)

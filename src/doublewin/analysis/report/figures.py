@@ -219,12 +219,8 @@ def extreme_vs_fraction(
     certified to fail."""
     chosen = [e for e in extremes if (e.method, e.imp_regime) == ladder]
     datasets = sorted({e.dataset for e in chosen})
-    columns = max(1, min(3, len(datasets)))
-    rows = max(1, math.ceil(len(datasets) / columns))
-    figure = new_figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, dataset in enumerate(datasets):
-        ax = axes[index // columns][index % columns]
+    figure, panels = _panel_grid(len(datasets), (3.6, 3.0), (0.6, 0.6))
+    for ax, dataset in zip(panels, datasets, strict=True):
         for p_index, label in enumerate(pretrainings):
             spans = sorted(
                 (e.fraction, e.span)
@@ -248,8 +244,6 @@ def extreme_vs_fraction(
         ax.grid(alpha=0.3, linewidth=0.5)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, frameon=False)
-    for index in range(len(datasets), rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(f"Data efficiency, {ladder_label(*ladder)} tickets", fontsize=11)
     figure.tight_layout()
     return png_bytes(figure)
@@ -278,16 +272,10 @@ def methods_vs_sparsity(
             for k in cells
         )
     ]
-    columns = max(1, min(3, len(shown)))
-    rows = max(1, math.ceil(len(shown) / columns))
-    figure = new_figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, label in enumerate(shown):
-        ax = axes[index // columns][index % columns]
+    figure, panels = _panel_grid(len(shown), (3.8, 3.1), (0.4, 0.7))
+    for ax, label in zip(panels, shown, strict=True):
         verdicts = {k[1:]: v for k, v in double_win.items() if k[0] == label}
         _methods_panel(ax, cells, (label, dataset, fraction), ladders, verdicts)
-    for index in range(len(shown), rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(
         f"Ticket methods on {dataset}, {fraction_text(fraction)} of the training "
         "data (filled: double-win)",
@@ -349,6 +337,22 @@ def _methods_panel(
     ax.grid(alpha=0.3, linewidth=0.5)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7, frameon=False)
+
+
+def _panel_grid(
+    count: int, size: tuple[float, float], margin: tuple[float, float]
+) -> tuple[Figure, list[Any]]:
+    """A figure of ``count`` panels, at most three a row, each ``size`` inches (width, height)
+    plus ``margin`` in all; the unused places hidden. Returns the figure and its panels."""
+    columns = max(1, min(3, count))
+    rows = max(1, math.ceil(count / columns))
+    width, height = size[0] * columns + margin[0], size[1] * rows + margin[1]
+    figure = new_figure(figsize=(width, height), dpi=DPI)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    places = [axes[i // columns][i % columns] for i in range(rows * columns)]
+    for ax in places[count:]:
+        ax.set_visible(False)
+    return figure, places[:count]
 
 
 def _position(sparsity: float) -> float:

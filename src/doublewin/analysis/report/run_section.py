@@ -177,28 +177,22 @@ def compute_section(data: ReportData) -> Section:
 
 def _savings(meta: Mapping[str, Any]) -> list[Paragraph]:
     """What seeds on demand and the extreme search saved against the fixed grid."""
-    out = []
-    on_demand = meta.get("on_demand")
-    if on_demand:
+    texts = []
+    if on_demand := meta.get("on_demand"):
         ran, most = on_demand["transfer_runs"], on_demand["fixed_max_runs"]
-        out.append(
-            Paragraph(
-                f"Seeds on demand ran {ran} transfer runs in {on_demand['waves']} waves: "
-                f"{ran / most:.0%} of the {most} the maximum seeds everywhere take "
-                f"({most - ran} saved; {on_demand['fixed_min_runs']} for the minimum)."
-                if most
-                else f"Seeds on demand ran {ran} transfer runs."
-            )
+        texts.append(
+            f"Seeds on demand ran {ran} transfer runs in {on_demand['waves']} waves: "
+            f"{ran / most:.0%} of the {most} the maximum seeds everywhere take "
+            f"({most - ran} saved; {on_demand['fixed_min_runs']} for the minimum)."
+            if most
+            else f"Seeds on demand ran {ran} transfer runs."
         )
-    search = meta.get("search")
-    if search:
+    if search := meta.get("search"):
         ran, full = search["transfer_runs"], search["full_grid_transfer_runs"]
-        out.append(
-            Paragraph(
-                f"The extreme search ran {ran} of the full grid's {full} transfer runs "
-                f"({ran / full:.0%}; {full - ran} saved)."
-                if full
-                else f"The extreme search ran {ran} transfer runs."
-            )
+        texts.append(
+            f"The extreme search ran {ran} of the full grid's {full} transfer runs "
+            f"({ran / full:.0%}; {full - ran} saved)."
+            if full
+            else f"The extreme search ran {ran} transfer runs."
         )
-    return out
+    return [Paragraph(text) for text in texts]

@@ -66,7 +66,7 @@ def verify_export(
     result = Verification(Path(folder), sha256, document["kind"], list(checks))
     env = Environment(device, data_root, progress)
     if on_evaluation and not transfer:
-        found, notes = remeasure(
+        measured = remeasure(
             Path(folder),
             document,
             data,
@@ -75,10 +75,9 @@ def verify_export(
             points_tolerance=points_tolerance,
             env=env,
         )
-        result.checks += found
-        result.notes += notes
+        result.add(*measured)
     if transfer:
-        found, notes = retransfer(
+        transferred = retransfer(
             Path(folder),
             document,
             sha256,
@@ -88,8 +87,7 @@ def verify_export(
             work=work,
             env=env,
         )
-        result.checks += found
-        result.notes += notes
+        result.add(*transferred)
     return result
 
 
