@@ -10,10 +10,9 @@ from typing import Annotated
 import typer
 
 from doublewin.cli import options as opt
-from doublewin.cli.app import app, console, print_json, set_threads
-from doublewin.cli.standalone import overrides_of, run_alone
+from doublewin.cli.app import app, console, print_json
+from doublewin.cli.standalone import StageEnv, check_weights, stage_env
 from doublewin.core import paths
-from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.ticket_parts import METHOD_READS, TicketMethod
 
@@ -21,7 +20,9 @@ METHODS = typing.get_args(TicketMethod)
 
 
 @app.command("find-tickets")
+@stage_env().add("env")
 def find_tickets_command(
+    env: StageEnv,
     weights: opt.Weights,
     method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
@@ -59,23 +60,12 @@ def find_tickets_command(
     epochs: opt.field_option(
         "--epochs", int, "tickets", "train.epochs", "train.epochs per IMP round"
     ) = None,
-    config: opt.Config = None,
-    overrides: opt.SetSpec = None,
-    device: opt.Device = "auto",
-    data_root: opt.DataRoot = None,
-    threads: opt.Threads = None,
-    as_json: opt.Json = False,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
-    set_threads(threads)
     if method not in METHODS:
         raise UserError(f"--method {method}: use one of {', '.join(METHODS)}")
-    if not weights.is_file():
-        raise UserError(
-            f"--weights {weights}: file not found; pass a weights file from "
-            "doublewin pretrain or doublewin import-weights"
-        )
-    set_keys = [o.partition("=")[0].strip() for o in overrides or ()]
+    check_weights(weights)
+    set_keys = [o.partition("=")[0].strip() for o in env.overrides or ()]
     _check_reads(method, {"--data": data, "--regime": regime, "--epochs": epochs}, set_keys)
     _check_ladder(method, sparsities, rate, rounds)
     pairs: dict[str, object] = {
@@ -93,22 +83,13 @@ def find_tickets_command(
         except ValueError:
             raise UserError(f"--sparsities {sparsities}: give fractions like 0.5,0.8") from None
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
-    items = overrides_of(pairs, overrides)
-    spec = load_spec("tickets", config, items)
+    spec = env.spec("tickets", pairs)
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.stages import Inputs
     from doublewin.tickets import load_ticket
 
     _check_same_run(out, spec)
-    found = run_alone(
-        "tickets",
-        spec,
-        Inputs(weights=weights),
-        out,
-        device=device,
-        data_root=data_root,
-        as_json=as_json,
-    )
+    found = env.run("tickets", spec, Inputs(weights=weights), out)
     if found is None:  # another rank of a torchrun
         return
     rows = []
@@ -128,7 +109,7 @@ def find_tickets_command(
             row["macs"] = info.extra.get("macs")
             row["supernet_macs"] = info.extra.get("supernet_macs")
         rows.append(row)
-    if as_json:
+    if env.as_json:
         print_json(rows)
         return
     for row in rows:
