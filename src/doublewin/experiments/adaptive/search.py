@@ -35,16 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doublewin.analysis.verdict import SeedPlan, TicketVerdict, VerdictConfig, verdicts
-from doublewin.core.results import (
-    REGIMES,
-    LadderKey,
-    Setting,
-    is_dense,
-    ladder_of,
-    regime_of,
-    setting_of,
-    sparsity_of,
-)
+from doublewin.core.results import REGIMES, LadderKey, Setting, regime_of, transfer_place
 from doublewin.experiments.adaptive.on_demand import open_regimes
 from doublewin.experiments.plan.grid import Job
 
@@ -181,11 +172,10 @@ class _Waves:
         )
         self.anchored: dict[LadderKey, set[float]] = defaultdict(set)
         for job in self.transfers:
-            regime = regime_of(job.labels)
-            if is_dense(job.labels):
-                self.dense[setting_of(job.labels)][regime].append(job)
+            regime, setting, key, sparsity = transfer_place(job.labels)
+            if key is None:
+                self.dense[setting][regime].append(job)
                 continue
-            key, sparsity = ladder_of(job.labels), sparsity_of(job.labels)
             self.rungs[key][sparsity][regime].append(job)
             if int(job.labels.get("rung") or 0) in anchors.get(job.labels["method"], ()):
                 self.anchored[key].add(sparsity)
