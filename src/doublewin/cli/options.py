@@ -43,6 +43,7 @@ Config = Annotated[
     Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
 ]
 Weights = Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")]
+WeightsOut = Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")]
 Ticket = Annotated[
     Path | None,
     typer.Option(

@@ -41,7 +41,7 @@ TRANSFER = transfer_run(
 @stage_env(compile=True).add("env")
 def pretrain_command(
     env: StageEnv,
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
+    out: opt.WeightsOut,
     arch: opt.field_option("--arch", str, "pretrain", "arch", "Architecture (arch).") = None,
     data: opt.field_option(
         "--data", str, "pretrain", "data.name", "Source dataset (data.name)."

@@ -30,7 +30,7 @@ def import_weights_command(
             help="torchvision | robustness | fast-adversarial | robustbench | huggingface",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
+    out: opt.WeightsOut,
     eps: Annotated[
         str | None,
         typer.Option(
