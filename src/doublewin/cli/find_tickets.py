@@ -22,7 +22,7 @@ METHODS = typing.get_args(TicketMethod)
 @app.command("find-tickets")
 @stage_env().add("env")
 def find_tickets_command(
-    env: StageEnv,
+    *,
     weights: opt.Weights,
     method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
@@ -60,6 +60,7 @@ def find_tickets_command(
     epochs: opt.field_option(
         "--epochs", int, "tickets", "train.epochs", "train.epochs per IMP round"
     ) = None,
+    env: StageEnv,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
     if method not in METHODS:

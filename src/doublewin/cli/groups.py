@@ -21,18 +21,20 @@ class OptionGroup:
         self.options = options
         self.make = make
 
-    def add(self, name: str, *, first: bool = False) -> Callable[[Callable], Callable]:
-        """A decorator: the command's parameter ``name`` becomes this group's options (before
-        the command's own with ``first``, else after them)."""
-        return lambda command: self._added(command, name, first)
+    def add(self, name: str) -> Callable[[Callable], Callable]:
+        """A decorator: the command's parameter ``name`` becomes this group's options, in its
+        place among the command's own (which --help shows in that order)."""
+        return lambda command: self._added(command, name)
 
-    def _added(self, command: Callable, name: str, first: bool) -> Callable:
+    def _added(self, command: Callable, name: str) -> Callable:
         signature = inspect.signature(command, eval_str=True)
-        own = [p.replace(kind=KEYWORD) for p in signature.parameters.values() if p.name != name]
         added = [
             inspect.Parameter(option, KEYWORD, annotation=annotation, default=default)
             for option, annotation, default in self.options
         ]
+        parameters = []
+        for parameter in signature.parameters.values():
+            parameters += added if parameter.name == name else [parameter.replace(kind=KEYWORD)]
         names = [option for option, _, _ in self.options]
 
         @functools.wraps(command)
@@ -40,7 +42,6 @@ class OptionGroup:
             values = {option: given.pop(option) for option in names}
             return command(**given, **{name: self.make(values)})
 
-        parameters = added + own if first else own + added
         # typer reads this signature: the group's options in place of the command's ``name``
         grouped.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         grouped.__annotations__ = {p.name: p.annotation for p in parameters}

@@ -32,11 +32,11 @@ def _field(flag: str, kind: type, key: str, text: str) -> object:
 
 
 @app.command("landscape")
-@RUN.add("run", first=True)
+@RUN.add("run")
 @stage_env().add("env")
 def landscape_command(
+    *,
     run: TransferRun,
-    env: StageEnv,
     out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
     plane: _field("--plane", str, "plane", "random (filter-normalized) or pca") = None,
     loss: _field("--loss", str, "loss", "clean or adversarial") = None,
@@ -47,6 +47,7 @@ def landscape_command(
     hessian_iterations: _field(
         "--hessian-iterations", int, "hessian_iterations", "power iterations (0 = off)"
     ) = None,
+    env: StageEnv,
 ) -> None:
     """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
     # Figure 6 is AT transfer; a --config's own regime stands otherwise.

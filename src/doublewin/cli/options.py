@@ -13,83 +13,62 @@ import typer
 
 from doublewin.core.build import load_spec
 
-Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-DataRoot = Annotated[
+
+def option(kind: Any, flag: str, help: str, **extra: Any) -> Any:
+    """An option as an ``Annotated`` type: its value's type, its flag, its help and any other
+    setting of ``typer.Option``."""
+    return Annotated[kind, typer.Option(flag, help=help, **extra)]
+
+
+Json = option(bool, "--json", "Print machine-readable JSON.")
+DataRoot = option(
     str | None,
-    typer.Option(
-        "--data-root",
-        envvar="DOUBLEWIN_DATA",
-        help="Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data).",
-    ),
-]
-Device = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
-]
-Threads = Annotated[
+    "--data-root",
+    "Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data).",
+    envvar="DOUBLEWIN_DATA",
+)
+Device = option(str, "--device", "auto (CUDA when present), cpu, cuda or cuda:N.")
+Threads = option(
     int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        help="CPU threads per job (default: the cores divided among the workers).",
-    ),
-]
-Compile = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
-]
-Config = Annotated[
-    Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
-]
-Weights = Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")]
-WeightsOut = Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")]
-Ticket = Annotated[
+    "--threads",
+    "CPU threads per job (default: the cores divided among the workers).",
+    min=1,
+)
+Compile = option(
+    bool, "--compile", "torch.compile the training forward (pays off on GPUs for long runs)."
+)
+Config = option(Path | None, "--config", "YAML with the stage's spec fields (docs/specs.md).")
+Weights = option(Path, "--weights", "Pre-trained weights file θp.")
+WeightsOut = option(Path, "--out", "Weights file to write (.safetensors).")
+Ticket = option(
     Path | None,
-    typer.Option(
-        "--ticket",
-        help="Ticket file (doublewin or official format) [default: none, the dense model].",
-    ),
-]
+    "--ticket",
+    "Ticket file (doublewin or official format) [default: none, the dense model].",
+)
 # The step's default is a rule of ε and steps (core/eps.py), not one value.
-Step = Annotated[
+Step = option(
     str | None,
-    typer.Option(
-        "--step",
-        help="PGD step in [0,1] pixels, e.g. 2/255 [default: ε/4, or 2.5·ε/steps with fewer "
-        "than 10 steps (docs/evaluation.md)].",
-    ),
-]
+    "--step",
+    "PGD step in [0,1] pixels, e.g. 2/255 [default: ε/4, or 2.5·ε/steps with fewer than 10 "
+    "steps (docs/evaluation.md)].",
+)
 
 
 def autoattack_option(what: str) -> Any:
     """``--autoattack N``: standard AutoAttack on the first N test points (0 = off); ``what``
     says where, and what it fills."""
-    return Annotated[
-        int,
-        typer.Option(
-            "--autoattack",
-            min=0,
-            help=f"{what}standard AutoAttack on the first N test points (0 = off); needs "
-            "torchattacks.",
-        ),
-    ]
+    text = f"{what}standard AutoAttack on the first N test points (0 = off); needs torchattacks."
+    return option(int, "--autoattack", text, min=0)
 
 
 def limit_option(what: str) -> Any:
     """``--limit N``: measure on the first N test images only; ``what`` says the default."""
-    return Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help=f"Measure on the first N test images only {what}."),
-    ]
+    return option(int | None, "--limit", f"Measure on the first N test images only {what}.", min=1)
 
 
 def set_option(what: str, example: str) -> Any:
     """The repeatable ``--set key=value`` option; ``what`` it overrides, with an example."""
-    return Annotated[
-        list[str] | None,
-        typer.Option("--set", help=f"Override {what}: --set {example} (repeatable)."),
-    ]
+    return option(list[str] | None, "--set", f"Override {what}: --set {example} (repeatable).")
 
 
 SetSpec = set_option("any spec field", "train.milestones=[50,75]")
@@ -98,7 +77,7 @@ SetSpec = set_option("any spec field", "train.milestones=[50,75]")
 def field_option(flag: str, kind: type, stage: str, key: str, text: str = "", **extra: Any) -> Any:
     """An option ``flag`` that sets the spec field ``key`` of ``stage`` (None when left out:
     the spec decides); its help is ``text`` (else the key) with the spec's default."""
-    return Annotated[kind | None, typer.Option(flag, help=field_help(stage, key, text), **extra)]
+    return option(kind | None, flag, field_help(stage, key, text), **extra)
 
 
 class TrainingOptions:

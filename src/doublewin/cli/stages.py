@@ -40,7 +40,7 @@ TRANSFER = transfer_run(
 @app.command("pretrain")
 @stage_env(compile=True).add("env")
 def pretrain_command(
-    env: StageEnv,
+    *,
     out: opt.WeightsOut,
     arch: opt.field_option("--arch", str, "pretrain", "arch", "Architecture (arch).") = None,
     data: opt.field_option(
@@ -69,6 +69,7 @@ def pretrain_command(
     steps: opt.field_option("--steps", int, "pretrain", "train.attack.steps") = None,
     resolution: PRETRAIN.Resolution = None,
     seed: PRETRAIN.Seed = None,
+    env: StageEnv,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
     given = {
@@ -122,11 +123,11 @@ def pretrain_command(
 
 
 @app.command("transfer")
-@TRANSFER.add("run", first=True)
+@TRANSFER.add("run")
 @stage_env(compile=True).add("env")
 def transfer_command(
+    *,
     run: TransferRun,
-    env: StageEnv,
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics and fine-tuned weights.")],
     save_models: Annotated[
         str,
@@ -135,6 +136,7 @@ def transfer_command(
             help="Fine-tuned weights to keep: none, best_sa, best_ra or both (save_models).",
         ),
     ] = "both",
+    env: StageEnv,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
     spec = env.spec("transfer", {**run.overrides(), "save_models": save_models})
