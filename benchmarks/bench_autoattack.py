@@ -27,8 +27,8 @@ import torch
 from doublewin.core import paths
 from doublewin.core.build import load_spec
 from doublewin.data import prepare_data
-from doublewin.experiments.run import context_for, make_plan
-from doublewin.experiments.runner import inputs_for
+from doublewin.experiments.run.folder import context_for, make_plan
+from doublewin.experiments.run.job import inputs_for
 from doublewin.models import load_model
 from doublewin.stages import Inputs, run_stage
 from doublewin.train import evaluate

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from doublewin.experiments.rates import cpu_model
+from doublewin.experiments.estimate.rates import cpu_model
 
 BOUND = 1.5  # points: the demo's definition of "converged" (docs/experiments.md)
 CHECKS = (("at", "sa"), ("at", "ra"), ("st", "sa"))

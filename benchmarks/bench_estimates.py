@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from doublewin.experiments.rates import cpu_model
+from doublewin.experiments.estimate.rates import cpu_model
 
 
 def doublewin(*args: str) -> list[str]:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from doublewin.attacks import PGD
-from doublewin.experiments.rates import cpu_model
+from doublewin.experiments.estimate.rates import cpu_model
 from doublewin.models import build_model
 
 MODELS = (

@@ -34,8 +34,8 @@ from pathlib import Path
 import yaml
 from scipy import stats
 
-from doublewin.experiments.demo import demo_config
-from doublewin.experiments.rates import cpu_model
+from doublewin.experiments.estimate.rates import cpu_model
+from doublewin.experiments.run.demo import demo_config
 
 RUNGS = (0.5904, 0.892626)
 METHODS = ("imp", "hydra", "harp", "random")

@@ -22,8 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 from doublewin.analysis.verdict import SeedPlan, VerdictConfig, verdicts
-from doublewin.experiments.demo import demo_config
-from doublewin.experiments.run import execute, make_plan
+from doublewin.experiments.run.demo import demo_config
+from doublewin.experiments.run.execute import execute
+from doublewin.experiments.run.folder import make_plan
 
 OUTCOMES = ("double-win", "not double-win", "inconclusive")
 

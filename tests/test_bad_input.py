@@ -92,7 +92,7 @@ def _quick_run_dir(tmp_path: Path, store: str | None = None) -> Path:
 
 
 def test_a_corrupt_metrics_file_in_the_store_names_it_and_keeps_results(tmp_path, capsys):
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
 
     run = _quick_run_dir(tmp_path)
     plan = make_plan(run / paths.EXPERIMENT, run_dir=run)

@@ -15,8 +15,8 @@ from doublewin.core.errors import UserError
 from doublewin.core.numbers import EPOCHS, Range, read_number
 from doublewin.core.resources import cpu_cores
 from doublewin.core.specs import TrainSpec
-from doublewin.experiments.cost import validation_count
-from doublewin.experiments.experiment import load_experiment
+from doublewin.experiments.estimate.cost import validation_count
+from doublewin.experiments.plan.experiment import load_experiment
 from runs import doublewin
 from test_bad_input import fails
 

@@ -14,7 +14,7 @@ import pytest
 
 from doublewin.cli import main
 from doublewin.core import paths
-from doublewin.experiments.executors import SAID_LIMIT, _words
+from doublewin.experiments.run.executors import SAID_LIMIT, _words
 from doublewin.tickets import load_ticket, save_ticket
 from test_bad_input import fails
 

@@ -11,7 +11,7 @@ import torch
 from doublewin.core.build import load_spec
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import PretrainSpec, TrainSpec, TransferSpec
-from doublewin.experiments.experiment import load_experiment
+from doublewin.experiments.plan.experiment import load_experiment
 
 
 def test_an_st_transfer_spec_validates_sa_only_by_default():
@@ -62,7 +62,7 @@ def test_glyph_sets_are_not_flipped_or_shifted_unless_asked():
         {"pretrain": {"data": {"name": "chars"}, "runs": {"STD": {}}},
          "transfer": {"datasets": ["strokes", "textures"], "regimes": {"st": {"epochs": 1}}}}
     )  # fmt: skip
-    from doublewin.experiments.grid import expand
+    from doublewin.experiments.plan.grid import expand
 
     augment = {j.spec.data.name: j.spec.data.augment for j in expand(experiment) if j.stage == "transfer"}  # fmt: skip
     assert augment == {"strokes": "none", "textures": "crop-flip"}

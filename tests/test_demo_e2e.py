@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from doublewin.experiments.demo import demo_config
+from doublewin.experiments.run.demo import demo_config
 from runs import doublewin, rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -56,7 +56,7 @@ def test_the_quick_demos_report_opens_with_what_the_run_found(quick_run) -> None
     from collections import Counter
 
     from doublewin.analysis.verdict import verdicts
-    from doublewin.experiments.experiment import load_experiment
+    from doublewin.experiments.plan.experiment import load_experiment
 
     out = quick_run[0]
     rows = list(_rows(out / "results.csv").values())
@@ -149,7 +149,7 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
     import json
 
     from doublewin.analysis.verdict import extreme_sparsities, verdicts
-    from doublewin.experiments.experiment import load_experiment
+    from doublewin.experiments.plan.experiment import load_experiment
 
     out = quick_run[0]
     rows = list(_rows(out / "results.csv").values())
@@ -198,8 +198,8 @@ def test_search_extreme_matches_the_full_grid_with_at_most_half_the_transfers(
 def test_the_dry_run_disk_estimate_is_within_20_percent_of_the_quick_demos_store(
     quick_run, tmp_path
 ) -> None:
-    from doublewin.experiments.disk import plan_bytes
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
+    from doublewin.experiments.store.disk import plan_bytes
 
     store = quick_run[0] / "store"
     real = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())

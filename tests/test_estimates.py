@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from doublewin.analysis.verdict import SeedPlan
-from doublewin.experiments import grid
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.savers import (
+from doublewin.experiments.estimate.savers import (
     expected_on_demand,
     expected_search,
     expected_search_rungs,
     stopping_seeds,
 )
-from doublewin.experiments.schedule import makespan, waves_makespan
+from doublewin.experiments.estimate.schedule import makespan, waves_makespan
+from doublewin.experiments.plan import grid
+from doublewin.experiments.plan.experiment import load_experiment
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def test_savers_expect_fewer_runs_than_the_grid(demo) -> None:
 def test_speeds_timed_on_a_busy_machine_are_not_kept(monkeypatch, tmp_path, load, kept) -> None:
     """A probe taken while the load average exceeds the cores is used once and not cached
     (a later dry run on an idle machine times it again); on an idle machine it is cached."""
-    from doublewin.experiments import rates
+    from doublewin.experiments.estimate import rates
 
     monkeypatch.setenv("DOUBLEWIN_CACHE", str(tmp_path))
     monkeypatch.setattr(rates.os, "getloadavg", lambda: (load, load, load))
@@ -120,7 +120,7 @@ def test_the_probe_times_small_models_at_their_own_batch() -> None:
     """A resnet8 at 8 px is timed at its batch of 128, not scaled up from a few images."""
     import torch
 
-    from doublewin.experiments.rates import Shape, _probe_batch
+    from doublewin.experiments.estimate.rates import Shape, _probe_batch
     from doublewin.models import build_model
 
     shape = Shape("resnet8", 8, 128, 1, "cpu")
@@ -132,7 +132,7 @@ def test_a_cache_entry_without_the_floor_is_probed_again(monkeypatch, tmp_path) 
     floor of nothing."""
     import json
 
-    from doublewin.experiments import rates
+    from doublewin.experiments.estimate import rates
 
     shape = rates.Shape("resnet8", 8, 32, 1, "cpu")
     old = {"step": 1.0, "grad": 1.0, "forward": 1.0}
@@ -155,7 +155,7 @@ def test_rates_timed_in_the_contiguous_layout_are_probed_again(monkeypatch, tmp_
     are timed in the layout evaluation uses."""
     import json
 
-    from doublewin.experiments import rates
+    from doublewin.experiments.estimate import rates
 
     shape = rates.Shape("resnet8", 8, 32, 1, "cpu")
     assert shape.key.endswith("/cl")
@@ -193,8 +193,8 @@ def test_an_early_stopped_attack_pays_each_steps_floor() -> None:
     least the floor of a step for the rest; ce+margin runs a second phase on share² of it; a
     split smaller than the batch costs its own size."""
     from doublewin.core.specs import AttackSpec
-    from doublewin.experiments.cost import Work, _evaluations
-    from doublewin.experiments.passes import EARLY_STOP_SHARE
+    from doublewin.experiments.estimate.cost import Work, _evaluations
+    from doublewin.experiments.estimate.passes import EARLY_STOP_SHARE
 
     shape = ("resnet8", 8, 1000)
     plain = AttackSpec(eps=0.1, step=0.025, steps=10, early_stop=False)
@@ -224,8 +224,8 @@ def test_small_images_are_evaluated_in_large_batches() -> None:
 def test_training_is_costed_at_the_engines_own_step(monkeypatch, demo) -> None:
     """A transfer job's training costs its optimizer steps at the training engine's measured
     step for its regime and attack (not the bare passes), plus its test evaluation."""
-    from doublewin.experiments import cost
-    from doublewin.experiments.rates import Rates
+    from doublewin.experiments.estimate import cost
+    from doublewin.experiments.estimate.rates import Rates
 
     _, jobs = demo
     job = next(
@@ -252,7 +252,7 @@ def test_training_is_costed_at_the_engines_own_step(monkeypatch, demo) -> None:
 
 def test_the_engine_probe_sees_the_training_attack() -> None:
     """The probed step of adversarial training (PGD-2 inside) costs more than a standard one."""
-    from doublewin.experiments.rates import Shape, _probe_engine
+    from doublewin.experiments.estimate.rates import Shape, _probe_engine
 
     shape = Shape("resnet8", 8, 32, 1, "cpu")
     assert _probe_engine(shape, "at", 2) > 1.5 * _probe_engine(shape, "std", 0) > 0
@@ -261,7 +261,7 @@ def test_the_engine_probe_sees_the_training_attack() -> None:
 def test_a_val_size_is_costed_as_the_split_it_makes() -> None:
     """A spec's val_size holds that many images out of the training files: the estimate
     validates on that many and trains on the rest (chars: 20,000 + 2,000 files)."""
-    from doublewin.experiments.passes import split_sizes
+    from doublewin.experiments.estimate.passes import split_sizes
 
     assert split_sizes("chars") == (20000, 2000, 2000)
     assert split_sizes("chars", 0.1, val_size=200) == (2180, 200, 2000)

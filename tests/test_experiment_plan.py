@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from doublewin.core.errors import UserError
-from doublewin.experiments.demo import config_dir, demo_config
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.run import make_plan
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.run.demo import config_dir, demo_config
+from doublewin.experiments.run.folder import make_plan
 from doublewin.tickets.ladder import ticket_ladder
 
 
@@ -146,7 +146,7 @@ def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, cap
 
 
 def test_the_paper_cost_counts_every_imp_epoch_on_imagenet() -> None:
-    from doublewin.experiments.cost import job_passes
+    from doublewin.experiments.estimate.cost import job_passes
 
     plan = make_plan(config_dir() / "paper" / "imp-imagenet-std.yaml", run_dir="/x")
     passes = sum(job_passes(job) for job in plan.jobs)
@@ -189,7 +189,7 @@ def test_a_control_can_ask_for_tickets() -> None:
 
 
 def test_random_tickets_can_go_to_chosen_rungs_and_fractions_only() -> None:
-    from doublewin.experiments.grid import expand
+    from doublewin.experiments.plan.grid import expand
 
     raw = {
         "pretrain": {"data": {"name": "chars"}, "runs": {"STD": {"train": {"regime": "std"}}}},
@@ -229,7 +229,7 @@ def test_an_experiment_can_ask_for_the_extreme_search_with_anchor_rungs() -> Non
     assert plan.search() == "extreme" and plan.search("extreme") == "extreme"
     # The plan's full ladders go to the report, every rung, transferred or not.
     narrow = {**base, "tickets": {**base["tickets"], "transfer_rungs": {"imp": [1, 4]}}}
-    from doublewin.experiments.grid import expand, plan_ladders
+    from doublewin.experiments.plan.grid import expand, plan_ladders
 
     ladders = {
         (x["method"], x["pretraining"]): x["sparsities"]

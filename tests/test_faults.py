@@ -164,7 +164,7 @@ def test_a_lock_whose_holder_stopped_heartbeating_is_taken_over(tmp_path, monkey
     lock after the lease; a live holder's lock is never taken."""
     import fcntl
 
-    from doublewin.experiments import locks
+    from doublewin.experiments.store import locks
 
     folder = tmp_path / "entry"
     folder.mkdir()

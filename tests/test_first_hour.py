@@ -9,7 +9,7 @@ import os
 import pytest
 
 from doublewin.cli import main
-from doublewin.experiments.demo import demo_config, demo_jobs
+from doublewin.experiments.run.demo import demo_config, demo_jobs
 from test_bad_input import fails
 
 

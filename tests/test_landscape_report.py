@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from doublewin.analysis.report import analyse, write_report
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.grid import expand
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.plan.grid import expand
 from test_report import META, SIX, finding, ladder, with_control
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "doublewin" / "configs"
@@ -108,7 +108,7 @@ def test_the_report_draws_figure_6_and_tabulates_the_sharpness(tmp_path):
 
 
 def test_demo_landscapes_compute_figure_6_at_the_rung_nearest_73_79_percent():
-    from doublewin.experiments.demo import landscape_overrides
+    from doublewin.experiments.run.demo import landscape_overrides
 
     experiment = load_experiment(CONFIGS / "demo.yaml", landscape_overrides())
     jobs = expand(experiment)

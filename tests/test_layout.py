@@ -65,6 +65,28 @@ ALLOWED = {
     "__main__": {"cli", "core"},  # the program: signal handling (core) before the commands load
     "__init__": {"api"},  # the API's names, re-exported lazily (doublewin/__init__.py)
 }
+# Inside a package with rooms, room → the rooms of the same package it may import (a module
+# beside the rooms counts as a room of its own). The same one-way rule, one floor down.
+ROOMS = {
+    "experiments": {
+        "plan": set(),  # the experiment file → the grid of stage specs
+        "store": {"plan"},
+        "adaptive": {"plan"},
+        # The savers' estimate drives the search's own ladder bisection.
+        "estimate": {"plan", "adaptive"},
+        "run": {"plan", "store", "adaptive", "estimate"},
+        "certify": {"plan", "store", "run"},
+    },
+    "analysis": {
+        "verdict": set(),
+        "results_table": set(),
+        "table_check": set(),
+        "summaries": {"verdict"},
+        "findings": {"verdict", "summaries"},
+        "report": {"verdict", "summaries", "findings", "results_table", "table_check"},
+        "judge": {"verdict", "summaries", "findings", "report", "results_table", "table_check"},
+    },
+}
 MAX_LINES = 400
 # Names of files the project writes; only core/paths.py may spell them.
 FILE_NAME = re.compile(
@@ -129,6 +151,39 @@ def test_packages_import_only_the_layers_below_them():
             if to != source and to not in ALLOWED[source]:
                 wrong.append(f"{path.relative_to(SRC)}:{node.lineno} {source} → {to}")
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def room_of(module: str) -> str | None:
+    """The room of a module of a package with rooms (``doublewin.experiments.run.folder`` →
+    run); None for the package itself and for packages without rooms."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] in ROOMS else None
+
+
+def test_every_room_has_its_place_in_the_order():
+    found = {(package_of(m), room_of(m)) for m in modules() if room_of(m)}
+    unplaced = sorted(f"{p}/{r}" for p, r in found if r not in ROOMS[p])
+    assert not unplaced, f"rooms missing from ROOMS in tests/test_layout.py: {unplaced}"
+
+
+def test_rooms_import_only_the_rooms_below_them():
+    wrong = []
+    for module, path in modules().items():
+        source = room_of(module)
+        if source is None:
+            continue
+        for target, node, _ in imports(path):
+            to = room_of(target) if target else None
+            same_package = package_of(target or "") == package_of(module)
+            if same_package and to and to != source and to not in ROOMS[package_of(module)][source]:
+                wrong.append(f"{path.relative_to(SRC)}:{node.lineno} {source} → {to}")
+    assert not wrong, "imports against the rooms' order:\n" + "\n".join(wrong)
+
+
+def test_the_rooms_order_has_no_circle():
+    for package, rooms in ROOMS.items():
+        assert not _strongly_connected(rooms, dict.fromkeys(rooms)), package  # type: ignore[arg-type]
+        assert all(r not in below for r, below in rooms.items()), package
 
 
 def test_core_imports_nothing_outside_core():

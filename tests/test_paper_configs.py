@@ -11,8 +11,8 @@ import pytest
 from doublewin.data import dataset_info
 from doublewin.data.imageset import ImageSet
 from doublewin.data.splits import take_fraction
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.grid import expand
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.plan.grid import expand
 
 PAPER = Path(__file__).resolve().parents[1] / "src" / "doublewin" / "configs" / "paper"
 

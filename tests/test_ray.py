@@ -65,7 +65,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _args(out: Path, address: str) -> list[str]:
-    from doublewin.experiments.demo import demo_config
+    from doublewin.experiments.run.demo import demo_config
 
     return doublewin(
         "run", str(demo_config(quick=True)), "--out", str(out), "--json",

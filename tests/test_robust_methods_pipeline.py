@@ -7,9 +7,9 @@ import pytest
 
 from doublewin.analysis.report import build_report
 from doublewin.core.errors import UserError
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.passes import job_passes
-from doublewin.experiments.run import make_plan
+from doublewin.experiments.estimate.passes import job_passes
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.run.folder import make_plan
 from test_report import META, rows_for
 
 EXPERIMENT = {

@@ -9,8 +9,8 @@ import pytest
 
 from doublewin.analysis.verdict import VerdictConfig
 from doublewin.core.specs import TransferSpec
-from doublewin.experiments.grid import Job
-from doublewin.experiments.search import LadderSearch, search_extreme
+from doublewin.experiments.adaptive.search import LadderSearch, search_extreme
+from doublewin.experiments.plan.grid import Job
 
 
 def _drive(search: LadderSearch, double_win) -> int:

@@ -15,9 +15,9 @@ from doublewin.analysis.verdict import SeedPlan, VerdictConfig, compare, verdict
 from doublewin.analysis.verdict.sequential import critical_value
 from doublewin.core.errors import UserError
 from doublewin.core.specs import TrainSpec, TransferSpec
-from doublewin.experiments.grid import Job
-from doublewin.experiments.on_demand import on_demand_cost, seeds_on_demand
-from doublewin.experiments.search import search_extreme
+from doublewin.experiments.adaptive.on_demand import on_demand_cost, seeds_on_demand
+from doublewin.experiments.adaptive.search import search_extreme
+from doublewin.experiments.plan.grid import Job
 
 DELTA = 1.0  # δ at its floor: the dense runs below agree exactly
 

@@ -44,7 +44,7 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
 def test_the_quick_demo_on_slurm_matches_the_local_run_and_survives_its_driver(
     quick_run, slurm_env, tmp_path
 ) -> None:
-    from doublewin.experiments.demo import demo_config
+    from doublewin.experiments.run.demo import demo_config
 
     reference = rows(quick_run[0] / paths.RESULTS)
     out = tmp_path / "slurm"

@@ -15,8 +15,8 @@ from doublewin.core.eps import default_step
 from doublewin.core.errors import UserError
 from doublewin.core.hashing import canonical, spec_hash
 from doublewin.core.specs import AttackSpec
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.grid import expand
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.plan.grid import expand
 from runs import doublewin
 
 PRETRAIN = {"data": {"name": "chars"}, "runs": {"STD": {"train": {"regime": "std"}}}}

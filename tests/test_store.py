@@ -12,7 +12,7 @@ import pytest
 
 from doublewin.core.atomic import atomic_path, atomic_write_bytes
 from doublewin.core.specs import DataSpec, TransferSpec
-from doublewin.experiments.store import Store
+from doublewin.experiments.store.store import Store
 
 
 def _spec(seed: int = 0) -> TransferSpec:
@@ -139,7 +139,7 @@ def test_a_finished_entry_made_under_an_old_default_is_refused_not_reused(tmp_pa
     from doublewin.core import paths
     from doublewin.core.errors import UserError
     from doublewin.core.specs import TicketSpec
-    from doublewin.experiments.store import Store
+    from doublewin.experiments.store.store import Store
 
     store = Store(tmp_path)
     spec = TicketSpec(weights="w", method="gem-miner")

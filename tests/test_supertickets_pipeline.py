@@ -11,11 +11,11 @@ import pytest
 
 from doublewin.analysis.report import analyse, build_report
 from doublewin.core.errors import UserError
-from doublewin.experiments.demo import config_dir
-from doublewin.experiments.experiment import load_experiment
-from doublewin.experiments.grid import NETWORK_PREFIX, expand
-from doublewin.experiments.passes import job_passes, split_sizes
-from doublewin.experiments.runner import RunContext, weights_file
+from doublewin.experiments.estimate.passes import job_passes, split_sizes
+from doublewin.experiments.plan.experiment import load_experiment
+from doublewin.experiments.plan.grid import NETWORK_PREFIX, expand
+from doublewin.experiments.run.demo import config_dir
+from doublewin.experiments.run.job import RunContext, weights_file
 
 CONFIG = config_dir() / "demo-supertickets.yaml"
 
@@ -151,7 +151,7 @@ def test_doublewin_models_lists_the_supernets(capsys):
 
 
 def test_the_extreme_search_and_the_report_see_every_supertickets_ladder():
-    from doublewin.experiments.grid import plan_ladders
+    from doublewin.experiments.plan.grid import plan_ladders
 
     ladders = plan_ladders(expand(load_experiment(CONFIG)))
     for method in ("imp", "supertickets", "search-then-prune"):

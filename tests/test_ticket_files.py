@@ -14,7 +14,7 @@ import yaml
 from doublewin.core import paths
 from doublewin.core.results import TIMING_COLUMNS
 from doublewin.core.specs import MaskScope
-from doublewin.experiments.run import make_plan
+from doublewin.experiments.run.folder import make_plan
 from doublewin.models import build_model
 from doublewin.tickets import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask

@@ -56,7 +56,8 @@ from doublewin.models import (
 from doublewin.stages.environment import Environment
 from doublewin.stages.transfer import TransferSetup, fine_tune
 from doublewin.tickets import Ticket, load_ticket
-from doublewin.tickets.find import Source, draw_tickets
+from doublewin.tickets.drawing import Source
+from doublewin.tickets.find import draw_tickets
 from doublewin.train import evaluate as evaluate_loader
 
 # Images per batch when the API evaluates tensors.

@@ -4,6 +4,7 @@ paper's findings come to, as text or as JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,8 @@ def judgement_lines(data: ReportData) -> list[str]:
 
 
 def _ticket(v: TicketVerdict) -> dict[str, Any]:
-    k = v.key
     return {
-        "pretraining": k.pretraining,
-        "dataset": k.dataset,
-        "fraction": k.fraction,
-        "method": k.method,
-        "imp_regime": k.imp_regime,
-        "sparsity": k.sparsity,
+        **dataclasses.asdict(v.key),
         "outcome": v.outcome,
         "seeds_needed": v.seeds_needed,
         "comparisons": [

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doublewin.analysis.verdict import ExtremeSparsity, VerdictConfig, metric_value
+from doublewin.analysis.verdict import ExtremeSparsity, TicketKey, VerdictConfig, metric_value
 from doublewin.analysis.verdict.stats import mean_interval
 from doublewin.core.results import (
     METRICS,
@@ -82,15 +82,9 @@ def stat(values: Iterable[float]) -> Stat | None:
 
 
 @dataclass(frozen=True)
-class CellKey:
+class CellKey(TicketKey):
     """One transfer setting of one ticket (or the dense model) under one regime."""
 
-    pretraining: str
-    dataset: str
-    fraction: float
-    method: str
-    imp_regime: str
-    sparsity: float
     regime: str
 
     @property

@@ -40,8 +40,14 @@ from doublewin.core.processes import RESUME_LINE, exit_code, raise_on_sigterm  #
 
 # OSErrors that name a bad path (bad input, exit 2); any other is a failure of the run.
 BAD_PATH_ERRNOS = {
-    errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
-}  # fmt: skip
+    errno.ENAMETOOLONG,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

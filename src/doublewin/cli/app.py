@@ -13,7 +13,6 @@ import typer.main
 from rich.console import Console
 from rich.markup import escape
 
-from doublewin.core.build import load_spec
 from doublewin.core.resources import check_threads
 
 app = typer.Typer(
@@ -29,49 +28,6 @@ app = typer.Typer(
 # (tables.py).
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-DataRoot = Annotated[
-    str | None,
-    typer.Option(
-        "--data-root",
-        envvar="DOUBLEWIN_DATA",
-        help="Folder holding real datasets (default: $DOUBLEWIN_DATA, else ./data).",
-    ),
-]
-DeviceOption = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
-]
-
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        help="CPU threads per job (default: the cores divided among the workers).",
-    ),
-]
-
-
-def set_option(what: str, example: str) -> Any:
-    """The repeatable ``--set key=value`` option; ``what`` it overrides, with an example."""
-    return Annotated[
-        list[str] | None,
-        typer.Option("--set", help=f"Override {what}: --set {example} (repeatable)."),
-    ]
-
-
-CompileOption = Annotated[
-    bool,
-    typer.Option(
-        "--compile", help="torch.compile the training forward (pays off on GPUs for long runs)."
-    ),
-]
-# The step's default is a rule of ε and steps (core/eps.py), not one value.
-STEP_HELP = (
-    "PGD step in [0,1] pixels, e.g. 2/255 [default: ε/4, or 2.5·ε/steps with fewer than 10 "
-    "steps (docs/evaluation.md)]."
-)
 
 
 def given(**options: Any) -> dict[str, Any]:
@@ -111,36 +67,6 @@ def _global_options(
     ] = False,
 ) -> None:
     """Options every command shares."""
-
-
-def field_help(stage: str, key: str, text: str = "") -> str:
-    """Help for an option that sets the spec field ``key`` of ``stage``: the text (else the
-    field's name) and the default the spec gives it when the option is left out."""
-    # deferred: the specs module is light (no torch), loaded once for the help texts
-
-    value: Any = _default_spec(stage)
-    for part in key.split("."):
-        value = getattr(value, part)
-    return f"{text or key} [default: {_shown(value)}]"
-
-
-def _default_spec(stage: str) -> Any:
-
-    if stage not in _DEFAULT_SPECS:
-        _DEFAULT_SPECS[stage] = load_spec(stage)
-    return _DEFAULT_SPECS[stage]
-
-
-_DEFAULT_SPECS: dict[str, Any] = {}
-
-
-def _shown(value: Any) -> str:
-    """A default as a user writes it: ε-like values as k/255, None as none."""
-    if value is None:
-        return "none (the dataset's or the architecture's own)"
-    if isinstance(value, float) and 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-6:
-        return f"{round(value * 255)}/255"
-    return str(value)
 
 
 def command() -> click.Command:

@@ -6,13 +6,49 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import DataRoot, JsonFlag, app, console, print_json
-from doublewin.cli.tables import Column, print_table
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
+from doublewin.cli.tables import Column, print_listing
 from doublewin.core.errors import UserError
 
 
+def _architecture(entry: dict[str, object]) -> str:
+    """A RobustBench entry's architecture, with its note or why it cannot be imported."""
+    note = entry["note"] or ("" if entry["importable"] else "cannot be imported")
+    return "; ".join(str(v) for v in (entry["architecture"], note) if v)
+
+
+# Each listing's columns, with how a record of its --json output gives the cell.
+DATASET_COLUMNS = (
+    (Column("name"), lambda r: r["name"]),
+    (Column("kind"), lambda r: r["kind"]),
+    (Column("classes", right=True), lambda r: str(r["num_classes"])),
+    (Column("image", right=True), lambda r: f"{r['image_size']} px"),
+    (
+        Column("train/val/test", right=True),
+        lambda r: "/".join(f"{r['splits'][s]:,}" for s in ("train", "val", "test")),
+    ),
+    (Column("files", wraps=True), lambda r: f"{r['status']}: {r['location']}"),
+)
+MODEL_COLUMNS = (
+    (Column("name"), lambda r: r["name"]),
+    (Column("family"), lambda r: r["family"]),
+    (Column("input", right=True), lambda r: f"{r['input_size']} px"),
+    (Column("parameters (10 classes)", right=True), lambda r: f"{r['num_params']:,}"),
+    (Column("description", wraps=True), lambda r: r["description"]),
+)
+ROBUSTBENCH_COLUMNS = (
+    (Column("entry"), lambda e: str(e["name"])),
+    (
+        Column("parameters", right=True),
+        lambda e: f"{int(e['parameters']) / 1e6:.1f}M" if e["parameters"] else "-",
+    ),
+    (Column("architecture", wraps=True), _architecture),
+)
+
+
 @app.command("datasets")
-def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+def datasets_command(data_root: opt.DataRoot = None, as_json: opt.Json = False) -> None:
     """List every dataset: classes, image size, split sizes, and where its files are."""
     # deferred: the command line starts without torch; only the commands that run load it
     from doublewin.data import describe_datasets
@@ -21,26 +57,7 @@ def datasets_command(data_root: DataRoot = None, as_json: JsonFlag = False) -> N
     if as_json:
         print_json(rows)
         return
-    columns = [
-        Column("name"),
-        Column("kind"),
-        Column("classes", right=True),
-        Column("image", right=True),
-        Column("train/val/test", right=True),
-        Column("files", wraps=True),
-    ]
-    table = [
-        [
-            row["name"],
-            row["kind"],
-            str(row["num_classes"]),
-            f"{row['image_size']} px",
-            "/".join(f"{row['splits'][s]:,}" for s in ("train", "val", "test")),
-            f"{row['status']}: {row['location']}",
-        ]
-        for row in rows
-    ]
-    print_table("datasets", columns, table)
+    print_listing("datasets", rows, DATASET_COLUMNS)
 
 
 @app.command("models")
@@ -54,13 +71,13 @@ def models_command(
             "architectures and the zoos' counts].",
         ),
     ] = None,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """List architectures by family: doublewin's own (input size, parameters) and, with
     --search, the timm and torchvision models of that name (any of them works in --arch)."""
     # deferred: the command line starts without torch; only the commands that run load it
     from doublewin.models import list_architectures
-    from doublewin.models.robustbench import INSTALL, catalog, catalog_version
+    from doublewin.models.robustbench import catalog, catalog_version
 
     rows = [info.as_dict() for info in list_architectures()]
     zoo = zoo_listing(search)
@@ -70,25 +87,8 @@ def models_command(
     if as_json:
         print_json({"doublewin": rows, **zoo, "robustbench": entries})
         return
-    columns = [
-        Column("name"),
-        Column("family"),
-        Column("input", right=True),
-        Column("parameters (10 classes)", right=True),
-        Column("description", wraps=True),
-    ]
-    table = [
-        [
-            row["name"],
-            row["family"],
-            f"{row['input_size']} px",
-            f"{row['num_params']:,}",
-            row["description"],
-        ]
-        for row in rows
-    ]
-    if table:
-        print_table("doublewin's architectures", columns, table)
+    if rows:
+        print_listing("doublewin's architectures", rows, MODEL_COLUMNS)
     else:
         console.print(f"doublewin's architectures matching {search!r}: none", markup=False)
     for name, models in zoo.items():
@@ -106,37 +106,25 @@ def models_command(
             markup=False,
         )
     elif entries:
-        console.print(
-            f"RobustBench entries matching {search!r}: --arch robustbench/<dataset>/<threat>/"
-            f"<entry> with import-weights --format robustbench ({INSTALL})",
-            soft_wrap=True,
-            markup=False,
-        )
-        groups: dict[str, list[dict[str, object]]] = {}
-        for e in entries:
-            groups.setdefault(f"robustbench/{e['dataset']}/{e['threat']}/", []).append(e)
-        for prefix, group in groups.items():
-            table = [
-                [
-                    str(e["name"]),
-                    f"{int(e['parameters']) / 1e6:.1f}M" if e["parameters"] else "-",
-                    "; ".join(
-                        str(v)
-                        for v in (
-                            e["architecture"],
-                            e["note"] or ("" if e["importable"] else "cannot be imported"),
-                        )
-                        if v
-                    ),
-                ]
-                for e in group
-            ]
-            columns = [
-                Column("entry"),
-                Column("parameters", right=True),
-                Column("architecture", wraps=True),
-            ]
-            print_table(prefix + "<entry>", columns, table)
+        _print_robustbench(search, entries)
+
+
+def _print_robustbench(search: str, entries: list[dict[str, object]]) -> None:
+    """The RobustBench entries found, one table per dataset and threat model."""
+    # deferred: the command line starts without torch; only the commands that run load it
+    from doublewin.models.robustbench import INSTALL
+
+    console.print(
+        f"RobustBench entries matching {search!r}: --arch robustbench/<dataset>/<threat>/"
+        f"<entry> with import-weights --format robustbench ({INSTALL})",
+        soft_wrap=True,
+        markup=False,
+    )
+    groups: dict[str, list[dict[str, object]]] = {}
+    for e in entries:
+        groups.setdefault(f"robustbench/{e['dataset']}/{e['threat']}/", []).append(e)
+    for prefix, group in groups.items():
+        print_listing(prefix + "<entry>", group, ROBUSTBENCH_COLUMNS)
 
 
 def zoo_listing(search: str | None) -> dict[str, object]:

@@ -4,6 +4,7 @@ extreme search) are expected to spend."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -11,25 +12,41 @@ from rich.table import Table
 from doublewin.cli.app import console, print_json
 from doublewin.core.parsing import resolve_device
 from doublewin.core.resources import cpu_cores
-from doublewin.experiments.cost import (
+from doublewin.experiments.adaptive.on_demand import on_demand_cost
+from doublewin.experiments.estimate.cost import (
     GPU_REFERENCE_DEVICE,
     RUN_OVERHEAD_S,
     gpu_seconds,
     job_seconds,
 )
-from doublewin.experiments.disk import plan_bytes
-from doublewin.experiments.on_demand import on_demand_cost
-from doublewin.experiments.passes import job_passes
-from doublewin.experiments.results import collect_rows
-from doublewin.experiments.run import Plan
-from doublewin.experiments.savers import (
+from doublewin.experiments.estimate.passes import job_passes
+from doublewin.experiments.estimate.savers import (
     DEFAULT_SPREAD,
     SaverEstimate,
     expected_on_demand,
     expected_search,
     seeds_by_outcome,
 )
-from doublewin.experiments.schedule import makespan
+from doublewin.experiments.estimate.schedule import makespan
+from doublewin.experiments.run.folder import Plan
+from doublewin.experiments.run.results import collect_rows
+from doublewin.experiments.store.disk import plan_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A plan's estimated cost on the run's device and workers: seconds of each pending job,
+    the wall time of the fixed grid and with the savers, one reference GPU's time."""
+
+    plan: Plan
+    device: str
+    workers: int
+    threads: int
+    seconds: dict[str, float]
+    savers: list[SaverEstimate]
+    fixed_wall: float
+    wall: float
+    on_gpu: float | None
 
 
 def print_plan(
@@ -42,10 +59,27 @@ def print_plan(
     threads: int | None = None,
     spread: float | None = None,
 ) -> None:
+    """The plan per stage with its estimated cost (``as_json``: the same as JSON)."""
+    found = estimate(plan, device, search, workers=workers, threads=threads, spread=spread)
+    result = _as_json(found)
+    if as_json:
+        print_json(result)
+        return
+    _print_estimate(found, result)
+
+
+def estimate(
+    plan: Plan,
+    device: str,
+    search: str | None,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    spread: float | None = None,
+) -> Estimate:
     dev = str(resolve_device(device))
     threads = threads or max(1, cpu_cores() // max(1, workers))
     pending = plan.pending()
-    counts = plan.counts()
     arch = plan.experiment.arch
     seconds = {j.id: job_seconds(j, arch, dev, threads) for j in pending}
     savers = _savers(plan, search, spread or DEFAULT_SPREAD)
@@ -56,12 +90,19 @@ def print_plan(
         share = savers[-1].share
         scaled = {k: v * (share if _is_transfer(k) else 1.0) for k, v in seconds.items()}
         wall = RUN_OVERHEAD_S + makespan(pending, scaled, workers)
+    on_gpu = gpu_seconds(pending, arch)
+    return Estimate(plan, dev, workers, threads, seconds, savers, fixed_wall, wall, on_gpu)
+
+
+def _as_json(found: Estimate) -> dict[str, Any]:
+    plan, seconds, savers = found.plan, found.seconds, found.savers
+    pending, arch = plan.pending(), plan.experiment.arch
     result: dict[str, Any] = {
         "experiment": plan.experiment.name,
         "run_dir": str(plan.run_dir),
-        "device": dev,
-        "workers": workers,
-        "threads_per_job": threads,
+        "device": found.device,
+        "workers": found.workers,
+        "threads_per_job": found.threads,
         "stages": {
             stage: {
                 **c,
@@ -71,21 +112,20 @@ def print_plan(
                 ),
                 "disk_bytes": plan_bytes([j for j in pending if j.stage == stage], arch),
             }
-            for stage, c in counts.items()
+            for stage, c in plan.counts().items()
         },
         "total_passes": round(sum(job_passes(j) for j in pending)),
         "worker_hours": round(sum(seconds.values()) / 3600, 3),
-        "wall_hours": round(wall / 3600, 3),
-        "fixed_grid_wall_hours": round(fixed_wall / 3600, 3),
+        "wall_hours": round(found.wall / 3600, 3),
+        "fixed_grid_wall_hours": round(found.fixed_wall / 3600, 3),
         "disk_bytes": plan_bytes(pending, arch),
     }
-    on_gpu = gpu_seconds(pending, arch)
-    if on_gpu is not None:
-        result["one_gpu_hours"] = round(on_gpu / 3600, 3)
+    if found.on_gpu is not None:
+        result["one_gpu_hours"] = round(found.on_gpu / 3600, 3)
         result["one_gpu_reference"] = GPU_REFERENCE_DEVICE
         if savers:
             transfers = gpu_seconds([j for j in pending if j.stage == "transfer"], arch) or 0.0
-            with_savers = on_gpu - (1 - savers[-1].share) * transfers
+            with_savers = found.on_gpu - (1 - savers[-1].share) * transfers
             result["one_gpu_hours_with_savers"] = round(with_savers / 3600, 3)
     for saver in savers:
         result.setdefault("savers", []).append(
@@ -93,47 +133,49 @@ def print_plan(
                 "expected_transfer_runs": round(saver.expected),
                 "full_grid": saver.full_grid,
                 "basis": saver.basis,
-            }  # fmt: skip
+            }
         )
     if plan.experiment.on_demand:
         result["seeds_on_demand"] = _on_demand_note(plan)
     busy = _busy_note()
     if busy:
         result["note"] = busy
-    if as_json:
-        print_json(result)
-        return
-    _print_table(plan, result)
+    return result
+
+
+def _print_estimate(found: Estimate, result: dict[str, Any]) -> None:
+    _print_table(found.plan, result)
     console.print(f"disk: about {_size(result['disk_bytes'])} in the store", highlight=False)
     console.print(
-        f"estimated {_duration(wall)} of wall time on {dev} with {workers} worker(s) of "
-        f"{threads} thread(s) ({_duration(sum(seconds.values()))} of work"
-        + (f"; the fixed grid {_duration(fixed_wall)}" if savers else "")
+        f"estimated {_duration(found.wall)} of wall time on {found.device} with "
+        f"{found.workers} worker(s) of {found.threads} thread(s) "
+        f"({_duration(sum(found.seconds.values()))} of work"
+        + (f"; the fixed grid {_duration(found.fixed_wall)}" if found.savers else "")
         + ")",
         highlight=False,
     )
-    for saver in savers:
+    for saver in found.savers:
         console.print(
             f"expected {saver.expected:.0f} of the fixed grid's {saver.full_grid} transfer runs "
             f"({saver.share:.0%}), from {saver.basis}",
             highlight=False,
         )
-    if on_gpu is not None and not dev.startswith("cuda"):
+    if found.on_gpu is not None and not found.device.startswith("cuda"):
         saved = result.get("one_gpu_hours_with_savers")
         console.print(
-            f"on {GPU_REFERENCE_DEVICE}: about {_duration(on_gpu)} for the fixed grid"
+            f"on {GPU_REFERENCE_DEVICE}: about {_duration(found.on_gpu)} for the fixed grid"
             + (f", {_duration(saved * 3600)} expected with the savers" if saved else ""),
             highlight=False,
         )
-    if plan.experiment.on_demand:
+    if found.plan.experiment.on_demand:
         console.print(result["seeds_on_demand"]["note"], highlight=False)
-    if busy:
-        console.print(busy, highlight=False)
+    if "note" in result:
+        console.print(result["note"], highlight=False)
 
 
 def _busy_note() -> str:
     """A warning when some speeds were timed beside other work (they read slow)."""
-    from doublewin.experiments.rates import BUSY_PROBES  # deferred: it imports torch
+    from doublewin.experiments.estimate.rates import BUSY_PROBES  # deferred: it imports torch
 
     if not BUSY_PROBES:
         return ""
@@ -163,8 +205,8 @@ def _savers(plan: Plan, search: str | None, spread: float) -> list[SaverEstimate
         if on_demand is not None:
             seeds = seeds_by_outcome(experiment.verdict, spread)
             both = expected_search(plan.jobs, seeds_per_cell=seeds, anchors=experiment.anchor_rungs)
-            out.append(SaverEstimate(both.expected, both.full_grid, f"both: {alone.basis}; "
-                                     f"{on_demand.basis}"))  # fmt: skip
+            basis = f"both: {alone.basis}; {on_demand.basis}"
+            out.append(SaverEstimate(both.expected, both.full_grid, basis))
     return out
 
 

@@ -7,23 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from doublewin.cli.app import (
-    STEP_HELP,
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    field_help,
-    given,
-    print_json,
-    set_threads,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, given, print_json, set_threads
 from doublewin.cli.standalone import run_alone
 from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import TICKET_FILE, WEIGHTS_FILE, present
+
+
+def _field(flag: str, kind: type, key: str, text: str, **extra: object) -> object:
+    return opt.field_option(flag, kind, "evaluate", key, text, **extra)
 
 
 @app.command("evaluate")
@@ -40,53 +33,26 @@ def evaluate_command(
             "--ticket", help="A ticket file: evaluate m ⊙ θ instead of θ [default: none, θ]."
         ),
     ] = None,
-    recalibrate_bn: Annotated[
-        int | None,
-        typer.Option(
-            "--recalibrate-bn",
-            min=0,
-            help=field_help(
-                "evaluate",
-                "recalibrate_bn",
-                "Re-estimate BatchNorm statistics on N training batches first (for a ticket "
-                "evaluated without retraining; 0 = off).",
-            ),
-        ),
-    ] = None,
-    eps: Annotated[
-        str | None,
-        typer.Option(
-            "--eps",
-            help=field_help("evaluate", "attack.eps", "Attack radius in [0,1] pixels, e.g. 8/255."),
-        ),
-    ] = None,
-    step: Annotated[str | None, typer.Option("--step", help=STEP_HELP)] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option("--steps", help=field_help("evaluate", "attack.steps", "PGD steps.")),
-    ] = None,
-    norm: Annotated[
-        str | None,
-        typer.Option("--norm", help=field_help("evaluate", "attack.norm", "linf or l2.")),
-    ] = None,
-    restarts: Annotated[
-        int | None,
-        typer.Option(
-            "--restarts", help=field_help("evaluate", "attack.restarts", "PGD random restarts.")
-        ),
-    ] = None,
-    loss: Annotated[
-        str | None,
-        typer.Option(
-            "--loss",
-            help=field_help(
-                "evaluate",
-                "attack.loss",
-                "ce (cross-entropy), margin (Carlini-Wagner's) or ce+margin (per example the "
-                "worst of both) for PGD.",
-            ),
-        ),
-    ] = None,
+    recalibrate_bn: _field(
+        "--recalibrate-bn",
+        int,
+        "recalibrate_bn",
+        "Re-estimate BatchNorm statistics on N training batches first (for a ticket evaluated "
+        "without retraining; 0 = off).",
+        min=0,
+    ) = None,
+    eps: _field("--eps", str, "attack.eps", "Attack radius in [0,1] pixels, e.g. 8/255.") = None,
+    step: opt.Step = None,
+    steps: _field("--steps", int, "attack.steps", "PGD steps.") = None,
+    norm: _field("--norm", str, "attack.norm", "linf or l2.") = None,
+    restarts: _field("--restarts", int, "attack.restarts", "PGD random restarts.") = None,
+    loss: _field(
+        "--loss",
+        str,
+        "attack.loss",
+        "ce (cross-entropy), margin (Carlini-Wagner's) or ce+margin (per example the worst of "
+        "both) for PGD.",
+    ) = None,
     early_stop: Annotated[
         bool,
         typer.Option(
@@ -95,20 +61,13 @@ def evaluate_command(
             "AutoAttack's reading, faster).",
         ),
     ] = False,
-    autoattack: Annotated[
-        int | None,
-        typer.Option(
-            "--autoattack",
-            help=field_help(
-                "evaluate",
-                "autoattack",
-                "Run standard AutoAttack on the first N test points (0 = off); needs torchattacks.",
-            ),
-        ),
-    ] = None,
-    split: Annotated[
-        str | None, typer.Option("--split", help=field_help("evaluate", "split", "test or val."))
-    ] = None,
+    autoattack: _field(
+        "--autoattack",
+        int,
+        "autoattack",
+        "Run standard AutoAttack on the first N test points (0 = off); needs torchattacks.",
+    ) = None,
+    split: _field("--split", str, "split", "test or val.") = None,
     val_size: Annotated[
         int | None,
         typer.Option(
@@ -124,12 +83,7 @@ def evaluate_command(
             "--resolution", help="Image side in pixels (default: the weights' input size)."
         ),
     ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size", help=field_help("evaluate", "batch_size", "Images per batch.")
-        ),
-    ] = None,
+    batch_size: _field("--batch-size", int, "batch_size", "Images per batch.") = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -139,25 +93,14 @@ def evaluate_command(
             "default: all of them.",
         ),
     ] = None,
-    check_points: Annotated[
-        int | None,
-        typer.Option(
-            "--check-points",
-            help=field_help(
-                "evaluate", "check_points", "Test points the ε-ladder and large-ε checks run on."
-            ),
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed", help=field_help("evaluate", "seed", "Seed of the attacks' random starts.")
-        ),
-    ] = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    check_points: _field(
+        "--check-points", int, "check_points", "Test points the ε-ladder and large-ε checks run on."
+    ) = None,
+    seed: _field("--seed", int, "seed", "Seed of the attacks' random starts.") = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Standard and robust accuracy on the test split (PGD-20, ε=8/255, step ε/4 by
     default), an ε ladder, a large-ε check and optionally AutoAttack; gradient-masking warning

@@ -7,21 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from doublewin.cli.app import (
-    CompileOption,
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    print_json,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
 from doublewin.cli.run_options import (
     AddressOption,
     ExecutorOption,
+    ExperimentSetOption,
     GpusOption,
     JobsOption,
     OutOption,
@@ -29,7 +22,6 @@ from doublewin.cli.run_options import (
     PerGpuOption,
     SearchOption,
     SeedsOption,
-    SetOption,
     TimeOption,
     check_options,
     check_spread,
@@ -44,16 +36,16 @@ from doublewin.core.resources import (
     check_workers_per_gpu,
     fitting_jobs,
 )
-from doublewin.experiments.executors import ExecutorOptions, require_executor
+from doublewin.experiments.run.executors import ExecutorOptions, require_executor
 
 if TYPE_CHECKING:
-    from doublewin.experiments.run import Plan
+    from doublewin.experiments.run.folder import Plan
 
 
 @app.command("run")
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
-    overrides: SetOption = None,
+    overrides: ExperimentSetOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and its estimated cost; run nothing.")
     ] = False,
@@ -70,22 +62,22 @@ def run_command(
     ] = None,
     seeds: SeedsOption = None,
     out: OutOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     partition: PartitionOption = None,
     time_minutes: TimeOption = None,
     gpus: GpusOption = None,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Run every stage of an experiment through the store; killed and restarted, it resumes."""
     present(experiment, "an experiment YAML", "pass the path of an experiment YAML")
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.cli.dry_run import print_plan
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
 
     check_options(
         executor,
@@ -156,16 +148,16 @@ def demo_command(
             "to the demo: about 3 more minutes on 2 CPU cores.",
         ),
     ] = False,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    overrides: ExperimentSetOption = None,
+    device: opt.Device = "auto",
+    compile: opt.Compile = False,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Run the shipped demo experiment on the embedded data, then write its report."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.demo import demo_config, landscape_overrides
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.demo import demo_config, landscape_overrides
+    from doublewin.experiments.run.folder import make_plan
 
     if quick and vit:
         raise UserError("--quick and --vit are two demos; pass one of them")
@@ -189,7 +181,7 @@ def demo_command(
 
 @app.command("report")
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: JsonFlag = False
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")], as_json: opt.Json = False
 ) -> None:
     """Write results.csv, report.md and report.html (with figures) for a run directory."""
     # deferred: the command line starts without torch; the command loads what it runs
@@ -198,8 +190,9 @@ def report_command(
         read_results_csv,
         write_results_csv,
     )
-    from doublewin.experiments.results import collect_rows
-    from doublewin.experiments.run import make_plan, write_run_report
+    from doublewin.experiments.run.folder import make_plan
+    from doublewin.experiments.run.report_meta import write_run_report
+    from doublewin.experiments.run.results import collect_rows
 
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():
@@ -260,7 +253,7 @@ def _workers(
     if executor != "local":
         return jobs or 1
     # deferred: the demo's defaults look at the GPUs (torch)
-    from doublewin.experiments.demo import demo_jobs
+    from doublewin.experiments.run.demo import demo_jobs
 
     check_workers_per_gpu(per_gpu, jobs, device)
     if jobs is not None:
@@ -284,7 +277,7 @@ def _execute(
     executor: ExecutorOptions | None = None,
 ) -> None:
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.run import execute
+    from doublewin.experiments.run.execute import execute
 
     resolve_device(device)  # an impossible device stops here, before anything is written
     check_writable(plan.run_dir, folder=True)

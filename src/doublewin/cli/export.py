@@ -8,16 +8,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    print_json,
-    set_threads,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json, set_threads
 from doublewin.cli.certificate import print_certificate
 from doublewin.cli.outputs import check_writable
 from doublewin.cli.progress import RichProgress
@@ -76,24 +68,12 @@ def export_command(
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", help="With --seed: best_ra or best_sa.")
     ] = "best_ra",
-    autoattack: Annotated[
-        int,
-        typer.Option(
-            "--autoattack",
-            min=0,
-            help="With --run: standard AutoAttack on the first N test points of the model's "
-            "own evaluation (fills autoattack_acc; needs torchattacks; 0 = off).",
-        ),
-    ] = 0,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=1,
-            help="With --run: the model's own evaluation on the first N test images (default: "
-            "the whole test split).",
-        ),
-    ] = None,
+    autoattack: opt.autoattack_option(
+        "With --run, in the model's own evaluation (fills autoattack_acc): "
+    ) = 0,
+    limit: opt.limit_option(
+        "(with --run, in the model's own evaluation; default: the test split)"
+    ) = None,
     uncertified: Annotated[
         bool,
         typer.Option(
@@ -119,10 +99,10 @@ def export_command(
     csr: Annotated[
         bool, typer.Option("--csr", help="Unstructured tickets: also write the CSR form.")
     ] = False,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Export a ticket: pruned weights (unstructured), a physically smaller network (channel)
     or 2:4 weights (N:M), checked against the masked model and measured beside the dense one.
@@ -214,15 +194,25 @@ def _export_file(
     rows = []
     for name, f in (("dense", result.dense), ("export", result.exported)):
         rows.append(
-            [name, f"{f.params:,}", f"{f.bytes / 1e6:.2f} MB", f"{f.flops / 1e6:.2f} M",
-             f"{f.params / result.dense.params:.1%}"]
-        )  # fmt: skip
+            [
+                name,
+                f"{f.params:,}",
+                f"{f.bytes / 1e6:.2f} MB",
+                f"{f.flops / 1e6:.2f} M",
+                f"{f.params / result.dense.params:.1%}",
+            ]
+        )
     print_table(
         "footprint (FLOPs of one image)",
-        [Column("model"), Column("parameters", right=True), Column("bytes", right=True),
-         Column("FLOPs", right=True), Column("of dense", right=True)],
+        [
+            Column("model"),
+            Column("parameters", right=True),
+            Column("bytes", right=True),
+            Column("FLOPs", right=True),
+            Column("of dense", right=True),
+        ],
         rows,
-    )  # fmt: skip
+    )
     for note in result.notes:
         console.print(note)
 

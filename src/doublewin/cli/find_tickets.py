@@ -9,20 +9,10 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    field_help,
-    print_json,
-    set_threads,
-)
-from doublewin.cli.standalone import ConfigOption, SetOption, overrides_of, run_alone
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
+from doublewin.cli.standalone import StageEnv, check_weights, stage_env
 from doublewin.core import paths
-from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.ticket_parts import METHOD_READS, TicketMethod
 
@@ -30,47 +20,36 @@ METHODS = typing.get_args(TicketMethod)
 
 
 @app.command("find-tickets")
+@stage_env().add("env")
 def find_tickets_command(
-    weights: Annotated[Path, typer.Option("--weights", help="Pre-trained weights θp.")],
+    *,
+    weights: opt.Weights,
     method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ticket files.")],
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help=field_help(
-                "tickets",
-                "data.name",
-                "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets, hydra, harp.",
-            ),
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option(
-            "--regime",
-            help=field_help(
-                "tickets",
-                "train.regime",
-                "Training inside IMP and SuperTickets / attack for scores: std or at.",
-            ),
-        ),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            "--rate",
-            help=field_help(
-                "tickets", "prune_rate", "prune_rate per IMP round (0.2: ladder 1 − 0.8^k)."
-            ),
-        ),
-    ] = None,
-    rounds: Annotated[
-        int | None,
-        typer.Option(
-            "--rounds", help=field_help("tickets", "rounds", "IMP rounds / ladder length.")
-        ),
-    ] = None,
+    data: opt.field_option(
+        "--data",
+        str,
+        "tickets",
+        "data.name",
+        "Source dataset (data.name) for imp, snip, grasp, gem-miner, supertickets, hydra, harp.",
+    ) = None,
+    regime: opt.field_option(
+        "--regime",
+        str,
+        "tickets",
+        "train.regime",
+        "Training inside IMP and SuperTickets / attack for scores: std or at.",
+    ) = None,
+    rate: opt.field_option(
+        "--rate",
+        float,
+        "tickets",
+        "prune_rate",
+        "prune_rate per IMP round (0.2: ladder 1 − 0.8^k).",
+    ) = None,
+    rounds: opt.field_option(
+        "--rounds", int, "tickets", "rounds", "IMP rounds / ladder length."
+    ) = None,
     sparsities: Annotated[
         str | None,
         typer.Option(
@@ -78,29 +57,16 @@ def find_tickets_command(
             help="Comma-separated fractions, e.g. 0.5,0.8,0.9 [default: the IMP ladder of --rate and --rounds].",
         ),
     ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--epochs", help=field_help("tickets", "train.epochs", "train.epochs per IMP round")
-        ),
-    ] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    epochs: opt.field_option(
+        "--epochs", int, "tickets", "train.epochs", "train.epochs per IMP round"
+    ) = None,
+    env: StageEnv,
 ) -> None:
     """Find tickets on θp: one ticket file per sparsity (IMP: one per round, resumable)."""
-    set_threads(threads)
     if method not in METHODS:
         raise UserError(f"--method {method}: use one of {', '.join(METHODS)}")
-    if not weights.is_file():
-        raise UserError(
-            f"--weights {weights}: file not found; pass a weights file from "
-            "doublewin pretrain or doublewin import-weights"
-        )
-    set_keys = [o.partition("=")[0].strip() for o in overrides or ()]
+    check_weights(weights)
+    set_keys = [o.partition("=")[0].strip() for o in env.overrides or ()]
     _check_reads(method, {"--data": data, "--regime": regime, "--epochs": epochs}, set_keys)
     _check_ladder(method, sparsities, rate, rounds)
     pairs: dict[str, object] = {
@@ -118,22 +84,13 @@ def find_tickets_command(
         except ValueError:
             raise UserError(f"--sparsities {sparsities}: give fractions like 0.5,0.8") from None
         pairs["sparsities"] = "[" + ",".join(str(v) for v in values) + "]"
-    items = overrides_of(pairs, overrides)
-    spec = load_spec("tickets", config, items)
+    spec = env.spec("tickets", pairs)
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.stages import Inputs
     from doublewin.tickets import load_ticket
 
     _check_same_run(out, spec)
-    found = run_alone(
-        "tickets",
-        spec,
-        Inputs(weights=weights),
-        out,
-        device=device,
-        data_root=data_root,
-        as_json=as_json,
-    )
+    found = env.run("tickets", spec, Inputs(weights=weights), out)
     if found is None:  # another rank of a torchrun
         return
     rows = []
@@ -153,7 +110,7 @@ def find_tickets_command(
             row["macs"] = info.extra.get("macs")
             row["supernet_macs"] = info.extra.get("supernet_macs")
         rows.append(row)
-    if as_json:
+    if env.as_json:
         print_json(rows)
         return
     for row in rows:

@@ -13,165 +13,65 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    field_help,
-    print_json,
-    set_threads,
-)
-from doublewin.cli.standalone import (
-    ConfigOption,
-    SetOption,
-    TicketOption,
-    WeightsOption,
-    overrides_of,
-    run_alone,
-    transfer_overrides,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
+from doublewin.cli.standalone import StageEnv, TransferRun, stage_env, transfer_run
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes
-from doublewin.core.build import load_spec
+
+RUN = transfer_run(
+    "landscape",
+    "transfer.",
+    data="Downstream dataset (transfer.data.name).",
+    regime="st or at transfer (default at, or the --config's)",
+)
+
+
+def _field(flag: str, kind: type, key: str, text: str) -> object:
+    return opt.field_option(flag, kind, "landscape", key, text)
 
 
 @app.command("landscape")
+@RUN.add("run")
+@stage_env().add("env")
 def landscape_command(
-    weights: WeightsOption,
-    data: Annotated[str, typer.Option("--data", help="Downstream dataset (transfer.data.name).")],
+    *,
+    run: TransferRun,
     out: Annotated[Path, typer.Option("--out", help="Folder for the grid, figure and metrics.")],
-    ticket: TicketOption = None,
-    fraction: Annotated[
-        float | None,
-        typer.Option(
-            "--fraction",
-            help=field_help(
-                "landscape", "transfer.data.fraction", "transfer.data.fraction in (0, 1]"
-            ),
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option("--regime", help="st or at transfer (default at, or the --config's)"),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help=field_help("landscape", "transfer.seed"))
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("landscape", "transfer.train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("landscape", "transfer.train.lr"))
-    ] = None,
-    resolution: Annotated[
-        int | None,
-        typer.Option("--resolution", help=field_help("landscape", "transfer.data.resolution")),
-    ] = None,
-    plane: Annotated[
-        str | None,
-        typer.Option(
-            "--plane", help=field_help("landscape", "plane", "random (filter-normalized) or pca")
-        ),
-    ] = None,
-    loss: Annotated[
-        str | None,
-        typer.Option("--loss", help=field_help("landscape", "loss", "clean or adversarial")),
-    ] = None,
-    grid: Annotated[
-        int | None,
-        typer.Option("--grid", help=field_help("landscape", "grid", "points per axis (odd)")),
-    ] = None,
-    radius: Annotated[
-        float | None,
-        typer.Option(
-            "--radius", help=field_help("landscape", "radius", "the plane spans [-radius, radius]²")
-        ),
-    ] = None,
-    images: Annotated[
-        int | None,
-        typer.Option(
-            "--images",
-            help=field_help("landscape", "images", "training images the loss averages over"),
-        ),
-    ] = None,
-    snapshots: Annotated[
-        int | None,
-        typer.Option(
-            "--snapshots",
-            help=field_help("landscape", "snapshots", "trajectory points along the run"),
-        ),
-    ] = None,
-    hessian_iterations: Annotated[
-        int | None,
-        typer.Option(
-            "--hessian-iterations",
-            help=field_help("landscape", "hessian_iterations", "power iterations (0 = off)"),
-        ),
-    ] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    plane: _field("--plane", str, "plane", "random (filter-normalized) or pca") = None,
+    loss: _field("--loss", str, "loss", "clean or adversarial") = None,
+    grid: _field("--grid", int, "grid", "points per axis (odd)") = None,
+    radius: _field("--radius", float, "radius", "the plane spans [-radius, radius]²") = None,
+    images: _field("--images", int, "images", "training images the loss averages over") = None,
+    snapshots: _field("--snapshots", int, "snapshots", "trajectory points along the run") = None,
+    hessian_iterations: _field(
+        "--hessian-iterations", int, "hessian_iterations", "power iterations (0 = off)"
+    ) = None,
+    env: StageEnv,
 ) -> None:
     """Loss contours and training trajectory of a transferred ticket, with its sharpness."""
-    set_threads(threads)
-    if regime is None and config is None:
-        regime = "at"  # Figure 6 is AT transfer; a --config's own regime stands otherwise
-    given = transfer_overrides(
-        "transfer.",
-        weights,
-        ticket,
-        data=data,
-        fraction=fraction,
-        regime=regime,
-        seed=seed,
-        epochs=epochs,
-        lr=lr,
-        resolution=resolution,
-    )
-    spec = load_spec(
-        "landscape",
-        config,
-        overrides_of(
-            {
-                **given,
-                "plane": plane,
-                "loss": loss,
-                "grid": grid,
-                "radius": radius,
-                "images": images,
-                "snapshots": snapshots,
-                "hessian_iterations": hessian_iterations,
-            },
-            overrides,
-        ),
-    )
+    # Figure 6 is AT transfer; a --config's own regime stands otherwise.
+    given = run.overrides(regime="at" if env.config is None else None)
+    fields = {
+        "plane": plane,
+        "loss": loss,
+        "grid": grid,
+        "radius": radius,
+        "images": images,
+        "snapshots": snapshots,
+        "hessian_iterations": hessian_iterations,
+    }
+    spec = env.spec("landscape", {**given, **fields})
     # deferred: the command line starts without torch; the command loads what it runs
     from doublewin.analysis.report.landscape_figure import panel_png
-    from doublewin.stages import Inputs
 
-    inputs = Inputs(weights=weights, ticket=ticket)
-    m = run_alone(
-        "landscape",
-        spec,
-        inputs,
-        out,
-        device=device,
-        data_root=data_root,
-        as_json=as_json,
-        metrics=True,
-    )
+    m = env.run("landscape", spec, run.inputs(), out, metrics=True)
     if m is None:  # another rank of a torchrun
         return
     shown = "AT" if spec.transfer.train.regime == "at" else "ST"
-    title = f"{data}, {shown}, sparsity {m['sparsity']:.2%}"
+    title = f"{run.data}, {shown}, sparsity {m['sparsity']:.2%}"
     atomic_write_bytes(out / paths.LANDSCAPE_FIGURE, panel_png(out / paths.LANDSCAPE_GRID, title))
-    if as_json:
+    if env.as_json:
         print_json(m)
         return
     hessian = f", top Hessian eigenvalue {m['hessian_top']:.4g}" if "hessian_top" in m else ""

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import set_option
+from doublewin.cli.options import set_option
 from doublewin.core.errors import UserError
 from doublewin.core.numbers import Range, read_number
-from doublewin.experiments.executors import EXECUTORS, ExecutorOptions
+from doublewin.experiments.run.executors import EXECUTORS, ExecutorOptions
 
-SetOption = set_option("a key of the experiment", "transfer.regimes.at.epochs=5")
+ExperimentSetOption = set_option("a key of the experiment", "transfer.regimes.at.epochs=5")
 JobsOption = Annotated[
     int | None,
     typer.Option(

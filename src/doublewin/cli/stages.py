@@ -16,32 +16,11 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    STEP_HELP,
-    CompileOption,
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    console,
-    err_console,
-    field_help,
-    print_json,
-    set_threads,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, err_console, print_json
 from doublewin.cli.outputs import check_writable
-from doublewin.cli.standalone import (
-    ConfigOption,
-    SetOption,
-    TicketOption,
-    WeightsOption,
-    overrides_of,
-    run_alone,
-    transfer_overrides,
-)
+from doublewin.cli.standalone import StageEnv, TransferRun, stage_env, transfer_run
 from doublewin.core import paths
-from doublewin.core.build import load_spec
 from doublewin.core.errors import UserError
 from doublewin.core.typed import to_dict
 
@@ -49,37 +28,34 @@ from doublewin.core.typed import to_dict
 FEW_STEPS = 20
 
 
+PRETRAIN = opt.TrainingOptions("pretrain", "")
+TRANSFER = transfer_run(
+    "transfer",
+    "",
+    data="Downstream dataset (data.name).",
+    regime="st or at (train.regime; default st, or the --config's)",
+)
+
+
 @app.command("pretrain")
+@stage_env(compile=True).add("env")
 def pretrain_command(
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
-    arch: Annotated[
-        str | None,
-        typer.Option("--arch", help=field_help("pretrain", "arch", "Architecture (arch).")),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data", help=field_help("pretrain", "data.name", "Source dataset (data.name).")
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option(
-            "--regime",
-            help=field_help(
-                "pretrain", "train.regime", "std, fat (FGSM-RS) or at (PGD) (train.regime)."
-            ),
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("pretrain", "train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("pretrain", "train.lr"))
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help=field_help("pretrain", "train.batch_size"))
-    ] = None,
+    *,
+    out: opt.WeightsOut,
+    arch: opt.field_option("--arch", str, "pretrain", "arch", "Architecture (arch).") = None,
+    data: opt.field_option(
+        "--data", str, "pretrain", "data.name", "Source dataset (data.name)."
+    ) = None,
+    regime: opt.field_option(
+        "--regime",
+        str,
+        "pretrain",
+        "train.regime",
+        "std, fat (FGSM-RS) or at (PGD) (train.regime).",
+    ) = None,
+    epochs: PRETRAIN.Epochs = None,
+    lr: PRETRAIN.Lr = None,
+    batch_size: opt.field_option("--batch-size", int, "pretrain", "train.batch_size") = None,
     eps: Annotated[
         str | None,
         typer.Option(
@@ -89,61 +65,35 @@ def pretrain_command(
             "8/255]",
         ),
     ] = None,
-    step: Annotated[str | None, typer.Option("--step", help=STEP_HELP)] = None,
-    steps: Annotated[
-        int | None, typer.Option("--steps", help=field_help("pretrain", "train.attack.steps"))
-    ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", help=field_help("pretrain", "data.resolution"))
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help=field_help("pretrain", "seed"))] = None,
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    step: opt.Step = None,
+    steps: opt.field_option("--steps", int, "pretrain", "train.attack.steps") = None,
+    resolution: PRETRAIN.Resolution = None,
+    seed: PRETRAIN.Seed = None,
+    env: StageEnv,
 ) -> None:
     """Pre-train θp on a source dataset (resumable); the weights carry source SA/RA."""
-    set_threads(threads)
-    spec = load_spec(
-        "pretrain",
-        config,
-        overrides_of(
-            {
-                "arch": arch,
-                "data.name": data,
-                "train.regime": regime,
-                "train.epochs": epochs,
-                "train.lr": lr,
-                "train.batch_size": batch_size,
-                "train.attack.eps": eps,
-                "train.attack.step": step,
-                "train.attack.steps": steps,
-                "data.resolution": resolution,
-                "seed": seed,
-            },
-            overrides,
-        ),
-    )
+    given = {
+        "arch": arch,
+        "data.name": data,
+        "train.regime": regime,
+        "train.epochs": epochs,
+        "train.lr": lr,
+        "train.batch_size": batch_size,
+        "train.attack.eps": eps,
+        "train.attack.step": step,
+        "train.attack.steps": steps,
+        "data.resolution": resolution,
+        "seed": seed,
+    }
+    spec = env.spec("pretrain", given)
     _check_attack_options(spec.train.regime, {"--steps": steps, "--step": step})
     out = _weights_path(out)
-    if out.exists() and _finished(out, spec, as_json):
+    if out.exists() and _finished(out, spec, env.as_json):
         return
     from doublewin.stages import Inputs  # deferred: torch
 
     workdir = paths.work_folder(out)
-    result = run_alone(
-        "pretrain",
-        spec,
-        Inputs(),
-        workdir,
-        device=device,
-        data_root=data_root,
-        as_json=as_json,
-        compile=compile,
-    )
+    result = env.run("pretrain", spec, Inputs(), workdir)
     if result is None:  # another rank of a torchrun
         return
     os.replace(workdir / paths.WEIGHTS, out)
@@ -157,7 +107,7 @@ def pretrain_command(
         "source_ra": result["source_ra"],
         "collapsed": result["collapsed"],
     }
-    if as_json:
+    if env.as_json:
         print_json(summary)
         return
     console.print(
@@ -173,31 +123,12 @@ def pretrain_command(
 
 
 @app.command("transfer")
+@TRANSFER.add("run")
+@stage_env(compile=True).add("env")
 def transfer_command(
-    weights: WeightsOption,
-    data: Annotated[str, typer.Option("--data", help="Downstream dataset (data.name).")],
+    *,
+    run: TransferRun,
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics and fine-tuned weights.")],
-    ticket: TicketOption = None,
-    fraction: Annotated[
-        float | None,
-        typer.Option(
-            "--fraction", help=field_help("transfer", "data.fraction", "data.fraction in (0, 1]")
-        ),
-    ] = None,
-    regime: Annotated[
-        str | None,
-        typer.Option("--regime", help="st or at (train.regime; default st, or the --config's)"),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help=field_help("transfer", "seed"))] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help=field_help("transfer", "train.epochs"))
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help=field_help("transfer", "train.lr"))
-    ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", help=field_help("transfer", "data.resolution"))
-    ] = None,
     save_models: Annotated[
         str,
         typer.Option(
@@ -205,61 +136,28 @@ def transfer_command(
             help="Fine-tuned weights to keep: none, best_sa, best_ra or both (save_models).",
         ),
     ] = "both",
-    config: ConfigOption = None,
-    overrides: SetOption = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    compile: CompileOption = False,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    env: StageEnv,
 ) -> None:
     """Fine-tune a ticket m ⊙ θp (or dense θp) downstream with ST or AT; test SA and RA."""
-    set_threads(threads)
-    given = transfer_overrides(
-        "",
-        weights,
-        ticket,
-        data=data,
-        fraction=fraction,
-        regime=regime,
-        seed=seed,
-        epochs=epochs,
-        lr=lr,
-        resolution=resolution,
-    )
-    given["save_models"] = save_models
-    spec = load_spec("transfer", config, overrides_of(given, overrides))
-    from doublewin.stages import Inputs  # deferred: torch
-
-    inputs = Inputs(weights=weights, ticket=ticket)
-    m = run_alone(
-        "transfer",
-        spec,
-        inputs,
-        out,
-        device=device,
-        data_root=data_root,
-        as_json=as_json,
-        compile=compile,
-        metrics=True,
-    )
+    spec = env.spec("transfer", {**run.overrides(), "save_models": save_models})
+    m = env.run("transfer", spec, run.inputs(), out, metrics=True)
     if m is None:  # another rank of a torchrun
         return
     for message in m.get("warnings", ()):
         err_console.print(f"warning: {message}", highlight=False)
     if m.get("steps") is not None and m["steps"] < FEW_STEPS:
         err_console.print(
-            f"warning: data.fraction {spec.data.fraction:g} of {data} left "
+            f"warning: data.fraction {spec.data.fraction:g} of {run.data} left "
             f"{m['train_images']:,} training images and {m['steps']} optimizer steps; the model "
             "barely trained (raise --fraction or --epochs)",
             highlight=False,
             markup=False,
         )
-    if as_json:
+    if env.as_json:
         print_json(m)
         return
     console.print(
-        f"{data} ({'AT' if spec.train.regime == 'at' else 'ST'}, "
+        f"{run.data} ({'AT' if spec.train.regime == 'at' else 'ST'}, "
         f"sparsity {m['sparsity']:.2%}, {m['train_images']:,} training images, "
         f"{m['steps']} steps): "
         f"best-val-SA checkpoint SA {m['sa_best_sa']:.2f}% RA {m['ra_best_sa']:.2f}%;"

@@ -1,39 +1,30 @@
 """What the standalone stage commands share (`pretrain`, `transfer`, `find-tickets`,
-`landscape`, `evaluate`): the ``--config`` and ``--set`` options, options turned into spec
-overrides, and `run_alone`, which runs one stage outside an experiment the way a job of
+`landscape`, `evaluate`): the options they end with (`stage_env`), a transfer run's options
+(`transfer_run`), options turned into spec overrides, and `run_alone`, which runs one stage outside an experiment the way a job of
 `doublewin run` runs it (stages.run_stage)."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from doublewin.cli.app import set_option
+from doublewin.cli import options as opt
+from doublewin.cli.app import set_threads
+from doublewin.cli.groups import OptionGroup
 from doublewin.cli.outputs import output_folder
 from doublewin.cli.progress import RichProgress
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_json
-from doublewin.core.build import transfer_regime
+from doublewin.core.build import load_spec, transfer_regime
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import resolve_device
 from doublewin.core.typed import to_dict
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML with the stage's spec fields (docs/specs.md).")
-]
-SetOption = set_option("any spec field", "train.milestones=[50,75]")
-WeightsOption = Annotated[Path, typer.Option("--weights", help="Pre-trained weights file θp.")]
-TicketOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ticket",
-        help="Ticket file (doublewin or official format) [default: none, the dense model].",
-    ),
-]
 
 
 def overrides_of(pairs: Mapping[str, object], extra: list[str] | None) -> list[str]:
@@ -52,35 +43,125 @@ def overrides_of(pairs: Mapping[str, object], extra: list[str] | None) -> list[s
     return [f"{key}={value}" for key, value in given.items()] + list(extra or [])
 
 
-def transfer_overrides(prefix: str, weights: Path, ticket: Path | None, **options: Any) -> dict:
-    """The options of a transfer run (``prefix``: "" for the transfer stage, "transfer." for
-    a landscape's transfer) as spec key → value (None: not given), its files checked first.
-    ``options``: data, fraction, regime (st/at), seed, epochs, lr, resolution."""
+def check_weights(weights: Path) -> None:
     if not weights.is_file():
         raise UserError(
             f"--weights {weights}: file not found; pass a weights file from "
             "doublewin pretrain or doublewin import-weights"
         )
-    if ticket is not None and not ticket.is_file():
-        raise UserError(
-            f"--ticket {ticket}: file not found; pass a ticket from doublewin find-tickets"
+
+
+@dataclass(frozen=True)
+class StageEnv:
+    """How a standalone stage command runs: its spec file and --set items, the device, the
+    data folder, JSON output and torch.compile (--threads is applied when it is made)."""
+
+    config: Path | None
+    overrides: list[str] | None
+    device: str
+    data_root: str | None
+    as_json: bool
+    compile: bool = False
+
+    def spec(self, stage: str, given: Mapping[str, object]) -> Any:
+        """The stage's spec: the --config file, then the options given, then the --set items."""
+        return load_spec(stage, self.config, overrides_of(given, self.overrides))
+
+    def run(self, stage: str, spec: Any, inputs: Any, out: Path | None, **extra: Any) -> Any:
+        """`run_alone` in this environment."""
+        return run_alone(
+            stage,
+            spec,
+            inputs,
+            out,
+            device=self.device,
+            data_root=self.data_root,
+            as_json=self.as_json,
+            compile=self.compile,
+            **extra,
         )
-    regime = options["regime"]
-    keys = {
-        "data": "data.name",
-        "fraction": "data.fraction",
-        "seed": "seed",
-        "epochs": "train.epochs",
-        "lr": "train.lr",
-        "resolution": "data.resolution",
-    }
-    return {
-        f"{prefix}weights": str(weights),
-        f"{prefix}ticket": str(ticket) if ticket else None,
-        # Only when given: a --config's own regime stands otherwise.
-        f"{prefix}train.regime": transfer_regime(regime, f"--regime {regime}") if regime else None,
-        **{f"{prefix}{key}": options[name] for name, key in keys.items()},
-    }
+
+
+def _stage_env(given: dict[str, Any]) -> StageEnv:
+    set_threads(given.pop("threads"))
+    return StageEnv(**given)
+
+
+def stage_env(*, compile: bool = False) -> OptionGroup:
+    """The options every standalone stage command ends with (--compile where it trains)."""
+    options = [
+        ("config", opt.Config, None),
+        ("overrides", opt.SetSpec, None),
+        ("device", opt.Device, "auto"),
+        ("data_root", opt.DataRoot, None),
+        ("compile", opt.Compile, False),
+        ("threads", opt.Threads, None),
+        ("as_json", opt.Json, False),
+    ]
+    return OptionGroup([o for o in options if compile or o[0] != "compile"], _stage_env)
+
+
+@dataclass(frozen=True)
+class TransferRun:
+    """The options of a transfer run: its files, downstream data and training (``prefix``:
+    "" for the transfer stage, "transfer." for a landscape's transfer)."""
+
+    prefix: str
+    weights: Path
+    data: str
+    ticket: Path | None
+    fraction: float | None
+    regime: str | None
+    seed: int | None
+    epochs: int | None
+    lr: float | None
+    resolution: int | None
+
+    def overrides(self, regime: str | None = None) -> dict[str, object]:
+        """The options as spec key → value (None: not given), the files checked first;
+        ``regime`` stands where --regime is not given."""
+        check_weights(self.weights)
+        if self.ticket is not None and not self.ticket.is_file():
+            raise UserError(
+                f"--ticket {self.ticket}: file not found; pass a ticket from doublewin find-tickets"
+            )
+        regime = self.regime or regime
+        keys = {
+            "weights": str(self.weights),
+            "ticket": str(self.ticket) if self.ticket else None,
+            # Only when given: a --config's own regime stands otherwise.
+            "train.regime": transfer_regime(regime, f"--regime {regime}") if regime else None,
+            "data.name": self.data,
+            "data.fraction": self.fraction,
+            "seed": self.seed,
+            "train.epochs": self.epochs,
+            "train.lr": self.lr,
+            "data.resolution": self.resolution,
+        }
+        return {self.prefix + key: value for key, value in keys.items()}
+
+    def inputs(self) -> Any:
+        from doublewin.stages import Inputs  # deferred: torch
+
+        return Inputs(weights=self.weights, ticket=self.ticket)
+
+
+def transfer_run(stage: str, prefix: str, data: str, regime: str) -> OptionGroup:
+    """The options of a transfer run for ``stage``, its fields under ``prefix``; ``data`` and
+    ``regime`` are the help of --data and --regime."""
+    fields = opt.TrainingOptions(stage, prefix)
+    options = [
+        ("weights", opt.Weights, inspect.Parameter.empty),
+        ("data", Annotated[str, typer.Option("--data", help=data)], inspect.Parameter.empty),
+        ("ticket", opt.Ticket, None),
+        ("fraction", fields.Fraction, None),
+        ("regime", Annotated[str | None, typer.Option("--regime", help=regime)], None),
+        ("seed", fields.Seed, None),
+        ("epochs", fields.Epochs, None),
+        ("lr", fields.Lr, None),
+        ("resolution", fields.Resolution, None),
+    ]
+    return OptionGroup(options, lambda given: TransferRun(prefix, **given))
 
 
 def run_alone(

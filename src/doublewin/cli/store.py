@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 
@@ -21,13 +22,13 @@ def gc_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Remove resume files of finished entries and unfinished entries no process works on;
     every finished result stays."""
     # deferred: the command line starts without torch; the command loads what it runs
-    from doublewin.experiments.gc import collect
-    from doublewin.experiments.run import make_plan
+    from doublewin.experiments.run.folder import make_plan
+    from doublewin.experiments.store.gc import collect
 
     resolved = run_dir / paths.EXPERIMENT
     if not resolved.is_file():

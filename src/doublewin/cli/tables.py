@@ -10,8 +10,9 @@ below its row. Never an ellipsis inside a value.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.table import Table
 
@@ -43,6 +44,13 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
         return
     for line in plain_lines(title, columns, rows, width):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def print_listing(
+    title: str, rows: Sequence[Any], columns: Sequence[tuple[Column, Callable[[Any], str]]]
+) -> None:
+    """`print_table` of ``rows`` (JSON records), each column with how a record gives its cell."""
+    print_table(title, [c for c, _ in columns], [[cell(r) for _, cell in columns] for r in rows])
 
 
 def plain_lines(

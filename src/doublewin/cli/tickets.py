@@ -9,12 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from doublewin.cli.app import (
-    JsonFlag,
-    app,
-    console,
-    print_json,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.cli.certificate import print_certificate
 from doublewin.cli.outputs import check_writable
 from doublewin.core import paths
@@ -36,7 +32,7 @@ def inspect_command(
             help="Ticket file (doublewin or official), or an export folder or its certificate.json."
         ),
     ],
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Global and per-layer sparsity of a ticket, with where it came from; the certificate of
     an export folder (or of the ticket file in one)."""
@@ -132,7 +128,7 @@ def convert_command(
             help="Architecture of an official file when it cannot be inferred [default: inferred from its tensors].",
         ),
     ] = None,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Convert a ticket between doublewin's file and the official Double-Win-LTH format."""
     # deferred: the command line starts without torch; the command loads what it runs

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.foreign import RESULTS_TABLE, present
@@ -35,7 +36,7 @@ def verdict_command(
             "(points; a table whose accuracies are all at most 1 is refused).",
         ),
     ] = "auto",
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Judge every ticket of a results table: double-win, not, or inconclusive, with intervals;
     each ladder's extreme double-win sparsity; the paper's findings."""
@@ -73,9 +74,10 @@ def verdict_command(
 def _run_settings(run_dir: Path) -> tuple[object, dict[str, object]]:
     """The verdict settings and report metadata of the run in ``run_dir``."""
     # deferred: the experiment machinery loads torch
-    from doublewin.experiments.experiment import load_experiment
-    from doublewin.experiments.run import run_meta, store_root
-    from doublewin.experiments.store import Store
+    from doublewin.experiments.plan.experiment import load_experiment
+    from doublewin.experiments.run.folder import store_root
+    from doublewin.experiments.run.report_meta import run_meta
+    from doublewin.experiments.store.store import Store
 
     experiment = load_experiment(run_dir / paths.EXPERIMENT)
     return experiment.verdict, run_meta(experiment, Store(store_root(experiment, run_dir)))

@@ -7,15 +7,8 @@ from typing import Annotated
 
 import typer
 
-from doublewin.cli.app import (
-    DataRoot,
-    DeviceOption,
-    JsonFlag,
-    ThreadsOption,
-    app,
-    print_json,
-    set_threads,
-)
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, print_json, set_threads
 from doublewin.cli.certificate import print_verification
 from doublewin.cli.progress import RichProgress
 from doublewin.core.errors import RunFailure, UserError
@@ -33,23 +26,8 @@ def verify_command(
             "or (with --transfer) the ticket's downstream dataset.",
         ),
     ],
-    autoattack: Annotated[
-        int,
-        typer.Option(
-            "--autoattack",
-            min=0,
-            help="Run standard AutoAttack on the first N test points too (0 = off); needs "
-            "torchattacks.",
-        ),
-    ] = 0,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=1,
-            help="Measure on the first N test images only (default: every certified image).",
-        ),
-    ] = None,
+    autoattack: opt.autoattack_option("Also run ") = 0,
+    limit: opt.limit_option("(default: every certified image)") = None,
     transfer: Annotated[
         bool,
         typer.Option(
@@ -82,10 +60,10 @@ def verify_command(
             "verification resumes (default: under $DOUBLEWIN_CACHE, per certificate).",
         ),
     ] = None,
-    device: DeviceOption = "auto",
-    data_root: DataRoot = None,
-    threads: ThreadsOption = None,
-    as_json: JsonFlag = False,
+    device: opt.Device = "auto",
+    data_root: opt.DataRoot = None,
+    threads: opt.Threads = None,
+    as_json: opt.Json = False,
 ) -> None:
     """Check every hash of an export, rebuild its model from the folder alone, measure SA and
     RA again under the certificate's attack on its test data, and say per claim whether the

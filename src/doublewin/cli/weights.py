@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doublewin.cli.app import JsonFlag, app, console, print_json
+from doublewin.cli import options as opt
+from doublewin.cli.app import app, console, print_json
 from doublewin.cli.outputs import check_writable
 from doublewin.core import paths
 from doublewin.core.errors import UserError
@@ -29,7 +30,7 @@ def import_weights_command(
             help="torchvision | robustness | fast-adversarial | robustbench | huggingface",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
+    out: opt.WeightsOut,
     eps: Annotated[
         str | None,
         typer.Option(
@@ -54,7 +55,7 @@ def import_weights_command(
     num_classes: Annotated[
         int, typer.Option("--num-classes", min=1, help="huggingface: the classifier's classes.")
     ] = 2,
-    as_json: JsonFlag = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Import a torchvision, MadryLab robustness, fast_adversarial or RobustBench checkpoint,
     or a Hugging Face BERT-family folder, safely (no code runs unless --trust-pickle)."""

@@ -47,7 +47,7 @@ STORE_DIR = "store"
 SPEC = "spec.json"
 DONE = "DONE"  # written last: an entry without it is incomplete
 LOCK = ".lock"
-LOCK_BREAK = ".lock-break"  # taken while a stale lock is broken (experiments/locks.py)
+LOCK_BREAK = ".lock-break"  # taken while a stale lock is broken (experiments/store/locks.py)
 LEASE = "lease.json"  # the lock holder's heartbeat
 IMP_TRUNKS_DIR = "imp-trunks"  # IMP trunks shared by every ladder length, under the store
 

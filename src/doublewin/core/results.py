@@ -90,3 +90,10 @@ def sparsity_of(row: Mapping[str, Any]) -> float:
 
 def regime_of(row: Mapping[str, Any]) -> str:
     return str(row["regime"]).lower()
+
+
+def transfer_place(row: Mapping[str, Any]) -> tuple[str, Setting, LadderKey | None, float]:
+    """Where a transfer row sits: its regime and setting, then for a ticket its ladder and
+    sparsity (None and 0 for the dense baseline)."""
+    ladder = None if is_dense(row) else ladder_of(row)
+    return regime_of(row), setting_of(row), ladder, sparsity_of(row)

@@ -12,7 +12,7 @@ import types
 import typing
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -21,6 +21,13 @@ from doublewin.core.foreign import checked_yaml
 from doublewin.core.numbers import EPS_HINT, Range, read_number
 
 T = TypeVar("T")
+
+
+class Named(Protocol):
+    name: str
+
+
+N = TypeVar("N", bound=Named)
 
 
 def checked(
@@ -240,3 +247,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+def by_name(*records: N) -> dict[str, N]:
+    """A table of records (datasets, architectures) keyed by their ``name``, in the order given."""
+    return {record.name: record for record in records}

@@ -1,12 +1,14 @@
 """Datasets (embedded and real), splits, data fractions and the batch loaders.
 
-``prepare_data(spec, ...)`` is what the stages call: the dataset's train (with the data
-fraction applied), val and test loaders for a `DataSpec`, and the dataset's `DatasetInfo`.
+``prepare_data(spec, ...)``: the dataset's train (with the data fraction applied), val and
+test loaders for a `DataSpec`, and the dataset's `DatasetInfo`; ``stage_data`` is how the
+training stages call it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,6 +63,27 @@ def prepare_data(
         batch_size=batch_size,
         device=device,
         seed=seed,
+    )
+
+
+def stage_data(
+    stage_spec: Any,
+    *,
+    resolution_default: int,
+    device: torch.device | str = "cpu",
+    root: str | Path | None = None,
+) -> tuple[
+    BatchLoader | FolderLoader, BatchLoader | FolderLoader, BatchLoader | FolderLoader, DatasetInfo
+]:
+    """`prepare_data` as a training stage asks for it (pre-training, tickets, transfer): the
+    stage spec's ``data``, its training batch size and its seed."""
+    return prepare_data(
+        stage_spec.data,
+        resolution_default=resolution_default,
+        batch_size=stage_spec.train.batch_size,
+        device=device,
+        seed=stage_spec.seed,
+        root=root,
     )
 
 
@@ -158,6 +181,7 @@ __all__ = [
     "training_sample",
     "prepare_data",
     "split_loaders",
+    "stage_data",
     "stratified_holdout",
     "take_fraction",
     "test_split",

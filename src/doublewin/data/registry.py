@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from doublewin.core.errors import UserError
+from doublewin.core.typed import by_name
 from doublewin.data.embedded import extra_test_images, load_embedded
 from doublewin.data.imageset import ImageSet
 from doublewin.data.printed import NUM_CLASSES as CHARS_CLASSES
@@ -45,6 +46,24 @@ class DatasetInfo:
         return dataclasses.replace(self, mean=tuple(mean), std=tuple(std))
 
 
+# The official code's normalization (dataset.py, main_adv_eval.py): mean, std per channel.
+# SVHN's std is not the pixels' std (about 0.198): kept as the official recipe normalizes
+# (docs/paper.md).
+OFFICIAL_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1201, 0.1231, 0.1052)),
+}
+
+
+def _cifar(classes: int, description: str, files: str) -> DatasetInfo:
+    """CIFAR-10 or -100: 32-pixel images, the first 45,000 training images for training and
+    the last 5,000 for validation, the official statistics."""
+    name = f"cifar{classes}"
+    splits = {"train": 45000, "val": 5000, "test": 10000}
+    return DatasetInfo(name, "real", classes, 32, splits, description, *OFFICIAL_STATS[name], files)
+
+
 @dataclass
 class Splits:
     train: ImageSet
@@ -53,99 +72,72 @@ class Splits:
     info: DatasetInfo
 
 
-_REGISTRY: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            "shapes",
-            "embedded",
-            10,
-            32,
-            {"train": 10000, "val": 2000, "test": 2000},
-            "procedural source task: 10 shape classes on textured backgrounds",
-        ),
-        DatasetInfo(
-            "chars",
-            "embedded",
-            CHARS_CLASSES,
-            8,
-            {"train": 20000, "val": 2000, "test": 2000},
-            "printed letters and digits (47 classes, 21 faces) in the digits' 8×8 format",
-        ),
-        DatasetInfo(
-            "digits",
-            "embedded",
-            10,
-            8,
-            {"train": 1078, "val": 180, "test": 539},
-            "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB",
-        ),
-        DatasetInfo(
-            "strokes",
-            "embedded",
-            10,
-            8,
-            {"train": 3000, "val": 500, "test": 2000},
-            "handwritten-style digits drawn as pen strokes, in the digits' 8×8 format; a test "
-            "split of any size (data.test_limit)",
-        ),
-        DatasetInfo(
-            "textures",
-            "embedded",
-            10,
-            32,
-            {"train": 1500, "val": 250, "test": 500},
-            "procedural downstream task: gratings, checkerboards, dots, rings, noise",
-        ),
-        DatasetInfo(
-            "cifar10",
-            "real",
-            10,
-            32,
-            {"train": 45000, "val": 5000, "test": 10000},
-            "CIFAR-10 python batches",
-            (0.4914, 0.4822, 0.4465),
-            (0.2470, 0.2435, 0.2616),
-            "cifar-10-batches-py/",
-        ),
-        DatasetInfo(
-            "cifar100",
-            "real",
-            100,
-            32,
-            {"train": 45000, "val": 5000, "test": 10000},
-            "CIFAR-100 python batches",
-            # The official code's constants (dataset.py, main_adv_eval.py).
-            (0.5071, 0.4867, 0.4408),
-            (0.2675, 0.2565, 0.2761),
-            "cifar-100-python/",
-        ),
-        DatasetInfo(
-            "svhn",
-            "real",
-            10,
-            32,
-            {"train": 68257, "val": 5000, "test": 26032},
-            "SVHN cropped digits (.mat)",
-            # The official code's constants (dataset.py, main_adv_eval.py). The std is not the
-            # pixels' std (about 0.198): kept as the official recipe normalizes (docs/paper.md).
-            (0.4377, 0.4438, 0.4728),
-            (0.1201, 0.1231, 0.1052),
-            "svhn/train_32x32.mat, svhn/test_32x32.mat",
-        ),
-        DatasetInfo(
-            "imagenet",
-            "real",
-            1000,
-            224,
-            {"train": 1271167, "val": 10000, "test": 50000},
-            "ImageNet ILSVRC-2012 as an ImageFolder tree (val/ is the test split)",
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            "imagenet/train/<wnid>/, imagenet/val/<wnid>/",
-        ),
-    )
-}
+_REGISTRY: dict[str, DatasetInfo] = by_name(
+    DatasetInfo(
+        "shapes",
+        "embedded",
+        10,
+        32,
+        {"train": 10000, "val": 2000, "test": 2000},
+        "procedural source task: 10 shape classes on textured backgrounds",
+    ),
+    DatasetInfo(
+        "chars",
+        "embedded",
+        CHARS_CLASSES,
+        8,
+        {"train": 20000, "val": 2000, "test": 2000},
+        "printed letters and digits (47 classes, 21 faces) in the digits' 8×8 format",
+    ),
+    DatasetInfo(
+        "digits",
+        "embedded",
+        10,
+        8,
+        {"train": 1078, "val": 180, "test": 539},
+        "scikit-learn's handwritten digits (8×8, 17 grey levels) as RGB",
+    ),
+    DatasetInfo(
+        "strokes",
+        "embedded",
+        10,
+        8,
+        {"train": 3000, "val": 500, "test": 2000},
+        "handwritten-style digits drawn as pen strokes, in the digits' 8×8 format; a test "
+        "split of any size (data.test_limit)",
+    ),
+    DatasetInfo(
+        "textures",
+        "embedded",
+        10,
+        32,
+        {"train": 1500, "val": 250, "test": 500},
+        "procedural downstream task: gratings, checkerboards, dots, rings, noise",
+    ),
+    _cifar(10, "CIFAR-10 python batches", "cifar-10-batches-py/"),
+    _cifar(100, "CIFAR-100 python batches", "cifar-100-python/"),
+    DatasetInfo(
+        "svhn",
+        "real",
+        10,
+        32,
+        {"train": 68257, "val": 5000, "test": 26032},
+        "SVHN cropped digits (.mat)",
+        *OFFICIAL_STATS["svhn"],
+        "svhn/train_32x32.mat, svhn/test_32x32.mat",
+    ),
+    DatasetInfo(
+        "imagenet",
+        "real",
+        1000,
+        224,
+        {"train": 1271167, "val": 10000, "test": 50000},
+        "ImageNet ILSVRC-2012 as an ImageFolder tree (val/ is the test split)",
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "imagenet/train/<wnid>/, imagenet/val/<wnid>/",
+    ),
+)
 
 
 def data_root(root: str | Path | None = None) -> Path:

@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from doublewin.core.errors import UserError
-from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
+from doublewin.core.typed import by_name
+from doublewin.models.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalized,
+    init_weights,
+    residual_stage,
+)
 from doublewin.models.robust_archs import PreActResNet, WideResNet
 from doublewin.models.robustbench import build_robustbench_model, find_entry, is_robustbench_name
 from doublewin.models.supernets import registry_builder
@@ -67,11 +74,9 @@ class CifarResNet(Normalized):
         inplanes = width
         for index, planes in enumerate((width, 2 * width, 4 * width), start=1):
             stride = 1 if index == 1 else 2
-            layers = []
-            for block in range(blocks_per_stage):
-                layers.append(CifarBasicBlock(inplanes, planes, stride if block == 0 else 1))
-                inplanes = planes
-            setattr(self, f"layer{index}", nn.Sequential(*layers))
+            stage = residual_stage(CifarBasicBlock, inplanes, planes, blocks_per_stage, stride)
+            setattr(self, f"layer{index}", stage)
+            inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes)
         init_weights(self)
@@ -177,104 +182,101 @@ def _preact(layers: list[int]) -> Callable[..., nn.Module]:
     return build
 
 
-ARCHITECTURES: dict[str, ArchInfo] = {
-    info.name: info
-    for info in (
-        ArchInfo(
-            "resnet8",
-            "cifar-resnet",
-            16,
-            "CIFAR ResNet-8 (He et al. 2016), 1 block per stage; the CPU-friendly embedded default",
-            _cifar(1),
-        ),
-        ArchInfo(
-            "resnet20",
-            "cifar-resnet",
-            32,
-            "CIFAR ResNet-20 (He et al. 2016), 3 blocks per stage",
-            _cifar(3),
-        ),
-        ArchInfo(
-            "cifar_resnet18",
-            "torchvision-cifar",
-            32,
-            "ResNet-18 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
-            _torchvision("BasicBlock", [2, 2, 2, 2], True),
-        ),
-        ArchInfo(
-            "cifar_resnet50",
-            "torchvision-cifar",
-            32,
-            "ResNet-50 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
-            _torchvision("Bottleneck", [3, 4, 6, 3], True),
-        ),
-        ArchInfo(
-            "resnet18",
-            "torchvision",
-            224,
-            "torchvision ImageNet ResNet-18 (loads published weights strictly)",
-            _torchvision("BasicBlock", [2, 2, 2, 2], False),
-        ),
-        ArchInfo(
-            "resnet50",
-            "torchvision",
-            224,
-            "torchvision ImageNet ResNet-50 (the paper's model; loads published weights strictly)",
-            _torchvision("Bottleneck", [3, 4, 6, 3], False),
-        ),
-        ArchInfo(
-            "wide_resnet50_2",
-            "torchvision",
-            224,
-            "torchvision Wide ResNet-50-2 (the robust ImageNet models of Salman et al. 2020)",
-            _torchvision("Bottleneck", [3, 4, 6, 3], False, width_per_group=128),
-        ),
-        ArchInfo(
-            "wrn28_10",
-            "robustbench",
-            32,
-            "WideResNet-28-10 with RobustBench's names (the robust CIFAR models of its zoo)",
-            _wide(28, 10),
-        ),
-        ArchInfo(
-            "wrn34_10",
-            "robustbench",
-            32,
-            "WideResNet-34-10 with RobustBench's names (TRADES, MART and most Linf CIFAR entries)",
-            _wide(34, 10),
-        ),
-        ArchInfo(
-            "preact_resnet18",
-            "robustbench",
-            32,
-            "PreAct ResNet-18 with RobustBench's names, a BatchNorm before the head and the "
-            "shortcut on the activated input (fast AT's model, RobustBench's Rice2020Overfitting)",
-            _preact([2, 2, 2, 2]),
-        ),
-        ArchInfo(
-            "supernet8",
-            "supernet",
-            8,
-            "SuperTickets supernet for 8 px: 4 inverted-residual cells, kernels {3, 5} in "
-            "parallel paths (docs/models.md)",
-            registry_builder("supernet8"),
-        ),
-        ArchInfo(
-            "supernet_cifar",
-            "supernet",
-            32,
-            "SuperTickets supernet for 32 px: 10 cells, kernels {3, 5, 7}, MobileNetV2 widths",
-            registry_builder("supernet_cifar"),
-        ),
-        ArchInfo(
-            "supernet_imagenet",
-            "supernet",
-            224,
-            "SuperTickets supernet for 224 px: HR-NAS's stem, widths and head, kernels {3, 5, 7}",
-            registry_builder("supernet_imagenet"),
-        ),
-    )
-}
+ARCHITECTURES: dict[str, ArchInfo] = by_name(
+    ArchInfo(
+        "resnet8",
+        "cifar-resnet",
+        16,
+        "CIFAR ResNet-8 (He et al. 2016), 1 block per stage; the CPU-friendly embedded default",
+        _cifar(1),
+    ),
+    ArchInfo(
+        "resnet20",
+        "cifar-resnet",
+        32,
+        "CIFAR ResNet-20 (He et al. 2016), 3 blocks per stage",
+        _cifar(3),
+    ),
+    ArchInfo(
+        "cifar_resnet18",
+        "torchvision-cifar",
+        32,
+        "ResNet-18 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
+        _torchvision("BasicBlock", [2, 2, 2, 2], True),
+    ),
+    ArchInfo(
+        "cifar_resnet50",
+        "torchvision-cifar",
+        32,
+        "ResNet-50 with a 3×3 stride-1 stem and no max-pool (32 px), torchvision names",
+        _torchvision("Bottleneck", [3, 4, 6, 3], True),
+    ),
+    ArchInfo(
+        "resnet18",
+        "torchvision",
+        224,
+        "torchvision ImageNet ResNet-18 (loads published weights strictly)",
+        _torchvision("BasicBlock", [2, 2, 2, 2], False),
+    ),
+    ArchInfo(
+        "resnet50",
+        "torchvision",
+        224,
+        "torchvision ImageNet ResNet-50 (the paper's model; loads published weights strictly)",
+        _torchvision("Bottleneck", [3, 4, 6, 3], False),
+    ),
+    ArchInfo(
+        "wide_resnet50_2",
+        "torchvision",
+        224,
+        "torchvision Wide ResNet-50-2 (the robust ImageNet models of Salman et al. 2020)",
+        _torchvision("Bottleneck", [3, 4, 6, 3], False, width_per_group=128),
+    ),
+    ArchInfo(
+        "wrn28_10",
+        "robustbench",
+        32,
+        "WideResNet-28-10 with RobustBench's names (the robust CIFAR models of its zoo)",
+        _wide(28, 10),
+    ),
+    ArchInfo(
+        "wrn34_10",
+        "robustbench",
+        32,
+        "WideResNet-34-10 with RobustBench's names (TRADES, MART and most Linf CIFAR entries)",
+        _wide(34, 10),
+    ),
+    ArchInfo(
+        "preact_resnet18",
+        "robustbench",
+        32,
+        "PreAct ResNet-18 with RobustBench's names, a BatchNorm before the head and the "
+        "shortcut on the activated input (fast AT's model, RobustBench's Rice2020Overfitting)",
+        _preact([2, 2, 2, 2]),
+    ),
+    ArchInfo(
+        "supernet8",
+        "supernet",
+        8,
+        "SuperTickets supernet for 8 px: 4 inverted-residual cells, kernels {3, 5} in "
+        "parallel paths (docs/models.md)",
+        registry_builder("supernet8"),
+    ),
+    ArchInfo(
+        "supernet_cifar",
+        "supernet",
+        32,
+        "SuperTickets supernet for 32 px: 10 cells, kernels {3, 5, 7}, MobileNetV2 widths",
+        registry_builder("supernet_cifar"),
+    ),
+    ArchInfo(
+        "supernet_imagenet",
+        "supernet",
+        224,
+        "SuperTickets supernet for 224 px: HR-NAS's stem, widths and head, kernels {3, 5, 7}",
+        registry_builder("supernet_imagenet"),
+    ),
+)
 
 
 @functools.cache

@@ -3,7 +3,7 @@ initialization of its convolutions and BatchNorms."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +25,19 @@ class Normalized(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def residual_stage(
+    block: Callable[[int, int, int], nn.Module], inplanes: int, planes: int, count: int, stride: int
+) -> nn.Sequential:
+    """A ResNet stage: ``count`` blocks ``block(in, out, stride)`` from ``inplanes`` to
+    ``planes`` channels, the first with ``stride``, the others with stride 1."""
+    return nn.Sequential(
+        *[
+            block(inplanes if i == 0 else planes, planes, stride if i == 0 else 1)
+            for i in range(count)
+        ]
+    )
 
 
 def init_weights(model: nn.Module) -> None:

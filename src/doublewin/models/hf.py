@@ -75,9 +75,12 @@ def load_encoder(folder: str | Path, num_classes: int = 2) -> tuple[nn.Module, d
             "(pickled .bin weights are not read)"
         )
     model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-        str(folder), num_labels=num_classes, local_files_only=True, output_loading_info=True,
+        str(folder),
+        num_labels=num_classes,
+        local_files_only=True,
+        output_loading_info=True,
         use_safetensors=True,
-    )  # fmt: skip
+    )
     missing = [
         k for k in info.get("missing_keys", []) if "classifier" not in k and "pooler" not in k
     ]
@@ -133,7 +136,10 @@ def read_glue_tsv(
         str(checkpoint), local_files_only=True
     )
     encoded = tokenizer(
-        [r[s] for r in rows], padding="max_length", truncation=True, max_length=max_length,
+        [r[s] for r in rows],
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
         return_tensors="pt",
-    )  # fmt: skip
+    )
     return encoded["input_ids"], torch.tensor([int(r[y]) for r in rows])

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, Normalized, init_weights
+from doublewin.models.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalized,
+    init_weights,
+    residual_stage,
+)
 
 
 class WideBasicBlock(nn.Module):
@@ -127,11 +133,10 @@ class PreActResNet(Normalized):
         planes, width = 64, 64
         for index, blocks in enumerate(layers, start=1):
             stride = 1 if index == 1 else 2
-            stage = []
-            for b in range(blocks):
-                stage.append(PreActBlock(planes, width, stride if b == 0 else 1))
-                planes = width
-            setattr(self, f"layer{index}", nn.Sequential(*stage))
+            setattr(
+                self, f"layer{index}", residual_stage(PreActBlock, planes, width, blocks, stride)
+            )
+            planes = width
             width *= 2
         self.bn = nn.BatchNorm2d(planes)
         self.linear = nn.Linear(planes, num_classes)

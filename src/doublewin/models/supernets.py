@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD
+from doublewin.models.base import IMAGENET_MEAN, IMAGENET_STD, init_weights
 from doublewin.models.supernet import FAMILY, Cell, SuperNet, path_key
 
 EXPAND_RATIO = 4  # HR-NAS's expand_ratio: each path starts with in × 4 hidden channels
@@ -103,12 +103,7 @@ def build_supernet(description: dict[str, Any]) -> SuperNet:
     """A network of the supernet family at the widths of ``description``, initialized as
     HR-NAS initializes (Kaiming normal, fan-out, for convolutions; γ = 1, β = 0)."""
     model = SuperNet(description)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+    init_weights(model)
     return model
 
 

@@ -17,7 +17,7 @@ import torch
 from doublewin.core import distributed, paths
 from doublewin.core.specs import PretrainSpec
 from doublewin.core.typed import to_dict
-from doublewin.data import dataset_info, prepare_data
+from doublewin.data import dataset_info, stage_data
 from doublewin.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -50,13 +50,8 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
         return _control(spec, out)
     device = distributed.local_device(env.device)
     resolution = resolution_for(spec.arch, spec.data.resolution)
-    train_loader, val_loader, _, info = prepare_data(
-        spec.data,
-        resolution_default=resolution,
-        batch_size=spec.train.batch_size,
-        device=device,
-        seed=spec.seed,
-        root=env.data_root,
+    train_loader, val_loader, _, info = stage_data(
+        spec, resolution_default=resolution, device=device, root=env.data_root
     )
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, info.num_classes)
@@ -84,27 +79,8 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
         progress=env.progress,
         label="source SA/RA on the validation split",
     )
-    attack = spec.train.attack if spec.train.regime != "std" else None
     collapsed = bool(result.metrics.get("collapsed"))
-    meta = WeightsMeta(
-        arch=spec.arch,
-        num_classes=info.num_classes,
-        mean=mean,
-        std=std,
-        input_size=resolution,
-        dataset=spec.data.name,
-        regime=spec.train.regime,
-        eps=attack.eps if attack else None,
-        attack_steps=(1 if spec.train.regime == "fat" else attack.steps) if attack else None,
-        source="pretrain",
-        source_sa=round(float(source["sa"]), 2),
-        source_ra=round(float(source["ra"]), 2),
-        extra={
-            "spec": to_dict(spec),
-            "collapsed": collapsed,
-            "eval_attack": to_dict(spec.eval_attack),
-        },
-    )
+    meta = _weights_meta(spec, info.num_classes, (mean, std), resolution, source, collapsed)
     if distributed.is_main():
         digest = save_weights(out / paths.WEIGHTS, model, meta)
         # The epoch checkpoint (optimizer state, best weights) only serves a resume; the
@@ -122,6 +98,39 @@ def pretrain(spec: PretrainSpec, inputs: Inputs, out: Path, env: Environment) ->
         "content_hash": digest,
         "collapsed": collapsed,
     }
+
+
+def _weights_meta(
+    spec: PretrainSpec,
+    num_classes: int,
+    normalization: tuple[Any, Any],
+    resolution: int,
+    source: dict[str, Any],
+    collapsed: bool,
+) -> WeightsMeta:
+    """What θp's weights file records: the network, how it was trained (regime, ε, attack
+    steps), the source SA/RA (points, on the validation split) and the spec."""
+    attack = spec.train.attack if spec.train.regime != "std" else None
+    mean, std = normalization
+    return WeightsMeta(
+        arch=spec.arch,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        input_size=resolution,
+        dataset=spec.data.name,
+        regime=spec.train.regime,
+        eps=attack.eps if attack else None,
+        attack_steps=(1 if spec.train.regime == "fat" else attack.steps) if attack else None,
+        source="pretrain",
+        source_sa=round(float(source["sa"]), 2),
+        source_ra=round(float(source["ra"]), 2),
+        extra={
+            "spec": to_dict(spec),
+            "collapsed": collapsed,
+            "eval_attack": to_dict(spec.eval_attack),
+        },
+    )
 
 
 def _control(spec: PretrainSpec, out: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from doublewin.core import distributed, paths
 from doublewin.core.errors import UserError
 from doublewin.core.results import TEST_METRICS
 from doublewin.core.specs import TransferSpec
-from doublewin.data import prepare_data
+from doublewin.data import stage_data
 from doublewin.measure.robustness import autoattack_accuracy
 from doublewin.models import (
     get_normalization,
@@ -211,13 +211,8 @@ def prepare_transfer(spec: TransferSpec, inputs: Inputs, env: Environment) -> Tr
     device = distributed.local_device(env.device)
     model, meta = load_model(weights_path, device=device)
     resolution = int(spec.data.resolution or meta.input_size)
-    train_loader, val_loader, test_loader, info = prepare_data(
-        spec.data,
-        resolution_default=resolution,
-        batch_size=spec.train.batch_size,
-        device=device,
-        seed=spec.seed,
-        root=env.data_root,
+    train_loader, val_loader, test_loader, info = stage_data(
+        spec, resolution_default=resolution, device=device, root=env.data_root
     )
     replace_head(model, info.num_classes, seed=spec.seed)
     if spec.normalization == "downstream":

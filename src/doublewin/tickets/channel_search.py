@@ -28,12 +28,7 @@ from doublewin.tickets.harp import initial_logits, rate_floor
 from doublewin.tickets.hydra import SearchResult
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.score_masks import ScoredModel, Units, fan_in, scaled_scores, top_count
-from doublewin.tickets.score_search import (
-    loader_length,
-    run_search,
-    search_identity,
-    search_passes,
-)
+from doublewin.tickets.score_search import SearchRun, run_search, search_passes
 
 
 class ChannelUnits(Units):
@@ -116,29 +111,16 @@ def harp_channel_mask(
         floor=floor,
         train_bn=spec.train_bn,
     )
-    identity = search_identity(
-        spec,
-        method="harp",
-        pattern="channel",
-        unit=cost.unit,
-        sparsity=sparsity,
-        seed=seed,
-        sizes=list(cost.sizes),
-        round_to=round_to,
-        batches=loader_length(train_loader),
-    )
-    state = run_search(
-        wrapped,
-        train_loader,
-        spec=spec,
-        identity=identity,
-        seed=seed,
-        device=device,
-        budget=budget,
-        checkpoint=checkpoint,
-        progress=progress,
-        label=f"harp channel {100 * sparsity:.2f}%",
-    )
+    run = SearchRun(train_loader, seed, device, checkpoint, progress)
+    facts = {
+        "method": "harp",
+        "pattern": "channel",
+        "unit": cost.unit,
+        "sparsity": sparsity,
+        "sizes": list(cost.sizes),
+        "round_to": round_to,
+    }
+    state = run_search(wrapped, run, spec, facts, budget)
     learned = wrapped.rates().detach().cpu().tolist()
     magnitudes = {
         g.name: s.detach().abs().cpu() for g, s in zip(groups, wrapped.scores, strict=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,9 @@ from doublewin.core.progress import NULL_PROGRESS, Progress
 from doublewin.core.specs import TicketSpec
 from doublewin.core.ticket_parts import NETWORK_METHODS, OWN_OPTIONS
 from doublewin.core.typed import to_dict
-from doublewin.data import prepare_data
+from doublewin.data import stage_data
 from doublewin.models import load_model, replace_head
+from doublewin.tickets.drawing import Draw, Source
 from doublewin.tickets.files import save_ticket
 from doublewin.tickets.imp import run_imp
 from doublewin.tickets.ladder import check_rungs, imp_ladder, imp_rounds, ticket_ladder
@@ -46,7 +46,6 @@ from doublewin.tickets.pruning import magnitude_scores, prune_to_sparsity
 from doublewin.tickets.scores import grasp_scores, random_scores, snip_scores
 from doublewin.tickets.supertickets import draw_network_tickets
 from doublewin.tickets.synflow import synflow_mask
-from doublewin.tickets.ticket import Ticket, make_info
 
 
 def trunk_key(spec: TicketSpec) -> str:
@@ -82,13 +81,8 @@ def find_tickets(
     model, meta = load_model(weights_path, device=device)
 
     def loaders() -> tuple[Any, Any]:
-        train_loader, val_loader, _, info = prepare_data(
-            spec.data,
-            resolution_default=meta.input_size,
-            batch_size=spec.train.batch_size,
-            device=device,
-            seed=spec.seed,
-            root=data_root,
+        train_loader, val_loader, _, info = stage_data(
+            spec, resolution_default=meta.input_size, device=device, root=data_root
         )
         if info.num_classes != meta.num_classes:
             # θp's head belongs to another task: a fresh head for the source task at hand.
@@ -98,19 +92,17 @@ def find_tickets(
 
     source = Source(meta.arch, meta.content_hash, int(spec.data.resolution or meta.input_size))
     return draw_tickets(
-        spec, model, source, loaders, workdir=workdir, device=device, progress=progress,
-        log=log, trunk=trunk, reference=reference,
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Source:
-    """What a ticket records about the model it is drawn from: its architecture name, the
-    content hash of its weights, and the side in pixels it sees (traced for channel groups)."""
-
-    arch: str
-    weights_hash: str
-    input_size: int
+        spec,
+        model,
+        source,
+        loaders,
+        workdir=workdir,
+        device=device,
+        progress=progress,
+        log=log,
+        trunk=trunk,
+        reference=reference,
+    )
 
 
 def draw_tickets(
@@ -140,24 +132,19 @@ def draw_tickets(
     scope_mask = Mask.dense(model, spec.scope)
     check_rungs(spec, scope_mask.num_total, source.arch)
     pattern = Pattern.of(spec, model, scope_mask, source.input_size)
-    spec_dict = recorded_spec(spec)
-
-    def make_ticket(mask: Mask, target: float, extra: dict[str, Any] | None = None) -> Ticket:
-        extra = {**(extra or {}), **pattern.describe(mask)}
-        return Ticket(
-            mask,
-            make_info(
-                mask,
-                arch=source.arch,
-                method=spec.method,
-                weights_hash=source.weights_hash,
-                target_sparsity=target,
-                scope=spec.scope,
-                spec=spec_dict,
-                extra=extra,
-            ),
-        )
-
+    draw = Draw(
+        spec,
+        model,
+        source,
+        loaders,
+        workdir,
+        device,
+        progress,
+        log,
+        scope_mask,
+        pattern,
+        recorded_spec(spec),
+    )
     if spec.method in NETWORK_METHODS:
         return draw_network_tickets(
             spec,
@@ -165,102 +152,99 @@ def draw_tickets(
             source.arch,
             loaders,
             workdir=workdir,
-            recorded=spec_dict,
+            recorded=draw.recorded,
             device=device,
             reference=Path(reference or spec.macs_of) if (reference or spec.macs_of) else None,
             progress=progress,
             log=log,
         )
-    out: list[Path] = []
     if spec.method == "imp":
-        rounds = imp_rounds(spec)
-        ladder = (
-            ticket_ladder(spec) if spec.pattern == "nm" else imp_ladder(spec.prune_rate, rounds)
-        )
-        rungs = run_imp(
-            model,
-            spec,
-            rounds,
-            trunk=Path(trunk) if trunk else workdir / paths.IMP_TRUNK_DIR,
-            make_loaders=loaders,
-            make_ticket=lambda mask, k: make_ticket(mask, ladder[k - 1], {"round": k}),
-            device=device,
-            scope_mask=scope_mask,
-            progress=progress,
-            log=log,
-            prune=pattern.imp_pruner() if spec.pattern != "unstructured" else None,
-        )
-        wanted = ticket_ladder(spec)
-        for k, path in enumerate(rungs, 1):
-            target = ladder[k - 1]
-            if target in wanted:
-                destination = workdir / paths.ticket(target)
-                if Path(path).resolve() != destination.resolve():
-                    shutil.copyfile(path, destination)
-                out.append(destination)
-        return out
-
+        return _imp_tickets(draw, Path(trunk) if trunk else workdir / paths.IMP_TRUNK_DIR)
     targets = ticket_ladder(spec)
     if spec.method in ("omp", "random", "snip", "grasp"):
-        params = {n: p.detach() for n, p in model.named_parameters()}
-        # Channels rank by filter norms (OMP) or one random score each; per-weight scores
-        # otherwise (SNIP and GraSP summed over each filter for channels).
-        own = spec.pattern == "channel" and spec.method in ("omp", "random")
-        scores = None if own else _one_shot_scores(spec, model, scope_mask, loaders, device)
-        for s in targets:
-            if spec.pattern == "unstructured":
-                mask = prune_to_sparsity(scores, scope_mask, s)  # type: ignore[arg-type]
-            else:
-                mask = pattern.one_shot(scores, scope_mask, s, params)
-            out.append(save_ticket(workdir / paths.ticket(s), make_ticket(mask, s)))
-        return out
+        return _one_shot_tickets(draw, targets)
     if spec.method == "synflow":
-        size = source.input_size
-        for s in targets:
-            path = workdir / paths.ticket(s)
-            if not path.is_file():  # one file per sparsity: a resumed call skips finished ones
-                mask = synflow_mask(
-                    model,
-                    scope_mask,
-                    s,
-                    input_shape=(3, size, size),
-                    iterations=spec.synflow.iterations,
-                    bn=spec.synflow.bn,
-                    device=device,
-                    progress=progress,
-                )
-                save_ticket(path, make_ticket(mask, s))
-            out.append(path)
-        return out
+        return _synflow_tickets(draw, targets)
     if spec.method in LEARNED_METHODS:
-        return learned_tickets(
-            spec,
-            model,
-            scope_mask,
-            pattern,
-            targets,
-            loaders,
-            make_ticket,
-            workdir=workdir,
-            device=device,
-            progress=progress,
-        )
+        return learned_tickets(draw, targets)
     if spec.method == "gem-miner":
-        return gem_miner_tickets(
-            spec,
-            model,
-            scope_mask,
-            targets,
-            loaders,
-            make_ticket,
-            workdir=workdir,
-            device=device,
-            progress=progress,
-        )
+        return gem_miner_tickets(draw, targets)
     raise UserError(
         f"tickets.method {spec.method!r}: use imp, omp, random, snip, grasp, synflow, gem-miner, "
         "supertickets, search-then-prune, hydra, harp or lwm"
     )
+
+
+def _imp_tickets(draw: Draw, trunk: Path) -> list[Path]:
+    """IMP's rungs, found in ``trunk`` (shared by every ladder length of the run); the wanted
+    ones copied into the work folder."""
+    spec = draw.spec
+    rounds = imp_rounds(spec)
+    ladder = ticket_ladder(spec) if spec.pattern == "nm" else imp_ladder(spec.prune_rate, rounds)
+    rungs = run_imp(
+        draw.model,
+        spec,
+        rounds,
+        trunk=trunk,
+        make_loaders=draw.loaders,
+        make_ticket=lambda mask, k: draw.make_ticket(mask, ladder[k - 1], {"round": k}),
+        device=draw.device,
+        scope_mask=draw.scope_mask,
+        progress=draw.progress,
+        log=draw.log,
+        prune=draw.pattern.imp_pruner() if spec.pattern != "unstructured" else None,
+    )
+    wanted = ticket_ladder(spec)
+    out: list[Path] = []
+    for k, path in enumerate(rungs, 1):
+        target = ladder[k - 1]
+        if target in wanted:
+            destination = draw.workdir / paths.ticket(target)
+            if Path(path).resolve() != destination.resolve():
+                shutil.copyfile(path, destination)
+            out.append(destination)
+    return out
+
+
+def _one_shot_tickets(draw: Draw, targets: list[float]) -> list[Path]:
+    """OMP, random, SNIP and GraSP: one score per weight (or channel), each rung its
+    sparsity's share of the lowest scores pruned."""
+    spec, model, scope_mask = draw.spec, draw.model, draw.scope_mask
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    # Channels rank by filter norms (OMP) or one random score each; per-weight scores
+    # otherwise (SNIP and GraSP summed over each filter for channels).
+    own = spec.pattern == "channel" and spec.method in ("omp", "random")
+    scores = None if own else _one_shot_scores(spec, model, scope_mask, draw.loaders, draw.device)
+    out = []
+    for s in targets:
+        if spec.pattern == "unstructured":
+            mask = prune_to_sparsity(scores, scope_mask, s)  # type: ignore[arg-type]
+        else:
+            mask = draw.pattern.one_shot(scores, scope_mask, s, params)
+        out.append(save_ticket(draw.workdir / paths.ticket(s), draw.make_ticket(mask, s)))
+    return out
+
+
+def _synflow_tickets(draw: Draw, targets: list[float]) -> list[Path]:
+    """SynFlow, data-free, one rung at a time: a resumed call skips the finished files."""
+    size = draw.source.input_size
+    out = []
+    for s in targets:
+        path = draw.workdir / paths.ticket(s)
+        if not path.is_file():
+            mask = synflow_mask(
+                draw.model,
+                draw.scope_mask,
+                s,
+                input_shape=(3, size, size),
+                iterations=draw.spec.synflow.iterations,
+                bn=draw.spec.synflow.bn,
+                device=draw.device,
+                progress=draw.progress,
+            )
+            save_ticket(path, draw.make_ticket(mask, s))
+        out.append(path)
+    return out
 
 
 def recorded_spec(spec: TicketSpec) -> dict[str, Any]:

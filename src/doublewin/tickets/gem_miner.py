@@ -152,15 +152,10 @@ def gem_miner_mask(
     targets = dict(
         zip(schedule, freeze_schedule(mask.num_total, sparsity, len(schedule)), strict=True)
     )
-    generator = stream("gem-miner-scores", seed)
-    if spec.score_init == "uniform":
-        init = {n: torch.rand(m.shape, generator=generator) for n, m in mask.items()}
-    else:
-        init = {n: torch.ones(m.shape) for n, m in mask.items()}
     ties = stream("gem-miner-ties", seed)
     net = copy.deepcopy(model).to(device)
-    scores = {n: (init[n] * mask[n]).to(device=device, dtype=torch.float32) for n in mask}
-    wrapped = ScoreMaskedModel(net, mask.to(device), scores).to(device)
+    wrapped = ScoreMaskedModel(net, mask.to(device), _initial_scores(mask, spec, seed, device))
+    wrapped = wrapped.to(device)
     optimizer = torch.optim.SGD(wrapped.scores.parameters(), lr=spec.lr, momentum=spec.momentum)
     batches_per_epoch = _length(train_loader)
     total_steps = spec.epochs * batches_per_epoch if batches_per_epoch else None
@@ -182,19 +177,8 @@ def gem_miner_mask(
                     lr = 0.5 * spec.lr * (1 + math.cos(math.pi * step / total_steps))
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                loss = F.cross_entropy(wrapped(x), y)
-                reg = sum((s * s).sum() for s in wrapped.scores)
-                total = loss + spec.lam * reg
-                if not torch.isfinite(total):
-                    raise Diverged(
-                        f"gem-miner loss became {total.item()} at step {step}; lower gem_miner.lr"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                wrapped.project()
+                loss_value = _score_step(wrapped, optimizer, spec, x, y, step)
                 step += 1
-                loss_value = float(loss.detach())
             if epoch in targets:
                 current = _freeze(wrapped, current, targets[epoch], ties)
             task.advance(1, loss=loss_value, sparsity=current.sparsity)
@@ -212,6 +196,40 @@ def gem_miner_mask(
         final_loss=loss_value,
         gem_sparsity=gem.sparsity,
     )
+
+
+def _initial_scores(
+    mask: Mask, spec: GemMinerSpec, seed: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """The scores the search starts from (uniform draws or ones), zero outside ``mask``."""
+    generator = stream("gem-miner-scores", seed)
+    if spec.score_init == "uniform":
+        init = {n: torch.rand(m.shape, generator=generator) for n, m in mask.items()}
+    else:
+        init = {n: torch.ones(m.shape) for n, m in mask.items()}
+    return {n: (init[n] * mask[n]).to(device=device, dtype=torch.float32) for n in mask}
+
+
+def _score_step(
+    wrapped: ScoreMaskedModel,
+    optimizer: torch.optim.Optimizer,
+    spec: GemMinerSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    step: int,
+) -> float:
+    """One optimizer step on the scores: the task loss plus λ × the scores' squared norm, the
+    scores projected back into [0, 1]; returns the task loss."""
+    loss = F.cross_entropy(wrapped(x), y)
+    reg = sum((s * s).sum() for s in wrapped.scores)
+    total = loss + spec.lam * reg
+    if not torch.isfinite(total):
+        raise Diverged(f"gem-miner loss became {total.item()} at step {step}; lower gem_miner.lr")
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    wrapped.project()
+    return float(loss.detach())
 
 
 @torch.no_grad()

@@ -33,12 +33,7 @@ from doublewin.tickets.hydra import (
 )
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.score_masks import ScoredModel, top_count
-from doublewin.tickets.score_search import (
-    loader_length,
-    run_search,
-    search_identity,
-    search_passes,
-)
+from doublewin.tickets.score_search import SearchRun, run_search, search_passes
 
 RATE_CLIP = 0.01  # the authors' clip of the initial share, away from σ's asymptotes
 
@@ -85,26 +80,9 @@ def harp_mask(
         floor=floor,
         train_bn=spec.train_bn,
     )
-    identity = search_identity(
-        spec,
-        method="harp",
-        sparsity=sparsity,
-        seed=seed,
-        sizes=sizes,
-        batches=loader_length(train_loader),
-    )
-    state = run_search(
-        wrapped,
-        train_loader,
-        spec=spec,
-        identity=identity,
-        seed=seed,
-        device=device,
-        budget=budget,
-        checkpoint=checkpoint,
-        progress=progress,
-        label=f"harp {100 * sparsity:.2f}%",
-    )
+    run = SearchRun(train_loader, seed, device, checkpoint, progress)
+    facts = {"method": "harp", "sparsity": sparsity, "sizes": sizes}
+    state = run_search(wrapped, run, spec, facts, budget)
     learned = dict(zip(names, wrapped.rates().detach().cpu().tolist(), strict=True))
     counts = exact_counts(learned, sizes, kept_total(scope_mask, sparsity))
     keeps = [top_count(s.abs(), counts[n]) for n, s in zip(names, wrapped.scores, strict=True)]

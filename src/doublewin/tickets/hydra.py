@@ -32,12 +32,7 @@ from doublewin.core.ticket_parts import ScoreSearchSpec
 from doublewin.tickets.allocation import apportion, kept_total, uniform_counts
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.score_masks import ScoredModel, Units, fan_in, scaled_scores
-from doublewin.tickets.score_search import (
-    loader_length,
-    run_search,
-    search_identity,
-    search_passes,
-)
+from doublewin.tickets.score_search import SearchRun, run_search, search_passes
 
 
 @dataclass(frozen=True)
@@ -113,25 +108,9 @@ def hydra_mask(
     wrapped = ScoredModel(
         net, units, scores, counts=[counts[n] for n in scope_mask], train_bn=spec.train_bn
     )
-    identity = search_identity(
-        spec,
-        method="hydra",
-        sparsity=sparsity,
-        seed=seed,
-        counts=counts,
-        batches=loader_length(train_loader),
-    )
-    state = run_search(
-        wrapped,
-        train_loader,
-        spec=spec,
-        identity=identity,
-        seed=seed,
-        device=device,
-        checkpoint=checkpoint,
-        progress=progress,
-        label=f"hydra {100 * sparsity:.2f}%",
-    )
+    run = SearchRun(train_loader, seed, device, checkpoint, progress)
+    facts = {"method": "hydra", "sparsity": sparsity, "counts": counts}
+    state = run_search(wrapped, run, spec, facts)
     return SearchResult(
         wrapped.ticket(),
         state.epoch,

@@ -107,39 +107,19 @@ def run_imp(
         else:
             if loaders is None:
                 loaders = make_loaders()
-            _load(model, rewind_state if rewind_state is not None else theta_p, device)
-            capture = (
-                _CaptureAfterSteps(spec.rewind_steps)
-                if spec.rewind_to == "step" and rewind_state is None
-                else None
-            )
-            result = train(
+            weights, rewind_state = _train_round(
                 model,
-                spec.train,
-                loaders[0],
-                loaders[1],
-                mask=mask,
-                workdir=trunk / paths.imp_round_dir(k),
+                spec,
+                k,
+                mask,
+                loaders,
+                rewind_state if rewind_state is not None else theta_p,
+                rewind_state is None,
+                trunk=trunk,
                 device=device,
-                seed=spec.seed + k,
                 progress=progress,
-                callbacks=(capture,) if capture else (),
                 log=log,
             )
-            if capture is not None:
-                rewind_state = capture.state or {
-                    k2: v.detach().cpu().clone() for k2, v in model.state_dict().items()
-                }
-                _save_rewind(trunk, rewind_state)
-            weights = {n: p.detach().cpu() for n, p in model.state_dict().items()}
-            if log is not None:
-                log.write(
-                    "imp_round",
-                    step=k,
-                    round=k,
-                    best_val_sa=result.metrics.get("best_val_sa"),
-                    best_val_ra=result.metrics.get("best_val_ra"),
-                )
         if prune is not None:
             mask = prune(weights, mask, k)
         else:
@@ -154,6 +134,58 @@ def run_imp(
     task.close()
     _load(model, theta_p, device)
     return [rung_path(trunk, k) for k in range(1, rounds + 1)]
+
+
+def _train_round(
+    model: nn.Module,
+    spec: TicketSpec,
+    k: int,
+    mask: Mask,
+    loaders: tuple[Any, Any],
+    start: dict[str, torch.Tensor],
+    capturing: bool,
+    *,
+    trunk: Path,
+    device: torch.device,
+    progress: Progress,
+    log: JsonlLog | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """Round ``k``: train from ``start`` (the rewind point) under ``mask``. Returns the trained
+    weights and the rewind state: with ``rewind_to: step`` the one this round captured when
+    ``capturing`` (none was saved yet), else ``start`` itself when it is the saved one."""
+    _load(model, start, device)
+    capture = (
+        _CaptureAfterSteps(spec.rewind_steps) if spec.rewind_to == "step" and capturing else None
+    )
+    result = train(
+        model,
+        spec.train,
+        loaders[0],
+        loaders[1],
+        mask=mask,
+        workdir=trunk / paths.imp_round_dir(k),
+        device=device,
+        seed=spec.seed + k,
+        progress=progress,
+        callbacks=(capture,) if capture else (),
+        log=log,
+    )
+    rewind_state = None if capturing else start
+    if capture is not None:
+        rewind_state = capture.state or {
+            k2: v.detach().cpu().clone() for k2, v in model.state_dict().items()
+        }
+        _save_rewind(trunk, rewind_state)
+    weights = {n: p.detach().cpu() for n, p in model.state_dict().items()}
+    if log is not None:
+        log.write(
+            "imp_round",
+            step=k,
+            round=k,
+            best_val_sa=result.metrics.get("best_val_sa"),
+            best_val_ra=result.metrics.get("best_val_ra"),
+        )
+    return weights, rewind_state
 
 
 def _load(model: nn.Module, state: dict[str, torch.Tensor], device: torch.device) -> None:

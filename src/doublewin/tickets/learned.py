@@ -10,82 +10,58 @@ fine-tuning of the weights under that mask is the transfer stage.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from doublewin.attacks import PGD
 from doublewin.core import paths
-from doublewin.core.progress import Progress
 from doublewin.core.specs import TicketSpec
 from doublewin.tickets.allocation import uniform_counts
 from doublewin.tickets.channel_search import harp_channel_mask
+from doublewin.tickets.drawing import Draw
 from doublewin.tickets.files import save_ticket
 from doublewin.tickets.gem_miner import gem_miner_mask
 from doublewin.tickets.harp import harp_mask
 from doublewin.tickets.hydra import SearchResult, hydra_mask
-from doublewin.tickets.mask import Mask
-from doublewin.tickets.patterned import Pattern
 from doublewin.tickets.score_masks import layerwise_magnitude_mask
-from doublewin.tickets.ticket import Ticket
 
 LEARNED_METHODS = ("hydra", "harp", "lwm")
 
 
-def learned_tickets(
-    spec: TicketSpec,
-    model: nn.Module,
-    scope_mask: Mask,
-    pattern: Pattern,
-    targets: list[float],
-    loaders: Callable[[], tuple[Any, Any]],
-    make_ticket: Callable[[Mask, float, dict[str, Any]], Ticket],
-    *,
-    workdir: Path,
-    device: torch.device,
-    progress: Progress,
-) -> list[Path]:
+def learned_tickets(draw: Draw, targets: list[float]) -> list[Path]:
     """One ticket per sparsity of ``targets``; a file already written is kept (a resumed call
     skips it), and a search cut short resumes from its checkpoint."""
+    spec, model, scope_mask = draw.spec, draw.model, draw.scope_mask
     out = []
     train_loader = None
     for s in targets:
-        path = workdir / paths.ticket(s)
+        path = draw.workdir / paths.ticket(s)
         out.append(path)
         if path.is_file():
             continue
         if spec.method == "lwm":
             params = dict(model.named_parameters())
             mask = layerwise_magnitude_mask(params, scope_mask, uniform_counts(scope_mask, s))
-            save_ticket(path, make_ticket(mask, s, {}))
+            save_ticket(path, draw.make_ticket(mask, s, {}))
             continue
         if train_loader is None:
-            train_loader, _ = loaders()
-        checkpoint = workdir / paths.score_search_checkpoint(s)
-        result = _search(
-            spec, model, scope_mask, pattern, s, train_loader, checkpoint, device, progress
-        )
-        save_ticket(path, make_ticket(result.mask, s, result.info()))
+            train_loader, _ = draw.loaders()
+        checkpoint = draw.workdir / paths.score_search_checkpoint(s)
+        result = _search(draw, s, train_loader, checkpoint)
+        save_ticket(path, draw.make_ticket(result.mask, s, result.info()))
         with contextlib.suppress(FileNotFoundError):
             checkpoint.unlink()  # the ticket is written: the search's state is no longer needed
     return out
 
 
-def _search(
-    spec: TicketSpec,
-    model: nn.Module,
-    scope_mask: Mask,
-    pattern: Pattern,
-    sparsity: float,
-    train_loader: Any,
-    checkpoint: Path,
-    device: torch.device,
-    progress: Progress,
-) -> SearchResult:
-    common = {"device": device, "seed": spec.seed, "checkpoint": checkpoint, "progress": progress}
+def _search(draw: Draw, sparsity: float, train_loader: Any, checkpoint: Path) -> SearchResult:
+    spec, model, scope_mask, pattern = draw.spec, draw.model, draw.scope_mask, draw.pattern
+    common = {
+        "device": draw.device,
+        "seed": spec.seed,
+        "checkpoint": checkpoint,
+        "progress": draw.progress,
+    }
     if spec.method == "hydra":
         return hydra_mask(model, scope_mask, sparsity, train_loader, spec=spec.hydra, **common)
     if spec.pattern == "channel":
@@ -110,38 +86,28 @@ def source_attack(spec: TicketSpec) -> PGD | None:
     return None if spec.train.regime == "std" else PGD.from_spec(spec.train.attack)
 
 
-def gem_miner_tickets(
-    spec: TicketSpec,
-    model: nn.Module,
-    scope_mask: Mask,
-    targets: list[float],
-    loaders: Callable[[], tuple[Any, Any]],
-    make_ticket: Callable[[Mask, float, dict[str, Any]], Ticket],
-    *,
-    workdir: Path,
-    device: torch.device,
-    progress: Progress,
-) -> list[Path]:
+def gem_miner_tickets(draw: Draw, targets: list[float]) -> list[Path]:
     """Gem-Miner's tickets (gem_miner.py), adversarial with an adversarial ``train.regime``."""
-    train_loader, _ = loaders()
+    spec = draw.spec
+    train_loader, _ = draw.loaders()
     attack = source_attack(spec)
     out = []
     for s in targets:
-        path = workdir / paths.ticket(s)
+        path = draw.workdir / paths.ticket(s)
         out.append(path)
         if path.is_file():
             continue
         result = gem_miner_mask(
-            model,
-            scope_mask,
+            draw.model,
+            draw.scope_mask,
             s,
             train_loader,
             spec=spec.gem_miner,
-            device=device,
+            device=draw.device,
             seed=spec.seed,
             attack=attack,
             attack_steps=attack.steps if attack is not None else 0,
-            progress=progress,
+            progress=draw.progress,
         )
         info = {
             "epochs": result.epochs,
@@ -151,5 +117,5 @@ def gem_miner_tickets(
             "final_loss": result.final_loss,
             "gem_sparsity": result.gem_sparsity,
         }
-        save_ticket(path, make_ticket(result.mask, s, info))
+        save_ticket(path, draw.make_ticket(result.mask, s, info))
     return out

@@ -69,27 +69,39 @@ class SearchState:
         return float(self.history[-1]["loss"]) if self.history else float("nan")
 
 
+@dataclass(frozen=True)
+class SearchRun:
+    """Where one search runs: the source task's batches, the seed of its random starts, the
+    device, the checkpoint it resumes from, and its progress."""
+
+    train_loader: Iterable
+    seed: int
+    device: torch.device
+    checkpoint: Path | None = None
+    progress: Progress = NULL_PROGRESS
+
+
 def run_search(
     wrapped: ScoredModel,
-    train_loader: Iterable,
-    *,
+    run: SearchRun,
     spec: ScoreSearchSpec,
-    identity: dict[str, Any],
-    seed: int,
-    device: torch.device,
+    facts: dict[str, Any],
     budget: Budget | None = None,
-    checkpoint: Path | None = None,
-    progress: Progress = NULL_PROGRESS,
-    label: str = "score search",
 ) -> SearchState:
     """Train ``wrapped``'s scores for ``spec.epochs`` epochs; returns the search's state.
+    ``facts`` (``method`` and ``sparsity`` first, the method's own besides) are what a
+    checkpoint must match, with the spec, the seed and the batches per epoch, to be resumed.
     The global RNG is left as found (the attacks draw from a fork of it)."""
+    train_loader, seed, device, checkpoint = run.train_loader, run.seed, run.device, run.checkpoint
+    identity = search_identity(spec, **facts, seed=seed, batches=loader_length(train_loader))
+    label = " ".join([facts["method"], *facts.get("pattern", "").split()])
+    label += f" {100 * facts['sparsity']:.2f}%"
     optimizer = torch.optim.SGD(
         wrapped.trainable(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
     )
     identity = {"identity": json.dumps(identity, sort_keys=True, default=str)}
     devices = [device] if device.type == "cuda" else []
-    task = progress.task(label, spec.epochs)
+    task = run.progress.task(label, spec.epochs)
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=stream("score-search", seed))))
         state = SearchState()

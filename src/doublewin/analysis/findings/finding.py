@@ -125,7 +125,8 @@ class FindingsInput:
     extremes: Sequence[ExtremeSparsity]
     kinds: Mapping[str, str | None]  # pre-training label → std / fat / at / control / None
     control: ControlComparison
-    # The landscape stage's results (run.py `landscape_meta`): labels and sharpness per seed.
+    # The landscape stage's results (experiments/run/report_meta.py `landscape_meta`): labels
+    # and sharpness per seed.
     landscapes: Sequence[Mapping[str, Any]] = ()
 
     def untestable(self, dataset: str, fraction: float) -> str:

@@ -29,15 +29,12 @@ from doublewin.analysis.report import (
     landscape_section,
     macs_section,
     robust_section,
+    run_section,
     sections,
     verdict_section,
 )
 from doublewin.analysis.report.data import ReportData
 from doublewin.analysis.report.document import Document, Figure, Paragraph, to_html, to_markdown
-from doublewin.analysis.results_table import (  # re-exported: the report's file interface
-    read_results_csv,
-    write_results_csv,
-)
 from doublewin.analysis.summaries import (
     aggregate,
     meta_pretrainings,
@@ -56,15 +53,6 @@ from doublewin.core import paths
 from doublewin.core.atomic import atomic_write_bytes, atomic_write_text
 from doublewin.core.errors import UserError
 from doublewin.core.results import SPARSITY_DIGITS
-
-__all__ = [
-    "ReportPaths",
-    "analyse",
-    "build_report",
-    "read_results_csv",
-    "write_report",
-    "write_results_csv",
-]
 
 
 @dataclass(frozen=True)
@@ -126,7 +114,7 @@ def build_report(
         f"Double-win report: {name}" if name else "Double-win report",
         [
             glance,
-            sections.run_section(data),
+            run_section.run_section(data),
             control_section.pretraining_help_section(data),
             sections.findings_section(data),
             sections.dense_section(data),
@@ -138,7 +126,7 @@ def build_report(
             *([supertickets] if supertickets is not None else []),
             robust_section.robust_benchmark_section(data),
             landscapes,
-            sections.compute_section(data),
+            run_section.compute_section(data),
         ],
     )
     if not rows:

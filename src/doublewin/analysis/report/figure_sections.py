@@ -25,6 +25,7 @@ from doublewin.analysis.summaries import (
     percent,
     ticket_score,
 )
+from doublewin.analysis.verdict import ExtremeSparsity
 from doublewin.core import paths
 
 
@@ -107,43 +108,9 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
         for e in data.extremes
         if (e.method, e.imp_regime) == data.primary
     }
-    rows = []
-    for setting in settings(data):
-        st, at = dense_cell(data.cells, setting, "st"), dense_cell(data.cells, setting, "at")
-        e = extremes.get(setting)
-        wins = f"{sum(dw is True for _, dw in e.rungs)}/{len(e.rungs)}" if e else "—"
-        rows.append(
-            (
-                setting[0],
-                setting[1],
-                fraction_text(setting[2]),
-                "/".join(str(len(c.seeds)) if c else "0" for c in (st, at)),
-                stat(st.sa if st else None),
-                stat(st.ra if st else None),
-                stat(at.sa if at else None),
-                stat(at.ra if at else None),
-                extreme_text(e),
-                wins,
-            )
-        )
+    rows = [_efficiency_row(data, setting, extremes.get(setting)) for setting in settings(data)]
     if rows:
-        section.blocks.append(
-            Table(
-                (
-                    "pre-training",
-                    "dataset",
-                    "data",
-                    "seeds (ST/AT)",
-                    "dense ST SA",
-                    "dense ST RA",
-                    "dense AT SA",
-                    "dense AT RA",
-                    "extreme",
-                    "double-win rungs",
-                ),
-                tuple(rows),
-            )
-        )
+        section.blocks.append(Table(EFFICIENCY_COLUMNS, tuple(rows)))
     made = []
     # A figure only where it shows something: most pre-training × fraction points decided.
     decided = [e for e in extremes.values() if e.decided]
@@ -171,9 +138,46 @@ def data_efficiency_section(data: ReportData) -> tuple[Section, list[Figure]]:
     return section, made
 
 
+EFFICIENCY_COLUMNS = (
+    "pre-training",
+    "dataset",
+    "data",
+    "seeds (ST/AT)",
+    "dense ST SA",
+    "dense ST RA",
+    "dense AT SA",
+    "dense AT RA",
+    "extreme",
+    "double-win rungs",
+)
+
+
+def _efficiency_row(
+    data: ReportData, setting: tuple[str, str, float], e: ExtremeSparsity | None
+) -> tuple[str, ...]:
+    """A setting's dense accuracies under ST and AT and its extreme double-win sparsity."""
+    st, at = dense_cell(data.cells, setting, "st"), dense_cell(data.cells, setting, "at")
+    wins = f"{sum(dw is True for _, dw in e.rungs)}/{len(e.rungs)}" if e else "—"
+    return (
+        setting[0],
+        setting[1],
+        fraction_text(setting[2]),
+        "/".join(str(len(c.seeds)) if c else "0" for c in (st, at)),
+        stat(st.sa if st else None),
+        stat(st.ra if st else None),
+        stat(at.sa if at else None),
+        stat(at.ra if at else None),
+        extreme_text(e),
+        wins,
+    )
+
+
+Point = tuple[tuple[str, str, float], float]  # (setting, sparsity)
+
+
 def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
     section = Section("Ticket methods at equal sparsity")
-    meeting: dict[tuple[tuple[str, str, float], float], set[tuple[str, str]]] = defaultdict(set)
+    meeting: dict[Point, set[tuple[str, str]]] = defaultdict(set)
     for key in data.cells:
         if key.method != "dense":
             meeting[(key.setting, key.sparsity)].add(key.ladder)
@@ -204,38 +208,67 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
             "best score at each sparsity is in bold. The findings rank methods by this score."
         )
     )
-    outcomes = data.outcomes
-    rows = []
-    totals: dict[tuple[str, str], list[float]] = defaultdict(list)
-    # The headline ladder's scores at the same points, so the method means are comparable.
-    reference: dict[tuple[str, str], list[float]] = defaultdict(list)
-    wins: dict[tuple[str, str], int] = defaultdict(int)
-    for setting, sparsity in points:
-        scores = {
-            ladder: ticket_score(data.cells, setting, ladder, sparsity)
-            for ladder in meeting[(setting, sparsity)]
-        }
+    tally = _MethodTally(data, ladders)
+    rows = [
+        tally.row(setting, sparsity, meeting[(setting, sparsity)]) for setting, sparsity in points
+    ]
+    section.blocks.append(tally.summary())
+    made = _methods_figures(data, points, ladders)
+    section.blocks += made
+    section.blocks.append(
+        Table(
+            (
+                "pre-training",
+                "dataset",
+                "data",
+                "sparsity",
+                *[ladder_label(*ladder) for ladder in ladders],
+            ),
+            tuple(rows),
+        )
+    )
+    return section, made
+
+
+class _MethodTally:
+    """The methods' scores at the points where they meet: one table row per point, and per
+    method its scores, its double-win count and the headline ladder's scores at the same
+    points (so the methods' means are comparable)."""
+
+    def __init__(self, data: ReportData, ladders: list[tuple[str, str]]):
+        self.data, self.ladders = data, ladders
+        self.totals: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.reference: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.wins: dict[tuple[str, str], int] = defaultdict(int)
+
+    def row(
+        self, setting: tuple[str, str, float], sparsity: float, met: set[tuple[str, str]]
+    ) -> tuple[str, ...]:
+        data = self.data
+        scores = {ladder: ticket_score(data.cells, setting, ladder, sparsity) for ladder in met}
         best = max((s for s in scores.values() if s is not None), default=None)
         cells = []
-        for ladder in ladders:
+        for ladder in self.ladders:
             if ladder not in scores:
                 cells.append("")
                 continue
             score = scores[ladder]
-            verdict = outcomes.get((*setting, *ladder, sparsity))
-            wins[ladder] += verdict == "double-win"
+            verdict = data.outcomes.get((*setting, *ladder, sparsity))
+            self.wins[ladder] += verdict == "double-win"
             if score is None:
                 cells.append(f"— {MARK[verdict]}")
                 continue
-            totals[ladder].append(score)
+            self.totals[ladder].append(score)
             if scores.get(data.primary) is not None:
-                reference[ladder].append(scores[data.primary])
+                self.reference[ladder].append(scores[data.primary])
             text = f"{score:.2f}"
             cells.append((f"**{text}**" if score == best else text) + f" {MARK[verdict]}")
-        rows.append((setting[0], setting[1], fraction_text(setting[2]), percent(sparsity), *cells))
-    primary = ladder_label(*data.primary) if data.primary else "the main ladder"
-    section.blocks.append(
-        Table(
+        return (setting[0], setting[1], fraction_text(setting[2]), percent(sparsity), *cells)
+
+    def summary(self) -> Table:
+        primary = ladder_label(*self.data.primary) if self.data.primary else "the main ladder"
+        totals, reference = self.totals, self.reference
+        return Table(
             (
                 "method",
                 "tickets compared",
@@ -247,17 +280,22 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
                 (
                     ladder_label(*ladder),
                     str(len(totals[ladder])),
-                    str(wins[ladder]),
+                    str(self.wins[ladder]),
                     mean(totals[ladder]),
                     mean(reference[ladder])
                     if len(reference[ladder]) == len(totals[ladder])
                     else "—",
                 )
-                for ladder in ladders
+                for ladder in self.ladders
             ),
             "Per method, over the sparsities where at least two methods meet.",
         )
-    )
+
+
+def _methods_figures(
+    data: ReportData, points: list[Point], ladders: list[tuple[str, str]]
+) -> list[Figure]:
+    """Per dataset where methods meet on the full training data: score against sparsity."""
     made = []
     full = data.fractions[0]
     for dataset in data.datasets:
@@ -283,17 +321,4 @@ def methods_section(data: ReportData) -> tuple[Section, list[Figure]]:
                 "of each method against sparsity (dashed: dense).",
             )
         )
-    section.blocks += made
-    section.blocks.append(
-        Table(
-            (
-                "pre-training",
-                "dataset",
-                "data",
-                "sparsity",
-                *[ladder_label(*ladder) for ladder in ladders],
-            ),
-            tuple(rows),
-        )
-    )
-    return section, made
+    return made

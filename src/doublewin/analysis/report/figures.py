@@ -65,87 +65,13 @@ def accuracy_vs_sparsity(
     for row, regime in enumerate(("st", "at")):
         for col, metric in enumerate(("sa", "ra")):
             ax = axes[row][col]
+            panel = _Panel(ax, cells, ladder, regime, metric, legend=(row, col) == (0, 0))
             for index, label in enumerate(pretrainings):
                 color = _COLORS[index % len(_COLORS)]
                 setting = (label, dataset, fraction)
-                dense = dense_cell(cells, setting, regime)
-                dense_stat = dense.metric(metric) if dense else None
-                has_tickets = any(key.setting == setting and key.ladder == ladder for key in cells)
-                if dense_stat is not None:
-                    spread = dense_stat.half or 0.0
-                    ax.axhspan(
-                        max(0.0, dense_stat.mean - spread),  # accuracies stay within 0–100
-                        min(100.0, dense_stat.mean + spread),
-                        color=color,
-                        alpha=0.12,
-                        linewidth=0,
-                    )
-                    # A pre-training without tickets (the control) is in the legend by its
-                    # dense line: the line every ticket is read against.
-                    ax.axhline(
-                        dense_stat.mean,
-                        color=color,
-                        linestyle="--",
-                        linewidth=0.9,
-                        label=f"{label} (dense only)"
-                        if (row, col) == (0, 0) and not has_tickets
-                        else None,
-                    )
-                points = sorted(
-                    (key.sparsity, cell.metric(metric))
-                    for key, cell in cells.items()
-                    if key.setting == setting
-                    and key.ladder == ladder
-                    and key.regime == regime
-                    and cell.metric(metric) is not None
-                )
-                if not points:
-                    continue
-                xs = [_position(s) for s, _ in points]
-                ys = [v.mean for _, v in points]
-                # The interval's half-width, clipped to the 0–100 an accuracy can take.
-                errors = [
-                    [max(0.0, min(v.half or 0.0, v.mean)) for _, v in points],
-                    [max(0.0, min(v.half or 0.0, 100.0 - v.mean)) for _, v in points],
-                ]
-                sparsities.update(s for s, _ in points)
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=errors,
-                    color=color,
-                    linewidth=1.3,
-                    capsize=2,
-                    marker="none",
-                    label=label if (row, col) == (0, 0) else None,
-                )
-                # One marker artist per verdict kind, not per point: drawing stays fast.
-                groups: dict[bool | None, list[tuple[float, float]]] = {
-                    True: [],
-                    False: [],
-                    None: [],
-                }
-                for (sparsity, _), x, y in zip(points, xs, ys, strict=True):
-                    groups[double_win.get((label, round(sparsity, 6)))].append((x, y))
-                for verdict, xy in groups.items():
-                    if not xy:
-                        continue
-                    style = (
-                        {"marker": ".", "markersize": 4}
-                        if verdict is None
-                        else {
-                            "marker": "o",
-                            "markersize": 6,
-                            "markerfacecolor": color if verdict else "white",
-                        }
-                    )
-                    ax.plot(
-                        [x for x, _ in xy],
-                        [y for _, y in xy],
-                        linestyle="none",
-                        color=color,
-                        **style,
-                    )
+                panel.dense_band(setting, label, color)
+                verdicts = {s: v for (p, s), v in double_win.items() if p == label}
+                sparsities |= panel.ticket_line(setting, label, color, verdicts)
             ax.set_title(f"{_REGIME_NAMES[regime]} — {metric.upper()}", fontsize=10)
             ax.set_ylabel(_METRIC_NAMES[metric], fontsize=9)
             ax.grid(alpha=0.3, linewidth=0.5)
@@ -183,6 +109,107 @@ def accuracy_vs_sparsity(
     return png_bytes(figure)
 
 
+class _Panel:
+    """One panel of `accuracy_vs_sparsity`: ``metric`` under ``regime`` for the tickets of
+    ``ladder``, each pre-training's line drawn over its dense model's band."""
+
+    def __init__(
+        self,
+        ax: Any,
+        cells: Mapping[CellKey, Cell],
+        ladder: tuple[str, str],
+        regime: str,
+        metric: str,
+        *,
+        legend: bool,
+    ):
+        self.ax, self.cells, self.ladder = ax, cells, ladder
+        self.regime, self.metric, self.legend = regime, metric, legend
+
+    def dense_band(self, setting: tuple[str, str, float], label: str, color: str) -> None:
+        """The dense model's 95% interval as a band, its mean as a dashed line."""
+        dense = dense_cell(self.cells, setting, self.regime)
+        stat = dense.metric(self.metric) if dense else None
+        if stat is None:
+            return
+        has_tickets = any(k.setting == setting and k.ladder == self.ladder for k in self.cells)
+        spread = stat.half or 0.0
+        self.ax.axhspan(
+            max(0.0, stat.mean - spread),  # accuracies stay within 0–100
+            min(100.0, stat.mean + spread),
+            color=color,
+            alpha=0.12,
+            linewidth=0,
+        )
+        # A pre-training without tickets (the control) is in the legend by its dense line:
+        # the line every ticket is read against.
+        self.ax.axhline(
+            stat.mean,
+            color=color,
+            linestyle="--",
+            linewidth=0.9,
+            label=f"{label} (dense only)" if self.legend and not has_tickets else None,
+        )
+
+    def ticket_line(
+        self,
+        setting: tuple[str, str, float],
+        label: str,
+        color: str,
+        verdicts: Mapping[float, bool | None],
+    ) -> set[float]:
+        """The tickets' means with their intervals as error bars, one marker per rung by its
+        verdict (``verdicts``: sparsity → double-win); returns the sparsities drawn."""
+        points = sorted(
+            (key.sparsity, cell.metric(self.metric))
+            for key, cell in self.cells.items()
+            if key.setting == setting
+            and key.ladder == self.ladder
+            and key.regime == self.regime
+            and cell.metric(self.metric) is not None
+        )
+        if not points:
+            return set()
+        xs = [_position(s) for s, _ in points]
+        ys = [v.mean for _, v in points]
+        # The interval's half-width, clipped to the 0–100 an accuracy can take.
+        errors = [
+            [max(0.0, min(v.half or 0.0, v.mean)) for _, v in points],
+            [max(0.0, min(v.half or 0.0, 100.0 - v.mean)) for _, v in points],
+        ]
+        self.ax.errorbar(
+            xs,
+            ys,
+            yerr=errors,
+            color=color,
+            linewidth=1.3,
+            capsize=2,
+            marker="none",
+            label=label if self.legend else None,
+        )
+        # One marker artist per verdict kind, not per point: drawing stays fast.
+        groups: dict[bool | None, list[tuple[float, float]]] = {True: [], False: [], None: []}
+        for (sparsity, _), x, y in zip(points, xs, ys, strict=True):
+            groups[verdicts.get(round(sparsity, 6))].append((x, y))
+        for verdict, xy in groups.items():
+            if xy:
+                self.ax.plot(
+                    [x for x, _ in xy],
+                    [y for _, y in xy],
+                    linestyle="none",
+                    color=color,
+                    **_marker(verdict, color),
+                )
+        return {s for s, _ in points}
+
+
+def _marker(verdict: bool | None, color: str) -> dict[str, Any]:
+    """Filled: double-win; hollow: not double-win; a small dot: undecided."""
+    if verdict is None:
+        return {"marker": ".", "markersize": 4}
+    return {"marker": "o", "markersize": 6, "markerfacecolor": color if verdict else "white"}
+
+
 def extreme_vs_fraction(
     extremes: Sequence[ExtremeSparsity], *, ladder: tuple[str, str], pretrainings: Sequence[str]
 ) -> bytes:
@@ -192,12 +219,8 @@ def extreme_vs_fraction(
     certified to fail."""
     chosen = [e for e in extremes if (e.method, e.imp_regime) == ladder]
     datasets = sorted({e.dataset for e in chosen})
-    columns = max(1, min(3, len(datasets)))
-    rows = max(1, math.ceil(len(datasets) / columns))
-    figure = new_figure(figsize=(3.6 * columns + 0.6, 3.0 * rows + 0.6), dpi=DPI)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, dataset in enumerate(datasets):
-        ax = axes[index // columns][index % columns]
+    figure, panels = _panel_grid(len(datasets), (3.6, 3.0), (0.6, 0.6))
+    for ax, dataset in zip(panels, datasets, strict=True):
         for p_index, label in enumerate(pretrainings):
             spans = sorted(
                 (e.fraction, e.span)
@@ -221,8 +244,6 @@ def extreme_vs_fraction(
         ax.grid(alpha=0.3, linewidth=0.5)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, frameon=False)
-    for index in range(len(datasets), rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
     figure.suptitle(f"Data efficiency, {ladder_label(*ladder)} tickets", fontsize=11)
     figure.tight_layout()
     return png_bytes(figure)
@@ -251,68 +272,10 @@ def methods_vs_sparsity(
             for k in cells
         )
     ]
-    columns = max(1, min(3, len(shown)))
-    rows = max(1, math.ceil(len(shown) / columns))
-    figure = new_figure(figsize=(3.8 * columns + 0.4, 3.1 * rows + 0.7), dpi=DPI)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, label in enumerate(shown):
-        ax = axes[index // columns][index % columns]
-        setting = (label, dataset, fraction)
-        sparsities: set[float] = set()
-        dense = [dense_cell(cells, setting, r) for r in ("st", "at")]
-        if all(c is not None and c.sa is not None and c.ra is not None for c in dense):
-            ax.axhline(
-                sum(c.sa.mean + c.ra.mean for c in dense) / 4,
-                color="black",
-                linestyle="--",
-                linewidth=0.9,
-                label="dense",
-            )
-        for l_index, ladder in enumerate(ladders):
-            color = _COLORS[l_index % len(_COLORS)]
-            points = []
-            for sparsity in sorted(
-                {k.sparsity for k in cells if k.setting == setting and k.ladder == ladder}
-            ):
-                score = ticket_score(cells, setting, ladder, sparsity)
-                if score is not None:
-                    points.append((sparsity, score))
-            if not points:
-                continue
-            sparsities.update(s for s, _ in points)
-            xs = [_position(s) for s, _ in points]
-            ax.plot(
-                xs, [v for _, v in points], color=color, linewidth=1.2, label=ladder_label(*ladder)
-            )
-            filled = [
-                (x, v)
-                for (s, v), x in zip(points, xs, strict=True)
-                if double_win.get((label, *ladder, round(s, 6)))
-            ]
-            hollow = [
-                (x, v)
-                for (s, v), x in zip(points, xs, strict=True)
-                if not double_win.get((label, *ladder, round(s, 6)))
-            ]
-            for xy, face in ((filled, color), (hollow, "white")):
-                if xy:
-                    ax.plot(
-                        [x for x, _ in xy],
-                        [y for _, y in xy],
-                        linestyle="none",
-                        marker="o",
-                        markersize=5,
-                        color=color,
-                        markerfacecolor=face,
-                    )
-        _sparsity_ticks(ax, sparsities)
-        ax.set_title(label, fontsize=10)
-        ax.set_ylabel("score: mean of 4 accuracies (%)", fontsize=8)
-        ax.grid(alpha=0.3, linewidth=0.5)
-        ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7, frameon=False)
-    for index in range(len(shown), rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
+    figure, panels = _panel_grid(len(shown), (3.8, 3.1), (0.4, 0.7))
+    for ax, label in zip(panels, shown, strict=True):
+        verdicts = {k[1:]: v for k, v in double_win.items() if k[0] == label}
+        _methods_panel(ax, cells, (label, dataset, fraction), ladders, verdicts)
     figure.suptitle(
         f"Ticket methods on {dataset}, {fraction_text(fraction)} of the training "
         "data (filled: double-win)",
@@ -320,6 +283,76 @@ def methods_vs_sparsity(
     )
     figure.tight_layout()
     return png_bytes(figure)
+
+
+def _methods_panel(
+    ax: Any,
+    cells: Mapping[CellKey, Cell],
+    setting: tuple[str, str, float],
+    ladders: Sequence[tuple[str, str]],
+    verdicts: Mapping[tuple[str, str, float], bool | None],
+) -> None:
+    """One pre-training's panel of `methods_vs_sparsity`: the dense score as a dashed line,
+    each ladder's ticket scores (``verdicts``: (method, IMP regime, sparsity) → double-win)."""
+    sparsities: set[float] = set()
+    dense = [dense_cell(cells, setting, r) for r in ("st", "at")]
+    if all(c is not None and c.sa is not None and c.ra is not None for c in dense):
+        ax.axhline(
+            sum(c.sa.mean + c.ra.mean for c in dense) / 4,
+            color="black",
+            linestyle="--",
+            linewidth=0.9,
+            label="dense",
+        )
+    for l_index, ladder in enumerate(ladders):
+        color = _COLORS[l_index % len(_COLORS)]
+        points = []
+        for sparsity in sorted(
+            {k.sparsity for k in cells if k.setting == setting and k.ladder == ladder}
+        ):
+            score = ticket_score(cells, setting, ladder, sparsity)
+            if score is not None:
+                points.append((sparsity, score))
+        if not points:
+            continue
+        sparsities.update(s for s, _ in points)
+        xs = [_position(s) for s, _ in points]
+        ax.plot(xs, [v for _, v in points], color=color, linewidth=1.2, label=ladder_label(*ladder))
+        won = [bool(verdicts.get((*ladder, round(s, 6)))) for s, _ in points]
+        for kind, face in ((True, color), (False, "white")):
+            xy = [(x, v) for (_, v), x, w in zip(points, xs, won, strict=True) if w is kind]
+            if xy:
+                ax.plot(
+                    [x for x, _ in xy],
+                    [y for _, y in xy],
+                    linestyle="none",
+                    marker="o",
+                    markersize=5,
+                    color=color,
+                    markerfacecolor=face,
+                )
+    _sparsity_ticks(ax, sparsities)
+    ax.set_title(setting[0], fontsize=10)
+    ax.set_ylabel("score: mean of 4 accuracies (%)", fontsize=8)
+    ax.grid(alpha=0.3, linewidth=0.5)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, frameon=False)
+
+
+def _panel_grid(
+    count: int, size: tuple[float, float], margin: tuple[float, float]
+) -> tuple[Figure, list[Any]]:
+    """A figure of ``count`` panels, at most three a row, each ``size`` inches (width, height)
+    plus ``margin`` in all; the unused places hidden. Returns the figure and its panels."""
+    columns = max(1, min(3, count))
+    rows = max(1, math.ceil(count / columns))
+    width, height = size[0] * columns + margin[0], size[1] * rows + margin[1]
+    figure = new_figure(figsize=(width, height), dpi=DPI)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    places = [axes[i // columns][i % columns] for i in range(rows * columns)]
+    for ax in places[count:]:
+        ax.set_visible(False)
+    return figure, places[:count]
 
 
 def _position(sparsity: float) -> float:

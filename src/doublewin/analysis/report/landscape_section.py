@@ -45,65 +45,14 @@ def landscape_section(data: ReportData) -> tuple[Section, list[Figure]]:
             "top Hessian eigenvalue (power iteration) is shown beside it."
         )
     )
-    datasets = sorted({str(i["dataset"]) for i in items})
     figures = []
-    for dataset in datasets:
+    for dataset in sorted({str(i["dataset"]) for i in items}):
         chosen = [i for i in items if str(i["dataset"]) == dataset]
-        first_seed = min(int(i["seed"]) for i in chosen)
-        fractions = sorted({float(i["fraction"]) for i in chosen}, reverse=True)
-        columns = _ordered(data, {str(i["pretraining"]) for i in chosen})
-        rows = [f"{fraction_text(f)} data" for f in fractions]
-        panels = [
-            Panel(
-                Path(str(i["grid"])),
-                f"{fraction_text(float(i['fraction']))} data",
-                str(i["pretraining"]),
-                f"sharpness {float(i['sharpness']):.3g}",
-            )
-            for i in chosen
-            if int(i["seed"]) == first_seed and Path(str(i["grid"])).is_file()
-        ]
-        if panels:
-            sparsity = percent(float(chosen[0]["sparsity"]))
-            figure = Figure(
-                paths.figure(f"{FIGURE_STEM}-{dataset}"),
-                grid_png(panels, rows, columns),
-                f"{dataset}: loss contours and trajectories of the {sparsity} tickets under AT "
-                f"(seed {first_seed}); rows: data fractions, columns: pre-trainings.",
-            )
+        figure = _landscape_figure(data, dataset, chosen)
+        if figure is not None:
             figures.append(figure)
             section.blocks.append(figure)
-        table_rows = []
-        for fraction in fractions:
-            for label in columns:
-                group = [
-                    i
-                    for i in chosen
-                    if float(i["fraction"]) == fraction and str(i["pretraining"]) == label
-                ]
-                if not group:
-                    continue
-                sharp = mean_interval([float(i["sharpness"]) for i in group])
-                hessian = mean_interval(
-                    [float(i["hessian_top"]) for i in group if i.get("hessian_top") is not None]
-                )
-                table_rows.append(
-                    (
-                        fraction_text(fraction),
-                        label,
-                        str(data.kinds.get(label) or "—").upper(),
-                        _text(sharp),
-                        _text(hessian),
-                        str(len(group)),
-                    )
-                )
-        section.blocks.append(
-            Table(
-                ("data", "pre-training", "kind", "sharpness", "top Hessian eigenvalue", "seeds"),
-                tuple(table_rows),
-                f"{dataset}: mean ± 95% t-interval half-width over seeds (lower is flatter).",
-            )
-        )
+        section.blocks.append(_sharpness_table(data, dataset, chosen))
     if finding is not None:
         number = list(data.findings).index(finding) + 1
         evidence = "; ".join(finding.evidence)
@@ -114,6 +63,68 @@ def landscape_section(data: ReportData) -> tuple[Section, list[Figure]]:
             )
         )
     return section, figures
+
+
+def _landscape_figure(data: ReportData, dataset: str, chosen: list[dict]) -> Figure | None:
+    """The dataset's Figure 6 grid: rows the data fractions, columns the pre-trainings, each
+    panel the first seed's landscape (None when no grid file is there)."""
+    first_seed = min(int(i["seed"]) for i in chosen)
+    fractions = sorted({float(i["fraction"]) for i in chosen}, reverse=True)
+    columns = _ordered(data, {str(i["pretraining"]) for i in chosen})
+    rows = [f"{fraction_text(f)} data" for f in fractions]
+    panels = [
+        Panel(
+            Path(str(i["grid"])),
+            f"{fraction_text(float(i['fraction']))} data",
+            str(i["pretraining"]),
+            f"sharpness {float(i['sharpness']):.3g}",
+        )
+        for i in chosen
+        if int(i["seed"]) == first_seed and Path(str(i["grid"])).is_file()
+    ]
+    if not panels:
+        return None
+    sparsity = percent(float(chosen[0]["sparsity"]))
+    return Figure(
+        paths.figure(f"{FIGURE_STEM}-{dataset}"),
+        grid_png(panels, rows, columns),
+        f"{dataset}: loss contours and trajectories of the {sparsity} tickets under AT "
+        f"(seed {first_seed}); rows: data fractions, columns: pre-trainings.",
+    )
+
+
+def _sharpness_table(data: ReportData, dataset: str, chosen: list[dict]) -> Table:
+    """Per data fraction × pre-training: sharpness and the top Hessian eigenvalue over seeds."""
+    fractions = sorted({float(i["fraction"]) for i in chosen}, reverse=True)
+    table_rows = []
+    for fraction in fractions:
+        for label in _ordered(data, {str(i["pretraining"]) for i in chosen}):
+            group = [
+                i
+                for i in chosen
+                if float(i["fraction"]) == fraction and str(i["pretraining"]) == label
+            ]
+            if not group:
+                continue
+            sharp = mean_interval([float(i["sharpness"]) for i in group])
+            hessian = mean_interval(
+                [float(i["hessian_top"]) for i in group if i.get("hessian_top") is not None]
+            )
+            table_rows.append(
+                (
+                    fraction_text(fraction),
+                    label,
+                    str(data.kinds.get(label) or "—").upper(),
+                    _text(sharp),
+                    _text(hessian),
+                    str(len(group)),
+                )
+            )
+    return Table(
+        ("data", "pre-training", "kind", "sharpness", "top Hessian eigenvalue", "seeds"),
+        tuple(table_rows),
+        f"{dataset}: mean ± 95% t-interval half-width over seeds (lower is flatter).",
+    )
 
 
 def _text(interval) -> str:

@@ -7,120 +7,24 @@ standard deviation over seeds, sparsities and data fractions in percent.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
 
 from doublewin.analysis.findings.finding import ALPHA, Finding
 from doublewin.analysis.report.data import (
     MARK_LEGEND,
     ReportData,
     extreme_text,
-    is_number,
     ladder_rung_text,
-    number,
     pretraining_index,
     setting_order,
     stat,
 )
 from doublewin.analysis.report.document import Bullets, Paragraph, Section, Table
-from doublewin.analysis.report.rule import on_demand_text, verdict_rule
 from doublewin.analysis.summaries import (
     fraction_text,
-    kind_name,
     ladder_label,
-    meta_pretrainings,
 )
 from doublewin.analysis.verdict import ExtremeSparsity
-
-
-def run_section(data: ReportData) -> Section:
-    meta = data.meta
-    section = Section("Run")
-    transfer_seeds = sorted({int(r["seed"]) for r in data.rows})
-    facts = [
-        f"Experiment: **{meta.get('name') or 'unnamed'}**; architecture: "
-        f"`{meta.get('arch') or 'not given'}`.",
-        f"Transfer runs: {len(data.rows)} (one row each in results.csv); seeds: "
-        f"{', '.join(map(str, transfer_seeds)) or 'none'}."
-        + on_demand_text(meta.get("on_demand"), data.config),
-        f"Downstream datasets: {', '.join(data.datasets) or 'none'}; data fractions: "
-        f"{', '.join(fraction_text(f) for f in data.fractions) or 'none'}.",
-        "Ticket ladders: "
-        + (
-            ", ".join(ladder_label(*ladder) for ladder in data.ladders)
-            or "none (dense baselines only)"
-        )
-        + ".",
-    ]
-    if meta.get("description"):
-        facts.insert(1, str(meta["description"]))
-    section.blocks.append(Bullets(tuple(facts)))
-    section.blocks.append(Paragraph(verdict_rule(data.config)))
-    deltas = sorted(c.delta for v in data.verdicts for c in v.comparisons if c.delta is not None)
-    if deltas:
-        name = "Margins δ" if data.config.rule == "interval" else "Matching tolerances"
-        text = (
-            f"{name} used: {deltas[0]:.2f}–{deltas[-1]:.2f} points "
-            f"(median {statistics.median(deltas):.2f})."
-        )
-        if data.config.rule == "paper" and 1 < len(transfer_seeds) < 3:
-            text += (
-                f" With {len(transfer_seeds)} seeds the dense standard deviation, and so "
-                "the tolerance, is itself a rough estimate: verdicts near the bar can flip "
-                "with another seed."
-            )
-        section.blocks.append(Paragraph(text))
-    given = {str(p.get("label")): p for p in meta_pretrainings(meta)}
-    table_rows = []
-    for label in data.pretrainings:
-        p = given.get(label, {})
-        if p.get("weights"):
-            origin = f"imported from `{p['weights']}`"
-        elif data.kinds.get(label) == "control":
-            origin = "not trained: the seeded initialization"
-        elif p.get("spec") or p.get("ref"):
-            origin = "pre-trained in this run"
-        else:
-            origin = "—"
-        notes = "collapsed (FAT catastrophic overfitting guard fired)" if p.get("collapsed") else ""
-        table_rows.append(
-            (
-                label,
-                kind_name(data.kinds.get(label)),
-                origin,
-                number(p.get("source_sa")),
-                number(p.get("source_ra")),
-                notes,
-            )
-        )
-    if table_rows:
-        section.blocks.append(
-            Table(
-                ("pre-training", "kind", "weights", "source SA", "source RA", "notes"),
-                tuple(table_rows),
-                "Pre-trainings compared (source accuracies in points, "
-                "'—' when unknown, e.g. for imported weights).",
-            )
-        )
-    search = meta.get("search")
-    if isinstance(search, Mapping):
-        text = (
-            f"Adaptive search for the extreme sparsity: {search.get('transfer_runs')} "
-            f"transfer runs instead of the full grid's {search.get('full_grid_transfer_runs')};"
-            " rungs it skipped appear as untested below."
-        )
-        notes = [
-            f"{' / '.join(map(str, item.get('key', [])))}: {note}"
-            for item in search.get("ladders", [])
-            if isinstance(item, Mapping)
-            for note in item.get("notes", [])
-        ]
-        section.blocks.append(Paragraph(text))
-        if notes:
-            section.blocks.append(Bullets(tuple(notes)))
-    return section
 
 
 def dense_section(data: ReportData) -> Section:
@@ -186,11 +90,20 @@ def double_win_section(data: ReportData) -> Section:
             "CIFAR-10 / CIFAR-100."
         )
     )
+    section.blocks += _extreme_tables(data)
+    section.blocks.append(_rungs_table(data))
+    return section
+
+
+def _extreme_tables(data: ReportData) -> list[Table]:
+    """Per ladder: the extreme double-win sparsity of each pre-training (rows) at each dataset
+    and data fraction (columns)."""
     by_ladder: dict[tuple[str, str], dict[tuple[str, str, float], ExtremeSparsity]] = defaultdict(
         dict
     )
     for e in data.extremes:
         by_ladder[(e.method, e.imp_regime)][(e.pretraining, e.dataset, e.fraction)] = e
+    tables = []
     for ladder in data.ladders:
         found = by_ladder.get(ladder, {})
         columns = [
@@ -205,7 +118,7 @@ def double_win_section(data: ReportData) -> Section:
                 continue
             rows.append((label, *[extreme_text(found.get((label, d, f))) for d, f in columns]))
         headers = ("pre-training", *[f"{d} · {fraction_text(f)}" for d, f in columns])
-        section.blocks.append(
+        tables.append(
             Table(
                 headers,
                 tuple(rows),
@@ -213,6 +126,11 @@ def double_win_section(data: ReportData) -> Section:
                 "(dataset · fraction of the training data)",
             )
         )
+    return tables
+
+
+def _rungs_table(data: ReportData) -> Table:
+    """Every ladder rung by rung, with its bracket and whether every lower rung won."""
     details = []
     for e in sorted(
         data.extremes,
@@ -237,22 +155,19 @@ def double_win_section(data: ReportData) -> Section:
                 rungs,
             )
         )
-    section.blocks.append(
-        Table(
-            (
-                "pre-training",
-                "dataset",
-                "data",
-                "ladder",
-                "bracket",
-                "all lower rungs double-win",
-                "rungs (sparsity % and verdict)",
-            ),
-            tuple(details),
-            f"Every ladder rung by rung: {MARK_LEGEND}; · not transferred.",
-        )
+    return Table(
+        (
+            "pre-training",
+            "dataset",
+            "data",
+            "ladder",
+            "bracket",
+            "all lower rungs double-win",
+            "rungs (sparsity % and verdict)",
+        ),
+        tuple(details),
+        f"Every ladder rung by rung: {MARK_LEGEND}; · not transferred.",
     )
-    return section
 
 
 def findings_section(data: ReportData) -> Section:
@@ -300,85 +215,6 @@ def findings_section(data: ReportData) -> Section:
         items += list(f.evidence)
         section.blocks.append(Bullets(tuple(items)))
     return section
-
-
-def compute_section(data: ReportData) -> Section:
-    """The compute the run spent, per stage (worker-hours and image passes), what the savers
-    saved against the fixed grid, and the transfer runs by regime."""
-    section = Section("Compute")
-    compute = data.meta.get("compute") or {}
-    if compute:
-        rows = tuple(
-            (
-                stage,
-                str(int(c["jobs"])),
-                f"{c['seconds'] / 3600:.3f}",
-                f"{c['passes']:.3g}",
-            )
-            for stage, c in compute.items()
-        )
-        hours = sum(c["seconds"] for c in compute.values()) / 3600
-        untimed = sum(int(c["jobs"] - c.get("timed", c["jobs"])) for c in compute.values())
-        section.blocks.append(
-            Paragraph(
-                f"The run's finished jobs took {hours:.2f} worker-hours (each job's own wall "
-                "seconds: setup, training, evaluation, writing; with N workers the run's wall "
-                "time is about this divided by N)"
-                + (f"; {untimed} jobs finished before jobs were timed" if untimed else "")
-                + ". An image pass is one forward and backward of one image (an attack step "
-                "costs about one)."
-            )
-        )
-        section.blocks.append(Table(("stage", "jobs", "worker-hours", "image passes"), rows))
-    section.blocks.extend(_savings(data.meta))
-    timed = [r for r in data.rows if is_number(r.get("job_seconds") or r.get("seconds"))]
-    if not timed and not compute:
-        section.blocks.append(
-            Paragraph("The rows carry no timing column, so the cost of the run is unknown.")
-        )
-        return section
-    by_regime: dict[str, list[float]] = defaultdict(list)
-    for row in timed:
-        value = row.get("job_seconds") if is_number(row.get("job_seconds")) else row["seconds"]
-        by_regime[str(row["regime"]).upper()].append(float(value))
-    rows = tuple(
-        (regime, str(len(v)), f"{statistics.fmean(v):.1f}", f"{sum(v) / 3600:.3f}")
-        for regime, v in sorted(by_regime.items())
-    )
-    if rows:
-        section.blocks.append(
-            Table(("transfer regime", "runs", "mean seconds per run", "worker-hours"), rows)
-        )
-    return section
-
-
-def _savings(meta: Mapping[str, Any]) -> list[Paragraph]:
-    """What seeds on demand and the extreme search saved against the fixed grid."""
-    out = []
-    on_demand = meta.get("on_demand")
-    if on_demand:
-        ran, most = on_demand["transfer_runs"], on_demand["fixed_max_runs"]
-        out.append(
-            Paragraph(
-                f"Seeds on demand ran {ran} transfer runs in {on_demand['waves']} waves: "
-                f"{ran / most:.0%} of the {most} the maximum seeds everywhere take "
-                f"({most - ran} saved; {on_demand['fixed_min_runs']} for the minimum)."
-                if most
-                else f"Seeds on demand ran {ran} transfer runs."
-            )
-        )
-    search = meta.get("search")
-    if search:
-        ran, full = search["transfer_runs"], search["full_grid_transfer_runs"]
-        out.append(
-            Paragraph(
-                f"The extreme search ran {ran} of the full grid's {full} transfer runs "
-                f"({ran / full:.0%}; {full - ran} saved)."
-                if full
-                else f"The extreme search ran {ran} transfer runs."
-            )
-        )
-    return out
 
 
 def share_text(finding: Finding) -> str:

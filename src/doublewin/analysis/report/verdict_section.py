@@ -51,9 +51,12 @@ def headline(data: ReportData) -> Paragraph:
             parts.append(f"Findings {', '.join(named)} {verb} the paper.")
     for status, words in (
         ("cannot tell", "cannot tell here (too few decided comparisons)"),
-        ("not testable", "are not testable here (pre-training does not beat the control "
-                         "where they would be judged)"),
-    ):  # fmt: skip
+        (
+            "not testable",
+            "are not testable here (pre-training does not beat the control "
+            "where they would be judged)",
+        ),
+    ):
         numbers = [str(i) for i, f in enumerate(data.findings, 1) if f.status == status]
         if numbers:
             parts.append(f"Findings {', '.join(numbers)} {words}.")
@@ -147,48 +150,7 @@ def verdicts_section(data: ReportData) -> Section:
             v.key.sparsity,
         ),
     )
-    rows = []
-    for verdict in ordered:
-        key = verdict.key
-        # Seeds per regime: with seeds on demand the two regimes can stop at different looks.
-        per_regime = [
-            max((len(c.seeds) for c in verdict.comparisons if c.regime == r), default=0)
-            for r in REGIMES
-        ]
-        rows.append(
-            (
-                key.pretraining,
-                key.dataset,
-                fraction_text(key.fraction),
-                ladder_label(key.method, key.imp_regime),
-                percent(key.sparsity),
-                str(per_regime[0]) if len(set(per_regime)) == 1 else "/".join(map(str, per_regime)),
-                *[
-                    _cell(verdict, verdict.comparison(regime, metric))
-                    for regime in REGIMES
-                    for metric in METRICS
-                ],
-                MARK[verdict.outcome],
-            )
-        )
-    section.blocks.append(
-        Table(
-            (
-                "pre-training",
-                "dataset",
-                "data",
-                "ladder",
-                "sparsity",
-                "seeds (ST/AT)",
-                "ST SA",
-                "ST RA",
-                "AT SA",
-                "AT RA",
-                "verdict",
-            ),
-            tuple(rows),
-        )
-    )
+    section.blocks.append(Table(VERDICT_COLUMNS, tuple(_verdict_row(v) for v in ordered)))
     undecided = [v for v in ordered if v.outcome == "inconclusive"]
     if undecided:
         section.blocks.append(
@@ -207,6 +169,45 @@ def verdicts_section(data: ReportData) -> Section:
         )
         section.blocks.append(Bullets(tuple(_undecided(v, data.config.seeds) for v in undecided)))
     return section
+
+
+VERDICT_COLUMNS = (
+    "pre-training",
+    "dataset",
+    "data",
+    "ladder",
+    "sparsity",
+    "seeds (ST/AT)",
+    "ST SA",
+    "ST RA",
+    "AT SA",
+    "AT RA",
+    "verdict",
+)
+
+
+def _verdict_row(verdict: TicketVerdict) -> tuple[str, ...]:
+    """A ticket's row: where it is, its seeds per regime, each comparison, its verdict."""
+    key = verdict.key
+    # Seeds per regime: with seeds on demand the two regimes can stop at different looks.
+    per_regime = [
+        max((len(c.seeds) for c in verdict.comparisons if c.regime == r), default=0)
+        for r in REGIMES
+    ]
+    return (
+        key.pretraining,
+        key.dataset,
+        fraction_text(key.fraction),
+        ladder_label(key.method, key.imp_regime),
+        percent(key.sparsity),
+        str(per_regime[0]) if len(set(per_regime)) == 1 else "/".join(map(str, per_regime)),
+        *[
+            _cell(verdict, verdict.comparison(regime, metric))
+            for regime in REGIMES
+            for metric in METRICS
+        ],
+        MARK[verdict.outcome],
+    )
 
 
 def _cell(verdict: TicketVerdict, comparison: Comparison | None) -> str:

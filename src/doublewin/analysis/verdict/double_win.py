@@ -12,16 +12,7 @@ from doublewin.analysis.verdict import bracket
 from doublewin.analysis.verdict.bracket import UNDETERMINED, LadderRung, Span
 from doublewin.analysis.verdict.config import VerdictConfig
 from doublewin.analysis.verdict.matching import Comparison, compare, metric_value
-from doublewin.core.results import (
-    METRICS,
-    REGIMES,
-    LadderKey,
-    is_dense,
-    ladder_of,
-    regime_of,
-    setting_of,
-    sparsity_of,
-)
+from doublewin.core.results import METRICS, REGIMES, LadderKey, transfer_place
 
 TicketOutcome = Literal["double-win", "not double-win", "inconclusive"]
 
@@ -189,16 +180,16 @@ def accuracies(
         lambda: defaultdict(lambda: defaultdict(dict))
     )
     for row in rows:
-        regime, seed = regime_of(row), int(row["seed"])
+        regime, setting, ladder, sparsity = transfer_place(row)
+        seed = int(row["seed"])
         for metric in METRICS:
             value = metric_value(row, metric, selection)
             if value is None:
                 continue
-            if is_dense(row):
-                dense[setting_of(row)][regime][metric][seed] = value
+            if ladder is None:
+                dense[setting][regime][metric][seed] = value
             else:
-                key = TicketKey(*ladder_of(row), sparsity_of(row))
-                tickets[key][regime][metric][seed] = value
+                tickets[TicketKey(*ladder, sparsity)][regime][metric][seed] = value
     return dense, tickets
 
 
@@ -284,13 +275,14 @@ def rung_numbers(rows: Iterable[Mapping[str, Any]]) -> dict[LadderKey, dict[floa
     (rows without a usable number are left out)."""
     out: dict[LadderKey, dict[float, int]] = defaultdict(dict)
     for row in rows:
-        if is_dense(row):
+        _, _, ladder, sparsity = transfer_place(row)
+        if ladder is None:
             continue
         try:
             number = int(float(row.get("rung") or ""))
         except (TypeError, ValueError):
             continue
-        out[ladder_of(row)][sparsity_of(row)] = number
+        out[ladder][sparsity] = number
     return dict(out)
 
 

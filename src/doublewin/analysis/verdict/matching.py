@@ -86,38 +86,12 @@ def compare(
     ticket_mean = statistics.fmean(ticket_values)
     dense_mean = statistics.fmean(dense_values)
     dense_std = statistics.stdev(dense_values) if len(seeds) > 1 else None
-    if config.pairing == "seed":
-        diffs = [t - d for t, d in zip(ticket_values, dense_values, strict=True)]
-        if plan is not None:
-            mean, low, high, n = sequential_interval(diffs, plan, config.confidence)  # type: ignore[misc]
-            difference = Interval(mean, low, high, n)
-        else:
-            difference = mean_interval(diffs, config.confidence)
-        spread = statistics.stdev(diffs) if len(diffs) > 1 else None
-    else:
-        difference = welch_difference(ticket_values, dense_values, config.confidence)
-        spread = (
-            math.sqrt(statistics.variance(ticket_values) + statistics.variance(dense_values))
-            if len(seeds) > 1
-            else None
-        )
-    assert difference is not None  # at least one common seed
+    difference, spread = _difference(ticket_values, dense_values, config, plan)
     needed = None
+    outcome: Outcome
     if config.rule == "interval":
         delta = max(config.margin_floor, config.std_multiplier * (dense_std or 0.0))
-        if difference.low is None or difference.high is None:  # one seed: no interval
-            if config.single_seed == "margin":
-                outcome: Outcome = (
-                    "matching" if difference.mean >= -delta - _EPSILON else "not matching"
-                )
-            else:
-                outcome = "inconclusive"
-        elif difference.low >= -delta - _EPSILON:
-            outcome = "matching"
-        elif difference.high < -delta - _EPSILON:
-            outcome = "not matching"
-        else:
-            outcome = "inconclusive"
+        outcome = _interval_outcome(difference, delta, config)
         if outcome == "inconclusive" and plan is not None:
             needed = looks_to_resolve(
                 spread, difference.mean, -delta, len(seeds), plan, config.confidence
@@ -144,6 +118,48 @@ def compare(
         outcome,
         needed,
     )
+
+
+def _difference(
+    ticket_values: list[float],
+    dense_values: list[float],
+    config: VerdictConfig,
+    plan: SeedPlan | None,
+) -> tuple[Interval, float | None]:
+    """The ticket − dense difference with its interval (paired by seed: the t-interval, or the
+    group-sequential one under a seed plan; unpaired: Welch's), and the per-seed spread."""
+    if config.pairing == "seed":
+        diffs = [t - d for t, d in zip(ticket_values, dense_values, strict=True)]
+        if plan is not None:
+            mean, low, high, n = sequential_interval(diffs, plan, config.confidence)  # type: ignore[misc]
+            difference = Interval(mean, low, high, n)
+        else:
+            difference = mean_interval(diffs, config.confidence)
+        spread = statistics.stdev(diffs) if len(diffs) > 1 else None
+    else:
+        difference = welch_difference(ticket_values, dense_values, config.confidence)
+        spread = (
+            math.sqrt(statistics.variance(ticket_values) + statistics.variance(dense_values))
+            if len(ticket_values) > 1
+            else None
+        )
+    assert difference is not None  # at least one common seed
+    return difference, spread
+
+
+def _interval_outcome(difference: Interval, delta: float, config: VerdictConfig) -> Outcome:
+    """The interval rule: matching when the interval's lower end is ≥ −δ, not matching when
+    its upper end is < −δ; one seed (no interval) is inconclusive unless ``single_seed:
+    margin`` judges its difference against −δ."""
+    if difference.low is None or difference.high is None:  # one seed: no interval
+        if config.single_seed == "margin":
+            return "matching" if difference.mean >= -delta - _EPSILON else "not matching"
+        return "inconclusive"
+    if difference.low >= -delta - _EPSILON:
+        return "matching"
+    if difference.high < -delta - _EPSILON:
+        return "not matching"
+    return "inconclusive"
 
 
 def _before_first_look(

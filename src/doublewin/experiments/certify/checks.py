@@ -42,6 +42,11 @@ class Verification:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.agrees]
 
+    def add(self, checks: list[Check], notes: list[str]) -> None:
+        """The checks and notes of one way of measuring (remeasured, transferred again)."""
+        self.checks += checks
+        self.notes += notes
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),

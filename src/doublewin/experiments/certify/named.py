@@ -18,12 +18,12 @@ from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.parsing import parse_number
 from doublewin.core.results import DENSE, ladder_of, method_key, sparsity_of
-from doublewin.experiments.experiment import Experiment, Pretraining
-from doublewin.experiments.grid import Job
-from doublewin.experiments.results import collect_rows
-from doublewin.experiments.run import context_for, make_plan
-from doublewin.experiments.runner import RunContext, ticket_file, weights_file
-from doublewin.experiments.store import Store
+from doublewin.experiments.plan.experiment import Experiment, Pretraining
+from doublewin.experiments.plan.grid import Job
+from doublewin.experiments.run.folder import context_for, make_plan
+from doublewin.experiments.run.job import RunContext, ticket_file, weights_file
+from doublewin.experiments.run.results import collect_rows
+from doublewin.experiments.store.store import Store
 
 # Half the last digit of a percentage written to one decimal (78.4% for 1 − 0.6³).
 SPARSITY_MATCH = 5e-4

@@ -23,7 +23,7 @@ from doublewin.core.specs import TransferSpec
 from doublewin.core.typed import from_dict, to_dict
 from doublewin.experiments.certify.checks import Check, span, within
 from doublewin.experiments.certify.remeasure import same_split
-from doublewin.experiments.store import Store
+from doublewin.experiments.store.store import Store
 from doublewin.stages import Environment, Inputs, run_stage
 from doublewin.tickets.certificate import tolerance
 

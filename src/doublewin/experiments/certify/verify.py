@@ -63,33 +63,14 @@ def verify_export(
             f"--transfer, or pass --data {document['evaluation']['data']['name']} to measure "
             "the ticket itself on its source task"
         )
-    result = Verification(Path(folder), sha256, document["kind"], list(checks))
-    env = Environment(device, data_root, progress)
-    if on_evaluation and not transfer:
-        found, notes = remeasure(
-            Path(folder),
-            document,
-            data,
-            autoattack=autoattack,
-            limit=limit,
-            points_tolerance=points_tolerance,
-            env=env,
-        )
-        result.checks += found
-        result.notes += notes
+    folder = Path(folder)
+    result = Verification(folder, sha256, document["kind"], list(checks))
+    # What both rechecks take: how close is close enough, and where they compute.
+    shared = {"points_tolerance": points_tolerance, "env": Environment(device, data_root, progress)}
     if transfer:
-        found, notes = retransfer(
-            Path(folder),
-            document,
-            sha256,
-            data,
-            seeds=seeds,
-            points_tolerance=points_tolerance,
-            work=work,
-            env=env,
-        )
-        result.checks += found
-        result.notes += notes
+        result.add(*retransfer(folder, document, sha256, data, seeds=seeds, work=work, **shared))
+    elif on_evaluation:
+        result.add(*remeasure(folder, document, data, autoattack=autoattack, limit=limit, **shared))
     return result
 
 

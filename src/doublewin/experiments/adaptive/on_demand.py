@@ -32,15 +32,8 @@ from doublewin.analysis.verdict import (
     VerdictConfig,
     verdicts,
 )
-from doublewin.core.results import (
-    Setting,
-    is_dense,
-    ladder_of,
-    regime_of,
-    setting_of,
-    sparsity_of,
-)
-from doublewin.experiments.grid import Job
+from doublewin.core.results import Setting, is_dense, transfer_place
+from doublewin.experiments.plan.grid import Job
 
 Cell = tuple[TicketKey, str]  # a ticket under one transfer regime
 DenseCell = tuple[Setting, str]
@@ -76,12 +69,11 @@ class TransferCells:
                 continue
             seed = int(job.labels["seed"])
             seeds.add(seed)
-            regime = regime_of(job.labels)
-            if is_dense(job.labels):
-                dense[(setting_of(job.labels), regime)][seed] = job
+            regime, setting, ladder, sparsity = transfer_place(job.labels)
+            if ladder is None:
+                dense[(setting, regime)][seed] = job
             else:
-                key = TicketKey(*ladder_of(job.labels), sparsity_of(job.labels))
-                tickets[(key, regime)][seed] = job
+                tickets[(TicketKey(*ladder, sparsity), regime)][seed] = job
         return cls(dict(tickets), dict(dense), tuple(sorted(seeds)))
 
     def seed_jobs(self, cell: Cell, upto: int) -> list[Job]:

@@ -10,7 +10,7 @@ import math
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.data import dataset_info
-from doublewin.experiments.grid import Job
+from doublewin.experiments.plan.grid import Job
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.tickets.ladder import ticket_ladder
 from doublewin.tickets.supertickets import source_trainings

@@ -1,18 +1,19 @@
 """What the two savers are expected to spend, before a run: seeds on demand and the extreme
 search, alone and together, as transfer runs.
 
-Seeds on demand: each (ticket, regime) cell takes seeds until its verdict is decided or the plan's
-max is reached (on_demand.py). How many it takes depends on how far the ticket's true gap to its
-dense model lies from the margin, measured in the per-seed spread of the difference; before a run
-neither is known, so the expectation is the plan's operating characteristics (the sequential
-rule of analysis/verdict/sequential.py, simulated) at an assumed spread, with the true gap equally
-likely anywhere from three margins below the dense model to one above. The dense baselines of a
-setting run as many seeds as its longest cell; the no-pre-training control runs the max.
+Seeds on demand: each (ticket, regime) cell takes seeds until its verdict is decided or the
+plan's max is reached (adaptive/on_demand.py). How many it takes depends on how far the
+ticket's true gap to its dense model lies from the margin, measured in the per-seed spread of
+the difference; before a run neither is known, so the expectation is the plan's operating
+characteristics (the sequential rule of analysis/verdict/sequential.py, simulated) at an
+assumed spread, with the true gap equally likely anywhere from three margins below the dense
+model to one above. The dense baselines of a setting run as many seeds as its longest cell; the
+no-pre-training control runs the max.
 
-The extreme search: on each ladder the search (search.py's `LadderSearch`, driven here) judges a
-few rungs; the expectation is over the ladder's extreme being any of its rungs (or none) with
-equal probability, a rung that fails costing its standard transfer and, half the time, its
-adversarial one (the failure was in the AT verdict).
+The extreme search: on each ladder the search (adaptive/search.py's `LadderSearch`, driven
+here) judges a few rungs; the expectation is over the ladder's extreme being any of its rungs
+(or none) with equal probability, a rung that fails costing its standard transfer and, half the
+time, its adversarial one (the failure was in the AT verdict).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import numpy as np
 
 from doublewin.analysis.verdict import SeedPlan, VerdictConfig
 from doublewin.analysis.verdict.sequential import critical_value
-from doublewin.core.results import is_dense
-from doublewin.experiments.grid import Job
-from doublewin.experiments.search import LadderSearch
+from doublewin.core.results import is_dense, setting_of
+from doublewin.experiments.adaptive.search import LadderSearch
+from doublewin.experiments.plan.grid import Job
 
 DEFAULT_SPREAD = (
     0.5  # points: the per-seed spread of ticket − dense at the demo's 20% rung (docs/verdict.md)
@@ -95,7 +96,7 @@ def expected_on_demand(
     cells: dict[tuple, int] = defaultdict(int)  # (setting, regime) -> ticket cells in it
     settings = set()
     for job in transfers:
-        setting = (job.labels["pretraining"], job.labels["dataset"], job.labels["fraction"], job.labels["regime"])  # fmt: skip
+        setting = (*setting_of(job.labels), job.labels["regime"])
         settings.add(setting)
         if not is_dense(job.labels) and int(job.labels["seed"]) == seeds[0]:
             cells[setting] += 1
@@ -156,13 +157,18 @@ def expected_search(
     settings = set()
     for job in transfers:
         labels = job.labels
-        setting = (labels["pretraining"], labels["dataset"], labels["fraction"])
+        setting = setting_of(labels)
         settings.add(setting)
         if not is_dense(labels):
-            key = (*setting, labels["method"], labels.get("imp_regime", ""), labels.get("pattern", ""))  # fmt: skip
+            key = (
+                *setting,
+                labels["method"],
+                labels.get("imp_regime", ""),
+                labels.get("pattern", ""),
+            )
             ladders[key][float(labels["sparsity"])] = int(labels.get("rung") or 0)
     # The dense baselines, ST and AT, run as many seeds as the longest cell of their setting;
-    # a setting with no ladder (the control) runs every seed (search.py).
+    # a setting with no ladder (the control) runs every seed (adaptive/search.py).
     searched = {key[:3] for key in ladders}
     expected = 2 * max(passing_seeds, failing_seeds) * len(settings & searched)
     expected += 2 * seeds * len(settings - searched)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.data import dataset_info
-from doublewin.experiments.grid import Job
+from doublewin.experiments.plan.grid import Job
 from doublewin.models import build_model
 from doublewin.stages.landscape import SHARPNESS_GRID
 from doublewin.tickets.ladder import ticket_ladder

@@ -34,19 +34,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from doublewin.analysis.verdict import TicketVerdict, VerdictConfig, verdicts
-from doublewin.core.results import (
-    REGIMES,
-    LadderKey,
-    Setting,
-    is_dense,
-    ladder_of,
-    regime_of,
-    setting_of,
-    sparsity_of,
-)
-from doublewin.experiments.grid import Job
-from doublewin.experiments.on_demand import open_regimes
+from doublewin.analysis.verdict import SeedPlan, TicketVerdict, VerdictConfig, verdicts
+from doublewin.core.results import REGIMES, LadderKey, Setting, regime_of, transfer_place
+from doublewin.experiments.adaptive.on_demand import open_regimes
+from doublewin.experiments.plan.grid import Job
 
 
 @dataclass
@@ -155,6 +146,104 @@ def regime_order(regimes: set[str]) -> list[str]:
     return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
 
 
+# A rung under evaluation: (position in the regime order reached so far, seeds asked for in
+# that regime, whether every regime is judged: an anchor).
+Look = tuple[int, int, bool]
+
+
+class _Waves:
+    """The search's side of the grid: its transfer jobs by setting or ladder, rung and regime,
+    the seeds each look takes, and the jobs run so far (each once)."""
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        run: Callable[[list[Job]], list[dict[str, Any]]],
+        plan: SeedPlan | None,
+        anchors: Mapping[str, Sequence[int]],
+    ):
+        self.run, self.plan = run, plan
+        self.upstream = [j for j in jobs if j.stage != "transfer"]
+        self.transfers = [j for j in jobs if j.stage == "transfer"]
+        # setting → regime → dense jobs; ladder → sparsity → regime → ticket jobs
+        self.dense: dict[Setting, dict[str, list[Job]]] = defaultdict(lambda: defaultdict(list))
+        self.rungs: dict[LadderKey, dict[float, dict[str, list[Job]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list))
+        )
+        self.anchored: dict[LadderKey, set[float]] = defaultdict(set)
+        for job in self.transfers:
+            regime, setting, key, sparsity = transfer_place(job.labels)
+            if key is None:
+                self.dense[setting][regime].append(job)
+                continue
+            self.rungs[key][sparsity][regime].append(job)
+            if int(job.labels.get("rung") or 0) in anchors.get(job.labels["method"], ()):
+                self.anchored[key].add(sparsity)
+        self.order = regime_order({regime_of(j.labels) for j in self.transfers})
+        # Seeds on demand (verdict.seeds): a rung's regime starts at the plan's first look and
+        # takes more seeds while its comparisons are open; otherwise every seed at once.
+        self.seeds = sorted({int(j.labels["seed"]) for j in self.transfers})
+        self.start = min(plan.min, len(self.seeds)) if plan is not None else len(self.seeds)
+        self.done_ids: set[str] = set()
+
+    def first(self, batch: list[Job], n: int) -> list[Job]:
+        kept = set(self.seeds[:n])
+        return [j for j in batch if int(j.labels["seed"]) in kept]
+
+    def submit(self, batch: list[Job]) -> list[dict[str, Any]]:
+        # Ladders of one setting share its dense jobs: each job once.
+        fresh = list({j.id: j for j in batch if j.id not in self.done_ids}.values())
+        rows = self.run(fresh)
+        self.done_ids.update(j.id for j in fresh)
+        return rows
+
+    def submit_first(self) -> None:
+        """Wave 0: every upstream stage and the dense baselines of the first regime; a
+        setting with no ladder to search (the no-pre-training control) runs its dense
+        baselines in full, every regime at the plan's most seeds: it is the reference every
+        pre-training is compared with."""
+        first_dense = [
+            j for by_regime in self.dense.values() for j in by_regime.get(self.order[0], [])
+        ]
+        searched = {key[:3] for key in self.rungs}
+        alone = [
+            j
+            for setting, by_regime in self.dense.items()
+            if setting not in searched
+            for jobs_of_regime in by_regime.values()
+            for j in jobs_of_regime
+        ]
+        plan, seeds = self.plan, self.seeds
+        most = min(plan.max, len(seeds)) if plan is not None else len(seeds)
+        self.submit(
+            [*self.upstream, *self.first(first_dense, self.start), *self.first(alone, most)]
+        )
+
+    def look_jobs(self, key: LadderKey, sparsity: float, look: Look) -> list[Job]:
+        """The jobs of one look at a rung: its regime's dense baselines and ticket runs."""
+        step, n, _ = look
+        regime = self.order[step]
+        return self.first(self.dense[key[:3]].get(regime, []), n) + self.first(
+            self.rungs[key][sparsity].get(regime, []), n
+        )
+
+    def next_look(self, verdict: TicketVerdict | None, look: Look) -> Look | None:
+        """More seeds in this regime while it is open; else the next regime (an anchor's
+        always, another rung's while undecided); None: the rung is judged."""
+        step, n, every = look
+        double_win = None if verdict is None else verdict.double_win
+        more = self.plan.next_look(n) if self.plan is not None else None
+        if (
+            more is not None
+            and more <= len(self.seeds)
+            and open_regimes(verdict, [self.order[step]])
+        ):
+            return step, more, every
+        if (double_win is None or every) and step + 1 < len(self.order):
+            return step + 1, self.start, every
+        return None
+
+
 def search_extreme(
     jobs: Sequence[Job],
     run: Callable[[list[Job]], list[dict[str, Any]]],
@@ -169,93 +258,40 @@ def search_extreme(
     judged under every regime whatever their standard-transfer verdict (so methods can be
     compared at equal sparsity); a ladder starts its bisection once its anchors are recorded.
     """
-    upstream = [j for j in jobs if j.stage != "transfer"]
-    transfers = [j for j in jobs if j.stage == "transfer"]
-    # setting → regime → dense jobs; ladder → sparsity → regime → ticket jobs
-    dense: dict[Setting, dict[str, list[Job]]] = defaultdict(lambda: defaultdict(list))
-    rungs: dict[LadderKey, dict[float, dict[str, list[Job]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
-    anchored: dict[LadderKey, set[float]] = defaultdict(set)
-    for job in transfers:
-        regime = regime_of(job.labels)
-        if is_dense(job.labels):
-            dense[setting_of(job.labels)][regime].append(job)
-            continue
-        key, sparsity = ladder_of(job.labels), sparsity_of(job.labels)
-        rungs[key][sparsity][regime].append(job)
-        if int(job.labels.get("rung") or 0) in (anchors or {}).get(job.labels["method"], ()):
-            anchored[key].add(sparsity)
+    waves = _Waves(jobs, run, verdict_config.seeds, anchors or {})
     searches = {
-        key: LadderSearch(key, tuple(sorted(by_sparsity))) for key, by_sparsity in rungs.items()
+        key: LadderSearch(key, tuple(sorted(by_sparsity)))
+        for key, by_sparsity in waves.rungs.items()
     }
-    order = regime_order({regime_of(j.labels) for j in transfers})
-    # Seeds on demand (verdict.seeds): a rung's regime starts at the plan's first look and
-    # takes more seeds while its comparisons are open; otherwise every seed at once.
-    plan = verdict_config.seeds
-    seeds = sorted({int(j.labels["seed"]) for j in transfers})
-    start = min(plan.min, len(seeds)) if plan is not None else len(seeds)
-
-    def first(batch: list[Job], n: int) -> list[Job]:
-        kept = set(seeds[:n])
-        return [j for j in batch if int(j.labels["seed"]) in kept]
-
-    done_ids: set[str] = set()
-
-    def submit(batch: list[Job]) -> list[dict[str, Any]]:
-        # Ladders of one setting share its dense jobs: each job once.
-        fresh = list({j.id: j for j in batch if j.id not in done_ids}.values())
-        rows = run(fresh)
-        done_ids.update(j.id for j in fresh)
-        return rows
-
-    # Wave 0: every upstream stage and the dense baselines of the first regime; a setting with
-    # no ladder to search (the no-pre-training control) runs its dense baselines in full, every
-    # regime at the plan's most seeds: it is the reference every pre-training is compared with.
-    first_dense = [j for by_regime in dense.values() for j in by_regime.get(order[0], [])]
-    searched = {key[:3] for key in rungs}
-    alone = [
-        j
-        for setting, by_regime in dense.items()
-        if setting not in searched
-        for jobs_of_regime in by_regime.values()
-        for j in jobs_of_regime
-    ]
-    most = min(plan.max, len(seeds)) if plan is not None else len(seeds)
-    submit([*upstream, *first(first_dense, start), *first(alone, most)])
-    # Rungs under evaluation: (ladder, rung index) → (position in ``order`` reached so far,
-    # seeds asked for in that regime, whether every regime is judged: an anchor).
-    current: dict[tuple[LadderKey, int], tuple[int, int, bool]] = {
-        (key, searches[key].sparsities.index(s)): (0, start, True)
-        for key, sparsities in anchored.items()
+    waves.submit_first()
+    current: dict[tuple[LadderKey, int], Look] = {
+        (key, searches[key].sparsities.index(s)): (0, waves.start, True)
+        for key, sparsities in waves.anchored.items()
         for s in sorted(sparsities)
     }
     while True:
         busy = {key for key, _ in current}
         for key, search in searches.items():
             if key not in busy and (rung := search.next_rung()) is not None:
-                current[(key, rung)] = (0, start, False)
+                current[(key, rung)] = (0, waves.start, False)
         if not current:
             break
-        batch: list[Job] = []
-        for (key, rung), (step, n, _) in current.items():
-            regime = order[step]
-            batch += first(dense[key[:3]].get(regime, []), n)
-            batch += first(rungs[key][searches[key].sparsities[rung]].get(regime, []), n)
-        rows = submit(batch)
+        batch = [
+            job
+            for (key, rung), look in current.items()
+            for job in waves.look_jobs(key, searches[key].sparsities[rung], look)
+        ]
+        rows = waves.submit(batch)
         judged = {(v.key.group, v.key.sparsity): v for v in verdicts(rows, verdict_config)}
-        for (key, rung), (step, n, every) in list(current.items()):
+        for (key, rung), look in list(current.items()):
             search = searches[key]
             verdict = judged.get((key, search.sparsities[rung]))
+            after = waves.next_look(verdict, look)
+            if after is not None:
+                current[(key, rung)] = after
+                continue
             double_win = None if verdict is None else verdict.double_win
-            more = plan.next_look(n) if plan is not None else None
-            if more is not None and more <= len(seeds) and open_regimes(verdict, [order[step]]):
-                current[(key, rung)] = (step, more, every)  # this regime is open: its next look
-                continue
-            if (double_win is None or every) and step + 1 < len(order):
-                current[(key, rung)] = (step + 1, start, every)  # the next regime
-                continue
             search.record(rung, double_win, _why_undecided(verdict))
             del current[(key, rung)]
-    spent = sum(1 for j in transfers if j.id in done_ids)
-    return SearchOutcome(tuple(searches.values()), spent, len(transfers))
+    spent = sum(1 for j in waves.transfers if j.id in waves.done_ids)
+    return SearchOutcome(tuple(searches.values()), spent, len(waves.transfers))

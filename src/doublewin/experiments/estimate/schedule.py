@@ -1,10 +1,10 @@
-"""How long a plan takes on N workers: the runner's schedule, simulated.
+"""How long a plan takes on N workers: the scheduler's order, simulated.
 
-The runner starts every job whose dependencies are finished, costliest first, on the first free
-worker (runner.py). Given each job's estimated seconds, the same rule played forward gives the
-wall time: the pre-trainings and IMP ladders that everything waits for, then the transfers
-spread over the workers. A run with seeds on demand goes in waves (on_demand.py): each wave is
-scheduled after the one before has finished.
+The scheduler starts every job whose dependencies are finished, costliest first, on the first
+free worker (run/scheduler.py). Given each job's estimated seconds, the same rule played forward
+gives the wall time: the pre-trainings and IMP ladders that everything waits for, then the
+transfers spread over the workers. A run with seeds on demand goes in waves
+(adaptive/on_demand.py): each wave is scheduled after the one before has finished.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 
-from doublewin.experiments.grid import Job
+from doublewin.experiments.plan.grid import Job
 
 
 def makespan(jobs: Sequence[Job], seconds: Mapping[str, float], workers: int) -> float:

@@ -21,7 +21,7 @@ from doublewin.core.numbers import UNIT_CLOSED_OPEN, read_number
 from doublewin.core.results import REGIMES
 from doublewin.core.specs import LandscapeSpec
 from doublewin.core.typed import from_dict
-from doublewin.experiments.fields import fraction_list, name_list, seed_list
+from doublewin.experiments.plan.fields import fraction_list, name_list, seed_list
 
 SELECT_KEYS = ("sparsity", "method", "imp_regime", "regimes", "fractions", "seeds", "pretrainings")
 # The paper's Figure 6 ticket: IMP with ST inside, at 73.79% sparsity, AT-transferred.

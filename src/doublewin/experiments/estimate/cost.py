@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from doublewin.core.specs import AttackSpec, TrainSpec
 from doublewin.core.ticket_parts import NETWORK_METHODS
 from doublewin.data import eval_batch_size
-from doublewin.experiments.grid import Job
-from doublewin.experiments.passes import (
+from doublewin.experiments.estimate.passes import (
     AUTOATTACK_FORWARDS,
     AUTOATTACK_GRADS,
     EARLY_STOP_SHARE,
@@ -26,7 +25,8 @@ from doublewin.experiments.passes import (
     job_passes,
     split_sizes,
 )
-from doublewin.experiments.rates import Shape, rates, training_step
+from doublewin.experiments.estimate.rates import Shape, rates, training_step
+from doublewin.experiments.plan.grid import Job
 from doublewin.models import arch_info
 from doublewin.stages.landscape import SHARPNESS_GRID, loss_attack
 from doublewin.tickets.ladder import ticket_ladder

@@ -24,9 +24,9 @@ from doublewin.core.specs import (
 )
 from doublewin.core.ticket_parts import NETWORK_METHODS, TRAINING_METHODS
 from doublewin.core.typed import from_dict
-from doublewin.experiments.experiment import Experiment
-from doublewin.experiments.landscapes import landscape_spec, nearest_rung
-from doublewin.experiments.pretrainings import Pretraining
+from doublewin.experiments.plan.experiment import Experiment
+from doublewin.experiments.plan.landscapes import landscape_spec, nearest_rung
+from doublewin.experiments.plan.pretrainings import Pretraining
 from doublewin.tickets.ladder import ticket_ladder
 
 
@@ -56,82 +56,98 @@ def expand(experiment: Experiment) -> list[Job]:
         for p in experiment.pretrainings
         if p.spec is not None
     ]
+    ticket_jobs = _ticket_jobs(experiment)
+    jobs += ticket_jobs
+    for p in experiment.pretrainings:
+        jobs += _transfer_jobs(experiment, p, _tickets_of(experiment, p, ticket_jobs))
+    return jobs + landscape_jobs(experiment, ticket_jobs)
+
+
+# A ticket to transfer: (its reference, its labels, the jobs it waits for).
+TicketRef = tuple[str, dict[str, Any], tuple[str, ...]]
+
+
+def _ticket_jobs(experiment: Experiment) -> list[Job]:
+    """One tickets job per pre-training × ticket spec of the experiment."""
     by_label = {p.label: p for p in experiment.pretrainings}
     ticket_jobs: list[Job] = []
     for label, spec in experiment.ticket_specs:
-        p = by_label[label]
         labels = {
             "pretraining": label,
             "method": spec.method,
             "imp_regime": spec.train.regime if spec.method in TRAINING_METHODS else "",
             "pattern": spec.pattern,
         }
-        deps = _trained_dep(p)
+        deps = _trained_dep(by_label[label])
         if spec.method == "search-then-prune":
             # It shrinks each rung to the MACs of the SuperTicket of the same pre-training,
             # regime and rung: that job's entry is its reference.
             spec = replace(spec, macs_of=_supertickets_of(ticket_jobs, labels, spec))
             deps += (spec.macs_of,)
         ticket_jobs.append(Job("tickets", spec, deps, labels))
-    jobs += ticket_jobs
-    for p in experiment.pretrainings:
-        # (ticket reference, its labels, its dependencies); the dense baseline first.
-        tickets: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
-            (
-                "",
-                {"method": DENSE, "imp_regime": "", "pattern": "", "sparsity": 0.0},
-                _trained_dep(p),
-            )
-        ]
-        tickets += _file_tickets(p)
-        for job in ticket_jobs:
-            if job.labels["pretraining"] != p.label:
+    return ticket_jobs
+
+
+def _tickets_of(experiment: Experiment, p: Pretraining, ticket_jobs: list[Job]) -> list[TicketRef]:
+    """What ``p`` transfers: the dense baseline first, its ticket files, then the chosen
+    rungs of every ladder drawn from it."""
+    tickets: list[TicketRef] = [
+        (
+            "",
+            {"method": DENSE, "imp_regime": "", "pattern": "", "sparsity": 0.0},
+            _trained_dep(p),
+        )
+    ]
+    tickets += _file_tickets(p)
+    for job in ticket_jobs:
+        if job.labels["pretraining"] != p.label:
+            continue
+        ladder = ticket_ladder(job.spec)
+        # An N:M ladder transfers its N:M rung only (IMP's rungs before it are (M−k):M).
+        chosen = (
+            [len(ladder) - 1]
+            if job.spec.pattern == "nm"
+            else select_rungs(len(ladder), experiment.rungs_of(job.spec.method))
+        )
+        for index in chosen:
+            labels = {
+                "method": job.labels["method"],
+                "imp_regime": job.labels["imp_regime"],
+                "pattern": job.labels["pattern"],
+                "sparsity": ladder[index],
+                "rung": index + 1,
+            }
+            tickets.append((ticket_ref(job.id, ladder[index]), labels, (job.id,)))
+    return tickets
+
+
+def _transfer_jobs(experiment: Experiment, p: Pretraining, tickets: list[TicketRef]) -> list[Job]:
+    """Every transfer of ``p``'s ``tickets``: dataset × fraction × regime × seed (a ticket's
+    method may go to fewer fractions)."""
+    # A SuperTicket transfers its own network; every other ticket masks θp.
+    weights_of = {
+        ref: network_ref(ref) if found["method"] in NETWORK_METHODS else p.ref
+        for ref, found, _ in tickets
+    }
+    jobs = []
+    for ticket, ticket_labels, deps in tickets:
+        method = ticket_labels["method"]
+        for dataset, fraction, regime, seed in _downstream(experiment):
+            if method != DENSE and fraction not in experiment.fractions_of(method):
                 continue
-            ladder = ticket_ladder(job.spec)
-            # An N:M ladder transfers its N:M rung only (IMP's rungs before it are (M−k):M).
-            chosen = (
-                [len(ladder) - 1]
-                if job.spec.pattern == "nm"
-                else select_rungs(len(ladder), experiment.rungs_of(job.spec.method))
+            spec = transfer_spec(
+                experiment, weights_of[ticket], ticket, dataset, fraction, regime, seed
             )
-            for index in chosen:
-                labels = {
-                    "method": job.labels["method"],
-                    "imp_regime": job.labels["imp_regime"],
-                    "pattern": job.labels["pattern"],
-                    "sparsity": ladder[index],
-                    "rung": index + 1,
-                }
-                tickets.append((ticket_ref(job.id, ladder[index]), labels, (job.id,)))
-        # A SuperTicket transfers its own network; every other ticket masks θp.
-        weights_of = {
-            ref: network_ref(ref) if found["method"] in NETWORK_METHODS else p.ref
-            for ref, found, _ in tickets
-        }
-        for ticket, ticket_labels, deps in tickets:
-            method = ticket_labels["method"]
-            for dataset, fraction, regime, seed in _downstream(experiment):
-                if method != DENSE and fraction not in experiment.fractions_of(method):
-                    continue
-                spec = transfer_spec(
-                    experiment,
-                    weights_of[ticket],
-                    ticket,
-                    dataset,
-                    fraction,
-                    regime,
-                    seed,
-                )
-                labels = {
-                    "pretraining": p.label,
-                    **ticket_labels,
-                    "dataset": dataset,
-                    "fraction": fraction,
-                    "regime": regime,
-                    "seed": seed,
-                }
-                jobs.append(Job("transfer", spec, deps, labels))
-    return jobs + landscape_jobs(experiment, ticket_jobs)
+            labels = {
+                "pretraining": p.label,
+                **ticket_labels,
+                "dataset": dataset,
+                "fraction": fraction,
+                "regime": regime,
+                "seed": seed,
+            }
+            jobs.append(Job("transfer", spec, deps, labels))
+    return jobs
 
 
 def landscape_jobs(experiment: Experiment, ticket_jobs: list[Job]) -> list[Job]:

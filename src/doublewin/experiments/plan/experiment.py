@@ -31,7 +31,7 @@ from doublewin.core.specs import (
 from doublewin.core.ticket_parts import TRAINING_METHODS
 from doublewin.core.typed import apply_override, from_dict, parse_overrides
 from doublewin.data.registry import check_val_size
-from doublewin.experiments.fields import (
+from doublewin.experiments.plan.fields import (
     anchor_rungs,
     check_landscape,
     deep_merge,
@@ -44,8 +44,8 @@ from doublewin.experiments.fields import (
     seed_list,
     ticket_fractions,
 )
-from doublewin.experiments.landscapes import LandscapePlan, parse_analysis
-from doublewin.experiments.pretrainings import (
+from doublewin.experiments.plan.landscapes import LandscapePlan, parse_analysis
+from doublewin.experiments.plan.pretrainings import (
     Pretraining,
     arch_of,
     input_size_of,
@@ -170,6 +170,7 @@ def load_experiment(
 
 
 def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
+    """An experiment file's mapping, every section checked, as an `Experiment`."""
     unknown = sorted(
         (k for k in raw if k not in TOP_LEVEL_KEYS and not str(k).startswith(SHARED)), key=str
     )
@@ -182,9 +183,42 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     arch = raw.get("arch", PretrainSpec().arch)
     if not isinstance(arch, str):
         raise UserError(f"arch: expected an architecture name, got {arch!r}")
+    verdict, seeds = _parse_seeds(raw)
+    pretrainings = parse_pretrain(raw.get("pretrain") or {}, arch)
+    ticket_specs, rungs = _parse_tickets(raw.get("tickets"), pretrainings)
+    datasets, fractions, transfer_data, transfers = _parse_transfer(raw.get("transfer") or {})
+    store = raw.get("store")
+    if store is not None and not isinstance(store, str):
+        raise UserError(f"store: expected a folder path, got {store!r}")
+    experiment = Experiment(
+        name,
+        arch,
+        seeds,
+        pretrainings,
+        ticket_specs,
+        rungs,
+        datasets,
+        fractions,
+        transfers,
+        transfer_data,
+        verdict,
+        dict(raw),
+        store,
+        ticket_fractions=ticket_fractions(raw.get("tickets"), fractions),
+        landscape=parse_analysis(raw.get("analysis")),
+        search=parse_search(raw.get("search")),
+        anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
+    )
+    check_landscape(experiment)
+    return experiment
+
+
+def _parse_seeds(raw: Mapping[str, Any]) -> tuple[VerdictConfig, tuple[int, ...]]:
+    """The verdict section and the seeds: the listed ones, or with ``seeds: auto`` the
+    candidates 0 … max − 1 of the verdict's seed plan."""
     verdict = VerdictConfig.from_mapping(raw.get("verdict"))
     if raw.get("seeds") == "auto":
-        # Seeds on demand (on_demand.py): the plan's seeds 0 … max − 1 are the candidates.
+        # Seeds on demand (adaptive/on_demand.py): the plan's seeds 0 … max − 1 are candidates.
         verdict = replace(verdict, seeds=verdict.seeds or SeedPlan())
         seeds = list(range(verdict.seeds.max))  # type: ignore[union-attr]
     else:
@@ -202,10 +236,14 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
         seeds = seed_list(given, "seeds")
     if not seeds:
         raise UserError("seeds: give at least one seed, e.g. seeds: [0, 1], or seeds: auto")
+    return verdict, tuple(seeds)
 
-    pretrainings = parse_pretrain(raw.get("pretrain") or {}, arch)
-    ticket_specs, rungs = _parse_tickets(raw.get("tickets"), pretrainings)
-    transfer = raw.get("transfer") or {}
+
+def _parse_transfer(
+    transfer: Any,
+) -> tuple[tuple[str, ...], tuple[float, ...], dict[str, Any], dict[str, TransferSpec]]:
+    """The transfer section: (datasets, fractions, the data fields every transfer shares,
+    "st"/"at" → the regime's transfer spec from the one spec builder)."""
     if not isinstance(transfer, Mapping):
         raise UserError("transfer: expected a mapping")
     datasets = tuple(name_list(transfer.get("datasets", ["digits"]), "transfer.datasets"))
@@ -233,30 +271,7 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     transfers = transfer_specs(
         transfer.get("regimes", {"st": {}, "at": {}}), transfer.get("eval_attack"), picked
     )
-    store = raw.get("store")
-    if store is not None and not isinstance(store, str):
-        raise UserError(f"store: expected a folder path, got {store!r}")
-    experiment = Experiment(
-        name,
-        arch,
-        tuple(seeds),
-        pretrainings,
-        ticket_specs,
-        rungs,
-        datasets,
-        fractions,
-        transfers,
-        transfer_data,
-        verdict,
-        dict(raw),
-        store,
-        ticket_fractions=ticket_fractions(raw.get("tickets"), fractions),
-        landscape=parse_analysis(raw.get("analysis")),
-        search=parse_search(raw.get("search")),
-        anchor_rungs=anchor_rungs(raw.get("tickets"), _methods(raw.get("tickets")), rungs),
-    )
-    check_landscape(experiment)
-    return experiment
+    return datasets, fractions, transfer_data, transfers
 
 
 def _methods(section: Any) -> list[str]:

@@ -2,7 +2,7 @@
 
 Every executor hands back ``concurrent.futures.Future`` objects, so the runner's dependency
 order, failure handling, progress and ``results.csv`` refreshes are the same code for all of
-them (runner.py). The store is the only state the jobs share: each job is one content-addressed,
+them (scheduler.py). The store is the only state the jobs share: each job is one content-addressed,
 lock-protected entry, so the nodes of a cluster need nothing but a filesystem they all see.
 
 - ``local``: a ``spawn`` process pool; each worker dies with the runner (core/processes.py).

@@ -24,7 +24,7 @@ from doublewin.core.atomic import atomic_write_json, atomic_write_text
 from doublewin.core.errors import Diverged, RunFailure, UserError
 from doublewin.core.hashing import canonical, spec_hash
 from doublewin.core.typed import to_dict
-from doublewin.experiments.locks import entry_lock
+from doublewin.experiments.store.locks import entry_lock
 
 
 @dataclass

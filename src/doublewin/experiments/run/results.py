@@ -15,9 +15,9 @@ from doublewin.core import paths
 from doublewin.core.errors import UserError
 from doublewin.core.results import LABEL_COLUMNS
 from doublewin.core.typed import to_dict
-from doublewin.experiments.grid import Job
-from doublewin.experiments.passes import job_passes
-from doublewin.experiments.store import Store
+from doublewin.experiments.estimate.passes import job_passes
+from doublewin.experiments.plan.grid import Job
+from doublewin.experiments.store.store import Store
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,8 +13,8 @@ from doublewin.core.errors import UserError
 from doublewin.core.hashing import spec_hash
 from doublewin.core.specs import PretrainSpec
 from doublewin.data.registry import check_val_size
-from doublewin.experiments.fields import deep_merge
-from doublewin.experiments.ticket_files import TicketFile, parse_ticket_files, source_of
+from doublewin.experiments.plan.fields import deep_merge
+from doublewin.experiments.plan.ticket_files import TicketFile, parse_ticket_files, source_of
 from doublewin.models import read_content_hash, read_weights_meta
 
 # What a no-pre-training control keeps of the pretrain section: the rest is training.

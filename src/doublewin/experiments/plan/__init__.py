@@ -1,0 +1,2 @@
+"""The experiment file to the grid of stage specs: the file read and checked (experiment, fields,
+pretrainings, ticket_files, landscapes) and expanded into jobs (grid)."""
