@@ -116,11 +116,24 @@ def test_missing_and_foreign_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_listed_parameter_counts_match_the_built_models() -> None:
-    for arch in ("resnet8", "resnet20"):
+    for arch in ("resnet8", "resnet8x2", "resnet20"):
         built = build_model(arch, 10)
         assert arch_info(arch).num_params == sum(p.numel() for p in built.parameters())
     # ResNet-50 with a 10-class head: 25,557,032 − 2048·990 − 990.
     assert arch_info("resnet50").num_params == 25_557_032 - 2048 * 990 - 990
+
+
+def test_the_wide_resnet8_has_twice_the_channels_of_every_layer_and_its_depth() -> None:
+    narrow, wide = build_model("resnet8", 10), build_model("resnet8x2", 10)
+    convs = [
+        (m.in_channels, m.out_channels) for m in narrow.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    doubled = [
+        (m.in_channels, m.out_channels) for m in wide.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    # the stem reads 3 colour channels in both; every other width doubles
+    assert doubled == [(3 if i == 3 else 2 * i, 2 * o) for i, o in convs]
+    assert wide.fc.in_features == 2 * narrow.fc.in_features
 
 
 def test_unknown_architecture_names_the_known_ones() -> None:

@@ -191,6 +191,13 @@ ARCHITECTURES: dict[str, ArchInfo] = by_name(
         _cifar(1),
     ),
     ArchInfo(
+        "resnet8x2",
+        "cifar-resnet",
+        16,
+        "CIFAR ResNet-8 at twice the width (32/64/128 channels): more redundancy to prune",
+        _cifar(1, width=32),
+    ),
+    ArchInfo(
         "resnet20",
         "cifar-resnet",
         32,

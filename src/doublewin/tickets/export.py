@@ -40,12 +40,21 @@ from torch.utils.flop_counter import FlopCounterMode
 from doublewin.core import paths
 from doublewin.core.atomic import atomic_folder
 from doublewin.core.errors import RunFailure, UserError
-from doublewin.models import WeightsMeta, get_normalization, load_model, save_weights, slim
+from doublewin.models import (
+    ARCHITECTURES,
+    WeightsMeta,
+    get_normalization,
+    load_model,
+    save_weights,
+    slim,
+)
 from doublewin.tickets.channels import channel_groups, prunable_groups, pruned_positions
 from doublewin.tickets.files import load_ticket, save_ticket
 from doublewin.tickets.mask import Mask
 from doublewin.tickets.network_export import export_network
 
+# the CIFAR ResNets a channel export names when it refuses another network
+_CIFAR_RESNETS = tuple(a.name for a in ARCHITECTURES.values() if a.family == "cifar-resnet")
 TOLERANCE = 1e-4  # largest |Δlogit| between export and masked model, × max(1, largest |logit|)
 
 
@@ -211,7 +220,7 @@ def _channel(masked: nn.Module, mask: Mask, meta: WeightsMeta, size: int, out: P
 
     if not hasattr(masked, "layer1"):
         raise UserError(
-            f"a channel export writes ResNets (doublewin's {', '.join(('resnet8', 'resnet20'))}, "
+            f"a channel export writes ResNets (doublewin's {', '.join(_CIFAR_RESNETS)}, "
             f"torchvision's); {meta.arch} is not one; export it as an unstructured ticket"
         )
     physical = copy.deepcopy(masked)
