@@ -116,6 +116,19 @@ def test_the_paper_configs_expand_without_data_or_weights_present() -> None:
     assert fractions == {1.0, 0.1, 0.01}
 
 
+def test_the_wide_demo_searches_every_rung_of_a_7_rung_resnet8x2_ladder_with_anchors() -> None:
+    plan = make_plan(config_dir() / "demo-wide.yaml", run_dir=Path("/nonexistent"))
+    pretrains = [j.spec for j in plan.jobs if j.stage == "pretrain"]
+    assert {s.arch for s in pretrains} == {"resnet8x2"}
+    rungs = {
+        round(j.labels["sparsity"], 4)
+        for j in plan.jobs
+        if j.stage == "transfer" and j.labels.get("method") == "imp"
+    }
+    assert rungs == {round(1 - 0.8**k, 4) for k in range(1, 8)}
+    assert plan.search(None) == "extreme"
+
+
 def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, capsys) -> None:
     import json
 

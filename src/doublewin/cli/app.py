@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from importlib.metadata import version as package_version
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 import typer.main
 from rich.console import Console
 from rich.markup import escape
 
 from doublewin.core.resources import check_threads
+
+if TYPE_CHECKING:  # typer vendors click in its newer releases: no runtime import of click
+    import click
 
 app = typer.Typer(
     name="doublewin",
