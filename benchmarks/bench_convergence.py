@@ -52,6 +52,8 @@ def run(config: Path, store: Path, out: Path, seeds: str, extra: list[str]) -> P
         f"store={store}",
         "tickets.methods=[]",
         "tickets.transfer_rungs=null",
+        "tickets.anchor_rungs=null",  # anchors name ticket methods, and there are none here
+        "search=null",
         "tickets.transfer_fractions=null",
         "transfer.fractions=[1.0]",
         f"seeds=[{seeds}]",
