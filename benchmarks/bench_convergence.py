@@ -47,8 +47,9 @@ def doubled(regimes: dict) -> list[str]:
     return out
 
 
-def run(config: Path, store: Path, out: Path, seeds: str, extra: list[str]) -> Path:
-    sets = [
+def dense_only(store: Path, seeds: str) -> list[str]:
+    """Overrides that keep a run's pre-trainings and dense full-data transfers and nothing else."""
+    return [
         f"store={store}",
         "tickets.methods=[]",
         "tickets.transfer_rungs=null",
@@ -59,8 +60,11 @@ def run(config: Path, store: Path, out: Path, seeds: str, extra: list[str]) -> P
         f"seeds=[{seeds}]",
         "verdict.seeds=null",
         "analysis=null",
-        *extra,
     ]
+
+
+def run(config: Path, store: Path, out: Path, seeds: str, extra: list[str]) -> Path:
+    sets = [*dense_only(store, seeds), *extra]
     args = ["run", str(config), "--out", str(out), "--json"]
     for item in sets:
         args += ["--set", item]
