@@ -15,6 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "doublewin"
 # Package → the packages it may import. core is the floor; cli is the roof; analysis judges
 # results tables and needs only core; experiments runs stages and writes reports.
 LOWER = {"core"}
+# Everything that trains and measures: what the stages stand on, and the stages themselves.
+ENGINE = {"core", "data", "models", "attacks", "train", "measure", "tickets", "stages"}
 ALLOWED = {
     "core": set(),
     "data": {"core"},
@@ -27,41 +29,10 @@ ALLOWED = {
     "tickets": {"core", "data", "models", "attacks", "train"},
     "stages": {"core", "data", "models", "attacks", "train", "measure", "tickets"},
     "analysis": {"core"},
-    "experiments": {
-        "core",
-        "data",
-        "models",
-        "attacks",
-        "train",
-        "measure",
-        "tickets",
-        "stages",
-        "analysis",
-    },
-    "cli": {
-        "core",
-        "data",
-        "models",
-        "attacks",
-        "train",
-        "measure",
-        "tickets",
-        "stages",
-        "analysis",
-        "experiments",
-    },
+    "experiments": ENGINE | {"analysis"},
+    "cli": ENGINE | {"analysis", "experiments"},
     # The Python API: on top, beside the command line.
-    "api": {
-        "core",
-        "data",
-        "models",
-        "attacks",
-        "train",
-        "measure",
-        "tickets",
-        "stages",
-        "analysis",
-    },
+    "api": ENGINE | {"analysis"},
     "__main__": {"cli", "core"},  # the program: signal handling (core) before the commands load
     "__init__": {"api"},  # the API's names, re-exported lazily (doublewin/__init__.py)
 }
