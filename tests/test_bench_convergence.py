@@ -22,7 +22,7 @@ def _bench():
     return module
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "demo-wide.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "demo-wide.yaml", "demo-brackets.yaml"])
 def test_the_dense_only_overrides_plan_only_pretraining_and_dense_transfers(
     name: str, tmp_path: Path
 ) -> None:

@@ -129,6 +129,19 @@ def test_the_wide_demo_searches_every_rung_of_a_7_rung_resnet8x2_ladder_with_anc
     assert plan.search(None) == "extreme"
 
 
+def test_the_brackets_demo_searches_a_3_rung_resnet8_ladder_with_up_to_30_seeds() -> None:
+    plan = make_plan(config_dir() / "demo-brackets.yaml", run_dir=Path("/nonexistent"))
+    assert {j.spec.arch for j in plan.jobs if j.stage == "pretrain"} == {"resnet8"}
+    rungs = {
+        round(j.labels["sparsity"], 4)
+        for j in plan.jobs
+        if j.stage == "transfer" and j.labels.get("method") == "imp"
+    }
+    assert rungs == {round(1 - 0.512**k, 4) for k in range(1, 4)}  # 0.8^3 kept a round
+    assert plan.search(None) == "extreme"
+    assert plan.experiment.verdict.seeds.looks == (6, 12, 18, 24, 30)
+
+
 def test_dry_run_prints_counts_and_a_cost_and_writes_nothing(tmp_path: Path, capsys) -> None:
     import json
 
