@@ -6,7 +6,7 @@ and a spread σ, and the dense seeds give its margin δ = max(margin_floor, std_
 dense sd), as the verdict reads them (docs/verdict.md). For each seed plan (``min:max:step``,
 Pocock boundaries from the verdict's own ``critical_value``), the benchmark draws normal
 per-seed differences with those μ and σ, judges every comparison at the plan's looks with the
-interval rule, and reads each ladder the bracket's way: decided when the rung above its highest
+interval rule (the estimator's ``sequential_outcomes``, which the dry run's seed estimate uses), and reads each ladder the bracket's way: decided when the rung above its highest
 double-win rung is certified not double-win, or when the top rung passes. Every rung is judged
 (the extreme search judges fewer), so P(decided) is an upper bound for a searched run; a
 comparison the pilot never ran (its regime skipped after a certified failure) is inconclusive
@@ -32,10 +32,11 @@ import numpy as np
 
 from doublewin.analysis.judge import load_verdict_file
 from doublewin.analysis.verdict.config import VerdictConfig
-from doublewin.analysis.verdict.sequential import SeedPlan, critical_value
+from doublewin.analysis.verdict.sequential import SeedPlan
+from doublewin.experiments.estimate.savers import sequential_outcomes
 
 COLUMNS = {"sa": "sa_best_sa", "ra": "ra_best_ra"}  # the verdict's per-metric selection
-PASS, FAIL, OPEN = 1, -1, 0
+PASS, FAIL, OPEN = 1, -1, 0  # sequential_outcomes' codes
 
 
 @dataclass(frozen=True)
@@ -96,23 +97,6 @@ def pilot_cells(
     return ladders
 
 
-def judge_cell(cell: Cell, plan: SeedPlan, sims: int, rng: np.random.Generator, confidence: float):
-    """(outcome per simulation, seeds it used) for one comparison under seeds on demand."""
-    draws = rng.normal(cell.mu, cell.sigma, size=(sims, plan.max))
-    outcome = np.zeros(sims, dtype=int)
-    used = np.full(sims, plan.max)
-    for n in plan.looks:
-        x = draws[:, :n]
-        half = critical_value(plan, n, confidence) * x.std(axis=1, ddof=1) / np.sqrt(n)
-        mean = x.mean(axis=1)
-        still = outcome == OPEN
-        passed = still & (mean - half >= -cell.delta)
-        failed = still & (mean + half < -cell.delta)
-        outcome[passed], outcome[failed] = PASS, FAIL
-        used[passed | failed] = n
-    return outcome, used
-
-
 def simulate_ladder(
     rungs: dict[float, list[Cell | None]],
     plan: SeedPlan,
@@ -128,7 +112,8 @@ def simulate_ladder(
             if cell is None:
                 outcomes.append(np.full(sims, OPEN))
                 continue
-            outcome, used = judge_cell(cell, plan, sims, rng, confidence)
+            draws = rng.normal(cell.mu, cell.sigma, size=(sims, plan.max))
+            outcome, used = sequential_outcomes(draws, plan, cell.delta, confidence)
             outcomes.append(outcome)
             by_regime[cell.regime] = np.maximum(by_regime[cell.regime], used)
         stacked = np.stack(outcomes)

@@ -65,16 +65,27 @@ def simulated_cells(
     rng = np.random.default_rng(seed)
     gaps = rng.uniform(*GAP_RANGE, size=SIMULATIONS) * delta
     draws = gaps[:, None] + spread * rng.standard_normal((SIMULATIONS, plan.max))
-    taken = np.full(SIMULATIONS, plan.max)
-    open_ = np.ones(SIMULATIONS, dtype=bool)
+    return sequential_outcomes(draws, plan, delta)[1], gaps
+
+
+def sequential_outcomes(
+    draws: np.ndarray, plan: SeedPlan, delta: float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """(outcome, seeds taken) of each row of per-seed differences ``draws`` (rows × plan.max)
+    judged at the plan's looks with the interval rule: +1 matching, −1 not matching, 0 still
+    inconclusive at the plan's max."""
+    outcome = np.zeros(len(draws), dtype=int)
+    taken = np.full(len(draws), plan.max)
     for n in plan.looks:
         sample = draws[:, :n]
         mean = sample.mean(1)
-        half = critical_value(plan, n, 0.95) * sample.std(1, ddof=1) / math.sqrt(n)
-        decided = open_ & ((mean - half >= -delta) | (mean + half < -delta))
-        taken[decided] = n
-        open_ &= ~decided
-    return taken, gaps
+        half = critical_value(plan, n, confidence) * sample.std(1, ddof=1) / math.sqrt(n)
+        open_ = outcome == 0
+        passed = open_ & (mean - half >= -delta)
+        failed = open_ & (mean + half < -delta)
+        outcome[passed], outcome[failed] = 1, -1
+        taken[passed | failed] = n
+    return outcome, taken
 
 
 def seeds_by_outcome(config: VerdictConfig, spread: float) -> tuple[float, float]:
