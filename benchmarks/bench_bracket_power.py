@@ -33,6 +33,7 @@ import numpy as np
 from doublewin.analysis.judge import load_verdict_file
 from doublewin.analysis.verdict.config import VerdictConfig
 from doublewin.analysis.verdict.sequential import SeedPlan
+from doublewin.core.errors import UserError
 from doublewin.experiments.estimate.savers import sequential_outcomes
 
 COLUMNS = {"sa": "sa_best_sa", "ra": "ra_best_ra"}  # the verdict's per-metric selection
@@ -143,6 +144,16 @@ def main() -> None:
     parser.add_argument("--rungs", default=None, help="the ladder's sparsities (default: all)")
     parser.add_argument("--sims", type=int, default=4000)
     args = parser.parse_args()
+    for run in args.runs:
+        for name in ("results.csv", "experiment.yaml"):
+            if not (run / name).is_file():
+                parser.error(f"{run}: no {name}; pass the folder of a finished `doublewin run`")
+    try:
+        plans = [_plan(text) for text in args.plans.split(",")]
+    except ValueError:
+        parser.error(f"--plans {args.plans}: write each plan as min:max:step, e.g. 3:9:3,6:30:6")
+    except UserError as err:  # a plan the verdict refuses (min above max, …)
+        parser.error(f"--plans {args.plans}: {err}")
     config, _ = load_verdict_file(args.runs[0] / "experiment.yaml")
     ladders = pilot_cells(_rows(args.runs), config)
     if args.rungs:
@@ -150,8 +161,7 @@ def main() -> None:
         ladders = {k: {s: v[s] for s in wanted if s in v} for k, v in ladders.items()}
     rng = np.random.default_rng(20220712)
     base_runs = None
-    for text in args.plans.split(","):
-        plan = _plan(text)
+    for plan in plans:
         print(f"plan {plan.looks} (Pocock), rungs judged: every rung of each ladder")
         print(
             f"{'pre-training':12} {'fraction':>8} {'rungs':>5} {'P(decided)':>10} "

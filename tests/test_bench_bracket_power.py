@@ -99,3 +99,22 @@ def test_more_seeds_cost_more_runs_per_rung(ladders) -> None:
     large_plan = SeedPlan(min=3, max=18, step=3, spending="pocock")
     large = bench.simulate_ladder(cells[("MARGIN", 1.0)], large_plan, 500, rng, 0.95)[2]
     assert large > small
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["{missing}"], "no results.csv"),
+        (["{run}", "--plans", "3-9"], "min:max:step"),
+        (["{run}", "--plans", "9:3:3"], "above verdict.seeds.max"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(ladders, tmp_path, monkeypatch, capsys, argv, says):
+    bench, _ = ladders
+    (tmp_path / "experiment.yaml").write_text("verdict: {rule: interval}\n")
+    paths = {"missing": str(tmp_path / "absent"), "run": str(tmp_path)}
+    monkeypatch.setattr(sys, "argv", ["bench", *(a.format(**paths) for a in argv)])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2
+    assert says in capsys.readouterr().err.splitlines()[-1]
